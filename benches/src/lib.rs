@@ -1,0 +1,1 @@
+//! Benchmarks and the libvpx comparison harness for excam.

@@ -1,0 +1,1 @@
+//! Containers: IVF, Y4M and raw I420.

@@ -1,0 +1,1 @@
+//! The excam coordinator: CLI commands and (later) the ExCamera pipeline.

@@ -1,0 +1,1 @@
+//! The relay through which excam workers hand each other decoder states.
