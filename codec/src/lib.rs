@@ -7,6 +7,7 @@
 //! bytes handed to it.
 
 pub mod bool_decoder;
+pub mod bool_encoder;
 pub mod container;
 pub mod error;
 pub mod idct;
