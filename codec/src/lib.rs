@@ -6,6 +6,10 @@
 //! on files or sockets; the [`container`] module only parses and writes
 //! bytes handed to it.
 
+// Codec loops index several parallel arrays by block or macroblock number;
+// iterator chains would hide the geometry.
+#![allow(clippy::needless_range_loop)]
+
 pub mod bool_decoder;
 pub mod bool_encoder;
 pub mod container;
@@ -16,3 +20,21 @@ pub mod inter_pred;
 pub mod intra_pred;
 pub mod loop_filter;
 pub mod tables;
+
+pub mod decode;
+pub mod decoder;
+pub mod dequant;
+pub mod header;
+pub mod modes;
+pub mod picture;
+pub mod probs;
+pub mod recon;
+pub mod state;
+pub mod tokens;
+
+pub use decode::{decode, decode_picture, Decoded, FrameInfo};
+pub use decoder::Decoder;
+pub use error::{DecodeError, FrameError};
+pub use image::{Frame, Plane};
+pub use picture::Picture;
+pub use state::DecoderState;

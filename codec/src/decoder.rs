@@ -1,0 +1,44 @@
+//! A streaming decoder on top of the pure [`decode`](crate::decode)
+//! function, for callers that just want pictures in order.
+
+use std::sync::Arc;
+
+use crate::decode::{decode_picture, FrameInfo};
+use crate::error::FrameError;
+use crate::picture::Picture;
+use crate::state::DecoderState;
+
+/// Decodes a stream frame by frame, keeping the state between calls.
+#[derive(Clone, Debug, Default)]
+pub struct Decoder {
+    state: DecoderState,
+    frames: u64,
+}
+
+impl Decoder {
+    /// A decoder that expects a key frame first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes the next compressed frame. Returns the picture to show, or
+    /// `None` for a hidden frame. On error the state is left as it was, so
+    /// the caller may skip the frame and go on.
+    pub fn decode(&mut self, data: &[u8]) -> Result<(Option<Arc<Picture>>, FrameInfo), FrameError> {
+        let index = self.frames;
+        self.frames += 1;
+        let d = decode_picture(&self.state, data).map_err(|source| FrameError { index, source })?;
+        self.state = d.state;
+        Ok((d.shown, d.info))
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &DecoderState {
+        &self.state
+    }
+
+    /// Number of frames passed to [`Decoder::decode`] so far.
+    pub fn frames_seen(&self) -> u64 {
+        self.frames
+    }
+}

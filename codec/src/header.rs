@@ -1,0 +1,383 @@
+//! The frame tag, key frame header and first-partition frame header
+//! (RFC 6386 sections 9 and 19.1–19.2).
+
+use crate::bool_decoder::BoolDecoder;
+use crate::error::DecodeError;
+use crate::probs::Probabilities;
+use crate::tables;
+
+/// The three-byte frame tag that starts every frame (RFC 9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTag {
+    /// True for a key frame (intra only, resets the state).
+    pub key_frame: bool,
+    /// Bitstream version 0..7 as libvpx reads it; 1..3 select bilinear
+    /// filters (and full-pixel chroma for 3), 4..7 behave like 0.
+    pub version: u8,
+    /// False for frames that update references but are not displayed.
+    pub show_frame: bool,
+    /// Size in bytes of the first partition (modes and header).
+    pub first_part_size: usize,
+}
+
+/// Dimensions from a key frame header (RFC 9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FrameSize {
+    /// Width in pixels (14 bits).
+    pub width: u16,
+    /// Height in pixels (14 bits).
+    pub height: u16,
+    /// Horizontal upscaling code (reported, not applied).
+    pub horiz_scale: u8,
+    /// Vertical upscaling code (reported, not applied).
+    pub vert_scale: u8,
+}
+
+/// Parses the uncompressed data chunk. Returns the tag, the key frame
+/// dimensions, and the offset of the first partition.
+pub fn parse_tag(data: &[u8]) -> Result<(FrameTag, Option<FrameSize>, usize), DecodeError> {
+    if data.len() < 3 {
+        return Err(DecodeError::Truncated("frame tag needs 3 bytes"));
+    }
+    let raw = u32::from(data[0]) | u32::from(data[1]) << 8 | u32::from(data[2]) << 16;
+    let tag = FrameTag {
+        key_frame: raw & 1 == 0,
+        version: ((raw >> 1) & 7) as u8,
+        show_frame: (raw >> 4) & 1 == 1,
+        first_part_size: (raw >> 5) as usize,
+    };
+    let mut offset = 3;
+    let mut size = None;
+    if tag.key_frame {
+        if data.len() < 10 {
+            return Err(DecodeError::Truncated("key frame header needs 10 bytes"));
+        }
+        if data[3..6] != [0x9d, 0x01, 0x2a] {
+            return Err(DecodeError::BadStartCode(data[3], data[4], data[5]));
+        }
+        let w = u16::from_le_bytes([data[6], data[7]]);
+        let h = u16::from_le_bytes([data[8], data[9]]);
+        let s = FrameSize {
+            width: w & 0x3fff,
+            height: h & 0x3fff,
+            horiz_scale: (w >> 14) as u8,
+            vert_scale: (h >> 14) as u8,
+        };
+        if s.width == 0 || s.height == 0 {
+            return Err(DecodeError::ZeroSize(s.width, s.height));
+        }
+        size = Some(s);
+        offset = 10;
+    }
+    if tag.first_part_size == 0 {
+        return Err(DecodeError::BadPartitionSize {
+            index: 0,
+            claimed: 0,
+            available: data.len() - offset,
+        });
+    }
+    if data.len() - offset < tag.first_part_size {
+        return Err(DecodeError::BadPartitionSize {
+            index: 0,
+            claimed: tag.first_part_size,
+            available: data.len() - offset,
+        });
+    }
+    Ok((tag, size, offset))
+}
+
+/// Per-segment quantizer and loop filter adjustments (RFC 9.3). They
+/// persist until a frame updates them or a key frame resets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SegmentFeatures {
+    /// True when the values replace the frame's, false when they add to it.
+    pub absolute: bool,
+    /// Quantizer index value or delta per segment.
+    pub quant: [i8; 4],
+    /// Loop filter level value or delta per segment.
+    pub filter_level: [i8; 4],
+}
+
+/// Loop filter level deltas by reference frame and mode (RFC 9.4).
+/// They persist until updated or reset by a key frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FilterDeltas {
+    /// Indexed by reference frame: intra, last, golden, altref.
+    pub ref_frame: [i8; 4],
+    /// Indexed by mode class: B_PRED, ZEROMV, other MV modes, SPLITMV.
+    pub mode: [i8; 4],
+}
+
+/// Quantizer indices of a frame (RFC 9.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QuantIndices {
+    /// Base index 0..127 (luma AC).
+    pub q_index: u8,
+    /// Luma DC delta.
+    pub y1_dc: i8,
+    /// Y2 DC delta.
+    pub y2_dc: i8,
+    /// Y2 AC delta.
+    pub y2_ac: i8,
+    /// Chroma DC delta.
+    pub uv_dc: i8,
+    /// Chroma AC delta.
+    pub uv_ac: i8,
+}
+
+/// Everything the first partition says before the per-macroblock data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// The frame tag.
+    pub tag: FrameTag,
+    /// Key frame dimensions, `None` for inter frames.
+    pub size: Option<FrameSize>,
+    /// Key frames: the color space bit (0 is the only defined value).
+    pub color_space: bool,
+    /// Key frames: the clamping type bit (1: no clamping needed).
+    pub clamping_type: bool,
+    /// Whether macroblocks carry segment ids this frame.
+    pub segmentation_enabled: bool,
+    /// Whether the segment map is coded in this frame.
+    pub update_segment_map: bool,
+    /// Whether this frame changed the segment features.
+    pub update_segment_features: bool,
+    /// Probabilities of the segment id tree.
+    pub segment_tree_probs: [u8; 3],
+    /// Segment features in force for this frame.
+    pub segment_features: SegmentFeatures,
+    /// True for the simple loop filter.
+    pub filter_simple: bool,
+    /// Frame loop filter level 0..63.
+    pub filter_level: u8,
+    /// Loop filter sharpness 0..7.
+    pub sharpness: u8,
+    /// Whether the reference/mode deltas apply.
+    pub filter_deltas_enabled: bool,
+    /// Whether this frame changed the deltas.
+    pub update_filter_deltas: bool,
+    /// Deltas in force for this frame.
+    pub filter_deltas: FilterDeltas,
+    /// Number of DCT token partitions: 1, 2, 4 or 8.
+    pub partitions: usize,
+    /// Quantizer indices.
+    pub quant: QuantIndices,
+    /// Copy this frame into the golden reference.
+    pub refresh_golden: bool,
+    /// Copy this frame into the altref reference.
+    pub refresh_altref: bool,
+    /// 0: none, 1: last frame, 2: altref → golden (before the refreshes).
+    pub copy_to_golden: u8,
+    /// 0: none, 1: last frame, 2: golden → altref (before the refreshes).
+    pub copy_to_altref: u8,
+    /// Sign bias of the golden reference (MV prediction).
+    pub sign_bias_golden: bool,
+    /// Sign bias of the altref reference (MV prediction).
+    pub sign_bias_altref: bool,
+    /// Whether the probabilities of this frame persist.
+    pub refresh_entropy: bool,
+    /// Copy this frame into the last-frame reference.
+    pub refresh_last: bool,
+    /// Probabilities used by this frame (after its updates).
+    pub probs: Probabilities,
+    /// Probability that a macroblock has no coefficients, if coded.
+    pub skip_prob: Option<u8>,
+    /// Probability that a macroblock is intra (inter frames).
+    pub prob_intra: u8,
+    /// Probability that an inter macroblock uses the last frame.
+    pub prob_last: u8,
+    /// Probability that a non-last inter macroblock uses golden.
+    pub prob_golden: u8,
+}
+
+/// What a frame header inherits from the state before it.
+pub struct Inherited<'a> {
+    /// Segment features of the previous frame.
+    pub segment_features: &'a SegmentFeatures,
+    /// Loop filter deltas of the previous frame.
+    pub filter_deltas: &'a FilterDeltas,
+    /// Persisting probabilities.
+    pub probs: &'a Probabilities,
+}
+
+/// Reads the frame header from the first partition (RFC 9.2–9.11, 19.2).
+pub fn parse_header(
+    bd: &mut BoolDecoder,
+    tag: FrameTag,
+    size: Option<FrameSize>,
+    prev: Inherited,
+) -> Result<FrameHeader, DecodeError> {
+    let key = tag.key_frame;
+    let (mut color_space, mut clamping_type) = (false, false);
+    if key {
+        color_space = bd.read_bit();
+        clamping_type = bd.read_bit();
+    }
+    // A key frame resets features, deltas and probabilities.
+    let mut segment_features = if key {
+        SegmentFeatures::default()
+    } else {
+        *prev.segment_features
+    };
+    let mut filter_deltas = if key {
+        FilterDeltas::default()
+    } else {
+        *prev.filter_deltas
+    };
+    let mut probs = if key {
+        Probabilities::default()
+    } else {
+        prev.probs.clone()
+    };
+
+    let segmentation_enabled = bd.read_flag();
+    let mut update_segment_map = false;
+    let mut update_segment_features = false;
+    let mut segment_tree_probs = [255u8; 3];
+    if segmentation_enabled {
+        update_segment_map = bd.read_flag();
+        update_segment_features = bd.read_flag();
+        if update_segment_features {
+            segment_features.absolute = bd.read_flag();
+            for q in segment_features.quant.iter_mut() {
+                *q = bd.read_optional_signed(7) as i8;
+            }
+            for l in segment_features.filter_level.iter_mut() {
+                *l = bd.read_optional_signed(6) as i8;
+            }
+        }
+        if update_segment_map {
+            for p in segment_tree_probs.iter_mut() {
+                if bd.read_flag() {
+                    *p = bd.read_literal(8) as u8;
+                }
+            }
+        }
+    }
+
+    let filter_simple = bd.read_flag();
+    let filter_level = bd.read_literal(6) as u8;
+    let sharpness = bd.read_literal(3) as u8;
+    let filter_deltas_enabled = bd.read_flag();
+    let mut update_filter_deltas = false;
+    if filter_deltas_enabled {
+        update_filter_deltas = bd.read_flag();
+        if update_filter_deltas {
+            // Unlike the segment features, an absent delta keeps its old value.
+            for d in filter_deltas
+                .ref_frame
+                .iter_mut()
+                .chain(filter_deltas.mode.iter_mut())
+            {
+                if bd.read_flag() {
+                    *d = bd.read_signed(6) as i8;
+                }
+            }
+        }
+    }
+
+    let partitions = 1usize << bd.read_literal(2);
+
+    let quant = QuantIndices {
+        q_index: bd.read_literal(7) as u8,
+        y1_dc: bd.read_optional_signed(4) as i8,
+        y2_dc: bd.read_optional_signed(4) as i8,
+        y2_ac: bd.read_optional_signed(4) as i8,
+        uv_dc: bd.read_optional_signed(4) as i8,
+        uv_ac: bd.read_optional_signed(4) as i8,
+    };
+
+    let (mut refresh_golden, mut refresh_altref) = (true, true);
+    let (mut copy_to_golden, mut copy_to_altref) = (0, 0);
+    let (mut sign_bias_golden, mut sign_bias_altref) = (false, false);
+    if !key {
+        refresh_golden = bd.read_flag();
+        refresh_altref = bd.read_flag();
+        if !refresh_golden {
+            copy_to_golden = bd.read_literal(2) as u8;
+        }
+        if !refresh_altref {
+            copy_to_altref = bd.read_literal(2) as u8;
+        }
+        sign_bias_golden = bd.read_flag();
+        sign_bias_altref = bd.read_flag();
+    }
+    let refresh_entropy = bd.read_flag();
+    let refresh_last = key || bd.read_flag();
+
+    for (i, plane) in probs.coeff.iter_mut().enumerate() {
+        for (j, band) in plane.iter_mut().enumerate() {
+            for (k, ctx) in band.iter_mut().enumerate() {
+                for (l, p) in ctx.iter_mut().enumerate() {
+                    if bd.read_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l]) {
+                        *p = bd.read_literal(8) as u8;
+                    }
+                }
+            }
+        }
+    }
+
+    let skip_prob = if bd.read_flag() {
+        Some(bd.read_literal(8) as u8)
+    } else {
+        None
+    };
+
+    let (mut prob_intra, mut prob_last, mut prob_golden) = (0, 0, 0);
+    if !key {
+        prob_intra = bd.read_literal(8) as u8;
+        prob_last = bd.read_literal(8) as u8;
+        prob_golden = bd.read_literal(8) as u8;
+        if bd.read_flag() {
+            for p in probs.y_mode.iter_mut() {
+                *p = bd.read_literal(8) as u8;
+            }
+        }
+        if bd.read_flag() {
+            for p in probs.uv_mode.iter_mut() {
+                *p = bd.read_literal(8) as u8;
+            }
+        }
+        for (i, comp) in probs.mv.iter_mut().enumerate() {
+            for (j, p) in comp.iter_mut().enumerate() {
+                if bd.read_bool(tables::MV_UPDATE_PROBS[i][j]) {
+                    let x = bd.read_literal(7) as u8;
+                    *p = if x == 0 { 1 } else { x << 1 };
+                }
+            }
+        }
+    }
+
+    Ok(FrameHeader {
+        tag,
+        size,
+        color_space,
+        clamping_type,
+        segmentation_enabled,
+        update_segment_map,
+        update_segment_features,
+        segment_tree_probs,
+        segment_features,
+        filter_simple,
+        filter_level,
+        sharpness,
+        filter_deltas_enabled,
+        update_filter_deltas,
+        filter_deltas,
+        partitions,
+        quant,
+        refresh_golden,
+        refresh_altref,
+        copy_to_golden,
+        copy_to_altref,
+        sign_bias_golden,
+        sign_bias_altref,
+        refresh_entropy,
+        refresh_last,
+        probs,
+        skip_prob,
+        prob_intra,
+        prob_last,
+        prob_golden,
+    })
+}

@@ -1,0 +1,391 @@
+//! Per-macroblock prediction records: segment ids, skip flags, intra modes,
+//! reference frames and motion vectors (RFC 6386 sections 10, 11, 16, 17).
+
+use crate::bool_decoder::BoolDecoder;
+use crate::header::FrameHeader;
+use crate::tables::{self, *};
+
+/// A motion vector in quarter-pixel units of luma, as coded in the stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MotionVector {
+    /// Vertical component (positive is down).
+    pub row: i16,
+    /// Horizontal component (positive is right).
+    pub col: i16,
+}
+
+impl MotionVector {
+    /// The zero vector.
+    pub const ZERO: MotionVector = MotionVector { row: 0, col: 0 };
+
+    fn is_zero(self) -> bool {
+        self.row == 0 && self.col == 0
+    }
+}
+
+/// Reference frame of a macroblock.
+pub const INTRA_FRAME: u8 = 0;
+/// The last frame.
+pub const LAST_FRAME: u8 = 1;
+/// The golden frame.
+pub const GOLDEN_FRAME: u8 = 2;
+/// The alternate reference frame.
+pub const ALTREF_FRAME: u8 = 3;
+
+/// Everything the first partition says about one macroblock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MbInfo {
+    /// Luma mode: DC_PRED..B_PRED for intra, NEARESTMV..SPLITMV for inter.
+    pub y_mode: u8,
+    /// Chroma intra mode (intra macroblocks only).
+    pub uv_mode: u8,
+    /// INTRA_FRAME, LAST_FRAME, GOLDEN_FRAME or ALTREF_FRAME.
+    pub ref_frame: u8,
+    /// Segment id 0..3.
+    pub segment: u8,
+    /// The coded skip flag: no non-zero coefficients follow.
+    pub skip: bool,
+    /// Split type (MV_16X8..MV_4X4) for SPLITMV.
+    pub partitioning: u8,
+    /// Macroblock motion vector (for SPLITMV, that of the last subblock).
+    pub mv: MotionVector,
+    /// Subblock modes for B_PRED; for other intra modes the implied
+    /// subblock mode used as context by later key frame macroblocks.
+    pub b_modes: [u8; 16],
+    /// Per-subblock motion vectors (all equal unless SPLITMV; zero for intra).
+    pub mvs: [MotionVector; 16],
+}
+
+impl Default for MbInfo {
+    fn default() -> Self {
+        MbInfo {
+            y_mode: DC_PRED,
+            uv_mode: DC_PRED,
+            ref_frame: INTRA_FRAME,
+            segment: 0,
+            skip: false,
+            partitioning: 0,
+            mv: MotionVector::ZERO,
+            b_modes: [B_DC_PRED; 16],
+            mvs: [MotionVector::ZERO; 16],
+        }
+    }
+}
+
+/// The subblock mode implied by a 16x16 intra mode, used as context.
+fn implied_b_mode(y_mode: u8) -> u8 {
+    match y_mode {
+        V_PRED => B_VE_PRED,
+        H_PRED => B_HE_PRED,
+        TM_PRED => B_TM_PRED,
+        _ => B_DC_PRED,
+    }
+}
+
+/// Reads the prediction records of all macroblocks of a frame.
+///
+/// `prev_segments` is the segment map persisting from earlier frames (one
+/// byte per macroblock, or empty when there is none); ids not coded in
+/// this frame are taken from it.
+pub fn read_modes(
+    bd: &mut BoolDecoder,
+    hdr: &FrameHeader,
+    mb_cols: usize,
+    mb_rows: usize,
+    prev_segments: &[u8],
+) -> Vec<MbInfo> {
+    let mut mbs = vec![MbInfo::default(); mb_cols * mb_rows];
+    let outside = MbInfo::default();
+    for mb_y in 0..mb_rows {
+        for mb_x in 0..mb_cols {
+            let idx = mb_y * mb_cols + mb_x;
+            let mut mb = MbInfo::default();
+            if hdr.update_segment_map {
+                let p = &hdr.segment_tree_probs;
+                mb.segment = if bd.read_bool(p[0]) {
+                    2 + bd.read_bool(p[2]) as u8
+                } else {
+                    bd.read_bool(p[1]) as u8
+                };
+            } else if !hdr.tag.key_frame {
+                mb.segment = prev_segments.get(idx).copied().unwrap_or(0);
+            }
+            mb.skip = match hdr.skip_prob {
+                Some(p) => bd.read_bool(p),
+                None => false,
+            };
+            let above = if mb_y > 0 {
+                mbs[idx - mb_cols]
+            } else {
+                outside
+            };
+            let left = if mb_x > 0 { mbs[idx - 1] } else { outside };
+            if hdr.tag.key_frame {
+                read_kf_modes(bd, &mut mb, &above, &left);
+            } else {
+                let above_left = if mb_x > 0 && mb_y > 0 {
+                    mbs[idx - mb_cols - 1]
+                } else {
+                    outside
+                };
+                let bounds = MvBounds::new(mb_x, mb_y, mb_cols, mb_rows);
+                read_inter_modes(bd, hdr, &mut mb, [&above, &left, &above_left], &bounds);
+            }
+            mbs[idx] = mb;
+        }
+    }
+    mbs
+}
+
+fn read_kf_modes(bd: &mut BoolDecoder, mb: &mut MbInfo, above: &MbInfo, left: &MbInfo) {
+    mb.ref_frame = INTRA_FRAME;
+    mb.y_mode = bd.read_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS);
+    if mb.y_mode == B_PRED {
+        for b in 0..16 {
+            let a = if b < 4 {
+                above.b_modes[b + 12]
+            } else {
+                mb.b_modes[b - 4]
+            };
+            let l = if b & 3 == 0 {
+                left.b_modes[b + 3]
+            } else {
+                mb.b_modes[b - 1]
+            };
+            mb.b_modes[b] = bd.read_tree(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize]);
+        }
+    } else {
+        mb.b_modes = [implied_b_mode(mb.y_mode); 16];
+    }
+    mb.uv_mode = bd.read_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS);
+}
+
+/// How far a macroblock's motion vectors may point outside the frame
+/// before near/nearest/best vectors are clamped, in quarter pixels
+/// (RFC 6386 section 18.1; libvpx's `vp8_clamp_mv2`).
+struct MvBounds {
+    to_left: i32,
+    to_right: i32,
+    to_top: i32,
+    to_bottom: i32,
+}
+
+impl MvBounds {
+    fn new(mb_x: usize, mb_y: usize, mb_cols: usize, mb_rows: usize) -> Self {
+        // A vector may reach 16 pixels (plus the filter taps) beyond the edge.
+        let margin = 16 * 4;
+        MvBounds {
+            to_left: -((mb_x as i32) * 64) - margin,
+            to_right: ((mb_cols - 1 - mb_x) as i32) * 64 + margin,
+            to_top: -((mb_y as i32) * 64) - margin,
+            to_bottom: ((mb_rows - 1 - mb_y) as i32) * 64 + margin,
+        }
+    }
+
+    fn clamp(&self, mv: MotionVector) -> MotionVector {
+        MotionVector {
+            col: (mv.col as i32).clamp(self.to_left, self.to_right) as i16,
+            row: (mv.row as i32).clamp(self.to_top, self.to_bottom) as i16,
+        }
+    }
+}
+
+/// Reads one motion vector component in quarter pixels (RFC 17.1).
+fn read_mv_component(bd: &mut BoolDecoder, p: &[u8; 19]) -> i16 {
+    let mut x: i32;
+    if bd.read_bool(p[MVP_IS_SHORT]) {
+        x = 0;
+        for i in 0..3 {
+            x += (bd.read_bool(p[MVP_BITS + i]) as i32) << i;
+        }
+        for i in (4..MV_LONG_BITS).rev() {
+            x += (bd.read_bool(p[MVP_BITS + i]) as i32) << i;
+        }
+        // Bit 3 is implicit when no higher bit is set (the value would be short).
+        if x & 0xfff0 == 0 || bd.read_bool(p[MVP_BITS + 3]) {
+            x += 8;
+        }
+    } else {
+        x = bd.read_tree(&SMALL_MV_TREE, &p[MVP_SHORT..MVP_SHORT + 7]) as i32;
+    }
+    if x != 0 && bd.read_bool(p[MVP_SIGN]) {
+        x = -x;
+    }
+    x as i16
+}
+
+fn read_mv(bd: &mut BoolDecoder, probs: &[[u8; 19]; 2]) -> MotionVector {
+    let row = read_mv_component(bd, &probs[0]);
+    let col = read_mv_component(bd, &probs[1]);
+    MotionVector { row, col }
+}
+
+fn add_mv(a: MotionVector, b: MotionVector) -> MotionVector {
+    MotionVector {
+        row: a.row.wrapping_add(b.row),
+        col: a.col.wrapping_add(b.col),
+    }
+}
+
+/// The near/nearest/best vector search of RFC 16.3 (libvpx
+/// `vp8_find_near_mvs`), with the counts that select mode probabilities.
+pub struct NearMvs {
+    /// Nearest, near and best candidates (index 0 is "best" before sorting
+    /// in libvpx; here: `[zero slot, nearest, near, third]`).
+    pub mvs: [MotionVector; 4],
+    /// Weights: `[intra/zero, nearest, near, split]`.
+    pub counts: [u8; 4],
+}
+
+/// Finds the neighbour-based candidate vectors for a macroblock whose
+/// reference frame is `ref_frame`, from the above, left and above-left
+/// macroblocks. `sign_bias` is indexed by reference frame.
+pub fn find_near_mvs(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 4]) -> NearMvs {
+    let mut mvs = [MotionVector::ZERO; 4];
+    let mut counts = [0u8; 4];
+    let mut n = 0usize; // index of the last candidate written
+    let weights = [2u8, 2, 1];
+    for (i, nb) in neighbours.iter().enumerate() {
+        if nb.ref_frame == INTRA_FRAME {
+            continue;
+        }
+        if nb.mv.is_zero() {
+            counts[0] += weights[i];
+            continue;
+        }
+        let mut mv = nb.mv;
+        if sign_bias[nb.ref_frame as usize] != sign_bias[ref_frame as usize] {
+            mv.row = mv.row.wrapping_neg();
+            mv.col = mv.col.wrapping_neg();
+        }
+        // The above neighbour always opens a new slot; later ones merge
+        // with the previous candidate when equal.
+        if i == 0 || mv != mvs[n] {
+            n += 1;
+            mvs[n] = mv;
+        }
+        counts[n] += weights[i];
+    }
+    // If there are three distinct vectors, merge above-left into nearest
+    // when equal.
+    if counts[3] > 0 && mvs[3] == mvs[1] {
+        counts[1] += 1;
+    }
+    counts[3] = 0;
+    if counts[2] > counts[1] {
+        counts.swap(1, 2);
+        mvs.swap(1, 2);
+    }
+    NearMvs { mvs, counts }
+}
+
+fn read_inter_modes(
+    bd: &mut BoolDecoder,
+    hdr: &FrameHeader,
+    mb: &mut MbInfo,
+    nb: [&MbInfo; 3],
+    bounds: &MvBounds,
+) {
+    if !bd.read_bool(hdr.prob_intra) {
+        mb.ref_frame = INTRA_FRAME;
+        mb.y_mode = bd.read_tree(&YMODE_TREE, &hdr.probs.y_mode);
+        if mb.y_mode == B_PRED {
+            for m in mb.b_modes.iter_mut() {
+                *m = bd.read_tree(&BMODE_TREE, &DEFAULT_BMODE_PROBS);
+            }
+        } else {
+            mb.b_modes = [implied_b_mode(mb.y_mode); 16];
+        }
+        mb.uv_mode = bd.read_tree(&UV_MODE_TREE, &hdr.probs.uv_mode);
+        return;
+    }
+    mb.ref_frame = if bd.read_bool(hdr.prob_last) {
+        GOLDEN_FRAME + bd.read_bool(hdr.prob_golden) as u8
+    } else {
+        LAST_FRAME
+    };
+    let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
+    let near = find_near_mvs(nb, mb.ref_frame, sign_bias);
+    let ctx = &tables::MODE_CONTEXTS;
+    let c = near.counts;
+    // The split count uses the neighbours' modes, not their vectors.
+    let split_count = 2 * (nb[0].y_mode == SPLITMV) as usize
+        + 2 * (nb[1].y_mode == SPLITMV) as usize
+        + (nb[2].y_mode == SPLITMV) as usize;
+    let probs = [
+        ctx[c[0] as usize][0],
+        ctx[c[1] as usize][1],
+        ctx[c[2] as usize][2],
+        ctx[split_count][3],
+    ];
+    mb.y_mode = bd.read_tree(&MV_REF_TREE, &probs);
+    // "Best" is nearest when its weight is at least that of zero.
+    let best = bounds.clamp(if c[1] >= c[0] {
+        near.mvs[1]
+    } else {
+        near.mvs[0]
+    });
+    match mb.y_mode {
+        NEARESTMV => mb.mv = bounds.clamp(near.mvs[1]),
+        NEARMV => mb.mv = bounds.clamp(near.mvs[2]),
+        ZEROMV => mb.mv = MotionVector::ZERO,
+        NEWMV => mb.mv = add_mv(read_mv(bd, &hdr.probs.mv), best),
+        _ => {
+            read_split_mvs(bd, hdr, mb, nb[1], nb[0], best);
+            mb.mv = mb.mvs[15];
+            return;
+        }
+    }
+    mb.mvs = [mb.mv; 16];
+}
+
+fn read_split_mvs(
+    bd: &mut BoolDecoder,
+    hdr: &FrameHeader,
+    mb: &mut MbInfo,
+    left: &MbInfo,
+    above: &MbInfo,
+    best: MotionVector,
+) {
+    let s = bd.read_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS);
+    mb.partitioning = s;
+    let map = &MBSPLITS[s as usize];
+    for part in 0..MBSPLIT_COUNT[s as usize] {
+        // The first subblock (in raster order) of this partition.
+        let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
+        let left_mv = if k & 3 == 0 {
+            left.mvs[k + 3]
+        } else {
+            mb.mvs[k - 1]
+        };
+        let above_mv = if k < 4 {
+            above.mvs[k + 12]
+        } else {
+            mb.mvs[k - 4]
+        };
+        let ctx = if left_mv == above_mv {
+            if above_mv.is_zero() {
+                4
+            } else {
+                3
+            }
+        } else if above_mv.is_zero() {
+            2
+        } else if left_mv.is_zero() {
+            1
+        } else {
+            0
+        };
+        let mv = match bd.read_tree(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx]) {
+            LEFT4X4 => left_mv,
+            ABOVE4X4 => above_mv,
+            ZERO4X4 => MotionVector::ZERO,
+            _ => add_mv(read_mv(bd, &hdr.probs.mv), best),
+        };
+        for (b, &p) in map.iter().enumerate() {
+            if p as usize == part {
+                mb.mvs[b] = mv;
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Reference pictures: macroblock-aligned planes with a replicated border,
+//! shared between states through `Arc`.
+
+use crate::image::{Frame, Plane};
+
+/// Border around luma reference planes, in pixels. Motion vectors may
+/// point up to about 19 pixels outside the picture before the decoder
+/// clamps them; farther reads take a slower edge-clamping path.
+pub(crate) const BORDER_Y: usize = 32;
+/// Border around chroma reference planes.
+pub(crate) const BORDER_UV: usize = 16;
+
+/// One plane of a picture, with `border` pixels on every side.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PlaneBuf {
+    /// Width of the decoded area (a multiple of 8 or 16).
+    pub width: usize,
+    /// Height of the decoded area.
+    pub height: usize,
+    pub border: usize,
+    pub stride: usize,
+    pub data: Vec<u8>,
+}
+
+impl PlaneBuf {
+    pub fn new(width: usize, height: usize, border: usize) -> Self {
+        let stride = width + 2 * border;
+        PlaneBuf {
+            width,
+            height,
+            border,
+            stride,
+            data: vec![0; stride * (height + 2 * border)],
+        }
+    }
+
+    /// Index of pixel (0, 0).
+    #[inline]
+    pub fn origin(&self) -> usize {
+        self.border * self.stride + self.border
+    }
+
+    /// Index of pixel (x, y); x and y may be negative down to -border.
+    #[inline]
+    pub fn index(&self, x: isize, y: isize) -> usize {
+        (self.origin() as isize + y * self.stride as isize + x) as usize
+    }
+
+    /// Replicates the edge pixels of the decoded area into the border, so
+    /// that reads outside the picture see the nearest edge pixel.
+    pub fn extend_borders(&mut self) {
+        let (w, h, b, s) = (self.width, self.height, self.border, self.stride);
+        for y in 0..h {
+            let row = (y + b) * s;
+            let left = self.data[row + b];
+            let right = self.data[row + b + w - 1];
+            self.data[row..row + b].fill(left);
+            self.data[row + b + w..row + s].fill(right);
+        }
+        let (top, rest) = self.data.split_at_mut(b * s);
+        let first = &rest[..s];
+        for r in top.chunks_exact_mut(s) {
+            r.copy_from_slice(first);
+        }
+        let last_start = (h + b - 1) * s;
+        let (body, bottom) = self.data.split_at_mut((h + b) * s);
+        let last = &body[last_start..last_start + s];
+        for r in bottom.chunks_exact_mut(s) {
+            r.copy_from_slice(last);
+        }
+    }
+
+    /// The top-left `w` x `h` pixels as a plain plane.
+    pub fn crop(&self, w: usize, h: usize) -> Plane {
+        let mut data = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let i = self.index(0, y as isize);
+            data.extend_from_slice(&self.data[i..i + w]);
+        }
+        Plane {
+            width: w,
+            height: h,
+            stride: w,
+            data,
+        }
+    }
+}
+
+/// A decoded picture as the decoder keeps it for reference: planes padded
+/// to whole macroblocks, with borders, plus the display size.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Picture {
+    pub(crate) planes: [PlaneBuf; 3],
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+}
+
+impl Picture {
+    /// A picture of `width` x `height` display pixels.
+    pub(crate) fn new(width: usize, height: usize) -> Self {
+        let mbw = width.div_ceil(16);
+        let mbh = height.div_ceil(16);
+        Picture {
+            planes: [
+                PlaneBuf::new(mbw * 16, mbh * 16, BORDER_Y),
+                PlaneBuf::new(mbw * 8, mbh * 8, BORDER_UV),
+                PlaneBuf::new(mbw * 8, mbh * 8, BORDER_UV),
+            ],
+            width,
+            height,
+        }
+    }
+
+    /// Display width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Display height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// The visible picture as a [`Frame`].
+    pub fn to_frame(&self) -> Frame {
+        let cw = self.width.div_ceil(2);
+        let ch = self.height.div_ceil(2);
+        Frame {
+            width: self.width,
+            height: self.height,
+            planes: [
+                self.planes[0].crop(self.width, self.height),
+                self.planes[1].crop(cw, ch),
+                self.planes[2].crop(cw, ch),
+            ],
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The decoder state that passes from frame to frame.
+
+use std::sync::Arc;
+
+use crate::header::{FilterDeltas, FrameSize, SegmentFeatures};
+use crate::image::Frame;
+use crate::picture::Picture;
+use crate::probs::Probabilities;
+
+/// The three reference pictures.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct References {
+    /// The last frame.
+    pub last: Arc<Picture>,
+    /// The golden frame.
+    pub golden: Arc<Picture>,
+    /// The alternate reference frame.
+    pub altref: Arc<Picture>,
+}
+
+impl References {
+    /// The reference for `ref_frame` 1 (last), 2 (golden) or 3 (altref).
+    pub fn get(&self, ref_frame: u8) -> &Arc<Picture> {
+        match ref_frame {
+            2 => &self.golden,
+            3 => &self.altref,
+            _ => &self.last,
+        }
+    }
+}
+
+/// Everything a VP8 decoder carries from one frame to the next.
+///
+/// A value: cloning it is cheap (reference pictures and the segment map are
+/// shared through `Arc`), two states compare equal exactly when they would
+/// decode every future frame identically, and it can be hashed. The empty
+/// state (`DecoderState::default()`) accepts only a key frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DecoderState {
+    pub(crate) probs: Probabilities,
+    pub(crate) segment_features: SegmentFeatures,
+    pub(crate) segment_map: Arc<Vec<u8>>,
+    pub(crate) filter_deltas: FilterDeltas,
+    pub(crate) refs: Option<References>,
+    pub(crate) size: FrameSize,
+}
+
+impl DecoderState {
+    /// The empty state, before any key frame.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True until a key frame has been decoded.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_none()
+    }
+
+    /// The reference pictures, if a key frame has been decoded.
+    pub fn references(&self) -> Option<&References> {
+        self.refs.as_ref()
+    }
+
+    /// The probabilities that the next frame inherits.
+    pub fn probabilities(&self) -> &Probabilities {
+        &self.probs
+    }
+
+    /// Display width and height of the stream, (0, 0) before a key frame.
+    pub fn dimensions(&self) -> (usize, usize) {
+        (self.size.width as usize, self.size.height as usize)
+    }
+
+    /// The dimensions and scaling codes of the last key frame.
+    pub fn frame_size(&self) -> FrameSize {
+        self.size
+    }
+
+    /// The last-frame reference as a picture, if any.
+    pub fn last_frame(&self) -> Option<Frame> {
+        self.refs.as_ref().map(|r| r.last.to_frame())
+    }
+}

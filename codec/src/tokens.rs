@@ -1,0 +1,184 @@
+//! DCT token decoding (RFC 6386 section 13): coefficients of the 25
+//! blocks of a macroblock, with the above/left "has non-zero" contexts.
+
+use crate::bool_decoder::BoolDecoder;
+use crate::dequant::Dequant;
+use crate::probs::CoeffProbs;
+use crate::tables::{COEFF_BANDS, ZIGZAG};
+
+/// Block types indexing the coefficient probabilities.
+const TYPE_Y_AFTER_Y2: usize = 0;
+const TYPE_Y2: usize = 1;
+const TYPE_UV: usize = 2;
+const TYPE_Y_WITH_DC: usize = 3;
+
+// Extra-bit probabilities of the large-value categories (RFC 13.2).
+const CAT3: &[u8] = &[173, 148, 140];
+const CAT4: &[u8] = &[176, 155, 140, 135];
+const CAT5: &[u8] = &[180, 157, 141, 134, 130];
+const CAT6: &[u8] = &[254, 254, 243, 230, 196, 177, 153, 140, 133, 130, 129];
+
+/// Dequantized coefficients of one macroblock, in raster order per block:
+/// blocks 0..16 luma, 16..20 U, 20..24 V, 24 Y2.
+pub struct MbCoeffs {
+    /// Coefficients per block.
+    pub blocks: [[i16; 16]; 25],
+    /// Per block: number of coded positions (0 = nothing coded). For luma
+    /// blocks after a Y2 block, the DC position counts as coded, as in
+    /// libvpx, so any value above 1 means AC coefficients are present.
+    pub eobs: [u8; 25],
+}
+
+impl MbCoeffs {
+    /// All zero.
+    pub fn new() -> Self {
+        MbCoeffs {
+            blocks: [[0; 16]; 25],
+            eobs: [0; 25],
+        }
+    }
+}
+
+impl Default for MbCoeffs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The "has non-zero coefficients" flags of the blocks bordering a
+/// macroblock: 4 luma, 2 U, 2 V, 1 Y2.
+pub type TokenContext = [u8; 9];
+
+/// Reads one block's tokens starting at position `first`; writes the
+/// dequantized values (DC with `dq[0]`, AC with `dq[1]`) and returns the
+/// position after the last coded token (0 if the block is empty).
+#[inline]
+fn read_block(
+    bd: &mut BoolDecoder,
+    probs: &[[[u8; 11]; 3]; 8],
+    ctx: usize,
+    first: usize,
+    dq: [i32; 2],
+    out: &mut [i16; 16],
+) -> usize {
+    let mut n = first;
+    let mut p = &probs[COEFF_BANDS[n]][ctx];
+    if !bd.read_bool(p[0]) {
+        return 0;
+    }
+    loop {
+        // Zero tokens: no EOB check follows a zero.
+        while !bd.read_bool(p[1]) {
+            n += 1;
+            if n == 16 {
+                return 16;
+            }
+            p = &probs[COEFF_BANDS[n]][0];
+        }
+        let v: i32;
+        let next_ctx;
+        if !bd.read_bool(p[2]) {
+            v = 1;
+            next_ctx = 1;
+        } else {
+            next_ctx = 2;
+            v = if !bd.read_bool(p[3]) {
+                if !bd.read_bool(p[4]) {
+                    2
+                } else {
+                    3 + bd.read_bool(p[5]) as i32
+                }
+            } else if !bd.read_bool(p[6]) {
+                if !bd.read_bool(p[7]) {
+                    5 + bd.read_bool(159) as i32
+                } else {
+                    7 + 2 * bd.read_bool(165) as i32 + bd.read_bool(145) as i32
+                }
+            } else {
+                let b1 = bd.read_bool(p[8]) as usize;
+                let b0 = bd.read_bool(p[9 + b1]) as usize;
+                let cat = 2 * b1 + b0;
+                let table = [CAT3, CAT4, CAT5, CAT6][cat];
+                let mut e = 0i32;
+                for &prob in table {
+                    e = 2 * e + bd.read_bool(prob) as i32;
+                }
+                e + 3 + (8 << cat)
+            };
+        }
+        let signed = if bd.read_bit() { -v } else { v };
+        let factor = if n == 0 { dq[0] } else { dq[1] };
+        // libvpx keeps dequantized values in 16 bits; wrap like it does.
+        out[ZIGZAG[n]] = (signed * factor) as i16;
+        n += 1;
+        if n == 16 {
+            return 16;
+        }
+        p = &probs[COEFF_BANDS[n]][next_ctx];
+        if !bd.read_bool(p[0]) {
+            return n;
+        }
+    }
+}
+
+/// Reads all coefficients of a macroblock. `has_y2` is false for B_PRED
+/// and SPLITMV macroblocks. Updates the contexts and returns whether any
+/// token other than an immediate end-of-block was coded.
+pub fn read_mb_coeffs(
+    bd: &mut BoolDecoder,
+    probs: &CoeffProbs,
+    has_y2: bool,
+    dq: &Dequant,
+    above: &mut TokenContext,
+    left: &mut TokenContext,
+    out: &mut MbCoeffs,
+) -> bool {
+    let mut any = false;
+    let (y_type, first) = if has_y2 {
+        let ctx = (above[8] + left[8]) as usize;
+        let eob = read_block(bd, &probs[TYPE_Y2], ctx, 0, dq.y2, &mut out.blocks[24]);
+        let nz = (eob > 0) as u8;
+        above[8] = nz;
+        left[8] = nz;
+        out.eobs[24] = eob as u8;
+        any |= eob > 0;
+        (TYPE_Y_AFTER_Y2, 1)
+    } else {
+        (TYPE_Y_WITH_DC, 0)
+    };
+    for b in 0..16 {
+        let (ax, ly) = (b & 3, b >> 2);
+        let ctx = (above[ax] + left[ly]) as usize;
+        let eob = read_block(bd, &probs[y_type], ctx, first, dq.y1, &mut out.blocks[b]);
+        let nz = (eob > 0) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
+        any |= eob > 0;
+        out.eobs[b] = (eob + first) as u8;
+    }
+    for b in 16..24 {
+        // U blocks use contexts 4..6, V blocks 6..8.
+        let base = if b < 20 { 4 } else { 6 };
+        let i = b & 3;
+        let (ax, ly) = (base + (i & 1), base + (i >> 1));
+        let ctx = (above[ax] + left[ly]) as usize;
+        let eob = read_block(bd, &probs[TYPE_UV], ctx, 0, dq.uv, &mut out.blocks[b]);
+        let nz = (eob > 0) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
+        any |= eob > 0;
+        out.eobs[b] = eob as u8;
+    }
+    any
+}
+
+/// Resets the contexts for a macroblock without coefficients. The Y2
+/// context is left alone for macroblocks that have no Y2 block.
+pub fn skip_mb_coeffs(has_y2: bool, above: &mut TokenContext, left: &mut TokenContext) {
+    above[..8].fill(0);
+    left[..8].fill(0);
+    if has_y2 {
+        above[8] = 0;
+        left[8] = 0;
+    }
+}
