@@ -2,6 +2,7 @@
 //! (RFC 6386 sections 9 and 19.1–19.2).
 
 use crate::bool_decoder::BoolDecoder;
+use crate::bool_encoder::BoolEncoder;
 use crate::error::DecodeError;
 use crate::probs::Probabilities;
 use crate::tables;
@@ -380,4 +381,155 @@ pub fn parse_header(
         prob_last,
         prob_golden,
     })
+}
+
+/// Writes the frame tag and key frame header: the uncompressed chunk
+/// (RFC 9.1). `first_part_size` is the size of the first partition.
+pub fn write_tag(tag: &FrameTag, size: Option<&FrameSize>, out: &mut Vec<u8>) {
+    let raw = (!tag.key_frame as u32)
+        | (tag.version as u32 & 7) << 1
+        | (tag.show_frame as u32) << 4
+        | (tag.first_part_size as u32) << 5;
+    out.extend_from_slice(&raw.to_le_bytes()[..3]);
+    if let Some(s) = size {
+        out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        out.extend_from_slice(&(s.width | (s.horiz_scale as u16) << 14).to_le_bytes());
+        out.extend_from_slice(&(s.height | (s.vert_scale as u16) << 14).to_le_bytes());
+    }
+}
+
+/// Writes the frame header into the first partition, the mirror of
+/// [`parse_header`]: every field is read and written in this one module.
+/// Probabilities that differ from those inherited (`prev`) are sent as
+/// updates; the caller decides which differences pay for themselves.
+pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
+    let key = hdr.tag.key_frame;
+    if key {
+        bw.put_bit(hdr.color_space);
+        bw.put_bit(hdr.clamping_type);
+    }
+    let base_probs = if key {
+        Probabilities::default()
+    } else {
+        prev.probs.clone()
+    };
+    bw.put_bit(hdr.segmentation_enabled);
+    if hdr.segmentation_enabled {
+        bw.put_bit(hdr.update_segment_map);
+        bw.put_bit(hdr.update_segment_features);
+        if hdr.update_segment_features {
+            let f = &hdr.segment_features;
+            bw.put_bit(f.absolute);
+            for &q in &f.quant {
+                bw.put_optional_signed(7, q as i32);
+            }
+            for &l in &f.filter_level {
+                bw.put_optional_signed(6, l as i32);
+            }
+        }
+        if hdr.update_segment_map {
+            for &p in &hdr.segment_tree_probs {
+                bw.put_bit(p != 255);
+                if p != 255 {
+                    bw.put_literal(8, p as u32);
+                }
+            }
+        }
+    }
+    bw.put_bit(hdr.filter_simple);
+    bw.put_literal(6, hdr.filter_level as u32);
+    bw.put_literal(3, hdr.sharpness as u32);
+    bw.put_bit(hdr.filter_deltas_enabled);
+    if hdr.filter_deltas_enabled {
+        bw.put_bit(hdr.update_filter_deltas);
+        if hdr.update_filter_deltas {
+            let old = if key {
+                FilterDeltas::default()
+            } else {
+                *prev.filter_deltas
+            };
+            let new = &hdr.filter_deltas;
+            let pairs = old
+                .ref_frame
+                .iter()
+                .zip(&new.ref_frame)
+                .chain(old.mode.iter().zip(&new.mode));
+            for (&o, &n) in pairs {
+                // An absent delta keeps its old value, so send only changes.
+                bw.put_bit(o != n);
+                if o != n {
+                    bw.put_signed(6, n as i32);
+                }
+            }
+        }
+    }
+    bw.put_literal(2, hdr.partitions.trailing_zeros());
+    let q = &hdr.quant;
+    bw.put_literal(7, q.q_index as u32);
+    for d in [q.y1_dc, q.y2_dc, q.y2_ac, q.uv_dc, q.uv_ac] {
+        bw.put_optional_signed(4, d as i32);
+    }
+    if !key {
+        bw.put_bit(hdr.refresh_golden);
+        bw.put_bit(hdr.refresh_altref);
+        if !hdr.refresh_golden {
+            bw.put_literal(2, hdr.copy_to_golden as u32);
+        }
+        if !hdr.refresh_altref {
+            bw.put_literal(2, hdr.copy_to_altref as u32);
+        }
+        bw.put_bit(hdr.sign_bias_golden);
+        bw.put_bit(hdr.sign_bias_altref);
+    }
+    bw.put_bit(hdr.refresh_entropy);
+    if !key {
+        bw.put_bit(hdr.refresh_last);
+    }
+    for i in 0..4 {
+        for j in 0..8 {
+            for k in 0..3 {
+                for l in 0..11 {
+                    let new = hdr.probs.coeff[i][j][k][l];
+                    let changed = new != base_probs.coeff[i][j][k][l];
+                    bw.put_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l], changed);
+                    if changed {
+                        bw.put_literal(8, new as u32);
+                    }
+                }
+            }
+        }
+    }
+    bw.put_bit(hdr.skip_prob.is_some());
+    if let Some(p) = hdr.skip_prob {
+        bw.put_literal(8, p as u32);
+    }
+    if !key {
+        bw.put_literal(8, hdr.prob_intra as u32);
+        bw.put_literal(8, hdr.prob_last as u32);
+        bw.put_literal(8, hdr.prob_golden as u32);
+        let y_changed = hdr.probs.y_mode != base_probs.y_mode;
+        bw.put_bit(y_changed);
+        if y_changed {
+            for &p in &hdr.probs.y_mode {
+                bw.put_literal(8, p as u32);
+            }
+        }
+        let uv_changed = hdr.probs.uv_mode != base_probs.uv_mode;
+        bw.put_bit(uv_changed);
+        if uv_changed {
+            for &p in &hdr.probs.uv_mode {
+                bw.put_literal(8, p as u32);
+            }
+        }
+        for i in 0..2 {
+            for j in 0..19 {
+                let new = hdr.probs.mv[i][j];
+                let changed = new != base_probs.mv[i][j];
+                bw.put_bool(tables::MV_UPDATE_PROBS[i][j], changed);
+                if changed {
+                    bw.put_literal(7, (new >> 1) as u32);
+                }
+            }
+        }
+    }
 }
