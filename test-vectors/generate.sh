@@ -98,7 +98,7 @@ q30=(--good --cpu-used=0 --end-usage=q --min-q=30 --max-q=30 --cq-level=30)
 for wh in 1x1 2x2 3x3 8x8 16x16 17x9 33x31 65x47 100x75; do
     w=${wh%x*} h=${wh#*x}
     lavfi "t2-$wh" 10 "$w" "$h" "testsrc2=size=176x144:rate=30"
-    enc "excam-size-$wh" "t2-$wh" "frame size ${w}x${h} (partial macroblocks, odd chroma), testsrc2" "${q30[@]}"
+    enc "excam-size-$wh" "t2-$wh" "frame size ${w}x${h}, testsrc2 scaled down" "${q30[@]}"
 done
 carphone cp-175x143 12 "crop=175:143:0:0"
 enc excam-size-175x143 cp-175x143 "odd size 175x143 from real footage" "${q30[@]}"
@@ -190,6 +190,14 @@ enc excam-gop-1 cp-48x32 "--kf-max-dist=1 --kf-min-dist=0: key frame every frame
 enc excam-gop-3 cp-64x48-30 "--kf-max-dist=3: key frame every 3 frames" \
     "${q30[@]}" --kf-max-dist=3 --kf-min-dist=3
 
+# --- Spatial resampling: at a starved CBR rate the encoder codes later key
+# frames at 141x116 and then 106x87 with the header's scaling bits set (1 and
+# 2); vpxdec outputs the coded size and ignores the scaling bits.
+carphone cp-176x144-30 30 "null"
+enc excam-resize-cbr cp-176x144-30 "--resize-allowed=1: size changes 176x144 -> 141x116 -> 106x87 at key frames, scaling bits set" \
+    --rt --cpu-used=-6 --end-usage=cbr --target-bitrate=10 --kf-max-dist=10 \
+    --resize-allowed=1 --resize-down=60 --resize-up=90
+
 # --- Bitrate targets. --------------------------------------------------
 enc excam-cbr-40 cp-96x80 "CBR 40 kbit/s (rate control pushes q up)" \
     --good --cpu-used=2 --end-usage=cbr --target-bitrate=40
@@ -197,5 +205,19 @@ enc excam-vbr-400 cp-96x80 "VBR 400 kbit/s (low q)" \
     --good --cpu-used=2 --end-usage=vbr --target-bitrate=400
 enc excam-vbr-2pass cp-96x80 "two-pass VBR 150 kbit/s" \
     --good --cpu-used=1 --passes=2 --end-usage=vbr --target-bitrate=150
+
+# Refresh the stream table at the end of README.md (everything after the
+# "## Streams" line) so it always matches streams.tsv.
+readme=$out/README.md
+if [ -f "$readme" ] && grep -q '^## Streams$' "$readme"; then
+    {
+        sed '/^## Streams$/q' "$readme"
+        echo
+        echo '| stream | IVF frames | shown | bytes | covers |'
+        echo '|---|---|---|---|---|'
+        tail -n +2 "$manifest" | awk -F'\t' '{ printf "| `%s` | %s | %s | %s | %s |\n", $1, $2, $3, $4, $7 }'
+    } >"$tmp/README.md"
+    cp "$tmp/README.md" "$readme"
+fi
 
 echo "wrote $(ls "$out"/*.ivf | wc -l) streams, $(du -sh "$out" | cut -f1) in $out"
