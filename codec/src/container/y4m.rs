@@ -695,4 +695,29 @@ mod tests {
             Err(Y4mError::MalformedFrameHeader { index: 1 })
         ));
     }
+
+    #[test]
+    fn reads_the_shared_carphone_clip() {
+        // Real ffmpeg output (with Ip, A128:117, C420mpeg2 and an X tag). Lives outside the
+        // repo, so skip when it is absent, as the shared/ README asks.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/clips/carphone_176x144_120f.y4m"
+        );
+        let Ok(bytes) = std::fs::read(path) else {
+            eprintln!("skipping: {path} not found");
+            return;
+        };
+        let r = Y4mReader::new(&bytes[..]).unwrap();
+        let h = *r.header();
+        assert_eq!((h.width, h.height), (176, 144));
+        assert_eq!(h.framerate, (30000, 1001));
+        assert_eq!(h.pixel_aspect, (128, 117));
+        assert_eq!(h.colorspace, Y4mColorspace::C420mpeg2);
+        let frames: Vec<Frame> = r.map(Result::unwrap).collect();
+        assert_eq!(frames.len(), 120);
+        // The last frame's bytes are the last bytes of the file.
+        let last = frames[119].to_i420();
+        assert_eq!(&bytes[bytes.len() - last.len()..], &last[..]);
+    }
 }
