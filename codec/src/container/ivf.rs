@@ -664,4 +664,27 @@ mod tests {
         }
         assert_eq!(w.finish().unwrap().into_inner(), bytes.to_vec());
     }
+
+    #[test]
+    fn reads_every_generated_test_vector() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-vectors");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension() != Some(std::ffi::OsStr::new("ivf")) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let r = IvfReader::new(&bytes[..]).unwrap();
+            let count = r.header().frame_count;
+            let frames: Vec<IvfFrame> = r.map(Result::unwrap).collect();
+            assert_eq!(frames.len() as u32, count, "{path:?}");
+            assert_eq!(&frames[0].data[3..6], &[0x9d, 0x01, 0x2a], "{path:?}");
+            // One MD5 line per shown frame: never more lines than frames.
+            let md5 = std::fs::read_to_string(path.with_extension("ivf.md5")).unwrap();
+            assert!(md5.lines().count() <= frames.len(), "{path:?}");
+            n += 1;
+        }
+        assert!(n >= 40, "only {n} streams in {dir}");
+    }
 }
