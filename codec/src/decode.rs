@@ -154,7 +154,7 @@ fn mode_class(y_mode: u8) -> usize {
     }
 }
 
-fn apply_loop_filter(
+pub(crate) fn apply_loop_filter(
     pic: &mut Picture,
     hdr: &FrameHeader,
     mbs: &[MbInfo],
@@ -293,6 +293,30 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
     }
     let pic = Arc::new(pic);
 
+    let new_state = next_state(state, &hdr, pic.clone(), &mbs);
+    Ok(Decoded {
+        state: new_state,
+        shown: if tag.show_frame { Some(pic) } else { None },
+        info: FrameInfo {
+            header: hdr,
+            width,
+            height,
+        },
+        modes: mbs,
+    })
+}
+
+/// The state after a frame: reference updates (RFC 9.7–9.8), the
+/// probabilities that persist (9.9 and `refresh_entropy_probs`), segment
+/// map and features, filter deltas. Shared by the decoder and the encoder.
+pub(crate) fn next_state(
+    state: &DecoderState,
+    hdr: &FrameHeader,
+    pic: Arc<Picture>,
+    mbs: &[MbInfo],
+) -> DecoderState {
+    let tag = hdr.tag;
+    let frame_size = hdr.size.unwrap_or(state.size);
     let refs = match &state.refs {
         Some(old) if !tag.key_frame => {
             let mut r = old.clone();
@@ -337,22 +361,12 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
     } else {
         state.segment_map.clone()
     };
-    let new_state = DecoderState {
+    DecoderState {
         probs,
         segment_features: hdr.segment_features,
         segment_map,
         filter_deltas: hdr.filter_deltas,
         refs: Some(refs),
         size: frame_size,
-    };
-    Ok(Decoded {
-        state: new_state,
-        shown: if tag.show_frame { Some(pic) } else { None },
-        info: FrameInfo {
-            header: hdr,
-            width,
-            height,
-        },
-        modes: mbs,
-    })
+    }
 }
