@@ -1,0 +1,270 @@
+//! Writing per-macroblock prediction records, the mirror of
+//! [`crate::modes`] (RFC 6386 sections 11, 16, 17), and their bit costs.
+
+use crate::bool_encoder::{cost_bool, BoolEncoder};
+use crate::header::FrameHeader;
+use crate::modes::{find_near_mvs, MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
+use crate::tables::*;
+
+/// The neighbours' context of an inter macroblock: candidate vectors and
+/// the probabilities of the mode tree.
+#[derive(Clone, Copy, Debug)]
+pub struct InterContext {
+    /// Nearest candidate, clamped.
+    pub nearest: MotionVector,
+    /// Near candidate, clamped.
+    pub near: MotionVector,
+    /// Base for new vectors, clamped.
+    pub best: MotionVector,
+    /// Probabilities for MV_REF_TREE.
+    pub mode_probs: [u8; 4],
+}
+
+/// Clamp bounds of a macroblock for near/nearest/best (quarter pixels).
+#[derive(Clone, Copy, Debug)]
+pub struct MvClamp {
+    left: i32,
+    right: i32,
+    top: i32,
+    bottom: i32,
+}
+
+impl MvClamp {
+    /// Bounds for the macroblock at (`mb_x`, `mb_y`).
+    pub fn new(mb_x: usize, mb_y: usize, mb_cols: usize, mb_rows: usize) -> Self {
+        MvClamp {
+            left: -((mb_x as i32) * 64) - 64,
+            right: ((mb_cols - 1 - mb_x) as i32) * 64 + 64,
+            top: -((mb_y as i32) * 64) - 64,
+            bottom: ((mb_rows - 1 - mb_y) as i32) * 64 + 64,
+        }
+    }
+
+    /// Clamps a vector the way the decoder clamps near/nearest/best.
+    pub fn clamp(&self, mv: MotionVector) -> MotionVector {
+        MotionVector {
+            col: (mv.col as i32).clamp(self.left, self.right) as i16,
+            row: (mv.row as i32).clamp(self.top, self.bottom) as i16,
+        }
+    }
+}
+
+/// Computes the inter context exactly as the decoder will.
+pub fn inter_context(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 4], clamp: &MvClamp) -> InterContext {
+    let near = find_near_mvs(neighbours, ref_frame, sign_bias);
+    let c = near.counts;
+    let split_count = 2 * (neighbours[0].y_mode == SPLITMV) as usize
+        + 2 * (neighbours[1].y_mode == SPLITMV) as usize
+        + (neighbours[2].y_mode == SPLITMV) as usize;
+    let ctx = &MODE_CONTEXTS;
+    InterContext {
+        nearest: clamp.clamp(near.mvs[1]),
+        near: clamp.clamp(near.mvs[2]),
+        best: clamp.clamp(if c[1] >= c[0] { near.mvs[1] } else { near.mvs[0] }),
+        mode_probs: [
+            ctx[c[0] as usize][0],
+            ctx[c[1] as usize][1],
+            ctx[c[2] as usize][2],
+            ctx[split_count][3],
+        ],
+    }
+}
+
+/// Largest magnitude of a coded vector component (quarter pixels).
+pub const MV_MAX: i32 = 1023;
+
+/// Writes one vector component (RFC 17.1), the mirror of the reader.
+pub fn write_mv_component(bw: &mut BoolEncoder, v: i32, p: &[u8; 19]) {
+    let x = v.unsigned_abs() as usize;
+    if x < 8 {
+        bw.put_bool(p[MVP_IS_SHORT], false);
+        bw.put_tree(&SMALL_MV_TREE, &p[MVP_SHORT..MVP_SHORT + 7], x as u8);
+    } else {
+        bw.put_bool(p[MVP_IS_SHORT], true);
+        for i in 0..3 {
+            bw.put_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+        }
+        for i in (4..MV_LONG_BITS).rev() {
+            bw.put_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+        }
+        if x & 0xfff0 != 0 {
+            bw.put_bool(p[MVP_BITS + 3], (x >> 3) & 1 == 1);
+        }
+    }
+    if x != 0 {
+        bw.put_bool(p[MVP_SIGN], v < 0);
+    }
+}
+
+/// Cost in 1/256 bits of one vector component.
+pub fn mv_component_cost(v: i32, p: &[u8; 19]) -> u32 {
+    let x = v.unsigned_abs() as usize;
+    let mut c;
+    if x < 8 {
+        c = cost_bool(p[MVP_IS_SHORT], false);
+        // Walk the 3-level short tree.
+        let (b2, b1, b0) = ((x >> 2) & 1, (x >> 1) & 1, x & 1);
+        c += cost_bool(p[MVP_SHORT], b2 == 1);
+        let base = if b2 == 0 { 1 } else { 4 };
+        c += cost_bool(p[MVP_SHORT + base], b1 == 1);
+        c += cost_bool(p[MVP_SHORT + base + 1 + b1], b0 == 1);
+    } else {
+        c = cost_bool(p[MVP_IS_SHORT], true);
+        for i in 0..3 {
+            c += cost_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+        }
+        for i in 4..MV_LONG_BITS {
+            c += cost_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+        }
+        if x & 0xfff0 != 0 {
+            c += cost_bool(p[MVP_BITS + 3], (x >> 3) & 1 == 1);
+        }
+    }
+    if x != 0 {
+        c += cost_bool(p[MVP_SIGN], v < 0);
+    }
+    c
+}
+
+/// Cost in 1/256 bits of a new vector `mv` coded against `best`.
+pub fn mv_cost(mv: MotionVector, best: MotionVector, probs: &[[u8; 19]; 2]) -> u32 {
+    mv_component_cost(mv.row as i32 - best.row as i32, &probs[0])
+        + mv_component_cost(mv.col as i32 - best.col as i32, &probs[1])
+}
+
+fn write_mv(bw: &mut BoolEncoder, mv: MotionVector, best: MotionVector, probs: &[[u8; 19]; 2]) {
+    write_mv_component(bw, mv.row as i32 - best.row as i32, &probs[0]);
+    write_mv_component(bw, mv.col as i32 - best.col as i32, &probs[1]);
+}
+
+/// Cost in 1/256 bits of a tree leaf.
+pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: u8) -> u32 {
+    // Find the path by searching the tree from the root.
+    fn walk(tree: &[i8], probs: &[u8], node: usize, leaf: u8) -> Option<u32> {
+        for bit in 0..2 {
+            let t = tree[node + bit];
+            let here = cost_bool(probs[node >> 1], bit == 1);
+            if t <= 0 {
+                if (-t) as u8 == leaf {
+                    return Some(here);
+                }
+            } else if let Some(c) = walk(tree, probs, t as usize, leaf) {
+                return Some(here + c);
+            }
+        }
+        None
+    }
+    walk(tree, probs, 0, leaf).unwrap_or(u32::MAX / 4)
+}
+
+/// Sub-MV reference context from the left and above vectors (RFC 16.4).
+pub fn sub_mv_context(left: MotionVector, above: MotionVector) -> usize {
+    let lz = left == MotionVector::ZERO;
+    let az = above == MotionVector::ZERO;
+    if left == above {
+        if az {
+            4
+        } else {
+            3
+        }
+    } else if az {
+        2
+    } else if lz {
+        1
+    } else {
+        0
+    }
+}
+
+/// Writes the prediction records of all macroblocks, the mirror of
+/// [`crate::modes::read_modes`].
+pub fn write_modes(bw: &mut BoolEncoder, hdr: &FrameHeader, mbs: &[MbInfo], mb_cols: usize, mb_rows: usize) {
+    let outside = MbInfo::default();
+    let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
+    for mb_y in 0..mb_rows {
+        for mb_x in 0..mb_cols {
+            let idx = mb_y * mb_cols + mb_x;
+            let mb = &mbs[idx];
+            if hdr.update_segment_map {
+                let p = &hdr.segment_tree_probs;
+                bw.put_bool(p[0], mb.segment >= 2);
+                if mb.segment >= 2 {
+                    bw.put_bool(p[2], mb.segment == 3);
+                } else {
+                    bw.put_bool(p[1], mb.segment == 1);
+                }
+            }
+            if let Some(p) = hdr.skip_prob {
+                bw.put_bool(p, mb.skip);
+            }
+            let above = if mb_y > 0 { &mbs[idx - mb_cols] } else { &outside };
+            let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
+            if hdr.tag.key_frame {
+                bw.put_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS, mb.y_mode);
+                if mb.y_mode == B_PRED {
+                    for b in 0..16 {
+                        let a = if b < 4 { above.b_modes[b + 12] } else { mb.b_modes[b - 4] };
+                        let l = if b & 3 == 0 { left.b_modes[b + 3] } else { mb.b_modes[b - 1] };
+                        bw.put_tree(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize], mb.b_modes[b]);
+                    }
+                }
+                bw.put_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS, mb.uv_mode);
+                continue;
+            }
+            bw.put_bool(hdr.prob_intra, mb.ref_frame != INTRA_FRAME);
+            if mb.ref_frame == INTRA_FRAME {
+                bw.put_tree(&YMODE_TREE, &hdr.probs.y_mode, mb.y_mode);
+                if mb.y_mode == B_PRED {
+                    for &m in &mb.b_modes {
+                        bw.put_tree(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m);
+                    }
+                }
+                bw.put_tree(&UV_MODE_TREE, &hdr.probs.uv_mode, mb.uv_mode);
+                continue;
+            }
+            bw.put_bool(hdr.prob_last, mb.ref_frame != LAST_FRAME);
+            if mb.ref_frame != LAST_FRAME {
+                bw.put_bool(hdr.prob_golden, mb.ref_frame != GOLDEN_FRAME);
+            }
+            let above_left = if mb_x > 0 && mb_y > 0 {
+                &mbs[idx - mb_cols - 1]
+            } else {
+                &outside
+            };
+            let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
+            let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
+            bw.put_tree(&MV_REF_TREE, &ctx.mode_probs, mb.y_mode);
+            match mb.y_mode {
+                NEWMV => write_mv(bw, mb.mv, ctx.best, &hdr.probs.mv),
+                SPLITMV => write_split(bw, hdr, mb, left, above, ctx.best),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn write_split(bw: &mut BoolEncoder, hdr: &FrameHeader, mb: &MbInfo, left: &MbInfo, above: &MbInfo, best: MotionVector) {
+    let s = mb.partitioning as usize;
+    bw.put_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS, s as u8);
+    let map = &MBSPLITS[s];
+    for part in 0..MBSPLIT_COUNT[s] {
+        let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
+        let left_mv = if k & 3 == 0 { left.mvs[k + 3] } else { mb.mvs[k - 1] };
+        let above_mv = if k < 4 { above.mvs[k + 12] } else { mb.mvs[k - 4] };
+        let ctx = sub_mv_context(left_mv, above_mv);
+        let mv = mb.mvs[k];
+        let leaf = if mv == left_mv {
+            LEFT4X4
+        } else if mv == above_mv {
+            ABOVE4X4
+        } else if mv == MotionVector::ZERO {
+            ZERO4X4
+        } else {
+            NEW4X4
+        };
+        bw.put_tree(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx], leaf);
+        if leaf == NEW4X4 {
+            write_mv(bw, mv, best, &hdr.probs.mv);
+        }
+    }
+}
