@@ -29,45 +29,64 @@ fn rows<'a>(
     })
 }
 
+/// The row of `w` samples starting at `pos`, as a fixed-size array so the
+/// per-row kernels have no inner bounds checks.
 #[inline(always)]
-fn row_sad<const W: usize>(a: &[u8], b: &[u8]) -> u32 {
-    let a: &[u8; W] = a.try_into().expect("row length");
-    let b: &[u8; W] = b.try_into().expect("row length");
-    let mut s = 0u32;
-    for i in 0..W {
-        s += u32::from(a[i].abs_diff(b[i]));
+fn row<const W: usize>(buf: &[u8], pos: usize) -> &[u8; W] {
+    buf[pos..pos + W].try_into().expect("row length")
+}
+
+/// SAD over a block `W` wide. The per-row `|i32(a) - i32(b)|` reduction is
+/// the shape LLVM recognises as a `psadbw`-style sum of absolute
+/// differences.
+#[inline(always)]
+fn sad_fixed<const W: usize>(
+    a: &[u8],
+    a_pos: usize,
+    a_stride: usize,
+    b: &[u8],
+    b_pos: usize,
+    b_stride: usize,
+    h: usize,
+) -> u32 {
+    let mut total = 0i32;
+    for y in 0..h {
+        let ra = row::<W>(a, a_pos + y * a_stride);
+        let rb = row::<W>(b, b_pos + y * b_stride);
+        for i in 0..W {
+            total += (i32::from(ra[i]) - i32::from(rb[i])).abs();
+        }
     }
-    s
+    total as u32
 }
 
+/// SSE and signed sum over a block `W` wide, with per-column accumulators.
 #[inline(always)]
-fn row_sad_dyn(a: &[u8], b: &[u8]) -> u32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| u32::from(x.abs_diff(y)))
-        .sum()
-}
-
-#[inline(always)]
-fn row_sse_sum<const W: usize>(a: &[u8], b: &[u8]) -> (u32, i32) {
-    let a: &[u8; W] = a.try_into().expect("row length");
-    let b: &[u8; W] = b.try_into().expect("row length");
-    let mut sse = 0u32;
-    let mut sum = 0i32;
-    for i in 0..W {
-        let d = i32::from(a[i]) - i32::from(b[i]);
-        sse += (d * d) as u32;
-        sum += d;
+fn sse_sum_fixed<const W: usize>(
+    a: &[u8],
+    a_pos: usize,
+    a_stride: usize,
+    b: &[u8],
+    b_pos: usize,
+    b_stride: usize,
+    h: usize,
+) -> (u64, i64) {
+    // 255^2 * 4096 rows still fits a u32 lane; blocks are at most 16 rows.
+    let mut sse = [0u32; W];
+    let mut sum = [0i32; W];
+    for y in 0..h {
+        let ra = row::<W>(a, a_pos + y * a_stride);
+        let rb = row::<W>(b, b_pos + y * b_stride);
+        for i in 0..W {
+            let d = i32::from(ra[i]) - i32::from(rb[i]);
+            sse[i] += (d * d) as u32;
+            sum[i] += d;
+        }
     }
-    (sse, sum)
-}
-
-#[inline(always)]
-fn row_sse_sum_dyn(a: &[u8], b: &[u8]) -> (u32, i32) {
-    a.iter().zip(b).fold((0u32, 0i32), |(sse, sum), (&x, &y)| {
-        let d = i32::from(x) - i32::from(y);
-        (sse + (d * d) as u32, sum + d)
-    })
+    (
+        sse.iter().map(|&v| u64::from(v)).sum(),
+        sum.iter().map(|&v| i64::from(v)).sum(),
+    )
 }
 
 /// Sum of absolute differences between two `w` by `h` blocks.
@@ -84,12 +103,20 @@ pub fn sad(
     w: usize,
     h: usize,
 ) -> u32 {
-    let it = rows(a, a_pos, a_stride, b, b_pos, b_stride, w, h);
-    match w {
-        16 => it.map(|(x, y)| row_sad::<16>(x, y)).sum(),
-        8 => it.map(|(x, y)| row_sad::<8>(x, y)).sum(),
-        4 => it.map(|(x, y)| row_sad::<4>(x, y)).sum(),
-        _ => it.map(|(x, y)| row_sad_dyn(x, y)).sum(),
+    // The fixed kernels sum in i32; 2^31 / (255 * 16) rows is far beyond any
+    // block, but stay correct for absurd heights.
+    match if h <= 65_536 { w } else { 0 } {
+        16 => sad_fixed::<16>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+        8 => sad_fixed::<8>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+        4 => sad_fixed::<4>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+        _ => rows(a, a_pos, a_stride, b, b_pos, b_stride, w, h)
+            .map(|(x, y)| {
+                x.iter()
+                    .zip(y)
+                    .map(|(&p, &q)| u32::from(p.abs_diff(q)))
+                    .sum::<u32>()
+            })
+            .sum(),
     }
 }
 
@@ -105,17 +132,19 @@ pub fn sse_and_sum(
     w: usize,
     h: usize,
 ) -> (u64, i64) {
-    let it = rows(a, a_pos, a_stride, b, b_pos, b_stride, w, h);
-    // Per-row sums fit in 32 bits (16 * 255^2); accumulate rows in 64.
-    let f: fn(&[u8], &[u8]) -> (u32, i32) = match w {
-        16 => row_sse_sum::<16>,
-        8 => row_sse_sum::<8>,
-        4 => row_sse_sum::<4>,
-        _ => row_sse_sum_dyn,
-    };
-    it.fold((0u64, 0i64), |(sse, sum), (x, y)| {
-        let (s, d) = f(x, y);
-        (sse + u64::from(s), sum + i64::from(d))
+    if h <= 4096 {
+        match w {
+            16 => return sse_sum_fixed::<16>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+            8 => return sse_sum_fixed::<8>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+            4 => return sse_sum_fixed::<4>(a, a_pos, a_stride, b, b_pos, b_stride, h),
+            _ => {}
+        }
+    }
+    rows(a, a_pos, a_stride, b, b_pos, b_stride, w, h).fold((0u64, 0i64), |acc, (x, y)| {
+        x.iter().zip(y).fold(acc, |(sse, sum), (&p, &q)| {
+            let d = i64::from(p) - i64::from(q);
+            (sse + (d * d) as u64, sum + d)
+        })
     })
 }
 
