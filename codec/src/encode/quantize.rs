@@ -292,14 +292,17 @@ impl QuantizedBlock {
 ///
 /// A coefficient becomes non-zero only if its magnitude reaches the zero bin
 /// (about 0.65 of the step, widened after runs of zeros and by the boost
-/// set on `bq`); it is then rounded as `(|c| + 0.375 step) / step`. With
-/// `skip_dc` (luma blocks whose DC goes to the Y2 block) position 0 is left
-/// zero and not coded.
+/// set on `bq`); it is then rounded as `(|c| + 0.375 step) / step`.
+///
+/// With `skip_dc` (luma blocks whose DC goes to the Y2 block) level 0 is
+/// returned as zero and not counted in `eob`, since it is not coded. It is
+/// still quantized internally first, because libvpx does so and its
+/// outcome decides the zero run, hence the zero bin, of the following
+/// coefficients; skipping it would make different decisions from libvpx.
 pub fn quantize_block(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
     let mut out = QuantizedBlock::default();
-    let first = usize::from(skip_dc);
     let mut run = 0usize; // zeros since the last non-zero level
-    for (i, &rc) in ZIGZAG.iter().enumerate().skip(first) {
+    for (i, &rc) in ZIGZAG.iter().enumerate() {
         let z = i32::from(coeffs[rc]);
         let x = z.abs();
         let zbin = bq.zbin[rc] + bq.zrun_boost[run.min(15)] + bq.zbin_extra;
@@ -312,6 +315,9 @@ pub fn quantize_block(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) ->
                 run = 0;
             }
         }
+    }
+    if skip_dc {
+        out.levels[0] = 0;
     }
     out.finish(bq);
     out
@@ -339,9 +345,10 @@ pub fn approx_level_cost(abs: u32) -> u32 {
 
 /// Rate-distortion-aware quantization: starts from [`quantize_block`] and,
 /// for each non-zero level, considers the level one smaller in magnitude
-/// (possibly zero), keeping whichever minimises `distortion * 256 + lambda *
-/// rate`, where distortion is the squared coefficient error and `rate` comes
-/// from `cost(zigzag_index, abs_level)` in 1/256 bit. Trailing levels whose
+/// (possibly zero), keeping whichever minimises `distortion + lambda * bits`,
+/// where distortion is the squared coefficient error, `lambda` is in
+/// squared-error units per bit, and the bits come from
+/// `cost(zigzag_index, abs_level)` in 1/256 bit. Trailing levels whose
 /// removal pays (distortion versus their cost plus the end-of-block saving)
 /// are then dropped. Levels are only ever lowered, so the result never
 /// costs more bits than the regular quantizer's, only trades distortion.
@@ -473,6 +480,61 @@ mod tests {
         }
     }
 
+    /// libvpx's regular quantizer restated with plain division and an
+    /// explicit zero-run counter, to check the table-driven version.
+    fn naive(coeffs: &[i16; 16], qindex: u8, dc: i16, ac: i16, skip_dc: bool) -> [i16; 16] {
+        let zf = if qindex < 48 { 84 } else { 80 };
+        let mut out = [0i16; 16];
+        let mut zeros = 0usize;
+        for i in 0..16 {
+            let step = i32::from(if i == 0 { dc } else { ac });
+            let c = i32::from(coeffs[ZIGZAG[i]]);
+            let zbin = ((zf * step + 64) >> 7) + ((i32::from(ac) * ZRUN_ZBIN_BOOST[zeros]) >> 7);
+            let mut level = 0;
+            if c.abs() >= zbin {
+                level = (c.abs() + ((48 * step) >> 7)) / step;
+            }
+            if level == 0 {
+                zeros = (zeros + 1).min(15);
+            } else {
+                zeros = 0;
+            }
+            out[i] = (level * c.signum()) as i16;
+        }
+        if skip_dc {
+            out[0] = 0;
+        }
+        out
+    }
+
+    #[test]
+    fn matches_naive_restatement_at_every_qindex() {
+        let mut s = 3u32;
+        for qindex in 0..128u8 {
+            let q = Quantizer::new(qindex, &QuantDeltas::libvpx(qindex));
+            let f = q.dequant_factors();
+            for (bq, [dc, ac]) in [(&q.y1, f.y1), (&q.y2, f.y2), (&q.uv, f.uv)] {
+                for n in 0..300 {
+                    let mut c = [0i16; 16];
+                    // Mostly small values around the zero bin, some large.
+                    let amp = if n % 3 == 0 {
+                        2500
+                    } else {
+                        2 * i32::from(ac) + 1
+                    };
+                    for v in &mut c {
+                        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        *v = ((s >> 8) as i32 % (2 * amp + 1) - amp) as i16;
+                    }
+                    for skip_dc in [false, true] {
+                        let b = quantize_block(&c, bq, skip_dc);
+                        assert_eq!(b.levels, naive(&c, qindex, dc, ac, skip_dc), "q {qindex}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn zero_block_and_zigzag_order() {
         let q = Quantizer::new(40, &QuantDeltas::default());
@@ -556,6 +618,19 @@ mod tests {
         assert_eq!(b.dequant[0], 0);
         c[1] = 500;
         assert_eq!(quantize_block(&c, &q.y1, true).eob, 2);
+        // The uncoded DC still decides the zero run, as in libvpx: a value
+        // exactly at the plain zero bin at zigzag 2 survives after a
+        // non-zero DC (run 1, no boost) but not after a zero DC (run 2,
+        // boost 8/128 of a step, 1 at this q).
+        let ac = i32::from(q.y1.steps()[1]);
+        assert!((8 * ac) >> 7 >= 1);
+        let zb = ((84 * ac + 64) >> 7) as i16;
+        let mut c = [0i16; 16];
+        c[ZIGZAG[2]] = zb;
+        c[0] = 500;
+        assert_eq!(quantize_block(&c, &q.y1, true).eob, 3);
+        c[0] = 0;
+        assert_eq!(quantize_block(&c, &q.y1, true).eob, 0);
     }
 
     #[test]
