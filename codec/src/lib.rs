@@ -13,12 +13,14 @@
 pub mod bool_decoder;
 pub mod bool_encoder;
 pub mod container;
+pub mod encode;
 pub mod error;
 pub mod idct;
 pub mod image;
 pub mod inter_pred;
 pub mod intra_pred;
 pub mod loop_filter;
+pub mod metrics;
 pub mod tables;
 
 pub mod decode;
