@@ -36,6 +36,7 @@ pub mod tokens;
 
 pub use decode::{decode, decode_picture, Decoded, FrameInfo};
 pub use decoder::Decoder;
+pub use encode::{encode, EncodeError, EncodeParams, EncodedFrame};
 pub use error::{DecodeError, FrameError};
 pub use image::{Frame, Plane};
 pub use picture::Picture;

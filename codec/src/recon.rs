@@ -137,7 +137,7 @@ fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {
     }
 }
 
-fn edges<const N: usize>(p: &PlaneBuf, x: usize, y: usize) -> ([u8; N], [u8; N], u8) {
+pub(crate) fn edges<const N: usize>(p: &PlaneBuf, x: usize, y: usize) -> ([u8; N], [u8; N], u8) {
     let stride = p.stride;
     let top = p.index(x as isize, y as isize - 1);
     let mut above = [0u8; N];
@@ -239,14 +239,33 @@ fn predict_block(
     y: usize,
     w: usize,
     h: usize,
+    d: (isize, isize),
+    f: (usize, usize),
+    sixtap: bool,
+) {
+    let dpos = dst.index(x as isize, y as isize);
+    let dstride = dst.stride;
+    predict_block_into(src, x, y, w, h, d, f, sixtap, &mut dst.data, dpos, dstride);
+}
+
+/// Like `predict_block`, into any buffer (the encoder predicts into
+/// scratch blocks while it searches).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn predict_block_into(
+    src: &PlaneBuf,
+    x: usize,
+    y: usize,
+    w: usize,
+    h: usize,
     (dx, dy): (isize, isize),
     (fx, fy): (usize, usize),
     sixtap: bool,
+    dst: &mut [u8],
+    dpos: usize,
+    dstride: usize,
 ) {
     let sx = x as isize + dx;
     let sy = y as isize + dy;
-    let dpos = dst.index(x as isize, y as isize);
-    let dstride = dst.stride;
     let b = src.border as isize;
     // Rows and columns the filters may touch: 2 before, 3 after.
     let inside = sx - 2 >= -b
@@ -269,21 +288,21 @@ fn predict_block(
         (&tmp, 2 * tw + 2, tw)
     };
     if fx == 0 && fy == 0 {
-        inter_pred::copy_block(buf, pos, stride, w, h, &mut dst.data, dpos, dstride);
+        inter_pred::copy_block(buf, pos, stride, w, h, dst, dpos, dstride);
     } else if sixtap {
-        inter_pred::sixtap(buf, pos, stride, fx, fy, w, h, &mut dst.data, dpos, dstride);
+        inter_pred::sixtap(buf, pos, stride, fx, fy, w, h, dst, dpos, dstride);
     } else {
-        inter_pred::bilinear(buf, pos, stride, fx, fy, w, h, &mut dst.data, dpos, dstride);
+        inter_pred::bilinear(buf, pos, stride, fx, fy, w, h, dst, dpos, dstride);
     }
 }
 
 /// Splits a luma vector (quarter pixels) into whole pixels and eighths.
-fn luma_offset(v: i16) -> (isize, usize) {
+pub(crate) fn luma_offset(v: i16) -> (isize, usize) {
     ((v >> 2) as isize, ((v & 3) * 2) as usize)
 }
 
 /// Splits a chroma vector (eighth pixels) into whole pixels and eighths.
-fn chroma_offset(v: i32) -> (isize, usize) {
+pub(crate) fn chroma_offset(v: i32) -> (isize, usize) {
     ((v >> 3) as isize, (v & 7) as usize)
 }
 

@@ -1,11 +1,124 @@
-//! Encoder-side kernels: forward transforms, quantization and block
-//! distortion measures.
-//!
-//! These are the building blocks the encoder proper is assembled from. Each
-//! kernel is bit-exact with its libvpx counterpart where the bitstream or the
-//! reconstruction depends on it (transforms, quantization), because the
-//! encoder's reconstruction has to equal what any VP8 decoder produces.
+//! The VP8 encoder: `encode(state, image, params)` codes one frame as a
+//! key frame or as an inter frame predicted from whatever state it is
+//! handed, and returns the bytes with the state a decoder will have after
+//! them. Kernels (transforms, quantization, distortion) sit beside the
+//! decision logic, each in its own module.
 
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::image::Frame;
+use crate::picture::Picture;
+use crate::state::DecoderState;
+
+pub mod analysis;
 pub mod fdct;
+pub mod frame;
+pub mod loop_filter_pick;
+pub mod modes;
+pub mod motion;
 pub mod quantize;
 pub mod sad;
+pub mod tokenize;
+
+/// Why a frame could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EncodeError {
+    /// The picture is empty, too large for VP8 (16383 max) or its planes
+    /// do not match its size.
+    #[error("unsupported picture size {0}x{1} (VP8 allows 1..=16383 per side, 4:2:0 planes)")]
+    BadDimensions(usize, usize),
+    /// A parameter is out of range.
+    #[error("invalid parameter: {0}")]
+    BadParam(&'static str),
+    /// A partition exceeds what its size field can express.
+    #[error("partition of {0} bytes is too large for VP8's size fields")]
+    FirstPartitionTooLarge(usize),
+}
+
+/// How to code one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeParams {
+    /// Quantizer index 0..=127 (see [`quantize::quantizer_to_qindex`] for
+    /// vpxenc's 0..=63 scale).
+    pub q_index: u8,
+    /// Code a key frame even if the state allows an inter frame.
+    pub key_frame: bool,
+    /// Inter frames: replace the last-frame reference.
+    pub refresh_last: bool,
+    /// Inter frames: replace the golden reference.
+    pub refresh_golden: bool,
+    /// Inter frames: replace the altref reference.
+    pub refresh_altref: bool,
+    /// Inter frames without golden refresh: 1 copies last, 2 altref.
+    pub copy_to_golden: u8,
+    /// Inter frames without altref refresh: 1 copies last, 2 golden.
+    pub copy_to_altref: u8,
+    /// Whether a decoder displays the frame.
+    pub show_frame: bool,
+    /// Search effort: 0 slowest and best, 8 fastest.
+    pub speed: u8,
+    /// Loop filter level, or `None` to search for the best one.
+    pub filter_level: Option<u8>,
+    /// Loop filter sharpness 0..=7.
+    pub sharpness: u8,
+    /// Token partitions: 1, 2, 4 or 8.
+    pub partitions: usize,
+    /// Rate-distortion trade-off: lambda = scale * step^2 / 256 per bit.
+    pub lambda_scale: u32,
+}
+
+impl Default for EncodeParams {
+    fn default() -> Self {
+        EncodeParams {
+            q_index: 40,
+            key_frame: false,
+            refresh_last: true,
+            refresh_golden: false,
+            refresh_altref: false,
+            copy_to_golden: 0,
+            copy_to_altref: 0,
+            show_frame: true,
+            speed: 4,
+            filter_level: None,
+            sharpness: 0,
+            partitions: 1,
+            lambda_scale: 40,
+        }
+    }
+}
+
+/// One compressed frame and the state after it.
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    /// The VP8 frame bytes.
+    pub data: Vec<u8>,
+    /// The state a decoder has after decoding `data` from the input state.
+    pub state: DecoderState,
+    /// The reconstruction, if the frame is shown.
+    pub shown: Option<Arc<Picture>>,
+    /// Whether a key frame was coded.
+    pub key_frame: bool,
+    /// Quantizer index used.
+    pub q_index: u8,
+    /// Loop filter level used.
+    pub filter_level: u8,
+}
+
+/// Encodes `image` against `state`: a key frame if the state is empty, the
+/// size changed or the params ask for one, otherwise an inter frame
+/// predicted from the state's references.
+pub fn encode(
+    state: &DecoderState,
+    image: &Frame,
+    params: &EncodeParams,
+) -> Result<EncodedFrame, EncodeError> {
+    if !matches!(params.partitions, 1 | 2 | 4 | 8) {
+        return Err(EncodeError::BadParam("partitions must be 1, 2, 4 or 8"));
+    }
+    if params.sharpness > 7 {
+        return Err(EncodeError::BadParam("sharpness must be 0..=7"));
+    }
+    frame::encode_frame(state, image, params)
+}

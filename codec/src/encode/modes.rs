@@ -50,7 +50,12 @@ impl MvClamp {
 }
 
 /// Computes the inter context exactly as the decoder will.
-pub fn inter_context(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 4], clamp: &MvClamp) -> InterContext {
+pub fn inter_context(
+    neighbours: [&MbInfo; 3],
+    ref_frame: u8,
+    sign_bias: [bool; 4],
+    clamp: &MvClamp,
+) -> InterContext {
     let near = find_near_mvs(neighbours, ref_frame, sign_bias);
     let c = near.counts;
     let split_count = 2 * (neighbours[0].y_mode == SPLITMV) as usize
@@ -60,7 +65,11 @@ pub fn inter_context(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 
     InterContext {
         nearest: clamp.clamp(near.mvs[1]),
         near: clamp.clamp(near.mvs[2]),
-        best: clamp.clamp(if c[1] >= c[0] { near.mvs[1] } else { near.mvs[0] }),
+        best: clamp.clamp(if c[1] >= c[0] {
+            near.mvs[1]
+        } else {
+            near.mvs[0]
+        }),
         mode_probs: [
             ctx[c[0] as usize][0],
             ctx[c[1] as usize][1],
@@ -178,7 +187,13 @@ pub fn sub_mv_context(left: MotionVector, above: MotionVector) -> usize {
 
 /// Writes the prediction records of all macroblocks, the mirror of
 /// [`crate::modes::read_modes`].
-pub fn write_modes(bw: &mut BoolEncoder, hdr: &FrameHeader, mbs: &[MbInfo], mb_cols: usize, mb_rows: usize) {
+pub fn write_modes(
+    bw: &mut BoolEncoder,
+    hdr: &FrameHeader,
+    mbs: &[MbInfo],
+    mb_cols: usize,
+    mb_rows: usize,
+) {
     let outside = MbInfo::default();
     let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
     for mb_y in 0..mb_rows {
@@ -197,15 +212,31 @@ pub fn write_modes(bw: &mut BoolEncoder, hdr: &FrameHeader, mbs: &[MbInfo], mb_c
             if let Some(p) = hdr.skip_prob {
                 bw.put_bool(p, mb.skip);
             }
-            let above = if mb_y > 0 { &mbs[idx - mb_cols] } else { &outside };
+            let above = if mb_y > 0 {
+                &mbs[idx - mb_cols]
+            } else {
+                &outside
+            };
             let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
             if hdr.tag.key_frame {
                 bw.put_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS, mb.y_mode);
                 if mb.y_mode == B_PRED {
                     for b in 0..16 {
-                        let a = if b < 4 { above.b_modes[b + 12] } else { mb.b_modes[b - 4] };
-                        let l = if b & 3 == 0 { left.b_modes[b + 3] } else { mb.b_modes[b - 1] };
-                        bw.put_tree(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize], mb.b_modes[b]);
+                        let a = if b < 4 {
+                            above.b_modes[b + 12]
+                        } else {
+                            mb.b_modes[b - 4]
+                        };
+                        let l = if b & 3 == 0 {
+                            left.b_modes[b + 3]
+                        } else {
+                            mb.b_modes[b - 1]
+                        };
+                        bw.put_tree(
+                            &BMODE_TREE,
+                            &KF_BMODE_PROBS[a as usize][l as usize],
+                            mb.b_modes[b],
+                        );
                     }
                 }
                 bw.put_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS, mb.uv_mode);
@@ -243,14 +274,29 @@ pub fn write_modes(bw: &mut BoolEncoder, hdr: &FrameHeader, mbs: &[MbInfo], mb_c
     }
 }
 
-fn write_split(bw: &mut BoolEncoder, hdr: &FrameHeader, mb: &MbInfo, left: &MbInfo, above: &MbInfo, best: MotionVector) {
+fn write_split(
+    bw: &mut BoolEncoder,
+    hdr: &FrameHeader,
+    mb: &MbInfo,
+    left: &MbInfo,
+    above: &MbInfo,
+    best: MotionVector,
+) {
     let s = mb.partitioning as usize;
     bw.put_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS, s as u8);
     let map = &MBSPLITS[s];
     for part in 0..MBSPLIT_COUNT[s] {
         let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
-        let left_mv = if k & 3 == 0 { left.mvs[k + 3] } else { mb.mvs[k - 1] };
-        let above_mv = if k < 4 { above.mvs[k + 12] } else { mb.mvs[k - 4] };
+        let left_mv = if k & 3 == 0 {
+            left.mvs[k + 3]
+        } else {
+            mb.mvs[k - 1]
+        };
+        let above_mv = if k < 4 {
+            above.mvs[k + 12]
+        } else {
+            mb.mvs[k - 4]
+        };
         let ctx = sub_mv_context(left_mv, above_mv);
         let mv = mb.mvs[k];
         let leaf = if mv == left_mv {

@@ -25,7 +25,12 @@ pub trait TokenSink {
 /// Walks the tokens of one block: `levels` in zigzag order, coding from
 /// position `first` with context `ctx`. Returns true if any level is
 /// non-zero (which sets the neighbours' context).
-pub fn tokenize_block<S: TokenSink>(levels: &[i16; 16], first: usize, ctx: usize, sink: &mut S) -> bool {
+pub fn tokenize_block<S: TokenSink>(
+    levels: &[i16; 16],
+    first: usize,
+    ctx: usize,
+    sink: &mut S,
+) -> bool {
     let last = match (first..16).rev().find(|&i| levels[i] != 0) {
         Some(l) => l,
         None => {
@@ -158,7 +163,13 @@ impl TokenSink for TokenCost<'_> {
 }
 
 /// Cost in 1/256 bits of coding a block.
-pub fn block_cost(probs: &CoeffProbs, block_type: usize, levels: &[i16; 16], first: usize, ctx: usize) -> u32 {
+pub fn block_cost(
+    probs: &CoeffProbs,
+    block_type: usize,
+    levels: &[i16; 16],
+    first: usize,
+    ctx: usize,
+) -> u32 {
     let mut c = TokenCost {
         probs: &probs[block_type],
         cost: 0,
@@ -205,9 +216,23 @@ mod tests {
             let mut bw = BoolEncoder::new();
             let mut above = [0u8; 9];
             let mut left = [0u8; 9];
-            let mut write = |t: usize, b: usize, first: usize, ai: usize, li: usize, above: &mut [u8; 9], left: &mut [u8; 9]| {
+            let mut write = |t: usize,
+                             b: usize,
+                             first: usize,
+                             ai: usize,
+                             li: usize,
+                             above: &mut [u8; 9],
+                             left: &mut [u8; 9]| {
                 let ctx = (above[ai] + left[li]) as usize;
-                let nz = tokenize_block(&levels[b], first, ctx, &mut TokenWriter { bw: &mut bw, probs: &probs[t] });
+                let nz = tokenize_block(
+                    &levels[b],
+                    first,
+                    ctx,
+                    &mut TokenWriter {
+                        bw: &mut bw,
+                        probs: &probs[t],
+                    },
+                );
                 above[ai] = nz as u8;
                 left[li] = nz as u8;
             };
@@ -218,16 +243,36 @@ mod tests {
                 0
             };
             for b in 0..16 {
-                write(if has_y2 { 0 } else { 3 }, b, first, b & 3, b >> 2, &mut above, &mut left);
+                write(
+                    if has_y2 { 0 } else { 3 },
+                    b,
+                    first,
+                    b & 3,
+                    b >> 2,
+                    &mut above,
+                    &mut left,
+                );
             }
             for b in 16..24 {
                 let base = if b < 20 { 4 } else { 6 };
                 let i = b & 3;
-                write(2, b, 0, base + (i & 1), base + (i >> 1), &mut above, &mut left);
+                write(
+                    2,
+                    b,
+                    0,
+                    base + (i & 1),
+                    base + (i >> 1),
+                    &mut above,
+                    &mut left,
+                );
             }
             let bytes = bw.finish();
             let mut bd = BoolDecoder::new(&bytes);
-            let dq = Dequant { y1: [1, 1], y2: [1, 1], uv: [1, 1] };
+            let dq = Dequant {
+                y1: [1, 1],
+                y2: [1, 1],
+                uv: [1, 1],
+            };
             let mut out = MbCoeffs::new();
             let (mut a2, mut l2) = ([0u8; 9], [0u8; 9]);
             read_mb_coeffs(&mut bd, &probs, has_y2, &dq, &mut a2, &mut l2, &mut out);
@@ -239,7 +284,10 @@ mod tests {
                 let first = if b < 16 && has_y2 { 1 } else { 0 };
                 for n in first..16 {
                     let want = levels[b][n].clamp(-MAX_LEVEL as i16, MAX_LEVEL as i16);
-                    assert_eq!(out.blocks[b][ZIGZAG[n]], want, "trial {trial} block {b} pos {n}");
+                    assert_eq!(
+                        out.blocks[b][ZIGZAG[n]], want,
+                        "trial {trial} block {b} pos {n}"
+                    );
                 }
             }
         }

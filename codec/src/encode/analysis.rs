@@ -1,0 +1,691 @@
+//! Macroblock coding decisions: which prediction each macroblock uses and
+//! what residual it sends, chosen by rate-distortion cost
+//! `J = SSE + lambda * bits` with bit costs from the current probabilities.
+//!
+//! Every candidate is reconstructed with the decoder's own code
+//! ([`crate::recon`]), so the distortion measured is the one the decoder
+//! will see and the final reconstruction equals the decoder's.
+
+use crate::bool_encoder::cost_bool;
+use crate::encode::fdct::{fdct4x4, fwht4x4};
+use crate::encode::modes::{inter_context, mv_cost, tree_cost, InterContext, MvClamp, MV_MAX};
+use crate::encode::motion::{self, MotionSearch};
+use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
+use crate::encode::tokenize::{block_cost, MAX_LEVEL};
+use crate::intra_pred;
+use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
+use crate::picture::{Picture, PlaneBuf};
+use crate::probs::Probabilities;
+use crate::recon::{self, SubpelFilter};
+use crate::state::References;
+use crate::tables::*;
+use crate::tokens::{MbCoeffs, TokenContext};
+
+/// Per-frame settings and inputs of the macroblock decisions.
+pub(crate) struct FrameAnalysis<'a> {
+    /// Source planes padded to whole macroblocks.
+    pub src: &'a [PlaneBuf; 3],
+    /// References (inter frames).
+    pub refs: Option<&'a References>,
+    pub quant: &'a Quantizer,
+    /// Probabilities the frame is coded with (for bit costs).
+    pub probs: &'a Probabilities,
+    pub key: bool,
+    /// SSE per bit, times 256 (rate is counted in 1/256 bits).
+    pub lambda: u64,
+    pub speed: u8,
+    pub filter: SubpelFilter,
+    pub mb_cols: usize,
+    pub mb_rows: usize,
+    pub sign_bias: [bool; 4],
+    /// Estimated probabilities of the per-macroblock flags, for costs.
+    pub prob_skip: u8,
+    pub prob_intra: u8,
+    pub prob_last: u8,
+    pub prob_golden: u8,
+    /// Which references are worth searching (1 last, 2 golden, 3 altref).
+    pub search_refs: &'a [u8],
+}
+
+/// A coded macroblock.
+pub(crate) struct MbCoded {
+    pub info: MbInfo,
+    /// Quantized levels per block in zigzag order (blocks as in MbCoeffs).
+    pub levels: [[i16; 16]; 25],
+    pub coeffs: MbCoeffs,
+    pub has_residual: bool,
+}
+
+/// Token contexts kept while deciding, so token costs are exact.
+pub(crate) struct TokenContexts {
+    pub above: Vec<TokenContext>,
+    pub left: TokenContext,
+}
+
+fn clamp_levels(q: &mut QuantizedBlock, bq: &BlockQuantizer) {
+    if q.levels.iter().any(|&l| (l as i32).abs() > MAX_LEVEL) {
+        let steps = bq.steps();
+        q.eob = 0;
+        for (i, l) in q.levels.iter_mut().enumerate() {
+            *l = (*l as i32).clamp(-MAX_LEVEL, MAX_LEVEL) as i16;
+            let rc = ZIGZAG[i];
+            let step = if rc == 0 { steps[0] } else { steps[1] };
+            q.dequant[rc] = (*l as i32 * step as i32) as i16;
+            if *l != 0 {
+                q.eob = i + 1;
+            }
+        }
+    }
+}
+
+fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
+    let mut q = quantize_block(coeffs, bq, skip_dc);
+    clamp_levels(&mut q, bq);
+    q
+}
+
+/// Residual of a 4x4 block: source minus prediction.
+#[inline]
+fn residual4(src: &PlaneBuf, pred: &PlaneBuf, x: usize, y: usize) -> [i16; 16] {
+    let mut r = [0i16; 16];
+    for i in 0..4 {
+        let s = src.index(x as isize, (y + i) as isize);
+        let p = pred.index(x as isize, (y + i) as isize);
+        for j in 0..4 {
+            r[i * 4 + j] = src.data[s + j] as i16 - pred.data[p + j] as i16;
+        }
+    }
+    r
+}
+
+/// SSE between the source and the picture over a `size` square.
+fn sse_region(src: &PlaneBuf, pic: &PlaneBuf, x: usize, y: usize, size: usize) -> u64 {
+    crate::encode::sad::sse(
+        &src.data,
+        src.index(x as isize, y as isize),
+        src.stride,
+        &pic.data,
+        pic.index(x as isize, y as isize),
+        pic.stride,
+        size,
+        size,
+    )
+}
+
+fn mb_sse(src: &[PlaneBuf; 3], pic: &Picture, mb_x: usize, mb_y: usize) -> u64 {
+    sse_region(&src[0], &pic.planes[0], mb_x * 16, mb_y * 16, 16)
+        + sse_region(&src[1], &pic.planes[1], mb_x * 8, mb_y * 8, 8)
+        + sse_region(&src[2], &pic.planes[2], mb_x * 8, mb_y * 8, 8)
+}
+
+impl FrameAnalysis<'_> {
+    fn rd(&self, sse: u64, rate: u32) -> u64 {
+        (sse << 8) + ((self.lambda * rate as u64) >> 8)
+    }
+
+    /// Quantizes the residual between the source and the prediction that
+    /// is already in `pic` for a macroblock with a Y2 block (`y2`) or
+    /// without (SPLITMV), plus chroma.
+    fn code_residual(&self, pic: &Picture, mb_x: usize, mb_y: usize, y2: bool) -> MbCoded {
+        let mut out = MbCoded {
+            info: MbInfo::default(),
+            levels: [[0; 16]; 25],
+            coeffs: MbCoeffs::new(),
+            has_residual: false,
+        };
+        let q = self.quant;
+        let mut dcs = [0i16; 16];
+        for b in 0..16 {
+            let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
+            let c = fdct4x4(&residual4(&self.src[0], &pic.planes[0], x, y));
+            dcs[b] = c[0];
+            let qb = quantize(&c, &q.y1, y2);
+            out.levels[b] = qb.levels;
+            out.coeffs.blocks[b] = qb.dequant;
+            out.coeffs.eobs[b] = if y2 {
+                qb.eob.max(1) as u8
+            } else {
+                qb.eob as u8
+            };
+            out.has_residual |= qb.eob > 0;
+        }
+        if y2 {
+            let qb = quantize(&fwht4x4(&dcs), &q.y2, false);
+            out.levels[24] = qb.levels;
+            out.coeffs.blocks[24] = qb.dequant;
+            out.coeffs.eobs[24] = qb.eob as u8;
+            out.has_residual |= qb.eob > 0;
+        }
+        self.code_chroma(pic, mb_x, mb_y, &mut out);
+        out
+    }
+
+    fn code_chroma(&self, pic: &Picture, mb_x: usize, mb_y: usize, out: &mut MbCoded) {
+        for (pl, first) in [(1usize, 16usize), (2, 20)] {
+            for i in 0..4 {
+                let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
+                let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+                let qb = quantize(&c, &self.quant.uv, false);
+                out.levels[first + i] = qb.levels;
+                out.coeffs.blocks[first + i] = qb.dequant;
+                out.coeffs.eobs[first + i] = qb.eob as u8;
+                out.has_residual |= qb.eob > 0;
+            }
+        }
+    }
+
+    /// Bits (1/256) of the macroblock's tokens under the current contexts.
+    fn token_rate(
+        &self,
+        ctx: &TokenContexts,
+        mb_x: usize,
+        levels: &[[i16; 16]; 25],
+        y2: bool,
+    ) -> u32 {
+        let probs = &self.probs.coeff;
+        let mut above = ctx.above[mb_x];
+        let mut left = ctx.left;
+        let mut rate = 0;
+        let (ty, first) = if y2 {
+            let c = (above[8] + left[8]) as usize;
+            rate += block_cost(probs, 1, &levels[24], 0, c);
+            let nz = levels[24].iter().any(|&l| l != 0) as u8;
+            above[8] = nz;
+            left[8] = nz;
+            (0, 1)
+        } else {
+            (3, 0)
+        };
+        for b in 0..16 {
+            let (a, l) = (b & 3, b >> 2);
+            rate += block_cost(probs, ty, &levels[b], first, (above[a] + left[l]) as usize);
+            let nz = levels[b][first..].iter().any(|&v| v != 0) as u8;
+            above[a] = nz;
+            left[l] = nz;
+        }
+        for b in 16..24 {
+            let base = if b < 20 { 4 } else { 6 };
+            let i = b & 3;
+            let (a, l) = (base + (i & 1), base + (i >> 1));
+            rate += block_cost(probs, 2, &levels[b], 0, (above[a] + left[l]) as usize);
+            let nz = levels[b].iter().any(|&v| v != 0) as u8;
+            above[a] = nz;
+            left[l] = nz;
+        }
+        rate
+    }
+
+    /// Predicts (no residual) the macroblock `mb` into `pic`.
+    fn predict(&self, pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
+        recon::reconstruct_mb(pic, self.refs, self.filter, mb, None, mb_x, mb_y);
+    }
+
+    /// Codes a macroblock whose modes are all set except B_PRED: predicts,
+    /// quantizes, reconstructs, and returns the result and its cost.
+    fn try_mode(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        mut info: MbInfo,
+        mode_rate: u32,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> (u64, MbCoded) {
+        self.predict(pic, &info, mb_x, mb_y);
+        let y2 = info.y_mode != SPLITMV;
+        let mut coded = self.code_residual(pic, mb_x, mb_y, y2);
+        info.skip = !coded.has_residual;
+        coded.info = info;
+        let rate = self.finish_rate(ctx, mb_x, &coded, mode_rate, y2);
+        let mut c = MbCoeffs::new();
+        c.blocks = coded.coeffs.blocks;
+        c.eobs = coded.coeffs.eobs;
+        let res = if coded.has_residual {
+            Some(&mut c)
+        } else {
+            None
+        };
+        recon::reconstruct_mb(pic, self.refs, self.filter, &coded.info, res, mb_x, mb_y);
+        let sse = mb_sse(self.src, pic, mb_x, mb_y);
+        (self.rd(sse, rate), coded)
+    }
+
+    fn finish_rate(
+        &self,
+        ctx: &TokenContexts,
+        mb_x: usize,
+        coded: &MbCoded,
+        mode_rate: u32,
+        y2: bool,
+    ) -> u32 {
+        let skip_rate = cost_bool(self.prob_skip, !coded.has_residual);
+        let tokens = if coded.has_residual {
+            self.token_rate(ctx, mb_x, &coded.levels, y2)
+        } else {
+            0
+        };
+        mode_rate + skip_rate + tokens
+    }
+
+    /// Codes a B_PRED macroblock: each subblock's mode is chosen in turn,
+    /// predicted from the reconstruction of the ones before it.
+    #[allow(clippy::too_many_arguments)]
+    fn try_bpred(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        base: MbInfo,
+        above: &MbInfo,
+        left: &MbInfo,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> (u64, MbCoded) {
+        let mut info = base;
+        info.y_mode = B_PRED;
+        let mut coded = MbCoded {
+            info,
+            levels: [[0; 16]; 25],
+            coeffs: MbCoeffs::new(),
+            has_residual: false,
+        };
+        let probs = &self.probs.coeff;
+        let mut above_ctx = ctx.above[mb_x];
+        let mut left_ctx = ctx.left;
+        let mut mode_rate = 0u32;
+        let (x0, y0) = (mb_x * 16, mb_y * 16);
+        let stride = pic.planes[0].stride;
+        let ar_pos = pic.planes[0].index(x0 as isize + 16, y0 as isize - 1);
+        let mut above_right_mb = [0u8; 4];
+        above_right_mb.copy_from_slice(&pic.planes[0].data[ar_pos..ar_pos + 4]);
+        let modes: &[u8] = if self.speed >= 4 {
+            &[B_DC_PRED, B_TM_PRED, B_VE_PRED, B_HE_PRED]
+        } else {
+            &[
+                B_DC_PRED, B_TM_PRED, B_VE_PRED, B_HE_PRED, B_LD_PRED, B_RD_PRED, B_VR_PRED,
+                B_VL_PRED, B_HD_PRED, B_HU_PRED,
+            ]
+        };
+        for b in 0..16 {
+            let (bx, by) = (b & 3, b >> 2);
+            let (x, y) = (x0 + bx * 4, y0 + by * 4);
+            let p = &pic.planes[0];
+            let top = p.index(x as isize, y as isize - 1);
+            let mut edge_above = [0u8; 8];
+            edge_above[..4].copy_from_slice(&p.data[top..top + 4]);
+            if bx == 3 && by > 0 {
+                edge_above[4..].copy_from_slice(&above_right_mb);
+            } else {
+                edge_above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
+            }
+            let mut edge_left = [0u8; 4];
+            for (i, l) in edge_left.iter_mut().enumerate() {
+                *l = p.data[top + stride * (i + 1) - 1];
+            }
+            let tl = p.data[top - 1];
+            let a_mode = if by == 0 {
+                above.b_modes[b + 12]
+            } else {
+                coded.info.b_modes[b - 4]
+            };
+            let l_mode = if bx == 0 {
+                left.b_modes[b + 3]
+            } else {
+                coded.info.b_modes[b - 1]
+            };
+            let ctx_t = (above_ctx[bx] + left_ctx[by]) as usize;
+            let src = &self.src[0];
+            let mut best: Option<(u64, u8, QuantizedBlock, [u8; 16])> = None;
+            for &m in modes {
+                let mut pred = [0u8; 16];
+                intra_pred::predict_4x4(m, &edge_above, &edge_left, tl, &mut pred, 0, 4);
+                let mut r = [0i16; 16];
+                for i in 0..4 {
+                    let s = src.index(x as isize, (y + i) as isize);
+                    for j in 0..4 {
+                        r[i * 4 + j] = src.data[s + j] as i16 - pred[i * 4 + j] as i16;
+                    }
+                }
+                let qb = quantize(&fdct4x4(&r), &self.quant.y1, false);
+                let mut rec = pred;
+                if qb.eob > 1 {
+                    crate::idct::idct4x4_add(&qb.dequant, &mut rec, 0, 4);
+                } else if qb.dequant[0] != 0 {
+                    crate::idct::idct_dc_add(qb.dequant[0], &mut rec, 0, 4);
+                }
+                let mut sse = 0u64;
+                for i in 0..4 {
+                    let s = src.index(x as isize, (y + i) as isize);
+                    for j in 0..4 {
+                        let d = src.data[s + j] as i64 - rec[i * 4 + j] as i64;
+                        sse += (d * d) as u64;
+                    }
+                }
+                let mrate = if self.key {
+                    tree_cost(
+                        &BMODE_TREE,
+                        &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
+                        m,
+                    )
+                } else {
+                    tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
+                };
+                let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
+                let j = self.rd(sse, mrate + trate);
+                if best.as_ref().is_none_or(|b| j < b.0) {
+                    best = Some((j, m, qb, rec));
+                }
+            }
+            let (_, m, qb, rec) = best.expect("at least one mode");
+            mode_rate += if self.key {
+                tree_cost(
+                    &BMODE_TREE,
+                    &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
+                    m,
+                )
+            } else {
+                tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
+            };
+            let p = &mut pic.planes[0];
+            let pos = top + stride;
+            for i in 0..4 {
+                p.data[pos + i * stride..pos + i * stride + 4]
+                    .copy_from_slice(&rec[i * 4..i * 4 + 4]);
+            }
+            let nz = (qb.eob > 0) as u8;
+            above_ctx[bx] = nz;
+            left_ctx[by] = nz;
+            coded.info.b_modes[b] = m;
+            coded.levels[b] = qb.levels;
+            coded.coeffs.blocks[b] = qb.dequant;
+            coded.coeffs.eobs[b] = qb.eob as u8;
+            coded.has_residual |= qb.eob > 0;
+        }
+        mode_rate += if self.key {
+            tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, B_PRED)
+        } else {
+            cost_bool(self.prob_intra, false) + tree_cost(&YMODE_TREE, &self.probs.y_mode, B_PRED)
+        };
+        mode_rate += self.uv_mode_rate(coded.info.uv_mode);
+        // Chroma prediction was done with the chosen uv mode by the caller's
+        // base info; predict it again into pic and code it.
+        recon::reconstruct_mb(pic, self.refs, self.filter, &coded.info, None, mb_x, mb_y);
+        // reconstruct_mb without coefficients also re-predicted the luma
+        // subblocks from unfinished neighbours; restore by coding fully.
+        let mut chroma_only = MbCoded {
+            info: coded.info,
+            levels: [[0; 16]; 25],
+            coeffs: MbCoeffs::new(),
+            has_residual: false,
+        };
+        self.code_chroma(pic, mb_x, mb_y, &mut chroma_only);
+        for b in 16..24 {
+            coded.levels[b] = chroma_only.levels[b];
+            coded.coeffs.blocks[b] = chroma_only.coeffs.blocks[b];
+            coded.coeffs.eobs[b] = chroma_only.coeffs.eobs[b];
+        }
+        coded.has_residual |= chroma_only.has_residual;
+        coded.info.skip = !coded.has_residual;
+        let rate = self.finish_rate(ctx, mb_x, &coded, mode_rate, false);
+        let mut c = MbCoeffs::new();
+        c.blocks = coded.coeffs.blocks;
+        c.eobs = coded.coeffs.eobs;
+        let res = if coded.has_residual {
+            Some(&mut c)
+        } else {
+            None
+        };
+        recon::reconstruct_mb(pic, self.refs, self.filter, &coded.info, res, mb_x, mb_y);
+        let sse = mb_sse(self.src, pic, mb_x, mb_y);
+        (self.rd(sse, rate), coded)
+    }
+
+    fn uv_mode_rate(&self, m: u8) -> u32 {
+        if self.key {
+            tree_cost(&UV_MODE_TREE, &KF_UV_MODE_PROBS, m)
+        } else {
+            tree_cost(&UV_MODE_TREE, &self.probs.uv_mode, m)
+        }
+    }
+
+    fn y_mode_rate(&self, m: u8) -> u32 {
+        if self.key {
+            tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, m)
+        } else {
+            cost_bool(self.prob_intra, false) + tree_cost(&YMODE_TREE, &self.probs.y_mode, m)
+        }
+    }
+
+    /// Picks the chroma mode by prediction error.
+    fn pick_uv_mode(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> u8 {
+        let mut best = (u64::MAX, DC_PRED);
+        for m in [DC_PRED, V_PRED, H_PRED, TM_PRED] {
+            let mut sse = 0u64;
+            for pl in 1..3 {
+                let p = &pic.planes[pl];
+                let (above, left, tl) = recon::edges::<8>(p, mb_x * 8, mb_y * 8);
+                let mut pred = [0u8; 64];
+                intra_pred::predict_chroma8(
+                    m,
+                    &above,
+                    &left,
+                    tl,
+                    mb_y > 0,
+                    mb_x > 0,
+                    &mut pred,
+                    0,
+                    8,
+                );
+                let s = &self.src[pl];
+                sse += crate::encode::sad::sse(
+                    &s.data,
+                    s.index((mb_x * 8) as isize, (mb_y * 8) as isize),
+                    s.stride,
+                    &pred,
+                    0,
+                    8,
+                    8,
+                    8,
+                );
+            }
+            let j = self.rd(sse, self.uv_mode_rate(m));
+            if j < best.0 {
+                best = (j, m);
+            }
+        }
+        best.1
+    }
+
+    /// Ranks the 16x16 luma modes by prediction error; returns them best first.
+    fn rank_y_modes(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> [(u64, u8); 4] {
+        let p = &pic.planes[0];
+        let (above, left, tl) = recon::edges::<16>(p, mb_x * 16, mb_y * 16);
+        let s = &self.src[0];
+        let mut out = [DC_PRED, V_PRED, H_PRED, TM_PRED].map(|m| {
+            let mut pred = [0u8; 256];
+            intra_pred::predict_luma16(m, &above, &left, tl, mb_y > 0, mb_x > 0, &mut pred, 0, 16);
+            let sse = crate::encode::sad::sse(
+                &s.data,
+                s.index((mb_x * 16) as isize, (mb_y * 16) as isize),
+                s.stride,
+                &pred,
+                0,
+                16,
+                16,
+                16,
+            );
+            (self.rd(sse, self.y_mode_rate(m)), m)
+        });
+        out.sort();
+        out
+    }
+
+    /// Chooses and codes one macroblock; leaves its reconstruction in `pic`
+    /// and updates the token contexts.
+    pub fn encode_mb(
+        &self,
+        pic: &mut Picture,
+        ctx: &mut TokenContexts,
+        mbs: &[MbInfo],
+        mb_x: usize,
+        mb_y: usize,
+    ) -> MbCoded {
+        let idx = mb_y * self.mb_cols + mb_x;
+        let outside = MbInfo::default();
+        let above = if mb_y > 0 {
+            mbs[idx - self.mb_cols]
+        } else {
+            outside
+        };
+        let left = if mb_x > 0 { mbs[idx - 1] } else { outside };
+        let above_left = if mb_x > 0 && mb_y > 0 {
+            mbs[idx - self.mb_cols - 1]
+        } else {
+            outside
+        };
+
+        let mut best: Option<(u64, MbCoded)> = None;
+        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| {
+            if best.as_ref().is_none_or(|b| cand.0 < b.0) {
+                *best = Some(cand);
+            }
+        };
+
+        // Intra candidates.
+        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+        let n_intra = if self.speed >= 6 {
+            1
+        } else if self.speed >= 3 {
+            2
+        } else {
+            4
+        };
+        let uv_rate = self.uv_mode_rate(uv_mode);
+        for &(_, m) in ranked.iter().take(n_intra) {
+            let info = MbInfo {
+                y_mode: m,
+                uv_mode,
+                b_modes: [match m {
+                    V_PRED => B_VE_PRED,
+                    H_PRED => B_HE_PRED,
+                    TM_PRED => B_TM_PRED,
+                    _ => B_DC_PRED,
+                }; 16],
+                ..MbInfo::default()
+            };
+            let r = self.y_mode_rate(m) + uv_rate;
+            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+            consider(cand, &mut best);
+        }
+        if self.key || self.speed <= 5 {
+            let base = MbInfo {
+                uv_mode,
+                ..MbInfo::default()
+            };
+            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
+            consider(cand, &mut best);
+        }
+
+        // Inter candidates.
+        if let (false, Some(refs)) = (self.key, self.refs) {
+            let clamp = MvClamp::new(mb_x, mb_y, self.mb_cols, self.mb_rows);
+            for &rf in self.search_refs {
+                let ictx: InterContext =
+                    inter_context([&above, &left, &above_left], rf, self.sign_bias, &clamp);
+                let ref_rate = cost_bool(self.prob_intra, true)
+                    + if rf == LAST_FRAME {
+                        cost_bool(self.prob_last, false)
+                    } else {
+                        cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != 2)
+                    };
+                let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
+                let mut tried: Vec<MotionVector> = Vec::with_capacity(4);
+                let mut try_mv =
+                    |mode: u8, mv: MotionVector, extra: u32, best: &mut Option<(u64, MbCoded)>| {
+                        let info = MbInfo {
+                            y_mode: mode,
+                            ref_frame: rf,
+                            mv,
+                            mvs: [mv; 16],
+                            ..MbInfo::default()
+                        };
+                        let cand =
+                            self.try_mode(pic, ctx, info, mode_rate(mode) + extra, mb_x, mb_y);
+                        consider(cand, best);
+                    };
+                try_mv(ZEROMV, MotionVector::ZERO, 0, &mut best);
+                tried.push(MotionVector::ZERO);
+                if !tried.contains(&ictx.nearest) {
+                    try_mv(NEARESTMV, ictx.nearest, 0, &mut best);
+                    tried.push(ictx.nearest);
+                }
+                if !tried.contains(&ictx.near) {
+                    try_mv(NEARMV, ictx.near, 0, &mut best);
+                    tried.push(ictx.near);
+                }
+                let search = MotionSearch {
+                    src: &self.src[0],
+                    reference: &refs.get(rf).planes[0],
+                    mb_x,
+                    mb_y,
+                    best: ictx.best,
+                    candidates: [MotionVector::ZERO, ictx.nearest, ictx.near],
+                    mv_probs: &self.probs.mv,
+                    lambda: self.lambda,
+                    speed: self.speed,
+                    sixtap: self.filter == SubpelFilter::SixTap,
+                };
+                let mv = motion::search(&search);
+                let dr = (mv.row as i32 - ictx.best.row as i32).abs();
+                let dc = (mv.col as i32 - ictx.best.col as i32).abs();
+                if !tried.contains(&mv) && dr <= MV_MAX && dc <= MV_MAX {
+                    try_mv(NEWMV, mv, mv_cost(mv, ictx.best, &self.probs.mv), &mut best);
+                }
+            }
+        }
+
+        let (_, mut chosen) = best.expect("at least one candidate");
+        // Rebuild the winner's reconstruction (later trials overwrote it).
+        let mut c = MbCoeffs::new();
+        c.blocks = chosen.coeffs.blocks;
+        c.eobs = chosen.coeffs.eobs;
+        let res = if chosen.has_residual {
+            Some(&mut c)
+        } else {
+            None
+        };
+        recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+        if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
+            chosen.info.mv = MotionVector::ZERO;
+        }
+        // Token contexts as the decoder will see them.
+        let y2 = chosen.info.y_mode != B_PRED && chosen.info.y_mode != SPLITMV;
+        let above_c = &mut ctx.above[mb_x];
+        let left_c = &mut ctx.left;
+        if !chosen.has_residual {
+            crate::tokens::skip_mb_coeffs(y2, above_c, left_c);
+        } else {
+            let first = if y2 {
+                let nz = chosen.levels[24].iter().any(|&l| l != 0) as u8;
+                above_c[8] = nz;
+                left_c[8] = nz;
+                1
+            } else {
+                0
+            };
+            for b in 0..16 {
+                let nz = chosen.levels[b][first..].iter().any(|&l| l != 0) as u8;
+                above_c[b & 3] = nz;
+                left_c[b >> 2] = nz;
+            }
+            for b in 16..24 {
+                let base = if b < 20 { 4 } else { 6 };
+                let i = b & 3;
+                let nz = chosen.levels[b].iter().any(|&l| l != 0) as u8;
+                above_c[base + (i & 1)] = nz;
+                left_c[base + (i >> 1)] = nz;
+            }
+        }
+        chosen
+    }
+}
