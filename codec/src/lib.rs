@@ -33,6 +33,7 @@ pub mod probs;
 pub mod recon;
 pub mod state;
 pub mod tokens;
+pub mod wire;
 
 pub use decode::{decode, decode_picture, Decoded, FrameInfo};
 pub use decoder::Decoder;
