@@ -37,6 +37,7 @@ pub mod wire;
 
 pub use decode::{decode, decode_picture, Decoded, FrameInfo};
 pub use decoder::Decoder;
+pub use encode::rebase::{encode_given_state, rebase, RebaseError};
 pub use encode::{encode, EncodeError, EncodeParams, EncodedFrame};
 pub use error::{DecodeError, FrameError};
 pub use image::{Frame, Plane};

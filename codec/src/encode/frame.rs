@@ -123,11 +123,29 @@ fn walk_mb_tokens(
     }
 }
 
+/// Decisions imposed on a frame by [`crate::encode::rebase::rebase`]: the
+/// original frame's header and macroblock records.
+pub(crate) struct Forced {
+    pub header: FrameHeader,
+    pub modes: Vec<MbInfo>,
+}
+
 /// Encodes `frame` against `state` (see [`crate::encode::encode`]).
 pub(crate) fn encode_frame(
     state: &DecoderState,
     frame: &Frame,
     params: &EncodeParams,
+) -> Result<EncodedFrame, EncodeError> {
+    encode_frame_with(state, frame, params, None)
+}
+
+/// Encodes `frame` against `state`, searching for decisions, or with the
+/// decisions of `forced` (rebase).
+pub(crate) fn encode_frame_with(
+    state: &DecoderState,
+    frame: &Frame,
+    params: &EncodeParams,
+    forced: Option<&Forced>,
 ) -> Result<EncodedFrame, EncodeError> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w > 16383 || h > 16383 {
@@ -146,8 +164,30 @@ pub(crate) fn encode_frame(
     let src = pad_source(frame);
     let mb_cols = w.div_ceil(16);
     let mb_rows = h.div_ceil(16);
-    let deltas = QuantDeltas::libvpx(params.q_index);
+    let deltas = match forced {
+        Some(f) => QuantDeltas {
+            y1_dc: f.header.quant.y1_dc,
+            y2_dc: f.header.quant.y2_dc,
+            y2_ac: f.header.quant.y2_ac,
+            uv_dc: f.header.quant.uv_dc,
+            uv_ac: f.header.quant.uv_ac,
+        },
+        None => QuantDeltas::libvpx(params.q_index),
+    };
     let quant = Quantizer::new(params.q_index, &deltas);
+    // Per-segment quantizers (only rebase keeps segmentation).
+    let quants: [Quantizer; 4] = core::array::from_fn(|s| match forced {
+        Some(f) if f.header.segmentation_enabled => {
+            let sf = &f.header.segment_features;
+            let q = if sf.absolute {
+                sf.quant[s] as i32
+            } else {
+                params.q_index as i32 + sf.quant[s] as i32
+            };
+            Quantizer::new(q.clamp(0, 127) as u8, &deltas)
+        }
+        _ => quant.clone(),
+    });
     let base_probs = if key {
         Probabilities::default()
     } else {
@@ -156,7 +196,10 @@ pub(crate) fn encode_frame(
     let dq_ac = quant.y1.steps()[1] as u64;
     let lambda = (dq_ac * dq_ac * params.lambda_scale as u64).max(64);
     let refs = if key { None } else { state.refs.as_ref() };
-    let filter = SubpelFilter::SixTap;
+    let filter = match forced {
+        Some(f) => SubpelFilter::for_version(f.header.tag.version),
+        None => SubpelFilter::SixTap,
+    };
 
     // Only search references that differ from the ones before them.
     let mut search_refs = vec![LAST_FRAME];
@@ -202,7 +245,15 @@ pub(crate) fn encode_frame(
     for mb_y in 0..mb_rows {
         ctx.left = [0; 9];
         for mb_x in 0..mb_cols {
-            let c = analysis.encode_mb(&mut pic, &mut ctx, &mbs, mb_x, mb_y);
+            let c = match forced {
+                Some(f) => {
+                    let info = &f.modes[mb_y * mb_cols + mb_x];
+                    crate::encode::rebase::code_forced_mb(
+                        &analysis, &quants, &mut pic, &mut ctx, info, mb_x, mb_y,
+                    )
+                }
+                None => analysis.encode_mb(&mut pic, &mut ctx, &mbs, mb_x, mb_y),
+            };
             mbs.push(c.info);
             coded.push(c);
         }
@@ -309,6 +360,10 @@ pub(crate) fn encode_frame(
         prob_golden: prob_from_counts(golden, inter - last - golden),
     };
 
+    if let Some(f) = forced {
+        impose_header(&mut hdr, &f.header, state, &mbs);
+    }
+
     // Loop filter: pick the level, then filter the reconstruction.
     let skips: Vec<bool> = coded.iter().map(|c| !c.has_residual).collect();
     hdr.filter_level = match params.filter_level {
@@ -389,4 +444,39 @@ pub(crate) fn encode_frame(
         q_index: params.q_index,
         filter_level: hdr.filter_level,
     })
+}
+
+/// Copies the decisions of an original frame header into a rebased one,
+/// sending updates wherever the new state differs from the original's.
+fn impose_header(hdr: &mut FrameHeader, orig: &FrameHeader, state: &DecoderState, mbs: &[MbInfo]) {
+    hdr.tag.version = orig.tag.version;
+    hdr.tag.show_frame = orig.tag.show_frame;
+    hdr.segmentation_enabled = orig.segmentation_enabled;
+    hdr.segment_features = orig.segment_features;
+    hdr.update_segment_features = orig.segmentation_enabled
+        && (orig.update_segment_features || state.segment_features != orig.segment_features);
+    let ids_differ = state.segment_map.len() != mbs.len()
+        || state
+            .segment_map
+            .iter()
+            .zip(mbs)
+            .any(|(&s, m)| s != m.segment);
+    hdr.update_segment_map = orig.segmentation_enabled && (orig.update_segment_map || ids_differ);
+    hdr.segment_tree_probs = orig.segment_tree_probs;
+    hdr.filter_simple = orig.filter_simple;
+    hdr.sharpness = orig.sharpness;
+    hdr.filter_deltas_enabled = orig.filter_deltas_enabled;
+    hdr.filter_deltas = orig.filter_deltas;
+    hdr.update_filter_deltas = orig.filter_deltas_enabled
+        && (orig.update_filter_deltas || state.filter_deltas != orig.filter_deltas);
+    hdr.partitions = orig.partitions;
+    hdr.quant = orig.quant;
+    hdr.refresh_golden = orig.refresh_golden;
+    hdr.refresh_altref = orig.refresh_altref;
+    hdr.copy_to_golden = orig.copy_to_golden;
+    hdr.copy_to_altref = orig.copy_to_altref;
+    hdr.sign_bias_golden = orig.sign_bias_golden;
+    hdr.sign_bias_altref = orig.sign_bias_altref;
+    hdr.refresh_entropy = orig.refresh_entropy;
+    hdr.refresh_last = orig.refresh_last;
 }

@@ -19,6 +19,7 @@ pub mod loop_filter_pick;
 pub mod modes;
 pub mod motion;
 pub mod quantize;
+pub mod rebase;
 pub mod sad;
 pub mod tokenize;
 

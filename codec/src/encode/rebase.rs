@@ -1,0 +1,289 @@
+//! Rebase: keep a compressed frame's decisions (modes, reference frames,
+//! motion vectors, quantizer, loop filter, segmentation), redo its residual
+//! against a different state. This is how an ExCamera chunk encoded from a
+//! key frame is re-attached to the true end state of the chunk before it.
+
+use thiserror::Error;
+
+use crate::decode::decode_picture;
+use crate::encode::analysis::{FrameAnalysis, MbCoded, TokenContexts};
+use crate::encode::fdct::{fdct4x4, fwht4x4};
+use crate::encode::frame::{encode_frame_with, Forced};
+use crate::encode::quantize::{quantize_block, Quantizer};
+use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
+use crate::error::DecodeError;
+use crate::image::Frame;
+use crate::intra_pred;
+use crate::modes::MbInfo;
+use crate::picture::{Picture, PlaneBuf};
+use crate::recon;
+use crate::state::DecoderState;
+use crate::tables::{B_PRED, SPLITMV};
+use crate::tokens::MbCoeffs;
+
+/// Why a frame could not be rebased.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RebaseError {
+    /// The frame does not decode against the state it was encoded from.
+    #[error("frame does not decode against its original state: {0}")]
+    Decode(#[from] DecodeError),
+    /// Re-encoding failed.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The target state has no references or another picture size.
+    #[error("target state ({0}x{1}) cannot take a {2}x{3} inter frame")]
+    Incompatible(usize, usize, usize, usize),
+}
+
+/// Re-encodes `frame` (compressed, decodable from `original`) so that it
+/// decodes from `target` instead: same decisions, new residual, new
+/// token/skip/reference probabilities. `image` is the source picture the
+/// frame was made from. Key frames depend on no state and are returned
+/// unchanged. Rebasing onto the original state reproduces the original
+/// reconstruction.
+pub fn rebase(
+    original: &DecoderState,
+    target: &DecoderState,
+    image: &Frame,
+    frame: &[u8],
+) -> Result<EncodedFrame, RebaseError> {
+    let d = decode_picture(original, frame)?;
+    let h = d.info.header.clone();
+    if h.tag.key_frame {
+        let again = decode_picture(target, frame)?;
+        return Ok(EncodedFrame {
+            data: frame.to_vec(),
+            state: again.state,
+            shown: again.shown,
+            key_frame: true,
+            q_index: h.quant.q_index,
+            filter_level: h.filter_level,
+        });
+    }
+    let (tw, th) = target.dimensions();
+    if target.is_empty()
+        || (tw, th) != (d.info.width, d.info.height)
+        || (image.width, image.height) != (tw, th)
+    {
+        return Err(RebaseError::Incompatible(
+            tw,
+            th,
+            d.info.width,
+            d.info.height,
+        ));
+    }
+    let params = EncodeParams {
+        q_index: h.quant.q_index,
+        show_frame: h.tag.show_frame,
+        filter_level: Some(h.filter_level),
+        sharpness: h.sharpness,
+        partitions: h.partitions,
+        ..EncodeParams::default()
+    };
+    let forced = Forced {
+        header: h,
+        modes: d.modes,
+    };
+    Ok(encode_frame_with(target, image, &params, Some(&forced))?)
+}
+
+/// Encodes an inter frame for `image` predicted from `state` that
+/// replaces all three references, as the key frame it stands in for would
+/// have: the first frame of an ExCamera chunk, re-encoded given the state
+/// its predecessor ends in.
+pub fn encode_given_state(
+    state: &DecoderState,
+    image: &Frame,
+    params: &EncodeParams,
+) -> Result<EncodedFrame, EncodeError> {
+    if state.is_empty() || state.dimensions() != (image.width, image.height) {
+        return Err(EncodeError::BadParam(
+            "encode_given_state needs a state of the same picture size",
+        ));
+    }
+    let p = EncodeParams {
+        key_frame: false,
+        refresh_last: true,
+        refresh_golden: true,
+        refresh_altref: true,
+        ..params.clone()
+    };
+    crate::encode::frame::encode_frame(state, image, &p)
+}
+
+fn residual4(
+    src: &PlaneBuf,
+    pred: &[u8],
+    pos: usize,
+    stride: usize,
+    x: usize,
+    y: usize,
+) -> [i16; 16] {
+    let mut r = [0i16; 16];
+    for i in 0..4 {
+        let s = src.index(x as isize, (y + i) as isize);
+        for j in 0..4 {
+            r[i * 4 + j] = src.data[s + j] as i16 - pred[pos + i * stride + j] as i16;
+        }
+    }
+    r
+}
+
+/// Codes one macroblock with decisions fixed by `info`, leaving its
+/// reconstruction in `pic` and updating the token contexts.
+pub(crate) fn code_forced_mb(
+    a: &FrameAnalysis,
+    quants: &[Quantizer; 4],
+    pic: &mut Picture,
+    ctx: &mut TokenContexts,
+    info: &MbInfo,
+    mb_x: usize,
+    mb_y: usize,
+) -> MbCoded {
+    let q = &quants[info.segment as usize & 3];
+    let mut out = MbCoded {
+        info: *info,
+        levels: [[0; 16]; 25],
+        coeffs: MbCoeffs::new(),
+        has_residual: false,
+    };
+    let src = a.src;
+    if info.ref_frame == 0 && info.y_mode == B_PRED {
+        // Subblocks predict from each other's reconstruction: code them in
+        // order, reconstructing as we go (recon's own B_PRED code path).
+        let (x0, y0) = (mb_x * 16, mb_y * 16);
+        let stride = pic.planes[0].stride;
+        let ar = pic.planes[0].index(x0 as isize + 16, y0 as isize - 1);
+        let mut above_right_mb = [0u8; 4];
+        above_right_mb.copy_from_slice(&pic.planes[0].data[ar..ar + 4]);
+        for b in 0..16 {
+            let (bx, by) = (b & 3, b >> 2);
+            let (x, y) = (x0 + bx * 4, y0 + by * 4);
+            let p = &mut pic.planes[0];
+            let top = p.index(x as isize, y as isize - 1);
+            let mut above = [0u8; 8];
+            above[..4].copy_from_slice(&p.data[top..top + 4]);
+            if bx == 3 && by > 0 {
+                above[4..].copy_from_slice(&above_right_mb);
+            } else {
+                above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
+            }
+            let mut left = [0u8; 4];
+            for (i, l) in left.iter_mut().enumerate() {
+                *l = p.data[top + stride * (i + 1) - 1];
+            }
+            let tl = p.data[top - 1];
+            let pos = top + stride;
+            intra_pred::predict_4x4(info.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
+            let c = fdct4x4(&residual4(&src[0], &p.data, pos, stride, x, y));
+            let qb = quantize_block(&c, &q.y1, false);
+            if qb.eob > 1 {
+                crate::idct::idct4x4_add(&qb.dequant, &mut p.data, pos, stride);
+            } else if qb.dequant[0] != 0 {
+                crate::idct::idct_dc_add(qb.dequant[0], &mut p.data, pos, stride);
+            }
+            out.levels[b] = qb.levels;
+            out.coeffs.blocks[b] = qb.dequant;
+            out.coeffs.eobs[b] = qb.eob as u8;
+            out.has_residual |= qb.eob > 0;
+        }
+        for pl in 1..3 {
+            let p = &mut pic.planes[pl];
+            let (above, left, tl) = recon::edges::<8>(p, mb_x * 8, mb_y * 8);
+            let pos = p.index((mb_x * 8) as isize, (mb_y * 8) as isize);
+            let stride = p.stride;
+            intra_pred::predict_chroma8(
+                info.uv_mode,
+                &above,
+                &left,
+                tl,
+                mb_y > 0,
+                mb_x > 0,
+                &mut p.data,
+                pos,
+                stride,
+            );
+        }
+    } else {
+        recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
+        let y2 = info.y_mode != SPLITMV;
+        let p = &pic.planes[0];
+        let mut dcs = [0i16; 16];
+        for b in 0..16 {
+            let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
+            let pos = p.index(x as isize, y as isize);
+            let c = fdct4x4(&residual4(&src[0], &p.data, pos, p.stride, x, y));
+            dcs[b] = c[0];
+            let qb = quantize_block(&c, &q.y1, y2);
+            out.levels[b] = qb.levels;
+            out.coeffs.blocks[b] = qb.dequant;
+            out.coeffs.eobs[b] = if y2 {
+                qb.eob.max(1) as u8
+            } else {
+                qb.eob as u8
+            };
+            out.has_residual |= qb.eob > 0;
+        }
+        if y2 {
+            let qb = quantize_block(&fwht4x4(&dcs), &q.y2, false);
+            out.levels[24] = qb.levels;
+            out.coeffs.blocks[24] = qb.dequant;
+            out.coeffs.eobs[24] = qb.eob as u8;
+            out.has_residual |= qb.eob > 0;
+        }
+    }
+    for (pl, first) in [(1usize, 16usize), (2, 20)] {
+        let p = &pic.planes[pl];
+        for i in 0..4 {
+            let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
+            let pos = p.index(x as isize, y as isize);
+            let c = fdct4x4(&residual4(&src[pl], &p.data, pos, p.stride, x, y));
+            let qb = quantize_block(&c, &q.uv, false);
+            out.levels[first + i] = qb.levels;
+            out.coeffs.blocks[first + i] = qb.dequant;
+            out.coeffs.eobs[first + i] = qb.eob as u8;
+            out.has_residual |= qb.eob > 0;
+        }
+    }
+    out.info.skip = !out.has_residual;
+    // The final reconstruction, exactly as the decoder will make it.
+    let mut c = MbCoeffs::new();
+    c.blocks = out.coeffs.blocks;
+    c.eobs = out.coeffs.eobs;
+    let res = if out.has_residual { Some(&mut c) } else { None };
+    recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
+    update_token_contexts(&out, ctx, mb_x);
+    out
+}
+
+/// Sets the above/left token contexts after a coded macroblock as the
+/// decoder will.
+pub(crate) fn update_token_contexts(c: &MbCoded, ctx: &mut TokenContexts, mb_x: usize) {
+    let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
+    let above = &mut ctx.above[mb_x];
+    let left = &mut ctx.left;
+    if !c.has_residual {
+        crate::tokens::skip_mb_coeffs(y2, above, left);
+        return;
+    }
+    let first = if y2 {
+        let nz = c.levels[24].iter().any(|&l| l != 0) as u8;
+        above[8] = nz;
+        left[8] = nz;
+        1
+    } else {
+        0
+    };
+    for b in 0..16 {
+        let nz = c.levels[b][first..].iter().any(|&l| l != 0) as u8;
+        above[b & 3] = nz;
+        left[b >> 2] = nz;
+    }
+    for b in 16..24 {
+        let base = if b < 20 { 4 } else { 6 };
+        let i = b & 3;
+        let nz = c.levels[b].iter().any(|&l| l != 0) as u8;
+        above[base + (i & 1)] = nz;
+        left[base + (i >> 1)] = nz;
+    }
+}
