@@ -17,6 +17,9 @@
 //! runtime. Output bytes depend only on the input and the encoding
 //! parameters, never on the number of workers or on scheduling.
 
+// Frames, sources and outputs are parallel arrays indexed by frame number.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -305,7 +308,7 @@ pub fn run_pipeline(
     }
     let chunks = frames.len().div_ceil(n);
     let range = |i: usize| i * n..((i + 1) * n).min(frames.len());
-    let is_head = |i: usize| i % x == 0;
+    let is_head = |i: usize| i.is_multiple_of(x);
     let enc_time = Mutex::new((0.0, 0usize));
     let reb_time = Mutex::new((0.0, 0usize));
     let check_fault = |i: usize, phase: Phase| -> Result<(), PipelineError> {
