@@ -370,3 +370,35 @@ pub(crate) fn next_state(
         size: frame_size,
     }
 }
+
+/// Parses a frame's header and per-macroblock records without
+/// reconstructing it (what rebase needs from the original frame).
+pub fn parse_modes(
+    state: &DecoderState,
+    data: &[u8],
+) -> Result<(FrameHeader, Vec<MbInfo>), DecodeError> {
+    let (tag, size, off) = header::parse_tag(data)?;
+    if !tag.key_frame && state.refs.is_none() {
+        return Err(DecodeError::NoKeyFrame);
+    }
+    let mut bd = BoolDecoder::new(&data[off..]);
+    let hdr = header::parse_header(
+        &mut bd,
+        tag,
+        size,
+        Inherited {
+            segment_features: &state.segment_features,
+            filter_deltas: &state.filter_deltas,
+            probs: &state.probs,
+        },
+    )?;
+    let frame_size = size.unwrap_or(state.size);
+    let mb_cols = (frame_size.width as usize).div_ceil(16);
+    let mb_rows = (frame_size.height as usize).div_ceil(16);
+    token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
+    let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
+    if bd.bits_past_end() > OVERRUN_SLACK_BITS {
+        return Err(DecodeError::PartitionOverrun(0));
+    }
+    Ok((hdr, mbs))
+}

@@ -97,26 +97,32 @@ pub fn reconstruct_mb(
         predict_inter(pic, refs.get(mb.ref_frame), filter, mb, mb_x, mb_y);
     }
     if let Some(c) = coeffs {
-        let y = &mut pic.planes[0];
-        let stride = y.stride;
-        let base = y.index(mb_x as isize * 16, mb_y as isize * 16);
-        if mb.y_mode != SPLITMV {
-            // The Y2 block carries the luma DCs.
-            let dcs = if c.eobs[24] > 1 {
-                idct::iwht4x4(&c.blocks[24])
-            } else {
-                [((c.blocks[24][0] as i32 + 3) >> 3) as i16; 16]
-            };
-            for (b, dc) in dcs.iter().enumerate() {
-                c.blocks[b][0] = *dc;
-            }
-        }
-        for b in 0..16 {
-            let pos = base + (b >> 2) * 4 * stride + (b & 3) * 4;
-            add_block(&c.blocks[b], c.eobs[b], &mut y.data, pos, stride);
-        }
-        add_chroma(pic, c, mb_x, mb_y);
+        add_residual(pic, mb, c, mb_x, mb_y);
     }
+}
+
+/// Adds the residual of a macroblock that is not B_PRED to the prediction
+/// already in `pic` (the second half of [`reconstruct_mb`]).
+pub fn add_residual(pic: &mut Picture, mb: &MbInfo, c: &mut MbCoeffs, mb_x: usize, mb_y: usize) {
+    let y = &mut pic.planes[0];
+    let stride = y.stride;
+    let base = y.index(mb_x as isize * 16, mb_y as isize * 16);
+    if mb.y_mode != SPLITMV {
+        // The Y2 block carries the luma DCs.
+        let dcs = if c.eobs[24] > 1 {
+            idct::iwht4x4(&c.blocks[24])
+        } else {
+            [((c.blocks[24][0] as i32 + 3) >> 3) as i16; 16]
+        };
+        for (b, dc) in dcs.iter().enumerate() {
+            c.blocks[b][0] = *dc;
+        }
+    }
+    for b in 0..16 {
+        let pos = base + (b >> 2) * 4 * stride + (b & 3) * 4;
+        add_block(&c.blocks[b], c.eobs[b], &mut y.data, pos, stride);
+    }
+    add_chroma(pic, c, mb_x, mb_y);
 }
 
 fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {

@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::decode::decode_picture;
+use crate::decode::{decode_picture, parse_modes};
 use crate::encode::analysis::{FrameAnalysis, MbCoded, TokenContexts};
 use crate::encode::fdct::{fdct4x4, fwht4x4};
 use crate::encode::frame::{encode_frame_with, Forced};
@@ -47,8 +47,7 @@ pub fn rebase(
     image: &Frame,
     frame: &[u8],
 ) -> Result<EncodedFrame, RebaseError> {
-    let d = decode_picture(original, frame)?;
-    let h = d.info.header.clone();
+    let (h, modes) = parse_modes(original, frame)?;
     if h.tag.key_frame {
         let again = decode_picture(target, frame)?;
         return Ok(EncodedFrame {
@@ -61,16 +60,9 @@ pub fn rebase(
         });
     }
     let (tw, th) = target.dimensions();
-    if target.is_empty()
-        || (tw, th) != (d.info.width, d.info.height)
-        || (image.width, image.height) != (tw, th)
-    {
-        return Err(RebaseError::Incompatible(
-            tw,
-            th,
-            d.info.width,
-            d.info.height,
-        ));
+    let (fw, fh) = original.dimensions();
+    if target.is_empty() || (tw, th) != (fw, fh) || (image.width, image.height) != (tw, th) {
+        return Err(RebaseError::Incompatible(tw, th, fw, fh));
     }
     let params = EncodeParams {
         q_index: h.quant.q_index,
@@ -80,10 +72,7 @@ pub fn rebase(
         partitions: h.partitions,
         ..EncodeParams::default()
     };
-    let forced = Forced {
-        header: h,
-        modes: d.modes,
-    };
+    let forced = Forced { header: h, modes };
     Ok(encode_frame_with(target, image, &params, Some(&forced))?)
 }
 
@@ -246,12 +235,18 @@ pub(crate) fn code_forced_mb(
         }
     }
     out.info.skip = !out.has_residual;
-    // The final reconstruction, exactly as the decoder will make it.
+    // The final reconstruction, exactly as the decoder will make it: the
+    // prediction is in place, so only B_PRED (whose subblocks were already
+    // reconstructed above) and the residual remain.
     let mut c = MbCoeffs::new();
     c.blocks = out.coeffs.blocks;
     c.eobs = out.coeffs.eobs;
-    let res = if out.has_residual { Some(&mut c) } else { None };
-    recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
+    if info.ref_frame == 0 && info.y_mode == B_PRED {
+        let res = if out.has_residual { Some(&mut c) } else { None };
+        recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
+    } else if out.has_residual {
+        recon::add_residual(pic, &out.info, &mut c, mb_x, mb_y);
+    }
     update_token_contexts(&out, ctx, mb_x);
     out
 }
