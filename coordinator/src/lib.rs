@@ -1,1 +1,3 @@
 //! The excam coordinator: CLI commands and (later) the ExCamera pipeline.
+
+pub mod encode_cmd;
