@@ -40,8 +40,9 @@ fn polyfit(x: &[f64], y: &[f64], deg: usize) -> Option<Vec<f64>> {
         for r in 0..n {
             if r != col {
                 let f = a[r][col] / a[col][col];
-                for c in col..=n {
-                    a[r][c] -= f * a[col][c];
+                let pivot_row = a[col].clone();
+                for (x, p) in a[r][col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
             }
         }

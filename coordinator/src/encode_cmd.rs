@@ -190,7 +190,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     let mut psnr = PsnrStats::new();
     let (mut frames, mut key_frames, mut bytes) = (0u64, 0u64, 0u64);
     let seconds_per_frame = fps.1 as f64 / fps.0 as f64;
-    while args.limit.map_or(true, |l| frames < l) {
+    while frames < args.limit.unwrap_or(u64::MAX) {
         let Some(frame) = reader
             .next_frame()
             .with_context(|| format!("cannot read {}", args.input.display()))?

@@ -78,15 +78,21 @@ pub struct GoldenPolicy {
     /// key frames.
     pub interval: u32,
     /// How many q index steps (0..=127 scale) below the frame's
-    /// quantizer a golden refresh is coded.
+    /// quantizer a golden refresh is coded, at most: the boost is also
+    /// capped at a third of the q index, since at low quantizers a few
+    /// steps already cost many bits and gain little.
     pub q_boost: u8,
 }
 
+/// The default was measured with `rd-harness` on carphone at speed 4
+/// (fixed quantizers 10..50): against no golden refresh between key
+/// frames, every 12 frames with boost 24 gave BD-rate -10.0% (boost 16:
+/// -8.9%; every 8 with boost 16: -8.4%; every 16 with boost 24: -8.4%).
 impl Default for GoldenPolicy {
     fn default() -> Self {
         GoldenPolicy {
-            interval: 16,
-            q_boost: 8,
+            interval: 12,
+            q_boost: 24,
         }
     }
 }
@@ -362,7 +368,7 @@ impl Encoder {
             return FrameKind::Key;
         }
         let g = self.cfg.golden.interval as u64;
-        if g > 0 && self.since_key % g == 0 {
+        if self.since_key.checked_rem(g) == Some(0) {
             FrameKind::Golden
         } else {
             FrameKind::Inter
@@ -456,13 +462,18 @@ impl RateController {
         (inter_qi / 4).max(4)
     }
 
+    /// The golden boost at `qi`: see [`GoldenPolicy::q_boost`].
+    fn golden_boost(&self, qi: u8) -> u8 {
+        self.golden_boost.min(qi / 3)
+    }
+
     fn q_index(&self, kind: FrameKind) -> u8 {
         match self.rate {
             RateControl::Quantizer(q) => {
                 let qi = quantizer_to_qindex(q);
                 match kind {
                     FrameKind::Key => qi.saturating_sub(Self::key_boost(qi) / 2),
-                    FrameKind::Golden => qi.saturating_sub(self.golden_boost),
+                    FrameKind::Golden => qi - self.golden_boost(qi),
                     FrameKind::Inter => qi,
                 }
             }
@@ -483,7 +494,7 @@ impl RateController {
         };
         match kind {
             FrameKind::Inter => inter_qi,
-            FrameKind::Golden => inter_qi.saturating_sub(self.golden_boost).max(MIN_QI),
+            FrameKind::Golden => (inter_qi - self.golden_boost(inter_qi)).max(MIN_QI),
             FrameKind::Key => {
                 // Boosted, but never so far that one key frame eats more
                 // than a bounded share of the buffer.
@@ -597,6 +608,7 @@ mod tests {
             q_boost: 6,
         };
         c.rate = RateControl::Quantizer(30);
+        assert!(quantizer_to_qindex(30) / 3 > 6, "boost not capped here");
         let mut enc = c.build().unwrap();
         let mut kinds = String::new();
         for i in 0..11u8 {
