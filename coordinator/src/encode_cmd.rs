@@ -209,8 +209,9 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         bytes += p.data.len() as u64;
         let kbps = bytes as f64 * 8.0 / (frames as f64 * seconds_per_frame) / 1000.0;
         progress.set_position(frames);
+        let fps_now = frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
         progress.set_message(format!(
-            "{kbps:.1} kbit/s q{}",
+            "{fps_now:.1} fps, {kbps:.1} kbit/s, q {}",
             qindex_to_quantizer(p.q_index)
         ));
     }
@@ -255,11 +256,11 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
     let (bar, template) = match total {
         Some(n) => (
             ProgressBar::new(n),
-            "{pos}/{len} frames {per_sec} {msg} [{elapsed_precise}, ETA {eta}]",
+            "{pos}/{len} frames, {msg} [{elapsed_precise}, ETA {eta}]",
         ),
         None => (
             ProgressBar::no_length(),
-            "{pos} frames {per_sec} {msg} [{elapsed_precise}]",
+            "{pos} frames, {msg} [{elapsed_precise}]",
         ),
     };
     bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
