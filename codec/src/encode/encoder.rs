@@ -192,7 +192,6 @@ impl EncoderConfig {
             state: DecoderState::new(),
             queue: VecDeque::new(),
             frames_in: 0,
-            frames_out: 0,
             since_key: 0,
             flushing: false,
         })
@@ -204,7 +203,8 @@ impl EncoderConfig {
 pub struct Packet {
     /// The VP8 frame, ready for a container.
     pub data: Vec<u8>,
-    /// Presentation time in frames (the input frame's index).
+    /// Presentation time in frames: the index of the input frame among
+    /// those [`Encoder::send_frame`] accepted.
     pub pts: u64,
     /// Whether this is a key frame (a random access point).
     pub key_frame: bool,
@@ -254,9 +254,9 @@ pub struct Encoder {
     cfg: EncoderConfig,
     rc: RateController,
     state: DecoderState,
-    queue: VecDeque<Frame>,
+    /// Frames waiting, with their presentation times.
+    queue: VecDeque<(u64, Frame)>,
     frames_in: u64,
-    frames_out: u64,
     /// Frames since the last key frame.
     since_key: u64,
     flushing: bool,
@@ -298,7 +298,7 @@ impl Encoder {
         if (frame.width, frame.height) != (self.cfg.width, self.cfg.height) {
             return Err(EncodeError::BadDimensions(frame.width, frame.height).into());
         }
-        self.queue.push_back(frame);
+        self.queue.push_back((self.frames_in, frame));
         self.frames_in += 1;
         Ok(())
     }
@@ -319,7 +319,7 @@ impl Encoder {
     /// [`EncoderStatus::Failure`] if encoding fails (the frame is dropped
     /// and the state is unchanged).
     pub fn receive_packet(&mut self) -> Result<Packet, EncoderStatus> {
-        let Some(frame) = self.queue.pop_front() else {
+        let Some((pts, frame)) = self.queue.pop_front() else {
             return Err(if self.flushing {
                 EncoderStatus::LimitReached
             } else {
@@ -347,7 +347,7 @@ impl Encoder {
         self.rc.update(kind, out.q_index, out.data.len() * 8);
         self.since_key = if out.key_frame { 1 } else { self.since_key + 1 };
         let packet = Packet {
-            pts: self.frames_out,
+            pts,
             key_frame: out.key_frame,
             golden: out.key_frame || params.refresh_golden,
             q_index: out.q_index,
@@ -357,7 +357,6 @@ impl Encoder {
             data: out.data,
         };
         self.state = out.state;
-        self.frames_out += 1;
         Ok(packet)
     }
 
