@@ -1,1 +1,3 @@
-//! Benchmarks and the libvpx comparison harness for excam.
+//! Benchmarks and the harness that compares excam with libvpx.
+
+pub mod bdrate;

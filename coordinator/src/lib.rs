@@ -1,2 +1,4 @@
 //! The excam coordinator: CLI commands and (later) the ExCamera pipeline.
+
+pub mod encode_cmd;
 pub mod pipeline;

@@ -24,10 +24,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
+use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus};
 use excam_codec::wire::{decode_state, encode_state, state_digest, Compression, StateError};
-use excam_codec::{
-    encode, encode_given_state, rebase, DecoderState, EncodeError, EncodeParams, Frame, RebaseError,
-};
+use excam_codec::{encode_given_state, rebase, DecoderState, EncodeError, Frame, RebaseError};
 use thiserror::Error;
 
 /// Which phase a chunk is in.
@@ -162,17 +161,20 @@ pub struct PipelineConfig {
     pub group_chunks: usize,
     /// Worker threads.
     pub workers: usize,
-    /// Encoder settings for every frame (quantizer, speed, ...).
-    pub params: EncodeParams,
+    /// Encoder settings (rate control, speed, key and golden frames); each
+    /// chunk runs its own encoder with them, so one chunk covering the
+    /// whole clip gives exactly the serial encoder's stream.
+    pub encoder: EncoderConfig,
 }
 
-impl Default for PipelineConfig {
-    fn default() -> Self {
+impl PipelineConfig {
+    /// ExCamera[6,16] on as many workers as there are cores.
+    pub fn new(encoder: EncoderConfig) -> Self {
         PipelineConfig {
             chunk_frames: 6,
             group_chunks: 16,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            params: EncodeParams::default(),
+            encoder,
         }
     }
 }
@@ -275,18 +277,6 @@ fn timed<T>(acc: &Mutex<(f64, usize)>, n: usize, f: impl FnOnce() -> T) -> T {
     r
 }
 
-fn chunk_params(cfg: &PipelineConfig, k: usize, len: usize, has_successor: bool) -> EncodeParams {
-    let mut p = cfg.params.clone();
-    p.key_frame = k == 0;
-    // The last frame refreshes all references so the state handed on is
-    // one picture; the last chunk of the video has no successor.
-    if has_successor && k + 1 == len {
-        p.refresh_golden = true;
-        p.refresh_altref = true;
-    }
-    p
-}
-
 /// Encodes `frames` with ExCamera[N,x]; returns the chunks in order.
 pub fn run_pipeline(
     frames: &[Frame],
@@ -329,6 +319,12 @@ pub fn run_pipeline(
             check_fault(i, Phase::Encode)?;
             let r = range(i);
             let len = r.len();
+            let enc_err = |source| PipelineError::Encode {
+                chunk: i,
+                phase: Phase::Encode,
+                source,
+            };
+            let mut encoder = cfg.encoder.build().map_err(enc_err)?;
             let mut state = DecoderState::default();
             let mut work = ChunkWork {
                 frames: Vec::with_capacity(len),
@@ -336,17 +332,28 @@ pub fn run_pipeline(
                 final_state: DecoderState::default(),
             };
             for (k, f) in frames[r].iter().enumerate() {
-                let p = chunk_params(cfg, k, len, i + 1 < chunks);
-                let e = timed(&enc_time, 1, || encode(&state, f, &p)).map_err(|source| {
-                    PipelineError::Encode {
+                // The last frame refreshes all references so the state
+                // handed on is one picture; the video's last chunk has no
+                // successor.
+                if k + 1 == len && i + 1 < chunks {
+                    encoder.refresh_all_references_next();
+                }
+                let packet = timed(&enc_time, 1, || {
+                    encoder
+                        .send_frame(Some(f.clone()))
+                        .and_then(|_| encoder.receive_packet())
+                })
+                .map_err(|e| match e {
+                    EncoderStatus::Failure(source) => enc_err(source),
+                    other => PipelineError::Worker {
                         chunk: i,
                         phase: Phase::Encode,
-                        source,
-                    }
+                        message: format!("encoder: {other:?}"),
+                    },
                 })?;
-                work.frames.push(e.data);
+                work.frames.push(packet.data);
                 work.sources.push(state);
-                state = e.state;
+                state = packet.state;
             }
             work.final_state = state;
             if i + 1 < chunks && !is_head(i + 1) {
@@ -399,8 +406,18 @@ pub fn run_pipeline(
             let len = r.len();
             let src = &frames[r];
             let own = &p1[i];
-            let mut p = chunk_params(cfg, 0, len, i + 1 < chunks);
-            p.key_frame = false;
+            let mut p = Encoder::given_state_params_for(&cfg.encoder).map_err(|source| {
+                PipelineError::Encode {
+                    chunk: i,
+                    phase: Phase::EncodeGivenState,
+                    source,
+                }
+            })?;
+            // A one-frame chunk ends here: refresh all only if it hands on.
+            if len == 1 && i + 1 == chunks {
+                p.refresh_golden = false;
+                p.refresh_altref = false;
+            }
             let first = timed(&enc_time, 1, || encode_given_state(&pred, &src[0], &p)).map_err(
                 |source| PipelineError::Encode {
                     chunk: i,

@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use excam_codec::{decode, encode, DecoderState, EncodeParams, Frame};
+use excam_codec::encode::encoder::{EncoderConfig, RateControl};
+use excam_codec::{decode, DecoderState, Frame};
 use excam_coordinator::pipeline::{
     run_pipeline, verify_chain, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats,
 };
@@ -28,16 +29,19 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
         .collect()
 }
 
+fn encoder_config(f: &Frame, speed: u8) -> EncoderConfig {
+    let mut c = EncoderConfig::new(f.width, f.height);
+    c.rate = RateControl::Quantizer(25);
+    c.speed = speed;
+    c
+}
+
 fn run(frames: &[Frame], n: usize, x: usize, workers: usize) -> Vec<Chunk> {
     let cfg = PipelineConfig {
         chunk_frames: n,
         group_chunks: x,
         workers,
-        params: EncodeParams {
-            q_index: 50,
-            speed: 6,
-            ..Default::default()
-        },
+        encoder: encoder_config(&frames[0], 6),
     };
     let mut stats = PipelineStats::default();
     run_pipeline(
@@ -86,18 +90,11 @@ fn output_decodes_and_is_independent_of_worker_count() {
 fn one_chunk_is_the_serial_encoder() {
     let frames = clip(40, 24, 9);
     let chunks = run(&frames, 100, 16, 2);
-    let mut state = DecoderState::default();
+    let mut enc = encoder_config(&frames[0], 6).build().unwrap();
     let mut serial = Vec::new();
-    for (i, f) in frames.iter().enumerate() {
-        let p = EncodeParams {
-            q_index: 50,
-            speed: 6,
-            key_frame: i == 0,
-            ..Default::default()
-        };
-        let e = encode(&state, f, &p).unwrap();
-        serial.push(e.data);
-        state = e.state;
+    for f in &frames {
+        enc.send_frame(Some(f.clone())).unwrap();
+        serial.push(enc.receive_packet().unwrap().data);
     }
     assert_eq!(all_frames(&chunks), serial);
 }
@@ -119,10 +116,7 @@ fn injected_worker_failure_names_the_chunk() {
         chunk_frames: 4,
         group_chunks: 16,
         workers: 2,
-        params: EncodeParams {
-            speed: 8,
-            ..Default::default()
-        },
+        encoder: encoder_config(&frames[0], 8),
     };
     let fault = |chunk: usize, phase: Phase| {
         if chunk == 2 && phase == Phase::EncodeGivenState {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::bool_encoder::{cost_bool, BoolEncoder};
 use crate::decode::{apply_loop_filter, next_state};
 use crate::encode::analysis::{FrameAnalysis, MbCoded, TokenContexts};
+use crate::encode::entropy::{count_modes, optimize_mode_probs};
 use crate::encode::loop_filter_pick::pick_filter_level;
 use crate::encode::modes::write_modes;
 use crate::encode::quantize::{QuantDeltas, Quantizer};
@@ -289,6 +290,10 @@ pub(crate) fn encode_frame_with(
     }
     let mut probs = base_probs.clone();
     probs.coeff = optimize_coeff_probs(&base_probs, &counts);
+    if !key {
+        let mode_counts = count_modes(&mbs, mb_cols, mb_rows, [false; 4]);
+        optimize_mode_probs(&mut probs, &mode_counts);
+    }
     let n = mbs.len() as u32;
     let skipped = mbs.iter().filter(|m| m.skip).count() as u32;
     let intra = mbs.iter().filter(|m| m.ref_frame == INTRA_FRAME).count() as u32;
@@ -351,7 +356,7 @@ pub(crate) fn encode_frame_with(
         },
         sign_bias_golden: false,
         sign_bias_altref: false,
-        refresh_entropy: true,
+        refresh_entropy: params.refresh_entropy,
         refresh_last: key || params.refresh_last,
         probs,
         skip_prob: Some(prob_from_counts(n - skipped, skipped)),

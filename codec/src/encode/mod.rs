@@ -13,6 +13,8 @@ use crate::picture::Picture;
 use crate::state::DecoderState;
 
 pub mod analysis;
+pub mod encoder;
+mod entropy;
 pub mod fdct;
 pub mod frame;
 pub mod loop_filter_pick;
@@ -68,6 +70,11 @@ pub struct EncodeParams {
     pub partitions: usize,
     /// Rate-distortion trade-off: lambda = scale * step^2 / 256 per bit.
     pub lambda_scale: u32,
+    /// Whether the probabilities this frame uses persist into the next
+    /// frame (`refresh_entropy_probs`). With `false` the next frame starts
+    /// from the probabilities this frame inherited, so a lost or skipped
+    /// frame does not change how later frames decode (error resilience).
+    pub refresh_entropy: bool,
 }
 
 impl Default for EncodeParams {
@@ -86,6 +93,7 @@ impl Default for EncodeParams {
             sharpness: 0,
             partitions: 1,
             lambda_scale: 40,
+            refresh_entropy: true,
         }
     }
 }

@@ -1,0 +1,271 @@
+//! `excam encode`: Y4M in, VP8 in IVF out, through the streaming
+//! [`Encoder`](excam_codec::encode::encoder::Encoder).
+//!
+//! The output is written to a temporary file beside the destination and
+//! renamed over it only when the whole stream has been encoded, so a
+//! failure (bad input, a truncated frame, a full disk) never leaves a
+//! half-written file at the output path.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use excam_codec::container::ivf::{IvfHeader, IvfWriter};
+use excam_codec::container::y4m::Y4mReader;
+use excam_codec::encode::encoder::{
+    EncoderConfig, EncoderStatus, GoldenPolicy, Packet, RateControl, MAX_SPEED,
+};
+use excam_codec::encode::quantize::qindex_to_quantizer;
+use excam_codec::image::i420_len;
+use excam_codec::metrics::PsnrStats;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
+pub const DEFAULT_QUANTIZER: u8 = 32;
+
+/// Arguments of `excam encode`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EncodeArgs {
+    /// Input: 8-bit 4:2:0 progressive Y4M, or `-` for standard input
+    /// (e.g. `ffmpeg -i IN -f yuv4mpegpipe - | excam encode - -o OUT.ivf`).
+    pub input: PathBuf,
+    /// Output IVF file (replaced only once the encode has succeeded).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Fixed quantizer on vpxenc's 0..=63 scale (like `--min-q=Q --max-q=Q`)
+    /// [default: 32 unless --bitrate is given].
+    #[arg(short, long, value_parser = clap::value_parser!(u8).range(0..=63), conflicts_with = "bitrate")]
+    pub quantizer: Option<u8>,
+    /// Target bitrate in kbit/s (one pass).
+    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub bitrate: Option<u32>,
+    /// Largest key frame interval in frames (0: only the first frame).
+    #[arg(long, default_value_t = 128)]
+    pub keyint: u32,
+    /// Speed preset 0..=8: 0 is slowest and compresses best.
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=MAX_SPEED as i64))]
+    pub speed: u8,
+    /// Encode at most this many frames.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// DCT token partitions (1, 2, 4 or 8).
+    #[arg(long, default_value_t = 1, value_parser = parse_partitions)]
+    pub partitions: usize,
+    /// Refresh the golden reference every N frames, coded at a lower
+    /// quantizer (0: only on key frames).
+    #[arg(long, default_value_t = GoldenPolicy::default().interval)]
+    pub golden_interval: u32,
+    /// No progress line and no summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_partitions(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ (1 | 2 | 4 | 8)) => Ok(n),
+        _ => Err(format!("{s:?} is not 1, 2, 4 or 8")),
+    }
+}
+
+/// What an encode produced.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Frames encoded.
+    pub frames: u64,
+    /// Key frames among them.
+    pub key_frames: u64,
+    /// Bytes of VP8 data (without the IVF framing).
+    pub bytes: u64,
+    /// Average bitrate in kbit/s at the input's frame rate.
+    pub kbps: f64,
+    /// PSNR of the reconstruction against the input, vpxenc's "Overall".
+    pub psnr: f64,
+    /// Per-plane overall PSNR (Y, U, V).
+    pub psnr_planes: [f64; 3],
+    /// Wall time of reading, encoding and writing.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Frames per second of wall time.
+    pub fn fps(&self) -> f64 {
+        self.frames as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs `excam encode` and prints its summary on stderr.
+///
+/// # Errors
+///
+/// Unreadable or unsupported input (the Y4M reader's error says what was
+/// found and what is supported), encoder errors, or output I/O failures;
+/// in every case no file is left at the output path.
+pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    let quiet = args.quiet;
+    let s = encode(&args)?;
+    if !quiet {
+        eprintln!(
+            "{} frames ({} key) -> {}: {:.2} kbit/s, PSNR overall {:.3} dB (Y {:.3} U {:.3} V {:.3}), {:.2} s, {:.1} fps",
+            s.frames,
+            s.key_frames,
+            args.output.display(),
+            s.kbps,
+            s.psnr,
+            s.psnr_planes[0],
+            s.psnr_planes[1],
+            s.psnr_planes[2],
+            s.elapsed.as_secs_f64(),
+            s.fps()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the input; returns it with the byte length of a regular file
+/// (used to estimate the frame count for the ETA).
+fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(BufReader::new(io::stdin().lock())), None));
+    }
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
+}
+
+/// Encodes as [`run`] does, returning the summary instead of printing it.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
+    let start = Instant::now();
+    let (input, input_len) = open_input(&args.input)?;
+    let mut reader = Y4mReader::new(input)
+        .with_context(|| format!("cannot read {} as Y4M", args.input.display()))?;
+    let hdr = *reader.header();
+    let fps = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
+    let mut cfg = EncoderConfig::new(hdr.width, hdr.height);
+    cfg.framerate = fps;
+    cfg.rate = match (args.quantizer, args.bitrate) {
+        (_, Some(kbps)) => RateControl::Bitrate { kbps },
+        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
+    };
+    cfg.keyint = args.keyint;
+    cfg.speed = args.speed;
+    cfg.partitions = args.partitions;
+    cfg.golden.interval = args.golden_interval;
+    let mut enc = cfg.build().context("invalid encoder settings")?;
+
+    // The temporary file deletes itself when dropped, i.e. on every error
+    // path; only `persist` at the end puts it at the output path.
+    let dir = match args.output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = args
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let out = BufWriter::new(tmp.reopen().context("cannot open the temporary output")?);
+    let ivf_hdr = IvfHeader::vp8(hdr.width as u16, hdr.height as u16, fps.1, fps.0);
+    let mut ivf = IvfWriter::new(out, &ivf_hdr)?;
+
+    // A regular file's length gives the frame count: each frame is a
+    // 6-byte "FRAME\n" line plus its samples (header line ignored).
+    let estimated = input_len.map(|l| l / (i420_len(hdr.width, hdr.height) as u64 + 6));
+    let total = match (estimated, args.limit) {
+        (Some(e), Some(l)) => Some(e.min(l)),
+        (e, l) => e.or(l),
+    };
+    let progress = progress_bar(args.quiet, total);
+
+    let mut psnr = PsnrStats::new();
+    let (mut frames, mut key_frames, mut bytes) = (0u64, 0u64, 0u64);
+    let seconds_per_frame = fps.1 as f64 / fps.0 as f64;
+    while frames < args.limit.unwrap_or(u64::MAX) {
+        let Some(frame) = reader
+            .next_frame()
+            .with_context(|| format!("cannot read {}", args.input.display()))?
+        else {
+            break;
+        };
+        enc.send_frame(Some(frame.clone())).map_err(status_error)?;
+        let p: Packet = enc.receive_packet().map_err(status_error)?;
+        ivf.write_frame(p.pts, &p.data)
+            .context("cannot write the output")?;
+        if let Some(rec) = &p.reconstruction {
+            psnr.add(&frame, &rec.to_frame());
+        }
+        frames += 1;
+        key_frames += p.key_frame as u64;
+        bytes += p.data.len() as u64;
+        let kbps = bytes as f64 * 8.0 / (frames as f64 * seconds_per_frame) / 1000.0;
+        progress.set_position(frames);
+        let fps_now = frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        progress.set_message(format!(
+            "{fps_now:.1} fps, {kbps:.1} kbit/s, q {}",
+            qindex_to_quantizer(p.q_index)
+        ));
+    }
+    enc.flush();
+    match enc.receive_packet() {
+        Err(EncoderStatus::LimitReached) => {}
+        Ok(_) => bail!("encoder returned a packet after the last frame"),
+        Err(e) => return Err(status_error(e)),
+    }
+    progress.finish_and_clear();
+    if frames == 0 {
+        bail!("{} has no frames", args.input.display());
+    }
+
+    let mut out = ivf.finish().context("cannot write the output")?;
+    out.flush().context("cannot write the output")?;
+    drop(out);
+    tmp.persist(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let secs = frames as f64 * seconds_per_frame;
+    Ok(Summary {
+        frames,
+        key_frames,
+        bytes,
+        kbps: bytes as f64 * 8.0 / secs / 1000.0,
+        psnr: psnr.overall(),
+        psnr_planes: psnr.overall_planes(),
+        elapsed: start.elapsed(),
+    })
+}
+
+fn status_error(e: EncoderStatus) -> anyhow::Error {
+    anyhow::Error::new(e).context("encoding failed")
+}
+
+/// A progress line on stderr when it is a terminal and not `--quiet`:
+/// frames done, fps, kbit/s so far and (when the length is known) ETA.
+fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(n) => (
+            ProgressBar::new(n),
+            "{pos}/{len} frames, {msg} [{elapsed_precise}, ETA {eta}]",
+        ),
+        None => (
+            ProgressBar::no_length(),
+            "{pos} frames, {msg} [{elapsed_precise}]",
+        ),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}

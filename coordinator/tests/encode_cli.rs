@@ -1,0 +1,216 @@
+//! `excam encode` end to end through its library entry point: output that
+//! decodes, option parsing, and bad inputs that fail with a clear error
+//! and leave nothing at the output path.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use excam_codec::container::ivf::IvfReader;
+use excam_codec::container::y4m::Y4mWriter;
+use excam_codec::{decode, DecoderState, Frame};
+use excam_coordinator::encode_cmd::{encode, EncodeArgs};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: EncodeArgs,
+}
+
+fn args(list: &[&str]) -> EncodeArgs {
+    Cli::try_parse_from(std::iter::once("encode").chain(list.iter().copied()))
+        .unwrap()
+        .args
+}
+
+fn frames(w: usize, h: usize, n: usize) -> Vec<Frame> {
+    (0..n)
+        .map(|t| {
+            let mut f = Frame::filled(w, h, [0, 120, 130]);
+            for y in 0..h {
+                for x in 0..w {
+                    f.planes[0].row_mut(y)[x] = ((x * 7 + y * 3 + t * 5) % 256) as u8;
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+fn write_y4m(path: &Path, frames: &[Frame]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = Y4mWriter::new(file, frames[0].width, frames[0].height, (30, 1)).unwrap();
+    for f in frames {
+        w.write_frame(f).unwrap();
+    }
+}
+
+/// Names of the files in `dir`, sorted: to prove no temporary is left.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn decode_ivf(path: &Path) -> Vec<Frame> {
+    let r = IvfReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut state = DecoderState::new();
+    let mut out = Vec::new();
+    for f in r {
+        let (s, shown) = decode(&state, &f.unwrap().data).unwrap();
+        state = s;
+        out.extend(shown);
+    }
+    out
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn encodes_y4m_to_ivf_that_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.y4m");
+    let output = dir.path().join("out.ivf");
+    let src = frames(40, 24, 6);
+    write_y4m(&input, &src);
+    let a = args(&[s(&input), "-o", s(&output), "-q", "20", "--speed", "6"]);
+    let sum = encode(&a).unwrap();
+    assert_eq!(sum.frames, 6);
+    assert_eq!(sum.key_frames, 1);
+    assert!(sum.psnr > 35.0, "PSNR {}", sum.psnr);
+    assert!(sum.kbps > 0.0);
+    let dec = decode_ivf(&output);
+    assert_eq!(dec.len(), 6);
+    let r = IvfReader::new(std::fs::File::open(&output).unwrap()).unwrap();
+    assert_eq!(r.header().frame_count, 6);
+    assert_eq!((r.header().width, r.header().height), (40, 24));
+    assert_eq!(listing(dir.path()), ["in.y4m", "out.ivf"]);
+    // The summary's PSNR is the decoded stream's.
+    let mut stats = excam_codec::metrics::PsnrStats::new();
+    for (a, b) in src.iter().zip(&dec) {
+        stats.add(a, b);
+    }
+    assert!((stats.overall() - sum.psnr).abs() < 1e-9);
+}
+
+#[test]
+fn limit_bitrate_keyint_and_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.y4m");
+    let output = dir.path().join("out.ivf");
+    write_y4m(&input, &frames(33, 17, 9));
+    let a = args(&[
+        s(&input),
+        "-o",
+        s(&output),
+        "--bitrate",
+        "50",
+        "--keyint",
+        "2",
+        "--limit",
+        "5",
+        "--partitions",
+        "4",
+        "--quiet",
+    ]);
+    let sum = encode(&a).unwrap();
+    assert_eq!(sum.frames, 5);
+    assert_eq!(sum.key_frames, 3);
+    assert_eq!(decode_ivf(&output).len(), 5);
+}
+
+#[test]
+fn option_errors() {
+    let parse =
+        |l: &[&str]| Cli::try_parse_from(std::iter::once("encode").chain(l.iter().copied()));
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "-q", "64"]).is_err());
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "-q", "10", "--bitrate", "100"]).is_err());
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "--speed", "9"]).is_err());
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "--partitions", "3"]).is_err());
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "--bitrate", "0"]).is_err());
+    assert!(parse(&["in.y4m"]).is_err(), "output is required");
+    let a = parse(&["-", "-o", "x.ivf"]).unwrap().args;
+    assert_eq!(a.input, PathBuf::from("-"));
+    assert_eq!((a.quantizer, a.bitrate, a.keyint), (None, None, 128));
+}
+
+/// Runs the encoder on `input_bytes` and returns the error text, after
+/// checking that the directory holds only the input (and the old output,
+/// untouched, when there was one).
+fn failing(input_bytes: &[u8], old_output: Option<&[u8]>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.y4m");
+    let output = dir.path().join("out.ivf");
+    std::fs::write(&input, input_bytes).unwrap();
+    if let Some(old) = old_output {
+        std::fs::write(&output, old).unwrap();
+    }
+    let err = encode(&args(&[s(&input), "-o", s(&output), "--quiet"])).unwrap_err();
+    match old_output {
+        Some(old) => {
+            assert_eq!(listing(dir.path()), ["in.y4m", "out.ivf"]);
+            assert_eq!(std::fs::read(&output).unwrap(), old);
+        }
+        None => assert_eq!(listing(dir.path()), ["in.y4m"]),
+    }
+    format!("{err:#}")
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let frame_422 = [&b"FRAME\n"[..], &[128u8; 16 * 16 * 2]].concat();
+    let e = failing(
+        &[&b"YUV4MPEG2 W16 H16 F30:1 C422\n"[..], &frame_422].concat(),
+        None,
+    );
+    assert!(e.contains("4:2:2") && e.contains("supported"), "{e}");
+
+    let e = failing(b"YUV4MPEG2 W16 H16 F30:1 C420p10\n", None);
+    assert!(e.contains("more than 8 bits"), "{e}");
+    let e = failing(b"YUV4MPEG2 W16 H16 F30:1 C444\n", None);
+    assert!(e.contains("4:4:4"), "{e}");
+    let e = failing(b"YUV4MPEG2 W16 H16 F30:1 It C420jpeg\n", None);
+    assert!(e.contains("interlaced"), "{e}");
+    let e = failing(b"YUV4MPEG2 W16 F30:1\n", None);
+    assert!(e.contains("malformed") && e.contains("H"), "{e}");
+    let e = failing(b"not a y4m file at all\n", None);
+    assert!(e.contains("YUV4MPEG2"), "{e}");
+
+    // A whole frame, then one cut short: the old output must survive.
+    let mut good = Vec::new();
+    write_y4m_bytes(&mut good, &frames(16, 16, 2));
+    let cut = &good[..good.len() - 100];
+    let e = failing(cut, Some(b"previous output"));
+    assert!(e.contains("frame 1"), "{e}");
+    let e = failing(cut, None);
+    assert!(e.contains("frame 1"), "{e}");
+
+    // A header and no frames.
+    let e = failing(b"YUV4MPEG2 W16 H16 F30:1 C420jpeg\n", None);
+    assert!(e.contains("no frames"), "{e}");
+}
+
+fn write_y4m_bytes(out: &mut Vec<u8>, frames: &[Frame]) {
+    let mut w = Y4mWriter::new(out, frames[0].width, frames[0].height, (30, 1)).unwrap();
+    for f in frames {
+        w.write_frame(f).unwrap();
+    }
+}
+
+#[test]
+fn missing_input_and_output_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.y4m");
+    let out = dir.path().join("out.ivf");
+    let e = encode(&args(&[s(&missing), "-o", s(&out)])).unwrap_err();
+    assert!(format!("{e:#}").contains("nope.y4m"));
+    let input = dir.path().join("in.y4m");
+    write_y4m(&input, &frames(16, 16, 1));
+    let bad_out = dir.path().join("no/such/dir/out.ivf");
+    assert!(encode(&args(&[s(&input), "-o", s(&bad_out)])).is_err());
+    assert_eq!(listing(dir.path()), ["in.y4m"]);
+}
