@@ -20,7 +20,9 @@ use excam_codec::encode::encoder::{
 use excam_codec::encode::quantize::qindex_to_quantizer;
 use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats};
 
 /// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
 pub const DEFAULT_QUANTIZER: u8 = 32;
@@ -60,6 +62,18 @@ pub struct EncodeArgs {
     /// No progress line and no summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Encode ExCamera-style on this many local worker threads: the clip
+    /// is cut into chunks encoded in parallel, then rebased serially onto
+    /// each other's final states (reads the whole clip into memory).
+    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
+    /// ExCamera N: frames per chunk (one worker's job).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..), requires = "workers")]
+    pub chunk_frames: u64,
+    /// ExCamera x: chunks per group; each group starts with a key frame,
+    /// so key frames fall every N*x frames.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..), requires = "workers")]
+    pub group_chunks: u64,
 }
 
 fn parse_partitions(s: &str) -> Result<usize, String> {
@@ -190,6 +204,54 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     let mut psnr = PsnrStats::new();
     let (mut frames, mut key_frames, mut bytes) = (0u64, 0u64, 0u64);
     let seconds_per_frame = fps.1 as f64 / fps.0 as f64;
+    if let Some(workers) = args.workers {
+        progress.finish_and_clear();
+        let mut source = Vec::new();
+        while (source.len() as u64) < args.limit.unwrap_or(u64::MAX) {
+            match reader
+                .next_frame()
+                .with_context(|| format!("cannot read {}", args.input.display()))?
+            {
+                Some(f) => source.push(f),
+                None => break,
+            }
+        }
+        if source.is_empty() {
+            bail!("{} has no frames", args.input.display());
+        }
+        let pcfg = PipelineConfig {
+            chunk_frames: args.chunk_frames as usize,
+            group_chunks: args.group_chunks as usize,
+            workers: workers as usize,
+            encoder: cfg.clone(),
+        };
+        let chunks = run_with_progress(&source, &pcfg, args.quiet)?;
+        let mut state = excam_codec::DecoderState::default();
+        for f in chunks.iter().flat_map(|c| c.frames.iter()) {
+            let (next, img) =
+                excam_codec::decode(&state, f).context("pipeline output does not decode")?;
+            state = next;
+            if let Some(img) = img {
+                psnr.add(&source[frames as usize], &img);
+            }
+            ivf.write_frame(frames, f)
+                .context("cannot write the output")?;
+            key_frames += (f[0] & 1 == 0) as u64;
+            bytes += f.len() as u64;
+            frames += 1;
+        }
+        return finish(
+            args,
+            ivf,
+            tmp,
+            frames,
+            key_frames,
+            bytes,
+            seconds_per_frame,
+            psnr,
+            start,
+        );
+    }
     while frames < args.limit.unwrap_or(u64::MAX) {
         let Some(frame) = reader
             .next_frame()
@@ -226,6 +288,32 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         bail!("{} has no frames", args.input.display());
     }
 
+    finish(
+        args,
+        ivf,
+        tmp,
+        frames,
+        key_frames,
+        bytes,
+        seconds_per_frame,
+        psnr,
+        start,
+    )
+}
+
+/// Completes the output file, moves it into place and sums up.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    args: &EncodeArgs,
+    ivf: IvfWriter<BufWriter<File>>,
+    tmp: tempfile::NamedTempFile,
+    frames: u64,
+    key_frames: u64,
+    bytes: u64,
+    seconds_per_frame: f64,
+    psnr: PsnrStats,
+    start: Instant,
+) -> anyhow::Result<Summary> {
     let mut out = ivf.finish().context("cannot write the output")?;
     out.flush().context("cannot write the output")?;
     drop(out);
@@ -268,4 +356,66 @@ fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// Runs the ExCamera pipeline with one progress bar per phase (chunks done
+/// of chunks total) when stderr is a terminal.
+fn run_with_progress(
+    frames: &[excam_codec::Frame],
+    cfg: &PipelineConfig,
+    quiet: bool,
+) -> anyhow::Result<Vec<Chunk>> {
+    let chunks = frames.len().div_ceil(cfg.chunk_frames) as u64;
+    let show = !quiet && io::stderr().is_terminal();
+    let multi = MultiProgress::with_draw_target(if show {
+        ProgressDrawTarget::stderr_with_hz(4)
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template(
+        "{prefix:>30} {bar:30} {pos}/{len} chunks [{elapsed_precise}]",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bars: Vec<ProgressBar> = [Phase::Encode, Phase::EncodeGivenState, Phase::Rebase]
+        .iter()
+        .map(|p| {
+            let b = multi.add(ProgressBar::new(chunks));
+            b.set_style(style.clone());
+            b.set_prefix(p.to_string());
+            b
+        })
+        .collect();
+    let progress = |phase: Phase, done: usize, _total: usize| {
+        let i = match phase {
+            Phase::Encode => 0,
+            Phase::EncodeGivenState => 1,
+            Phase::Rebase => 2,
+        };
+        bars[i].set_position(done as u64);
+    };
+    let mut stats = PipelineStats::default();
+    let out = run_pipeline(
+        frames,
+        cfg,
+        &LocalExchange::default(),
+        &progress,
+        None,
+        &mut stats,
+    );
+    for b in &bars {
+        b.finish_and_clear();
+    }
+    let out = out?;
+    if !quiet {
+        eprintln!(
+            "ExCamera[{},{}] on {} workers: phases {:.2} s / {:.2} s / {:.2} s",
+            cfg.chunk_frames,
+            cfg.group_chunks,
+            cfg.workers,
+            stats.phase_seconds[0],
+            stats.phase_seconds[1],
+            stats.phase_seconds[2]
+        );
+    }
+    Ok(out)
 }
