@@ -11,6 +11,7 @@ use crate::encode::fdct::{fdct4x4, fwht4x4};
 use crate::encode::modes::{inter_context, mv_cost, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
+use crate::encode::split::{SplitChoice, SplitSearch};
 use crate::encode::tokenize::{block_cost, MAX_LEVEL};
 use crate::intra_pred;
 use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
@@ -45,6 +46,16 @@ pub(crate) struct FrameAnalysis<'a> {
     pub prob_golden: u8,
     /// Which references are worth searching (1 last, 2 golden, 3 altref).
     pub search_refs: &'a [u8],
+}
+
+/// The rate-distortion multiplier (SSE per bit, times 256) for a frame at
+/// `quant`: `scale / 9 * ac_step^2 / 256` per bit. The divisor calibrates
+/// the default `lambda_scale` of 40 to the best trade-off measured on
+/// carphone and box over quantizers 10..50 (about 0.02 ac_step^2 per bit,
+/// for key and inter frames alike, once SPLITMV is searched).
+pub(crate) fn rd_lambda(quant: &Quantizer, scale: u32, _key: bool) -> u64 {
+    let dq_ac = quant.y1.steps()[1] as u64;
+    (dq_ac * dq_ac * scale as u64 / 9).max(64)
 }
 
 /// A coded macroblock.
@@ -623,13 +634,15 @@ impl FrameAnalysis<'_> {
                     try_mv(NEARMV, ictx.near, 0, &mut best);
                     tried.push(ictx.near);
                 }
+                let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
                 let search = MotionSearch {
                     src: &self.src[0],
                     reference: &refs.get(rf).planes[0],
                     mb_x,
                     mb_y,
+                    block: (0, 0, 16, 16),
                     best: ictx.best,
-                    candidates: [MotionVector::ZERO, ictx.nearest, ictx.near],
+                    candidates: &cands,
                     mv_probs: &self.probs.mv,
                     lambda: self.lambda,
                     speed: self.speed,
@@ -640,6 +653,45 @@ impl FrameAnalysis<'_> {
                 let dc = (mv.col as i32 - ictx.best.col as i32).abs();
                 if !tried.contains(&mv) && dr <= MV_MAX && dc <= MV_MAX {
                     try_mv(NEWMV, mv, mv_cost(mv, ictx.best, &self.probs.mv), &mut best);
+                }
+                let partitionings: &[u8] = match self.speed {
+                    0..=2 => &[MV_16X8, MV_8X16, MV_QUARTERS, MV_4X4],
+                    3..=4 => &[MV_16X8, MV_8X16, MV_QUARTERS],
+                    _ => &[],
+                };
+                if partitionings.is_empty() {
+                    continue;
+                }
+                let split = SplitSearch {
+                    src: &self.src[0],
+                    reference: &refs.get(rf).planes[0],
+                    mb_x,
+                    mb_y,
+                    left: &left,
+                    above: &above,
+                    best: ictx.best,
+                    mv16: mv,
+                    mv_probs: &self.probs.mv,
+                    lambda: self.lambda,
+                    speed: self.speed,
+                    sixtap: self.filter == SubpelFilter::SixTap,
+                };
+                let mut choices: Vec<SplitChoice> =
+                    partitionings.iter().map(|&s| split.choose(s)).collect();
+                choices.sort_by_key(|c| c.cost);
+                let n_full = if self.speed == 0 { 2 } else { 1 };
+                for c in choices.iter().take(n_full) {
+                    let info = MbInfo {
+                        y_mode: SPLITMV,
+                        ref_frame: rf,
+                        partitioning: c.partitioning,
+                        mv: c.mvs[15],
+                        mvs: c.mvs,
+                        ..MbInfo::default()
+                    };
+                    let rate = mode_rate(SPLITMV) + c.rate;
+                    let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
+                    consider(cand, &mut best);
                 }
             }
         }

@@ -153,8 +153,7 @@ pub(crate) fn encode_frame(
     } else {
         state.probs.clone()
     };
-    let dq_ac = quant.y1.steps()[1] as u64;
-    let lambda = (dq_ac * dq_ac * params.lambda_scale as u64).max(64);
+    let lambda = crate::encode::analysis::rd_lambda(&quant, params.lambda_scale, key);
     let refs = if key { None } else { state.refs.as_ref() };
     let filter = SubpelFilter::SixTap;
 

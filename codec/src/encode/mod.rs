@@ -20,6 +20,7 @@ pub mod modes;
 pub mod motion;
 pub mod quantize;
 pub mod sad;
+pub mod split;
 pub mod tokenize;
 
 /// Why a frame could not be encoded.
