@@ -8,10 +8,11 @@
 
 use crate::bool_encoder::cost_bool;
 use crate::encode::fdct::{fdct4x4, fwht4x4};
-use crate::encode::modes::{inter_context, mv_cost, tree_cost, InterContext, MvClamp, MV_MAX};
+use crate::encode::modes::{inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
-use crate::encode::split::{SplitChoice, SplitSearch};
+use crate::encode::split::SplitSearch;
+use crate::encode::subpel::SearchCache;
 use crate::encode::tokenize::{block_cost, MAX_LEVEL};
 use crate::intra_pred;
 use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
@@ -46,6 +47,8 @@ pub(crate) struct FrameAnalysis<'a> {
     pub prob_golden: u8,
     /// Which references are worth searching (1 last, 2 golden, 3 altref).
     pub search_refs: &'a [u8],
+    /// Vector costs and sub-pixel planes for the motion search.
+    pub search: SearchCache,
 }
 
 /// The rate-distortion multiplier (SSE per bit, times 256) for a frame at
@@ -635,6 +638,13 @@ impl FrameAnalysis<'_> {
                     tried.push(ictx.near);
                 }
                 let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
+                // Whole-frame sub-pixel planes pay for themselves only when
+                // many fractional vectors are priced per macroblock.
+                let reference = &refs.get(rf).planes[0];
+                let subpel = (self.speed <= 4).then(|| {
+                    self.search
+                        .subpel(rf, reference, self.filter == SubpelFilter::SixTap)
+                });
                 let search = MotionSearch {
                     src: &self.src[0],
                     reference: &refs.get(rf).planes[0],
@@ -643,7 +653,8 @@ impl FrameAnalysis<'_> {
                     block: (0, 0, 16, 16),
                     best: ictx.best,
                     candidates: &cands,
-                    mv_probs: &self.probs.mv,
+                    mv_costs: &self.search.mv_costs,
+                    subpel,
                     lambda: self.lambda,
                     speed: self.speed,
                     sixtap: self.filter == SubpelFilter::SixTap,
@@ -652,14 +663,15 @@ impl FrameAnalysis<'_> {
                 let dr = (mv.row as i32 - ictx.best.row as i32).abs();
                 let dc = (mv.col as i32 - ictx.best.col as i32).abs();
                 if !tried.contains(&mv) && dr <= MV_MAX && dc <= MV_MAX {
-                    try_mv(NEWMV, mv, mv_cost(mv, ictx.best, &self.probs.mv), &mut best);
+                    try_mv(
+                        NEWMV,
+                        mv,
+                        self.search.mv_costs.cost(mv, ictx.best),
+                        &mut best,
+                    );
                 }
-                let partitionings: &[u8] = match self.speed {
-                    0..=2 => &[MV_16X8, MV_8X16, MV_QUARTERS, MV_4X4],
-                    3..=4 => &[MV_16X8, MV_8X16, MV_QUARTERS],
-                    _ => &[],
-                };
-                if partitionings.is_empty() {
+                // Finer motion only where the best so far leaves a residual.
+                if self.speed > 4 || best.as_ref().is_some_and(|b| !b.1.has_residual) {
                     continue;
                 }
                 let split = SplitSearch {
@@ -671,14 +683,13 @@ impl FrameAnalysis<'_> {
                     above: &above,
                     best: ictx.best,
                     mv16: mv,
-                    mv_probs: &self.probs.mv,
+                    mv_costs: &self.search.mv_costs,
+                    subpel,
                     lambda: self.lambda,
                     speed: self.speed,
                     sixtap: self.filter == SubpelFilter::SixTap,
                 };
-                let mut choices: Vec<SplitChoice> =
-                    partitionings.iter().map(|&s| split.choose(s)).collect();
-                choices.sort_by_key(|c| c.cost);
+                let choices = split.search();
                 let n_full = if self.speed == 0 { 2 } else { 1 };
                 for c in choices.iter().take(n_full) {
                     let info = MbInfo {

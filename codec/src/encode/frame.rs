@@ -189,6 +189,7 @@ pub(crate) fn encode_frame(
         prob_last: 200,
         prob_golden: 128,
         search_refs: &search_refs,
+        search: crate::encode::subpel::SearchCache::new(&base_probs.mv),
     };
     let mut pic = Picture::new(w, h);
     recon::init_intra_borders(&mut pic);

@@ -21,6 +21,7 @@ pub mod motion;
 pub mod quantize;
 pub mod sad;
 pub mod split;
+pub mod subpel;
 pub mod tokenize;
 
 /// Why a frame could not be encoded.

@@ -3,8 +3,9 @@
 //! the neighbours' vectors, then half- and quarter-pixel refinement through
 //! the codec's own interpolation filters.
 
-use crate::encode::modes::{mv_cost, MV_MAX};
+use crate::encode::modes::{MvCosts, MV_MAX};
 use crate::encode::sad::{sad, sse};
+use crate::encode::subpel::SubpelPlanes;
 use crate::modes::MotionVector;
 use crate::picture::PlaneBuf;
 use crate::recon::{luma_offset, predict_block_into};
@@ -24,7 +25,9 @@ pub(crate) struct MotionSearch<'a> {
     pub best: MotionVector,
     /// Starting points (zero, nearest, near, a parent's vector...).
     pub candidates: &'a [MotionVector],
-    pub mv_probs: &'a [[u8; 19]; 2],
+    pub mv_costs: &'a MvCosts,
+    /// The reference filtered at every phase, if built for this frame.
+    pub subpel: Option<&'a SubpelPlanes>,
     /// SSE per bit times 256.
     pub lambda: u64,
     pub speed: u8,
@@ -63,35 +66,47 @@ impl MotionSearch<'_> {
         );
     }
 
+    /// The block's prediction at `mv` straight from memory (the reference
+    /// or a sub-pixel plane), if it lies inside the bordered planes.
+    fn direct(&self, mv: MotionVector) -> Option<(&[u8], usize, usize)> {
+        let (x, y) = self.origin();
+        let (w, h) = (self.block.2, self.block.3);
+        let (dx, fx) = luma_offset(mv.col);
+        let (dy, fy) = luma_offset(mv.row);
+        let r = self.reference;
+        let (rx, ry) = (x as isize + dx, y as isize + dy);
+        let b = r.border as isize;
+        if rx < -b
+            || ry < -b
+            || rx + w as isize > r.width as isize + b
+            || ry + h as isize > r.height as isize + b
+        {
+            return None;
+        }
+        let pos = r.index(rx, ry);
+        if fx == 0 && fy == 0 {
+            Some((&r.data, pos, r.stride))
+        } else {
+            self.subpel.map(|sp| (sp.plane(fx, fy), pos, r.stride))
+        }
+    }
+
     /// SAD of the prediction at `mv`.
     fn sad_at(&self, mv: MotionVector) -> u64 {
         let (x, y) = self.origin();
         let (w, h) = (self.block.2, self.block.3);
         let src_pos = self.src.index(x as isize, y as isize);
-        if mv.row & 3 == 0 && mv.col & 3 == 0 {
-            // Whole pixels inside the bordered reference: no copy needed.
-            let r = self.reference;
-            let (rx, ry) = (
-                x as isize + (mv.col >> 2) as isize,
-                y as isize + (mv.row >> 2) as isize,
-            );
-            let b = r.border as isize;
-            if rx >= -b
-                && ry >= -b
-                && rx + w as isize <= r.width as isize + b
-                && ry + h as isize <= r.height as isize + b
-            {
-                return sad(
-                    &self.src.data,
-                    src_pos,
-                    self.src.stride,
-                    &r.data,
-                    r.index(rx, ry),
-                    r.stride,
-                    w,
-                    h,
-                ) as u64;
-            }
+        if let Some((buf, pos, stride)) = self.direct(mv) {
+            return sad(
+                &self.src.data,
+                src_pos,
+                self.src.stride,
+                buf,
+                pos,
+                stride,
+                w,
+                h,
+            ) as u64;
         }
         let mut pred = [0u8; 256];
         self.predict(mv, &mut pred);
@@ -102,15 +117,27 @@ impl MotionSearch<'_> {
     fn sse_at(&self, mv: MotionVector) -> u64 {
         let (x, y) = self.origin();
         let (w, h) = (self.block.2, self.block.3);
+        let src_pos = self.src.index(x as isize, y as isize);
+        if let Some((buf, pos, stride)) = self.direct(mv) {
+            return sse(
+                &self.src.data,
+                src_pos,
+                self.src.stride,
+                buf,
+                pos,
+                stride,
+                w,
+                h,
+            );
+        }
         let mut pred = [0u8; 256];
         self.predict(mv, &mut pred);
-        let src_pos = self.src.index(x as isize, y as isize);
         sse(&self.src.data, src_pos, self.src.stride, &pred, 0, 16, w, h)
     }
 
     /// SAD of the prediction at `mv` plus the vector's rate, both scaled.
     fn cost(&self, mv: MotionVector) -> u64 {
-        let rate = mv_cost(mv, self.best, self.mv_probs) as u64;
+        let rate = self.mv_costs.cost(mv, self.best) as u64;
         (self.sad_at(mv) << 8) + ((sad_lambda(self.lambda) * rate) >> 8)
     }
 
@@ -118,7 +145,7 @@ impl MotionSearch<'_> {
     /// sub-pixel choices are judged by squared error, which the interpolation
     /// filters' smoothing affects differently from SAD.
     fn cost_sse(&self, mv: MotionVector) -> u64 {
-        let rate = mv_cost(mv, self.best, self.mv_probs) as u64;
+        let rate = self.mv_costs.cost(mv, self.best) as u64;
         (self.sse_at(mv) << 8) + ((self.lambda * rate) >> 8)
     }
 
@@ -201,27 +228,43 @@ pub(crate) fn search_from(s: &MotionSearch, start_step: i16) -> MotionVector {
     refine_subpel(s, best)
 }
 
-/// Half- then quarter-pixel refinement around a whole-pixel vector.
+/// Half- then quarter-pixel refinement around a whole-pixel vector, in
+/// libvpx's iterative pattern: the four neighbours, then the diagonal
+/// between the better horizontal and the better vertical one, repeated
+/// while the centre moves (at most twice per level).
 fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
     let by_sse = s.speed <= 4;
     let cost = |mv| if by_sse { s.cost_sse(mv) } else { s.cost(mv) };
     let mut best = start;
     let mut best_cost = cost(best);
     let sub_steps: &[i16] = if s.speed >= 7 { &[2] } else { &[2, 1] };
+    let eval = |mv: MotionVector, best: &mut MotionVector, best_cost: &mut u64| -> u64 {
+        if !s.in_range(mv) {
+            return u64::MAX;
+        }
+        let c = cost(mv);
+        if c < *best_cost {
+            *best = mv;
+            *best_cost = c;
+        }
+        c
+    };
     for &step in sub_steps {
-        let center = best;
-        for (dr, dc) in EIGHT {
-            let mv = MotionVector {
+        for _ in 0..2 {
+            let center = best;
+            let at = |dr: i16, dc: i16| MotionVector {
                 row: center.row + dr * step,
                 col: center.col + dc * step,
             };
-            if !s.in_range(mv) {
-                continue;
-            }
-            let c = cost(mv);
-            if c < best_cost {
-                best = mv;
-                best_cost = c;
+            let l = eval(at(0, -1), &mut best, &mut best_cost);
+            let r = eval(at(0, 1), &mut best, &mut best_cost);
+            let u = eval(at(-1, 0), &mut best, &mut best_cost);
+            let d = eval(at(1, 0), &mut best, &mut best_cost);
+            let dc = if l < r { -1 } else { 1 };
+            let dr = if u < d { -1 } else { 1 };
+            eval(at(dr, dc), &mut best, &mut best_cost);
+            if best == center {
+                break;
             }
         }
     }

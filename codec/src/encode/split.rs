@@ -8,13 +8,14 @@
 //! exact bits of the sub-modes and vectors; the caller then codes the best
 //! partitioning in full to compare it with the other macroblock modes.
 
-use crate::encode::modes::{mv_cost, sub_mv_context, tree_cost, MV_MAX};
+use crate::encode::modes::{sub_mv_context, tree_cost, MvCosts, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
+use crate::encode::subpel::SubpelPlanes;
 use crate::modes::{MbInfo, MotionVector};
 use crate::picture::PlaneBuf;
 use crate::tables::{
-    ABOVE4X4, LEFT4X4, MBSPLITS, MBSPLIT_COUNT, MBSPLIT_PROBS, MBSPLIT_TREE, NEW4X4,
-    SUB_MV_REF_PROBS, SUB_MV_REF_TREE, ZERO4X4,
+    ABOVE4X4, LEFT4X4, MBSPLITS, MBSPLIT_COUNT, MBSPLIT_PROBS, MBSPLIT_TREE, MV_16X8, MV_4X4,
+    MV_8X16, MV_QUARTERS, NEW4X4, SUB_MV_REF_PROBS, SUB_MV_REF_TREE, ZERO4X4,
 };
 
 /// A SPLITMV choice for one macroblock.
@@ -44,7 +45,8 @@ pub(crate) struct SplitSearch<'a> {
     pub best: MotionVector,
     /// The macroblock's own 16x16 vector, a starting point for every part.
     pub mv16: MotionVector,
-    pub mv_probs: &'a [[u8; 19]; 2],
+    pub mv_costs: &'a MvCosts,
+    pub subpel: Option<&'a SubpelPlanes>,
     pub lambda: u64,
     pub speed: u8,
     pub sixtap: bool,
@@ -76,8 +78,30 @@ fn part_rect(s: u8, part: usize) -> (usize, usize, usize, usize) {
 }
 
 impl SplitSearch<'_> {
-    /// Chooses every partition's vector for partitioning `s`.
-    pub fn choose(&self, s: u8) -> SplitChoice {
+    /// Searches the partitionings allowed at this speed and returns them
+    /// best first by their SAD-domain cost: 16x8, 8x16 and 8x8, then 4x4
+    /// (seeded by the 8x8 vectors) only where 8x8 beat both halves, as
+    /// finer motion is then likely to pay.
+    pub fn search(&self) -> Vec<SplitChoice> {
+        let mut out = Vec::with_capacity(4);
+        if self.speed > 4 {
+            return out;
+        }
+        for s in [MV_16X8, MV_8X16, MV_QUARTERS] {
+            out.push(self.choose(s, None));
+        }
+        let quarters = out[2];
+        if self.speed <= 2 && quarters.cost < out[0].cost.min(out[1].cost) {
+            out.push(self.choose(MV_4X4, Some(&quarters.mvs)));
+        }
+        out.sort_by_key(|c| c.cost);
+        out
+    }
+
+    /// Chooses every partition's vector for partitioning `s`. `seeds`,
+    /// if given, are per-subblock vectors of a coarser partitioning to
+    /// start from; the integer search around them is then short.
+    pub fn choose(&self, s: u8, seeds: Option<&[MotionVector; 16]>) -> SplitChoice {
         let map = &MBSPLITS[s as usize];
         let mut mvs = [MotionVector::ZERO; 16];
         let mut rate = tree_cost(&MBSPLIT_TREE, &MBSPLIT_PROBS, s);
@@ -102,8 +126,14 @@ impl SplitSearch<'_> {
                 mb_y: self.mb_y,
                 block: part_rect(s, part),
                 best: self.best,
-                candidates: &[self.mv16, left_mv, above_mv],
-                mv_probs: self.mv_probs,
+                candidates: &[
+                    seeds.map_or(self.mv16, |v| v[k]),
+                    self.mv16,
+                    left_mv,
+                    above_mv,
+                ],
+                mv_costs: self.mv_costs,
+                subpel: self.subpel,
                 lambda: self.lambda,
                 speed: self.speed,
                 sixtap: self.sixtap,
@@ -112,7 +142,7 @@ impl SplitSearch<'_> {
                 let leaf = sub_mv_leaf(mv, left_mv, above_mv);
                 tree_cost(&SUB_MV_REF_TREE, probs, leaf)
                     + if leaf == NEW4X4 {
-                        mv_cost(mv, self.best, self.mv_probs)
+                        self.mv_costs.cost(mv, self.best)
                     } else {
                         0
                     }
@@ -132,7 +162,13 @@ impl SplitSearch<'_> {
             if left_mv != MotionVector::ZERO && above_mv != MotionVector::ZERO {
                 consider(MotionVector::ZERO);
             }
-            let step = if self.speed <= 1 { 4 } else { 2 };
+            let step = if seeds.is_some() {
+                1
+            } else if self.speed <= 1 {
+                4
+            } else {
+                2
+            };
             let new = motion::search_from(&ms, step);
             let dr = (new.row as i32 - self.best.row as i32).abs();
             let dc = (new.col as i32 - self.best.col as i32).abs();
