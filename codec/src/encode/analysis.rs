@@ -564,42 +564,6 @@ impl FrameAnalysis<'_> {
             }
         };
 
-        // Intra candidates.
-        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
-        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
-        let n_intra = if self.speed >= 6 {
-            1
-        } else if self.speed >= 3 {
-            2
-        } else {
-            4
-        };
-        let uv_rate = self.uv_mode_rate(uv_mode);
-        for &(_, m) in ranked.iter().take(n_intra) {
-            let info = MbInfo {
-                y_mode: m,
-                uv_mode,
-                b_modes: [match m {
-                    V_PRED => B_VE_PRED,
-                    H_PRED => B_HE_PRED,
-                    TM_PRED => B_TM_PRED,
-                    _ => B_DC_PRED,
-                }; 16],
-                ..MbInfo::default()
-            };
-            let r = self.y_mode_rate(m) + uv_rate;
-            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
-            consider(cand, &mut best);
-        }
-        if self.key || self.speed <= 5 {
-            let base = MbInfo {
-                uv_mode,
-                ..MbInfo::default()
-            };
-            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-            consider(cand, &mut best);
-        }
-
         // Inter candidates.
         if let (false, Some(refs)) = (self.key, self.refs) {
             let clamp = MvClamp::new(mb_x, mb_y, self.mb_cols, self.mb_rows);
@@ -705,6 +669,47 @@ impl FrameAnalysis<'_> {
                     consider(cand, &mut best);
                 }
             }
+        }
+
+        // Intra candidates.
+        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+        // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
+        // only where 16x16 intra came close to the best inter mode.
+        let inter_rd = best.as_ref().map(|b| b.0);
+        let n_intra = match (self.key, self.speed) {
+            (_, 6..) => 1,
+            (true, 3..) | (false, 0..=2) => 2,
+            (false, _) => 1,
+            (true, _) => 4,
+        };
+        let mut intra16_rd = u64::MAX;
+        let uv_rate = self.uv_mode_rate(uv_mode);
+        for &(_, m) in ranked.iter().take(n_intra) {
+            let info = MbInfo {
+                y_mode: m,
+                uv_mode,
+                b_modes: [match m {
+                    V_PRED => B_VE_PRED,
+                    H_PRED => B_HE_PRED,
+                    TM_PRED => B_TM_PRED,
+                    _ => B_DC_PRED,
+                }; 16],
+                ..MbInfo::default()
+            };
+            let r = self.y_mode_rate(m) + uv_rate;
+            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+            intra16_rd = intra16_rd.min(cand.0);
+            consider(cand, &mut best);
+        }
+        let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
+        if self.key || (self.speed <= 5 && close) {
+            let base = MbInfo {
+                uv_mode,
+                ..MbInfo::default()
+            };
+            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
+            consider(cand, &mut best);
         }
 
         let (_, mut chosen) = best.expect("at least one candidate");

@@ -13,7 +13,7 @@
 use std::cell::OnceCell;
 
 use crate::encode::modes::MvCosts;
-use crate::inter_pred;
+use crate::inter_pred::{self, SIXTAP_FILTERS};
 use crate::picture::PlaneBuf;
 
 /// One reference's luma filtered at the 15 fractional quarter-pixel
@@ -22,6 +22,48 @@ pub(crate) struct SubpelPlanes {
     /// Indexed by `(fy / 2) * 4 + fx / 2` (eighths of a pixel, even only);
     /// entry 0 (whole pixels) is empty: the reference itself serves.
     planes: Vec<Vec<u8>>,
+}
+
+/// The six-tap sum of one sample, rounded and clamped like the decoder's
+/// filter, in 16-bit lanes: the exact sum lies in -8160..=40800, so adding
+/// 64 * 128 (plus the rounding 64) makes it a `u16` and wrapping
+/// arithmetic computes it exactly, eight or sixteen samples per
+/// instruction once vectorised.
+#[inline(always)]
+fn tap6(s: [u8; 6], t: &[u16; 6]) -> u8 {
+    let mut v: u16 = 64 * 128 + 64;
+    for k in 0..6 {
+        v = v.wrapping_add(u16::from(s[k]).wrapping_mul(t[k]));
+    }
+    ((v >> 7) as i16 - 64).clamp(0, 255) as u8
+}
+
+/// Horizontal pass: `out[i]` from `row[i..i + 6]`.
+fn filter_h(row: &[u8], t: &[u16; 6], out: &mut [u8]) {
+    let n = out.len();
+    let row = &row[..n + 5];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = tap6(
+            [
+                row[i],
+                row[i + 1],
+                row[i + 2],
+                row[i + 3],
+                row[i + 4],
+                row[i + 5],
+            ],
+            t,
+        );
+    }
+}
+
+/// Vertical pass: `out[i]` from `rows[0..6][i]`.
+fn filter_v(rows: [&[u8]; 6], t: &[u16; 6], out: &mut [u8]) {
+    let n = out.len();
+    let r: [&[u8]; 6] = rows.map(|r| &r[..n]);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = tap6([r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i]], t);
+    }
 }
 
 /// Samples of clamp padding beyond the border, for the filter taps.
@@ -47,18 +89,67 @@ impl SubpelPlanes {
             out[PAD..PAD + bw].copy_from_slice(row);
             out[PAD + bw..].fill(row[bw - 1]);
         }
+        if !sixtap {
+            return Self::by_blocks(&ext, es, bw, bh, false);
+        }
+        // Horizontal passes over every extended row, then vertical passes
+        // over those (or over the reference for whole-pixel columns): the
+        // same two roundings as the block filter, without recomputing the
+        // first pass for each vertical phase.
+        let taps = |f: usize| SIXTAP_FILTERS[f].map(|t| t as u16);
+        let hpass: Vec<Vec<u8>> = [2usize, 4, 6]
+            .iter()
+            .map(|&fx| {
+                let mut hp = vec![0u8; bw * eh];
+                for y in 0..eh {
+                    let row = &ext[y * es + PAD - 2..y * es + PAD + bw + 3];
+                    filter_h(row, &taps(fx), &mut hp[y * bw..(y + 1) * bw]);
+                }
+                hp
+            })
+            .collect();
         let mut planes = vec![Vec::new()];
         for phase in 1..16 {
             let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
-            let mut p = vec![0u8; reference.stride * bh];
+            let mut p = vec![0u8; bw * bh];
+            let (src, stride, col) = if fx == 0 {
+                (&ext[..], es, PAD)
+            } else {
+                (&hpass[fx / 2 - 1][..], bw, 0)
+            };
+            for y in 0..bh {
+                let out = &mut p[y * bw..(y + 1) * bw];
+                if fy == 0 {
+                    let at = (y + PAD) * stride + col;
+                    out.copy_from_slice(&src[at..at + bw]);
+                } else {
+                    let rows: [&[u8]; 6] = core::array::from_fn(|k| {
+                        let at = (y + PAD + k - 2) * stride + col;
+                        &src[at..at + bw]
+                    });
+                    filter_v(rows, &taps(fy), out);
+                }
+            }
+            planes.push(p);
+        }
+        SubpelPlanes { planes }
+    }
+
+    /// Filters block by block with the decoder's kernels (used for the
+    /// bilinear filter, which the encoder does not otherwise pick).
+    fn by_blocks(ext: &[u8], es: usize, bw: usize, bh: usize, sixtap: bool) -> Self {
+        let mut planes = vec![Vec::new()];
+        for phase in 1..16 {
+            let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
+            let mut p = vec![0u8; bw * bh];
             for ty in (0..bh).step_by(16) {
                 for tx in (0..bw).step_by(16) {
                     let pos = (ty + PAD) * es + tx + PAD;
-                    let dpos = ty * reference.stride + tx;
+                    let dpos = ty * bw + tx;
                     if sixtap {
-                        inter_pred::sixtap(&ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                        inter_pred::sixtap(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
                     } else {
-                        inter_pred::bilinear(&ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                        inter_pred::bilinear(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
                     }
                 }
             }
