@@ -564,6 +564,11 @@ impl FrameAnalysis<'_> {
             }
         };
 
+        // At fast speeds candidates are first ranked by their luma
+        // prediction error and rate, and only the best few are coded.
+        let fast = self.speed >= 6;
+        let mut pending: Vec<(u64, MbInfo, u32)> = Vec::new();
+
         // Inter candidates.
         if let (false, Some(refs)) = (self.key, self.refs) {
             let clamp = MvClamp::new(mb_x, mb_y, self.mb_cols, self.mb_rows);
@@ -577,41 +582,19 @@ impl FrameAnalysis<'_> {
                         cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != 2)
                     };
                 let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
-                let mut tried: Vec<MotionVector> = Vec::with_capacity(4);
-                let mut try_mv =
-                    |mode: u8, mv: MotionVector, extra: u32, best: &mut Option<(u64, MbCoded)>| {
-                        let info = MbInfo {
-                            y_mode: mode,
-                            ref_frame: rf,
-                            mv,
-                            mvs: [mv; 16],
-                            ..MbInfo::default()
-                        };
-                        let cand =
-                            self.try_mode(pic, ctx, info, mode_rate(mode) + extra, mb_x, mb_y);
-                        consider(cand, best);
-                    };
-                try_mv(ZEROMV, MotionVector::ZERO, 0, &mut best);
-                tried.push(MotionVector::ZERO);
-                if !tried.contains(&ictx.nearest) {
-                    try_mv(NEARESTMV, ictx.nearest, 0, &mut best);
-                    tried.push(ictx.nearest);
-                }
-                if !tried.contains(&ictx.near) {
-                    try_mv(NEARMV, ictx.near, 0, &mut best);
-                    tried.push(ictx.near);
-                }
                 let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
-                // Whole-frame sub-pixel planes pay for themselves only when
-                // many fractional vectors are priced per macroblock.
+                // Whole-frame sub-pixel planes: their separable 16-bit passes
+                // cost less than the dozen block filterings of even the
+                // fastest sub-pixel search.
                 let reference = &refs.get(rf).planes[0];
-                let subpel = (self.speed <= 4).then(|| {
-                    self.search
-                        .subpel(rf, reference, self.filter == SubpelFilter::SixTap)
-                });
+                let subpel = Some(self.search.subpel(
+                    rf,
+                    reference,
+                    self.filter == SubpelFilter::SixTap,
+                ));
                 let search = MotionSearch {
                     src: &self.src[0],
-                    reference: &refs.get(rf).planes[0],
+                    reference,
                     mb_x,
                     mb_y,
                     block: (0, 0, 16, 16),
@@ -623,16 +606,33 @@ impl FrameAnalysis<'_> {
                     speed: self.speed,
                     sixtap: self.filter == SubpelFilter::SixTap,
                 };
+                let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
+                trials.push((ZEROMV, MotionVector::ZERO, 0));
+                for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
+                    if trials.iter().all(|t| t.1 != v) {
+                        trials.push((mode, v, 0));
+                    }
+                }
                 let mv = motion::search(&search);
                 let dr = (mv.row as i32 - ictx.best.row as i32).abs();
                 let dc = (mv.col as i32 - ictx.best.col as i32).abs();
-                if !tried.contains(&mv) && dr <= MV_MAX && dc <= MV_MAX {
-                    try_mv(
-                        NEWMV,
-                        mv,
-                        self.search.mv_costs.cost(mv, ictx.best),
-                        &mut best,
-                    );
+                if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
+                    trials.push((NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best)));
+                }
+                for (mode, v, extra) in trials {
+                    let info = MbInfo {
+                        y_mode: mode,
+                        ref_frame: rf,
+                        mv: v,
+                        mvs: [v; 16],
+                        ..MbInfo::default()
+                    };
+                    let rate = mode_rate(mode) + extra;
+                    if fast {
+                        pending.push((self.rd(search.sse_at(v), rate), info, rate));
+                    } else {
+                        consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+                    }
                 }
                 // Finer motion only where the best so far leaves a residual.
                 if self.speed > 4 || best.as_ref().is_some_and(|b| !b.1.has_residual) {
@@ -685,7 +685,7 @@ impl FrameAnalysis<'_> {
         };
         let mut intra16_rd = u64::MAX;
         let uv_rate = self.uv_mode_rate(uv_mode);
-        for &(_, m) in ranked.iter().take(n_intra) {
+        for &(est, m) in ranked.iter().take(n_intra) {
             let info = MbInfo {
                 y_mode: m,
                 uv_mode,
@@ -698,6 +698,10 @@ impl FrameAnalysis<'_> {
                 ..MbInfo::default()
             };
             let r = self.y_mode_rate(m) + uv_rate;
+            if fast {
+                pending.push((self.rd(0, uv_rate) + est, info, r));
+                continue;
+            }
             let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
             intra16_rd = intra16_rd.min(cand.0);
             consider(cand, &mut best);
@@ -712,6 +716,13 @@ impl FrameAnalysis<'_> {
             consider(cand, &mut best);
         }
 
+        if fast {
+            pending.sort_by_key(|p| p.0);
+            let n_full = if self.speed >= 8 { 1 } else { 2 };
+            for (_, info, rate) in pending.into_iter().take(n_full) {
+                consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+            }
+        }
         let (_, mut chosen) = best.expect("at least one candidate");
         // Rebuild the winner's reconstruction (later trials overwrote it).
         let mut c = MbCoeffs::new();

@@ -114,7 +114,7 @@ impl MotionSearch<'_> {
     }
 
     /// SSE of the prediction at `mv`.
-    fn sse_at(&self, mv: MotionVector) -> u64 {
+    pub(crate) fn sse_at(&self, mv: MotionVector) -> u64 {
         let (x, y) = self.origin();
         let (w, h) = (self.block.2, self.block.3);
         let src_pos = self.src.index(x as isize, y as isize);
@@ -237,7 +237,7 @@ fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
     let cost = |mv| if by_sse { s.cost_sse(mv) } else { s.cost(mv) };
     let mut best = start;
     let mut best_cost = cost(best);
-    let sub_steps: &[i16] = if s.speed >= 7 { &[2] } else { &[2, 1] };
+    let sub_steps: &[i16] = if s.speed >= 9 { &[2] } else { &[2, 1] };
     let eval = |mv: MotionVector, best: &mut MotionVector, best_cost: &mut u64| -> u64 {
         if !s.in_range(mv) {
             return u64::MAX;

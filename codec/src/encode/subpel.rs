@@ -10,7 +10,7 @@
 //! predictions of every block at that phase. Samples near the plane's
 //! border read clamped coordinates, as the decoder's edge path does.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 use crate::encode::modes::MvCosts;
 use crate::inter_pred::{self, SIXTAP_FILTERS};
@@ -66,6 +66,39 @@ fn filter_v(rows: [&[u8]; 6], t: &[u16; 6], out: &mut [u8]) {
     }
 }
 
+thread_local! {
+    /// Plane buffers of finished frames, reused: allocating a megabyte of
+    /// fresh pages per frame costs more in page faults than filtering it.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `n` bytes (contents unspecified; callers overwrite all).
+fn take_buffer(n: usize) -> Vec<u8> {
+    let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    v.resize(n, 0);
+    v
+}
+
+fn give_buffer(v: Vec<u8>) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        // Enough for the planes of three references plus scratch.
+        if p.len() < 64 {
+            p.push(v);
+        }
+    });
+}
+
+impl Drop for SubpelPlanes {
+    fn drop(&mut self) {
+        for v in self.planes.drain(..) {
+            if v.capacity() > 0 {
+                give_buffer(v);
+            }
+        }
+    }
+}
+
 /// Samples of clamp padding beyond the border, for the filter taps.
 const PAD: usize = 3;
 
@@ -80,7 +113,7 @@ impl SubpelPlanes {
         // the 16x16 filter calls below never read outside.
         let es = bw + 2 * PAD;
         let eh = bh + 2 * PAD;
-        let mut ext = vec![0u8; es * eh];
+        let mut ext = take_buffer(es * eh);
         for y in 0..eh {
             let sy = y.saturating_sub(PAD).min(bh - 1);
             let row = &reference.data[sy * reference.stride..sy * reference.stride + bw];
@@ -90,7 +123,9 @@ impl SubpelPlanes {
             out[PAD + bw..].fill(row[bw - 1]);
         }
         if !sixtap {
-            return Self::by_blocks(&ext, es, bw, bh, false);
+            let planes = Self::by_blocks(&ext, es, bw, bh, false);
+            give_buffer(ext);
+            return planes;
         }
         // Horizontal passes over every extended row, then vertical passes
         // over those (or over the reference for whole-pixel columns): the
@@ -100,7 +135,7 @@ impl SubpelPlanes {
         let hpass: Vec<Vec<u8>> = [2usize, 4, 6]
             .iter()
             .map(|&fx| {
-                let mut hp = vec![0u8; bw * eh];
+                let mut hp = take_buffer(bw * eh);
                 for y in 0..eh {
                     let row = &ext[y * es + PAD - 2..y * es + PAD + bw + 3];
                     filter_h(row, &taps(fx), &mut hp[y * bw..(y + 1) * bw]);
@@ -111,7 +146,7 @@ impl SubpelPlanes {
         let mut planes = vec![Vec::new()];
         for phase in 1..16 {
             let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
-            let mut p = vec![0u8; bw * bh];
+            let mut p = take_buffer(bw * bh);
             let (src, stride, col) = if fx == 0 {
                 (&ext[..], es, PAD)
             } else {
@@ -132,6 +167,10 @@ impl SubpelPlanes {
             }
             planes.push(p);
         }
+        for v in hpass {
+            give_buffer(v);
+        }
+        give_buffer(ext);
         SubpelPlanes { planes }
     }
 
@@ -141,7 +180,7 @@ impl SubpelPlanes {
         let mut planes = vec![Vec::new()];
         for phase in 1..16 {
             let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
-            let mut p = vec![0u8; bw * bh];
+            let mut p = take_buffer(bw * bh);
             for ty in (0..bh).step_by(16) {
                 for tx in (0..bw).step_by(16) {
                     let pos = (ty + PAD) * es + tx + PAD;
