@@ -619,18 +619,27 @@ impl FrameAnalysis<'_> {
                 if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
                     trials.push((NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best)));
                 }
-                for (mode, v, extra) in trials {
-                    let info = MbInfo {
-                        y_mode: mode,
-                        ref_frame: rf,
-                        mv: v,
-                        mvs: [v; 16],
-                        ..MbInfo::default()
-                    };
-                    let rate = mode_rate(mode) + extra;
-                    if fast {
-                        pending.push((self.rd(search.sse_at(v), rate), info, rate));
-                    } else {
+                let mut ranked_inter: Vec<(u64, MbInfo, u32)> = trials
+                    .into_iter()
+                    .map(|(mode, v, extra)| {
+                        let info = MbInfo {
+                            y_mode: mode,
+                            ref_frame: rf,
+                            mv: v,
+                            mvs: [v; 16],
+                            ..MbInfo::default()
+                        };
+                        let rate = mode_rate(mode) + extra;
+                        (self.rd(search.sse_at(v), rate), info, rate)
+                    })
+                    .collect();
+                if fast {
+                    pending.append(&mut ranked_inter);
+                } else {
+                    // Code the candidates whose prediction looks best.
+                    ranked_inter.sort_by_key(|p| p.0);
+                    let n_full = if self.speed <= 2 { 3 } else { 2 };
+                    for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
                         consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
                     }
                 }
