@@ -14,6 +14,7 @@ use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Qu
 use crate::encode::split::SplitSearch;
 use crate::encode::subpel::SearchCache;
 use crate::encode::tokenize::{block_cost, MAX_LEVEL};
+use crate::encode::trellis;
 use crate::intra_pred;
 use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
 use crate::picture::{Picture, PlaneBuf};
@@ -188,6 +189,74 @@ impl FrameAnalysis<'_> {
         }
     }
 
+    /// Codes the residual of the prediction in `pic` again, with every
+    /// luma and chroma block's levels optimised for rate and distortion
+    /// under its real token context (Y2 keeps the regular quantizer, as
+    /// its levels reach all sixteen luma blocks).
+    fn code_residual_rd(
+        &self,
+        pic: &Picture,
+        ctx: &TokenContexts,
+        mb_x: usize,
+        mb_y: usize,
+        y2: bool,
+    ) -> MbCoded {
+        let mut out = self.code_residual(pic, mb_x, mb_y, y2);
+        let probs = &self.probs.coeff;
+        let mut above = ctx.above[mb_x];
+        let mut left = ctx.left;
+        if y2 {
+            let nz = out.coeffs.eobs[24] > 0;
+            above[8] = nz as u8;
+            left[8] = nz as u8;
+        }
+        let (ty, first) = if y2 { (0, 1) } else { (3, 0) };
+        let mut any = y2 && out.coeffs.eobs[24] > 0;
+        for b in 0..24 {
+            let (pl, x, y, bq, t, f, a, l) = if b < 16 {
+                let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
+                (0, x, y, &self.quant.y1, ty, first, b & 3, b >> 2)
+            } else {
+                let i = b & 3;
+                let base = if b < 20 { 4 } else { 6 };
+                let pl = if b < 20 { 1 } else { 2 };
+                let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
+                (
+                    pl,
+                    x,
+                    y,
+                    &self.quant.uv,
+                    2,
+                    0,
+                    base + (i & 1),
+                    base + (i >> 1),
+                )
+            };
+            let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+            let reg = quantize(&c, bq, f == 1);
+            let ctx_b = (above[a] + left[l]) as usize;
+            let qb = trellis::optimize_block(&c, &reg, bq, probs, t, f, ctx_b, self.lambda);
+            let nz = qb.eob > 0;
+            above[a] = nz as u8;
+            left[l] = nz as u8;
+            any |= nz;
+            out.levels[b] = qb.levels;
+            let mut dq = qb.dequant;
+            if f == 1 {
+                // The DC comes from Y2, as code_residual left it.
+                dq[0] = out.coeffs.blocks[b][0];
+            }
+            out.coeffs.blocks[b] = dq;
+            out.coeffs.eobs[b] = if y2 && b < 16 {
+                qb.eob.max(1) as u8
+            } else {
+                qb.eob as u8
+            };
+        }
+        out.has_residual = any;
+        out
+    }
+
     /// Bits (1/256) of the macroblock's tokens under the current contexts.
     fn token_rate(
         &self,
@@ -246,22 +315,44 @@ impl FrameAnalysis<'_> {
         mb_y: usize,
     ) -> (u64, MbCoded) {
         self.predict(pic, &info, mb_x, mb_y);
+        let pred_sse = mb_sse(self.src, pic, mb_x, mb_y);
         let y2 = info.y_mode != SPLITMV;
         let mut coded = self.code_residual(pic, mb_x, mb_y, y2);
         info.skip = !coded.has_residual;
         coded.info = info;
         let rate = self.finish_rate(ctx, mb_x, &coded, mode_rate, y2);
+        if !coded.has_residual {
+            // The prediction is the reconstruction.
+            return (self.rd(pred_sse, rate), coded);
+        }
         let mut c = MbCoeffs::new();
         c.blocks = coded.coeffs.blocks;
         c.eobs = coded.coeffs.eobs;
-        let res = if coded.has_residual {
-            Some(&mut c)
-        } else {
-            None
-        };
-        recon::reconstruct_mb(pic, self.refs, self.filter, &coded.info, res, mb_x, mb_y);
+        recon::reconstruct_mb(
+            pic,
+            self.refs,
+            self.filter,
+            &coded.info,
+            Some(&mut c),
+            mb_x,
+            mb_y,
+        );
         let sse = mb_sse(self.src, pic, mb_x, mb_y);
-        (self.rd(sse, rate), coded)
+        let j = self.rd(sse, rate);
+        // Sending no residual at all (the skip flag instead of tokens) may
+        // cost less than the best levels the quantizer found.
+        let skip_j = self.rd(pred_sse, mode_rate + cost_bool(self.prob_skip, true));
+        if skip_j < j {
+            let mut skipped = MbCoded {
+                info,
+                levels: [[0; 16]; 25],
+                coeffs: MbCoeffs::new(),
+                has_residual: false,
+            };
+            skipped.info.skip = true;
+            return (skip_j, skipped);
+        }
+        (j, coded)
     }
 
     fn finish_rate(
@@ -733,6 +824,16 @@ impl FrameAnalysis<'_> {
             }
         }
         let (_, mut chosen) = best.expect("at least one candidate");
+        // Final residual with RD-optimised levels (B_PRED's subblocks were
+        // already coded in sequence and keep their levels).
+        if self.speed <= 6 && chosen.info.y_mode != B_PRED && chosen.has_residual {
+            let info = chosen.info;
+            self.predict(pic, &info, mb_x, mb_y);
+            let y2 = info.y_mode != SPLITMV;
+            chosen = self.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
+            chosen.info = info;
+            chosen.info.skip = !chosen.has_residual;
+        }
         // Rebuild the winner's reconstruction (later trials overwrote it).
         let mut c = MbCoeffs::new();
         c.blocks = chosen.coeffs.blocks;

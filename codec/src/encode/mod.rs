@@ -23,6 +23,7 @@ pub mod sad;
 pub mod split;
 pub mod subpel;
 pub mod tokenize;
+pub mod trellis;
 
 /// Why a frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

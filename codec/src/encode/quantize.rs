@@ -275,7 +275,7 @@ pub struct QuantizedBlock {
 
 impl QuantizedBlock {
     /// Recomputes `dequant` and `eob` from `levels`.
-    fn finish(&mut self, bq: &BlockQuantizer) {
+    pub(crate) fn finish(&mut self, bq: &BlockQuantizer) {
         self.eob = 0;
         for (i, &l) in self.levels.iter().enumerate() {
             let rc = ZIGZAG[i];
