@@ -138,6 +138,16 @@ impl FrameAnalysis<'_> {
         (sse << 8) + ((self.lambda * rate as u64) >> 8)
     }
 
+    /// Luma prediction SSE below which a macroblock's motion is taken as
+    /// found: an error whose RMS is a small fraction of the AC step
+    /// (1/32 at the slowest speeds, 1/16 at the others) quantizes to little
+    /// or nothing.
+    fn good_enough_sse(&self) -> u64 {
+        let ac = self.quant.y1.steps()[1] as u64;
+        let div = if self.speed <= 2 { 1024 } else { 256 };
+        256 * ac * ac / div
+    }
+
     /// Quantizes the residual between the source and the prediction that
     /// is already in `pic` for a macroblock with a Y2 block (`y2`) or
     /// without (SPLITMV), plus chroma.
@@ -704,26 +714,36 @@ impl FrameAnalysis<'_> {
                         trials.push((mode, v, 0));
                     }
                 }
-                let mv = motion::search(&search);
-                let dr = (mv.row as i32 - ictx.best.row as i32).abs();
-                let dc = (mv.col as i32 - ictx.best.col as i32).abs();
-                if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
-                    trials.push((NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best)));
+                let mut ranked_inter: Vec<(u64, MbInfo, u32)> = Vec::with_capacity(4);
+                let mut min_sse = u64::MAX;
+                let mut rank = |mode: u8, v: MotionVector, extra: u32| {
+                    let info = MbInfo {
+                        y_mode: mode,
+                        ref_frame: rf,
+                        mv: v,
+                        mvs: [v; 16],
+                        ..MbInfo::default()
+                    };
+                    let rate = mode_rate(mode) + extra;
+                    let sse = search.sse_at(v);
+                    ranked_inter.push((self.rd(sse, rate), info, rate));
+                    sse
+                };
+                for &(mode, v, extra) in &trials {
+                    min_sse = min_sse.min(rank(mode, v, extra));
                 }
-                let mut ranked_inter: Vec<(u64, MbInfo, u32)> = trials
-                    .into_iter()
-                    .map(|(mode, v, extra)| {
-                        let info = MbInfo {
-                            y_mode: mode,
-                            ref_frame: rf,
-                            mv: v,
-                            mvs: [v; 16],
-                            ..MbInfo::default()
-                        };
-                        let rate = mode_rate(mode) + extra;
-                        (self.rd(search.sse_at(v), rate), info, rate)
-                    })
-                    .collect();
+                // A neighbour's vector that already predicts well below the
+                // quantizer's resolution leaves nothing for a search to gain.
+                let good_enough = min_sse < self.good_enough_sse();
+                let mut mv = ictx.best;
+                if !good_enough {
+                    mv = motion::search(&search);
+                    let dr = (mv.row as i32 - ictx.best.row as i32).abs();
+                    let dc = (mv.col as i32 - ictx.best.col as i32).abs();
+                    if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
+                        rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
+                    }
+                }
                 if fast {
                     pending.append(&mut ranked_inter);
                 } else {
@@ -735,7 +755,8 @@ impl FrameAnalysis<'_> {
                     }
                 }
                 // Finer motion only where the best so far leaves a residual.
-                if self.speed > 4 || best.as_ref().is_some_and(|b| !b.1.has_residual) {
+                if self.speed > 4 || good_enough || best.as_ref().is_some_and(|b| !b.1.has_residual)
+                {
                     continue;
                 }
                 let split = SplitSearch {
