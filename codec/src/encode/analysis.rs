@@ -94,6 +94,18 @@ fn clamp_levels(q: &mut QuantizedBlock, bq: &BlockQuantizer) {
 }
 
 fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
+    // Most blocks of a good prediction are all inside the zero bin: one
+    // vectorisable pass instead of the quantizer's serial zero-run walk.
+    // (The DC of a Y2-coded block is quantized only to steer the zero
+    // run, so it counts too.)
+    let max = coeffs
+        .iter()
+        .map(|&c| i32::from(c).abs())
+        .max()
+        .unwrap_or(0);
+    if max < bq.zero_bin() {
+        return QuantizedBlock::default();
+    }
     let mut q = quantize_block(coeffs, bq, skip_dc);
     clamp_levels(&mut q, bq);
     q
@@ -325,7 +337,10 @@ impl FrameAnalysis<'_> {
         mb_y: usize,
     ) -> (u64, MbCoded) {
         self.predict(pic, &info, mb_x, mb_y);
-        let pred_sse = mb_sse(self.src, pic, mb_x, mb_y);
+        let sse_y = sse_region(&self.src[0], &pic.planes[0], mb_x * 16, mb_y * 16, 16);
+        let sse_uv = sse_region(&self.src[1], &pic.planes[1], mb_x * 8, mb_y * 8, 8)
+            + sse_region(&self.src[2], &pic.planes[2], mb_x * 8, mb_y * 8, 8);
+        let pred_sse = sse_y + sse_uv;
         let y2 = info.y_mode != SPLITMV;
         let mut coded = self.code_residual(pic, mb_x, mb_y, y2);
         info.skip = !coded.has_residual;
@@ -360,6 +375,8 @@ impl FrameAnalysis<'_> {
                 has_residual: false,
             };
             skipped.info.skip = true;
+            // Leave the candidate's reconstruction in `pic`, as for others.
+            self.predict(pic, &info, mb_x, mb_y);
             return (skip_j, skipped);
         }
         (j, coded)
@@ -659,10 +676,15 @@ impl FrameAnalysis<'_> {
         };
 
         let mut best: Option<(u64, MbCoded)> = None;
-        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| {
-            if best.as_ref().is_none_or(|b| cand.0 < b.0) {
+        // Whether `pic` holds the best candidate's reconstruction: true
+        // when the candidate tried last was taken.
+        let mut fresh = false;
+        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| -> bool {
+            let better = best.as_ref().is_none_or(|b| cand.0 < b.0);
+            if better {
                 *best = Some(cand);
             }
+            better
         };
 
         // At fast speeds candidates are first ranked by their luma
@@ -688,12 +710,8 @@ impl FrameAnalysis<'_> {
                 // cost less than the dozen block filterings of even the
                 // fastest sub-pixel search.
                 let reference = &refs.get(rf).planes[0];
-                let subpel = Some(self.search.subpel(
-                    rf,
-                    reference,
-                    self.filter == SubpelFilter::SixTap,
-                ));
-                let search = MotionSearch {
+                let sixtap = self.filter == SubpelFilter::SixTap;
+                let make_search = |subpel| MotionSearch {
                     src: &self.src[0],
                     reference,
                     mb_x,
@@ -705,8 +723,11 @@ impl FrameAnalysis<'_> {
                     subpel,
                     lambda: self.lambda,
                     speed: self.speed,
-                    sixtap: self.filter == SubpelFilter::SixTap,
+                    sixtap,
                 };
+                // Ranking the neighbours' vectors uses the planes only if
+                // an earlier search built them; static pictures never do.
+                let search = make_search(self.search.built_subpel(rf));
                 let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
                 trials.push((ZEROMV, MotionVector::ZERO, 0));
                 for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
@@ -736,8 +757,9 @@ impl FrameAnalysis<'_> {
                 // quantizer's resolution leaves nothing for a search to gain.
                 let good_enough = min_sse < self.good_enough_sse();
                 let mut mv = ictx.best;
+                let subpel = (!good_enough).then(|| self.search.subpel(rf, reference, sixtap));
                 if !good_enough {
-                    mv = motion::search(&search);
+                    mv = motion::search(&make_search(subpel));
                     let dr = (mv.row as i32 - ictx.best.row as i32).abs();
                     let dc = (mv.col as i32 - ictx.best.col as i32).abs();
                     if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
@@ -751,7 +773,8 @@ impl FrameAnalysis<'_> {
                     ranked_inter.sort_by_key(|p| p.0);
                     let n_full = if self.speed <= 2 { 3 } else { 2 };
                     for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
-                        consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+                        fresh =
+                            consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
                     }
                 }
                 // Finer motion only where the best so far leaves a residual.
@@ -772,7 +795,7 @@ impl FrameAnalysis<'_> {
                     subpel,
                     lambda: self.lambda,
                     speed: self.speed,
-                    sixtap: self.filter == SubpelFilter::SixTap,
+                    sixtap,
                 };
                 let choices = split.search();
                 let n_full = if self.speed == 0 { 2 } else { 1 };
@@ -787,7 +810,7 @@ impl FrameAnalysis<'_> {
                     };
                     let rate = mode_rate(SPLITMV) + c.rate;
                     let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
-                    consider(cand, &mut best);
+                    fresh = consider(cand, &mut best);
                 }
             }
         }
@@ -825,7 +848,7 @@ impl FrameAnalysis<'_> {
             }
             let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
             intra16_rd = intra16_rd.min(cand.0);
-            consider(cand, &mut best);
+            fresh = consider(cand, &mut best);
         }
         let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
         if self.key || (self.speed <= 5 && close) {
@@ -834,14 +857,14 @@ impl FrameAnalysis<'_> {
                 ..MbInfo::default()
             };
             let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-            consider(cand, &mut best);
+            fresh = consider(cand, &mut best);
         }
 
         if fast {
             pending.sort_by_key(|p| p.0);
             let n_full = if self.speed >= 8 { 1 } else { 2 };
             for (_, info, rate) in pending.into_iter().take(n_full) {
-                consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+                fresh = consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
             }
         }
         let (_, mut chosen) = best.expect("at least one candidate");
@@ -852,19 +875,22 @@ impl FrameAnalysis<'_> {
             self.predict(pic, &info, mb_x, mb_y);
             let y2 = info.y_mode != SPLITMV;
             chosen = self.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
+            fresh = false;
             chosen.info = info;
             chosen.info.skip = !chosen.has_residual;
         }
-        // Rebuild the winner's reconstruction (later trials overwrote it).
-        let mut c = MbCoeffs::new();
-        c.blocks = chosen.coeffs.blocks;
-        c.eobs = chosen.coeffs.eobs;
-        let res = if chosen.has_residual {
-            Some(&mut c)
-        } else {
-            None
-        };
-        recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+        // Rebuild the winner's reconstruction if later trials overwrote it.
+        if !fresh {
+            let mut c = MbCoeffs::new();
+            c.blocks = chosen.coeffs.blocks;
+            c.eobs = chosen.coeffs.eobs;
+            let res = if chosen.has_residual {
+                Some(&mut c)
+            } else {
+                None
+            };
+            recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+        }
         if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
             chosen.info.mv = MotionVector::ZERO;
         }

@@ -221,6 +221,11 @@ impl SearchCache {
         }
     }
 
+    /// The sub-pixel planes of reference `rf` if already built.
+    pub fn built_subpel(&self, rf: u8) -> Option<&SubpelPlanes> {
+        self.subpel[rf as usize].get()
+    }
+
     /// The sub-pixel planes of reference `rf` (1..=3), whose luma is
     /// `reference`.
     pub fn subpel(&self, rf: u8, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
