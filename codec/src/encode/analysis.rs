@@ -8,10 +8,13 @@
 
 use crate::bool_encoder::cost_bool;
 use crate::encode::fdct::{fdct4x4, fwht4x4};
-use crate::encode::modes::{inter_context, mv_cost, tree_cost, InterContext, MvClamp, MV_MAX};
+use crate::encode::modes::{inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
+use crate::encode::split::SplitSearch;
+use crate::encode::subpel::SearchCache;
 use crate::encode::tokenize::{block_cost, MAX_LEVEL};
+use crate::encode::trellis;
 use crate::intra_pred;
 use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
 use crate::picture::{Picture, PlaneBuf};
@@ -45,6 +48,18 @@ pub(crate) struct FrameAnalysis<'a> {
     pub prob_golden: u8,
     /// Which references are worth searching (1 last, 2 golden, 3 altref).
     pub search_refs: &'a [u8],
+    /// Vector costs and sub-pixel planes for the motion search.
+    pub search: SearchCache,
+}
+
+/// The rate-distortion multiplier (SSE per bit, times 256) for a frame at
+/// `quant`: `scale / 9 * ac_step^2 / 256` per bit. The divisor calibrates
+/// the default `lambda_scale` of 40 to the best trade-off measured on
+/// carphone and box over quantizers 10..50 (about 0.02 ac_step^2 per bit,
+/// for key and inter frames alike, once SPLITMV is searched).
+pub(crate) fn rd_lambda(quant: &Quantizer, scale: u32, _key: bool) -> u64 {
+    let dq_ac = quant.y1.steps()[1] as u64;
+    (dq_ac * dq_ac * scale as u64 / 9).max(64)
 }
 
 /// A coded macroblock.
@@ -79,6 +94,18 @@ fn clamp_levels(q: &mut QuantizedBlock, bq: &BlockQuantizer) {
 }
 
 fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
+    // Most blocks of a good prediction are all inside the zero bin: one
+    // vectorisable pass instead of the quantizer's serial zero-run walk.
+    // (The DC of a Y2-coded block is quantized only to steer the zero
+    // run, so it counts too.)
+    let max = coeffs
+        .iter()
+        .map(|&c| i32::from(c).abs())
+        .max()
+        .unwrap_or(0);
+    if max < bq.zero_bin() {
+        return QuantizedBlock::default();
+    }
     let mut q = quantize_block(coeffs, bq, skip_dc);
     clamp_levels(&mut q, bq);
     q
@@ -121,6 +148,16 @@ fn mb_sse(src: &[PlaneBuf; 3], pic: &Picture, mb_x: usize, mb_y: usize) -> u64 {
 impl FrameAnalysis<'_> {
     fn rd(&self, sse: u64, rate: u32) -> u64 {
         (sse << 8) + ((self.lambda * rate as u64) >> 8)
+    }
+
+    /// Luma prediction SSE below which a macroblock's motion is taken as
+    /// found: an error whose RMS is a small fraction of the AC step
+    /// (1/32 at the slowest speeds, 1/16 at the others) quantizes to little
+    /// or nothing.
+    fn good_enough_sse(&self) -> u64 {
+        let ac = self.quant.y1.steps()[1] as u64;
+        let div = if self.speed <= 2 { 1024 } else { 256 };
+        256 * ac * ac / div
     }
 
     /// Quantizes the residual between the source and the prediction that
@@ -172,6 +209,74 @@ impl FrameAnalysis<'_> {
                 out.has_residual |= qb.eob > 0;
             }
         }
+    }
+
+    /// Codes the residual of the prediction in `pic` again, with every
+    /// luma and chroma block's levels optimised for rate and distortion
+    /// under its real token context (Y2 keeps the regular quantizer, as
+    /// its levels reach all sixteen luma blocks).
+    fn code_residual_rd(
+        &self,
+        pic: &Picture,
+        ctx: &TokenContexts,
+        mb_x: usize,
+        mb_y: usize,
+        y2: bool,
+    ) -> MbCoded {
+        let mut out = self.code_residual(pic, mb_x, mb_y, y2);
+        let probs = &self.probs.coeff;
+        let mut above = ctx.above[mb_x];
+        let mut left = ctx.left;
+        if y2 {
+            let nz = out.coeffs.eobs[24] > 0;
+            above[8] = nz as u8;
+            left[8] = nz as u8;
+        }
+        let (ty, first) = if y2 { (0, 1) } else { (3, 0) };
+        let mut any = y2 && out.coeffs.eobs[24] > 0;
+        for b in 0..24 {
+            let (pl, x, y, bq, t, f, a, l) = if b < 16 {
+                let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
+                (0, x, y, &self.quant.y1, ty, first, b & 3, b >> 2)
+            } else {
+                let i = b & 3;
+                let base = if b < 20 { 4 } else { 6 };
+                let pl = if b < 20 { 1 } else { 2 };
+                let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
+                (
+                    pl,
+                    x,
+                    y,
+                    &self.quant.uv,
+                    2,
+                    0,
+                    base + (i & 1),
+                    base + (i >> 1),
+                )
+            };
+            let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+            let reg = quantize(&c, bq, f == 1);
+            let ctx_b = (above[a] + left[l]) as usize;
+            let qb = trellis::optimize_block(&c, &reg, bq, probs, t, f, ctx_b, self.lambda);
+            let nz = qb.eob > 0;
+            above[a] = nz as u8;
+            left[l] = nz as u8;
+            any |= nz;
+            out.levels[b] = qb.levels;
+            let mut dq = qb.dequant;
+            if f == 1 {
+                // The DC comes from Y2, as code_residual left it.
+                dq[0] = out.coeffs.blocks[b][0];
+            }
+            out.coeffs.blocks[b] = dq;
+            out.coeffs.eobs[b] = if y2 && b < 16 {
+                qb.eob.max(1) as u8
+            } else {
+                qb.eob as u8
+            };
+        }
+        out.has_residual = any;
+        out
     }
 
     /// Bits (1/256) of the macroblock's tokens under the current contexts.
@@ -232,22 +337,49 @@ impl FrameAnalysis<'_> {
         mb_y: usize,
     ) -> (u64, MbCoded) {
         self.predict(pic, &info, mb_x, mb_y);
+        let sse_y = sse_region(&self.src[0], &pic.planes[0], mb_x * 16, mb_y * 16, 16);
+        let sse_uv = sse_region(&self.src[1], &pic.planes[1], mb_x * 8, mb_y * 8, 8)
+            + sse_region(&self.src[2], &pic.planes[2], mb_x * 8, mb_y * 8, 8);
+        let pred_sse = sse_y + sse_uv;
         let y2 = info.y_mode != SPLITMV;
         let mut coded = self.code_residual(pic, mb_x, mb_y, y2);
         info.skip = !coded.has_residual;
         coded.info = info;
         let rate = self.finish_rate(ctx, mb_x, &coded, mode_rate, y2);
+        if !coded.has_residual {
+            // The prediction is the reconstruction.
+            return (self.rd(pred_sse, rate), coded);
+        }
         let mut c = MbCoeffs::new();
         c.blocks = coded.coeffs.blocks;
         c.eobs = coded.coeffs.eobs;
-        let res = if coded.has_residual {
-            Some(&mut c)
-        } else {
-            None
-        };
-        recon::reconstruct_mb(pic, self.refs, self.filter, &coded.info, res, mb_x, mb_y);
+        recon::reconstruct_mb(
+            pic,
+            self.refs,
+            self.filter,
+            &coded.info,
+            Some(&mut c),
+            mb_x,
+            mb_y,
+        );
         let sse = mb_sse(self.src, pic, mb_x, mb_y);
-        (self.rd(sse, rate), coded)
+        let j = self.rd(sse, rate);
+        // Sending no residual at all (the skip flag instead of tokens) may
+        // cost less than the best levels the quantizer found.
+        let skip_j = self.rd(pred_sse, mode_rate + cost_bool(self.prob_skip, true));
+        if skip_j < j {
+            let mut skipped = MbCoded {
+                info,
+                levels: [[0; 16]; 25],
+                coeffs: MbCoeffs::new(),
+                has_residual: false,
+            };
+            skipped.info.skip = true;
+            // Leave the candidate's reconstruction in `pic`, as for others.
+            self.predict(pic, &info, mb_x, mb_y);
+            return (skip_j, skipped);
+        }
+        (j, coded)
     }
 
     fn finish_rate(
@@ -544,47 +676,21 @@ impl FrameAnalysis<'_> {
         };
 
         let mut best: Option<(u64, MbCoded)> = None;
-        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| {
-            if best.as_ref().is_none_or(|b| cand.0 < b.0) {
+        // Whether `pic` holds the best candidate's reconstruction: true
+        // when the candidate tried last was taken.
+        let mut fresh = false;
+        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| -> bool {
+            let better = best.as_ref().is_none_or(|b| cand.0 < b.0);
+            if better {
                 *best = Some(cand);
             }
+            better
         };
 
-        // Intra candidates.
-        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
-        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
-        let n_intra = if self.speed >= 6 {
-            1
-        } else if self.speed >= 3 {
-            2
-        } else {
-            4
-        };
-        let uv_rate = self.uv_mode_rate(uv_mode);
-        for &(_, m) in ranked.iter().take(n_intra) {
-            let info = MbInfo {
-                y_mode: m,
-                uv_mode,
-                b_modes: [match m {
-                    V_PRED => B_VE_PRED,
-                    H_PRED => B_HE_PRED,
-                    TM_PRED => B_TM_PRED,
-                    _ => B_DC_PRED,
-                }; 16],
-                ..MbInfo::default()
-            };
-            let r = self.y_mode_rate(m) + uv_rate;
-            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
-            consider(cand, &mut best);
-        }
-        if self.key || self.speed <= 5 {
-            let base = MbInfo {
-                uv_mode,
-                ..MbInfo::default()
-            };
-            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-            consider(cand, &mut best);
-        }
+        // At fast speeds candidates are first ranked by their luma
+        // prediction error and rate, and only the best few are coded.
+        let fast = self.speed >= 6;
+        let mut pending: Vec<(u64, MbInfo, u32)> = Vec::new();
 
         // Inter candidates.
         if let (false, Some(refs)) = (self.key, self.refs) {
@@ -599,62 +705,192 @@ impl FrameAnalysis<'_> {
                         cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != 2)
                     };
                 let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
-                let mut tried: Vec<MotionVector> = Vec::with_capacity(4);
-                let mut try_mv =
-                    |mode: u8, mv: MotionVector, extra: u32, best: &mut Option<(u64, MbCoded)>| {
-                        let info = MbInfo {
-                            y_mode: mode,
-                            ref_frame: rf,
-                            mv,
-                            mvs: [mv; 16],
-                            ..MbInfo::default()
-                        };
-                        let cand =
-                            self.try_mode(pic, ctx, info, mode_rate(mode) + extra, mb_x, mb_y);
-                        consider(cand, best);
+                let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
+                // Whole-frame sub-pixel planes: their separable 16-bit passes
+                // cost less than the dozen block filterings of even the
+                // fastest sub-pixel search.
+                let reference = &refs.get(rf).planes[0];
+                let sixtap = self.filter == SubpelFilter::SixTap;
+                let make_search = |subpel| MotionSearch {
+                    src: &self.src[0],
+                    reference,
+                    mb_x,
+                    mb_y,
+                    block: (0, 0, 16, 16),
+                    best: ictx.best,
+                    candidates: &cands,
+                    mv_costs: &self.search.mv_costs,
+                    subpel,
+                    lambda: self.lambda,
+                    speed: self.speed,
+                    sixtap,
+                };
+                // Ranking the neighbours' vectors uses the planes only if
+                // an earlier search built them; static pictures never do.
+                let search = make_search(self.search.built_subpel(rf));
+                let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
+                trials.push((ZEROMV, MotionVector::ZERO, 0));
+                for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
+                    if trials.iter().all(|t| t.1 != v) {
+                        trials.push((mode, v, 0));
+                    }
+                }
+                let mut ranked_inter: Vec<(u64, MbInfo, u32)> = Vec::with_capacity(4);
+                let mut min_sse = u64::MAX;
+                let mut rank = |mode: u8, v: MotionVector, extra: u32| {
+                    let info = MbInfo {
+                        y_mode: mode,
+                        ref_frame: rf,
+                        mv: v,
+                        mvs: [v; 16],
+                        ..MbInfo::default()
                     };
-                try_mv(ZEROMV, MotionVector::ZERO, 0, &mut best);
-                tried.push(MotionVector::ZERO);
-                if !tried.contains(&ictx.nearest) {
-                    try_mv(NEARESTMV, ictx.nearest, 0, &mut best);
-                    tried.push(ictx.nearest);
+                    let rate = mode_rate(mode) + extra;
+                    let sse = search.sse_at(v);
+                    ranked_inter.push((self.rd(sse, rate), info, rate));
+                    sse
+                };
+                for &(mode, v, extra) in &trials {
+                    min_sse = min_sse.min(rank(mode, v, extra));
                 }
-                if !tried.contains(&ictx.near) {
-                    try_mv(NEARMV, ictx.near, 0, &mut best);
-                    tried.push(ictx.near);
+                // A neighbour's vector that already predicts well below the
+                // quantizer's resolution leaves nothing for a search to gain.
+                let good_enough = min_sse < self.good_enough_sse();
+                let mut mv = ictx.best;
+                let subpel = (!good_enough).then(|| self.search.subpel(rf, reference, sixtap));
+                if !good_enough {
+                    mv = motion::search(&make_search(subpel));
+                    let dr = (mv.row as i32 - ictx.best.row as i32).abs();
+                    let dc = (mv.col as i32 - ictx.best.col as i32).abs();
+                    if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
+                        rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
+                    }
                 }
-                let search = MotionSearch {
+                if fast {
+                    pending.append(&mut ranked_inter);
+                } else {
+                    // Code the candidates whose prediction looks best.
+                    ranked_inter.sort_by_key(|p| p.0);
+                    let n_full = if self.speed <= 2 { 3 } else { 2 };
+                    for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
+                        fresh =
+                            consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+                    }
+                }
+                // Finer motion only where the best so far leaves a residual.
+                if self.speed > 4 || good_enough || best.as_ref().is_some_and(|b| !b.1.has_residual)
+                {
+                    continue;
+                }
+                let split = SplitSearch {
                     src: &self.src[0],
                     reference: &refs.get(rf).planes[0],
                     mb_x,
                     mb_y,
+                    left: &left,
+                    above: &above,
                     best: ictx.best,
-                    candidates: [MotionVector::ZERO, ictx.nearest, ictx.near],
-                    mv_probs: &self.probs.mv,
+                    mv16: mv,
+                    mv_costs: &self.search.mv_costs,
+                    subpel,
                     lambda: self.lambda,
                     speed: self.speed,
-                    sixtap: self.filter == SubpelFilter::SixTap,
+                    sixtap,
                 };
-                let mv = motion::search(&search);
-                let dr = (mv.row as i32 - ictx.best.row as i32).abs();
-                let dc = (mv.col as i32 - ictx.best.col as i32).abs();
-                if !tried.contains(&mv) && dr <= MV_MAX && dc <= MV_MAX {
-                    try_mv(NEWMV, mv, mv_cost(mv, ictx.best, &self.probs.mv), &mut best);
+                let choices = split.search();
+                let n_full = if self.speed == 0 { 2 } else { 1 };
+                for c in choices.iter().take(n_full) {
+                    let info = MbInfo {
+                        y_mode: SPLITMV,
+                        ref_frame: rf,
+                        partitioning: c.partitioning,
+                        mv: c.mvs[15],
+                        mvs: c.mvs,
+                        ..MbInfo::default()
+                    };
+                    let rate = mode_rate(SPLITMV) + c.rate;
+                    let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
+                    fresh = consider(cand, &mut best);
                 }
             }
         }
 
-        let (_, mut chosen) = best.expect("at least one candidate");
-        // Rebuild the winner's reconstruction (later trials overwrote it).
-        let mut c = MbCoeffs::new();
-        c.blocks = chosen.coeffs.blocks;
-        c.eobs = chosen.coeffs.eobs;
-        let res = if chosen.has_residual {
-            Some(&mut c)
-        } else {
-            None
+        // Intra candidates.
+        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+        // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
+        // only where 16x16 intra came close to the best inter mode.
+        let inter_rd = best.as_ref().map(|b| b.0);
+        let n_intra = match (self.key, self.speed) {
+            (_, 6..) => 1,
+            (true, 3..) | (false, 0..=2) => 2,
+            (false, _) => 1,
+            (true, _) => 4,
         };
-        recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+        let mut intra16_rd = u64::MAX;
+        let uv_rate = self.uv_mode_rate(uv_mode);
+        for &(est, m) in ranked.iter().take(n_intra) {
+            let info = MbInfo {
+                y_mode: m,
+                uv_mode,
+                b_modes: [match m {
+                    V_PRED => B_VE_PRED,
+                    H_PRED => B_HE_PRED,
+                    TM_PRED => B_TM_PRED,
+                    _ => B_DC_PRED,
+                }; 16],
+                ..MbInfo::default()
+            };
+            let r = self.y_mode_rate(m) + uv_rate;
+            if fast {
+                pending.push((self.rd(0, uv_rate) + est, info, r));
+                continue;
+            }
+            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+            intra16_rd = intra16_rd.min(cand.0);
+            fresh = consider(cand, &mut best);
+        }
+        let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
+        if self.key || (self.speed <= 5 && close) {
+            let base = MbInfo {
+                uv_mode,
+                ..MbInfo::default()
+            };
+            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
+            fresh = consider(cand, &mut best);
+        }
+
+        if fast {
+            pending.sort_by_key(|p| p.0);
+            let n_full = if self.speed >= 8 { 1 } else { 2 };
+            for (_, info, rate) in pending.into_iter().take(n_full) {
+                fresh = consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+            }
+        }
+        let (_, mut chosen) = best.expect("at least one candidate");
+        // Final residual with RD-optimised levels (B_PRED's subblocks were
+        // already coded in sequence and keep their levels).
+        if self.speed <= 6 && chosen.info.y_mode != B_PRED && chosen.has_residual {
+            let info = chosen.info;
+            self.predict(pic, &info, mb_x, mb_y);
+            let y2 = info.y_mode != SPLITMV;
+            chosen = self.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
+            fresh = false;
+            chosen.info = info;
+            chosen.info.skip = !chosen.has_residual;
+        }
+        // Rebuild the winner's reconstruction if later trials overwrote it.
+        if !fresh {
+            let mut c = MbCoeffs::new();
+            c.blocks = chosen.coeffs.blocks;
+            c.eobs = chosen.coeffs.eobs;
+            let res = if chosen.has_residual {
+                Some(&mut c)
+            } else {
+                None
+            };
+            recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+        }
         if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
             chosen.info.mv = MotionVector::ZERO;
         }

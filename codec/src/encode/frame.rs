@@ -194,8 +194,7 @@ pub(crate) fn encode_frame_with(
     } else {
         state.probs.clone()
     };
-    let dq_ac = quant.y1.steps()[1] as u64;
-    let lambda = (dq_ac * dq_ac * params.lambda_scale as u64).max(64);
+    let lambda = crate::encode::analysis::rd_lambda(&quant, params.lambda_scale, key);
     let refs = if key { None } else { state.refs.as_ref() };
     let filter = match forced {
         Some(f) => SubpelFilter::for_version(f.header.tag.version),
@@ -234,6 +233,7 @@ pub(crate) fn encode_frame_with(
         prob_last: 200,
         prob_golden: 128,
         search_refs: &search_refs,
+        search: crate::encode::subpel::SearchCache::new(&base_probs.mv),
     };
     let mut pic = Picture::new(w, h);
     recon::init_intra_borders(&mut pic);

@@ -23,7 +23,10 @@ pub mod motion;
 pub mod quantize;
 pub mod rebase;
 pub mod sad;
+pub mod split;
+pub mod subpel;
 pub mod tokenize;
+pub mod trellis;
 
 /// Why a frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -146,6 +146,43 @@ fn write_mv(bw: &mut BoolEncoder, mv: MotionVector, best: MotionVector, probs: &
     write_mv_component(bw, mv.col as i32 - best.col as i32, &probs[1]);
 }
 
+/// Costs of every vector component difference in range, looked up instead
+/// of recomputed: the motion search prices hundreds of vectors per
+/// macroblock.
+#[derive(Clone, Debug)]
+pub struct MvCosts {
+    /// `[row, col][diff + MV_MAX]` in 1/256 bits.
+    table: [Vec<u32>; 2],
+    probs: [[u8; 19]; 2],
+}
+
+impl MvCosts {
+    /// Tables for the vector probabilities `probs`.
+    pub fn new(probs: &[[u8; 19]; 2]) -> Self {
+        MvCosts {
+            table: core::array::from_fn(|c| {
+                (-MV_MAX..=MV_MAX)
+                    .map(|v| mv_component_cost(v, &probs[c]))
+                    .collect()
+            }),
+            probs: *probs,
+        }
+    }
+
+    /// Cost in 1/256 bits of a new vector `mv` coded against `best`; equal
+    /// to [`mv_cost`] with the tables' probabilities.
+    #[inline]
+    pub fn cost(&self, mv: MotionVector, best: MotionVector) -> u32 {
+        let dr = mv.row as i32 - best.row as i32;
+        let dc = mv.col as i32 - best.col as i32;
+        if dr.abs() <= MV_MAX && dc.abs() <= MV_MAX {
+            self.table[0][(dr + MV_MAX) as usize] + self.table[1][(dc + MV_MAX) as usize]
+        } else {
+            mv_cost(mv, best, &self.probs)
+        }
+    }
+}
+
 /// Cost in 1/256 bits of a tree leaf.
 pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: u8) -> u32 {
     // Find the path by searching the tree from the root.

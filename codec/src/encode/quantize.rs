@@ -199,6 +199,12 @@ impl BlockQuantizer {
         bq
     }
 
+    /// A magnitude below which every coefficient quantizes to zero,
+    /// wherever it is in the block (the smallest zero bin).
+    pub fn zero_bin(&self) -> i32 {
+        self.zbin[0].min(self.zbin[1]) + self.zbin_extra
+    }
+
     /// The `[dc, ac]` dequantization steps.
     pub fn steps(&self) -> [i16; 2] {
         [self.dequant[0], self.dequant[1]]
@@ -275,7 +281,7 @@ pub struct QuantizedBlock {
 
 impl QuantizedBlock {
     /// Recomputes `dequant` and `eob` from `levels`.
-    fn finish(&mut self, bq: &BlockQuantizer) {
+    pub(crate) fn finish(&mut self, bq: &BlockQuantizer) {
         self.eob = 0;
         for (i, &l) in self.levels.iter().enumerate() {
             let rc = ZIGZAG[i];

@@ -1,0 +1,287 @@
+//! Sub-pixel reference planes for motion search: a reference filtered at
+//! every quarter-pixel phase once per frame, so that pricing a fractional
+//! vector is a plain SAD or SSE against memory instead of a six-tap filter
+//! per candidate block.
+//!
+//! VP8's six-tap prediction (RFC 6386 section 18.3) depends only on the
+//! integer position and the phase of each output sample (the first pass
+//! rounds to 8 bits before the second, and both passes are the same for
+//! every sample), so a whole-plane filtering at one phase holds exactly the
+//! predictions of every block at that phase. Samples near the plane's
+//! border read clamped coordinates, as the decoder's edge path does.
+
+use std::cell::{OnceCell, RefCell};
+
+use crate::encode::modes::MvCosts;
+use crate::inter_pred::{self, SIXTAP_FILTERS};
+use crate::picture::PlaneBuf;
+
+/// One reference's luma filtered at the 15 fractional quarter-pixel
+/// phases, each with the reference's geometry (border and stride).
+pub(crate) struct SubpelPlanes {
+    /// Indexed by `(fy / 2) * 4 + fx / 2` (eighths of a pixel, even only);
+    /// entry 0 (whole pixels) is empty: the reference itself serves.
+    planes: Vec<Vec<u8>>,
+}
+
+/// The six-tap sum of one sample, rounded and clamped like the decoder's
+/// filter, in 16-bit lanes: the exact sum lies in -8160..=40800, so adding
+/// 64 * 128 (plus the rounding 64) makes it a `u16` and wrapping
+/// arithmetic computes it exactly, eight or sixteen samples per
+/// instruction once vectorised.
+#[inline(always)]
+fn tap6(s: [u8; 6], t: &[u16; 6]) -> u8 {
+    let mut v: u16 = 64 * 128 + 64;
+    for k in 0..6 {
+        v = v.wrapping_add(u16::from(s[k]).wrapping_mul(t[k]));
+    }
+    ((v >> 7) as i16 - 64).clamp(0, 255) as u8
+}
+
+/// Horizontal pass: `out[i]` from `row[i..i + 6]`.
+fn filter_h(row: &[u8], t: &[u16; 6], out: &mut [u8]) {
+    let n = out.len();
+    let row = &row[..n + 5];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = tap6(
+            [
+                row[i],
+                row[i + 1],
+                row[i + 2],
+                row[i + 3],
+                row[i + 4],
+                row[i + 5],
+            ],
+            t,
+        );
+    }
+}
+
+/// Vertical pass: `out[i]` from `rows[0..6][i]`.
+fn filter_v(rows: [&[u8]; 6], t: &[u16; 6], out: &mut [u8]) {
+    let n = out.len();
+    let r: [&[u8]; 6] = rows.map(|r| &r[..n]);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = tap6([r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i]], t);
+    }
+}
+
+thread_local! {
+    /// Plane buffers of finished frames, reused: allocating a megabyte of
+    /// fresh pages per frame costs more in page faults than filtering it.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `n` bytes (contents unspecified; callers overwrite all).
+fn take_buffer(n: usize) -> Vec<u8> {
+    let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    v.resize(n, 0);
+    v
+}
+
+fn give_buffer(v: Vec<u8>) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        // Enough for the planes of three references plus scratch.
+        if p.len() < 64 {
+            p.push(v);
+        }
+    });
+}
+
+impl Drop for SubpelPlanes {
+    fn drop(&mut self) {
+        for v in self.planes.drain(..) {
+            if v.capacity() > 0 {
+                give_buffer(v);
+            }
+        }
+    }
+}
+
+/// Samples of clamp padding beyond the border, for the filter taps.
+const PAD: usize = 3;
+
+impl SubpelPlanes {
+    /// Filters `reference` at every fractional phase.
+    pub fn new(reference: &PlaneBuf, sixtap: bool) -> Self {
+        let (bw, bh) = (
+            reference.width + 2 * reference.border,
+            reference.height + 2 * reference.border,
+        );
+        // The bordered plane plus PAD clamped samples on every side, so
+        // the 16x16 filter calls below never read outside.
+        let es = bw + 2 * PAD;
+        let eh = bh + 2 * PAD;
+        let mut ext = take_buffer(es * eh);
+        for y in 0..eh {
+            let sy = y.saturating_sub(PAD).min(bh - 1);
+            let row = &reference.data[sy * reference.stride..sy * reference.stride + bw];
+            let out = &mut ext[y * es..(y + 1) * es];
+            out[..PAD].fill(row[0]);
+            out[PAD..PAD + bw].copy_from_slice(row);
+            out[PAD + bw..].fill(row[bw - 1]);
+        }
+        if !sixtap {
+            let planes = Self::by_blocks(&ext, es, bw, bh, false);
+            give_buffer(ext);
+            return planes;
+        }
+        // Horizontal passes over every extended row, then vertical passes
+        // over those (or over the reference for whole-pixel columns): the
+        // same two roundings as the block filter, without recomputing the
+        // first pass for each vertical phase.
+        let taps = |f: usize| SIXTAP_FILTERS[f].map(|t| t as u16);
+        let hpass: Vec<Vec<u8>> = [2usize, 4, 6]
+            .iter()
+            .map(|&fx| {
+                let mut hp = take_buffer(bw * eh);
+                for y in 0..eh {
+                    let row = &ext[y * es + PAD - 2..y * es + PAD + bw + 3];
+                    filter_h(row, &taps(fx), &mut hp[y * bw..(y + 1) * bw]);
+                }
+                hp
+            })
+            .collect();
+        let mut planes = vec![Vec::new()];
+        for phase in 1..16 {
+            let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
+            let mut p = take_buffer(bw * bh);
+            let (src, stride, col) = if fx == 0 {
+                (&ext[..], es, PAD)
+            } else {
+                (&hpass[fx / 2 - 1][..], bw, 0)
+            };
+            for y in 0..bh {
+                let out = &mut p[y * bw..(y + 1) * bw];
+                if fy == 0 {
+                    let at = (y + PAD) * stride + col;
+                    out.copy_from_slice(&src[at..at + bw]);
+                } else {
+                    let rows: [&[u8]; 6] = core::array::from_fn(|k| {
+                        let at = (y + PAD + k - 2) * stride + col;
+                        &src[at..at + bw]
+                    });
+                    filter_v(rows, &taps(fy), out);
+                }
+            }
+            planes.push(p);
+        }
+        for v in hpass {
+            give_buffer(v);
+        }
+        give_buffer(ext);
+        SubpelPlanes { planes }
+    }
+
+    /// Filters block by block with the decoder's kernels (used for the
+    /// bilinear filter, which the encoder does not otherwise pick).
+    fn by_blocks(ext: &[u8], es: usize, bw: usize, bh: usize, sixtap: bool) -> Self {
+        let mut planes = vec![Vec::new()];
+        for phase in 1..16 {
+            let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
+            let mut p = take_buffer(bw * bh);
+            for ty in (0..bh).step_by(16) {
+                for tx in (0..bw).step_by(16) {
+                    let pos = (ty + PAD) * es + tx + PAD;
+                    let dpos = ty * bw + tx;
+                    if sixtap {
+                        inter_pred::sixtap(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                    } else {
+                        inter_pred::bilinear(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                    }
+                }
+            }
+            planes.push(p);
+        }
+        SubpelPlanes { planes }
+    }
+
+    /// The plane holding phase `(fx, fy)` (eighths, even, not both zero).
+    #[inline]
+    pub fn plane(&self, fx: usize, fy: usize) -> &[u8] {
+        &self.planes[(fy / 2) * 4 + fx / 2]
+    }
+}
+
+/// Per-frame search data shared by all macroblocks: vector costs and,
+/// built on first use, each reference's sub-pixel planes.
+pub(crate) struct SearchCache {
+    /// Vector costs under the frame's vector probabilities.
+    pub mv_costs: MvCosts,
+    subpel: [OnceCell<SubpelPlanes>; 4],
+}
+
+impl SearchCache {
+    /// A cache for a frame coded with vector probabilities `mv_probs`.
+    pub fn new(mv_probs: &[[u8; 19]; 2]) -> Self {
+        SearchCache {
+            mv_costs: MvCosts::new(mv_probs),
+            subpel: Default::default(),
+        }
+    }
+
+    /// The sub-pixel planes of reference `rf` if already built.
+    pub fn built_subpel(&self, rf: u8) -> Option<&SubpelPlanes> {
+        self.subpel[rf as usize].get()
+    }
+
+    /// The sub-pixel planes of reference `rf` (1..=3), whose luma is
+    /// `reference`.
+    pub fn subpel(&self, rf: u8, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
+        self.subpel[rf as usize].get_or_init(|| SubpelPlanes::new(reference, sixtap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recon::predict_block_into;
+
+    /// Every phase plane equals block prediction at that phase, inside
+    /// the picture and out in the border.
+    #[test]
+    fn planes_equal_block_prediction() {
+        let mut r = PlaneBuf::new(48, 32, 32);
+        let mut s = 9u32;
+        for y in 0..32 {
+            for x in 0..48 {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let i = r.index(x, y);
+                r.data[i] = (s >> 24) as u8;
+            }
+        }
+        r.extend_borders();
+        for sixtap in [true, false] {
+            let sp = SubpelPlanes::new(&r, sixtap);
+            for phase in 1..16 {
+                let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
+                let plane = sp.plane(fx, fy);
+                for (x, y) in [(0isize, 0isize), (5, 7), (-30, -30), (40, 20), (-3, 28)] {
+                    let mut pred = [0u8; 16];
+                    let (bx, by) = (x.max(0) as usize, y.max(0) as usize);
+                    let (dx, dy) = (x - bx as isize, y - by as isize);
+                    predict_block_into(
+                        &r,
+                        bx,
+                        by,
+                        4,
+                        4,
+                        (dx, dy),
+                        (fx, fy),
+                        sixtap,
+                        &mut pred,
+                        0,
+                        4,
+                    );
+                    for i in 0..4 {
+                        for j in 0..4 {
+                            let p = plane[r.index(x + j as isize, y + i as isize)];
+                            assert_eq!(p, pred[i * 4 + j], "phase {phase} at {x},{y}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
