@@ -1,3 +1,50 @@
-fn main() {
-    println!("excam");
+//! `excam`: the command-line front end of excam.
+//!
+//! Each subcommand lives in its own module with a clap `Args` struct and a
+//! `run` function; `main` only parses and dispatches. Errors travel as
+//! `anyhow::Error` and are printed once, with their causes, before a
+//! non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode_cmd;
+mod info_cmd;
+mod output;
+
+/// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
+#[derive(Debug, Parser)]
+#[command(name = "excam", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands. `excam encode` and `excam relay` are wired here too
+/// (see the comment in the enum) as their modules land.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode a VP8 IVF file to Y4M or raw I420, or print per-frame MD5s.
+    Decode(decode_cmd::DecodeArgs),
+    /// Print one line per frame of a VP8 IVF file describing its headers.
+    Info(info_cmd::InfoArgs),
+    // `Encode(encode_cmd::EncodeArgs)` and `Relay(relay_cmd::RelayCommand)`
+    // go here; add their arms to `main` below.
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode_cmd::run(&args),
+        Command::Info(args) => info_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("excam: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
