@@ -7,6 +7,9 @@
 //! lane-wise arithmetic the compiler can vectorise, and written back.
 //! Horizontal edges load rows directly; vertical edges transpose.
 
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
 /// Thresholds controlling the filter of one macroblock (RFC 15.4).
 ///
 /// `mb_edge` and `sub_edge` are the complete limits compared against
@@ -273,6 +276,8 @@ fn simple_lanes<const N: usize>(s: &mut Segments<N, 4>, limit: u8) {
     }
 }
 
+/// The scalar normal filter of one macroblock of one plane; the SIMD
+/// version must match it exactly.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn filter_mb_normal_n<const N: usize>(
@@ -346,6 +351,33 @@ pub fn filter_mb_normal(
     filter_inner: bool,
 ) {
     assert!(stride >= size, "stride {stride} narrower than block {size}");
+    #[cfg(target_arch = "x86_64")]
+    {
+        let done = match size {
+            16 => sse2::filter_mb_normal::<16>(
+                plane,
+                pos,
+                stride,
+                lim,
+                filter_left,
+                filter_top,
+                filter_inner,
+            ),
+            8 => sse2::filter_mb_normal::<8>(
+                plane,
+                pos,
+                stride,
+                lim,
+                filter_left,
+                filter_top,
+                filter_inner,
+            ),
+            _ => false,
+        };
+        if done {
+            return;
+        }
+    }
     match size {
         16 => filter_mb_normal_n::<16>(
             plane,
