@@ -59,10 +59,6 @@ fn tiny_frame_claiming_16383_squared_is_bounded() {
         Err(e) => assert!(!e.to_string().is_empty()),
     }
     assert!(elapsed.as_secs() < 60, "took {elapsed:?}");
-    if let Some(kb) = peak_rss_kb() {
-        // Far less than the picture: its pages are never touched.
-        assert!(kb < 1_000_000, "peak RSS {kb} kB");
-    }
 }
 
 #[test]
@@ -118,6 +114,8 @@ fn full_16383_squared_frame_decodes_in_bounded_memory() {
     assert!(elapsed.as_secs() < 60, "took {elapsed:?}");
     if let Some(kb) = peak_rss_kb() {
         eprintln!("peak RSS {kb} kB");
+        // VmHWM is per process and the other tests run beside this one;
+        // they stay far below this margin.
         assert!(kb < 1_500_000, "peak RSS {kb} kB");
     }
 }
