@@ -305,10 +305,39 @@ pub fn copy_block(
     dst_pos: usize,
     dst_stride: usize,
 ) {
+    match w {
+        16 => copy_block_w::<16>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        8 => copy_block_w::<8>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        4 => copy_block_w::<4>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        _ => {
+            for r in 0..h {
+                let s = pos + r * stride;
+                let d = dst_pos + r * dst_stride;
+                dst[d..d + w].copy_from_slice(&src[s..s + w]);
+            }
+        }
+    }
+}
+
+/// [`copy_block`] for a width known at compile time: each row becomes a
+/// single move instead of a call to `memmove`, which dominated whole-pixel
+/// prediction in profiles.
+#[inline(always)]
+fn copy_block_w<const W: usize>(
+    src: &[u8],
+    pos: usize,
+    stride: usize,
+    h: usize,
+    dst: &mut [u8],
+    dst_pos: usize,
+    dst_stride: usize,
+) {
     for r in 0..h {
         let s = pos + r * stride;
         let d = dst_pos + r * dst_stride;
-        dst[d..d + w].copy_from_slice(&src[s..s + w]);
+        let row: &[u8; W] = src[s..s + W].try_into().unwrap();
+        let out: &mut [u8; W] = (&mut dst[d..d + W]).try_into().unwrap();
+        *out = *row;
     }
 }
 
