@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
-use excam_codec::container::i420::write_i420_frame;
 use excam_codec::container::ivf::{IvfHeader, IvfReader};
 use excam_codec::container::y4m::{Y4mError, Y4mWriter};
-use excam_codec::{Decoder, Frame};
+use excam_codec::{Decoder, Picture};
 use md5::{Digest, Md5};
 
 use crate::output::AtomicFile;
@@ -128,7 +127,7 @@ fn frame_rate(h: &IvfHeader) -> (usize, usize) {
 fn for_each_shown<R: io::Read>(
     reader: IvfReader<R>,
     input: &Path,
-    mut shown: impl FnMut(u64, Frame) -> Result<()>,
+    mut shown: impl FnMut(u64, &Picture) -> Result<()>,
 ) -> Result<()> {
     let mut decoder = Decoder::new();
     for (index, frame) in reader.enumerate() {
@@ -138,10 +137,15 @@ fn for_each_shown<R: io::Read>(
             .decode(&frame.data)
             .with_context(|| format!("{}: cannot decode", input.display()))?;
         if let Some(p) = picture {
-            shown(index as u64, p.to_frame())?;
+            shown(index as u64, &p)?;
         }
     }
     Ok(())
+}
+
+/// The visible I420 rows of `p`, Y then U then V.
+fn i420_rows(p: &Picture) -> impl Iterator<Item = &[u8]> {
+    (0..3).flat_map(move |k| p.visible_rows(k))
 }
 
 fn print_md5s<R: io::Read, W: Write>(
@@ -150,16 +154,17 @@ fn print_md5s<R: io::Read, W: Write>(
     mut out: W,
     input: &Path,
 ) -> Result<()> {
-    let mut bytes = Vec::new();
-    for_each_shown(reader, input, |index, frame| {
-        bytes.clear();
-        frame.write_i420(&mut bytes);
-        let digest = Md5::digest(&bytes);
+    for_each_shown(reader, input, |index, picture| {
+        let mut md5 = Md5::new();
+        for row in i420_rows(picture) {
+            md5.update(row);
+        }
         writeln!(
             out,
-            "{digest:x}  {stem}-{}x{}-{:04}.i420",
-            frame.width,
-            frame.height,
+            "{:x}  {stem}-{}x{}-{:04}.i420",
+            md5.finalize(),
+            picture.width(),
+            picture.height(),
             index + 1
         )
         .context("cannot write to standard output")
@@ -175,15 +180,18 @@ fn write_frames<R: io::Read, W: Write>(
     input: &Path,
 ) -> Result<()> {
     match format {
-        Format::I420 => for_each_shown(reader, input, |_, frame| {
-            write_i420_frame(sink, &frame).context("cannot write output")
+        Format::I420 => for_each_shown(reader, input, |_, picture| {
+            i420_rows(picture)
+                .try_for_each(|row| sink.write_all(row))
+                .context("cannot write output")
         }),
         Format::Y4m => {
             // The Y4M header needs the first frame's size, so the writer
             // takes the sink when that frame arrives.
             let mut sink = Some(sink);
             let mut writer: Option<Y4mWriter<&mut W>> = None;
-            for_each_shown(reader, input, move |index, frame| {
+            for_each_shown(reader, input, move |index, picture| {
+                let frame = picture.to_frame();
                 if let Some(s) = sink.take() {
                     writer = Some(
                         Y4mWriter::new(s, frame.width, frame.height, fps)
