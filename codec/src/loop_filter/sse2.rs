@@ -361,7 +361,7 @@ mod tests {
                 .collect();
             let level = (rng(&mut s) % 64) as u8;
             let sharp = (rng(&mut s) % 8) as u8;
-            let key = rng(&mut s) % 2 == 0;
+            let key = rng(&mut s) & 1 == 0;
             let lim = edge_limits(level.max(1), sharp, key, false);
             let flags = rng(&mut s);
             let (l, t, i) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
