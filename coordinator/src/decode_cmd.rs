@@ -13,9 +13,9 @@ use md5::{Digest, Md5};
 
 use crate::output::AtomicFile;
 
-/// Arguments of `excam decode`.
-#[derive(Debug, Args)]
-#[command(long_about = "Decode a VP8 IVF file.\n\n\
+/// The long `--help` text of this subcommand (clap takes a
+/// subcommand's help from its variant in `main.rs`, which uses this).
+pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
         With -o, writes every shown frame to OUT: Y4M for .y4m, raw I420 \
         (the bytes `vpxdec --i420` writes) for .yuv or .i420, or Y4M to \
         standard output for `-`. --format overrides the guess. The file \
@@ -29,7 +29,10 @@ use crate::output::AtomicFile;
         number but print no line), so `diff <(excam decode X.ivf --md5) \
         X.ivf.md5` is a conformance check.\n\n\
         Decoding stops at the first frame that fails, with an error naming \
-        its 0-based index, and the exit status is non-zero.")]
+        its 0-based index, and the exit status is non-zero.";
+
+/// Arguments of `excam decode`.
+#[derive(Debug, Args)]
 pub struct DecodeArgs {
     /// The VP8 stream to decode, in an IVF container.
     pub input: PathBuf,

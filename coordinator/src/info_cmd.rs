@@ -11,9 +11,9 @@ use excam_codec::decode::{decode_picture, parse_frame_header};
 use excam_codec::header::FrameHeader;
 use excam_codec::{DecoderState, FrameError};
 
-/// Arguments of `excam info`.
-#[derive(Debug, Args)]
-#[command(long_about = "Print one line per frame of a VP8 IVF file.\n\n\
+/// The long `--help` text of this subcommand (clap takes a
+/// subcommand's help from its variant in `main.rs`, which uses this).
+pub const LONG_ABOUT: &str = "Print one line per frame of a VP8 IVF file.\n\n\
     Fields, space separated:\n  \
     INDEX            0-based position in the IVF file\n  \
     key|inter        frame type\n  \
@@ -21,14 +21,17 @@ use excam_codec::{DecoderState, FrameError};
     bytes=N          compressed size\n  \
     size=WxH         key frames only: the coded size\n  \
     q=N              base quantizer index 0..127\n  \
-    refresh=L,G,A    references this frame replaces (last, golden, altref; - for none)\n  \
+    refresh=R,...    references this frame replaces: last, golden, altref (- for none)\n  \
     copy=G<X,A<Y     reference copies before the refreshes (- for none)\n  \
     entropy=keep|drop  whether this frame's probabilities persist\n  \
     parts=N          token partitions (1, 2, 4, 8)\n  \
     filter=T:L:S     loop filter type (normal/simple), level 0..63, sharpness 0..7\n\n\
     Every frame is decoded too, since each header depends on the state \
     the previous frames left; a frame that fails stops the listing with an \
-    error naming it.")]
+    error naming it.";
+
+/// Arguments of `excam info`.
+#[derive(Debug, Args)]
 pub struct InfoArgs {
     /// The VP8 stream, in an IVF container.
     pub input: PathBuf,

@@ -26,8 +26,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Decode a VP8 IVF file to Y4M or raw I420, or print per-frame MD5s.
+    #[command(long_about = decode_cmd::LONG_ABOUT)]
     Decode(decode_cmd::DecodeArgs),
     /// Print one line per frame of a VP8 IVF file describing its headers.
+    #[command(long_about = info_cmd::LONG_ABOUT)]
     Info(info_cmd::InfoArgs),
     // `Encode(encode_cmd::EncodeArgs)` and `Relay(relay_cmd::RelayCommand)`
     // go here; add their arms to `main` below.
