@@ -401,6 +401,51 @@ pub fn filter_mb_normal(
     }
 }
 
+/// Applies the normal loop filter to the same 8x8 macroblock of both
+/// chroma planes: the same as [`filter_mb_normal`] with `size` 8 on `u`
+/// and then on `v`, but both planes share one pass of the SIMD kernel
+/// where there is one.
+///
+/// # Panics
+/// If the pixels touched are out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn filter_mb_normal_uv(
+    u: &mut [u8],
+    v: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if sse2::filter_mb_normal_uv(
+        u,
+        v,
+        pos,
+        stride,
+        lim,
+        filter_left,
+        filter_top,
+        filter_inner,
+    ) {
+        return;
+    }
+    for p in [u, v] {
+        filter_mb_normal(
+            p,
+            pos,
+            stride,
+            8,
+            lim,
+            filter_left,
+            filter_top,
+            filter_inner,
+        );
+    }
+}
+
 /// Applies the simple loop filter to one luma macroblock (RFC 15.2; dixie
 /// `filter_row_simple`). The simple filter never touches chroma.
 ///

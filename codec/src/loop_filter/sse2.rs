@@ -335,6 +335,91 @@ pub(super) fn filter_mb_normal<const N: usize>(
     true
 }
 
+/// Filters the same 8x8 macroblock of both chroma planes at once, U in
+/// lanes 0..8 and V in lanes 8..16 (as libvpx's `loop_filter_bv_sse2`
+/// does), or returns false (doing nothing) if the pixels it would touch
+/// are not all inside both planes. The planes are independent, so this
+/// equals [`filter_mb_normal`] on each.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn filter_mb_normal_uv(
+    u: &mut [u8],
+    v: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) -> bool {
+    let Some(first) = pos.checked_sub(4 * stride + 4) else {
+        return false;
+    };
+    let last = pos + 7 * stride + 7;
+    let len = u.len().min(v.len());
+    if stride < 8 || last >= len || first >= len {
+        return false;
+    }
+    // SAFETY: as in `filter_mb_normal` with N = 8: every access is an
+    // 8-byte row slice within rows -4..8, columns -4..8 around `pos`, of
+    // `u` or `v`, and the check above puts that box inside both slices,
+    // which are borrowed mutably (and are distinct) for the whole call.
+    unsafe {
+        let pu = u.as_mut_ptr().add(pos);
+        let pv = v.as_mut_ptr().add(pos);
+        // Row `r` (may be negative) of both planes, column offset `c`.
+        let at = |base: *mut u8, r: isize, c: isize| base.offset(r * stride as isize + c);
+        let load_pair = |r: isize| {
+            _mm_unpacklo_epi64(
+                _mm_loadl_epi64(at(pu, r, 0) as *const __m128i),
+                _mm_loadl_epi64(at(pv, r, 0) as *const __m128i),
+            )
+        };
+        let store_pair = |r: isize, x: __m128i| {
+            _mm_storel_epi64(at(pu, r, 0) as *mut __m128i, x);
+            _mm_storel_epi64(at(pv, r, 0) as *mut __m128i, _mm_unpackhi_epi64(x, x));
+        };
+        let vertical = |c: isize, mb: bool| {
+            let r: [__m128i; 16] = core::array::from_fn(|i| {
+                let base = if i < 8 { pu } else { pv };
+                _mm_loadl_epi64(at(base, (i % 8) as isize, c - 4) as *const __m128i)
+            });
+            let mut rows = transpose_16x8(&r);
+            if mb {
+                mb_edge(&mut rows, lim);
+            } else {
+                sub_edge(&mut rows, lim);
+            }
+            let out = transpose_8x16(&rows);
+            for (i, row) in out.iter().enumerate() {
+                let base = if i < 8 { pu } else { pv };
+                _mm_storel_epi64(at(base, (i % 8) as isize, c - 4) as *mut __m128i, *row);
+            }
+        };
+        if filter_left {
+            vertical(0, true);
+        }
+        if filter_inner {
+            vertical(4, false);
+        }
+        if filter_top {
+            let mut rows: Rows = core::array::from_fn(|k| load_pair(k as isize - 4));
+            mb_edge(&mut rows, lim);
+            for k in 1..7 {
+                store_pair(k as isize - 4, rows[k]);
+            }
+        }
+        if filter_inner {
+            let mut rows: Rows = core::array::from_fn(|k| load_pair(k as isize));
+            sub_edge(&mut rows, lim);
+            for k in 2..6 {
+                store_pair(k as isize, rows[k]);
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{edge_limits, filter_mb_normal_n};
@@ -383,6 +468,33 @@ mod tests {
     #[test]
     fn chroma_matches_scalar() {
         check::<8>(0x9abc_def1);
+    }
+
+    #[test]
+    fn chroma_pair_matches_scalar() {
+        let stride = 24;
+        let mut s = 0x0bad_cafe_u32;
+        for trial in 0..3000 {
+            let amp = [2u32, 8, 40, 256][trial % 4];
+            let mut planes: [Vec<u8>; 2] = core::array::from_fn(|_| {
+                let base = rng(&mut s) % 256;
+                (0..stride * 20)
+                    .map(|_| (base + rng(&mut s) % amp).min(255) as u8)
+                    .collect()
+            });
+            let level = (rng(&mut s) % 63 + 1) as u8;
+            let lim = edge_limits(level, (rng(&mut s) % 8) as u8, rng(&mut s) & 1 == 0, false);
+            let flags = rng(&mut s);
+            let (l, t, i) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+            let pos = 6 * stride + 6;
+            let mut scalar = planes.clone();
+            for p in scalar.iter_mut() {
+                filter_mb_normal_n::<8>(p, pos, stride, &lim, l, t, i);
+            }
+            let [u, v] = &mut planes;
+            assert!(super::filter_mb_normal_uv(u, v, pos, stride, &lim, l, t, i));
+            assert_eq!(planes, scalar, "trial {trial} {lim:?} l{l} t{t} i{i}");
+        }
     }
 
     #[test]
