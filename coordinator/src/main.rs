@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 mod decode_cmd;
 mod info_cmd;
 mod output;
+// Later subcommands: add `mod encode_cmd;` and `mod relay_cmd;` here
+// (relay_cmd provides `pub enum RelayCommand` and `pub fn run(cmd)`).
 
 /// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
 #[derive(Debug, Parser)]
@@ -31,8 +33,16 @@ enum Command {
     /// Print one line per frame of a VP8 IVF file describing its headers.
     #[command(long_about = info_cmd::LONG_ABOUT)]
     Info(info_cmd::InfoArgs),
-    // `Encode(encode_cmd::EncodeArgs)` and `Relay(relay_cmd::RelayCommand)`
-    // go here; add their arms to `main` below.
+    // Later subcommands go here, with their arms in `main` below:
+    //
+    //     /// Encode a Y4M file to VP8 IVF.
+    //     Encode(encode_cmd::EncodeArgs),       // encode_cmd::run(&args)
+    //     /// Run or talk to the rendezvous relay.
+    //     #[command(subcommand)]
+    //     Relay(relay_cmd::RelayCommand),       // relay_cmd::run(cmd)
+    //
+    // `RelayCommand` is itself a clap `Subcommand` enum, hence the
+    // `#[command(subcommand)]` on its variant.
 }
 
 fn main() -> ExitCode {
