@@ -335,6 +335,38 @@ pub(super) fn filter_mb_normal<const N: usize>(
     true
 }
 
+/// Filters the vertical edge at column `c` of the 8x8 blocks at `pu` and
+/// `pv` (U rows become lanes 0..8, V rows lanes 8..16).
+///
+/// # Safety
+/// Rows 0..8, columns `c - 4..c + 4` around both pointers must be valid
+/// for reads and writes.
+#[inline(always)]
+unsafe fn vertical_uv(
+    pu: *mut u8,
+    pv: *mut u8,
+    stride: usize,
+    c: usize,
+    mb: bool,
+    lim: &EdgeLimits,
+) {
+    let r: [__m128i; 16] = core::array::from_fn(|i| {
+        let base = if i < 8 { pu } else { pv };
+        _mm_loadl_epi64(base.add((i % 8) * stride + c).sub(4) as *const __m128i)
+    });
+    let mut rows = transpose_16x8(&r);
+    if mb {
+        mb_edge(&mut rows, lim);
+    } else {
+        sub_edge(&mut rows, lim);
+    }
+    let out = transpose_8x16(&rows);
+    for (i, row) in out.iter().enumerate() {
+        let base = if i < 8 { pu } else { pv };
+        _mm_storel_epi64(base.add((i % 8) * stride + c).sub(4) as *mut __m128i, *row);
+    }
+}
+
 /// Filters the same 8x8 macroblock of both chroma planes at once, U in
 /// lanes 0..8 and V in lanes 8..16 (as libvpx's `loop_filter_bv_sse2`
 /// does), or returns false (doing nothing) if the pixels it would touch
@@ -379,28 +411,11 @@ pub(super) fn filter_mb_normal_uv(
             _mm_storel_epi64(at(pu, r, 0) as *mut __m128i, x);
             _mm_storel_epi64(at(pv, r, 0) as *mut __m128i, _mm_unpackhi_epi64(x, x));
         };
-        let vertical = |c: isize, mb: bool| {
-            let r: [__m128i; 16] = core::array::from_fn(|i| {
-                let base = if i < 8 { pu } else { pv };
-                _mm_loadl_epi64(at(base, (i % 8) as isize, c - 4) as *const __m128i)
-            });
-            let mut rows = transpose_16x8(&r);
-            if mb {
-                mb_edge(&mut rows, lim);
-            } else {
-                sub_edge(&mut rows, lim);
-            }
-            let out = transpose_8x16(&rows);
-            for (i, row) in out.iter().enumerate() {
-                let base = if i < 8 { pu } else { pv };
-                _mm_storel_epi64(at(base, (i % 8) as isize, c - 4) as *mut __m128i, *row);
-            }
-        };
         if filter_left {
-            vertical(0, true);
+            vertical_uv(pu, pv, stride, 0, true, lim);
         }
         if filter_inner {
-            vertical(4, false);
+            vertical_uv(pu, pv, stride, 4, false, lim);
         }
         if filter_top {
             let mut rows: Rows = core::array::from_fn(|k| load_pair(k as isize - 4));
