@@ -17,7 +17,7 @@ mod output;
 
 /// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
 #[derive(Debug, Parser)]
-#[command(name = "excam", version, about, long_about = None)]
+#[command(name = "excam", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
