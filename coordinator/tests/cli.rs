@@ -138,6 +138,31 @@ fn stdout_is_y4m_unless_told_otherwise() {
 }
 
 #[test]
+fn format_flag_overrides_the_extension() {
+    let ivf = repo_stream();
+    let dir = scratch("format_override");
+    let out = dir.join("frames.bin");
+    let r = excam(&[
+        "decode".as_ref(),
+        ivf.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--format".as_ref(),
+        "i420".as_ref(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let stdout = excam(&[
+        "decode".as_ref(),
+        ivf.as_os_str(),
+        "-o".as_ref(),
+        "-".as_ref(),
+        "--format".as_ref(),
+        "i420".as_ref(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), stdout.stdout);
+}
+
+#[test]
 fn unknown_extension_is_refused() {
     let ivf = repo_stream();
     let dir = scratch("unknown_ext");
