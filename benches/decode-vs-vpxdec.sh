@@ -42,7 +42,7 @@ else
             die "missing $SHARED/clips/make-clips.sh (set SHARED=...)"
         bash "$SHARED/clips/make-clips.sh" "$data" >/dev/null
         vpxenc --codec=vp8 --good --cpu-used=0 --end-usage=q --min-q=30 --max-q=30 --cq-level=30 \
-            --threads=1 --passes=1 --disable-warning-prompt -q \
+            --threads=1 --passes=1 --disable-warning-prompt -q --ivf \
             -o "$stream.tmp" "$data/box_640x480_120f.y4m"
         mv "$stream.tmp" "$stream"
     fi

@@ -185,21 +185,30 @@ pub(crate) fn apply_loop_filter(
                 inner,
             );
         } else {
-            for (pl, size) in [(0usize, 16usize), (1, 8), (2, 8)] {
-                let p = &mut pic.planes[pl];
-                let pos = p.index((mb_x * size) as isize, (mb_y * size) as isize);
-                let stride = p.stride;
-                loop_filter::filter_mb_normal(
-                    &mut p.data,
-                    pos,
-                    stride,
-                    size,
-                    &lim,
-                    mb_x > 0,
-                    mb_y > 0,
-                    inner,
-                );
-            }
+            let [y, u, v] = &mut pic.planes;
+            let pos = y.index(mb_x as isize * 16, mb_y as isize * 16);
+            loop_filter::filter_mb_normal(
+                &mut y.data,
+                pos,
+                y.stride,
+                16,
+                &lim,
+                mb_x > 0,
+                mb_y > 0,
+                inner,
+            );
+            // U and V have the same geometry; filter them together.
+            let pos = u.index(mb_x as isize * 8, mb_y as isize * 8);
+            loop_filter::filter_mb_normal_uv(
+                &mut u.data,
+                &mut v.data,
+                pos,
+                u.stride,
+                &lim,
+                mb_x > 0,
+                mb_y > 0,
+                inner,
+            );
         }
     }
 }

@@ -48,28 +48,43 @@ pub const BILINEAR_FILTERS: [[i32; 2]; 8] = [
 /// Largest block edge the filters handle.
 const MAX_BLOCK: usize = 16;
 
-/// Rounds and clamps a filter sum to a sample: `clamp((sum + 64) >> 7)`.
-#[inline(always)]
-fn round_clamp(sum: i32) -> u8 {
-    ((sum + 64) >> 7).clamp(0, 255) as u8
-}
+/// Tap magnitudes of [`SIXTAP_FILTERS`]. Every filter has the sign pattern
+/// `+ - + + - +`, so a sum splits into a positive part (at most
+/// `(3 + 77 + 77 + 3) * 255 = 40800`) and a negative part (at most
+/// `(16 + 16) * 255`), both of which fit in `u16`. Sixteen-bit lanes
+/// vectorise twice as wide as `i32` ones, and SSE2 has a 16-bit multiply
+/// but no 32-bit one.
+const SIXTAP_MAGNITUDES: [[u16; 6]; 8] = {
+    let mut out = [[0u16; 6]; 8];
+    let mut f = 0;
+    while f < 8 {
+        let mut k = 0;
+        while k < 6 {
+            out[f][k] = SIXTAP_FILTERS[f][k].unsigned_abs() as u16;
+            k += 1;
+        }
+        f += 1;
+    }
+    out
+};
 
-/// Six-taps one output row of width `W`. `taps[k]` weighs `src[k]`'s
-/// window; each window has length exactly `W` so the loop has no bounds
+/// Six-taps one output row of width `W`: `clamp((sum + 64) >> 7)` of the
+/// signed sum, computed as `(positive + 64) - negative`, saturating at 0
+/// (a negative sum clamps to 0 either way), then shifted and clamped at
+/// 255. Each window has length exactly `W` so the loop has no bounds
 /// checks and vectorises.
 #[inline(always)]
-fn sixtap_row<const W: usize>(win: [&[u8]; 6], taps: &[i32; 6], out: &mut [u8]) {
+fn sixtap_row<const W: usize>(win: [&[u8]; 6], taps: &[u16; 6], out: &mut [u8]) {
     let (s0, s1, s2) = (&win[0][..W], &win[1][..W], &win[2][..W]);
     let (s3, s4, s5) = (&win[3][..W], &win[4][..W], &win[5][..W]);
     let out = &mut out[..W];
     for c in 0..W {
-        let sum = i32::from(s0[c]) * taps[0]
-            + i32::from(s1[c]) * taps[1]
-            + i32::from(s2[c]) * taps[2]
-            + i32::from(s3[c]) * taps[3]
-            + i32::from(s4[c]) * taps[4]
-            + i32::from(s5[c]) * taps[5];
-        out[c] = round_clamp(sum);
+        let pos = u16::from(s0[c]) * taps[0]
+            + u16::from(s2[c]) * taps[2]
+            + u16::from(s3[c]) * taps[3]
+            + u16::from(s5[c]) * taps[5];
+        let neg = u16::from(s1[c]) * taps[1] + u16::from(s4[c]) * taps[4];
+        out[c] = ((pos + 64).saturating_sub(neg) >> 7).min(255) as u8;
     }
 }
 
@@ -111,8 +126,8 @@ fn sixtap_w<const W: usize>(
     dst_pos: usize,
     dst_stride: usize,
 ) {
-    let hx = &SIXTAP_FILTERS[mx];
-    let vy = &SIXTAP_FILTERS[my];
+    let hx = &SIXTAP_MAGNITUDES[mx];
+    let vy = &SIXTAP_MAGNITUDES[my];
     match (mx, my) {
         (0, 0) => copy_block(src, pos, stride, W, h, dst, dst_pos, dst_stride),
         (_, 0) => {
@@ -290,10 +305,39 @@ pub fn copy_block(
     dst_pos: usize,
     dst_stride: usize,
 ) {
+    match w {
+        16 => copy_block_w::<16>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        8 => copy_block_w::<8>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        4 => copy_block_w::<4>(src, pos, stride, h, dst, dst_pos, dst_stride),
+        _ => {
+            for r in 0..h {
+                let s = pos + r * stride;
+                let d = dst_pos + r * dst_stride;
+                dst[d..d + w].copy_from_slice(&src[s..s + w]);
+            }
+        }
+    }
+}
+
+/// [`copy_block`] for a width known at compile time: each row becomes a
+/// single move instead of a call to `memmove`, which dominated whole-pixel
+/// prediction in profiles.
+#[inline(always)]
+fn copy_block_w<const W: usize>(
+    src: &[u8],
+    pos: usize,
+    stride: usize,
+    h: usize,
+    dst: &mut [u8],
+    dst_pos: usize,
+    dst_stride: usize,
+) {
     for r in 0..h {
         let s = pos + r * stride;
         let d = dst_pos + r * dst_stride;
-        dst[d..d + w].copy_from_slice(&src[s..s + w]);
+        let row: &[u8; W] = src[s..s + W].try_into().unwrap();
+        let out: &mut [u8; W] = (&mut dst[d..d + W]).try_into().unwrap();
+        *out = *row;
     }
 }
 
@@ -492,6 +536,31 @@ mod tests {
                     for x in 0..8 {
                         let want = sixtap_reference(&src, ORIGIN, STRIDE, mx, my, x, y);
                         assert_eq!(out[8 * y + x], want);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixtap_binary_planes_match_reference() {
+        // Random 0/255 pixels hit every sign pattern of the taps, including
+        // 255 under all positive taps and 0 under the negative ones: the
+        // largest positive part the 16-bit split must hold.
+        let mut rng = Lcg(99);
+        for _ in 0..64 {
+            let src: Vec<u8> = (0..STRIDE * STRIDE)
+                .map(|_| if rng.next() & 1 == 0 { 0 } else { 255 })
+                .collect();
+            for mx in 0..8 {
+                for my in 0..8 {
+                    let mut out = [0u8; 256];
+                    sixtap(&src, ORIGIN, STRIDE, mx, my, 16, 16, &mut out, 0, 16);
+                    for y in 0..16 {
+                        for x in 0..16 {
+                            let want = sixtap_reference(&src, ORIGIN, STRIDE, mx, my, x, y);
+                            assert_eq!(out[16 * y + x], want, "mx {mx} my {my} at {x},{y}");
+                        }
                     }
                 }
             }

@@ -7,6 +7,9 @@
 //! lane-wise arithmetic the compiler can vectorise, and written back.
 //! Horizontal edges load rows directly; vertical edges transpose.
 
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
 /// Thresholds controlling the filter of one macroblock (RFC 15.4).
 ///
 /// `mb_edge` and `sub_edge` are the complete limits compared against
@@ -273,6 +276,8 @@ fn simple_lanes<const N: usize>(s: &mut Segments<N, 4>, limit: u8) {
     }
 }
 
+/// The scalar normal filter of one macroblock of one plane; the SIMD
+/// version must match it exactly.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn filter_mb_normal_n<const N: usize>(
@@ -346,6 +351,33 @@ pub fn filter_mb_normal(
     filter_inner: bool,
 ) {
     assert!(stride >= size, "stride {stride} narrower than block {size}");
+    #[cfg(target_arch = "x86_64")]
+    {
+        let done = match size {
+            16 => sse2::filter_mb_normal::<16>(
+                plane,
+                pos,
+                stride,
+                lim,
+                filter_left,
+                filter_top,
+                filter_inner,
+            ),
+            8 => sse2::filter_mb_normal::<8>(
+                plane,
+                pos,
+                stride,
+                lim,
+                filter_left,
+                filter_top,
+                filter_inner,
+            ),
+            _ => false,
+        };
+        if done {
+            return;
+        }
+    }
     match size {
         16 => filter_mb_normal_n::<16>(
             plane,
@@ -366,6 +398,51 @@ pub fn filter_mb_normal(
             filter_inner,
         ),
         _ => panic!("unsupported macroblock size {size} (must be 8 or 16)"),
+    }
+}
+
+/// Applies the normal loop filter to the same 8x8 macroblock of both
+/// chroma planes: the same as [`filter_mb_normal`] with `size` 8 on `u`
+/// and then on `v`, but both planes share one pass of the SIMD kernel
+/// where there is one.
+///
+/// # Panics
+/// If the pixels touched are out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn filter_mb_normal_uv(
+    u: &mut [u8],
+    v: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if sse2::filter_mb_normal_uv(
+        u,
+        v,
+        pos,
+        stride,
+        lim,
+        filter_left,
+        filter_top,
+        filter_inner,
+    ) {
+        return;
+    }
+    for p in [u, v] {
+        filter_mb_normal(
+            p,
+            pos,
+            stride,
+            8,
+            lim,
+            filter_left,
+            filter_top,
+            filter_inner,
+        );
     }
 }
 

@@ -121,6 +121,26 @@ impl Picture {
         self.height
     }
 
+    /// The visible rows of plane `plane` (0 = Y, 1 = U, 2 = V), top to
+    /// bottom, each cropped to the display width (chroma: half, rounded
+    /// up). Together they are the bytes `vpxdec --i420` writes for this
+    /// picture; reading them costs no copy, unlike [`Picture::to_frame`].
+    ///
+    /// # Panics
+    /// If `plane > 2`.
+    pub fn visible_rows(&self, plane: usize) -> impl Iterator<Item = &[u8]> {
+        let (w, h) = if plane == 0 {
+            (self.width, self.height)
+        } else {
+            (self.width.div_ceil(2), self.height.div_ceil(2))
+        };
+        let p = &self.planes[plane];
+        (0..h).map(move |y| {
+            let i = p.index(0, y as isize);
+            &p.data[i..i + w]
+        })
+    }
+
     /// The visible picture as a [`Frame`].
     pub fn to_frame(&self) -> Frame {
         let cw = self.width.div_ceil(2);
@@ -134,5 +154,28 @@ impl Picture {
                 self.planes[2].crop(cw, ch),
             ],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visible_rows_are_the_cropped_frame() {
+        let mut pic = Picture::new(21, 11);
+        for (k, p) in pic.planes.iter_mut().enumerate() {
+            for (i, v) in p.data.iter_mut().enumerate() {
+                *v = (i * 7 + k) as u8;
+            }
+        }
+        let frame = pic.to_frame();
+        for k in 0..3 {
+            let rows: Vec<&[u8]> = pic.visible_rows(k).collect();
+            let want: Vec<&[u8]> = frame.planes[k].rows().collect();
+            assert_eq!(rows, want, "plane {k}");
+        }
+        assert_eq!(pic.visible_rows(1).count(), 6);
+        assert_eq!(pic.visible_rows(1).next().unwrap().len(), 11);
     }
 }

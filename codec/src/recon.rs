@@ -278,11 +278,14 @@ pub(crate) fn predict_block_into(
         && sy - 2 >= -b
         && sx + w as isize + 3 <= src.width as isize + b
         && sy + h as isize + 3 <= src.height as isize + b;
-    let mut tmp = [0u8; 21 * 21];
+    // Only the rare far-outside case needs the gather buffer; leaving it
+    // uninitialised otherwise saves clearing 441 bytes per block.
+    let mut tmp;
     let (buf, pos, stride): (&[u8], usize, usize) = if inside {
         (&src.data, src.index(sx, sy), src.stride)
     } else {
         // Far outside: gather with clamped coordinates.
+        tmp = [0u8; 21 * 21];
         let tw = w + 5;
         for r in 0..h + 5 {
             let yy = (sy - 2 + r as isize).clamp(-b, src.height as isize + b - 1);

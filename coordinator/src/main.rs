@@ -1,3 +1,54 @@
-fn main() {
-    println!("excam");
+//! `excam`: the command-line front end of excam.
+//!
+//! Each subcommand lives in its own module with a clap `Args` struct and a
+//! `run` function; `main` only parses and dispatches. Errors travel as
+//! `anyhow::Error` and are printed once, with their causes, before a
+//! non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode_cmd;
+mod info_cmd;
+mod output;
+
+use excam_coordinator::encode_cmd;
+
+/// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
+#[derive(Debug, Parser)]
+#[command(name = "excam", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode a VP8 IVF file to Y4M or raw I420, or print per-frame MD5s.
+    #[command(long_about = decode_cmd::LONG_ABOUT)]
+    Decode(decode_cmd::DecodeArgs),
+    /// Print one line per frame of a VP8 IVF file describing its headers.
+    #[command(long_about = info_cmd::LONG_ABOUT)]
+    Info(info_cmd::InfoArgs),
+    /// Encode a Y4M file to VP8 IVF, serially or ExCamera-style with --workers.
+    Encode(encode_cmd::EncodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode_cmd::run(&args),
+        Command::Info(args) => info_cmd::run(&args),
+        Command::Encode(args) => encode_cmd::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole cause chain on one line.
+            eprintln!("excam: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -406,12 +406,15 @@ pub fn run_pipeline(
             let len = r.len();
             let src = &frames[r];
             let own = &p1[i];
-            let mut p = Encoder::given_state_params_for(&cfg.encoder).map_err(|source| {
-                PipelineError::Encode {
-                    chunk: i,
-                    phase: Phase::EncodeGivenState,
-                    source,
-                }
+            let mut p = Encoder::given_state_params_for(&cfg.encoder, {
+                // Boost only where the serial encoder's golden policy would.
+                let g = cfg.encoder.golden.interval as usize;
+                g > 0 && (i * n).is_multiple_of(g)
+            })
+            .map_err(|source| PipelineError::Encode {
+                chunk: i,
+                phase: Phase::EncodeGivenState,
+                source,
             })?;
             // A one-frame chunk ends here: refresh all only if it hands on.
             if len == 1 && i + 1 == chunks {

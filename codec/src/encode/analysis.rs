@@ -215,7 +215,7 @@ impl FrameAnalysis<'_> {
     /// luma and chroma block's levels optimised for rate and distortion
     /// under its real token context (Y2 keeps the regular quantizer, as
     /// its levels reach all sixteen luma blocks).
-    fn code_residual_rd(
+    pub(crate) fn code_residual_rd(
         &self,
         pic: &Picture,
         ctx: &TokenContexts,

@@ -380,9 +380,17 @@ impl Encoder {
     /// Parameters for an inter frame that stands in for a key frame (the
     /// first frame of an ExCamera chunk encoded given its predecessor's
     /// state): a golden frame's quantizer, all references refreshed.
-    pub fn given_state_params(&self) -> EncodeParams {
+    /// `boost`: code it at the golden frames' lower quantizer (when it falls
+    /// where the golden policy puts a golden frame) rather than the inter
+    /// frames'.
+    pub fn given_state_params(&self, boost: bool) -> EncodeParams {
+        let kind = if boost {
+            FrameKind::Golden
+        } else {
+            FrameKind::Inter
+        };
         EncodeParams {
-            q_index: self.rc.q_index(FrameKind::Golden),
+            q_index: self.rc.q_index(kind),
             key_frame: false,
             refresh_last: true,
             refresh_golden: true,
@@ -395,8 +403,11 @@ impl Encoder {
     }
 
     /// [`Encoder::given_state_params`] of a fresh encoder with `cfg`.
-    pub fn given_state_params_for(cfg: &EncoderConfig) -> Result<EncodeParams, EncodeError> {
-        Ok(cfg.build()?.given_state_params())
+    pub fn given_state_params_for(
+        cfg: &EncoderConfig,
+        boost: bool,
+    ) -> Result<EncodeParams, EncodeError> {
+        Ok(cfg.build()?.given_state_params(boost))
     }
 
     /// What the next frame will be.

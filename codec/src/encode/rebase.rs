@@ -130,6 +130,7 @@ pub(crate) fn code_forced_mb(
     mb_y: usize,
 ) -> MbCoded {
     let q = &quants[info.segment as usize & 3];
+    let same_quant = quants.iter().all(|x| x.qindex == a.quant.qindex);
     let mut out = MbCoded {
         info: *info,
         levels: [[0; 16]; 25],
@@ -193,6 +194,32 @@ pub(crate) fn code_forced_mb(
                 stride,
             );
         }
+    } else if info.skip {
+        // A macroblock the encoder sent without residual stays so: that
+        // choice is one of the frame's decisions (re-deciding it on the new
+        // state measured no better on carphone, and would break the
+        // identity of a rebase onto the original state).
+        recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
+        out.info.skip = true;
+        update_token_contexts(&out, ctx, mb_x);
+        return out;
+    } else if same_quant {
+        // The encoder's own residual coding (RD-optimised levels), so a
+        // frame rebased onto its own state comes out as it went in.
+        recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
+        let y2 = info.y_mode != SPLITMV;
+        let mut coded = a.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
+        coded.info = *info;
+        out = coded;
+        out.info.skip = !out.has_residual;
+        if out.has_residual {
+            let mut c = MbCoeffs::new();
+            c.blocks = out.coeffs.blocks;
+            c.eobs = out.coeffs.eobs;
+            recon::add_residual(pic, &out.info, &mut c, mb_x, mb_y);
+        }
+        update_token_contexts(&out, ctx, mb_x);
+        return out;
     } else {
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
         let y2 = info.y_mode != SPLITMV;

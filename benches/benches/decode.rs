@@ -1,0 +1,134 @@
+//! Criterion benches of the decoder: a whole stream, and the kernels the
+//! profile shows hot (IDCT, six-tap 16x16, loop filter, bool decoder).
+//!
+//! `cargo bench -p excam-benches --bench decode`. The stream bench uses
+//! box 640x480 from `target/bench-data/` when `benches/decode-vs-vpxdec.sh`
+//! has made it, and a committed generated stream otherwise.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use excam_codec::bool_decoder::BoolDecoder;
+use excam_codec::container::ivf::IvfReader;
+use excam_codec::loop_filter::{edge_limits, filter_mb_normal};
+use excam_codec::{decode_picture, idct, inter_pred, DecoderState};
+
+/// Small deterministic noise.
+fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s as u8
+        })
+        .collect()
+}
+
+fn stream() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
+    let boxed = target.join("bench-data/box_640x480_120f_q30.ivf");
+    if boxed.is_file() {
+        boxed
+    } else {
+        repo.join("test-vectors/excam-vbr-400.ivf")
+    }
+}
+
+fn bench_stream(c: &mut Criterion) {
+    let path = stream();
+    let bytes = std::fs::read(&path).unwrap();
+    let frames: Vec<Vec<u8>> = IvfReader::new(&bytes[..])
+        .unwrap()
+        .map(|f| f.unwrap().data)
+        .collect();
+    let mut g = c.benchmark_group("stream");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+    g.bench_function(format!("decode_picture/{name}"), |b| {
+        b.iter(|| {
+            let mut state = DecoderState::new();
+            for f in &frames {
+                state = decode_picture(&state, f).unwrap().state;
+            }
+            state
+        })
+    });
+    g.finish();
+}
+
+fn bench_kernels(c: &mut Criterion) {
+    let stride = 64;
+    let mut plane = noise(stride * 64, 7);
+
+    let coeffs: [i16; 16] = core::array::from_fn(|i| (i as i16 * 37 % 200) - 100);
+    c.bench_function("idct4x4_add", |b| {
+        b.iter(|| idct::idct4x4_add(black_box(&coeffs), &mut plane, 8 * stride + 8, stride))
+    });
+    c.bench_function("idct_dc_add", |b| {
+        b.iter(|| idct::idct_dc_add(black_box(-37), &mut plane, 8 * stride + 8, stride))
+    });
+
+    let src = noise(stride * 64, 11);
+    let mut dst = vec![0u8; 16 * 16];
+    c.bench_function("sixtap_16x16_2d", |b| {
+        b.iter(|| {
+            inter_pred::sixtap(
+                black_box(&src),
+                8 * stride + 8,
+                stride,
+                black_box(3),
+                black_box(5),
+                16,
+                16,
+                &mut dst,
+                0,
+                16,
+            )
+        })
+    });
+
+    // A smooth area, so the masks pass and the filters really run.
+    let smooth: Vec<u8> = noise(stride * 64, 3).iter().map(|v| 100 + v % 6).collect();
+    let lim = edge_limits(32, 0, false, false);
+    let mut work = smooth.clone();
+    c.bench_function("loop_filter_mb_normal_luma", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            filter_mb_normal(
+                &mut work,
+                16 * stride + 16,
+                stride,
+                16,
+                &lim,
+                true,
+                true,
+                true,
+            )
+        })
+    });
+
+    let data = noise(1 << 16, 5);
+    let mut g = c.benchmark_group("bool_decoder");
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("read_bool_100k", |b| {
+        b.iter(|| {
+            let mut d = BoolDecoder::new(black_box(&data));
+            let mut ones = 0u32;
+            for i in 0..100_000u32 {
+                ones += d.read_bool((i.wrapping_mul(97) >> 3) as u8 | 1) as u32;
+            }
+            ones
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_stream, bench_kernels);
+criterion_main!(benches);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Seeds the `decode` fuzz corpus with the first frames of every official
+# VP8 test vector and every generated stream: each seed is a valid IVF file
+# holding the first N frames (default 4), small enough for libFuzzer to
+# mutate quickly.
+#
+# Usage: codec/fuzz/seed.sh [N]   (writes codec/fuzz/corpus/decode/)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(git -C "$here" rev-parse --show-toplevel)
+shared=${SHARED:-$repo/../shared}
+out=$here/corpus/decode
+mkdir -p "$out"
+python3 - "${1:-4}" "$out" "$shared"/vp8-test-vectors/*.ivf "$repo"/test-vectors/*.ivf <<'PY'
+import os, struct, sys
+n, out, files = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+for path in files:
+    data = open(path, "rb").read()
+    hlen = struct.unpack_from("<H", data, 6)[0]
+    pos, frames = hlen, 0
+    while frames < n and pos + 12 <= len(data):
+        size = struct.unpack_from("<I", data, pos)[0]
+        pos += 12 + size
+        frames += 1
+    name = os.path.basename(path).removesuffix(".ivf")
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data[:min(pos, len(data))])
+PY
+echo "seeded $(ls "$out" | wc -l) inputs into $out"

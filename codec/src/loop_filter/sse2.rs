@@ -1,0 +1,532 @@
+//! SSE2 version of the normal loop filter (RFC 6386 section 15.3), the
+//! hottest kernel of the decoder in profiles (about 40% of a decode).
+//!
+//! It follows libvpx's formulation (`vp8_loop_filter_*_c` and
+//! `loopfilter_sse2.asm`): pixels are biased to signed bytes (`^ 0x80`),
+//! the masks are byte compares of saturating differences, and the filter
+//! taps use saturating signed byte arithmetic, so 16 pixels of an edge
+//! are filtered per instruction. Saturating step by step gives the same
+//! result as the scalar code's exact sums clamped once, because every
+//! partial sum moves the same way. SSE2 is part of the x86-64 baseline,
+//! so no runtime detection is needed.
+//!
+//! [`super::filter_mb_normal_n`] is the scalar twin; the tests below
+//! compare the two on random pixels and limits.
+
+use core::arch::x86_64::*;
+
+use super::EdgeLimits;
+
+/// Absolute difference of unsigned bytes.
+#[inline(always)]
+unsafe fn abd(a: __m128i, b: __m128i) -> __m128i {
+    _mm_or_si128(_mm_subs_epu8(a, b), _mm_subs_epu8(b, a))
+}
+
+/// Arithmetic shift right of signed bytes by `N`.
+#[inline(always)]
+unsafe fn sra_i8<const N: i32>(x: __m128i) -> __m128i {
+    // Each byte lands in the high half of a 16-bit lane; shifting by 8 + N
+    // sign-extends it and divides; the pack cannot saturate.
+    let lo = _mm_sra_epi16(_mm_unpacklo_epi8(x, x), _mm_cvtsi32_si128(8 + N));
+    let hi = _mm_sra_epi16(_mm_unpackhi_epi8(x, x), _mm_cvtsi32_si128(8 + N));
+    _mm_packs_epi16(lo, hi)
+}
+
+/// `clamp((63 + w * k) >> 7)` per signed byte (the wide taps of MBfilter).
+#[inline(always)]
+unsafe fn tap(w: __m128i, k: i16) -> __m128i {
+    let k = _mm_set1_epi16(k);
+    let r = _mm_set1_epi16(63);
+    let lo = _mm_srai_epi16(_mm_unpacklo_epi8(w, w), 8);
+    let hi = _mm_srai_epi16(_mm_unpackhi_epi8(w, w), 8);
+    let lo = _mm_srai_epi16(_mm_add_epi16(_mm_mullo_epi16(lo, k), r), 7);
+    let hi = _mm_srai_epi16(_mm_add_epi16(_mm_mullo_epi16(hi, k), r), 7);
+    _mm_packs_epi16(lo, hi)
+}
+
+/// The eight pixel rows across an edge, `p3 p2 p1 p0 q0 q1 q2 q3`, one
+/// lane per position along the edge.
+type Rows = [__m128i; 8];
+
+/// Filter enable mask (RFC 15.3 `filter_yes`) and high edge variance
+/// mask (`hev`), 0xff where true.
+#[inline(always)]
+unsafe fn masks(v: &Rows, edge: u8, interior: u8, hev_threshold: u8) -> (__m128i, __m128i) {
+    let [p3, p2, p1, p0, q0, q1, q2, q3] = *v;
+    let zero = _mm_setzero_si128();
+    let ap1p0 = abd(p1, p0);
+    let aq1q0 = abd(q1, q0);
+    let mut m = _mm_max_epu8(abd(p3, p2), abd(p2, p1));
+    m = _mm_max_epu8(m, _mm_max_epu8(ap1p0, aq1q0));
+    m = _mm_max_epu8(m, _mm_max_epu8(abd(q2, q1), abd(q3, q2)));
+    let interior_ok = _mm_cmpeq_epi8(_mm_subs_epu8(m, _mm_set1_epi8(interior as i8)), zero);
+    // |p0 - q0| * 2 + |p1 - q1| / 2, saturating at 255: every edge limit
+    // is at most 193, so saturation cannot turn a failure into a pass.
+    let a = abd(p0, q0);
+    let b = _mm_and_si128(_mm_srli_epi16(abd(p1, q1), 1), _mm_set1_epi8(0x7f));
+    let sum = _mm_adds_epu8(_mm_adds_epu8(a, a), b);
+    let edge_ok = _mm_cmpeq_epi8(_mm_subs_epu8(sum, _mm_set1_epi8(edge as i8)), zero);
+    let mask = _mm_and_si128(interior_ok, edge_ok);
+    let t = _mm_set1_epi8(hev_threshold as i8);
+    let not_hev = _mm_cmpeq_epi8(_mm_subs_epu8(_mm_max_epu8(ap1p0, aq1q0), t), zero);
+    let hev = _mm_xor_si128(not_hev, _mm_set1_epi8(-1));
+    (mask, hev)
+}
+
+/// Macroblock-edge filter (RFC 15.3 `MBfilter`) of all lanes.
+#[inline(always)]
+unsafe fn mb_edge(v: &mut Rows, lim: &EdgeLimits) {
+    let (mask, hev) = masks(v, lim.mb_edge, lim.interior, lim.hev_threshold);
+    let bias = _mm_set1_epi8(-128);
+    let [ps2, ps1, ps0, qs0, qs1, qs2] =
+        [v[1], v[2], v[3], v[4], v[5], v[6]].map(|x| _mm_xor_si128(x, bias));
+    let d = _mm_subs_epi8(qs0, ps0);
+    let mut s = _mm_subs_epi8(ps1, qs1);
+    s = _mm_adds_epi8(s, d);
+    s = _mm_adds_epi8(s, d);
+    s = _mm_adds_epi8(s, d);
+    s = _mm_and_si128(s, mask);
+    // High variance lanes: only p0 and q0 move, by the common adjustment.
+    let f = _mm_and_si128(s, hev);
+    let f1 = sra_i8::<3>(_mm_adds_epi8(f, _mm_set1_epi8(4)));
+    let f2 = sra_i8::<3>(_mm_adds_epi8(f, _mm_set1_epi8(3)));
+    let qs0 = _mm_subs_epi8(qs0, f1);
+    let ps0 = _mm_adds_epi8(ps0, f2);
+    // Other lanes: 27/128, 18/128 and 9/128 of the filter value.
+    let w = _mm_andnot_si128(hev, s);
+    let u = tap(w, 27);
+    let (qs0, ps0) = (_mm_subs_epi8(qs0, u), _mm_adds_epi8(ps0, u));
+    let u = tap(w, 18);
+    let (qs1, ps1) = (_mm_subs_epi8(qs1, u), _mm_adds_epi8(ps1, u));
+    let u = tap(w, 9);
+    let (qs2, ps2) = (_mm_subs_epi8(qs2, u), _mm_adds_epi8(ps2, u));
+    v[1] = _mm_xor_si128(ps2, bias);
+    v[2] = _mm_xor_si128(ps1, bias);
+    v[3] = _mm_xor_si128(ps0, bias);
+    v[4] = _mm_xor_si128(qs0, bias);
+    v[5] = _mm_xor_si128(qs1, bias);
+    v[6] = _mm_xor_si128(qs2, bias);
+}
+
+/// Subblock-edge filter (RFC 15.3 `subblock_filter`) of all lanes.
+#[inline(always)]
+unsafe fn sub_edge(v: &mut Rows, lim: &EdgeLimits) {
+    let (mask, hev) = masks(v, lim.sub_edge, lim.interior, lim.hev_threshold);
+    let bias = _mm_set1_epi8(-128);
+    let [ps1, ps0, qs0, qs1] = [v[2], v[3], v[4], v[5]].map(|x| _mm_xor_si128(x, bias));
+    let d = _mm_subs_epi8(qs0, ps0);
+    let mut f = _mm_and_si128(_mm_subs_epi8(ps1, qs1), hev);
+    f = _mm_adds_epi8(f, d);
+    f = _mm_adds_epi8(f, d);
+    f = _mm_adds_epi8(f, d);
+    f = _mm_and_si128(f, mask);
+    let f1 = sra_i8::<3>(_mm_adds_epi8(f, _mm_set1_epi8(4)));
+    let f2 = sra_i8::<3>(_mm_adds_epi8(f, _mm_set1_epi8(3)));
+    let qs0 = _mm_subs_epi8(qs0, f1);
+    let ps0 = _mm_adds_epi8(ps0, f2);
+    // f1 is at most 15, so f1 + 1 cannot wrap.
+    let a = _mm_andnot_si128(hev, sra_i8::<1>(_mm_add_epi8(f1, _mm_set1_epi8(1))));
+    let qs1 = _mm_subs_epi8(qs1, a);
+    let ps1 = _mm_adds_epi8(ps1, a);
+    v[2] = _mm_xor_si128(ps1, bias);
+    v[3] = _mm_xor_si128(ps0, bias);
+    v[4] = _mm_xor_si128(qs0, bias);
+    v[5] = _mm_xor_si128(qs1, bias);
+}
+
+/// Loads `N` (8 or 16) bytes at `p` into the low lanes.
+#[inline(always)]
+unsafe fn load<const N: usize>(p: *const u8) -> __m128i {
+    if N == 16 {
+        _mm_loadu_si128(p as *const __m128i)
+    } else {
+        _mm_loadl_epi64(p as *const __m128i)
+    }
+}
+
+/// Stores the low `N` (8 or 16) lanes at `p`.
+#[inline(always)]
+unsafe fn store<const N: usize>(p: *mut u8, v: __m128i) {
+    if N == 16 {
+        _mm_storeu_si128(p as *mut __m128i, v)
+    } else {
+        _mm_storel_epi64(p as *mut __m128i, v)
+    }
+}
+
+/// The rows across the horizontal edge starting at `edge` (q0's row).
+#[inline(always)]
+unsafe fn load_h<const N: usize>(edge: *const u8, stride: usize) -> Rows {
+    let first = edge.sub(4 * stride);
+    core::array::from_fn(|k| load::<N>(first.add(k * stride)))
+}
+
+/// Transposes 16 rows of 8 bytes (low halves of `r`) into 8 vectors of
+/// 16 lanes: `out[c]` lane `i` is byte `c` of row `i`.
+#[inline(always)]
+unsafe fn transpose_16x8(r: &[__m128i; 16]) -> Rows {
+    let a: [__m128i; 8] = core::array::from_fn(|i| _mm_unpacklo_epi8(r[2 * i], r[2 * i + 1]));
+    let b: [__m128i; 8] = core::array::from_fn(|i| {
+        let (x, y) = (a[2 * (i / 2)], a[2 * (i / 2) + 1]);
+        if i % 2 == 0 {
+            _mm_unpacklo_epi16(x, y)
+        } else {
+            _mm_unpackhi_epi16(x, y)
+        }
+    });
+    // b[0], b[1]: rows 0-3, columns 0-3 and 4-7; b[2], b[3]: rows 4-7; ...
+    let c = [
+        _mm_unpacklo_epi32(b[0], b[2]),
+        _mm_unpackhi_epi32(b[0], b[2]),
+        _mm_unpacklo_epi32(b[1], b[3]),
+        _mm_unpackhi_epi32(b[1], b[3]),
+    ];
+    let d = [
+        _mm_unpacklo_epi32(b[4], b[6]),
+        _mm_unpackhi_epi32(b[4], b[6]),
+        _mm_unpacklo_epi32(b[5], b[7]),
+        _mm_unpackhi_epi32(b[5], b[7]),
+    ];
+    core::array::from_fn(|col| {
+        if col % 2 == 0 {
+            _mm_unpacklo_epi64(c[col / 2], d[col / 2])
+        } else {
+            _mm_unpackhi_epi64(c[col / 2], d[col / 2])
+        }
+    })
+}
+
+/// The inverse of [`transpose_16x8`]: 16 rows of 8 bytes in the low
+/// halves of the result.
+#[inline(always)]
+unsafe fn transpose_8x16(v: &Rows) -> [__m128i; 16] {
+    let e: [__m128i; 8] = core::array::from_fn(|i| {
+        let (x, y) = (v[2 * (i / 2)], v[2 * (i / 2) + 1]);
+        if i % 2 == 0 {
+            _mm_unpacklo_epi8(x, y)
+        } else {
+            _mm_unpackhi_epi8(x, y)
+        }
+    });
+    // e[0]: columns 0-1 of rows 0-7, e[1]: of rows 8-15, e[2]: columns 2-3...
+    let f = [
+        _mm_unpacklo_epi16(e[0], e[2]),
+        _mm_unpackhi_epi16(e[0], e[2]),
+        _mm_unpacklo_epi16(e[4], e[6]),
+        _mm_unpackhi_epi16(e[4], e[6]),
+        _mm_unpacklo_epi16(e[1], e[3]),
+        _mm_unpackhi_epi16(e[1], e[3]),
+        _mm_unpacklo_epi16(e[5], e[7]),
+        _mm_unpackhi_epi16(e[5], e[7]),
+    ];
+    // f[0]: rows 0-3 columns 0-3, f[1]: rows 4-7 columns 0-3,
+    // f[2]: rows 0-3 columns 4-7, f[3]: rows 4-7 columns 4-7; then 8-15.
+    let g = [
+        _mm_unpacklo_epi32(f[0], f[2]),
+        _mm_unpackhi_epi32(f[0], f[2]),
+        _mm_unpacklo_epi32(f[1], f[3]),
+        _mm_unpackhi_epi32(f[1], f[3]),
+        _mm_unpacklo_epi32(f[4], f[6]),
+        _mm_unpackhi_epi32(f[4], f[6]),
+        _mm_unpacklo_epi32(f[5], f[7]),
+        _mm_unpackhi_epi32(f[5], f[7]),
+    ];
+    // g[k] holds rows 2k and 2k + 1.
+    core::array::from_fn(|row| {
+        let x = g[row / 2];
+        if row % 2 == 0 {
+            x
+        } else {
+            _mm_unpackhi_epi64(x, x)
+        }
+    })
+}
+
+/// The columns across the vertical edge at `edge` (q0's column), `N` rows.
+#[inline(always)]
+unsafe fn load_v<const N: usize>(edge: *const u8, stride: usize) -> Rows {
+    let first = edge.sub(4);
+    let r: [__m128i; 16] = core::array::from_fn(|i| {
+        if i < N {
+            _mm_loadl_epi64(first.add(i * stride) as *const __m128i)
+        } else {
+            _mm_setzero_si128()
+        }
+    });
+    transpose_16x8(&r)
+}
+
+/// Writes back the columns of a vertical edge.
+#[inline(always)]
+unsafe fn store_v<const N: usize>(v: &Rows, edge: *mut u8, stride: usize) {
+    let first = edge.sub(4);
+    let r = transpose_8x16(v);
+    for (i, row) in r.iter().enumerate().take(N) {
+        _mm_storel_epi64(first.add(i * stride) as *mut __m128i, *row);
+    }
+}
+
+/// Filters one macroblock of one plane like [`super::filter_mb_normal_n`],
+/// or returns false (doing nothing) if the pixels it would touch are not
+/// all inside `plane`.
+#[inline]
+pub(super) fn filter_mb_normal<const N: usize>(
+    plane: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) -> bool {
+    // Everything touched lies in rows -4..N and columns -4..N around
+    // `pos` (inner edges end at column / row N - 1; outer edges reach 4
+    // into the neighbours). Check that whole box once.
+    let Some(first) = pos.checked_sub(4 * stride + 4) else {
+        return false;
+    };
+    let last = pos + (N - 1) * stride + N - 1;
+    if stride < N || last >= plane.len() || first >= plane.len() {
+        return false;
+    }
+    let base = plane.as_mut_ptr();
+    // SAFETY: every load and store below addresses a byte in rows -4..N,
+    // columns -4..N relative to `pos` (16- or 8-byte row accesses start
+    // at column -4 or 0 and end by column N - 1 + 4 - 4 = N - 1 for the
+    // transposed vertical edges, or at column N - 1 for horizontal ones),
+    // and the check above puts that box inside `plane`, which is borrowed
+    // mutably for the whole call. SSE2 is always available on x86-64.
+    unsafe {
+        let p = base.add(pos);
+        if filter_left {
+            let mut v = load_v::<N>(p, stride);
+            mb_edge(&mut v, lim);
+            store_v::<N>(&v, p, stride);
+        }
+        if filter_inner {
+            for off in (4..N).step_by(4) {
+                let e = p.add(off);
+                let mut v = load_v::<N>(e, stride);
+                sub_edge(&mut v, lim);
+                store_v::<N>(&v, e, stride);
+            }
+        }
+        if filter_top {
+            let mut v = load_h::<N>(p, stride);
+            mb_edge(&mut v, lim);
+            let first = p.sub(4 * stride);
+            for k in 1..7 {
+                store::<N>(first.add(k * stride), v[k]);
+            }
+        }
+        if filter_inner {
+            for off in (4..N).step_by(4) {
+                let e = p.add(off * stride);
+                let mut v = load_h::<N>(e, stride);
+                sub_edge(&mut v, lim);
+                let first = e.sub(4 * stride);
+                for k in 2..6 {
+                    store::<N>(first.add(k * stride), v[k]);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Filters the vertical edge at column `c` of the 8x8 blocks at `pu` and
+/// `pv` (U rows become lanes 0..8, V rows lanes 8..16).
+///
+/// # Safety
+/// Rows 0..8, columns `c - 4..c + 4` around both pointers must be valid
+/// for reads and writes.
+#[inline(always)]
+unsafe fn vertical_uv(
+    pu: *mut u8,
+    pv: *mut u8,
+    stride: usize,
+    c: usize,
+    mb: bool,
+    lim: &EdgeLimits,
+) {
+    let r: [__m128i; 16] = core::array::from_fn(|i| {
+        let base = if i < 8 { pu } else { pv };
+        _mm_loadl_epi64(base.add((i % 8) * stride + c).sub(4) as *const __m128i)
+    });
+    let mut rows = transpose_16x8(&r);
+    if mb {
+        mb_edge(&mut rows, lim);
+    } else {
+        sub_edge(&mut rows, lim);
+    }
+    let out = transpose_8x16(&rows);
+    for (i, row) in out.iter().enumerate() {
+        let base = if i < 8 { pu } else { pv };
+        _mm_storel_epi64(base.add((i % 8) * stride + c).sub(4) as *mut __m128i, *row);
+    }
+}
+
+/// Filters the same 8x8 macroblock of both chroma planes at once, U in
+/// lanes 0..8 and V in lanes 8..16 (as libvpx's `loop_filter_bv_sse2`
+/// does), or returns false (doing nothing) if the pixels it would touch
+/// are not all inside both planes. The planes are independent, so this
+/// equals [`filter_mb_normal`] on each.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) fn filter_mb_normal_uv(
+    u: &mut [u8],
+    v: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) -> bool {
+    let Some(first) = pos.checked_sub(4 * stride + 4) else {
+        return false;
+    };
+    let last = pos + 7 * stride + 7;
+    let len = u.len().min(v.len());
+    if stride < 8 || last >= len || first >= len {
+        return false;
+    }
+    // SAFETY: as in `filter_mb_normal` with N = 8: every access is an
+    // 8-byte row slice within rows -4..8, columns -4..8 around `pos`, of
+    // `u` or `v`, and the check above puts that box inside both slices,
+    // which are borrowed mutably (and are distinct) for the whole call.
+    unsafe {
+        let pu = u.as_mut_ptr().add(pos);
+        let pv = v.as_mut_ptr().add(pos);
+        // Row `r` (may be negative) of both planes, column offset `c`.
+        let at = |base: *mut u8, r: isize, c: isize| base.offset(r * stride as isize + c);
+        let load_pair = |r: isize| {
+            _mm_unpacklo_epi64(
+                _mm_loadl_epi64(at(pu, r, 0) as *const __m128i),
+                _mm_loadl_epi64(at(pv, r, 0) as *const __m128i),
+            )
+        };
+        let store_pair = |r: isize, x: __m128i| {
+            _mm_storel_epi64(at(pu, r, 0) as *mut __m128i, x);
+            _mm_storel_epi64(at(pv, r, 0) as *mut __m128i, _mm_unpackhi_epi64(x, x));
+        };
+        if filter_left {
+            vertical_uv(pu, pv, stride, 0, true, lim);
+        }
+        if filter_inner {
+            vertical_uv(pu, pv, stride, 4, false, lim);
+        }
+        if filter_top {
+            let mut rows: Rows = core::array::from_fn(|k| load_pair(k as isize - 4));
+            mb_edge(&mut rows, lim);
+            for k in 1..7 {
+                store_pair(k as isize - 4, rows[k]);
+            }
+        }
+        if filter_inner {
+            let mut rows: Rows = core::array::from_fn(|k| load_pair(k as isize));
+            sub_edge(&mut rows, lim);
+            for k in 2..6 {
+                store_pair(k as isize, rows[k]);
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{edge_limits, filter_mb_normal_n};
+
+    /// xorshift32: deterministic test data.
+    fn rng(state: &mut u32) -> u32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
+    }
+
+    fn check<const N: usize>(seed: u32) {
+        let stride = 40;
+        let mut s = seed;
+        for trial in 0..3000 {
+            // Smooth pictures with small noise exercise every branch
+            // (mask on and off, high variance on and off); pure noise
+            // almost never passes the masks.
+            let amp = [2u32, 8, 40, 256][trial % 4];
+            let base = rng(&mut s) % 256;
+            let mut plane: Vec<u8> = (0..stride * 28)
+                .map(|_| (base + rng(&mut s) % amp).min(255) as u8)
+                .collect();
+            let level = (rng(&mut s) % 64) as u8;
+            let sharp = (rng(&mut s) % 8) as u8;
+            let key = rng(&mut s) & 1 == 0;
+            let lim = edge_limits(level.max(1), sharp, key, false);
+            let flags = rng(&mut s);
+            let (l, t, i) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+            let pos = 6 * stride + 6;
+            let mut scalar = plane.clone();
+            filter_mb_normal_n::<N>(&mut scalar, pos, stride, &lim, l, t, i);
+            assert!(super::filter_mb_normal::<N>(
+                &mut plane, pos, stride, &lim, l, t, i
+            ));
+            assert_eq!(plane, scalar, "trial {trial} {lim:?} l{l} t{t} i{i}");
+        }
+    }
+
+    #[test]
+    fn luma_matches_scalar() {
+        check::<16>(0x1234_5678);
+    }
+
+    #[test]
+    fn chroma_matches_scalar() {
+        check::<8>(0x9abc_def1);
+    }
+
+    #[test]
+    fn chroma_pair_matches_scalar() {
+        let stride = 24;
+        let mut s = 0x0bad_cafe_u32;
+        for trial in 0..3000 {
+            let amp = [2u32, 8, 40, 256][trial % 4];
+            let mut planes: [Vec<u8>; 2] = core::array::from_fn(|_| {
+                let base = rng(&mut s) % 256;
+                (0..stride * 20)
+                    .map(|_| (base + rng(&mut s) % amp).min(255) as u8)
+                    .collect()
+            });
+            let level = (rng(&mut s) % 63 + 1) as u8;
+            let lim = edge_limits(level, (rng(&mut s) % 8) as u8, rng(&mut s) & 1 == 0, false);
+            let flags = rng(&mut s);
+            let (l, t, i) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+            let pos = 6 * stride + 6;
+            let mut scalar = planes.clone();
+            for p in scalar.iter_mut() {
+                filter_mb_normal_n::<8>(p, pos, stride, &lim, l, t, i);
+            }
+            let [u, v] = &mut planes;
+            assert!(super::filter_mb_normal_uv(u, v, pos, stride, &lim, l, t, i));
+            assert_eq!(planes, scalar, "trial {trial} {lim:?} l{l} t{t} i{i}");
+        }
+    }
+
+    #[test]
+    fn refuses_blocks_near_the_plane_edges() {
+        let lim = edge_limits(30, 0, true, false);
+        let mut plane = vec![0u8; 40 * 40];
+        assert!(!super::filter_mb_normal::<16>(
+            &mut plane, 3, 40, &lim, true, true, true
+        ));
+        assert!(!super::filter_mb_normal::<16>(
+            &mut plane,
+            40 * 30,
+            40,
+            &lim,
+            true,
+            true,
+            true
+        ));
+    }
+}

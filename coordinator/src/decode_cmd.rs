@@ -1,0 +1,220 @@
+//! `excam decode`: IVF in, Y4M / raw I420 / per-frame MD5s out.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, ValueEnum};
+use excam_codec::container::ivf::{IvfHeader, IvfReader};
+use excam_codec::container::y4m::{Y4mError, Y4mWriter};
+use excam_codec::{Decoder, Picture};
+use md5::{Digest, Md5};
+
+use crate::output::AtomicFile;
+
+/// The long `--help` text of this subcommand (clap takes a
+/// subcommand's help from its variant in `main.rs`, which uses this).
+pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
+        With -o, writes every shown frame to OUT: Y4M for .y4m, raw I420 \
+        (the bytes `vpxdec --i420` writes) for .yuv or .i420, or Y4M to \
+        standard output for `-`. --format overrides the guess. The file \
+        is written beside OUT under a temporary name and renamed into place \
+        only when the whole stream decoded, so a failed decode leaves no \
+        partial file.\n\n\
+        With --md5, prints one line per shown frame in the format of the \
+        official test vectors' .ivf.md5 files, \
+        `<md5>  <stem>-<W>x<H>-<NNNN>.i420`, where NNNN is the 1-based \
+        position of the frame in the IVF file (hidden frames use up a \
+        number but print no line), so `diff <(excam decode X.ivf --md5) \
+        X.ivf.md5` is a conformance check.\n\n\
+        Decoding stops at the first frame that fails, with an error naming \
+        its 0-based index, and the exit status is non-zero.";
+
+/// Arguments of `excam decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The VP8 stream to decode, in an IVF container.
+    pub input: PathBuf,
+
+    /// Where to write the decoded frames (`-` for standard output).
+    #[arg(short, long, value_name = "OUT", required_unless_present = "md5")]
+    pub output: Option<PathBuf>,
+
+    /// Output format, overriding the guess from OUT's extension.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Print an MD5 per shown frame instead of writing frames.
+    #[arg(long, conflicts_with_all = ["output", "format"])]
+    pub md5: bool,
+}
+
+/// Picture formats `excam decode` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// YUV4MPEG2 with a C420jpeg header, what most players read.
+    Y4m,
+    /// Raw planar Y, U, V per frame with no header, as `vpxdec --i420`.
+    I420,
+}
+
+impl Format {
+    /// The format named by `path`'s extension, if any.
+    fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "y4m" => Some(Format::Y4m),
+            "yuv" | "i420" => Some(Format::I420),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `excam decode`.
+pub fn run(args: &DecodeArgs) -> Result<()> {
+    let file =
+        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
+    let reader = IvfReader::new(BufReader::new(file))
+        .with_context(|| format!("{} is not a readable IVF file", args.input.display()))?;
+    if args.md5 {
+        let stem = args
+            .input
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stdout = io::stdout().lock();
+        return print_md5s(reader, &stem, BufWriter::new(stdout), &args.input);
+    }
+    let out = args
+        .output
+        .as_deref()
+        .expect("clap requires -o without --md5");
+    let to_stdout = out == Path::new("-");
+    let format = match (args.format, to_stdout) {
+        (Some(f), _) => f,
+        (None, true) => Format::Y4m,
+        (None, false) => Format::from_path(out).with_context(|| {
+            format!(
+                "cannot tell the output format from {}: use a .y4m, .yuv or .i420 \
+                 name, or --format y4m|i420",
+                out.display()
+            )
+        })?,
+    };
+    let fps = frame_rate(reader.header());
+    if to_stdout {
+        let mut sink = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        sink.flush().context("cannot write to standard output")?;
+        Ok(())
+    } else {
+        let mut sink = AtomicFile::create(out)?;
+        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        sink.commit()
+    }
+}
+
+/// The frame rate for a Y4M header: one frame per timebase unit, as
+/// vpxdec assumes, or 30 fps if the IVF header's timebase is empty.
+fn frame_rate(h: &IvfHeader) -> (usize, usize) {
+    if h.timebase_num == 0 || h.timebase_den == 0 {
+        (30, 1)
+    } else {
+        (h.timebase_den as usize, h.timebase_num as usize)
+    }
+}
+
+/// Decodes every frame of `reader`, calling `shown` with the 0-based IVF
+/// index and the picture of each shown frame.
+fn for_each_shown<R: io::Read>(
+    reader: IvfReader<R>,
+    input: &Path,
+    mut shown: impl FnMut(u64, &Picture) -> Result<()>,
+) -> Result<()> {
+    let mut decoder = Decoder::new();
+    for (index, frame) in reader.enumerate() {
+        let frame =
+            frame.with_context(|| format!("{}: cannot read frame {index}", input.display()))?;
+        let (picture, _) = decoder
+            .decode(&frame.data)
+            .with_context(|| format!("{}: cannot decode", input.display()))?;
+        if let Some(p) = picture {
+            shown(index as u64, &p)?;
+        }
+    }
+    Ok(())
+}
+
+/// The visible I420 rows of `p`, Y then U then V.
+fn i420_rows(p: &Picture) -> impl Iterator<Item = &[u8]> {
+    (0..3).flat_map(move |k| p.visible_rows(k))
+}
+
+fn print_md5s<R: io::Read, W: Write>(
+    reader: IvfReader<R>,
+    stem: &str,
+    mut out: W,
+    input: &Path,
+) -> Result<()> {
+    for_each_shown(reader, input, |index, picture| {
+        let mut md5 = Md5::new();
+        for row in i420_rows(picture) {
+            md5.update(row);
+        }
+        writeln!(
+            out,
+            "{:x}  {stem}-{}x{}-{:04}.i420",
+            md5.finalize(),
+            picture.width(),
+            picture.height(),
+            index + 1
+        )
+        .context("cannot write to standard output")
+    })?;
+    out.flush().context("cannot write to standard output")
+}
+
+fn write_frames<R: io::Read, W: Write>(
+    reader: IvfReader<R>,
+    format: Format,
+    fps: (usize, usize),
+    sink: &mut W,
+    input: &Path,
+) -> Result<()> {
+    match format {
+        Format::I420 => for_each_shown(reader, input, |_, picture| {
+            i420_rows(picture)
+                .try_for_each(|row| sink.write_all(row))
+                .context("cannot write output")
+        }),
+        Format::Y4m => {
+            // The Y4M header needs the first frame's size, so the writer
+            // takes the sink when that frame arrives.
+            let mut sink = Some(sink);
+            let mut writer: Option<Y4mWriter<&mut W>> = None;
+            for_each_shown(reader, input, move |index, picture| {
+                let frame = picture.to_frame();
+                if let Some(s) = sink.take() {
+                    writer = Some(
+                        Y4mWriter::new(s, frame.width, frame.height, fps)
+                            .context("cannot write Y4M header")?,
+                    );
+                }
+                let w = writer.as_mut().expect("created for the first frame");
+                w.write_frame(&frame).map_err(|e| match e {
+                    Y4mError::SizeMismatch {
+                        width,
+                        height,
+                        got_w,
+                        got_h,
+                    } => anyhow!(
+                        "frame {index} changes the size from {width}x{height} to \
+                         {got_w}x{got_h}; Y4M holds one size per file, use --format i420"
+                    ),
+                    e => anyhow::Error::new(e).context("cannot write output"),
+                })
+            })
+        }
+    }
+}
