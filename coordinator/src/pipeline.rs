@@ -9,8 +9,10 @@
 //!    frame as an inter frame given its predecessor's phase-1 final state,
 //!    and rebases the rest onto the result;
 //! 3. (serial within a group, groups in parallel) each such chunk waits for
-//!    its predecessor's true final state, rebases all its frames onto it,
-//!    and passes its own final state on.
+//!    its predecessor's true final state, encodes its first frame again
+//!    given that state (measured on carphone: +0.2 dB at q30 and +0.8 dB
+//!    at q50 over rebasing it, at the same rate), rebases the rest onto
+//!    it, and passes its own final state on.
 //!
 //! States move between workers only as wire-format bytes through a
 //! [`StateExchange`], the seam a network relay backs in the distributed
@@ -266,6 +268,8 @@ struct ChunkWork {
     frames: Vec<Vec<u8>>,
     sources: Vec<DecoderState>,
     final_state: DecoderState,
+    /// Parameters of the chunk's first frame (phase 2).
+    first_params: excam_codec::EncodeParams,
 }
 
 fn timed<T>(acc: &Mutex<(f64, usize)>, n: usize, f: impl FnOnce() -> T) -> T {
@@ -330,6 +334,7 @@ pub fn run_pipeline(
                 frames: Vec::with_capacity(len),
                 sources: Vec::with_capacity(len),
                 final_state: DecoderState::default(),
+                first_params: Default::default(),
             };
             for (k, f) in frames[r].iter().enumerate() {
                 // The last frame refreshes all references so the state
@@ -432,6 +437,7 @@ pub fn run_pipeline(
                 frames: vec![first.data],
                 sources: vec![pred],
                 final_state: DecoderState::default(),
+                first_params: p.clone(),
             };
             let mut state = first.state;
             for k in 1..len {
@@ -509,14 +515,29 @@ pub fn run_pipeline(
                 let mut state = pred.clone();
                 let mut out_frames = Vec::with_capacity(src.len());
                 for k in 0..src.len() {
-                    let r = timed(&reb_time, 1, || {
-                        rebase(&work.sources[k], &state, &src[k], &work.frames[k])
-                    })
-                    .map_err(|source| PipelineError::Rebase {
-                        chunk: i,
-                        phase: Phase::Rebase,
-                        source,
-                    })?;
+                    // The chunk's first frame is encoded afresh against the
+                    // true state (its decisions were made against the
+                    // phase-1 approximation, and the rest of the chunk
+                    // predicts from it); the others are rebased.
+                    let r = if k == 0 {
+                        let p = work.first_params.clone();
+                        timed(&enc_time, 1, || encode_given_state(&state, &src[0], &p)).map_err(
+                            |source| PipelineError::Encode {
+                                chunk: i,
+                                phase: Phase::Rebase,
+                                source,
+                            },
+                        )?
+                    } else {
+                        timed(&reb_time, 1, || {
+                            rebase(&work.sources[k], &state, &src[k], &work.frames[k])
+                        })
+                        .map_err(|source| PipelineError::Rebase {
+                            chunk: i,
+                            phase: Phase::Rebase,
+                            source,
+                        })?
+                    };
                     out_frames.push(r.data);
                     state = r.state;
                 }

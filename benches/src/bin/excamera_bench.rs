@@ -133,7 +133,7 @@ fn vpxenc_kf6(clip: &Path, q: u8, dir: &Path) -> Result<(Vec<Vec<u8>>, f64)> {
         .arg(format!("--cq-level={q}"))
         .arg(format!("--min-q={q}"))
         .arg(format!("--max-q={q}"))
-        .args(["--kf-min-dist=6", "--kf-max-dist=6", "-q", "-o"])
+        .args(["--kf-min-dist=6", "--kf-max-dist=6", "--ivf", "-q", "-o"])
         .arg(&out)
         .arg(clip)
         .status()
