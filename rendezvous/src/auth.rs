@@ -60,7 +60,8 @@ impl RelaySecret {
     /// # Errors
     /// [`ConfigError::Io`] if unreadable, [`ConfigError::WeakSecret`] if short.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let raw = std::fs::read(path).map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
+        let raw =
+            std::fs::read(path).map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
         Self::new(raw.trim_ascii())
     }
 

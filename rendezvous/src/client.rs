@@ -94,12 +94,16 @@ enum Attempt {
 
 fn classify(e: &ConnectionError, connecting: bool) -> Attempt {
     match e {
-        ConnectionError::ApplicationClosed(c) if c.error_code == VarInt::from_u32(close::AUTH_FAILED) => {
+        ConnectionError::ApplicationClosed(c)
+            if c.error_code == VarInt::from_u32(close::AUTH_FAILED) =>
+        {
             Attempt::Fatal(ClientError::Auth)
         }
         // Raised locally during a handshake: our own verification failed
         // (wrong fingerprint, bad chain). No retry will change that.
-        ConnectionError::TransportError(t) if connecting => Attempt::Fatal(ClientError::Tls(t.to_string())),
+        ConnectionError::TransportError(t) if connecting => {
+            Attempt::Fatal(ClientError::Tls(t.to_string()))
+        }
         ConnectionError::VersionMismatch => Attempt::Fatal(ClientError::Tls(e.to_string())),
         other => Attempt::Retry(other.to_string()),
     }
@@ -120,18 +124,26 @@ fn read_exact_err(e: quinn::ReadExactError) -> Attempt {
 }
 
 /// Reads a response frame and its payload.
-async fn read_response(recv: &mut RecvStream, max_payload: u64) -> Result<(Response, Bytes), Attempt> {
+async fn read_response(
+    recv: &mut RecvStream,
+    max_payload: u64,
+) -> Result<(Response, Bytes), Attempt> {
     let mut h = [0u8; HEADER_LEN];
     recv.read_exact(&mut h).await.map_err(read_exact_err)?;
     let header = FrameHeader::check(&h, max_payload).map_err(|e| Attempt::Fatal(e.into()))?;
     let mut meta = vec![0u8; usize::from(header.meta_len)];
     recv.read_exact(&mut meta).await.map_err(read_exact_err)?;
     let resp = Response::parse(&header, &meta).map_err(|e| Attempt::Fatal(e.into()))?;
-    let len = usize::try_from(header.payload_len)
-        .map_err(|_| Attempt::Fatal(ClientError::TooLarge("answer exceeds address space".into())))?;
+    let len = usize::try_from(header.payload_len).map_err(|_| {
+        Attempt::Fatal(ClientError::TooLarge("answer exceeds address space".into()))
+    })?;
     let mut buf = BytesMut::with_capacity(len);
     while buf.len() < len {
-        match recv.read_chunk(len - buf.len(), true).await.map_err(read_err)? {
+        match recv
+            .read_chunk(len - buf.len(), true)
+            .await
+            .map_err(read_err)?
+        {
             Some(chunk) => buf.extend_from_slice(&chunk.bytes),
             None => return Err(Attempt::Retry("answer cut short".into())),
         }
@@ -239,7 +251,8 @@ impl RelayClient {
                 // Written while the answer is awaited: a relay that refuses
                 // from the header stops the stream and answers at once.
                 let write = async {
-                    send.write_all_chunks(&mut [Bytes::from(head), data]).await?;
+                    send.write_all_chunks(&mut [Bytes::from(head), data])
+                        .await?;
                     send.finish()?;
                     Ok::<(), quinn::WriteError>(())
                 };
@@ -326,7 +339,11 @@ impl RelayClient {
 
     /// Runs `op` on a live connection, reconnecting and repeating it on
     /// connection trouble until `deadline`.
-    async fn with_retry<'a, T, F, Fut>(&'a self, deadline: Instant, mut op: F) -> Result<T, ClientError>
+    async fn with_retry<'a, T, F, Fut>(
+        &'a self,
+        deadline: Instant,
+        mut op: F,
+    ) -> Result<T, ClientError>
     where
         F: FnMut(Connection) -> Fut,
         Fut: Future<Output = Result<T, Attempt>> + 'a,
@@ -353,7 +370,10 @@ impl RelayClient {
     /// Drops a connection found broken, unless it was already replaced.
     async fn forget(&self, conn: &Connection) {
         let mut slot = self.conn.lock().await;
-        if slot.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id()) {
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == conn.stable_id())
+        {
             *slot = None;
         }
     }
@@ -395,7 +415,9 @@ impl RelayClient {
         let connecting = self
             .endpoint
             .connect_with(self.quic.clone(), addr, &self.server_name)
-            .map_err(|e| Attempt::Fatal(ClientError::Config(ConfigError::Invalid(e.to_string()))))?;
+            .map_err(|e| {
+                Attempt::Fatal(ClientError::Config(ConfigError::Invalid(e.to_string())))
+            })?;
         let conn = connecting.await.map_err(|e| classify(&e, true))?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| classify(&e, false))?;
         let hello = Request::Hello {

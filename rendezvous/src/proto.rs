@@ -328,7 +328,12 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn text(bytes: &[u8], what: &'static str, max: usize, may_be_empty: bool) -> Result<String, ProtoError> {
+fn text(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+    may_be_empty: bool,
+) -> Result<String, ProtoError> {
     if (bytes.is_empty() && !may_be_empty) || bytes.len() > max {
         return Err(ProtoError::BadText(what));
     }

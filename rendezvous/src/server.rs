@@ -51,7 +51,8 @@ pub struct RelayConfig {
     /// Concurrent operations per connection. Default 64.
     pub max_streams_per_connection: u32,
     /// Per-stream QUIC receive window: how much of a put waiting for memory
-    /// can sit in the relay's buffers, per connection. Default 128 KiB.
+    /// can sit in the relay's buffers. The connection window is this times
+    /// `max_streams_per_connection`. Default 128 KiB.
     pub stream_receive_window: u32,
     /// How long shutdown waits for in-flight operations. Default 10 s.
     pub drain_timeout: Duration,
@@ -126,7 +127,16 @@ impl Relay {
             .max_concurrent_bidi_streams(VarInt::from_u32(cfg.max_streams_per_connection))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
             .stream_receive_window(VarInt::from_u32(cfg.stream_receive_window))
-            .receive_window(VarInt::from_u32(cfg.stream_receive_window.saturating_mul(2)))
+            // Room for every stream's window: with less, puts parked while
+            // waiting for memory would exhaust the connection's window and
+            // block the other streams — including the gets that would free it.
+            .receive_window(
+                VarInt::from_u64(
+                    u64::from(cfg.stream_receive_window)
+                        * u64::from(cfg.max_streams_per_connection),
+                )
+                .map_err(|_| ConfigError::Invalid("receive window out of range".into()))?,
+            )
             .max_idle_timeout(Some(
                 cfg.idle_timeout
                     .try_into()
@@ -273,7 +283,10 @@ async fn serve_connection(
         Ok(Ok(job)) => job,
         Ok(Err(Refusal::Auth(job))) => {
             warn!(%remote, job, "wrong job token; closing connection");
-            conn.close(VarInt::from_u32(close::AUTH_FAILED), b"authentication failed");
+            conn.close(
+                VarInt::from_u32(close::AUTH_FAILED),
+                b"authentication failed",
+            );
             return;
         }
         Ok(Err(Refusal::Protocol(e))) => {
@@ -355,7 +368,10 @@ impl std::fmt::Display for HeadError {
 }
 
 /// Reads and checks a frame header, then reads its metadata.
-async fn read_head(recv: &mut RecvStream, max_payload: u64) -> Result<(FrameHeader, Vec<u8>), HeadError> {
+async fn read_head(
+    recv: &mut RecvStream,
+    max_payload: u64,
+) -> Result<(FrameHeader, Vec<u8>), HeadError> {
     let mut h = [0u8; HEADER_LEN];
     recv.read_exact(&mut h)
         .await
@@ -369,7 +385,11 @@ async fn read_head(recv: &mut RecvStream, max_payload: u64) -> Result<(FrameHead
 }
 
 /// Writes a response frame and finishes the stream.
-async fn respond(send: &mut SendStream, resp: Response, payload: Option<Bytes>) -> Result<(), quinn::WriteError> {
+async fn respond(
+    send: &mut SendStream,
+    resp: Response,
+    payload: Option<Bytes>,
+) -> Result<(), quinn::WriteError> {
     let payload_len = payload.as_ref().map_or(0, |p| p.len() as u64);
     let mut chunks = vec![Bytes::from(resp.encode(payload_len))];
     chunks.extend(payload);
@@ -388,12 +408,17 @@ fn refusal(status: Status, msg: impl Into<String>) -> Response {
 fn store_response(e: StoreError, mailbox: &str) -> Response {
     match e {
         StoreError::Evicted => refusal(Status::Evicted, format!("{mailbox} was evicted")),
-        StoreError::Timeout => refusal(Status::Timeout, format!("{mailbox} was not filled in time")),
+        StoreError::Timeout => {
+            refusal(Status::Timeout, format!("{mailbox} was not filled in time"))
+        }
         StoreError::Conflict => refusal(
             Status::Conflict,
             format!("{mailbox} already holds different bytes"),
         ),
-        StoreError::Full => refusal(Status::RelayFull, "no memory freed within the put's timeout"),
+        StoreError::Full => refusal(
+            Status::RelayFull,
+            "no memory freed within the put's timeout",
+        ),
         StoreError::JobEnded => refusal(Status::JobEnded, "job has ended"),
         StoreError::Limit(what) => refusal(Status::LimitReached, format!("too many {what}")),
         StoreError::ShuttingDown => refusal(Status::ShuttingDown, "relay is shutting down"),
@@ -506,7 +531,10 @@ async fn put(
     match store.fill(job, mailbox, body, reservation) {
         Ok(()) => Response::status(Status::Ok),
         Err(StoreError::Conflict) => {
-            warn!(job, mailbox, "conflicting put: mailbox holds different bytes");
+            warn!(
+                job,
+                mailbox, "conflicting put: mailbox holds different bytes"
+            );
             store_response(StoreError::Conflict, mailbox)
         }
         Err(e) => store_response(e, mailbox),
@@ -516,7 +544,10 @@ async fn put(
 fn conflict(store: &Store, job: &str, mailbox: &str) -> Response {
     store.note_conflict();
     // Deterministic pipelines never do this: it is a bug worth a loud log.
-    warn!(job, mailbox, "conflicting put: mailbox holds different bytes");
+    warn!(
+        job,
+        mailbox, "conflicting put: mailbox holds different bytes"
+    );
     store_response(StoreError::Conflict, mailbox)
 }
 

@@ -19,6 +19,9 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// Tombstones live this many TTLs.
+const TOMBSTONE_TTL_FACTOR: u32 = 4;
+
 /// Why a store operation did not succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StoreError {
@@ -170,7 +173,12 @@ impl Inner {
 
     /// Room for one more mailbox in `job`, evicting a read one if the
     /// relay-wide count is at its limit.
-    fn room_for_mailbox(&mut self, job: &str, limits: &Limits, now: Instant) -> Result<(), StoreError> {
+    fn room_for_mailbox(
+        &mut self,
+        job: &str,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<(), StoreError> {
         if self.jobs.get(job).map_or(0, |j| j.boxes.len()) >= limits.max_mailboxes_per_job {
             return Err(StoreError::Limit("mailboxes per job"));
         }
@@ -389,7 +397,12 @@ impl Store {
 
     /// Waits until the mailbox is filled (or evicted, or `deadline`) and
     /// returns its contents, marking it read.
-    pub(crate) async fn get(&self, job: &str, name: &str, deadline: Instant) -> Result<Bytes, StoreError> {
+    pub(crate) async fn get(
+        &self,
+        job: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Bytes, StoreError> {
         let mut waiter: Option<WaiterGuard<'_>> = None;
         let mut expired = false;
         loop {
@@ -416,15 +429,19 @@ impl Store {
                         i.room_for_mailbox(job, &self.limits, now)?;
                         let id = i.next_seq();
                         i.mailboxes += 1;
-                        i.jobs.get_mut(job).expect("created by try_read").boxes.insert(
-                            name.to_owned(),
-                            Mailbox {
-                                id,
-                                filled: None,
-                                notify: Arc::new(Notify::new()),
-                                waiters: 0,
-                            },
-                        );
+                        i.jobs
+                            .get_mut(job)
+                            .expect("created by try_read")
+                            .boxes
+                            .insert(
+                                name.to_owned(),
+                                Mailbox {
+                                    id,
+                                    filled: None,
+                                    notify: Arc::new(Notify::new()),
+                                    waiters: 0,
+                                },
+                            );
                     }
                     let mb = i
                         .jobs
@@ -450,7 +467,13 @@ impl Store {
     }
 
     /// Reads a filled mailbox; `Ok(None)` when it is empty or absent.
-    fn try_read(&self, i: &mut Inner, job: &str, name: &str, now: Instant) -> Result<Option<Bytes>, StoreError> {
+    fn try_read(
+        &self,
+        i: &mut Inner,
+        job: &str,
+        name: &str,
+        now: Instant,
+    ) -> Result<Option<Bytes>, StoreError> {
         i.job(job, &self.limits, now)?;
         let seq = i.next_seq();
         let j = i.jobs.get_mut(job).expect("created above");
@@ -515,6 +538,10 @@ impl Store {
     /// long-ended jobs.
     pub(crate) fn sweep(&self, now: Instant) {
         let ttl = self.limits.ttl;
+        // Tombstones (and the idle jobs holding them) outlive the contents
+        // so that a late reader still hears `Evicted` at once instead of
+        // waiting out its timeout; they are small and bounded in number.
+        let tomb_ttl = ttl.saturating_mul(TOMBSTONE_TTL_FACTOR);
         let mut freed = false;
         let mut i = self.lock();
         let expired: Vec<(String, String)> = i
@@ -537,7 +564,7 @@ impl Store {
         for j in i.jobs.values_mut() {
             while let Some((&seq, name)) = j.tomb_order.first_key_value() {
                 let born = j.tombstones.get(name).map(|t| t.1);
-                if born.is_some_and(|b| now.saturating_duration_since(b) < ttl) {
+                if born.is_some_and(|b| now.saturating_duration_since(b) < tomb_ttl) {
                     break;
                 }
                 let name = name.clone();
@@ -546,7 +573,7 @@ impl Store {
             }
         }
         i.jobs.retain(|_, j| {
-            let idle = now.saturating_duration_since(j.last_use) >= ttl;
+            let idle = now.saturating_duration_since(j.last_use) >= tomb_ttl;
             !(idle && j.boxes.is_empty() && j.tombstones.is_empty())
         });
         drop(i);

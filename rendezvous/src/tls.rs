@@ -112,7 +112,8 @@ impl TlsIdentity {
     /// # Errors
     /// [`ConfigError::BadPem`] if either file is unreadable or holds nothing usable.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsIdentity, ConfigError> {
-        let bad = |p: &Path, e: &dyn fmt::Display| ConfigError::BadPem(format!("{}: {e}", p.display()));
+        let bad =
+            |p: &Path, e: &dyn fmt::Display| ConfigError::BadPem(format!("{}: {e}", p.display()));
         let chain = CertificateDer::pem_file_iter(cert)
             .map_err(|e| bad(cert, &e))?
             .collect::<Result<Vec<_>, _>>()
@@ -179,7 +180,10 @@ impl ServerAuth {
             roots.add(c)?;
         }
         if roots.is_empty() {
-            return Err(ConfigError::BadPem(format!("{}: no certificate", path.display())));
+            return Err(ConfigError::BadPem(format!(
+                "{}: no certificate",
+                path.display()
+            )));
         }
         Ok(ServerAuth::Roots(Arc::new(roots)))
     }
@@ -196,8 +200,12 @@ impl ServerAuth {
     }
 }
 
-/// Client-side rustls configuration for QUIC.
-pub(crate) fn client_crypto(auth: &ServerAuth) -> Result<rustls::ClientConfig, ConfigError> {
+/// Client-side rustls configuration for QUIC (TLS 1.3, ALPN set). Public so
+/// tools and tests can speak the protocol over their own `quinn` endpoint.
+///
+/// # Errors
+/// [`ConfigError::Tls`] if rustls refuses the settings.
+pub fn client_crypto(auth: &ServerAuth) -> Result<rustls::ClientConfig, ConfigError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let mut cfg = match auth {
