@@ -114,7 +114,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Parses hex, ignoring `:` separators (fingerprints are often printed so).
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
-    if digits.len() % 2 != 0 {
+    if digits.len() & 1 == 1 {
         return None;
     }
     digits

@@ -503,18 +503,25 @@ pub enum Message {
     Response(Response),
 }
 
+/// A frame decoded from memory by [`decode_frame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// The request or response.
+    pub message: Message,
+    /// The payload that followed the metadata.
+    pub payload: &'a [u8],
+    /// Bytes of the buffer the frame took up.
+    pub used: usize,
+}
+
 /// Parses one whole frame from the start of `buf`, as a stream reader would
 /// but from memory: the entry point of the fuzz target and property tests.
 ///
-/// Returns `Ok(None)` when `buf` holds only part of a valid frame, and
-/// otherwise the message, its payload and the number of bytes consumed.
+/// Returns `Ok(None)` when `buf` holds only part of a valid frame.
 ///
 /// # Errors
 /// Whatever [`FrameHeader::check`] or the metadata parsers refuse.
-pub fn decode_frame(
-    buf: &[u8],
-    max_payload: u64,
-) -> Result<Option<(Message, &[u8], usize)>, ProtoError> {
+pub fn decode_frame(buf: &[u8], max_payload: u64) -> Result<Option<Decoded<'_>>, ProtoError> {
     let Some(head) = buf.get(..HEADER_LEN) else {
         return Ok(None);
     };
@@ -539,7 +546,11 @@ pub fn decode_frame(
     let Some(payload) = buf.get(meta_end..end) else {
         return Ok(None);
     };
-    Ok(Some((message, payload, end)))
+    Ok(Some(Decoded {
+        message,
+        payload,
+        used: end,
+    }))
 }
 
 #[cfg(test)]
@@ -554,10 +565,10 @@ mod tests {
         };
         let mut frame = req.encode(3);
         frame.extend_from_slice(b"abc");
-        let (msg, payload, used) = decode_frame(&frame, 10).unwrap().unwrap();
-        assert_eq!(msg, Message::Request(req));
-        assert_eq!(payload, b"abc");
-        assert_eq!(used, frame.len());
+        let d = decode_frame(&frame, 10).unwrap().unwrap();
+        assert_eq!(d.message, Message::Request(req));
+        assert_eq!(d.payload, b"abc");
+        assert_eq!(d.used, frame.len());
     }
 
     #[test]

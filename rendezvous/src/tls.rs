@@ -143,8 +143,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Server-side rustls configuration for QUIC.
-pub(crate) fn server_crypto(id: &TlsIdentity) -> Result<rustls::ServerConfig, ConfigError> {
+/// Server-side rustls configuration for QUIC (TLS 1.3, ALPN set, no 0-RTT).
+/// Public so tools can serve a raw `quinn` endpoint with the relay's settings.
+///
+/// # Errors
+/// [`ConfigError::Tls`] if rustls refuses the certificate or key.
+pub fn server_crypto(id: &TlsIdentity) -> Result<rustls::ServerConfig, ConfigError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()

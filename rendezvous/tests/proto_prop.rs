@@ -79,10 +79,10 @@ proptest! {
     fn valid_frames_round_trip((bytes, msg, payload) in frame(), tail in proptest::collection::vec(any::<u8>(), 0..16)) {
         let mut buf = bytes.clone();
         buf.extend_from_slice(&tail);
-        let (got, got_payload, used) = decode_frame(&buf, 1 << 20).unwrap().expect("complete frame");
-        prop_assert_eq!(got, msg);
-        prop_assert_eq!(got_payload, &payload[..]);
-        prop_assert_eq!(used, bytes.len());
+        let d = decode_frame(&buf, 1 << 20).unwrap().expect("complete frame");
+        prop_assert_eq!(d.message, msg);
+        prop_assert_eq!(d.payload, &payload[..]);
+        prop_assert_eq!(d.used, bytes.len());
     }
 
     #[test]
@@ -122,9 +122,15 @@ proptest! {
         buf.extend_from_slice(&payload_len.to_be_bytes());
         buf.extend_from_slice(&meta);
         buf.resize(buf.len() + payload_len as usize, 0);
-        if let Ok(Some((_, p, used))) = decode_frame(&buf, 1 << 20) {
-            prop_assert_eq!(used, buf.len());
-            prop_assert_eq!(p.len() as u64, payload_len);
+        if let Ok(Some(d)) = decode_frame(&buf, 1 << 20) {
+            prop_assert_eq!(d.used, buf.len());
+            prop_assert_eq!(d.payload.len() as u64, payload_len);
+            // Whatever parses is canonical: it re-encodes to the same bytes.
+            let head = match &d.message {
+                Message::Request(r) => r.encode(payload_len),
+                Message::Response(r) => r.encode(payload_len),
+            };
+            prop_assert_eq!(&head[..], &buf[..d.used - d.payload.len()]);
         }
     }
 
