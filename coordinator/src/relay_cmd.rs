@@ -224,7 +224,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         Some(s) => s,
         None => {
             let s = RelaySecret::generate();
-            println!("secret {}", s.to_hex());
+            println!("secret {}", s.as_text().unwrap_or_default());
             eprintln!(
                 "no --secret-file or {SECRET_ENV}: generated the secret above; \
                  mint tokens with `{SECRET_ENV}=<it> excam relay token --job ID`"

@@ -44,14 +44,17 @@ impl RelaySecret {
         Ok(RelaySecret(bytes))
     }
 
-    /// 32 random bytes from the operating system.
+    /// A fresh secret: 32 random bytes from the operating system, written
+    /// as 64 hex characters. The text itself is the secret, so what
+    /// [`Self::as_text`] prints can be put in a file or in
+    /// [`SECRET_ENV`] and means the same secret there.
     pub fn generate() -> Self {
-        let mut bytes = vec![0u8; 32];
+        let mut bytes = [0u8; 32];
         rustls::crypto::ring::default_provider()
             .secure_random
             .fill(&mut bytes)
             .expect("the operating system's random source failed");
-        RelaySecret(bytes)
+        RelaySecret(hex(&bytes).into_bytes())
     }
 
     /// Reads a secret from a file; surrounding whitespace (a trailing newline
@@ -76,9 +79,10 @@ impl RelaySecret {
         }
     }
 
-    /// The secret as hex, for printing a generated one.
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
+    /// The secret as text, if it is UTF-8 (a generated one always is), for
+    /// printing it where it can be copied into a file or the environment.
+    pub fn as_text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
     }
 
     /// Mints the token for a job: lowercase hex of HMAC-SHA-256(secret, job id).
@@ -141,6 +145,15 @@ mod tests {
         assert!(!s.verify("job-a", "zz"));
         let other = RelaySecret::new(*b"fedcba9876543210").unwrap();
         assert!(!other.verify("job-a", &t));
+    }
+
+    #[test]
+    fn generated_secret_survives_a_round_trip_through_text() {
+        let s = RelaySecret::generate();
+        let text = s.as_text().unwrap();
+        assert_eq!(text.len(), 64);
+        let back = RelaySecret::new(text.as_bytes()).unwrap();
+        assert_eq!(back.token("j"), s.token("j"));
     }
 
     #[test]

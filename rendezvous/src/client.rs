@@ -15,6 +15,9 @@ use crate::error::{ClientError, ConfigError};
 use crate::proto::{self, close, FrameHeader, Request, Response, Status, HEADER_LEN};
 use crate::tls::{client_crypto, ServerAuth, SELF_SIGNED_NAME};
 
+/// UDP buffer a client asks for: room for a few get answers in flight.
+const CLIENT_SOCKET_BUFFER: usize = 2 << 20;
+
 /// Settings of a [`RelayClient`]. [`ClientConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -209,7 +212,8 @@ impl RelayClient {
         } else {
             "0.0.0.0:0".parse().expect("valid")
         };
-        let endpoint = Endpoint::client(bind).map_err(|e| ConfigError::Io(bind.to_string(), e))?;
+        let endpoint = crate::net::endpoint(bind, CLIENT_SOCKET_BUFFER, None)
+            .map_err(|e| ConfigError::Io(bind.to_string(), e))?;
         let client = RelayClient {
             cfg,
             quic,

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod bench;
 mod client;
 pub mod error;
+mod net;
 pub mod proto;
 mod server;
 mod store;

@@ -369,8 +369,10 @@ fn put_short(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
 }
 
+/// Whole milliseconds, rounded up so a waiter never gives up early.
 fn timeout_ms(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 impl Request {
@@ -386,7 +388,7 @@ impl Request {
 
     /// Serialises header and metadata; a put's payload of `payload_len`
     /// bytes must follow. Timeouts are carried in whole milliseconds,
-    /// saturating at about 49 days.
+    /// rounded up and saturating at about 49 days.
     pub fn encode(&self, payload_len: u64) -> Vec<u8> {
         let mut meta = Vec::new();
         match self {

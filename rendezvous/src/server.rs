@@ -54,6 +54,9 @@ pub struct RelayConfig {
     /// can sit in the relay's buffers. The connection window is this times
     /// `max_streams_per_connection`. Default 128 KiB.
     pub stream_receive_window: u32,
+    /// UDP socket send and receive buffer requested from the kernel (which
+    /// caps it at `net.core.rmem_max`/`wmem_max`). Default 8 MiB.
+    pub socket_buffer: usize,
     /// How long shutdown waits for in-flight operations. Default 10 s.
     pub drain_timeout: Duration,
     /// Idle time after which a silent connection is dropped. Default 30 s.
@@ -75,6 +78,7 @@ impl RelayConfig {
             max_mailboxes_per_job: 100_000,
             max_streams_per_connection: 64,
             stream_receive_window: 128 << 10,
+            socket_buffer: 8 << 20,
             drain_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
         }
@@ -143,7 +147,8 @@ impl Relay {
                     .map_err(|_| ConfigError::Invalid("idle timeout out of range".into()))?,
             ));
         server.transport_config(Arc::new(transport));
-        let endpoint = Endpoint::server(server, addr).map_err(|e| RelayError::Bind(addr, e))?;
+        let endpoint = crate::net::endpoint(addr, cfg.socket_buffer, Some(server))
+            .map_err(|e| RelayError::Bind(addr, e))?;
         cfg.identity = Some(identity);
         let store = Arc::new(Store::new(Limits {
             memory: cfg.memory_limit,
