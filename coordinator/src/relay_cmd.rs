@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// Seconds a mailbox lives after its last use.
     #[arg(long, default_value_t = 600)]
     pub ttl: u64,
+    /// Keep the self-signed certificate in this directory (cert.pem,
+    /// key.pem; made on first start), so the fingerprint survives restarts.
+    /// Without it and without --cert, each start makes a new certificate.
+    #[arg(long, conflicts_with = "cert")]
+    pub identity_dir: Option<PathBuf>,
     /// PEM certificate chain to use instead of a self-signed certificate.
     #[arg(long, requires = "key")]
     pub cert: Option<PathBuf>,
@@ -242,6 +247,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     cfg.max_connections = a.max_connections;
     if let (Some(c), Some(k)) = (&a.cert, &a.key) {
         cfg.identity = Some(TlsIdentity::from_pem_files(c, k)?);
+    } else if let Some(dir) = &a.identity_dir {
+        cfg.identity = Some(TlsIdentity::load_or_create(dir)?);
     }
     let relay = Relay::bind(a.listen, cfg)?;
     println!("listening {}", relay.local_addr());

@@ -102,6 +102,31 @@ impl TlsIdentity {
         })
     }
 
+    /// Loads `cert.pem` and `key.pem` from `dir`, or makes a self-signed pair
+    /// and writes it there first (the key readable by its owner only). A
+    /// relay restarted this way keeps its fingerprint, so pinned clients can
+    /// reconnect.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] if the directory or files cannot be written,
+    /// [`ConfigError::BadPem`] if existing files are unusable.
+    pub fn load_or_create(dir: &Path) -> Result<TlsIdentity, ConfigError> {
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        if cert.exists() || key.exists() {
+            return Self::from_pem_files(&cert, &key);
+        }
+        let io = |p: &Path, e| ConfigError::Io(p.display().to_string(), e);
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let ck = rcgen::generate_simple_self_signed(vec![
+            SELF_SIGNED_NAME.to_string(),
+            "localhost".to_string(),
+        ])?;
+        write_private(&key, ck.key_pair.serialize_pem().as_bytes()).map_err(|e| io(&key, e))?;
+        std::fs::write(&cert, ck.cert.pem()).map_err(|e| io(&cert, e))?;
+        Self::from_pem_files(&cert, &key)
+    }
+
     /// Builds an identity from DER parts; the leaf certificate comes first.
     pub fn from_der(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Self {
         TlsIdentity { chain, key }
@@ -137,6 +162,19 @@ impl TlsIdentity {
     pub fn certificate(&self) -> &CertificateDer<'static> {
         &self.chain[0]
     }
+}
+
+/// Writes a file only its owner can read (where the OS has such modes).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -296,6 +334,25 @@ impl ServerCertVerifier for PinnedVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_identity_keeps_its_fingerprint() {
+        let dir = std::env::temp_dir().join(format!("excam-id-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = TlsIdentity::load_or_create(&dir).unwrap();
+        let b = TlsIdentity::load_or_create(&dir).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn fingerprint_parses_with_and_without_colons() {
