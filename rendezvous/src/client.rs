@@ -372,6 +372,8 @@ impl RelayClient {
     }
 
     /// Drops a connection found broken, unless it was already replaced.
+    /// It is also closed: a relay that answered `ShuttingDown` is draining,
+    /// and holding on would only delay its shutdown.
     async fn forget(&self, conn: &Connection) {
         let mut slot = self.conn.lock().await;
         if slot
@@ -379,6 +381,7 @@ impl RelayClient {
             .is_some_and(|c| c.stable_id() == conn.stable_id())
         {
             *slot = None;
+            conn.close(VarInt::from_u32(close::DONE), b"reconnecting");
         }
     }
 

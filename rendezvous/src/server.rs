@@ -118,6 +118,14 @@ impl Relay {
     /// [`RelayError::Config`] for unusable settings, [`RelayError::Bind`] if
     /// the address cannot be bound.
     pub fn bind(addr: SocketAddr, mut cfg: RelayConfig) -> Result<Relay, RelayError> {
+        if cfg.max_message > cfg.memory_limit {
+            // Such a put could never be held: refuse the setting, not every put.
+            return Err(ConfigError::Invalid(format!(
+                "max message {} exceeds memory limit {}",
+                cfg.max_message, cfg.memory_limit
+            ))
+            .into());
+        }
         let identity = match cfg.identity.take() {
             Some(id) => id,
             None => TlsIdentity::self_signed()?,
