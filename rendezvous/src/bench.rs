@@ -67,6 +67,10 @@ pub struct RingReport {
     pub connect_s: f64,
     /// The first error seen, for diagnosis.
     pub first_error: Option<String>,
+    /// Operations or connections retried after connection trouble.
+    pub retries: u64,
+    /// Why a retry happened, if any did.
+    pub retry_reason: Option<String>,
 }
 
 impl RingReport {
@@ -188,6 +192,13 @@ pub async fn run_ring(cfg: RingConfig) -> Result<RingReport, ClientError> {
         errors.extend(e);
     }
     let elapsed_s = base.elapsed().as_secs_f64();
+    let mut retries = 0;
+    let mut retry_reason = None;
+    for c in &clients {
+        let (n, why) = c.retries();
+        retries += n;
+        retry_reason = retry_reason.or(why);
+    }
     let closing: Vec<_> = clients
         .into_iter()
         .map(|c| tokio::spawn(async move { c.close().await }))
@@ -209,6 +220,8 @@ pub async fn run_ring(cfg: RingConfig) -> Result<RingReport, ClientError> {
         p99_ms: quantile(&lat, 0.99),
         connect_s,
         first_error: errors.into_iter().next(),
+        retries,
+        retry_reason,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,8 @@ pub struct RelayClient {
     server_name: String,
     endpoint: Endpoint,
     conn: tokio::sync::Mutex<Option<Connection>>,
+    retries: AtomicU64,
+    last_retry: std::sync::Mutex<Option<String>>,
 }
 
 /// Outcome of one attempt at an operation.
@@ -220,10 +223,26 @@ impl RelayClient {
             server_name,
             endpoint,
             conn: tokio::sync::Mutex::new(None),
+            retries: AtomicU64::new(0),
+            last_retry: std::sync::Mutex::new(None),
         };
         let deadline = Instant::now() + client.cfg.retry_for;
         client.connection(deadline).await?;
         Ok(client)
+    }
+
+    /// How many times an operation or connection attempt was retried, and
+    /// why the last one was: a health measure for benchmarks and logs.
+    pub fn retries(&self) -> (u64, Option<String>) {
+        let why = self.last_retry.lock().map(|g| g.clone()).unwrap_or(None);
+        (self.retries.load(Ordering::Relaxed), why)
+    }
+
+    fn note_retry(&self, why: &str) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut g) = self.last_retry.lock() {
+            *g = Some(why.to_owned());
+        }
     }
 
     /// The configuration this client was made with.
@@ -360,6 +379,7 @@ impl RelayClient {
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(why)) => {
                     debug!("operation interrupted ({why}); retrying");
+                    self.note_retry(&why);
                     self.forget(&conn).await;
                     if Instant::now() + backoff > deadline {
                         return Err(ClientError::Unavailable(why));
@@ -408,6 +428,7 @@ impl RelayClient {
                 Err(_) => "connection attempt timed out".to_string(),
             };
             debug!("cannot reach relay ({why}); retrying in {backoff:?}");
+            self.note_retry(&why);
             if Instant::now() + backoff > deadline {
                 return Err(ClientError::Unavailable(why));
             }

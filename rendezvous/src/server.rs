@@ -440,6 +440,7 @@ fn store_response(e: StoreError, mailbox: &str) -> Response {
 
 /// Serves one operation.
 async fn serve_stream(mut send: SendStream, mut recv: RecvStream, job: &str, shared: &Shared) {
+    let mut delivered: Option<String> = None;
     let (resp, payload) = match read_head(&mut recv, shared.max_message).await {
         Err(HeadError::Io(e)) => {
             debug!("stream ended before its request: {e}");
@@ -460,15 +461,25 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, job: &str, sha
                 let _ = recv.stop(VarInt::from_u32(close::REFUSED));
                 (refusal(Status::BadRequest, e.to_string()), None)
             }
-            Ok(req) => serve_request(req, header, &mut recv, job, shared).await,
+            Ok(req) => {
+                if let Request::Get { mailbox, .. } = &req {
+                    delivered = Some(mailbox.clone());
+                }
+                serve_request(req, header, &mut recv, job, shared).await
+            }
         },
     };
+    let ok = resp.status == Status::Ok;
     if respond(&mut send, resp, payload).await.is_err() {
         return;
     }
-    // Wait for the answer to be acknowledged so a draining relay does not
-    // close the connection under it.
-    let _ = tokio::time::timeout(DELIVERY_TIMEOUT, send.stopped()).await;
+    // Wait for the answer to be acknowledged: a draining relay must not
+    // close the connection under it, and a get's mailbox becomes evictable
+    // only once the reader has it.
+    let acked = tokio::time::timeout(DELIVERY_TIMEOUT, send.stopped()).await;
+    if let (Ok(Ok(None)), Some(mailbox), true) = (acked, delivered, ok) {
+        shared.store.mark_read(job, &mailbox);
+    }
 }
 
 async fn serve_request(

@@ -396,7 +396,7 @@ impl Store {
     }
 
     /// Waits until the mailbox is filled (or evicted, or `deadline`) and
-    /// returns its contents, marking it read.
+    /// returns its contents; [`Store::mark_read`] follows on delivery.
     pub(crate) async fn get(
         &self,
         job: &str,
@@ -417,7 +417,6 @@ impl Store {
                 match self.try_read(&mut i, job, name, now)? {
                     Some(bytes) => {
                         drop(i);
-                        self.space.notify_waiters();
                         drop(waiter);
                         return Ok(bytes);
                     }
@@ -475,7 +474,6 @@ impl Store {
         now: Instant,
     ) -> Result<Option<Bytes>, StoreError> {
         i.job(job, &self.limits, now)?;
-        let seq = i.next_seq();
         let j = i.jobs.get_mut(job).expect("created above");
         if j.tombstones.contains_key(name) {
             return Err(StoreError::Evicted);
@@ -484,8 +482,27 @@ impl Store {
             return Ok(None);
         };
         f.last_use = now;
-        let len = f.bytes.len() as u64;
         let bytes = f.bytes.clone();
+        Ok(Some(bytes))
+    }
+
+    /// Records that a reader has received a mailbox's contents (its answer
+    /// was acknowledged), which makes the mailbox evictable. Marking on
+    /// delivery rather than when the answer starts means a reader whose
+    /// connection breaks mid-answer can still retry and find the contents.
+    pub(crate) fn mark_read(&self, job: &str, name: &str) {
+        let mut i = self.lock();
+        let seq = i.next_seq();
+        let Some(f) = i
+            .jobs
+            .get_mut(job)
+            .and_then(|j| j.boxes.get_mut(name))
+            .and_then(|mb| mb.filled.as_mut())
+        else {
+            return; // Evicted or ended meanwhile.
+        };
+        f.last_use = Instant::now();
+        let len = f.bytes.len() as u64;
         let first_read = match f.read_seq.replace(seq) {
             Some(old) => {
                 i.evictable.remove(&old);
@@ -496,8 +513,9 @@ impl Store {
         i.evictable.insert(seq, (job.to_owned(), name.to_owned()));
         if first_read {
             i.evictable_bytes += len;
+            drop(i);
+            self.space.notify_waiters();
         }
-        Ok(Some(bytes))
     }
 
     /// Ends a job: drops its mailboxes and releases its waiters.

@@ -282,9 +282,15 @@ async fn bench(args: Args, nofile: u64) -> Result<()> {
         let peak_held = relay.stop()?;
         let report = report?;
         eprintln!(
-            "  {} (connect {:.1}s) {}",
+            "  {} (connect {:.1}s, {} retries{}) {}",
             report.to_json(),
             report.connect_s,
+            report.retries,
+            report
+                .retry_reason
+                .as_deref()
+                .map(|r| format!(", last: {r}"))
+                .unwrap_or_default(),
             report.first_error.as_deref().unwrap_or("")
         );
         rows.push(Row {
