@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::{ClientConfig, ClientError, RelayClient};
@@ -151,11 +151,16 @@ pub async fn run_ring(cfg: RingConfig) -> Result<RingReport, ClientError> {
             .map(|_| AtomicU64::new(u64::MAX))
             .collect(),
     );
+    // A producer whose put failed says so, so its consumer counts one
+    // error instead of waiting out the whole get timeout.
+    let put_failed: Arc<Vec<Notify>> =
+        Arc::new((0..n * cfg.rounds).map(|_| Notify::new()).collect());
     let mut tasks = Vec::with_capacity(n);
     for (i, client) in clients.iter().enumerate() {
         let client = client.clone();
         let msg = msg.clone();
         let put_start = put_start.clone();
+        let put_failed = put_failed.clone();
         let rounds = cfg.rounds;
         let get_timeout = cfg.get_timeout;
         tasks.push(tokio::spawn(async move {
@@ -165,15 +170,31 @@ pub async fn run_ring(cfg: RingConfig) -> Result<RingReport, ClientError> {
                 let to = format!("ring/{nonce}/{r}/{}", (i + 1) % n);
                 let mine = format!("ring/{nonce}/{r}/{i}");
                 put_start[r * n + i].store(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                let (p, g) =
-                    tokio::join!(client.put(&to, msg.clone()), client.get(&mine, get_timeout));
+                let from = (i + n - 1) % n;
+                let put = async {
+                    let p = client.put(&to, msg.clone()).await;
+                    if p.is_err() {
+                        put_failed[r * n + i].notify_one();
+                    }
+                    p
+                };
+                let get = async {
+                    tokio::select! {
+                        g = client.get(&mine, get_timeout) => Some(g),
+                        _ = put_failed[r * n + from].notified() => None,
+                    }
+                };
+                let (p, g) = tokio::join!(put, get);
                 let done = base.elapsed().as_nanos() as u64;
                 if let Err(e) = p {
                     errors.push(format!("put {to}: {e}"));
                 }
+                let Some(g) = g else {
+                    errors.push(format!("get {mine}: its producer's put failed"));
+                    continue;
+                };
                 match g {
                     Ok(b) if b == msg => {
-                        let from = (i + n - 1) % n;
                         let started = put_start[r * n + from].load(Ordering::Relaxed);
                         lat.push(done.saturating_sub(started) as f64 / 1e6);
                     }
