@@ -371,7 +371,7 @@ fn put_short(out: &mut Vec<u8>, s: &str) {
 
 /// Whole milliseconds, rounded up so a waiter never gives up early.
 fn timeout_ms(d: Duration) -> u32 {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_nanos().div_ceil(1_000_000);
     u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
