@@ -23,7 +23,7 @@ pub struct RingConfig {
     pub size: usize,
     /// Times the message goes round; every client puts and gets once per round.
     pub rounds: usize,
-    /// How long one get may wait.
+    /// How long one get may wait; puts may wait as long for memory.
     pub get_timeout: Duration,
     /// Handshakes in flight at once while the ring is being set up.
     pub connect_concurrency: usize,
@@ -69,7 +69,7 @@ pub struct RingReport {
     pub first_error: Option<String>,
     /// Operations or connections retried after connection trouble.
     pub retries: u64,
-    /// Why a retry happened, if any did.
+    /// Why the first retry happened, if any did.
     pub retry_reason: Option<String>,
 }
 
@@ -130,8 +130,12 @@ pub async fn run_ring(cfg: RingConfig) -> Result<RingReport, ClientError> {
     let t0 = Instant::now();
     let gate = Arc::new(Semaphore::new(cfg.connect_concurrency.max(1)));
     let mut connecting = Vec::with_capacity(n);
+    let mut client_cfg = cfg.client.clone();
+    // Every message of a large ring may have to wait for memory freed by
+    // the reads of earlier ones; a put may wait as long as a get does.
+    client_cfg.put_timeout = client_cfg.put_timeout.max(cfg.get_timeout);
     for _ in 0..n {
-        let c = cfg.client.clone();
+        let c = client_cfg.clone();
         let gate = gate.clone();
         connecting.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;

@@ -87,7 +87,7 @@ pub struct RelayClient {
     endpoint: Endpoint,
     conn: tokio::sync::Mutex<Option<Connection>>,
     retries: AtomicU64,
-    last_retry: std::sync::Mutex<Option<String>>,
+    first_retry: std::sync::Mutex<Option<String>>,
 }
 
 /// Outcome of one attempt at an operation.
@@ -118,6 +118,13 @@ fn classify(e: &ConnectionError, connecting: bool) -> Attempt {
 fn read_err(e: quinn::ReadError) -> Attempt {
     match e {
         quinn::ReadError::ConnectionLost(c) => classify(&c, false),
+        other => Attempt::Retry(other.to_string()),
+    }
+}
+
+fn write_err(e: quinn::WriteError) -> Attempt {
+    match e {
+        quinn::WriteError::ConnectionLost(c) => classify(&c, false),
         other => Attempt::Retry(other.to_string()),
     }
 }
@@ -157,11 +164,22 @@ async fn read_response(
     Ok((resp, buf.freeze()))
 }
 
+/// Waits for the end of a stream whose final answer has been read. Dropping
+/// a receive stream before its end tells the relay to stop sending, and the
+/// relay would then not know the answer was delivered (it makes a read
+/// mailbox evictable only on delivery).
+async fn read_end(recv: &mut RecvStream) {
+    while let Ok(Some(_)) = recv.read_chunk(usize::MAX, true).await {}
+}
+
 /// Maps a refusal to its error; `ShuttingDown` is retried.
 fn status_error(resp: Response, mailbox: &str) -> Attempt {
     let m = mailbox.to_owned();
     Attempt::Fatal(match resp.status {
-        Status::Ok => unreachable!("callers handle Ok"),
+        // Only a broken relay sends these where a refusal belongs.
+        Status::Ok | Status::Continue => {
+            ClientError::BadRequest(format!("unexpected {:?} answer", resp.status))
+        }
         Status::ShuttingDown => return Attempt::Retry("relay shutting down".into()),
         Status::Evicted => ClientError::Evicted(m),
         Status::Timeout => ClientError::Timeout(m),
@@ -224,7 +242,7 @@ impl RelayClient {
             endpoint,
             conn: tokio::sync::Mutex::new(None),
             retries: AtomicU64::new(0),
-            last_retry: std::sync::Mutex::new(None),
+            first_retry: std::sync::Mutex::new(None),
         };
         let deadline = Instant::now() + client.cfg.retry_for;
         client.connection(deadline).await?;
@@ -232,16 +250,18 @@ impl RelayClient {
     }
 
     /// How many times an operation or connection attempt was retried, and
-    /// why the last one was: a health measure for benchmarks and logs.
+    /// why the first one was: a health measure for benchmarks and logs.
     pub fn retries(&self) -> (u64, Option<String>) {
-        let why = self.last_retry.lock().map(|g| g.clone()).unwrap_or(None);
+        let why = self.first_retry.lock().map(|g| g.clone()).unwrap_or(None);
         (self.retries.load(Ordering::Relaxed), why)
     }
 
     fn note_retry(&self, why: &str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut g) = self.last_retry.lock() {
-            *g = Some(why.to_owned());
+        if let Ok(mut g) = self.first_retry.lock() {
+            // The first reason is the cause; later ones are often its echo
+            // (operations sharing the connection that was closed).
+            g.get_or_insert_with(|| why.to_owned());
         }
     }
 
@@ -271,16 +291,23 @@ impl RelayClient {
                     timeout,
                 }
                 .encode(data.len() as u64);
-                // Written while the answer is awaited: a relay that refuses
-                // from the header stops the stream and answers at once.
-                let write = async {
-                    send.write_all_chunks(&mut [Bytes::from(head), data])
-                        .await?;
+                send.write_all(&head).await.map_err(write_err)?;
+                // The body goes only once the relay has room for it; any
+                // other answer is final.
+                let (resp, _) = read_response(&mut recv, 0).await?;
+                if resp.status != Status::Continue {
+                    return Err(status_error(resp, mailbox));
+                }
+                // A relay that stops reading also answers; a write error
+                // here is reported by the answer (or its absence) below.
+                let written = async {
+                    send.write_chunk(data).await?;
                     send.finish()?;
                     Ok::<(), quinn::WriteError>(())
-                };
-                let (written, answer) = tokio::join!(write, read_response(&mut recv, 0));
-                let (resp, _) = answer?;
+                }
+                .await;
+                let (resp, _) = read_response(&mut recv, 0).await?;
+                read_end(&mut recv).await;
                 if resp.status == Status::Ok {
                     if let Err(e) = written {
                         debug!("put answered Ok despite write error {e}");
@@ -321,6 +348,7 @@ impl RelayClient {
                 .map_err(|e| Attempt::Retry(e.to_string()))?;
             let _ = send.finish();
             let (resp, data) = read_response(&mut recv, max).await?;
+            read_end(&mut recv).await;
             if resp.status == Status::Ok {
                 Ok(data)
             } else {

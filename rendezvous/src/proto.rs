@@ -23,7 +23,11 @@
 //!
 //! One QUIC connection carries one authenticated job; each operation uses
 //! its own bidirectional stream: the client writes one request frame and
-//! finishes, the relay answers with one response frame.
+//! finishes, the relay answers with one response frame. A put is the one
+//! exception: the client sends the header and metadata, waits for an
+//! interim [`Status::Continue`] (the relay has reserved memory for the
+//! body), and only then sends the body. A put that must wait for memory
+//! thus waits as a header, not as a body parked in the relay's buffers.
 
 use std::time::Duration;
 
@@ -254,6 +258,9 @@ pub enum Status {
     BadRequest = 8,
     /// The relay is shutting down; retry after reconnecting.
     ShuttingDown = 9,
+    /// Interim answer to a put: memory is reserved, send the body. A
+    /// final answer follows on the same stream.
+    Continue = 10,
 }
 
 impl Status {
@@ -269,6 +276,7 @@ impl Status {
             7 => Status::LimitReached,
             8 => Status::BadRequest,
             9 => Status::ShuttingDown,
+            10 => Status::Continue,
             _ => return None,
         })
     }

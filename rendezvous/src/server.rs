@@ -465,7 +465,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, job: &str, sha
                 if let Request::Get { mailbox, .. } = &req {
                     delivered = Some(mailbox.clone());
                 }
-                serve_request(req, header, &mut recv, job, shared).await
+                serve_request(req, header, &mut send, &mut recv, job, shared).await
             }
         },
     };
@@ -485,6 +485,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, job: &str, sha
 async fn serve_request(
     req: Request,
     header: FrameHeader,
+    send: &mut SendStream,
     recv: &mut RecvStream,
     job: &str,
     shared: &Shared,
@@ -508,7 +509,16 @@ async fn serve_request(
             }
         }
         Request::Put { mailbox, timeout } => {
-            let r = put(&mailbox, timeout, header.payload_len, recv, job, shared).await;
+            let r = put(
+                &mailbox,
+                timeout,
+                header.payload_len,
+                send,
+                recv,
+                job,
+                shared,
+            )
+            .await;
             if r.status != Status::Ok {
                 let _ = recv.stop(VarInt::from_u32(close::REFUSED));
             }
@@ -521,6 +531,7 @@ async fn put(
     mailbox: &str,
     timeout: Duration,
     len: u64,
+    send: &mut SendStream,
     recv: &mut RecvStream,
     job: &str,
     shared: &Shared,
@@ -534,7 +545,13 @@ async fn put(
         Ok(Some(held)) => {
             // Already filled: compare as the body streams in, holding no
             // second copy. Identical bytes are a harmless duplicate.
-            let same = held.len() as u64 == len && matches_stream(recv, &held).await;
+            if held.len() as u64 != len {
+                return conflict(store, job, mailbox);
+            }
+            if go_ahead(send).await.is_err() {
+                return refusal(Status::BadRequest, "client went away");
+            }
+            let same = matches_stream(recv, &held).await;
             return if same {
                 Response::status(Status::Ok)
             } else {
@@ -548,6 +565,9 @@ async fn put(
         Ok(r) => r,
         Err(e) => return store_response(e, mailbox),
     };
+    if go_ahead(send).await.is_err() {
+        return refusal(Status::BadRequest, "client went away");
+    }
     let body = match read_body(recv, len).await {
         Ok(b) => b,
         Err(e) => return refusal(Status::BadRequest, e),
@@ -563,6 +583,12 @@ async fn put(
         }
         Err(e) => store_response(e, mailbox),
     }
+}
+
+/// Tells a put's client to send its body.
+async fn go_ahead(send: &mut SendStream) -> Result<(), quinn::WriteError> {
+    send.write_all(&Response::status(Status::Continue).encode(0))
+        .await
 }
 
 fn conflict(store: &Store, job: &str, mailbox: &str) -> Response {

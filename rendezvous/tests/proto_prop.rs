@@ -42,6 +42,7 @@ fn status() -> impl Strategy<Value = Status> {
         Just(Status::LimitReached),
         Just(Status::BadRequest),
         Just(Status::ShuttingDown),
+        Just(Status::Continue),
     ]
 }
 

@@ -289,7 +289,7 @@ async fn bench(args: Args, nofile: u64) -> Result<()> {
             report
                 .retry_reason
                 .as_deref()
-                .map(|r| format!(", last: {r}"))
+                .map(|r| format!(", first: {r}"))
                 .unwrap_or_default(),
             report.first_error.as_deref().unwrap_or("")
         );
