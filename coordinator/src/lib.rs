@@ -2,3 +2,4 @@
 
 pub mod encode_cmd;
 pub mod pipeline;
+pub mod relay_cmd;

@@ -13,7 +13,7 @@ mod decode_cmd;
 mod info_cmd;
 mod output;
 
-use excam_coordinator::encode_cmd;
+use excam_coordinator::{encode_cmd, relay_cmd};
 
 /// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
 #[derive(Debug, Parser)]
@@ -34,6 +34,9 @@ enum Command {
     Info(info_cmd::InfoArgs),
     /// Encode a Y4M file to VP8 IVF, serially or ExCamera-style with --workers.
     Encode(encode_cmd::EncodeArgs),
+    /// Run the state relay workers meet through, or talk to one.
+    #[command(subcommand)]
+    Relay(relay_cmd::RelayCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode_cmd::run(&args),
         Command::Info(args) => info_cmd::run(&args),
         Command::Encode(args) => encode_cmd::run(args),
+        Command::Relay(cmd) => relay_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
