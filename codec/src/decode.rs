@@ -216,33 +216,16 @@ pub(crate) fn apply_loop_filter(
 /// Decodes one frame and returns the new state, the picture to show and
 /// what the frame was.
 pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, DecodeError> {
-    let (tag, size, off) = header::parse_tag(data)?;
-    if !tag.key_frame && state.refs.is_none() {
-        return Err(DecodeError::NoKeyFrame);
-    }
-    // Like libvpx, the first partition's decoder may run on into the data
-    // that follows it; only corrupt streams ever get there.
-    let mut bd = BoolDecoder::new(&data[off..]);
-    let hdr = header::parse_header(
-        &mut bd,
-        tag,
-        size,
-        Inherited {
-            segment_features: &state.segment_features,
-            filter_deltas: &state.filter_deltas,
-            probs: &state.probs,
-        },
-    )?;
-    let frame_size = size.unwrap_or(state.size);
+    let Front {
+        hdr,
+        mbs,
+        parts,
+        frame_size,
+    } = parse_front(state, data)?;
+    let tag = hdr.tag;
     let (width, height) = (frame_size.width as usize, frame_size.height as usize);
     let mb_cols = width.div_ceil(16);
     let mb_rows = height.div_ceil(16);
-    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
-
-    let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
-    if bd.bits_past_end() > OVERRUN_SLACK_BITS {
-        return Err(DecodeError::PartitionOverrun(0));
-    }
 
     let dequant = Dequant::per_segment(&hdr.quant, hdr.segmentation_enabled, &hdr.segment_features);
     let filter = SubpelFilter::for_version(tag.version);
@@ -380,16 +363,21 @@ pub(crate) fn next_state(
     }
 }
 
-/// Parses a frame's header and per-macroblock records without
-/// reconstructing it (what rebase needs from the original frame).
-pub fn parse_modes(
-    state: &DecoderState,
-    data: &[u8],
-) -> Result<(FrameHeader, Vec<MbInfo>), DecodeError> {
+/// A frame's first partition, parsed: everything but the residual.
+struct Front<'a> {
+    hdr: FrameHeader,
+    mbs: Vec<MbInfo>,
+    parts: Vec<&'a [u8]>,
+    frame_size: crate::header::FrameSize,
+}
+
+fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, DecodeError> {
     let (tag, size, off) = header::parse_tag(data)?;
     if !tag.key_frame && state.refs.is_none() {
         return Err(DecodeError::NoKeyFrame);
     }
+    // Like libvpx, the first partition's decoder may run on into the data
+    // that follows it; only corrupt streams ever get there.
     let mut bd = BoolDecoder::new(&data[off..]);
     let hdr = header::parse_header(
         &mut bd,
@@ -404,10 +392,25 @@ pub fn parse_modes(
     let frame_size = size.unwrap_or(state.size);
     let mb_cols = (frame_size.width as usize).div_ceil(16);
     let mb_rows = (frame_size.height as usize).div_ceil(16);
-    token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
+    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
     let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
     if bd.bits_past_end() > OVERRUN_SLACK_BITS {
         return Err(DecodeError::PartitionOverrun(0));
     }
-    Ok((hdr, mbs))
+    Ok(Front {
+        hdr,
+        mbs,
+        parts,
+        frame_size,
+    })
+}
+
+/// Parses a frame's header and per-macroblock records without
+/// reconstructing it (what rebase needs from the original frame).
+pub fn parse_modes(
+    state: &DecoderState,
+    data: &[u8],
+) -> Result<(FrameHeader, Vec<MbInfo>), DecodeError> {
+    let f = parse_front(state, data)?;
+    Ok((f.hdr, f.mbs))
 }

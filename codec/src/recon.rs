@@ -204,34 +204,51 @@ fn predict_and_add_bpred(
     let p = &mut pic.planes[0];
     let stride = p.stride;
     let (x0, y0) = (mb_x * 16, mb_y * 16);
-    // Subblocks in the right column take their above-right pixels from the
-    // row above the macroblock, even below the first subblock row.
-    let ar_pos = p.index(x0 as isize + 16, y0 as isize - 1);
-    let mut above_right_mb = [0u8; 4];
-    above_right_mb.copy_from_slice(&p.data[ar_pos..ar_pos + 4]);
+    let above_right_mb = above_right_of_mb(p, x0, y0);
     for b in 0..16 {
-        let (bx, by) = (b & 3, b >> 2);
-        let x = x0 + bx * 4;
-        let y = y0 + by * 4;
-        let top = p.index(x as isize, y as isize - 1);
-        let mut above = [0u8; 8];
-        above[..4].copy_from_slice(&p.data[top..top + 4]);
-        if bx == 3 && by > 0 {
-            above[4..].copy_from_slice(&above_right_mb);
-        } else {
-            above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
-        }
-        let mut left = [0u8; 4];
-        for (i, l) in left.iter_mut().enumerate() {
-            *l = p.data[top + stride * (i + 1) - 1];
-        }
-        let tl = p.data[top - 1];
-        let pos = top + stride;
+        let (above, left, tl, pos) = subblock_edges(p, x0, y0, b, &above_right_mb);
         intra_pred::predict_4x4(mb.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
         if let Some(c) = coeffs {
             add_block(&c.blocks[b], c.eobs[b], &mut p.data, pos, stride);
         }
     }
+}
+
+/// The four pixels above and right of the macroblock at (`x0`, `y0`):
+/// the above-right edge of every subblock in its right column, even below
+/// the first subblock row (RFC 6386 section 12.3).
+pub(crate) fn above_right_of_mb(p: &PlaneBuf, x0: usize, y0: usize) -> [u8; 4] {
+    let i = p.index(x0 as isize + 16, y0 as isize - 1);
+    let mut ar = [0u8; 4];
+    ar.copy_from_slice(&p.data[i..i + 4]);
+    ar
+}
+
+/// The prediction edges of luma subblock `b` of the macroblock at
+/// (`x0`, `y0`): above (4) and above-right (4) pixels, left pixels, the
+/// top-left pixel, and the index of the subblock's first pixel.
+pub(crate) fn subblock_edges(
+    p: &PlaneBuf,
+    x0: usize,
+    y0: usize,
+    b: usize,
+    above_right_mb: &[u8; 4],
+) -> ([u8; 8], [u8; 4], u8, usize) {
+    let (bx, by) = (b & 3, b >> 2);
+    let stride = p.stride;
+    let top = p.index((x0 + bx * 4) as isize, (y0 + by * 4) as isize - 1);
+    let mut above = [0u8; 8];
+    above[..4].copy_from_slice(&p.data[top..top + 4]);
+    if bx == 3 && by > 0 {
+        above[4..].copy_from_slice(above_right_mb);
+    } else {
+        above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
+    }
+    let mut left = [0u8; 4];
+    for (i, l) in left.iter_mut().enumerate() {
+        *l = p.data[top + stride * (i + 1) - 1];
+    }
+    (above, left, p.data[top - 1], top + stride)
 }
 
 /// Predicts a `w` x `h` block at plane position (`x`, `y`) displaced by

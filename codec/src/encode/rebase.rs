@@ -143,27 +143,11 @@ pub(crate) fn code_forced_mb(
         // order, reconstructing as we go (recon's own B_PRED code path).
         let (x0, y0) = (mb_x * 16, mb_y * 16);
         let stride = pic.planes[0].stride;
-        let ar = pic.planes[0].index(x0 as isize + 16, y0 as isize - 1);
-        let mut above_right_mb = [0u8; 4];
-        above_right_mb.copy_from_slice(&pic.planes[0].data[ar..ar + 4]);
+        let above_right_mb = recon::above_right_of_mb(&pic.planes[0], x0, y0);
         for b in 0..16 {
-            let (bx, by) = (b & 3, b >> 2);
-            let (x, y) = (x0 + bx * 4, y0 + by * 4);
+            let (x, y) = (x0 + (b & 3) * 4, y0 + (b >> 2) * 4);
             let p = &mut pic.planes[0];
-            let top = p.index(x as isize, y as isize - 1);
-            let mut above = [0u8; 8];
-            above[..4].copy_from_slice(&p.data[top..top + 4]);
-            if bx == 3 && by > 0 {
-                above[4..].copy_from_slice(&above_right_mb);
-            } else {
-                above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
-            }
-            let mut left = [0u8; 4];
-            for (i, l) in left.iter_mut().enumerate() {
-                *l = p.data[top + stride * (i + 1) - 1];
-            }
-            let tl = p.data[top - 1];
-            let pos = top + stride;
+            let (above, left, tl, pos) = recon::subblock_edges(p, x0, y0, b, &above_right_mb);
             intra_pred::predict_4x4(info.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
             let c = fdct4x4(&residual4(&src[0], &p.data, pos, stride, x, y));
             let qb = quantize_block(&c, &q.y1, false);
