@@ -8,7 +8,7 @@
 
 use crate::bool_encoder::cost_bool;
 use crate::encode::fdct::{fdct4x4, fwht4x4};
-use crate::encode::modes::{inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
+use crate::encode::modes::{bmode_costs, inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
 use crate::encode::split::SplitSearch;
@@ -437,6 +437,7 @@ impl FrameAnalysis<'_> {
                 B_VL_PRED, B_HD_PRED, B_HU_PRED,
             ]
         };
+        let costs = bmode_costs();
         for b in 0..16 {
             let (bx, by) = (b & 3, b >> 2);
             let (x, y) = (x0 + bx * 4, y0 + by * 4);
@@ -465,6 +466,13 @@ impl FrameAnalysis<'_> {
                 coded.info.b_modes[b - 1]
             };
             let ctx_t = (above_ctx[bx] + left_ctx[by]) as usize;
+            let bmode_cost = |m: u8| {
+                if self.key {
+                    costs.kf[a_mode as usize][l_mode as usize][m as usize]
+                } else {
+                    costs.inter[m as usize]
+                }
+            };
             let src = &self.src[0];
             let mut best: Option<(u64, u8, QuantizedBlock, [u8; 16])> = None;
             for &m in modes {
@@ -492,15 +500,7 @@ impl FrameAnalysis<'_> {
                         sse += (d * d) as u64;
                     }
                 }
-                let mrate = if self.key {
-                    tree_cost(
-                        &BMODE_TREE,
-                        &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
-                        m,
-                    )
-                } else {
-                    tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
-                };
+                let mrate = bmode_cost(m);
                 let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
                 let j = self.rd(sse, mrate + trate);
                 if best.as_ref().is_none_or(|b| j < b.0) {
@@ -508,15 +508,7 @@ impl FrameAnalysis<'_> {
                 }
             }
             let (_, m, qb, rec) = best.expect("at least one mode");
-            mode_rate += if self.key {
-                tree_cost(
-                    &BMODE_TREE,
-                    &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
-                    m,
-                )
-            } else {
-                tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
-            };
+            mode_rate += bmode_cost(m);
             let p = &mut pic.planes[0];
             let pos = top + stride;
             for i in 0..4 {
