@@ -763,7 +763,7 @@ impl FrameAnalysis<'_> {
                 } else {
                     // Code the candidates whose prediction looks best.
                     ranked_inter.sort_by_key(|p| p.0);
-                    let n_full = if self.speed <= 2 { 3 } else { 2 };
+                    let n_full = if self.speed == 0 { 3 } else { 2 };
                     for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
                         fresh =
                             consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
@@ -815,7 +815,7 @@ impl FrameAnalysis<'_> {
         let inter_rd = best.as_ref().map(|b| b.0);
         let n_intra = match (self.key, self.speed) {
             (_, 6..) => 1,
-            (true, 3..) | (false, 0..=2) => 2,
+            (true, 3..) | (false, 0) => 2,
             (false, _) => 1,
             (true, _) => 4,
         };

@@ -20,6 +20,7 @@ pub mod modes;
 pub mod motion;
 pub mod quantize;
 pub mod sad;
+pub(crate) mod simd;
 pub mod split;
 pub mod subpel;
 pub mod tokenize;

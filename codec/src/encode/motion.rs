@@ -274,8 +274,8 @@ fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
 /// Finds a good vector for a 16x16 macroblock, in quarter pixels.
 pub(crate) fn search(s: &MotionSearch) -> MotionVector {
     let start_step: i16 = match s.speed {
-        0..=1 => 32,
-        2..=4 => 16,
+        0 => 32,
+        1..=4 => 16,
         _ => 8,
     };
     search_from(s, start_step)
