@@ -111,6 +111,23 @@ fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> Quantized
     q
 }
 
+/// The forward DCT of a residual, or just its DC when every AC
+/// coefficient is certain to fall in `bq`'s zero bin: no VP8 coefficient
+/// exceeds the residual's absolute sum by more than rounding (1), and the
+/// DC is exactly `(8 * sum + 7) >> 4`. Small residuals of good
+/// predictions are the common case.
+#[inline]
+fn transform(r: &[i16; 16], bq: &BlockQuantizer) -> [i16; 16] {
+    let abs: i32 = r.iter().map(|&v| i32::from(v).abs()).sum();
+    if abs + 2 < bq.zero_bin() {
+        let sum: i32 = r.iter().map(|&v| i32::from(v)).sum();
+        let mut c = [0i16; 16];
+        c[0] = ((8 * sum + 7) >> 4) as i16;
+        return c;
+    }
+    fdct4x4(r)
+}
+
 /// Residual of a 4x4 block: source minus prediction.
 #[inline]
 fn residual4(src: &PlaneBuf, pred: &PlaneBuf, x: usize, y: usize) -> [i16; 16] {
@@ -174,7 +191,7 @@ impl FrameAnalysis<'_> {
         let mut dcs = [0i16; 16];
         for b in 0..16 {
             let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
-            let c = fdct4x4(&residual4(&self.src[0], &pic.planes[0], x, y));
+            let c = transform(&residual4(&self.src[0], &pic.planes[0], x, y), &q.y1);
             dcs[b] = c[0];
             let qb = quantize(&c, &q.y1, y2);
             out.levels[b] = qb.levels;
@@ -201,7 +218,10 @@ impl FrameAnalysis<'_> {
         for (pl, first) in [(1usize, 16usize), (2, 20)] {
             for i in 0..4 {
                 let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
-                let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+                let c = transform(
+                    &residual4(&self.src[pl], &pic.planes[pl], x, y),
+                    &self.quant.uv,
+                );
                 let qb = quantize(&c, &self.quant.uv, false);
                 out.levels[first + i] = qb.levels;
                 out.coeffs.blocks[first + i] = qb.dequant;
@@ -254,7 +274,7 @@ impl FrameAnalysis<'_> {
                     base + (i >> 1),
                 )
             };
-            let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+            let c = transform(&residual4(&self.src[pl], &pic.planes[pl], x, y), bq);
             let reg = quantize(&c, bq, f == 1);
             let ctx_b = (above[a] + left[l]) as usize;
             let qb = trellis::optimize_block(&c, &reg, bq, probs, t, f, ctx_b, self.lambda);
@@ -485,7 +505,7 @@ impl FrameAnalysis<'_> {
                         r[i * 4 + j] = src.data[s + j] as i16 - pred[i * 4 + j] as i16;
                     }
                 }
-                let qb = quantize(&fdct4x4(&r), &self.quant.y1, false);
+                let qb = quantize(&transform(&r, &self.quant.y1), &self.quant.y1, false);
                 let mut rec = pred;
                 if qb.eob > 1 {
                     crate::idct::idct4x4_add(&qb.dequant, &mut rec, 0, 4);
@@ -807,49 +827,57 @@ impl FrameAnalysis<'_> {
             }
         }
 
-        // Intra candidates.
-        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
-        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
-        // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
-        // only where 16x16 intra came close to the best inter mode.
-        let inter_rd = best.as_ref().map(|b| b.0);
-        let n_intra = match (self.key, self.speed) {
-            (_, 6..) => 1,
-            (true, 3..) | (false, 0) => 2,
-            (false, _) => 1,
-            (true, _) => 4,
-        };
-        let mut intra16_rd = u64::MAX;
-        let uv_rate = self.uv_mode_rate(uv_mode);
-        for &(est, m) in ranked.iter().take(n_intra) {
-            let info = MbInfo {
-                y_mode: m,
-                uv_mode,
-                b_modes: [match m {
-                    V_PRED => B_VE_PRED,
-                    H_PRED => B_HE_PRED,
-                    TM_PRED => B_TM_PRED,
-                    _ => B_DC_PRED,
-                }; 16],
-                ..MbInfo::default()
+        // Intra candidates, unless at a fast speed an inter prediction is
+        // already closer than half a quantizer step RMS: a prediction from
+        // the neighbouring pixels practically never beats that.
+        let ac = self.quant.y1.steps()[1] as u64;
+        let inter_close = pending
+            .iter()
+            .any(|p| p.1.ref_frame != INTRA_FRAME && p.0 < self.rd(64 * ac * ac, 0));
+        if !(fast && inter_close) {
+            let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+            let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+            // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
+            // only where 16x16 intra came close to the best inter mode.
+            let inter_rd = best.as_ref().map(|b| b.0);
+            let n_intra = match (self.key, self.speed) {
+                (_, 6..) => 1,
+                (true, 3..) | (false, 0) => 2,
+                (false, _) => 1,
+                (true, _) => 4,
             };
-            let r = self.y_mode_rate(m) + uv_rate;
-            if fast {
-                pending.push((self.rd(0, uv_rate) + est, info, r));
-                continue;
+            let mut intra16_rd = u64::MAX;
+            let uv_rate = self.uv_mode_rate(uv_mode);
+            for &(est, m) in ranked.iter().take(n_intra) {
+                let info = MbInfo {
+                    y_mode: m,
+                    uv_mode,
+                    b_modes: [match m {
+                        V_PRED => B_VE_PRED,
+                        H_PRED => B_HE_PRED,
+                        TM_PRED => B_TM_PRED,
+                        _ => B_DC_PRED,
+                    }; 16],
+                    ..MbInfo::default()
+                };
+                let r = self.y_mode_rate(m) + uv_rate;
+                if fast {
+                    pending.push((self.rd(0, uv_rate) + est, info, r));
+                    continue;
+                }
+                let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+                intra16_rd = intra16_rd.min(cand.0);
+                fresh = consider(cand, &mut best);
             }
-            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
-            intra16_rd = intra16_rd.min(cand.0);
-            fresh = consider(cand, &mut best);
-        }
-        let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
-        if self.key || (self.speed <= 5 && close) {
-            let base = MbInfo {
-                uv_mode,
-                ..MbInfo::default()
-            };
-            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-            fresh = consider(cand, &mut best);
+            let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
+            if self.key || (self.speed <= 5 && close) {
+                let base = MbInfo {
+                    uv_mode,
+                    ..MbInfo::default()
+                };
+                let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
+                fresh = consider(cand, &mut best);
+            }
         }
 
         if fast {
