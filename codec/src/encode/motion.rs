@@ -233,7 +233,7 @@ pub(crate) fn search_from(s: &MotionSearch, start_step: i16) -> MotionVector {
 /// between the better horizontal and the better vertical one, repeated
 /// while the centre moves (at most twice per level).
 fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
-    let by_sse = s.speed <= 4;
+    let by_sse = s.speed <= 4 && s.block.2 * s.block.3 == 256;
     let cost = |mv| if by_sse { s.cost_sse(mv) } else { s.cost(mv) };
     let mut best = start;
     let mut best_cost = cost(best);
