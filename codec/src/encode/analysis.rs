@@ -703,6 +703,9 @@ impl FrameAnalysis<'_> {
         // prediction error and rate, and only the best few are coded.
         let fast = self.speed >= 6;
         let mut pending: Vec<(u64, MbInfo, u32)> = Vec::new();
+        // The best inter candidate's estimated cost (prediction error and
+        // rate), whatever the speed.
+        let mut inter_est = u64::MAX;
 
         // Inter candidates.
         if let (false, Some(refs)) = (self.key, self.refs) {
@@ -778,6 +781,7 @@ impl FrameAnalysis<'_> {
                         rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
                     }
                 }
+                inter_est = ranked_inter.iter().map(|p| p.0).fold(inter_est, u64::min);
                 if fast {
                     pending.append(&mut ranked_inter);
                 } else {
@@ -827,14 +831,12 @@ impl FrameAnalysis<'_> {
             }
         }
 
-        // Intra candidates, unless at a fast speed an inter prediction is
-        // already closer than half a quantizer step RMS: a prediction from
-        // the neighbouring pixels practically never beats that.
+        // Intra candidates, unless an inter prediction is already closer
+        // than half a quantizer step RMS: a prediction from the
+        // neighbouring pixels practically never beats that.
         let ac = self.quant.y1.steps()[1] as u64;
-        let inter_close = pending
-            .iter()
-            .any(|p| p.1.ref_frame != INTRA_FRAME && p.0 < self.rd(64 * ac * ac, 0));
-        if !(fast && inter_close) {
+        let inter_close = inter_est < self.rd(64 * ac * ac, 0);
+        if !inter_close {
             let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
             let ranked = self.rank_y_modes(pic, mb_x, mb_y);
             // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
