@@ -793,8 +793,15 @@ impl FrameAnalysis<'_> {
                             consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
                     }
                 }
-                // Finer motion only where the best so far leaves a residual.
-                if self.speed > 4 || good_enough || best.as_ref().is_some_and(|b| !b.1.has_residual)
+                // Finer motion only where the best so far leaves a residual
+                // and, above speed 0, where the 16x16 prediction is off by
+                // over an eighth of a step RMS.
+                let ac = self.quant.y1.steps()[1] as u64;
+                let close = self.speed > 0 && inter_est < self.rd(4 * ac * ac, 0);
+                if self.speed > 4
+                    || good_enough
+                    || close
+                    || best.as_ref().is_some_and(|b| !b.1.has_residual)
                 {
                     continue;
                 }
