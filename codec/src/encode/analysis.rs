@@ -785,10 +785,16 @@ impl FrameAnalysis<'_> {
                 if fast {
                     pending.append(&mut ranked_inter);
                 } else {
-                    // Code the candidates whose prediction looks best.
+                    // Code the candidates whose prediction looks best, and
+                    // only those within twice the best estimate.
                     ranked_inter.sort_by_key(|p| p.0);
                     let n_full = if self.speed == 0 { 3 } else { 2 };
-                    for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
+                    let limit = ranked_inter[0].0.saturating_mul(2);
+                    for (_, info, rate) in ranked_inter
+                        .into_iter()
+                        .take(n_full)
+                        .take_while(|p| p.0 <= limit)
+                    {
                         fresh =
                             consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
                     }
