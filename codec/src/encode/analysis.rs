@@ -828,7 +828,8 @@ impl FrameAnalysis<'_> {
                 };
                 let choices = split.search();
                 let n_full = if self.speed == 0 { 2 } else { 1 };
-                for c in choices.iter().take(n_full) {
+                let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
+                for c in choices.iter().take(n_full).take_while(|c| c.cost <= limit) {
                     let info = MbInfo {
                         y_mode: SPLITMV,
                         ref_frame: rf,
@@ -863,7 +864,8 @@ impl FrameAnalysis<'_> {
             };
             let mut intra16_rd = u64::MAX;
             let uv_rate = self.uv_mode_rate(uv_mode);
-            for &(est, m) in ranked.iter().take(n_intra) {
+            let limit = ranked[0].0.saturating_mul(2);
+            for &(est, m) in ranked.iter().take(n_intra).take_while(|r| r.0 <= limit) {
                 let info = MbInfo {
                     y_mode: m,
                     uv_mode,
