@@ -8,7 +8,7 @@
 
 use crate::bool_encoder::cost_bool;
 use crate::encode::fdct::{fdct4x4, fwht4x4};
-use crate::encode::modes::{inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
+use crate::encode::modes::{bmode_costs, inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::quantize::{quantize_block, BlockQuantizer, QuantizedBlock, Quantizer};
 use crate::encode::split::SplitSearch;
@@ -111,6 +111,23 @@ fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> Quantized
     q
 }
 
+/// The forward DCT of a residual, or just its DC when every AC
+/// coefficient is certain to fall in `bq`'s zero bin: no VP8 coefficient
+/// exceeds the residual's absolute sum by more than rounding (1), and the
+/// DC is exactly `(8 * sum + 7) >> 4`. Small residuals of good
+/// predictions are the common case.
+#[inline]
+fn transform(r: &[i16; 16], bq: &BlockQuantizer) -> [i16; 16] {
+    let abs: i32 = r.iter().map(|&v| i32::from(v).abs()).sum();
+    if abs + 2 < bq.zero_bin() {
+        let sum: i32 = r.iter().map(|&v| i32::from(v)).sum();
+        let mut c = [0i16; 16];
+        c[0] = ((8 * sum + 7) >> 4) as i16;
+        return c;
+    }
+    fdct4x4(r)
+}
+
 /// Residual of a 4x4 block: source minus prediction.
 #[inline]
 fn residual4(src: &PlaneBuf, pred: &PlaneBuf, x: usize, y: usize) -> [i16; 16] {
@@ -174,7 +191,7 @@ impl FrameAnalysis<'_> {
         let mut dcs = [0i16; 16];
         for b in 0..16 {
             let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
-            let c = fdct4x4(&residual4(&self.src[0], &pic.planes[0], x, y));
+            let c = transform(&residual4(&self.src[0], &pic.planes[0], x, y), &q.y1);
             dcs[b] = c[0];
             let qb = quantize(&c, &q.y1, y2);
             out.levels[b] = qb.levels;
@@ -201,7 +218,10 @@ impl FrameAnalysis<'_> {
         for (pl, first) in [(1usize, 16usize), (2, 20)] {
             for i in 0..4 {
                 let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
-                let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+                let c = transform(
+                    &residual4(&self.src[pl], &pic.planes[pl], x, y),
+                    &self.quant.uv,
+                );
                 let qb = quantize(&c, &self.quant.uv, false);
                 out.levels[first + i] = qb.levels;
                 out.coeffs.blocks[first + i] = qb.dequant;
@@ -254,7 +274,7 @@ impl FrameAnalysis<'_> {
                     base + (i >> 1),
                 )
             };
-            let c = fdct4x4(&residual4(&self.src[pl], &pic.planes[pl], x, y));
+            let c = transform(&residual4(&self.src[pl], &pic.planes[pl], x, y), bq);
             let reg = quantize(&c, bq, f == 1);
             let ctx_b = (above[a] + left[l]) as usize;
             let qb = trellis::optimize_block(&c, &reg, bq, probs, t, f, ctx_b, self.lambda);
@@ -437,6 +457,7 @@ impl FrameAnalysis<'_> {
                 B_VL_PRED, B_HD_PRED, B_HU_PRED,
             ]
         };
+        let costs = bmode_costs();
         for b in 0..16 {
             let (bx, by) = (b & 3, b >> 2);
             let (x, y) = (x0 + bx * 4, y0 + by * 4);
@@ -465,6 +486,13 @@ impl FrameAnalysis<'_> {
                 coded.info.b_modes[b - 1]
             };
             let ctx_t = (above_ctx[bx] + left_ctx[by]) as usize;
+            let bmode_cost = |m: u8| {
+                if self.key {
+                    costs.kf[a_mode as usize][l_mode as usize][m as usize]
+                } else {
+                    costs.inter[m as usize]
+                }
+            };
             let src = &self.src[0];
             let mut best: Option<(u64, u8, QuantizedBlock, [u8; 16])> = None;
             for &m in modes {
@@ -477,7 +505,7 @@ impl FrameAnalysis<'_> {
                         r[i * 4 + j] = src.data[s + j] as i16 - pred[i * 4 + j] as i16;
                     }
                 }
-                let qb = quantize(&fdct4x4(&r), &self.quant.y1, false);
+                let qb = quantize(&transform(&r, &self.quant.y1), &self.quant.y1, false);
                 let mut rec = pred;
                 if qb.eob > 1 {
                     crate::idct::idct4x4_add(&qb.dequant, &mut rec, 0, 4);
@@ -492,15 +520,7 @@ impl FrameAnalysis<'_> {
                         sse += (d * d) as u64;
                     }
                 }
-                let mrate = if self.key {
-                    tree_cost(
-                        &BMODE_TREE,
-                        &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
-                        m,
-                    )
-                } else {
-                    tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
-                };
+                let mrate = bmode_cost(m);
                 let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
                 let j = self.rd(sse, mrate + trate);
                 if best.as_ref().is_none_or(|b| j < b.0) {
@@ -508,15 +528,7 @@ impl FrameAnalysis<'_> {
                 }
             }
             let (_, m, qb, rec) = best.expect("at least one mode");
-            mode_rate += if self.key {
-                tree_cost(
-                    &BMODE_TREE,
-                    &KF_BMODE_PROBS[a_mode as usize][l_mode as usize],
-                    m,
-                )
-            } else {
-                tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m)
-            };
+            mode_rate += bmode_cost(m);
             let p = &mut pic.planes[0];
             let pos = top + stride;
             for i in 0..4 {
@@ -691,6 +703,9 @@ impl FrameAnalysis<'_> {
         // prediction error and rate, and only the best few are coded.
         let fast = self.speed >= 6;
         let mut pending: Vec<(u64, MbInfo, u32)> = Vec::new();
+        // The best inter candidate's estimated cost (prediction error and
+        // rate), whatever the speed.
+        let mut inter_est = u64::MAX;
 
         // Inter candidates.
         if let (false, Some(refs)) = (self.key, self.refs) {
@@ -766,19 +781,33 @@ impl FrameAnalysis<'_> {
                         rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
                     }
                 }
+                inter_est = ranked_inter.iter().map(|p| p.0).fold(inter_est, u64::min);
                 if fast {
                     pending.append(&mut ranked_inter);
                 } else {
-                    // Code the candidates whose prediction looks best.
+                    // Code the candidates whose prediction looks best, and
+                    // only those within twice the best estimate.
                     ranked_inter.sort_by_key(|p| p.0);
-                    let n_full = if self.speed <= 2 { 3 } else { 2 };
-                    for (_, info, rate) in ranked_inter.into_iter().take(n_full) {
+                    let n_full = if self.speed == 0 { 3 } else { 2 };
+                    let limit = ranked_inter[0].0.saturating_mul(2);
+                    for (_, info, rate) in ranked_inter
+                        .into_iter()
+                        .take(n_full)
+                        .take_while(|p| p.0 <= limit)
+                    {
                         fresh =
                             consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
                     }
                 }
-                // Finer motion only where the best so far leaves a residual.
-                if self.speed > 4 || good_enough || best.as_ref().is_some_and(|b| !b.1.has_residual)
+                // Finer motion only where the best so far leaves a residual
+                // and, above speed 0, where the 16x16 prediction is off by
+                // over an eighth of a step RMS.
+                let ac = self.quant.y1.steps()[1] as u64;
+                let close = self.speed > 0 && inter_est < self.rd(4 * ac * ac, 0);
+                if self.speed > 4
+                    || good_enough
+                    || close
+                    || best.as_ref().is_some_and(|b| !b.1.has_residual)
                 {
                     continue;
                 }
@@ -799,7 +828,8 @@ impl FrameAnalysis<'_> {
                 };
                 let choices = split.search();
                 let n_full = if self.speed == 0 { 2 } else { 1 };
-                for c in choices.iter().take(n_full) {
+                let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
+                for c in choices.iter().take(n_full).take_while(|c| c.cost <= limit) {
                     let info = MbInfo {
                         y_mode: SPLITMV,
                         ref_frame: rf,
@@ -815,49 +845,56 @@ impl FrameAnalysis<'_> {
             }
         }
 
-        // Intra candidates.
-        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
-        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
-        // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
-        // only where 16x16 intra came close to the best inter mode.
-        let inter_rd = best.as_ref().map(|b| b.0);
-        let n_intra = match (self.key, self.speed) {
-            (_, 6..) => 1,
-            (true, 3..) | (false, 0..=2) => 2,
-            (false, _) => 1,
-            (true, _) => 4,
-        };
-        let mut intra16_rd = u64::MAX;
-        let uv_rate = self.uv_mode_rate(uv_mode);
-        for &(est, m) in ranked.iter().take(n_intra) {
-            let info = MbInfo {
-                y_mode: m,
-                uv_mode,
-                b_modes: [match m {
-                    V_PRED => B_VE_PRED,
-                    H_PRED => B_HE_PRED,
-                    TM_PRED => B_TM_PRED,
-                    _ => B_DC_PRED,
-                }; 16],
-                ..MbInfo::default()
+        // Intra candidates, unless an inter prediction is already closer
+        // than half a quantizer step RMS: a prediction from the
+        // neighbouring pixels practically never beats that.
+        let ac = self.quant.y1.steps()[1] as u64;
+        let inter_close = inter_est < self.rd(64 * ac * ac, 0);
+        if !inter_close {
+            let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+            let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+            // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
+            // only where 16x16 intra came close to the best inter mode.
+            let inter_rd = best.as_ref().map(|b| b.0);
+            let n_intra = match (self.key, self.speed) {
+                (_, 6..) => 1,
+                (true, 3..) | (false, 0) => 2,
+                (false, _) => 1,
+                (true, _) => 4,
             };
-            let r = self.y_mode_rate(m) + uv_rate;
-            if fast {
-                pending.push((self.rd(0, uv_rate) + est, info, r));
-                continue;
+            let mut intra16_rd = u64::MAX;
+            let uv_rate = self.uv_mode_rate(uv_mode);
+            let limit = ranked[0].0.saturating_mul(2);
+            for &(est, m) in ranked.iter().take(n_intra).take_while(|r| r.0 <= limit) {
+                let info = MbInfo {
+                    y_mode: m,
+                    uv_mode,
+                    b_modes: [match m {
+                        V_PRED => B_VE_PRED,
+                        H_PRED => B_HE_PRED,
+                        TM_PRED => B_TM_PRED,
+                        _ => B_DC_PRED,
+                    }; 16],
+                    ..MbInfo::default()
+                };
+                let r = self.y_mode_rate(m) + uv_rate;
+                if fast {
+                    pending.push((self.rd(0, uv_rate) + est, info, r));
+                    continue;
+                }
+                let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+                intra16_rd = intra16_rd.min(cand.0);
+                fresh = consider(cand, &mut best);
             }
-            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
-            intra16_rd = intra16_rd.min(cand.0);
-            fresh = consider(cand, &mut best);
-        }
-        let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
-        if self.key || (self.speed <= 5 && close) {
-            let base = MbInfo {
-                uv_mode,
-                ..MbInfo::default()
-            };
-            let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-            fresh = consider(cand, &mut best);
+            let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
+            if self.key || (self.speed <= 5 && close) {
+                let base = MbInfo {
+                    uv_mode,
+                    ..MbInfo::default()
+                };
+                let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
+                fresh = consider(cand, &mut best);
+            }
         }
 
         if fast {

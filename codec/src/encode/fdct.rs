@@ -25,6 +25,23 @@
 /// `row * 4 + col`, row = vertical frequency), scaled so that the VP8 inverse
 /// DCT of RFC 6386 section 14.4 reconstructs the residual.
 pub fn fdct4x4(input: &[i16; 16]) -> [i16; 16] {
+    fdct4x4_dispatch(input)
+}
+
+crate::encode::simd::dispatch! {
+    fn fdct4x4_dispatch(input: &[i16; 16]) -> [i16; 16] {
+        fdct4x4_portable(input)
+    }
+}
+
+/// The portable build of [`fdct4x4`], for comparing the dispatched one.
+#[cfg(test)]
+pub(crate) fn fdct4x4_portable_for_test(input: &[i16; 16]) -> [i16; 16] {
+    fdct4x4_portable(input)
+}
+
+#[inline(always)]
+fn fdct4x4_portable(input: &[i16; 16]) -> [i16; 16] {
     let mut tmp = [0i16; 16];
     // Horizontal pass. The factor 8 gives the second pass three extra bits
     // of precision before its final >> 4 (libvpx's scaling).

@@ -183,6 +183,30 @@ impl MvCosts {
     }
 }
 
+/// Costs in 1/256 bits of B_PRED subblock modes, which are priced
+/// millions of times per frame: `kf[above][left][mode]` with the key
+/// frame's contextual probabilities, `inter[mode]` with the fixed inter
+/// frame ones.
+pub struct BModeCosts {
+    /// Key frames, by the above and left subblocks' modes.
+    pub kf: [[[u32; 10]; 10]; 10],
+    /// Inter frames.
+    pub inter: [u32; 10],
+}
+
+/// The B_PRED mode cost tables (computed once).
+pub fn bmode_costs() -> &'static BModeCosts {
+    static COSTS: std::sync::OnceLock<BModeCosts> = std::sync::OnceLock::new();
+    COSTS.get_or_init(|| BModeCosts {
+        kf: core::array::from_fn(|a| {
+            core::array::from_fn(|l| {
+                core::array::from_fn(|m| tree_cost(&BMODE_TREE, &KF_BMODE_PROBS[a][l], m as u8))
+            })
+        }),
+        inter: core::array::from_fn(|m| tree_cost(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m as u8)),
+    })
+}
+
 /// Cost in 1/256 bits of a tree leaf.
 pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: u8) -> u32 {
     // Find the path by searching the tree from the root.

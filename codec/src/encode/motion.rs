@@ -233,7 +233,7 @@ pub(crate) fn search_from(s: &MotionSearch, start_step: i16) -> MotionVector {
 /// between the better horizontal and the better vertical one, repeated
 /// while the centre moves (at most twice per level).
 fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
-    let by_sse = s.speed <= 4;
+    let by_sse = s.speed <= 4 && s.block.2 * s.block.3 == 256;
     let cost = |mv| if by_sse { s.cost_sse(mv) } else { s.cost(mv) };
     let mut best = start;
     let mut best_cost = cost(best);
@@ -274,8 +274,8 @@ fn refine_subpel(s: &MotionSearch, start: MotionVector) -> MotionVector {
 /// Finds a good vector for a 16x16 macroblock, in quarter pixels.
 pub(crate) fn search(s: &MotionSearch) -> MotionVector {
     let start_step: i16 = match s.speed {
-        0..=1 => 32,
-        2..=4 => 16,
+        0 => 32,
+        1..=4 => 16,
         _ => 8,
     };
     search_from(s, start_step)

@@ -89,11 +89,27 @@ fn sse_sum_fixed<const W: usize>(
     )
 }
 
-/// Sum of absolute differences between two `w` by `h` blocks.
-///
-/// Panics if either block reaches outside its buffer.
+crate::encode::simd::dispatch! {
+    /// Sum of absolute differences between two `w` by `h` blocks.
+    ///
+    /// Panics if either block reaches outside its buffer.
+    pub fn sad(
+        a: &[u8],
+        a_pos: usize,
+        a_stride: usize,
+        b: &[u8],
+        b_pos: usize,
+        b_stride: usize,
+        w: usize,
+        h: usize,
+    ) -> u32 {
+        sad_portable(a, a_pos, a_stride, b, b_pos, b_stride, w, h)
+    }
+}
+
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn sad(
+fn sad_portable(
     a: &[u8],
     a_pos: usize,
     a_stride: usize,
@@ -120,9 +136,25 @@ pub fn sad(
     }
 }
 
-/// Sum of squared errors and sum of signed differences (`a - b`).
+crate::encode::simd::dispatch! {
+    /// Sum of squared errors and sum of signed differences (`a - b`).
+    pub fn sse_and_sum(
+        a: &[u8],
+        a_pos: usize,
+        a_stride: usize,
+        b: &[u8],
+        b_pos: usize,
+        b_stride: usize,
+        w: usize,
+        h: usize,
+    ) -> (u64, i64) {
+        sse_and_sum_portable(a, a_pos, a_stride, b, b_pos, b_stride, w, h)
+    }
+}
+
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn sse_and_sum(
+fn sse_and_sum_portable(
     a: &[u8],
     a_pos: usize,
     a_stride: usize,

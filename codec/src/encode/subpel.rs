@@ -39,6 +39,7 @@ fn tap6(s: [u8; 6], t: &[u16; 6]) -> u8 {
 }
 
 /// Horizontal pass: `out[i]` from `row[i..i + 6]`.
+#[inline(always)]
 fn filter_h(row: &[u8], t: &[u16; 6], out: &mut [u8]) {
     let n = out.len();
     let row = &row[..n + 5];
@@ -58,6 +59,7 @@ fn filter_h(row: &[u8], t: &[u16; 6], out: &mut [u8]) {
 }
 
 /// Vertical pass: `out[i]` from `rows[0..6][i]`.
+#[inline(always)]
 fn filter_v(rows: [&[u8]; 6], t: &[u16; 6], out: &mut [u8]) {
     let n = out.len();
     let r: [&[u8]; 6] = rows.map(|r| &r[..n]);
@@ -105,6 +107,11 @@ const PAD: usize = 3;
 impl SubpelPlanes {
     /// Filters `reference` at every fractional phase.
     pub fn new(reference: &PlaneBuf, sixtap: bool) -> Self {
+        build_planes(reference, sixtap)
+    }
+
+    #[inline(always)]
+    fn build(reference: &PlaneBuf, sixtap: bool) -> Self {
         let (bw, bh) = (
             reference.width + 2 * reference.border,
             reference.height + 2 * reference.border,
@@ -201,6 +208,13 @@ impl SubpelPlanes {
     #[inline]
     pub fn plane(&self, fx: usize, fy: usize) -> &[u8] {
         &self.planes[(fy / 2) * 4 + fx / 2]
+    }
+}
+
+crate::encode::simd::dispatch! {
+    /// [`SubpelPlanes::new`], vectorised for the CPU at hand.
+    fn build_planes(reference: &PlaneBuf, sixtap: bool) -> SubpelPlanes {
+        SubpelPlanes::build(reference, sixtap)
     }
 }
 
