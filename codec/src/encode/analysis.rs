@@ -932,33 +932,7 @@ impl FrameAnalysis<'_> {
             chosen.info.mv = MotionVector::ZERO;
         }
         // Token contexts as the decoder will see them.
-        let y2 = chosen.info.y_mode != B_PRED && chosen.info.y_mode != SPLITMV;
-        let above_c = &mut ctx.above[mb_x];
-        let left_c = &mut ctx.left;
-        if !chosen.has_residual {
-            crate::tokens::skip_mb_coeffs(y2, above_c, left_c);
-        } else {
-            let first = if y2 {
-                let nz = chosen.levels[24].iter().any(|&l| l != 0) as u8;
-                above_c[8] = nz;
-                left_c[8] = nz;
-                1
-            } else {
-                0
-            };
-            for b in 0..16 {
-                let nz = chosen.levels[b][first..].iter().any(|&l| l != 0) as u8;
-                above_c[b & 3] = nz;
-                left_c[b >> 2] = nz;
-            }
-            for b in 16..24 {
-                let base = if b < 20 { 4 } else { 6 };
-                let i = b & 3;
-                let nz = chosen.levels[b].iter().any(|&l| l != 0) as u8;
-                above_c[base + (i & 1)] = nz;
-                left_c[base + (i >> 1)] = nz;
-            }
-        }
+        crate::encode::rebase::update_token_contexts(&chosen, ctx, mb_x);
         chosen
     }
 }

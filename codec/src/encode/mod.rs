@@ -72,7 +72,8 @@ pub struct EncodeParams {
     pub sharpness: u8,
     /// Token partitions: 1, 2, 4 or 8.
     pub partitions: usize,
-    /// Rate-distortion trade-off: lambda = scale * step^2 / 256 per bit.
+    /// Rate-distortion trade-off: lambda = (scale / 9) * step^2 / 256 per
+    /// bit, step the luma AC quantizer step (see `analysis::rd_lambda`).
     pub lambda_scale: u32,
     /// Whether the probabilities this frame uses persist into the next
     /// frame (`refresh_entropy_probs`). With `false` the next frame starts
