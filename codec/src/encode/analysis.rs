@@ -93,7 +93,7 @@ fn clamp_levels(q: &mut QuantizedBlock, bq: &BlockQuantizer) {
     }
 }
 
-fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
+pub(crate) fn quantize(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
     // Most blocks of a good prediction are all inside the zero bin: one
     // vectorisable pass instead of the quantizer's serial zero-run walk.
     // (The DC of a Y2-coded block is quantized only to steer the zero
@@ -181,13 +181,24 @@ impl FrameAnalysis<'_> {
     /// is already in `pic` for a macroblock with a Y2 block (`y2`) or
     /// without (SPLITMV), plus chroma.
     fn code_residual(&self, pic: &Picture, mb_x: usize, mb_y: usize, y2: bool) -> MbCoded {
+        self.code_residual_with(self.quant, pic, mb_x, mb_y, y2)
+    }
+
+    /// [`Self::code_residual`] with another quantizer (a segment's).
+    pub(crate) fn code_residual_with(
+        &self,
+        q: &Quantizer,
+        pic: &Picture,
+        mb_x: usize,
+        mb_y: usize,
+        y2: bool,
+    ) -> MbCoded {
         let mut out = MbCoded {
             info: MbInfo::default(),
             levels: [[0; 16]; 25],
             coeffs: MbCoeffs::new(),
             has_residual: false,
         };
-        let q = self.quant;
         let mut dcs = [0i16; 16];
         for b in 0..16 {
             let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
@@ -210,19 +221,28 @@ impl FrameAnalysis<'_> {
             out.coeffs.eobs[24] = qb.eob as u8;
             out.has_residual |= qb.eob > 0;
         }
-        self.code_chroma(pic, mb_x, mb_y, &mut out);
+        self.code_chroma_with(q, pic, mb_x, mb_y, &mut out);
         out
     }
 
     fn code_chroma(&self, pic: &Picture, mb_x: usize, mb_y: usize, out: &mut MbCoded) {
+        self.code_chroma_with(self.quant, pic, mb_x, mb_y, out)
+    }
+
+    /// Codes both chroma planes' residual against the prediction in `pic`.
+    pub(crate) fn code_chroma_with(
+        &self,
+        q: &Quantizer,
+        pic: &Picture,
+        mb_x: usize,
+        mb_y: usize,
+        out: &mut MbCoded,
+    ) {
         for (pl, first) in [(1usize, 16usize), (2, 20)] {
             for i in 0..4 {
                 let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
-                let c = transform(
-                    &residual4(&self.src[pl], &pic.planes[pl], x, y),
-                    &self.quant.uv,
-                );
-                let qb = quantize(&c, &self.quant.uv, false);
+                let c = transform(&residual4(&self.src[pl], &pic.planes[pl], x, y), &q.uv);
+                let qb = quantize(&c, &q.uv, false);
                 out.levels[first + i] = qb.levels;
                 out.coeffs.blocks[first + i] = qb.dequant;
                 out.coeffs.eobs[first + i] = qb.eob as u8;

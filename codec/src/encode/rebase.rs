@@ -6,10 +6,10 @@
 use thiserror::Error;
 
 use crate::decode::{decode_picture, parse_modes};
-use crate::encode::analysis::{FrameAnalysis, MbCoded, TokenContexts};
-use crate::encode::fdct::{fdct4x4, fwht4x4};
+use crate::encode::analysis::{quantize, FrameAnalysis, MbCoded, TokenContexts};
+use crate::encode::fdct::fdct4x4;
 use crate::encode::frame::{encode_frame_with, Forced};
-use crate::encode::quantize::{quantize_block, Quantizer};
+use crate::encode::quantize::Quantizer;
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
 use crate::image::Frame;
@@ -150,7 +150,7 @@ pub(crate) fn code_forced_mb(
             let (above, left, tl, pos) = recon::subblock_edges(p, x0, y0, b, &above_right_mb);
             intra_pred::predict_4x4(info.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
             let c = fdct4x4(&residual4(&src[0], &p.data, pos, stride, x, y));
-            let qb = quantize_block(&c, &q.y1, false);
+            let qb = quantize(&c, &q.y1, false);
             if qb.eob > 1 {
                 crate::idct::idct4x4_add(&qb.dequant, &mut p.data, pos, stride);
             } else if qb.dequant[0] != 0 {
@@ -178,6 +178,19 @@ pub(crate) fn code_forced_mb(
                 stride,
             );
         }
+        let mut chroma = MbCoded {
+            info: *info,
+            levels: [[0; 16]; 25],
+            coeffs: MbCoeffs::new(),
+            has_residual: false,
+        };
+        a.code_chroma_with(q, pic, mb_x, mb_y, &mut chroma);
+        for b in 16..24 {
+            out.levels[b] = chroma.levels[b];
+            out.coeffs.blocks[b] = chroma.coeffs.blocks[b];
+            out.coeffs.eobs[b] = chroma.coeffs.eobs[b];
+        }
+        out.has_residual |= chroma.has_residual;
     } else if info.skip {
         // A macroblock the encoder sent without residual stays so: that
         // choice is one of the frame's decisions (re-deciding it on the new
@@ -205,45 +218,10 @@ pub(crate) fn code_forced_mb(
         update_token_contexts(&out, ctx, mb_x);
         return out;
     } else {
+        // Segments with their own quantizer: plain quantization.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
-        let y2 = info.y_mode != SPLITMV;
-        let p = &pic.planes[0];
-        let mut dcs = [0i16; 16];
-        for b in 0..16 {
-            let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
-            let pos = p.index(x as isize, y as isize);
-            let c = fdct4x4(&residual4(&src[0], &p.data, pos, p.stride, x, y));
-            dcs[b] = c[0];
-            let qb = quantize_block(&c, &q.y1, y2);
-            out.levels[b] = qb.levels;
-            out.coeffs.blocks[b] = qb.dequant;
-            out.coeffs.eobs[b] = if y2 {
-                qb.eob.max(1) as u8
-            } else {
-                qb.eob as u8
-            };
-            out.has_residual |= qb.eob > 0;
-        }
-        if y2 {
-            let qb = quantize_block(&fwht4x4(&dcs), &q.y2, false);
-            out.levels[24] = qb.levels;
-            out.coeffs.blocks[24] = qb.dequant;
-            out.coeffs.eobs[24] = qb.eob as u8;
-            out.has_residual |= qb.eob > 0;
-        }
-    }
-    for (pl, first) in [(1usize, 16usize), (2, 20)] {
-        let p = &pic.planes[pl];
-        for i in 0..4 {
-            let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
-            let pos = p.index(x as isize, y as isize);
-            let c = fdct4x4(&residual4(&src[pl], &p.data, pos, p.stride, x, y));
-            let qb = quantize_block(&c, &q.uv, false);
-            out.levels[first + i] = qb.levels;
-            out.coeffs.blocks[first + i] = qb.dequant;
-            out.coeffs.eobs[first + i] = qb.eob as u8;
-            out.has_residual |= qb.eob > 0;
-        }
+        out = a.code_residual_with(q, pic, mb_x, mb_y, info.y_mode != SPLITMV);
+        out.info = *info;
     }
     out.info.skip = !out.has_residual;
     // The final reconstruction, exactly as the decoder will make it: the
