@@ -128,7 +128,7 @@ pub fn read_modes(
                 } else {
                     outside
                 };
-                let bounds = MvBounds::new(mb_x, mb_y, mb_cols, mb_rows);
+                let bounds = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
                 read_inter_modes(bd, hdr, &mut mb, [&above, &left, &above_left], &bounds);
             }
             mbs[idx] = mb;
@@ -160,33 +160,84 @@ fn read_kf_modes(bd: &mut BoolDecoder, mb: &mut MbInfo, above: &MbInfo, left: &M
     mb.uv_mode = bd.read_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS);
 }
 
-/// How far a macroblock's motion vectors may point outside the frame
-/// before near/nearest/best vectors are clamped, in quarter pixels
-/// (RFC 6386 section 18.1; libvpx's `vp8_clamp_mv2`).
-struct MvBounds {
-    to_left: i32,
-    to_right: i32,
-    to_top: i32,
-    to_bottom: i32,
+/// How far a macroblock's near, nearest and best vectors may point
+/// outside the frame before they are clamped, in quarter pixels (RFC 6386
+/// section 18.1; libvpx's `vp8_clamp_mv2`).
+#[derive(Clone, Copy, Debug)]
+pub struct MvClamp {
+    left: i32,
+    right: i32,
+    top: i32,
+    bottom: i32,
 }
 
-impl MvBounds {
-    fn new(mb_x: usize, mb_y: usize, mb_cols: usize, mb_rows: usize) -> Self {
+impl MvClamp {
+    /// Bounds for the macroblock at (`mb_x`, `mb_y`).
+    pub fn new(mb_x: usize, mb_y: usize, mb_cols: usize, mb_rows: usize) -> Self {
         // A vector may reach 16 pixels (plus the filter taps) beyond the edge.
         let margin = 16 * 4;
-        MvBounds {
-            to_left: -((mb_x as i32) * 64) - margin,
-            to_right: ((mb_cols - 1 - mb_x) as i32) * 64 + margin,
-            to_top: -((mb_y as i32) * 64) - margin,
-            to_bottom: ((mb_rows - 1 - mb_y) as i32) * 64 + margin,
+        MvClamp {
+            left: -((mb_x as i32) * 64) - margin,
+            right: ((mb_cols - 1 - mb_x) as i32) * 64 + margin,
+            top: -((mb_y as i32) * 64) - margin,
+            bottom: ((mb_rows - 1 - mb_y) as i32) * 64 + margin,
         }
     }
 
-    fn clamp(&self, mv: MotionVector) -> MotionVector {
+    /// Clamps a vector the way the decoder clamps near/nearest/best.
+    pub fn clamp(&self, mv: MotionVector) -> MotionVector {
         MotionVector {
-            col: (mv.col as i32).clamp(self.to_left, self.to_right) as i16,
-            row: (mv.row as i32).clamp(self.to_top, self.to_bottom) as i16,
+            col: (mv.col as i32).clamp(self.left, self.right) as i16,
+            row: (mv.row as i32).clamp(self.top, self.bottom) as i16,
         }
+    }
+}
+
+/// The neighbours' context of an inter macroblock: candidate vectors and
+/// the probabilities of the mode tree (RFC 16.3).
+#[derive(Clone, Copy, Debug)]
+pub struct InterContext {
+    /// Nearest candidate, clamped.
+    pub nearest: MotionVector,
+    /// Near candidate, clamped.
+    pub near: MotionVector,
+    /// Base for new vectors, clamped.
+    pub best: MotionVector,
+    /// Probabilities for MV_REF_TREE.
+    pub mode_probs: [u8; 4],
+}
+
+/// The inter context of a macroblock whose reference is `ref_frame`, from
+/// its above, left and above-left neighbours; shared by the reader and the
+/// encoder so both see the same candidates.
+pub fn inter_context(
+    neighbours: [&MbInfo; 3],
+    ref_frame: u8,
+    sign_bias: [bool; 4],
+    clamp: &MvClamp,
+) -> InterContext {
+    let near = find_near_mvs(neighbours, ref_frame, sign_bias);
+    let c = near.counts;
+    // The split count uses the neighbours' modes, not their vectors.
+    let split_count = 2 * (neighbours[0].y_mode == SPLITMV) as usize
+        + 2 * (neighbours[1].y_mode == SPLITMV) as usize
+        + (neighbours[2].y_mode == SPLITMV) as usize;
+    let ctx = &tables::MODE_CONTEXTS;
+    InterContext {
+        nearest: clamp.clamp(near.mvs[1]),
+        near: clamp.clamp(near.mvs[2]),
+        // "Best" is nearest when its weight is at least that of zero.
+        best: clamp.clamp(if c[1] >= c[0] {
+            near.mvs[1]
+        } else {
+            near.mvs[0]
+        }),
+        mode_probs: [
+            ctx[c[0] as usize][0],
+            ctx[c[1] as usize][1],
+            ctx[c[2] as usize][2],
+            ctx[split_count][3],
+        ],
     }
 }
 
@@ -284,7 +335,7 @@ fn read_inter_modes(
     hdr: &FrameHeader,
     mb: &mut MbInfo,
     nb: [&MbInfo; 3],
-    bounds: &MvBounds,
+    bounds: &MvClamp,
 ) {
     if !bd.read_bool(hdr.prob_intra) {
         mb.ref_frame = INTRA_FRAME;
@@ -305,29 +356,12 @@ fn read_inter_modes(
         LAST_FRAME
     };
     let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
-    let near = find_near_mvs(nb, mb.ref_frame, sign_bias);
-    let ctx = &tables::MODE_CONTEXTS;
-    let c = near.counts;
-    // The split count uses the neighbours' modes, not their vectors.
-    let split_count = 2 * (nb[0].y_mode == SPLITMV) as usize
-        + 2 * (nb[1].y_mode == SPLITMV) as usize
-        + (nb[2].y_mode == SPLITMV) as usize;
-    let probs = [
-        ctx[c[0] as usize][0],
-        ctx[c[1] as usize][1],
-        ctx[c[2] as usize][2],
-        ctx[split_count][3],
-    ];
-    mb.y_mode = bd.read_tree(&MV_REF_TREE, &probs);
-    // "Best" is nearest when its weight is at least that of zero.
-    let best = bounds.clamp(if c[1] >= c[0] {
-        near.mvs[1]
-    } else {
-        near.mvs[0]
-    });
+    let ictx = inter_context(nb, mb.ref_frame, sign_bias, bounds);
+    mb.y_mode = bd.read_tree(&MV_REF_TREE, &ictx.mode_probs);
+    let best = ictx.best;
     match mb.y_mode {
-        NEARESTMV => mb.mv = bounds.clamp(near.mvs[1]),
-        NEARMV => mb.mv = bounds.clamp(near.mvs[2]),
+        NEARESTMV => mb.mv = ictx.nearest,
+        NEARMV => mb.mv = ictx.near,
         ZEROMV => mb.mv = MotionVector::ZERO,
         NEWMV => mb.mv = add_mv(read_mv(bd, &hdr.probs.mv), best),
         _ => {

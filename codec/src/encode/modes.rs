@@ -3,81 +3,10 @@
 
 use crate::bool_encoder::{cost_bool, BoolEncoder};
 use crate::header::FrameHeader;
-use crate::modes::{find_near_mvs, MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
+use crate::modes::{MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
 use crate::tables::*;
 
-/// The neighbours' context of an inter macroblock: candidate vectors and
-/// the probabilities of the mode tree.
-#[derive(Clone, Copy, Debug)]
-pub struct InterContext {
-    /// Nearest candidate, clamped.
-    pub nearest: MotionVector,
-    /// Near candidate, clamped.
-    pub near: MotionVector,
-    /// Base for new vectors, clamped.
-    pub best: MotionVector,
-    /// Probabilities for MV_REF_TREE.
-    pub mode_probs: [u8; 4],
-}
-
-/// Clamp bounds of a macroblock for near/nearest/best (quarter pixels).
-#[derive(Clone, Copy, Debug)]
-pub struct MvClamp {
-    left: i32,
-    right: i32,
-    top: i32,
-    bottom: i32,
-}
-
-impl MvClamp {
-    /// Bounds for the macroblock at (`mb_x`, `mb_y`).
-    pub fn new(mb_x: usize, mb_y: usize, mb_cols: usize, mb_rows: usize) -> Self {
-        MvClamp {
-            left: -((mb_x as i32) * 64) - 64,
-            right: ((mb_cols - 1 - mb_x) as i32) * 64 + 64,
-            top: -((mb_y as i32) * 64) - 64,
-            bottom: ((mb_rows - 1 - mb_y) as i32) * 64 + 64,
-        }
-    }
-
-    /// Clamps a vector the way the decoder clamps near/nearest/best.
-    pub fn clamp(&self, mv: MotionVector) -> MotionVector {
-        MotionVector {
-            col: (mv.col as i32).clamp(self.left, self.right) as i16,
-            row: (mv.row as i32).clamp(self.top, self.bottom) as i16,
-        }
-    }
-}
-
-/// Computes the inter context exactly as the decoder will.
-pub fn inter_context(
-    neighbours: [&MbInfo; 3],
-    ref_frame: u8,
-    sign_bias: [bool; 4],
-    clamp: &MvClamp,
-) -> InterContext {
-    let near = find_near_mvs(neighbours, ref_frame, sign_bias);
-    let c = near.counts;
-    let split_count = 2 * (neighbours[0].y_mode == SPLITMV) as usize
-        + 2 * (neighbours[1].y_mode == SPLITMV) as usize
-        + (neighbours[2].y_mode == SPLITMV) as usize;
-    let ctx = &MODE_CONTEXTS;
-    InterContext {
-        nearest: clamp.clamp(near.mvs[1]),
-        near: clamp.clamp(near.mvs[2]),
-        best: clamp.clamp(if c[1] >= c[0] {
-            near.mvs[1]
-        } else {
-            near.mvs[0]
-        }),
-        mode_probs: [
-            ctx[c[0] as usize][0],
-            ctx[c[1] as usize][1],
-            ctx[c[2] as usize][2],
-            ctx[split_count][3],
-        ],
-    }
-}
+pub use crate::modes::{inter_context, InterContext, MvClamp};
 
 /// Largest magnitude of a coded vector component (quarter pixels).
 pub const MV_MAX: i32 = 1023;
