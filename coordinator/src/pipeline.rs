@@ -26,54 +26,25 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus};
+use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state, encode_state, state_digest, Compression, StateError};
-use excam_codec::{encode_given_state, rebase, DecoderState, EncodeError, Frame, RebaseError};
+use excam_codec::{DecoderState, Frame};
+pub use excam_worker::chunk::Phase;
+use excam_worker::chunk::{
+    encode_chunk, encode_given_state_chunk, rebase_chunk, ChunkError, ChunkPlan, Coded, CodingTime,
+};
 use thiserror::Error;
-
-/// Which phase a chunk is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Encoding from a key frame.
-    Encode,
-    /// Encoding the first frame given the predecessor's state, rebasing the rest.
-    EncodeGivenState,
-    /// Rebasing onto the predecessor's true final state.
-    Rebase,
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Phase::Encode => "phase 1 (encode)",
-            Phase::EncodeGivenState => "phase 2 (encode given state)",
-            Phase::Rebase => "phase 3 (rebase)",
-        })
-    }
-}
 
 /// Why the pipeline failed.
 #[derive(Debug, Error)]
 pub enum PipelineError {
-    /// Encoding a chunk failed.
-    #[error("chunk {chunk}, {phase}: {source}")]
-    Encode {
+    /// Coding a chunk failed.
+    #[error("chunk {chunk}, {source}")]
+    Chunk {
         /// Chunk index.
         chunk: usize,
-        /// Phase it failed in.
-        phase: Phase,
-        /// The codec's error.
-        source: EncodeError,
-    },
-    /// Rebasing a chunk failed.
-    #[error("chunk {chunk}, {phase}: {source}")]
-    Rebase {
-        /// Chunk index.
-        chunk: usize,
-        /// Phase it failed in.
-        phase: Phase,
-        /// The codec's error.
-        source: RebaseError,
+        /// What failed, and in which phase.
+        source: ChunkError,
     },
     /// A state received was unreadable or not the one expected.
     #[error("chunk {chunk}: bad state from its predecessor: {reason}")]
@@ -262,25 +233,6 @@ fn parallel_map<T: Send, E: Send>(
         .collect())
 }
 
-/// What phase 1 or 2 leaves for the next phase.
-struct ChunkWork {
-    /// Frames and the states they were encoded against.
-    frames: Vec<Vec<u8>>,
-    sources: Vec<DecoderState>,
-    final_state: DecoderState,
-    /// Parameters of the chunk's first frame (phase 2).
-    first_params: excam_codec::EncodeParams,
-}
-
-fn timed<T>(acc: &Mutex<(f64, usize)>, n: usize, f: impl FnOnce() -> T) -> T {
-    let t = std::time::Instant::now();
-    let r = f();
-    let mut a = acc.lock().expect("timing lock");
-    a.0 += t.elapsed().as_secs_f64();
-    a.1 += n;
-    r
-}
-
 /// Encodes `frames` with ExCamera[N,x]; returns the chunks in order.
 pub fn run_pipeline(
     frames: &[Frame],
@@ -301,10 +253,18 @@ pub fn run_pipeline(
         return Err(PipelineError::Config("no frames to encode".into()));
     }
     let chunks = frames.len().div_ceil(n);
-    let range = |i: usize| i * n..((i + 1) * n).min(frames.len());
-    let is_head = |i: usize| i.is_multiple_of(x);
-    let enc_time = Mutex::new((0.0, 0usize));
-    let reb_time = Mutex::new((0.0, 0usize));
+    let plan = |i: usize| ChunkPlan {
+        index: i,
+        chunks,
+        chunk_frames: n,
+        group_chunks: x,
+    };
+    let src = |i: usize| &frames[i * n..((i + 1) * n).min(frames.len())];
+    let time = Mutex::new(CodingTime::default());
+    let account = |c: Coded| -> Coded {
+        time.lock().expect("timing lock").add(&c.time);
+        c
+    };
     let check_fault = |i: usize, phase: Phase| -> Result<(), PipelineError> {
         match fault {
             Some(f) => f(i, phase).map_err(|message| PipelineError::Worker {
@@ -315,69 +275,39 @@ pub fn run_pipeline(
             None => Ok(()),
         }
     };
+    let chunk_err = |chunk: usize| move |source| PipelineError::Chunk { chunk, source };
+    let worker_err = |chunk: usize, phase: Phase| {
+        move |message| PipelineError::Worker {
+            chunk,
+            phase,
+            message,
+        }
+    };
+    let get_state =
+        |i: usize, mailbox: &str, phase: Phase| -> Result<DecoderState, PipelineError> {
+            let bytes = exchange.get(mailbox).map_err(worker_err(i, phase))?;
+            decode_state(&bytes).map_err(|e: StateError| PipelineError::State {
+                chunk: i,
+                reason: e.to_string(),
+            })
+        };
     let done = AtomicUsize::new(0);
+    let tick = |phase: Phase| progress(phase, done.fetch_add(1, Ordering::SeqCst) + 1, chunks);
     let result = (|| {
         // Phase 1.
         let t = std::time::Instant::now();
         let p1 = parallel_map(chunks, cfg.workers, |i| {
             check_fault(i, Phase::Encode)?;
-            let r = range(i);
-            let len = r.len();
-            let enc_err = |source| PipelineError::Encode {
-                chunk: i,
-                phase: Phase::Encode,
-                source,
-            };
-            let mut encoder = cfg.encoder.build().map_err(enc_err)?;
-            let mut state = DecoderState::default();
-            let mut work = ChunkWork {
-                frames: Vec::with_capacity(len),
-                sources: Vec::with_capacity(len),
-                final_state: DecoderState::default(),
-                first_params: Default::default(),
-            };
-            for (k, f) in frames[r].iter().enumerate() {
-                // The last frame refreshes all references so the state
-                // handed on is one picture; the video's last chunk has no
-                // successor.
-                if k + 1 == len && i + 1 < chunks {
-                    encoder.refresh_all_references_next();
-                }
-                let packet = timed(&enc_time, 1, || {
-                    encoder
-                        .send_frame(Some(f.clone()))
-                        .and_then(|_| encoder.receive_packet())
-                })
-                .map_err(|e| match e {
-                    EncoderStatus::Failure(source) => enc_err(source),
-                    other => PipelineError::Worker {
-                        chunk: i,
-                        phase: Phase::Encode,
-                        message: format!("encoder: {other:?}"),
-                    },
-                })?;
-                work.frames.push(packet.data);
-                work.sources.push(state);
-                state = packet.state;
-            }
-            work.final_state = state;
-            if i + 1 < chunks && !is_head(i + 1) {
+            let work = account(encode_chunk(&plan(i), &cfg.encoder, src(i)).map_err(chunk_err(i))?);
+            if plan(i).hands_on() {
                 exchange
                     .put(
                         &format!("state/{i}/phase1"),
                         encode_state(&work.final_state, Compression::Lz4),
                     )
-                    .map_err(|m| PipelineError::Worker {
-                        chunk: i,
-                        phase: Phase::Encode,
-                        message: m,
-                    })?;
+                    .map_err(worker_err(i, Phase::Encode))?;
             }
-            progress(
-                Phase::Encode,
-                done.fetch_add(1, Ordering::SeqCst) + 1,
-                chunks,
-            );
+            tick(Phase::Encode);
             Ok(work)
         });
         stats.phase_seconds[0] = t.elapsed().as_secs_f64();
@@ -387,78 +317,21 @@ pub fn run_pipeline(
         let t = std::time::Instant::now();
         done.store(0, Ordering::SeqCst);
         let p2 = parallel_map(chunks, cfg.workers, |i| {
-            if is_head(i) {
-                progress(
-                    Phase::EncodeGivenState,
-                    done.fetch_add(1, Ordering::SeqCst) + 1,
-                    chunks,
-                );
+            if plan(i).is_head() {
+                tick(Phase::EncodeGivenState);
                 return Ok(None);
             }
             check_fault(i, Phase::EncodeGivenState)?;
-            let bytes = exchange
-                .get(&format!("state/{}/phase1", i - 1))
-                .map_err(|m| PipelineError::Worker {
-                    chunk: i,
-                    phase: Phase::EncodeGivenState,
-                    message: m,
-                })?;
-            let pred = decode_state(&bytes).map_err(|e: StateError| PipelineError::State {
-                chunk: i,
-                reason: e.to_string(),
-            })?;
-            let r = range(i);
-            let len = r.len();
-            let src = &frames[r];
-            let own = &p1[i];
-            let mut p = Encoder::given_state_params_for(&cfg.encoder, {
-                // Boost only where the serial encoder's golden policy would.
-                let g = cfg.encoder.golden.interval as usize;
-                g > 0 && (i * n).is_multiple_of(g)
-            })
-            .map_err(|source| PipelineError::Encode {
-                chunk: i,
-                phase: Phase::EncodeGivenState,
-                source,
-            })?;
-            // A one-frame chunk ends here: refresh all only if it hands on.
-            if len == 1 && i + 1 == chunks {
-                p.refresh_golden = false;
-                p.refresh_altref = false;
-            }
-            let first = timed(&enc_time, 1, || encode_given_state(&pred, &src[0], &p)).map_err(
-                |source| PipelineError::Encode {
-                    chunk: i,
-                    phase: Phase::EncodeGivenState,
-                    source,
-                },
-            )?;
-            let mut work = ChunkWork {
-                frames: vec![first.data],
-                sources: vec![pred],
-                final_state: DecoderState::default(),
-                first_params: p.clone(),
-            };
-            let mut state = first.state;
-            for k in 1..len {
-                let r = timed(&reb_time, 1, || {
-                    rebase(&own.sources[k], &state, &src[k], &own.frames[k])
-                })
-                .map_err(|source| PipelineError::Rebase {
-                    chunk: i,
-                    phase: Phase::EncodeGivenState,
-                    source,
-                })?;
-                work.frames.push(r.data);
-                work.sources.push(state);
-                state = r.state;
-            }
-            work.final_state = state;
-            progress(
+            let pred = get_state(
+                i,
+                &format!("state/{}/phase1", i - 1),
                 Phase::EncodeGivenState,
-                done.fetch_add(1, Ordering::SeqCst) + 1,
-                chunks,
+            )?;
+            let work = account(
+                encode_given_state_chunk(&plan(i), &cfg.encoder, src(i), &p1[i], pred)
+                    .map_err(chunk_err(i))?,
             );
+            tick(Phase::EncodeGivenState);
             Ok(Some(work))
         });
         stats.phase_seconds[1] = t.elapsed().as_secs_f64();
@@ -470,19 +343,14 @@ pub fn run_pipeline(
         let groups = chunks.div_ceil(x);
         let state_sizes = Mutex::new(Vec::new());
         let out = parallel_map(groups, cfg.workers, |g| {
-            let mut chunks_out = Vec::new();
             let head = g * x;
-            let mut true_state = p1[head].final_state.clone();
-            chunks_out.push(Chunk {
+            let mut chunks_out = vec![Chunk {
                 index: head,
                 frames: p1[head].frames.clone(),
                 source_state: [0; 32],
-            });
-            progress(
-                Phase::Rebase,
-                done.fetch_add(1, Ordering::SeqCst) + 1,
-                chunks,
-            );
+            }];
+            let mut true_state = p1[head].final_state.clone();
+            tick(Phase::Rebase);
             for i in head + 1..(head + x).min(chunks) {
                 check_fault(i, Phase::Rebase)?;
                 // Hand the state on through the exchange, as workers that
@@ -492,66 +360,24 @@ pub fn run_pipeline(
                     wire.len(),
                     encode_state(&true_state, Compression::None).len(),
                 ));
+                let mailbox = format!("state/{}/final", i - 1);
                 exchange
-                    .put(&format!("state/{}/final", i - 1), wire)
-                    .map_err(|m| PipelineError::Worker {
-                        chunk: i,
-                        phase: Phase::Rebase,
-                        message: m,
-                    })?;
-                let bytes = exchange
-                    .get(&format!("state/{}/final", i - 1))
-                    .map_err(|m| PipelineError::Worker {
-                        chunk: i,
-                        phase: Phase::Rebase,
-                        message: m,
-                    })?;
-                let pred = decode_state(&bytes).map_err(|e| PipelineError::State {
-                    chunk: i,
-                    reason: e.to_string(),
-                })?;
-                let src = &frames[range(i)];
+                    .put(&mailbox, wire)
+                    .map_err(worker_err(i, Phase::Rebase))?;
+                let pred = get_state(i, &mailbox, Phase::Rebase)?;
+                let source_state = state_digest(&pred);
                 let work = p2[i].as_ref().expect("non-head chunks ran phase 2");
-                let mut state = pred.clone();
-                let mut out_frames = Vec::with_capacity(src.len());
-                for k in 0..src.len() {
-                    // The chunk's first frame is encoded afresh against the
-                    // true state (its decisions were made against the
-                    // phase-1 approximation, and the rest of the chunk
-                    // predicts from it); the others are rebased.
-                    let r = if k == 0 {
-                        let p = work.first_params.clone();
-                        timed(&enc_time, 1, || encode_given_state(&state, &src[0], &p)).map_err(
-                            |source| PipelineError::Encode {
-                                chunk: i,
-                                phase: Phase::Rebase,
-                                source,
-                            },
-                        )?
-                    } else {
-                        timed(&reb_time, 1, || {
-                            rebase(&work.sources[k], &state, &src[k], &work.frames[k])
-                        })
-                        .map_err(|source| PipelineError::Rebase {
-                            chunk: i,
-                            phase: Phase::Rebase,
-                            source,
-                        })?
-                    };
-                    out_frames.push(r.data);
-                    state = r.state;
-                }
+                let coded = account(
+                    rebase_chunk(&plan(i), &cfg.encoder, src(i), work, pred)
+                        .map_err(chunk_err(i))?,
+                );
+                true_state = coded.final_state;
                 chunks_out.push(Chunk {
                     index: i,
-                    frames: out_frames,
-                    source_state: state_digest(&pred),
+                    frames: coded.frames,
+                    source_state,
                 });
-                true_state = state;
-                progress(
-                    Phase::Rebase,
-                    done.fetch_add(1, Ordering::SeqCst) + 1,
-                    chunks,
-                );
+                tick(Phase::Rebase);
             }
             Ok(chunks_out)
         });
@@ -562,12 +388,11 @@ pub fn run_pipeline(
     if result.is_err() {
         exchange.cancel();
     }
-    let e = enc_time.into_inner().expect("timing lock");
-    let r = reb_time.into_inner().expect("timing lock");
-    stats.encode_seconds = e.0;
-    stats.encoded_frames = e.1;
-    stats.rebase_seconds = r.0;
-    stats.rebased_frames = r.1;
+    let t = time.into_inner().expect("timing lock");
+    stats.encode_seconds = t.encode_seconds;
+    stats.encoded_frames = t.encoded_frames;
+    stats.rebase_seconds = t.rebase_seconds;
+    stats.rebased_frames = t.rebased_frames;
     result
 }
 

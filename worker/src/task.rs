@@ -1,0 +1,256 @@
+//! What a coordinator sends a worker and what the worker answers: one
+//! versioned, serde-described task per chunk (JSON on stdin or as a Lambda
+//! payload) and its result record.
+
+use excam_codec::encode::encoder::{EncoderConfig, GoldenPolicy, RateControl};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{ChunkPlan, Phase};
+
+/// Version of the task and result format; a worker refuses other versions.
+pub const TASK_VERSION: u32 = 1;
+
+/// Version of the codec's output for caching: bump when the bytes a chunk
+/// encodes to may change, so `--resume` never reuses stale chunks.
+pub const CODEC_VERSION: &str = concat!("excam-codec-", env!("CARGO_PKG_VERSION"), "-1");
+
+/// The encoder settings, in a form that crosses the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodecParams {
+    /// Luma width.
+    pub width: usize,
+    /// Luma height.
+    pub height: usize,
+    /// Frame rate numerator and denominator.
+    pub framerate: (u32, u32),
+    /// Fixed quantizer 0..=63 (vpxenc scale), or `None` with `bitrate_kbps`.
+    pub quantizer: Option<u8>,
+    /// Target kbit/s for one-pass rate control.
+    pub bitrate_kbps: Option<u32>,
+    /// Largest key-frame distance.
+    pub keyint: u32,
+    /// Speed preset.
+    pub speed: u8,
+    /// Token partitions.
+    pub partitions: usize,
+    /// Golden refresh interval (0: only on key frames).
+    pub golden_interval: u32,
+    /// Golden quality boost in q-index steps.
+    pub golden_boost: u8,
+    /// Whether probability updates persist.
+    pub refresh_entropy: bool,
+}
+
+impl CodecParams {
+    /// The wire form of `cfg`.
+    pub fn from_config(cfg: &EncoderConfig) -> CodecParams {
+        let (quantizer, bitrate_kbps) = match cfg.rate {
+            RateControl::Quantizer(q) => (Some(q), None),
+            RateControl::Bitrate { kbps } => (None, Some(kbps)),
+        };
+        CodecParams {
+            width: cfg.width,
+            height: cfg.height,
+            framerate: cfg.framerate,
+            quantizer,
+            bitrate_kbps,
+            keyint: cfg.keyint,
+            speed: cfg.speed,
+            partitions: cfg.partitions,
+            golden_interval: cfg.golden.interval,
+            golden_boost: cfg.golden.q_boost,
+            refresh_entropy: cfg.refresh_entropy,
+        }
+    }
+
+    /// The encoder configuration, validated.
+    ///
+    /// # Errors
+    /// A message naming the bad field.
+    pub fn to_config(&self) -> Result<EncoderConfig, String> {
+        let rate = match (self.quantizer, self.bitrate_kbps) {
+            (Some(q), None) => RateControl::Quantizer(q),
+            (None, Some(kbps)) => RateControl::Bitrate { kbps },
+            _ => return Err("exactly one of quantizer and bitrate_kbps must be set".into()),
+        };
+        let mut cfg = EncoderConfig::new(self.width, self.height);
+        cfg.framerate = self.framerate;
+        cfg.rate = rate;
+        cfg.keyint = self.keyint;
+        cfg.speed = self.speed;
+        cfg.partitions = self.partitions;
+        cfg.golden = GoldenPolicy {
+            interval: self.golden_interval,
+            q_boost: self.golden_boost,
+        };
+        cfg.refresh_entropy = self.refresh_entropy;
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+/// Where the Y4M input sits in the store and how to find a frame in it
+/// without reading the rest: frames follow the header at a fixed stride.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Store key of the Y4M file (relative to the store's root or prefix).
+    pub key: String,
+    /// Byte offset of the first `FRAME` line.
+    pub first_frame_offset: u64,
+    /// Bytes from one `FRAME` line to the next (`FRAME\n` plus the picture).
+    pub frame_stride: u64,
+    /// Frames in the video.
+    pub frames: usize,
+}
+
+/// Which store a worker uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoreSpec {
+    /// A directory on this machine.
+    Local {
+        /// Root directory; keys are relative paths under it.
+        root: std::path::PathBuf,
+    },
+    /// An S3 bucket; keys go under `prefix`.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix (may be empty); joined to keys with `/`.
+        prefix: String,
+    },
+}
+
+/// How a worker reaches the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaySpec {
+    /// `host:port`.
+    pub addr: String,
+    /// SHA-256 fingerprint of the relay's certificate, hex.
+    pub fingerprint: String,
+    /// Job id the token was minted for.
+    pub job: String,
+    /// The job's token (not the relay's secret).
+    pub token: String,
+}
+
+/// A fault to inject, honoured only by workers built with the
+/// `fault-injection` feature (tests); ignored otherwise.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Exit the process abruptly when `phase` starts.
+    Crash {
+        /// Phase at whose start to die.
+        phase: Phase,
+    },
+    /// Stop making progress forever when `phase` starts.
+    Hang {
+        /// Phase at whose start to hang.
+        phase: Phase,
+    },
+    /// Return an error when `phase` starts.
+    Error {
+        /// Phase at whose start to fail.
+        phase: Phase,
+    },
+    /// Sleep `seconds` when `phase` starts.
+    Slow {
+        /// Phase at whose start to sleep.
+        phase: Phase,
+        /// How long.
+        seconds: f64,
+    },
+}
+
+/// One chunk's work: all three phases.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Must equal [`TASK_VERSION`].
+    pub version: u32,
+    /// Job id: names the job's mailboxes and objects.
+    pub job: String,
+    /// Chunk index.
+    pub chunk: usize,
+    /// Chunks in the job.
+    pub chunks: usize,
+    /// N.
+    pub chunk_frames: usize,
+    /// x.
+    pub group_chunks: usize,
+    /// The input video.
+    pub input: InputSpec,
+    /// Encoder settings.
+    pub codec: CodecParams,
+    /// Durable store.
+    pub store: StoreSpec,
+    /// Fast path for states; `None` uses the store alone.
+    pub relay: Option<RelaySpec>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Longest wait for a predecessor's state, in seconds.
+    pub wait_timeout_s: f64,
+    /// Fault to inject on this attempt (tests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
+}
+
+impl Task {
+    /// The chunk's place in the job.
+    pub fn plan(&self) -> ChunkPlan {
+        ChunkPlan {
+            index: self.chunk,
+            chunks: self.chunks,
+            chunk_frames: self.chunk_frames,
+            group_chunks: self.group_chunks,
+        }
+    }
+}
+
+/// Timing of one phase of one attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseReport {
+    /// Which phase.
+    pub phase: Phase,
+    /// Start, seconds since the Unix epoch (worker clock).
+    pub start_unix_s: f64,
+    /// Seconds the phase took, waiting included.
+    pub seconds: f64,
+    /// Seconds of that spent waiting for a predecessor's state.
+    pub wait_seconds: f64,
+    /// Whether the phase was taken from a checkpoint instead of computed.
+    pub from_checkpoint: bool,
+}
+
+/// What a worker answers for a finished task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// [`TASK_VERSION`].
+    pub version: u32,
+    /// Job id.
+    pub job: String,
+    /// Chunk index.
+    pub chunk: usize,
+    /// Attempt that produced it.
+    pub attempt: u32,
+    /// Store key of the finished chunk (content-addressed: [`Task`]'s
+    /// cache key).
+    pub chunk_key: String,
+    /// SHA-256 of the chunk object's bytes, hex.
+    pub chunk_sha256: String,
+    /// Bytes of the chunk object.
+    pub chunk_bytes: u64,
+    /// Frames in the chunk.
+    pub frames: usize,
+    /// SHA-256 (hex) of the state this chunk's first frame decodes from
+    /// (all zeros for a group head).
+    pub source_state: String,
+    /// Phases in order, as this attempt ran them.
+    pub phases: Vec<PhaseReport>,
+    /// Wire bytes of the final state handed on (compressed, raw), if any.
+    pub state_bytes: Option<(u64, u64)>,
+    /// Who ran it (host, pid or Lambda request id).
+    pub worker: String,
+    /// Seconds from the worker's start to its answer.
+    pub total_seconds: f64,
+}
