@@ -3,8 +3,7 @@
 //! The video is cut into chunks of N frames; every x-th chunk starts a
 //! group and keeps its key frame. Three phases:
 //!
-//! 1. (parallel) each chunk is encoded from a key frame; its last frame
-//!    refreshes all three references so one picture carries the state;
+//! 1. (parallel) each chunk is encoded from a key frame;
 //! 2. (parallel) each chunk that is not a group head re-encodes its first
 //!    frame as an inter frame given its predecessor's phase-1 final state,
 //!    and rebases the rest onto the result;
@@ -298,7 +297,7 @@ pub fn run_pipeline(
         let t = std::time::Instant::now();
         let p1 = parallel_map(chunks, cfg.workers, |i| {
             check_fault(i, Phase::Encode)?;
-            let work = account(encode_chunk(&plan(i), &cfg.encoder, src(i)).map_err(chunk_err(i))?);
+            let work = account(encode_chunk(&cfg.encoder, src(i)).map_err(chunk_err(i))?);
             if plan(i).hands_on() {
                 exchange
                     .put(

@@ -4,8 +4,11 @@
 //! so the bytes of a chunk depend only on its frames, the codec settings
 //! and the state it is handed, never on where or when it ran.
 //!
-//! 1. [`encode_chunk`]: encode the chunk from a key frame; its last frame
-//!    refreshes all three references so one picture carries the state.
+//! 1. [`encode_chunk`]: encode the chunk from a key frame. Its final state
+//!    approximates the true one its successor will get: the golden and
+//!    altref references of both are the chunk's first frame (a key frame
+//!    here, the frame coded given state in phases 2 and 3, which refreshes
+//!    all three), and the last reference is the chunk's last frame.
 //! 2. [`encode_given_state_chunk`]: re-encode the first frame as an inter
 //!    frame given the predecessor's phase-1 final state (an approximation
 //!    of its true one) and rebase the rest onto it.
@@ -196,24 +199,20 @@ impl Coded {
 }
 
 /// Phase 1: encodes `frames` (this chunk's) from a key frame with its own
-/// encoder. If a later chunk continues from it, the last frame refreshes
-/// all references.
+/// encoder. The last frame refreshes only the last reference: making it
+/// refresh all three (so the state is one picture) was measured on
+/// carphone [6,20] q30 at +2.1% bits and -0.11 dB, since the golden
+/// reference the successor predicts from then stops being the chunk's
+/// (boosted) first frame.
 ///
 /// # Errors
 /// The encoder's error.
-pub fn encode_chunk(
-    plan: &ChunkPlan,
-    cfg: &EncoderConfig,
-    frames: &[Frame],
-) -> Result<Coded, ChunkError> {
+pub fn encode_chunk(cfg: &EncoderConfig, frames: &[Frame]) -> Result<Coded, ChunkError> {
     let phase = Phase::Encode;
     let enc_err = |source| ChunkError::Encode { phase, source };
     let mut encoder = cfg.build().map_err(enc_err)?;
     let mut out = Coded::start(DecoderState::default(), frames.len());
-    for (k, f) in frames.iter().enumerate() {
-        if k + 1 == frames.len() && plan.index + 1 < plan.chunks {
-            encoder.refresh_all_references_next();
-        }
+    for f in frames {
         let t = Instant::now();
         let packet = encoder
             .send_frame(Some(f.clone()))
