@@ -131,15 +131,14 @@ fn transform(r: &[i16; 16], bq: &BlockQuantizer) -> [i16; 16] {
 /// Residual of a 4x4 block: source minus prediction.
 #[inline]
 fn residual4(src: &PlaneBuf, pred: &PlaneBuf, x: usize, y: usize) -> [i16; 16] {
-    let mut r = [0i16; 16];
-    for i in 0..4 {
-        let s = src.index(x as isize, (y + i) as isize);
-        let p = pred.index(x as isize, (y + i) as isize);
-        for j in 0..4 {
-            r[i * 4 + j] = src.data[s + j] as i16 - pred.data[p + j] as i16;
-        }
-    }
-    r
+    crate::encode::sad::diff4x4(
+        &src.data,
+        src.index(x as isize, y as isize),
+        src.stride,
+        &pred.data,
+        pred.index(x as isize, y as isize),
+        pred.stride,
+    )
 }
 
 /// SSE between the source and the picture over a `size` square.
@@ -518,13 +517,8 @@ impl FrameAnalysis<'_> {
             for &m in modes {
                 let mut pred = [0u8; 16];
                 intra_pred::predict_4x4(m, &edge_above, &edge_left, tl, &mut pred, 0, 4);
-                let mut r = [0i16; 16];
-                for i in 0..4 {
-                    let s = src.index(x as isize, (y + i) as isize);
-                    for j in 0..4 {
-                        r[i * 4 + j] = src.data[s + j] as i16 - pred[i * 4 + j] as i16;
-                    }
-                }
+                let src_pos = src.index(x as isize, y as isize);
+                let r = crate::encode::sad::diff4x4(&src.data, src_pos, src.stride, &pred, 0, 4);
                 let qb = quantize(&transform(&r, &self.quant.y1), &self.quant.y1, false);
                 let mut rec = pred;
                 if qb.eob > 1 {
@@ -532,14 +526,7 @@ impl FrameAnalysis<'_> {
                 } else if qb.dequant[0] != 0 {
                     crate::idct::idct_dc_add(qb.dequant[0], &mut rec, 0, 4);
                 }
-                let mut sse = 0u64;
-                for i in 0..4 {
-                    let s = src.index(x as isize, (y + i) as isize);
-                    for j in 0..4 {
-                        let d = src.data[s + j] as i64 - rec[i * 4 + j] as i64;
-                        sse += (d * d) as u64;
-                    }
-                }
+                let sse = crate::encode::sad::sse(&src.data, src_pos, src.stride, &rec, 0, 4, 4, 4);
                 let mrate = bmode_cost(m);
                 let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
                 let j = self.rd(sse, mrate + trate);

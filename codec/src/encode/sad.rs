@@ -206,6 +206,85 @@ fn sse_sum_x86<const W: usize>(
     }
 }
 
+/// The 4x4 difference `a - b` in raster order, portably.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+#[inline(always)]
+fn diff4x4_portable(
+    a: &[u8],
+    a_pos: usize,
+    a_stride: usize,
+    b: &[u8],
+    b_pos: usize,
+    b_stride: usize,
+) -> [i16; 16] {
+    let mut r = [0i16; 16];
+    for i in 0..4 {
+        let ra = row::<4>(a, a_pos + i * a_stride);
+        let rb = row::<4>(b, b_pos + i * b_stride);
+        for j in 0..4 {
+            r[i * 4 + j] = i16::from(ra[j]) - i16::from(rb[j]);
+        }
+    }
+    r
+}
+
+/// [`diff4x4_portable`] with SSE2 and one bounds check per block.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn diff4x4_x86(
+    a: &[u8],
+    a_pos: usize,
+    a_stride: usize,
+    b: &[u8],
+    b_pos: usize,
+    b_stride: usize,
+) -> [i16; 16] {
+    use core::arch::x86_64::*;
+    check_rows(a, a_pos, a_stride, 4, 4);
+    check_rows(b, b_pos, b_stride, 4, 4);
+    let mut r = [0i16; 16];
+    // SAFETY: check_rows proved the four 4-sample rows of each block lie
+    // inside `a` and `b`; `r` has room for the two 16-byte stores; SSE2 is
+    // always present on x86-64.
+    unsafe {
+        let (pa, pb) = (a.as_ptr().add(a_pos), b.as_ptr().add(b_pos));
+        let zero = _mm_setzero_si128();
+        let rows = |p: *const u8, stride: usize, k: usize| {
+            let r0 = load::<4>(p.add(k * stride));
+            let r1 = load::<4>(p.add((k + 1) * stride));
+            _mm_unpacklo_epi8(_mm_unpacklo_epi32(r0, r1), zero)
+        };
+        let d0 = _mm_sub_epi16(rows(pa, a_stride, 0), rows(pb, b_stride, 0));
+        let d1 = _mm_sub_epi16(rows(pa, a_stride, 2), rows(pb, b_stride, 2));
+        _mm_storeu_si128(r.as_mut_ptr().cast(), d0);
+        _mm_storeu_si128(r.as_mut_ptr().add(8).cast(), d1);
+    }
+    r
+}
+
+/// The 4x4 difference `a - b` (a residual: source minus prediction) in
+/// raster order.
+///
+/// Panics if either block reaches outside its buffer.
+#[inline]
+pub(crate) fn diff4x4(
+    a: &[u8],
+    a_pos: usize,
+    a_stride: usize,
+    b: &[u8],
+    b_pos: usize,
+    b_stride: usize,
+) -> [i16; 16] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        diff4x4_x86(a, a_pos, a_stride, b, b_pos, b_stride)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        diff4x4_portable(a, a_pos, a_stride, b, b_pos, b_stride)
+    }
+}
+
 crate::encode::simd::dispatch! {
     /// Sum of absolute differences between two `w` by `h` blocks.
     ///
