@@ -361,7 +361,75 @@ impl FrameAnalysis<'_> {
 
     /// Predicts (no residual) the macroblock `mb` into `pic`.
     fn predict(&self, pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
-        recon::reconstruct_mb(pic, self.refs, self.filter, mb, None, mb_x, mb_y);
+        self.reconstruct(pic, mb, None, mb_x, mb_y);
+    }
+
+    /// [`recon::reconstruct_mb`], taking the luma prediction of a whole
+    /// macroblock vector from the frame's sub-pixel planes when the motion
+    /// search built them: they hold exactly the decoder's six-tap
+    /// prediction (see [`crate::encode::subpel`]), so copying 16 rows
+    /// replaces filtering them again for every trial.
+    fn reconstruct(
+        &self,
+        pic: &mut Picture,
+        mb: &MbInfo,
+        coeffs: Option<&mut MbCoeffs>,
+        mb_x: usize,
+        mb_y: usize,
+    ) {
+        if !self.predict_from_planes(pic, mb, mb_x, mb_y) {
+            recon::reconstruct_mb(pic, self.refs, self.filter, mb, coeffs, mb_x, mb_y);
+        } else if let Some(c) = coeffs {
+            recon::add_residual(pic, mb, c, mb_x, mb_y);
+        }
+    }
+
+    /// Predicts an inter macroblock that is not SPLITMV with the luma
+    /// copied from the sub-pixel planes (or the reference at whole-pixel
+    /// vectors), if the block lies inside the bordered planes and the
+    /// planes exist; returns whether it did.
+    fn predict_from_planes(
+        &self,
+        pic: &mut Picture,
+        mb: &MbInfo,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> bool {
+        let Some(refs) = self.refs else {
+            return false;
+        };
+        if mb.ref_frame == INTRA_FRAME
+            || mb.y_mode == SPLITMV
+            || self.filter != SubpelFilter::SixTap
+        {
+            return false;
+        }
+        let reference = refs.get(mb.ref_frame);
+        let r = &reference.planes[0];
+        let (dx, fx) = recon::luma_offset(mb.mv.col);
+        let (dy, fy) = recon::luma_offset(mb.mv.row);
+        let (rx, ry) = ((mb_x * 16) as isize + dx, (mb_y * 16) as isize + dy);
+        let b = r.border as isize;
+        if rx < -b || ry < -b || rx + 16 > r.width as isize + b || ry + 16 > r.height as isize + b {
+            return false;
+        }
+        let buf: &[u8] = if fx == 0 && fy == 0 {
+            &r.data
+        } else {
+            match self.search.built_subpel(mb.ref_frame) {
+                Some(sp) => sp.plane(fx, fy),
+                None => return false,
+            }
+        };
+        let pos = r.index(rx, ry);
+        let [py, pu, pv] = &mut pic.planes;
+        let dpos = py.index((mb_x * 16) as isize, (mb_y * 16) as isize);
+        for i in 0..16 {
+            let (d, s) = (dpos + i * py.stride, pos + i * r.stride);
+            py.data[d..d + 16].copy_from_slice(&buf[s..s + 16]);
+        }
+        recon::predict_inter_chroma16(pu, pv, reference, self.filter, mb.mv, mb_x, mb_y);
+        true
     }
 
     /// Codes a macroblock whose modes are all set except B_PRED: predicts,
@@ -392,15 +460,8 @@ impl FrameAnalysis<'_> {
         let mut c = MbCoeffs::new();
         c.blocks = coded.coeffs.blocks;
         c.eobs = coded.coeffs.eobs;
-        recon::reconstruct_mb(
-            pic,
-            self.refs,
-            self.filter,
-            &coded.info,
-            Some(&mut c),
-            mb_x,
-            mb_y,
-        );
+        // The prediction is already in `pic`.
+        recon::add_residual(pic, &coded.info, &mut c, mb_x, mb_y);
         let sse = mb_sse(self.src, pic, mb_x, mb_y);
         let j = self.rd(sse, rate);
         // Sending no residual at all (the skip flag instead of tokens) may
@@ -933,7 +994,7 @@ impl FrameAnalysis<'_> {
             } else {
                 None
             };
-            recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+            self.reconstruct(pic, &chosen.info, res, mb_x, mb_y);
         }
         if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
             chosen.info.mv = MotionVector::ZERO;
