@@ -519,8 +519,18 @@ mod tests {
                 both!(4);
             }
         }
+        for _ in 0..1000 {
+            let ap = (rng.next() % 40) as usize * 64 + (rng.next() % 40) as usize;
+            let bp = (rng.next() % 50) as usize * 80 + (rng.next() % 60) as usize;
+            assert_eq!(
+                diff4x4_x86(&a, ap, 64, &b, bp, 80),
+                diff4x4_portable(&a, ap, 64, &b, bp, 80)
+            );
+        }
         let white = [255u8; 256];
         let black = [0u8; 256];
+        assert_eq!(diff4x4_x86(&black, 0, 4, &white, 0, 4), [-255; 16]);
+        assert_eq!(diff4x4_x86(&white, 0, 4, &black, 0, 4), [255; 16]);
         assert_eq!(
             sse_sum_x86::<16>(&white, 0, 16, &black, 0, 16, 16),
             (255 * 255 * 256, 255 * 256)
