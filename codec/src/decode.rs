@@ -111,7 +111,7 @@ fn token_partitions(data: &[u8], count: usize) -> Result<Vec<&[u8]>, DecodeError
 
 /// Loop filter level per segment, reference frame and mode class
 /// (libvpx `vp8_loop_filter_frame_init`).
-fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
+pub(crate) fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
     let mut out = [[[0u8; 4]; 4]; 4];
     let clamp = |v: i32| v.clamp(0, 63) as u8;
     for (seg, lv) in out.iter_mut().enumerate() {
@@ -144,7 +144,7 @@ fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
 }
 
 /// The mode class that indexes the loop filter mode deltas.
-fn mode_class(y_mode: u8) -> usize {
+pub(crate) fn mode_class(y_mode: u8) -> usize {
     match y_mode {
         B_PRED => 0,
         ZEROMV => 1,

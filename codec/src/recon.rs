@@ -332,6 +332,42 @@ pub(crate) fn chroma_offset(v: i32) -> (isize, usize) {
     ((v >> 3) as isize, (v & 7) as usize)
 }
 
+/// The chroma half of the inter prediction of a macroblock that is not
+/// SPLITMV (vector `mv`), into `pu` and `pv`: for the encoder, which may
+/// have the luma prediction from elsewhere.
+pub(crate) fn predict_inter_chroma16(
+    pu: &mut PlaneBuf,
+    pv: &mut PlaneBuf,
+    reference: &Picture,
+    filter: SubpelFilter,
+    mv: MotionVector,
+    mb_x: usize,
+    mb_y: usize,
+) {
+    let sixtap = filter == SubpelFilter::SixTap;
+    let full_pixel = filter == SubpelFilter::BilinearFullPixelChroma;
+    // Chroma vectors are the luma ones in eighths of a chroma pixel.
+    let mut cmv = [mv.col as i32, mv.row as i32];
+    if full_pixel {
+        cmv = cmv.map(|v| v & !7);
+    }
+    let (dx, fx) = chroma_offset(cmv[0]);
+    let (dy, fy) = chroma_offset(cmv[1]);
+    for (src, dst) in [(&reference.planes[1], pu), (&reference.planes[2], pv)] {
+        predict_block(
+            src,
+            dst,
+            mb_x * 8,
+            mb_y * 8,
+            8,
+            8,
+            (dx, dy),
+            (fx, fy),
+            sixtap,
+        );
+    }
+}
+
 fn predict_inter(
     pic: &mut Picture,
     reference: &Picture,
@@ -358,19 +394,7 @@ fn predict_inter(
             (fx, fy),
             sixtap,
         );
-        // Chroma vectors are the luma ones in eighths of a chroma pixel.
-        let mut cmv = [mb.mv.col as i32, mb.mv.row as i32];
-        if full_pixel {
-            cmv = cmv.map(|v| v & !7);
-        }
-        let (dx, fx) = chroma_offset(cmv[0]);
-        let (dy, fy) = chroma_offset(cmv[1]);
-        for (src, dst) in [
-            (&reference.planes[1], &mut *pu),
-            (&reference.planes[2], &mut *pv),
-        ] {
-            predict_block(src, dst, x0 / 2, y0 / 2, 8, 8, (dx, dy), (fx, fy), sixtap);
-        }
+        predict_inter_chroma16(pu, pv, reference, filter, mb.mv, mb_x, mb_y);
         return;
     }
     for b in 0..16 {

@@ -131,15 +131,14 @@ fn transform(r: &[i16; 16], bq: &BlockQuantizer) -> [i16; 16] {
 /// Residual of a 4x4 block: source minus prediction.
 #[inline]
 fn residual4(src: &PlaneBuf, pred: &PlaneBuf, x: usize, y: usize) -> [i16; 16] {
-    let mut r = [0i16; 16];
-    for i in 0..4 {
-        let s = src.index(x as isize, (y + i) as isize);
-        let p = pred.index(x as isize, (y + i) as isize);
-        for j in 0..4 {
-            r[i * 4 + j] = src.data[s + j] as i16 - pred.data[p + j] as i16;
-        }
-    }
-    r
+    crate::encode::sad::diff4x4(
+        &src.data,
+        src.index(x as isize, y as isize),
+        src.stride,
+        &pred.data,
+        pred.index(x as isize, y as isize),
+        pred.stride,
+    )
 }
 
 /// SSE between the source and the picture over a `size` square.
@@ -362,7 +361,75 @@ impl FrameAnalysis<'_> {
 
     /// Predicts (no residual) the macroblock `mb` into `pic`.
     fn predict(&self, pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
-        recon::reconstruct_mb(pic, self.refs, self.filter, mb, None, mb_x, mb_y);
+        self.reconstruct(pic, mb, None, mb_x, mb_y);
+    }
+
+    /// [`recon::reconstruct_mb`], taking the luma prediction of a whole
+    /// macroblock vector from the frame's sub-pixel planes when the motion
+    /// search built them: they hold exactly the decoder's six-tap
+    /// prediction (see [`crate::encode::subpel`]), so copying 16 rows
+    /// replaces filtering them again for every trial.
+    fn reconstruct(
+        &self,
+        pic: &mut Picture,
+        mb: &MbInfo,
+        coeffs: Option<&mut MbCoeffs>,
+        mb_x: usize,
+        mb_y: usize,
+    ) {
+        if !self.predict_from_planes(pic, mb, mb_x, mb_y) {
+            recon::reconstruct_mb(pic, self.refs, self.filter, mb, coeffs, mb_x, mb_y);
+        } else if let Some(c) = coeffs {
+            recon::add_residual(pic, mb, c, mb_x, mb_y);
+        }
+    }
+
+    /// Predicts an inter macroblock that is not SPLITMV with the luma
+    /// copied from the sub-pixel planes (or the reference at whole-pixel
+    /// vectors), if the block lies inside the bordered planes and the
+    /// planes exist; returns whether it did.
+    fn predict_from_planes(
+        &self,
+        pic: &mut Picture,
+        mb: &MbInfo,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> bool {
+        let Some(refs) = self.refs else {
+            return false;
+        };
+        if mb.ref_frame == INTRA_FRAME
+            || mb.y_mode == SPLITMV
+            || self.filter != SubpelFilter::SixTap
+        {
+            return false;
+        }
+        let reference = refs.get(mb.ref_frame);
+        let r = &reference.planes[0];
+        let (dx, fx) = recon::luma_offset(mb.mv.col);
+        let (dy, fy) = recon::luma_offset(mb.mv.row);
+        let (rx, ry) = ((mb_x * 16) as isize + dx, (mb_y * 16) as isize + dy);
+        let b = r.border as isize;
+        if rx < -b || ry < -b || rx + 16 > r.width as isize + b || ry + 16 > r.height as isize + b {
+            return false;
+        }
+        let buf: &[u8] = if fx == 0 && fy == 0 {
+            &r.data
+        } else {
+            match self.search.built_subpel(mb.ref_frame) {
+                Some(sp) => sp.plane(fx, fy),
+                None => return false,
+            }
+        };
+        let pos = r.index(rx, ry);
+        let [py, pu, pv] = &mut pic.planes;
+        let dpos = py.index((mb_x * 16) as isize, (mb_y * 16) as isize);
+        for i in 0..16 {
+            let (d, s) = (dpos + i * py.stride, pos + i * r.stride);
+            py.data[d..d + 16].copy_from_slice(&buf[s..s + 16]);
+        }
+        recon::predict_inter_chroma16(pu, pv, reference, self.filter, mb.mv, mb_x, mb_y);
+        true
     }
 
     /// Codes a macroblock whose modes are all set except B_PRED: predicts,
@@ -393,15 +460,8 @@ impl FrameAnalysis<'_> {
         let mut c = MbCoeffs::new();
         c.blocks = coded.coeffs.blocks;
         c.eobs = coded.coeffs.eobs;
-        recon::reconstruct_mb(
-            pic,
-            self.refs,
-            self.filter,
-            &coded.info,
-            Some(&mut c),
-            mb_x,
-            mb_y,
-        );
+        // The prediction is already in `pic`.
+        recon::add_residual(pic, &coded.info, &mut c, mb_x, mb_y);
         let sse = mb_sse(self.src, pic, mb_x, mb_y);
         let j = self.rd(sse, rate);
         // Sending no residual at all (the skip flag instead of tokens) may
@@ -518,13 +578,8 @@ impl FrameAnalysis<'_> {
             for &m in modes {
                 let mut pred = [0u8; 16];
                 intra_pred::predict_4x4(m, &edge_above, &edge_left, tl, &mut pred, 0, 4);
-                let mut r = [0i16; 16];
-                for i in 0..4 {
-                    let s = src.index(x as isize, (y + i) as isize);
-                    for j in 0..4 {
-                        r[i * 4 + j] = src.data[s + j] as i16 - pred[i * 4 + j] as i16;
-                    }
-                }
+                let src_pos = src.index(x as isize, y as isize);
+                let r = crate::encode::sad::diff4x4(&src.data, src_pos, src.stride, &pred, 0, 4);
                 let qb = quantize(&transform(&r, &self.quant.y1), &self.quant.y1, false);
                 let mut rec = pred;
                 if qb.eob > 1 {
@@ -532,14 +587,7 @@ impl FrameAnalysis<'_> {
                 } else if qb.dequant[0] != 0 {
                     crate::idct::idct_dc_add(qb.dequant[0], &mut rec, 0, 4);
                 }
-                let mut sse = 0u64;
-                for i in 0..4 {
-                    let s = src.index(x as isize, (y + i) as isize);
-                    for j in 0..4 {
-                        let d = src.data[s + j] as i64 - rec[i * 4 + j] as i64;
-                        sse += (d * d) as u64;
-                    }
-                }
+                let sse = crate::encode::sad::sse(&src.data, src_pos, src.stride, &rec, 0, 4, 4, 4);
                 let mrate = bmode_cost(m);
                 let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
                 let j = self.rd(sse, mrate + trate);
@@ -946,7 +994,7 @@ impl FrameAnalysis<'_> {
             } else {
                 None
             };
-            recon::reconstruct_mb(pic, self.refs, self.filter, &chosen.info, res, mb_x, mb_y);
+            self.reconstruct(pic, &chosen.info, res, mb_x, mb_y);
         }
         if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
             chosen.info.mv = MotionVector::ZERO;

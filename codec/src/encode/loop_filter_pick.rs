@@ -1,11 +1,13 @@
 //! Choosing the loop filter level by measuring the filtered
 //! reconstruction's error against the source.
 
-use crate::decode::apply_loop_filter;
+use crate::decode::{filter_levels, mode_class};
 use crate::encode::EncodeParams;
 use crate::header::FrameHeader;
+use crate::loop_filter;
 use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
+use crate::tables::{B_PRED, SPLITMV};
 
 /// A starting level from the quantizer, close to what the search finds on
 /// typical camera footage.
@@ -13,20 +15,75 @@ fn guess(q_index: u8) -> u8 {
     ((q_index as u32 * 40) / 127 + 2).min(63) as u8
 }
 
-fn luma_sse(pic: &Picture, src: &PlaneBuf) -> u64 {
-    let p = &pic.planes[0];
+/// Squared error between the source luma and a picture's luma plane, by
+/// macroblock with the dispatched kernel (both planes are whole
+/// macroblocks).
+fn luma_sse(p: &PlaneBuf, src: &PlaneBuf) -> u64 {
     let mut sse = 0u64;
-    for y in 0..src.height {
-        let a = &src.data[y * src.stride..y * src.stride + src.width];
-        let i = p.index(0, y as isize);
-        let b = &p.data[i..i + src.width];
-        sse += a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| ((x as i32 - y as i32).pow(2)) as u64)
-            .sum::<u64>();
+    for y in (0..src.height).step_by(16) {
+        for x in (0..src.width).step_by(16) {
+            sse += crate::encode::sad::sse(
+                &src.data,
+                y * src.stride + x,
+                src.stride,
+                &p.data,
+                p.index(x as isize, y as isize),
+                p.stride,
+                16,
+                16,
+            );
+        }
     }
     sse
+}
+
+/// Loop filters only the luma of `pic` into `out` at `hdr`'s level: the
+/// luma the decoder's [`crate::decode::apply_loop_filter`] would leave (chroma never
+/// affects it), without copying or filtering chroma.
+fn filter_luma(
+    out: &mut PlaneBuf,
+    pic: &Picture,
+    hdr: &FrameHeader,
+    mbs: &[MbInfo],
+    skips: &[bool],
+    mb_cols: usize,
+) {
+    out.data.copy_from_slice(&pic.planes[0].data);
+    let levels = filter_levels(hdr);
+    let key = hdr.tag.key_frame;
+    for (i, mb) in mbs.iter().enumerate() {
+        let (mb_x, mb_y) = (i % mb_cols, i / mb_cols);
+        let level = levels[mb.segment as usize][mb.ref_frame as usize][mode_class(mb.y_mode)];
+        if level == 0 {
+            continue;
+        }
+        let inner = !(skips[i] && mb.y_mode != B_PRED && mb.y_mode != SPLITMV);
+        let lim = loop_filter::edge_limits(level, hdr.sharpness, key, hdr.filter_simple);
+        let pos = out.index(mb_x as isize * 16, mb_y as isize * 16);
+        let stride = out.stride;
+        if hdr.filter_simple {
+            loop_filter::filter_mb_simple(
+                &mut out.data,
+                pos,
+                stride,
+                &lim,
+                mb_x > 0,
+                mb_y > 0,
+                inner,
+            );
+        } else {
+            loop_filter::filter_mb_normal(
+                &mut out.data,
+                pos,
+                stride,
+                16,
+                &lim,
+                mb_x > 0,
+                mb_y > 0,
+                inner,
+            );
+        }
+    }
 }
 
 /// Searches levels around the guess and returns the one whose filtered
@@ -45,17 +102,17 @@ pub(crate) fn pick_filter_level(
         return g;
     }
     let mut h = hdr.clone();
+    let mut trial = pic.planes[0].clone();
     let mut cache: Vec<(u8, u64)> = Vec::new();
     let mut eval = |level: u8, cache: &mut Vec<(u8, u64)>| -> u64 {
         if let Some(&(_, e)) = cache.iter().find(|(l, _)| *l == level) {
             return e;
         }
         let e = if level == 0 {
-            luma_sse(pic, &src[0])
+            luma_sse(&pic.planes[0], &src[0])
         } else {
-            let mut trial = pic.clone();
             h.filter_level = level;
-            apply_loop_filter(&mut trial, &h, mbs, skips, mb_cols);
+            filter_luma(&mut trial, pic, &h, mbs, skips, mb_cols);
             luma_sse(&trial, &src[0])
         };
         cache.push((level, e));

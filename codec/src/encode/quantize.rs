@@ -307,18 +307,31 @@ impl QuantizedBlock {
 /// coefficients; skipping it would make different decisions from libvpx.
 pub fn quantize_block(coeffs: &[i16; 16], bq: &BlockQuantizer, skip_dc: bool) -> QuantizedBlock {
     let mut out = QuantizedBlock::default();
-    let mut run = 0usize; // zeros since the last non-zero level
+    // Positions below the narrowest zero bin any run can give are zero
+    // whatever the run: a branch-free pass finds the others, and only
+    // those take the serial walk (the zero run at each is the distance
+    // from the last non-zero level, as counting zeros one by one gives).
+    let min_boost = bq.zrun_boost.iter().copied().min().unwrap_or(0);
+    let mut maybe = 0u32;
     for (i, &rc) in ZIGZAG.iter().enumerate() {
+        let x = i32::from(coeffs[rc]).abs();
+        maybe |= u32::from(x >= bq.zbin[rc] + min_boost + bq.zbin_extra) << i;
+    }
+    let mut next_run_start = 0usize; // position after the last non-zero level
+    while maybe != 0 {
+        let i = maybe.trailing_zeros() as usize;
+        maybe &= maybe - 1;
+        let rc = ZIGZAG[i];
         let z = i32::from(coeffs[rc]);
         let x = z.abs();
+        let run = i - next_run_start;
         let zbin = bq.zbin[rc] + bq.zrun_boost[run.min(15)] + bq.zbin_extra;
-        run += 1;
         if x >= zbin {
             let x = x + bq.round[rc];
             let y = ((((x * bq.quant[rc]) >> 16) + x) * bq.shift[rc]) >> 16;
             if y != 0 {
                 out.levels[i] = (if z < 0 { -y } else { y }) as i16;
-                run = 0;
+                next_run_start = i + 1;
             }
         }
     }
@@ -563,6 +576,56 @@ mod tests {
             i32::from(quantize_block(&c, &q.y1, false).levels[3]),
             -level
         );
+    }
+
+    #[test]
+    fn quantize_matches_serial_walk() {
+        // The zero-run walk as libvpx writes it, one position at a time.
+        fn serial(coeffs: &[i16; 16], bq: &BlockQuantizer) -> [i16; 16] {
+            let mut levels = [0i16; 16];
+            let mut run = 0usize;
+            for (i, &rc) in ZIGZAG.iter().enumerate() {
+                let z = i32::from(coeffs[rc]);
+                let x = z.abs();
+                let zbin = bq.zbin[rc] + bq.zrun_boost[run.min(15)] + bq.zbin_extra;
+                run += 1;
+                if x >= zbin {
+                    let x = x + bq.round[rc];
+                    let y = ((((x * bq.quant[rc]) >> 16) + x) * bq.shift[rc]) >> 16;
+                    if y != 0 {
+                        levels[i] = (if z < 0 { -y } else { y }) as i16;
+                        run = 0;
+                    }
+                }
+            }
+            levels
+        }
+        let mut s = 77u32;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        };
+        for qi in [0u8, 10, 40, 80, 127] {
+            let q = Quantizer::new(qi, &QuantDeltas::libvpx(qi));
+            for bq in [&q.y1, &q.y2, &q.uv] {
+                let step = i32::from(bq.steps()[1]);
+                for _ in 0..3000 {
+                    let amp = [step / 2, step, 2 * step, 8 * step][(rnd() % 4) as usize].max(1);
+                    let c: [i16; 16] = core::array::from_fn(|_| {
+                        if rnd() % 3 == 0 {
+                            0
+                        } else {
+                            ((rnd() % (2 * amp as u32 + 1)) as i32 - amp) as i16
+                        }
+                    });
+                    assert_eq!(
+                        quantize_block(&c, bq, false).levels,
+                        serial(&c, bq),
+                        "{c:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
