@@ -2,4 +2,5 @@
 
 pub mod encode_cmd;
 pub mod pipeline;
+pub mod plan;
 pub mod relay_cmd;

@@ -9,9 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod calibrate_cmd;
 mod decode_cmd;
 mod info_cmd;
 mod output;
+mod plan_cmd;
 
 use excam_coordinator::{encode_cmd, relay_cmd};
 
@@ -37,6 +39,12 @@ enum Command {
     /// Run the state relay workers meet through, or talk to one.
     #[command(subcommand)]
     Relay(relay_cmd::RelayCommand),
+    /// Predict the wall time and cost of an ExCamera[N,x] job.
+    #[command(long_about = plan_cmd::LONG_ABOUT)]
+    Plan(plan_cmd::PlanArgs),
+    /// Measure the codec's costs on this machine for `excam plan`.
+    #[command(long_about = calibrate_cmd::LONG_ABOUT)]
+    Calibrate(calibrate_cmd::CalibrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +54,8 @@ fn main() -> ExitCode {
         Command::Info(args) => info_cmd::run(&args),
         Command::Encode(args) => encode_cmd::run(args),
         Command::Relay(cmd) => relay_cmd::run(cmd),
+        Command::Plan(args) => plan_cmd::run(&args),
+        Command::Calibrate(args) => calibrate_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,352 @@
+//! The planner: the simulation against a hand-computed schedule, its
+//! determinism and monotonic properties, the cost guard, calibration files,
+//! and the `excam plan` / `excam calibrate` commands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use excam_coordinator::plan::sim::{simulate, SimParams};
+use excam_coordinator::plan::{
+    check_max_cost, plan_job, plan_job_with, Calibration, CloudParams, JobShape, PlanOptions,
+};
+
+fn excam(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_excam"))
+        .args(args)
+        .output()
+        .expect("run excam")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two chunks of two frames, one group, no randomness.
+fn tiny() -> SimParams {
+    SimParams {
+        frames: 4,
+        chunk_frames: 2,
+        group_chunks: 2,
+        concurrency: 2,
+        invoke_rate: 10.0,
+        speed: 2.0,
+        cores: 0.0,
+        cold_median: 0.5,
+        cold_sigma: 0.0,
+        frame_work: [0.3, 0.4, 0.1],
+        ser_work: 0.02,
+        deser_work: 0.01,
+        relay_latency: 0.05,
+        state_bytes: 1e6,
+        relay_bw: 1e7,
+        s3_latency: 0.1,
+        s3_bw: 1e6,
+        in_frame_bytes: 1e5,
+        out_frame_bytes: 5e4,
+        upload_s: 0.0,
+        coord_bw: 1e6,
+        assembly_parallelism: 1,
+        straggler_prob: 0.0,
+        straggler_alpha: 1.5,
+        straggler_max: 10.0,
+        failure_prob: 0.0,
+        retry_delay: 0.5,
+        speculation: false,
+        speculation_factor: 2.0,
+        speculation_min_finished: 1,
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn tiny_job_matches_the_hand_computed_schedule() {
+    let r = simulate(&tiny(), 7);
+    // Chunk 0 (head): start-up 0.5, fetch 0.1 + 2e5/1e6 = 0.3 -> 0.8,
+    // phase 1 2 x 0.3 / 2 = 0.3 -> 1.1, serialize 0.01 -> 1.11 (its
+    // phase-1 state arrives 1.11 + 0.05 + 0.1 = 1.26), serialize its final
+    // state 0.01 -> 1.12 (arrives 1.27), write 0.1 + 0.1 -> 1.32.
+    // Chunk 1, invoked at 1/10 s: 0.6, 0.9, phase 1 -> 1.2, waits for the
+    // state until 1.26, deserialize 0.005, phase 2 (0.4 + 0.1) / 2 -> 1.515,
+    // final state already there: deserialize -> 1.52, phase 3 -> 1.77,
+    // write -> 1.97. Assembly: 2 GETs x 0.1 + 2e5 B / 1e6 B/s = 0.4.
+    assert!(close(r.wall_s, 2.37), "{r:?}");
+    assert!(close(r.phase_end_s[0], 1.2), "{:?}", r.phase_end_s);
+    assert!(close(r.phase_end_s[1], 1.515), "{:?}", r.phase_end_s);
+    assert!(close(r.phase_end_s[2], 1.77), "{:?}", r.phase_end_s);
+    assert!(close(r.phase_end_s[3], 1.97), "{:?}", r.phase_end_s);
+    // Critical path: chunk 0 up to its phase-1 state, the hop, chunk 1.
+    let expect = [
+        0.0,
+        0.0,
+        0.5,
+        0.3,
+        0.3,
+        0.25,
+        0.25,
+        0.01 + 0.15 + 0.005 + 0.005,
+        0.0,
+        0.2,
+        0.4,
+    ];
+    for (k, (&got, want)) in r.breakdown.iter().zip(expect).enumerate() {
+        assert!(close(got, want), "category {k}: {got} != {want}: {r:?}");
+    }
+    assert!(close(r.breakdown.iter().sum::<f64>(), r.wall_s));
+    let chain: Vec<Option<usize>> = r.critical_path.iter().map(|s| s.chunk).collect();
+    assert_eq!(chain.first(), Some(&Some(0)));
+    assert!(close(r.worker_seconds, 1.32 + 1.87), "{}", r.worker_seconds);
+    assert!(close(r.relay_bytes, 2e6));
+    // Both states are held between 1.12 and 1.26.
+    assert!(close(r.peak_relay_bytes, 2e6));
+    assert_eq!((r.attempts, r.s3_gets, r.s3_puts), (2, 4, 2));
+}
+
+#[test]
+fn shared_cores_slow_workers_down() {
+    // One core for two workers: both phase-1s (0.3 s each alone) overlap.
+    let mut p = tiny();
+    p.cores = 1.0;
+    let shared = simulate(&p, 1);
+    let own = simulate(&tiny(), 1);
+    assert!(
+        shared.wall_s > own.wall_s + 0.2,
+        "{} vs {}",
+        shared.wall_s,
+        own.wall_s
+    );
+    assert!(close(shared.breakdown.iter().sum::<f64>(), shared.wall_s));
+}
+
+fn job(frames: usize, workers: usize) -> JobShape {
+    JobShape {
+        width: 1280,
+        height: 720,
+        frames,
+        chunk_frames: 6,
+        group_chunks: 16,
+        workers,
+    }
+}
+
+#[test]
+fn same_seed_same_plan_and_seeds_matter() {
+    let (cal, cloud) = (Calibration::default(), CloudParams::default());
+    let o = PlanOptions { seed: 3, runs: 3 };
+    let a = plan_job_with(&job(1200, 200), &cal, &cloud, &o).unwrap();
+    let b = plan_job_with(&job(1200, 200), &cal, &cloud, &o).unwrap();
+    assert_eq!(a, b);
+    let c = plan_job_with(
+        &job(1200, 200),
+        &cal,
+        &cloud,
+        &PlanOptions { seed: 4, runs: 3 },
+    )
+    .unwrap();
+    assert_ne!(a.wall_s, c.wall_s, "cold starts are random");
+    assert!(close(
+        a.phases.entries().iter().map(|e| e.1).sum::<f64>(),
+        a.wall_s
+    ));
+}
+
+#[test]
+fn more_frames_never_take_less_time() {
+    let (cal, cloud) = (Calibration::default(), CloudParams::default());
+    let o = PlanOptions { seed: 1, runs: 4 };
+    let mut last = 0.0;
+    for frames in [60, 240, 600, 1200, 2400] {
+        let p = plan_job_with(&job(frames, 50), &cal, &cloud, &o).unwrap();
+        assert!(p.wall_s >= last, "{frames} frames: {} < {last}", p.wall_s);
+        last = p.wall_s;
+    }
+}
+
+#[test]
+fn a_slower_hop_never_makes_the_chain_faster() {
+    let cal = Calibration::default();
+    let o = PlanOptions { seed: 1, runs: 3 };
+    let mut last = 0.0;
+    for latency in [0.0, 0.01, 0.1, 0.5, 2.0] {
+        let mut cloud = CloudParams::default();
+        cloud.set("relay_latency_s", latency).unwrap();
+        let p = plan_job_with(&job(960, 160), &cal, &cloud, &o).unwrap();
+        assert!(p.wall_s >= last, "latency {latency}: {} < {last}", p.wall_s);
+        last = p.wall_s;
+    }
+    // Fifteen hops per group: two seconds each must show.
+    assert!(last > 30.0, "{last}");
+}
+
+#[test]
+fn twins_never_hurt_with_a_heavy_tail() {
+    let cal = Calibration::default();
+    let o = PlanOptions { seed: 11, runs: 8 };
+    let mut cloud = CloudParams::default();
+    for kv in [
+        "straggler_prob=0.1",
+        "straggler_alpha=1.1",
+        "failure_prob=0",
+    ] {
+        cloud.set_str(kv).unwrap();
+    }
+    let shape = job(1920, 320);
+    cloud.set("speculation", 1.0).unwrap();
+    let with = plan_job_with(&shape, &cal, &cloud, &o).unwrap();
+    cloud.set("speculation", 0.0).unwrap();
+    let without = plan_job_with(&shape, &cal, &cloud, &o).unwrap();
+    assert!(with.twins > 0.0);
+    assert!(
+        with.wall_s <= without.wall_s,
+        "with twins {} > without {}",
+        with.wall_s,
+        without.wall_s
+    );
+}
+
+#[test]
+fn failures_cause_retries_and_cost_more() {
+    let cal = Calibration::default();
+    let o = PlanOptions { seed: 2, runs: 3 };
+    let mut cloud = CloudParams::default();
+    cloud.set("failure_prob", 0.0).unwrap();
+    let ok = plan_job_with(&job(1200, 200), &cal, &cloud, &o).unwrap();
+    cloud.set("failure_prob", 0.2).unwrap();
+    let bad = plan_job_with(&job(1200, 200), &cal, &cloud, &o).unwrap();
+    assert!(bad.retries > 10.0 && ok.retries == 0.0);
+    assert!(bad.lambda_requests > ok.lambda_requests);
+    assert!(bad.wall_s >= ok.wall_s);
+}
+
+#[test]
+fn max_cost_refuses_above_and_allows_below() {
+    let plan = plan_job(
+        &job(1200, 200),
+        &Calibration::default(),
+        &CloudParams::default(),
+    )
+    .unwrap();
+    assert!(plan.cost_usd > 0.0);
+    assert!(check_max_cost(&plan, plan.cost_usd * 1.01).is_ok());
+    let e = check_max_cost(&plan, plan.cost_usd * 0.5).unwrap_err();
+    assert!(e.contains("exceeds --max-cost"), "{e}");
+    assert!(check_max_cost(&plan, f64::NAN).is_err());
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn cli_plan_json_and_max_cost() {
+    let base = [
+        "plan", "--width", "640", "--height", "480", "--frames", "240", "--json",
+    ];
+    let v = json(&excam(&base));
+    let wall = v["wall_s"].as_f64().unwrap();
+    let cost = v["cost_usd"].as_f64().unwrap();
+    assert!(wall > 0.0 && cost > 0.0, "{v}");
+    assert!(v["phases"]["rebase"].as_f64().unwrap() > 0.0, "{v}");
+    let below = format!("{}", cost * 0.5);
+    let out = excam(&[&base[..], &["--max-cost", &below]].concat());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exceeds --max-cost"), "{err}");
+    let above = format!("{}", cost * 2.0);
+    assert!(excam(&[&base[..], &["--max-cost", &above]].concat())
+        .status
+        .success());
+    // --set overrides and a bad key names itself.
+    let slow = json(&excam(
+        &[&base[..], &["--set", "lambda_vcpu_speed=0.25"]].concat(),
+    ));
+    assert!(slow["wall_s"].as_f64().unwrap() > wall);
+    let out = excam(&[&base[..], &["--set", "nope=1"]].concat());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+#[test]
+fn cli_plan_reads_a_y4m_header() {
+    let dir = scratch("plan_y4m");
+    let path = dir.join("clip.y4m");
+    let mut bytes = b"YUV4MPEG2 W16 H8 F30:1 C420jpeg\n".to_vec();
+    for _ in 0..7 {
+        bytes.extend_from_slice(b"FRAME\n");
+        bytes.extend(std::iter::repeat_n(128u8, 16 * 8 * 3 / 2));
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let v = json(&excam(&[
+        "plan",
+        path.to_str().unwrap(),
+        "--chunk-frames",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(v["shape"]["frames"], 7);
+    assert_eq!(v["shape"]["width"], 16);
+    assert_eq!(v["chunks"], 4);
+}
+
+#[test]
+fn cli_calibrate_round_trips_and_bad_files_are_named() {
+    let dir = scratch("plan_calibrate");
+    let cal = dir.join("cal.json");
+    let out = excam(&["calibrate", "--quick", "--out", cal.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&cal).unwrap();
+    let parsed = Calibration::from_json(&text).unwrap();
+    assert_eq!(Calibration::from_json(&parsed.to_json()).unwrap(), parsed);
+    let args = [
+        "plan", "--width", "320", "--height", "240", "--frames", "60", "--json",
+    ];
+    json(&excam(
+        &[&args[..], &["--calibration", cal.to_str().unwrap()]].concat(),
+    ));
+
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["encode_s_per_mpx"] = serde_json::json!("fast");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let out = excam(&[&args[..], &["--calibration", bad.to_str().unwrap()]].concat());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("encode_s_per_mpx") && err.contains("bad.json"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn cli_sweep_writes_a_plot_with_a_frontier() {
+    let dir = scratch("plan_sweep");
+    let svg = dir.join("sweep.svg");
+    let out = excam(&[
+        "plan",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--frames",
+        "96",
+        "--sweep",
+        "--runs",
+        "1",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let v = json(&out);
+    let pts = v.as_array().unwrap();
+    assert!(pts.len() > 20);
+    assert!(pts.iter().any(|p| p["frontier"] == true));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("frontier"));
+}
