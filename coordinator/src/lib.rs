@@ -3,3 +3,4 @@
 pub mod encode_cmd;
 pub mod pipeline;
 pub mod relay_cmd;
+pub mod runtime;

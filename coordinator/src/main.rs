@@ -33,7 +33,7 @@ enum Command {
     #[command(long_about = info_cmd::LONG_ABOUT)]
     Info(info_cmd::InfoArgs),
     /// Encode a Y4M file to VP8 IVF, serially or ExCamera-style with --workers.
-    Encode(encode_cmd::EncodeArgs),
+    Encode(Box<encode_cmd::EncodeArgs>),
     /// Run the state relay workers meet through, or talk to one.
     #[command(subcommand)]
     Relay(relay_cmd::RelayCommand),
@@ -44,11 +44,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode_cmd::run(&args),
         Command::Info(args) => info_cmd::run(&args),
-        Command::Encode(args) => encode_cmd::run(args),
+        Command::Encode(args) => encode_cmd::run(*args),
         Command::Relay(cmd) => relay_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<excam_coordinator::runtime::Cancelled>() => {
+            eprintln!("excam: {e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line.
             eprintln!("excam: error: {e:#}");
