@@ -68,12 +68,15 @@ pub struct EncodeArgs {
     #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// ExCamera N: frames per chunk (one worker's job).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..), requires = "workers")]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_frames: u64,
     /// ExCamera x: chunks per group; each group starts with a key frame,
     /// so key frames fall every N*x frames.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..), requires = "workers")]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub group_chunks: u64,
+    /// Distributed-runtime flags (`--backend processes|lambda`).
+    #[command(flatten)]
+    pub dist: crate::runtime::cli::DistArgs,
 }
 
 fn parse_partitions(s: &str) -> Result<usize, String> {
@@ -117,6 +120,9 @@ impl Summary {
 /// found and what is supported), encoder errors, or output I/O failures;
 /// in every case no file is left at the output path.
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    if args.dist.backend != crate::runtime::cli::BackendArg::Local {
+        return crate::runtime::cli::run_distributed(&args);
+    }
     let quiet = args.quiet;
     let s = encode(&args)?;
     if !quiet {

@@ -4,3 +4,4 @@ pub mod encode_cmd;
 pub mod pipeline;
 pub mod plan;
 pub mod relay_cmd;
+pub mod runtime;

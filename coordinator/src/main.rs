@@ -35,7 +35,7 @@ enum Command {
     #[command(long_about = info_cmd::LONG_ABOUT)]
     Info(info_cmd::InfoArgs),
     /// Encode a Y4M file to VP8 IVF, serially or ExCamera-style with --workers.
-    Encode(encode_cmd::EncodeArgs),
+    Encode(Box<encode_cmd::EncodeArgs>),
     /// Run the state relay workers meet through, or talk to one.
     #[command(subcommand)]
     Relay(relay_cmd::RelayCommand),
@@ -52,13 +52,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode_cmd::run(&args),
         Command::Info(args) => info_cmd::run(&args),
-        Command::Encode(args) => encode_cmd::run(args),
+        Command::Encode(args) => encode_cmd::run(*args),
         Command::Relay(cmd) => relay_cmd::run(cmd),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Calibrate(args) => calibrate_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<excam_coordinator::runtime::Cancelled>() => {
+            eprintln!("excam: {e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             // `{:#}` prints the whole cause chain on one line.
             eprintln!("excam: error: {e:#}");

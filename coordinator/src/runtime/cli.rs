@@ -1,0 +1,292 @@
+//! The `excam encode` flags of the distributed backends, and the glue from
+//! them to [`run_job`](super::run_job).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use excam_codec::encode::encoder::{EncoderConfig, RateControl};
+use excam_rendezvous::{Fingerprint, RelaySecret};
+use excam_worker::chunk::Phase;
+use excam_worker::task::{CodecParams, Fault};
+
+use super::{BackendChoice, InputSource, JobConfig, RelayChoice};
+use crate::encode_cmd::{EncodeArgs, DEFAULT_QUANTIZER};
+use crate::runtime::scheduler::SchedulerConfig;
+
+/// Which backend encodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// Threads in this process (the ExCamera pipeline with --workers, or serial).
+    Local,
+    /// `excam-worker` processes on this machine.
+    Processes,
+    /// AWS Lambda invocations with an S3 store.
+    Lambda,
+}
+
+/// Flags of the distributed runtime.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DistArgs {
+    /// Where chunks are encoded: local threads, excam-worker processes, or Lambda.
+    #[arg(long, value_enum, default_value_t = BackendArg::Local)]
+    pub backend: BackendArg,
+    /// Lambda function to invoke (lambda backend).
+    #[arg(long, default_value = "excam-worker")]
+    pub function: String,
+    /// S3 bucket for the input, states and chunks (lambda backend).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Key prefix inside the bucket.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Store directory of the processes backend [default: excam-store in the temp dir].
+    #[arg(long)]
+    pub store_dir: Option<PathBuf>,
+    /// The excam-worker executable [default: next to this one].
+    #[arg(long)]
+    pub worker_bin: Option<PathBuf>,
+    /// Lambda memory size in MB used for the cost estimate.
+    #[arg(long, default_value_t = 3008)]
+    pub lambda_memory: u32,
+    /// Lambda price per GB-second in USD, for the cost estimate.
+    #[arg(long, default_value_t = 0.0000166667)]
+    pub price_per_gb_s: f64,
+    /// Lambda price per request in USD, for the cost estimate.
+    #[arg(long, default_value_t = 0.0000002)]
+    pub price_per_request: f64,
+    /// Most tasks running at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrency: u64,
+    /// Failed attempts allowed per chunk before the job fails.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tries: u32,
+    /// Seconds an attempt may run before it is abandoned and retried.
+    #[arg(long, default_value_t = 900.0)]
+    pub task_timeout: f64,
+    /// A task running this many times its peers' median gets a speculative twin.
+    #[arg(long, default_value_t = 2.0)]
+    pub straggler_factor: f64,
+    /// Seconds a task may always run before it counts as a straggler.
+    #[arg(long, default_value_t = 5.0)]
+    pub straggler_floor: f64,
+    /// Reuse the verified chunks of an earlier run of the same job.
+    #[arg(long)]
+    pub resume: bool,
+    /// Keep the job's intermediate objects (states, checkpoints, results).
+    #[arg(long)]
+    pub keep_intermediate: bool,
+    /// Write a JSON report of every task and attempt here, and a timeline SVG beside it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Run the embedded relay on this UDP address [default for processes: 127.0.0.1:0].
+    #[arg(long, conflicts_with = "relay")]
+    pub relay_listen: Option<SocketAddr>,
+    /// host:port workers use to reach the embedded relay [default: its bound address].
+    #[arg(long, requires = "relay_listen")]
+    pub relay_public: Option<String>,
+    /// Use the relay at this host:port (secret from $EXCAM_RELAY_SECRET).
+    #[arg(long, requires = "relay_fingerprint")]
+    pub relay: Option<String>,
+    /// Certificate fingerprint of the --relay.
+    #[arg(long, requires = "relay")]
+    pub relay_fingerprint: Option<Fingerprint>,
+    /// Pass states through the store alone, without a relay.
+    #[arg(long, conflicts_with_all = ["relay", "relay_listen"])]
+    pub no_relay: bool,
+    /// Test only: CHUNK:ATTEMPT:KIND:PHASE[:SECONDS], KIND one of crash, hang, error, slow.
+    #[arg(long, hide = true)]
+    pub inject_fault: Vec<String>,
+    /// Test only: restart the embedded relay after this many chunks are done.
+    #[arg(long, hide = true)]
+    pub restart_relay_after: Option<usize>,
+}
+
+/// Parses an `--inject-fault` value.
+fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
+    let p: Vec<&str> = s.split(':').collect();
+    if p.len() < 4 {
+        bail!("--inject-fault {s:?}: want CHUNK:ATTEMPT:KIND:PHASE[:SECONDS]");
+    }
+    let chunk: usize = p[0].parse().context("fault chunk")?;
+    let attempt: u32 = p[1].parse().context("fault attempt")?;
+    let phase = match p[3] {
+        "encode" | "1" => Phase::Encode,
+        "given-state" | "encode_given_state" | "2" => Phase::EncodeGivenState,
+        "rebase" | "3" => Phase::Rebase,
+        other => bail!("unknown phase {other:?}"),
+    };
+    let fault = match p[2] {
+        "crash" => Fault::Crash { phase },
+        "hang" => Fault::Hang { phase },
+        "error" => Fault::Error { phase },
+        "slow" => Fault::Slow {
+            phase,
+            seconds: p.get(4).context("slow needs SECONDS")?.parse()?,
+        },
+        other => bail!("unknown fault {other:?}"),
+    };
+    Ok(((chunk, attempt), fault))
+}
+
+/// The wire codec settings of `args` (size and rate are filled from the
+/// input by the runtime).
+fn codec_params(args: &EncodeArgs) -> CodecParams {
+    let mut cfg = EncoderConfig::new(16, 16);
+    cfg.rate = match (args.quantizer, args.bitrate) {
+        (_, Some(kbps)) => RateControl::Bitrate { kbps },
+        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
+    };
+    cfg.keyint = args.keyint;
+    cfg.speed = args.speed;
+    cfg.partitions = args.partitions;
+    cfg.golden.interval = args.golden_interval;
+    CodecParams::from_config(&cfg)
+}
+
+/// The job `args` describe.
+///
+/// # Errors
+/// Inconsistent flags.
+pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
+    let d = &args.dist;
+    let input_text = args.input.to_string_lossy().into_owned();
+    if input_text == "-" {
+        bail!("the distributed backends need a file or s3:// input, not standard input");
+    }
+    let mut max_concurrency = d.max_concurrency as usize;
+    let backend = match d.backend {
+        BackendArg::Local => bail!("the local backend does not use the runtime"),
+        BackendArg::Processes => {
+            if let Some(w) = args.workers {
+                max_concurrency = max_concurrency.min(w as usize);
+            }
+            BackendChoice::Processes {
+                worker_bin: d
+                    .worker_bin
+                    .clone()
+                    .unwrap_or_else(super::processes::default_worker_bin),
+                store_dir: d
+                    .store_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("excam-store")),
+            }
+        }
+        BackendArg::Lambda => BackendChoice::Lambda {
+            function: d.function.clone(),
+            bucket: d
+                .bucket
+                .clone()
+                .context("--backend lambda needs --bucket")?,
+            prefix: d.prefix.clone(),
+        },
+    };
+    let relay = if d.no_relay {
+        RelayChoice::None
+    } else if let (Some(addr), Some(fp)) = (&d.relay, &d.relay_fingerprint) {
+        let secret = RelaySecret::from_env()?
+            .context("--relay needs the relay's secret in $EXCAM_RELAY_SECRET")?;
+        RelayChoice::External {
+            addr: addr.clone(),
+            fingerprint: *fp,
+            secret,
+        }
+    } else if let Some(listen) = d.relay_listen {
+        RelayChoice::Embedded {
+            listen,
+            public: d.relay_public.clone(),
+        }
+    } else if d.backend == BackendArg::Processes {
+        RelayChoice::Embedded {
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            public: None,
+        }
+    } else {
+        // Lambda workers cannot reach a loopback relay.
+        RelayChoice::None
+    };
+    let faults: HashMap<(usize, u32), Fault> = d
+        .inject_fault
+        .iter()
+        .map(|s| parse_fault(s))
+        .collect::<anyhow::Result<_>>()?;
+    if !(d.task_timeout > 0.0 && d.straggler_factor > 0.0 && d.straggler_floor >= 0.0) {
+        bail!("--task-timeout and --straggler-factor must be positive, --straggler-floor not negative");
+    }
+    Ok(JobConfig {
+        input: InputSource::parse(&input_text),
+        output: args.output.clone(),
+        codec: codec_params(args),
+        chunk_frames: args.chunk_frames as usize,
+        group_chunks: args.group_chunks as usize,
+        limit: args.limit.map(|l| l as usize),
+        backend,
+        relay,
+        scheduler: SchedulerConfig {
+            max_concurrency,
+            max_tries: d.max_tries,
+            task_timeout: Duration::from_secs_f64(d.task_timeout),
+            straggler_factor: d.straggler_factor,
+            straggler_floor: Duration::from_secs_f64(d.straggler_floor),
+            ..SchedulerConfig::default()
+        },
+        resume: d.resume,
+        keep_intermediate: d.keep_intermediate,
+        report: d.report.clone(),
+        quiet: args.quiet,
+        lambda_memory_mb: d.lambda_memory,
+        price_per_gb_s: d.price_per_gb_s,
+        price_per_request: d.price_per_request,
+        faults,
+        restart_relay_after: d.restart_relay_after,
+    })
+}
+
+/// Runs `excam encode --backend processes|lambda`: the job, Ctrl-C
+/// handling and the summary line.
+///
+/// # Errors
+/// As [`run_job`](super::run_job); [`Cancelled`](super::Cancelled) on Ctrl-C.
+pub fn run_distributed(args: &EncodeArgs) -> anyhow::Result<()> {
+    let cfg = job_config(args)?;
+    let quiet = cfg.quiet;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let out = rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        super::run_job(cfg, rx).await
+    });
+    // Worker processes were killed when their futures dropped; do not wait
+    // for stray blocking tasks.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let out = out?;
+    if !quiet {
+        let t = &out.report.totals;
+        eprintln!(
+            "{} frames ({} key) -> {}: {:.2} kbit/s, {:.2} s wall, {} tasks run ({} reused), \
+             {} retries, {} twins, {:.1} worker-s, {:.1} GB-s, est. ${:.6}",
+            out.frames,
+            out.key_frames,
+            args.output.display(),
+            out.kbps,
+            out.wall.as_secs_f64(),
+            out.tasks_run,
+            out.reused,
+            t.retries,
+            t.speculative,
+            t.worker_seconds,
+            t.gb_seconds,
+            t.cost_usd
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The `lambda` backend: each attempt is one synchronous (RequestResponse)
+//! Lambda invocation whose payload is the task JSON.
+
+use async_trait::async_trait;
+use aws_sdk_lambda::error::SdkError;
+use aws_sdk_lambda::operation::invoke::InvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use excam_worker::task::{Task, TaskResult};
+
+use super::backend::{parse_answer, AttemptError, Backend, FailureKind};
+
+/// Invokes `function` through `client`.
+pub struct LambdaBackend {
+    /// Lambda client (region, credentials and endpoint from the default chain).
+    pub client: aws_sdk_lambda::Client,
+    /// Function name or ARN.
+    pub function: String,
+}
+
+impl LambdaBackend {
+    /// A client from the `aws-config` default chain (`AWS_ENDPOINT_URL_LAMBDA`
+    /// is honoured by the SDK).
+    pub async fn new(function: String) -> LambdaBackend {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        LambdaBackend {
+            client: aws_sdk_lambda::Client::new(&conf),
+            function,
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for LambdaBackend {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    async fn run(&self, task: Task) -> Result<TaskResult, AttemptError> {
+        let json = serde_json::to_vec(&task)
+            .map_err(|e| AttemptError::new(FailureKind::Lost, format!("task JSON: {e}")))?;
+        let out = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(json))
+            .send()
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(SdkError::ServiceError(e)) => {
+                let msg = format!("{:?}", e.err());
+                let kind = match e.err() {
+                    InvokeError::TooManyRequestsException(_) => FailureKind::Throttled,
+                    _ if e.raw().status().as_u16() == 429 => FailureKind::Throttled,
+                    _ => FailureKind::Lost,
+                };
+                return Err(AttemptError::new(kind, msg));
+            }
+            Err(e) => {
+                return Err(AttemptError::new(
+                    FailureKind::Lost,
+                    format!("invoke {}: {}", self.function, aws_error_text(&e)),
+                ))
+            }
+        };
+        let payload = out.payload.map(|b| b.into_inner()).unwrap_or_default();
+        if let Some(fe) = out.function_error {
+            return Err(match parse_answer(&payload) {
+                Err(mut e) => {
+                    e.kind = FailureKind::FunctionError;
+                    e.message = format!("{fe}: {}", e.message);
+                    e
+                }
+                Ok(_) => AttemptError::new(FailureKind::FunctionError, fe),
+            });
+        }
+        parse_answer(&payload)
+    }
+}
+
+/// An SDK error with its causes on one line.
+fn aws_error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

@@ -1,0 +1,847 @@
+//! The distributed runtime: one task per chunk on `excam-worker`
+//! processes or Lambda functions, states through a relay with the store
+//! as durable fallback, and the coordinator that plans, schedules,
+//! verifies, assembles and reports.
+//!
+//! Use it as a library through [`JobConfig`] and [`run_job`]. Output bytes
+//! depend only on the input, the codec parameters, N and x: never on the
+//! backend, the worker count, retries or scheduling (each chunk's bytes
+//! are a pure function of its frames and its predecessor's state, see
+//! `excam_worker::chunk`).
+
+pub mod backend;
+pub mod cli;
+pub mod lambda;
+pub mod processes;
+pub mod progress;
+pub mod report;
+pub mod scheduler;
+pub mod timeline;
+pub mod worker_api;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use excam_codec::container::ivf::{IvfHeader, IvfWriter};
+use excam_codec::container::y4m::Y4mReader;
+use excam_codec::image::i420_len;
+use excam_rendezvous::{Fingerprint, Relay, RelayConfig, RelaySecret, TlsIdentity};
+use excam_worker::store::Store;
+use excam_worker::task::{
+    CodecParams, Fault, InputSpec, RelaySpec, StoreSpec, Task, CODEC_VERSION, TASK_VERSION,
+};
+use sha2::{Digest, Sha256};
+
+use backend::Backend;
+use report::{AttemptReport, Hop, PhaseTiming, Report, TaskReport, Totals};
+use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError, SchedulerConfig};
+use worker_api::{job_prefix, result_key};
+
+/// Where the workers run.
+#[derive(Clone, Debug)]
+pub enum BackendChoice {
+    /// `excam-worker` processes on this machine, a store in a directory.
+    Processes {
+        /// The worker executable.
+        worker_bin: PathBuf,
+        /// Store root.
+        store_dir: PathBuf,
+    },
+    /// Lambda invocations, a store in S3.
+    Lambda {
+        /// Function name.
+        function: String,
+        /// Bucket.
+        bucket: String,
+        /// Key prefix ("" for none).
+        prefix: String,
+    },
+}
+
+/// How states travel between workers.
+#[derive(Clone, Debug)]
+pub enum RelayChoice {
+    /// Through the store alone.
+    None,
+    /// A relay run inside the coordinator for the job's duration.
+    Embedded {
+        /// UDP address to bind.
+        listen: SocketAddr,
+        /// `host:port` workers dial (default: the bound address).
+        public: Option<String>,
+    },
+    /// A relay run elsewhere.
+    External {
+        /// `host:port`.
+        addr: String,
+        /// Its certificate's fingerprint.
+        fingerprint: Fingerprint,
+        /// The relay's secret, to mint the job's token.
+        secret: RelaySecret,
+    },
+}
+
+/// The input video.
+#[derive(Clone, Debug)]
+pub enum InputSource {
+    /// A local Y4M file, uploaded (or linked) into the store.
+    File(PathBuf),
+    /// A Y4M object in the job's S3 bucket, used in place.
+    S3 {
+        /// Bucket (must be the store's).
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+}
+
+impl InputSource {
+    /// Parses `s3://bucket/key` or a path.
+    pub fn parse(s: &str) -> InputSource {
+        match s.strip_prefix("s3://").and_then(|r| r.split_once('/')) {
+            Some((b, k)) => InputSource::S3 {
+                bucket: b.to_string(),
+                key: k.to_string(),
+            },
+            None => InputSource::File(PathBuf::from(s)),
+        }
+    }
+}
+
+/// Everything a distributed encode needs.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// Input.
+    pub input: InputSource,
+    /// Output IVF (written atomically).
+    pub output: PathBuf,
+    /// Codec settings; width, height and frame rate are taken from the input.
+    pub codec: CodecParams,
+    /// N.
+    pub chunk_frames: usize,
+    /// x.
+    pub group_chunks: usize,
+    /// Encode at most this many frames.
+    pub limit: Option<usize>,
+    /// Where workers run.
+    pub backend: BackendChoice,
+    /// How states travel.
+    pub relay: RelayChoice,
+    /// Concurrency, retries, stragglers, timeouts.
+    pub scheduler: SchedulerConfig,
+    /// Reuse verified chunks of an earlier run of the same job.
+    pub resume: bool,
+    /// Keep `jobs/{job}/` after success.
+    pub keep_intermediate: bool,
+    /// Write the JSON report here (and the SVG beside it).
+    pub report: Option<PathBuf>,
+    /// No display, no log lines.
+    pub quiet: bool,
+    /// Memory for the cost estimate, MB.
+    pub lambda_memory_mb: u32,
+    /// USD per GB-second.
+    pub price_per_gb_s: f64,
+    /// USD per request.
+    pub price_per_request: f64,
+    /// Faults to inject: (chunk, attempt) -> fault (tests).
+    pub faults: HashMap<(usize, u32), Fault>,
+    /// Restart the embedded relay once this many chunks are done (tests).
+    pub restart_relay_after: Option<usize>,
+}
+
+/// What a finished job produced.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    /// Job id.
+    pub job: String,
+    /// Frames.
+    pub frames: usize,
+    /// Key frames.
+    pub key_frames: usize,
+    /// VP8 bytes (without IVF framing).
+    pub bytes: u64,
+    /// kbit/s at the input's frame rate.
+    pub kbps: f64,
+    /// Wall time.
+    pub wall: Duration,
+    /// Tasks run in this invocation (chunks not reused).
+    pub tasks_run: usize,
+    /// Chunks reused from an earlier run.
+    pub reused: usize,
+    /// The report (also written when asked).
+    pub report: Report,
+}
+
+/// The job was cancelled (Ctrl-C); the CLI exits with 130.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled: no output written")]
+pub struct Cancelled;
+
+/// Hex SHA-256 naming a job: same input, parameters and codec version give
+/// the same id, so a rerun finds its earlier results.
+pub fn job_id(
+    input_identity: &str,
+    codec: &CodecParams,
+    chunk_frames: usize,
+    group_chunks: usize,
+    frames: usize,
+) -> String {
+    let mut h = Sha256::new();
+    h.update(b"excam-job-1\n");
+    h.update(input_identity.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_vec(codec).unwrap_or_default());
+    h.update(format!("\n{chunk_frames} {group_chunks} {frames}\n{CODEC_VERSION}").as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Parses a Y4M header from the file's first bytes: the frame geometry
+/// and where frames start. Only `FRAME` lines without parameters are
+/// supported (what ffmpeg and our clips write), since frames are located
+/// by stride.
+fn parse_header(
+    head: &[u8],
+    total: u64,
+) -> anyhow::Result<(excam_codec::container::y4m::Y4mHeader, u64, usize)> {
+    let hdr = *Y4mReader::new(head).context("not a Y4M file")?.header();
+    let end = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .context("Y4M header line is not terminated")? as u64
+        + 1;
+    let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
+    let at = end as usize;
+    if head.len() >= at + 6 && &head[at..at + 6] != b"FRAME\n" {
+        bail!("Y4M frames with parameters are not supported by the distributed backends");
+    }
+    let frames = (total.saturating_sub(end) / stride) as usize;
+    Ok((hdr, end, frames))
+}
+
+/// The embedded relay, restartable (tests) with the same address,
+/// certificate and secret.
+struct EmbeddedRelay {
+    addr: SocketAddr,
+    identity: TlsIdentity,
+    secret: RelaySecret,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EmbeddedRelay {
+    fn start(listen: SocketAddr) -> anyhow::Result<EmbeddedRelay> {
+        let identity = TlsIdentity::self_signed()?;
+        let secret = RelaySecret::generate();
+        let mut r = EmbeddedRelay {
+            addr: listen,
+            identity,
+            secret,
+            stop: None,
+            task: None,
+        };
+        r.bind()?;
+        Ok(r)
+    }
+
+    fn bind(&mut self) -> anyhow::Result<()> {
+        let mut cfg = RelayConfig::new(self.secret.clone());
+        cfg.identity = Some(self.identity.clone());
+        let relay = Relay::bind(self.addr, cfg).context("cannot start the embedded relay")?;
+        self.addr = relay.local_addr();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.stop = Some(tx);
+        self.task = Some(tokio::spawn(async move {
+            let _ = relay
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            // Draining may wait for idle clients; a stopped relay is all a
+            // restart or the job's end needs.
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.bind()
+    }
+}
+
+/// Runs a distributed encode to completion.
+///
+/// # Errors
+/// Bad input or settings, store or relay failures, a chunk that failed
+/// `max_tries` times (the message names chunk, phase and last error), or
+/// [`Cancelled`] when `cancel` turns true. No output file is left then.
+pub async fn run_job(
+    cfg: JobConfig,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<JobOutcome> {
+    let t0 = Instant::now();
+    let started_unix_s = unix_now();
+    if cfg.chunk_frames == 0 || cfg.group_chunks == 0 {
+        bail!("chunk frames and group chunks must be at least 1");
+    }
+    let (store_spec, backend): (StoreSpec, Arc<dyn Backend>) = match &cfg.backend {
+        BackendChoice::Processes {
+            worker_bin,
+            store_dir,
+        } => {
+            if !worker_bin.is_file() {
+                bail!(
+                    "worker executable {} not found (build excam-worker or pass --worker-bin)",
+                    worker_bin.display()
+                );
+            }
+            let root = std::path::absolute(store_dir)
+                .with_context(|| format!("bad store dir {}", store_dir.display()))?;
+            (
+                StoreSpec::Local { root },
+                Arc::new(processes::ProcessBackend {
+                    worker_bin: worker_bin.clone(),
+                }),
+            )
+        }
+        BackendChoice::Lambda {
+            function,
+            bucket,
+            prefix,
+        } => (
+            StoreSpec::S3 {
+                bucket: bucket.clone(),
+                prefix: prefix.trim_matches('/').to_string(),
+            },
+            Arc::new(lambda::LambdaBackend::new(function.clone()).await),
+        ),
+    };
+    let store = worker_api::open_store(&store_spec).await?;
+
+    // The input: its identity (for the job id), header and store key.
+    let (identity, input_key, head, total) =
+        locate_input(&cfg, &store_spec, store.as_ref()).await?;
+    let (hdr, first_frame_offset, mut frames) = parse_header(&head, total)?;
+    if let Some(l) = cfg.limit {
+        frames = frames.min(l);
+    }
+    if frames == 0 {
+        bail!("the input has no frames");
+    }
+    let mut codec = cfg.codec.clone();
+    codec.width = hdr.width;
+    codec.height = hdr.height;
+    codec.framerate = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
+    codec
+        .to_config()
+        .map_err(|e| anyhow::anyhow!("invalid encoder settings: {e}"))?;
+    let job = job_id(
+        &identity,
+        &codec,
+        cfg.chunk_frames,
+        cfg.group_chunks,
+        frames,
+    );
+    let chunks = frames.div_ceil(cfg.chunk_frames);
+    let input = InputSpec {
+        key: input_key.clone(),
+        first_frame_offset,
+        frame_stride: 6 + i420_len(hdr.width, hdr.height) as u64,
+        frames,
+    };
+    if let InputSource::File(path) = &cfg.input {
+        upload_input(store.as_ref(), &input_key, path, total, cfg.quiet).await?;
+    }
+
+    let mut relay_handle: Option<EmbeddedRelay> = None;
+    let relay = match &cfg.relay {
+        RelayChoice::None => None,
+        RelayChoice::Embedded { listen, public } => {
+            let r = EmbeddedRelay::start(*listen)?;
+            let spec = RelaySpec {
+                addr: public.clone().unwrap_or_else(|| r.addr.to_string()),
+                fingerprint: r.identity.fingerprint().to_string(),
+                job: job.clone(),
+                token: r.secret.token(&job),
+            };
+            relay_handle = Some(r);
+            Some(spec)
+        }
+        RelayChoice::External {
+            addr,
+            fingerprint,
+            secret,
+        } => Some(RelaySpec {
+            addr: addr.clone(),
+            fingerprint: fingerprint.to_string(),
+            job: job.clone(),
+            token: secret.token(&job),
+        }),
+    };
+
+    let tasks: Vec<Task> = (0..chunks)
+        .map(|i| Task {
+            version: TASK_VERSION,
+            job: job.clone(),
+            chunk: i,
+            chunks,
+            chunk_frames: cfg.chunk_frames,
+            group_chunks: cfg.group_chunks,
+            input: input.clone(),
+            codec: codec.clone(),
+            store: store_spec.clone(),
+            relay: relay.clone(),
+            attempt: 0,
+            wait_timeout_s: cfg.scheduler.task_timeout.as_secs_f64(),
+            fault: None,
+        })
+        .collect();
+    let expected: Vec<usize> = (0..chunks)
+        .map(|i| (frames - i * cfg.chunk_frames).min(cfg.chunk_frames))
+        .collect();
+
+    // --resume: chunks whose result record exists and whose object verifies.
+    let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
+    if cfg.resume {
+        for i in 0..chunks {
+            let Ok(raw) = store.get(&result_key(&job, i)).await else {
+                continue;
+            };
+            let Ok(r) = serde_json::from_slice::<excam_worker::task::TaskResult>(&raw) else {
+                continue;
+            };
+            if r.job != job || r.chunk != i {
+                continue;
+            }
+            if let Ok(frames) = scheduler::verify(store.as_ref(), &r, expected[i]).await {
+                reused[i] = Some(ChunkDone {
+                    result: r,
+                    frames,
+                    reused: true,
+                });
+            }
+        }
+    }
+    let n_reused = reused.iter().filter(|r| r.is_some()).count();
+    let display = progress::Display::new(chunks, n_reused, cfg.quiet);
+    if !cfg.quiet {
+        eprintln!(
+            "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
+            &job[..16],
+            cfg.chunk_frames,
+            cfg.group_chunks,
+            backend.name(),
+            if n_reused > 0 {
+                format!(", {n_reused} chunks reused")
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    // The restart hook runs on the scheduler's task: hand it to a helper.
+    let relay_cell = Arc::new(tokio::sync::Mutex::new(relay_handle));
+    let restart_at = cfg.restart_relay_after;
+    let restarted = Arc::new(Mutex::new(false));
+    let on_done = {
+        let relay_cell = relay_cell.clone();
+        let restarted = restarted.clone();
+        move |done: usize| {
+            if restart_at.is_some_and(|k| done >= k) {
+                let mut r = restarted.lock().expect("restart flag");
+                if !*r {
+                    *r = true;
+                    let cell = relay_cell.clone();
+                    tokio::spawn(async move {
+                        if let Some(relay) = cell.lock().await.as_mut() {
+                            if let Err(e) = relay.restart().await {
+                                eprintln!("relay restart failed: {e:#}");
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    };
+
+    let sched = run_schedule(
+        backend.clone(),
+        store.clone(),
+        tasks,
+        expected,
+        reused,
+        &cfg.scheduler,
+        &cfg.faults,
+        &display,
+        &on_done,
+        cancel,
+    )
+    .await;
+    display.finish();
+    if let Some(r) = relay_cell.lock().await.as_mut() {
+        r.stop().await;
+    }
+    let sched = match sched {
+        Ok(s) => s,
+        Err((e, s)) => {
+            if let Some(path) = &cfg.report {
+                let rep = build_report(
+                    &cfg,
+                    &job,
+                    backend.name(),
+                    frames,
+                    chunks,
+                    started_unix_s,
+                    t0,
+                    &s,
+                    0,
+                );
+                let _ = rep.write(path);
+            }
+            return Err(match e {
+                ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
+                other => anyhow::Error::new(other)
+                    .context(format!("job {} failed; no output written", &job[..16])),
+            });
+        }
+    };
+
+    // Assemble in chunk order; the temporary file vanishes on any error.
+    let (output_bytes, stats) = write_output(&cfg.output, &codec, &sched)?;
+    if !cfg.keep_intermediate {
+        if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
+            eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
+        }
+    }
+    let report = build_report(
+        &cfg,
+        &job,
+        backend.name(),
+        frames,
+        chunks,
+        started_unix_s,
+        t0,
+        &sched,
+        output_bytes,
+    );
+    if let Some(path) = &cfg.report {
+        report.write(path)?;
+    }
+    let secs = frames as f64 * codec.framerate.1 as f64 / codec.framerate.0.max(1) as f64;
+    Ok(JobOutcome {
+        job,
+        frames,
+        key_frames: stats.0,
+        bytes: stats.1,
+        kbps: stats.1 as f64 * 8.0 / secs.max(1e-9) / 1000.0,
+        wall: t0.elapsed(),
+        tasks_run: chunks - n_reused,
+        reused: n_reused,
+        report,
+    })
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Identity, store key, first bytes and total size of the input.
+async fn locate_input(
+    cfg: &JobConfig,
+    spec: &StoreSpec,
+    store: &dyn Store,
+) -> anyhow::Result<(String, String, Vec<u8>, u64)> {
+    match &cfg.input {
+        InputSource::File(path) => {
+            let meta = std::fs::metadata(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            if !meta.is_file() {
+                bail!(
+                    "{} is not a regular file (the distributed backends need one)",
+                    path.display()
+                );
+            }
+            let abs = std::fs::canonicalize(path)?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let identity = format!("file:{}:{}:{}", abs.display(), meta.len(), mtime);
+            let key = format!(
+                "inputs/{}.y4m",
+                &hex::encode(Sha256::digest(identity.as_bytes()))[..32]
+            );
+            let mut head = vec![0u8; 4096];
+            let mut f = std::fs::File::open(path)?;
+            let mut n = 0;
+            while n < head.len() {
+                let k = f.read(&mut head[n..])?;
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            head.truncate(n);
+            Ok((identity, key, head, meta.len()))
+        }
+        InputSource::S3 { bucket, key } => {
+            let StoreSpec::S3 { bucket: sb, prefix } = spec else {
+                bail!("an s3:// input needs --backend lambda");
+            };
+            if sb != bucket {
+                bail!("the input must be in the job's bucket {sb}, not {bucket}");
+            }
+            let rel = if prefix.is_empty() {
+                key.clone()
+            } else {
+                key.strip_prefix(&format!("{prefix}/"))
+                    .with_context(|| format!("the input key must be under the prefix {prefix}/"))?
+                    .to_string()
+            };
+            let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let mut s3c = aws_sdk_s3::config::Builder::from(&conf);
+            if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
+                s3c = s3c.force_path_style(true);
+            }
+            let client = aws_sdk_s3::Client::from_conf(s3c.build());
+            let head_obj = client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .with_context(|| format!("cannot find s3://{bucket}/{key}"))?;
+            let size = head_obj.content_length().unwrap_or(0).max(0) as u64;
+            let etag = head_obj.e_tag().unwrap_or_default().to_string();
+            let head = store
+                .get_range(&rel, 0, 4096.min(size))
+                .await
+                .with_context(|| format!("cannot read s3://{bucket}/{key}"))?;
+            Ok((
+                format!("s3:{bucket}/{key}:{etag}:{size}"),
+                rel,
+                head.to_vec(),
+                size,
+            ))
+        }
+    }
+}
+
+/// Puts the input into the store unless an object of its size is there.
+async fn upload_input(
+    store: &dyn Store,
+    key: &str,
+    path: &Path,
+    total: u64,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if store.size(key).await? == Some(total) {
+        return Ok(());
+    }
+    let bar = if !quiet && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "uploading input {bar:30} {bytes}/{total_bytes} [{eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let b2 = bar.clone();
+    store
+        .upload_file(key, path, &move |done, _| b2.set_position(done))
+        .await
+        .with_context(|| format!("cannot upload {}", path.display()))?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Writes the IVF; returns its size and (key frames, VP8 bytes).
+fn write_output(
+    output: &Path,
+    codec: &CodecParams,
+    sched: &Schedule,
+) -> anyhow::Result<(u64, (usize, u64))> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let out = std::io::BufWriter::new(tmp.reopen()?);
+    let hdr = IvfHeader::vp8(
+        codec.width as u16,
+        codec.height as u16,
+        codec.framerate.1,
+        codec.framerate.0,
+    );
+    let mut ivf = IvfWriter::new(out, &hdr)?;
+    let (mut n, mut keys, mut bytes) = (0u64, 0usize, 0u64);
+    for c in &sched.chunks {
+        let c = c.as_ref().context("a chunk is missing")?;
+        for f in &c.frames {
+            ivf.write_frame(n, f).context("cannot write the output")?;
+            n += 1;
+            keys += (f.first().is_some_and(|b| b & 1 == 0)) as usize;
+            bytes += f.len() as u64;
+        }
+    }
+    let mut w = ivf.finish().context("cannot write the output")?;
+    w.flush()?;
+    drop(w);
+    let size = tmp.as_file().metadata().map_or(0, |m| m.len());
+    tmp.persist(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    Ok((size, (keys, bytes)))
+}
+
+/// Builds the report from the attempts the scheduler recorded.
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    cfg: &JobConfig,
+    job: &str,
+    backend: &str,
+    frames: usize,
+    chunks: usize,
+    started_unix_s: f64,
+    t0: Instant,
+    sched: &Schedule,
+    output_bytes: u64,
+) -> Report {
+    let rel = |i: Instant| i.saturating_duration_since(t0).as_secs_f64();
+    let timings = |r: &excam_worker::task::TaskResult| -> Vec<PhaseTiming> {
+        r.phases
+            .iter()
+            .map(|p| PhaseTiming {
+                phase: p.phase,
+                start_s: p.start_unix_s - started_unix_s,
+                seconds: p.seconds,
+                wait_seconds: p.wait_seconds,
+                from_checkpoint: p.from_checkpoint,
+            })
+            .collect()
+    };
+    let mut tasks = Vec::with_capacity(chunks);
+    let mut worker_seconds = 0.0;
+    for i in 0..chunks {
+        let attempts: Vec<AttemptReport> = sched
+            .attempts
+            .iter()
+            .filter(|a| a.chunk == i)
+            .map(|a| {
+                let end = a.end.map_or(rel(Instant::now()), rel);
+                worker_seconds += end - rel(a.start);
+                AttemptReport {
+                    attempt: a.attempt,
+                    speculative: a.speculative,
+                    start_s: rel(a.start),
+                    end_s: end,
+                    outcome: a.outcome.clone().unwrap_or(scheduler::Outcome::Cancelled),
+                    error: a.error.clone(),
+                    phase: a.phase,
+                    worker: a.result.as_ref().map(|r| r.worker.clone()),
+                    phases: a.result.as_ref().map(timings).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let done = sched.chunks.get(i).and_then(|c| c.as_ref());
+        tasks.push(TaskReport {
+            chunk: i,
+            reused: done.is_some_and(|d| d.reused),
+            winner_attempt: done.map_or(0, |d| d.result.attempt),
+            frames: done.map_or(0, |d| d.frames.len()),
+            chunk_bytes: done.map_or(0, |d| d.result.chunk_bytes),
+            state_bytes: done.and_then(|d| d.result.state_bytes),
+            phases: done.map(|d| timings(&d.result)).unwrap_or_default(),
+            retries: attempts
+                .iter()
+                .filter(|a| matches!(a.outcome, scheduler::Outcome::Failed { .. }))
+                .count() as u32,
+            speculative: attempts.iter().filter(|a| a.speculative).count() as u32,
+            attempts,
+        });
+    }
+    let mut hops = Vec::new();
+    for i in 1..chunks {
+        if i % cfg.group_chunks == 0 {
+            continue;
+        }
+        let find = |t: &TaskReport| {
+            t.phases
+                .iter()
+                .find(|p| p.phase == excam_worker::chunk::Phase::Rebase)
+                .cloned()
+        };
+        if tasks[i].reused || tasks[i - 1].reused {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (find(&tasks[i - 1]), find(&tasks[i])) {
+            hops.push(Hop {
+                chunk: i,
+                latency_s: (b.start_s + b.wait_seconds) - (a.start_s + a.seconds),
+            });
+        }
+    }
+    let requests = sched.attempts.len();
+    let gb_seconds = worker_seconds * cfg.lambda_memory_mb as f64 / 1024.0;
+    Report {
+        version: report::REPORT_VERSION,
+        job: job.to_string(),
+        backend: backend.to_string(),
+        frames,
+        chunks,
+        chunk_frames: cfg.chunk_frames,
+        group_chunks: cfg.group_chunks,
+        started_unix_s,
+        wall_seconds: t0.elapsed().as_secs_f64(),
+        output_bytes,
+        hops,
+        totals: Totals {
+            attempts: requests,
+            retries: tasks.iter().map(|t| t.retries as usize).sum(),
+            speculative: sched.twins,
+            stragglers: tasks.iter().filter(|t| t.speculative > 0).count(),
+            worker_seconds,
+            gb_seconds,
+            requests,
+            lambda_memory_mb: cfg.lambda_memory_mb,
+            price_per_gb_s: cfg.price_per_gb_s,
+            price_per_request: cfg.price_per_request,
+            cost_usd: gb_seconds * cfg.price_per_gb_s + requests as f64 * cfg.price_per_request,
+        },
+        tasks,
+    }
+}

@@ -1,0 +1,99 @@
+//! The `processes` backend: each attempt is one `excam-worker` process on
+//! this machine, the task JSON on its stdin and the result on its stdout.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use excam_worker::task::{Task, TaskResult};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::backend::{parse_answer, tail, AttemptError, Backend, FailureKind};
+
+/// Runs tasks as child processes of `worker_bin`.
+pub struct ProcessBackend {
+    /// The `excam-worker` executable.
+    pub worker_bin: PathBuf,
+}
+
+/// `excam-worker` next to the running executable.
+pub fn default_worker_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    // Test binaries live in target/*/deps; the worker one level up.
+    let here = dir.join("excam-worker");
+    if here.exists() {
+        return here;
+    }
+    dir.parent()
+        .map(|p| p.join("excam-worker"))
+        .filter(|p| p.exists())
+        .unwrap_or(here)
+}
+
+#[async_trait]
+impl Backend for ProcessBackend {
+    fn name(&self) -> &'static str {
+        "processes"
+    }
+
+    async fn run(&self, task: Task) -> Result<TaskResult, AttemptError> {
+        let json = serde_json::to_vec(&task)
+            .map_err(|e| AttemptError::new(FailureKind::Lost, format!("task JSON: {e}")))?;
+        // kill_on_drop: an abandoned attempt (lost race, timeout, Ctrl-C)
+        // must not keep computing or writing to the store.
+        let mut child = tokio::process::Command::new(&self.worker_bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                AttemptError::new(
+                    FailureKind::Lost,
+                    format!("cannot start {}: {e}", self.worker_bin.display()),
+                )
+            })?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let write = async move {
+            let _ = stdin.write_all(&json).await;
+            let _ = stdin.shutdown().await;
+        };
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (_, _, _) = tokio::join!(
+            write,
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err)
+        );
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| AttemptError::new(FailureKind::Lost, format!("wait: {e}")))?;
+        let err_text = String::from_utf8_lossy(&err);
+        if status.success() {
+            return parse_answer(&out).map_err(|mut e| {
+                e.message = format!("{}; stderr: {}", e.message, tail(&err_text, 400));
+                e
+            });
+        }
+        match parse_answer(&out) {
+            Err(e) if e.kind == FailureKind::FunctionError => Err(e),
+            _ => {
+                let how = match status.code() {
+                    Some(c) => format!("exited with status {c}"),
+                    None => {
+                        use std::os::unix::process::ExitStatusExt;
+                        format!("killed by signal {}", status.signal().unwrap_or(0))
+                    }
+                };
+                Err(AttemptError::new(
+                    FailureKind::Crash,
+                    format!("worker {how}; stderr: {}", tail(&err_text, 400)),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The `--report FILE.json` record of a distributed job, and its
+//! worker-timeline SVG.
+//!
+//! # Schema (version 1)
+//!
+//! ```text
+//! Report {
+//!   version: 1,
+//!   job: hex job id, backend: "processes" | "lambda",
+//!   frames, chunks, chunk_frames (N), group_chunks (x),
+//!   started_unix_s: coordinator clock at job start,
+//!   wall_seconds: job start to output written,
+//!   tasks: [TaskReport {
+//!     chunk, reused (true: taken from an earlier run by --resume),
+//!     winner_attempt, chunk_bytes, frames,
+//!     state_bytes: [compressed, raw] | null (state handed on),
+//!     phases: [PhaseTiming { phase: "encode" | "encode_given_state" | "rebase",
+//!              start_s (since job start), seconds, wait_seconds, from_checkpoint }]
+//!             (the winning attempt's phases; what a planner fits),
+//!     retries (failed attempts), speculative (twins launched),
+//!     attempts: [AttemptReport { attempt, speculative, start_s, end_s,
+//!                outcome: {status: "ok" | "failed" (+kind) | "lost_race" | "cancelled"},
+//!                error, phase, worker, phases: [PhaseTiming] }] }],
+//!   hops: [Hop { chunk, latency_s }]: for each non-head chunk, seconds from
+//!         its predecessor's phase 3 end to the end of its own phase-3 wait
+//!         (the serial phase's hand-off latency through relay or store),
+//!   totals: Totals { attempts, retries, speculative, stragglers,
+//!            worker_seconds (sum of attempt durations), gb_seconds,
+//!            requests, lambda_memory_mb, price_per_gb_s, price_per_request,
+//!            cost_usd },
+//! }
+//! ```
+//!
+//! Times are seconds relative to the job's start; worker-side phase times
+//! are converted from the worker's Unix clock, so on a remote backend they
+//! carry the clock skew between machines.
+
+use std::path::Path;
+
+use anyhow::Context;
+use excam_worker::chunk::Phase;
+use serde::{Deserialize, Serialize};
+
+use super::scheduler::Outcome;
+
+/// Current schema version.
+pub const REPORT_VERSION: u32 = 1;
+
+/// A whole job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_VERSION`].
+    pub version: u32,
+    /// Job id.
+    pub job: String,
+    /// Backend name.
+    pub backend: String,
+    /// Frames encoded.
+    pub frames: usize,
+    /// Chunks.
+    pub chunks: usize,
+    /// N.
+    pub chunk_frames: usize,
+    /// x.
+    pub group_chunks: usize,
+    /// Unix time of the job's start.
+    pub started_unix_s: f64,
+    /// Seconds from start to the output's rename.
+    pub wall_seconds: f64,
+    /// Output bytes (IVF).
+    pub output_bytes: u64,
+    /// One per chunk, in order.
+    pub tasks: Vec<TaskReport>,
+    /// Phase-3 hand-off latencies.
+    pub hops: Vec<Hop>,
+    /// Sums and cost.
+    pub totals: Totals,
+}
+
+/// One chunk's task.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskReport {
+    /// Chunk index.
+    pub chunk: usize,
+    /// Taken from an earlier run.
+    pub reused: bool,
+    /// Attempt whose chunk was used.
+    pub winner_attempt: u32,
+    /// Frames in the chunk.
+    pub frames: usize,
+    /// Bytes of the chunk object.
+    pub chunk_bytes: u64,
+    /// State handed on: (compressed, raw) bytes.
+    pub state_bytes: Option<(u64, u64)>,
+    /// The winning attempt's phases.
+    pub phases: Vec<PhaseTiming>,
+    /// Failed attempts.
+    pub retries: u32,
+    /// Speculative twins launched.
+    pub speculative: u32,
+    /// Every attempt.
+    pub attempts: Vec<AttemptReport>,
+}
+
+/// One phase of one attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// Which.
+    pub phase: Phase,
+    /// Start, seconds since the job's start.
+    pub start_s: f64,
+    /// Duration, waiting included.
+    pub seconds: f64,
+    /// Seconds of it spent waiting for a predecessor.
+    pub wait_seconds: f64,
+    /// Taken from a checkpoint.
+    pub from_checkpoint: bool,
+}
+
+/// One attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// Attempt number.
+    pub attempt: u32,
+    /// Launched as a twin of a straggler.
+    pub speculative: bool,
+    /// Launch, seconds since the job's start.
+    pub start_s: f64,
+    /// End, seconds since the job's start.
+    pub end_s: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Error text, for failures.
+    pub error: Option<String>,
+    /// Phase of the failure, if known.
+    pub phase: Option<Phase>,
+    /// Worker id, when it answered.
+    pub worker: Option<String>,
+    /// Phases it reported (answered attempts only).
+    pub phases: Vec<PhaseTiming>,
+}
+
+/// Hand-off latency into one chunk's phase 3.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hop {
+    /// The receiving chunk.
+    pub chunk: usize,
+    /// Seconds from the predecessor's phase-3 end to this chunk's phase-3
+    /// wait end.
+    pub latency_s: f64,
+}
+
+/// Sums over the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Totals {
+    /// Attempts launched.
+    pub attempts: usize,
+    /// Failed attempts.
+    pub retries: usize,
+    /// Speculative twins.
+    pub speculative: usize,
+    /// Chunks that got a twin.
+    pub stragglers: usize,
+    /// Sum of attempt durations, seconds.
+    pub worker_seconds: f64,
+    /// worker_seconds x memory in GB.
+    pub gb_seconds: f64,
+    /// Invocations (billed requests).
+    pub requests: usize,
+    /// Memory used for the estimate.
+    pub lambda_memory_mb: u32,
+    /// USD per GB-second.
+    pub price_per_gb_s: f64,
+    /// USD per request.
+    pub price_per_request: f64,
+    /// Estimated cost, USD.
+    pub cost_usd: f64,
+}
+
+impl Report {
+    /// Writes the JSON to `path` and the timeline to `path` with `.svg`.
+    ///
+    /// # Errors
+    /// I/O or drawing errors.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        let svg = path.with_extension("svg");
+        super::timeline::draw(self, &svg)
+            .with_context(|| format!("cannot draw {}", svg.display()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,779 @@
+//! Runs one task per chunk on a [`Backend`] until every chunk has a
+//! verified result: bounded concurrency with a ramp-up, chain-order
+//! starts, retries with backoff, speculative twins for stragglers,
+//! per-attempt timeouts and cancellation.
+//!
+//! Chain order matters when fewer tasks can run at once than there are
+//! chunks: a running task may wait for its predecessor's state, so a slot
+//! is never given to a chunk while a lower chunk that is ready to start is
+//! waiting for one, and slots are held back for lower chunks that are only
+//! waiting out a backoff. Every running task's predecessors are therefore
+//! running or done, and the job cannot deadlock on slots.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use excam_worker::chunk::Phase;
+use excam_worker::store::Store;
+use excam_worker::task::{Task, TaskResult};
+use sha2::{Digest, Sha256};
+use tokio::task::{AbortHandle, JoinSet};
+
+use super::backend::{AttemptError, Backend, FailureKind};
+use super::worker_api::{decode_chunk_object, result_key};
+
+/// Knobs of the scheduler.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Most attempts running at once.
+    pub max_concurrency: usize,
+    /// Failed attempts allowed per chunk (throttling not counted).
+    pub max_tries: u32,
+    /// Longest an attempt may run.
+    pub task_timeout: Duration,
+    /// A task is a straggler after this many times its finished peers'
+    /// median working time.
+    pub straggler_factor: f64,
+    /// ... but never before this long.
+    pub straggler_floor: Duration,
+    /// Attempts allowed to run in the first second; doubles every second
+    /// (ramp-up, so a cold function is not hit by a thousand invocations).
+    pub ramp_start: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrency: 1000,
+            max_tries: 3,
+            task_timeout: Duration::from_secs(900),
+            straggler_factor: 2.0,
+            straggler_floor: Duration::from_secs(5),
+            ramp_start: 50,
+        }
+    }
+}
+
+/// A verified chunk.
+#[derive(Clone, Debug)]
+pub struct ChunkDone {
+    /// The worker's result record.
+    pub result: TaskResult,
+    /// The chunk's compressed frames.
+    pub frames: Vec<Vec<u8>>,
+    /// Whether it came from an earlier run (`--resume`) instead of a task.
+    pub reused: bool,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Outcome {
+    /// It produced the chunk that was used.
+    Ok,
+    /// It failed.
+    Failed {
+        /// Class of failure.
+        kind: FailureKind,
+    },
+    /// Another attempt of the chunk finished first; this one was stopped.
+    LostRace,
+    /// The job ended (failure elsewhere or Ctrl-C) while it ran.
+    Cancelled,
+}
+
+/// One attempt as the coordinator saw it.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    /// Chunk index.
+    pub chunk: usize,
+    /// Attempt number (from 1).
+    pub attempt: u32,
+    /// Whether it was launched as a speculative twin of a straggler.
+    pub speculative: bool,
+    /// When it was launched.
+    pub start: Instant,
+    /// When it ended.
+    pub end: Option<Instant>,
+    /// How.
+    pub outcome: Option<Outcome>,
+    /// Error text for failures.
+    pub error: Option<String>,
+    /// Phase the failure happened in, if known.
+    pub phase: Option<Phase>,
+    /// The worker's result, for attempts that answered.
+    pub result: Option<TaskResult>,
+}
+
+/// Something the progress display may want to know.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An attempt started.
+    Launched {
+        /// Chunk.
+        chunk: usize,
+        /// Attempt number.
+        attempt: u32,
+        /// Speculative twin?
+        speculative: bool,
+    },
+    /// A chunk is done.
+    Done {
+        /// Chunk.
+        chunk: usize,
+        /// Its result.
+        result: &'a TaskResult,
+    },
+    /// An attempt failed.
+    Failed {
+        /// Chunk.
+        chunk: usize,
+        /// Attempt number.
+        attempt: u32,
+        /// Why.
+        error: &'a AttemptError,
+    },
+    /// An attempt was stopped because another one won.
+    LostRace {
+        /// Chunk.
+        chunk: usize,
+        /// Attempt number.
+        attempt: u32,
+    },
+}
+
+/// Receives [`Event`]s; also told how many attempts run.
+pub trait Observer: Send + Sync {
+    /// Called for each event, with the number of attempts running after it.
+    fn event(&self, ev: &Event<'_>, running: usize);
+}
+
+/// Why scheduling stopped without every chunk.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// A chunk failed `max_tries` times.
+    #[error("chunk {chunk} failed in {phase} after {tries} tries; last error: {message}")]
+    ChunkFailed {
+        /// Chunk.
+        chunk: usize,
+        /// Phase of the last failure ("unknown phase" if not known).
+        phase: String,
+        /// Tries made.
+        tries: u32,
+        /// Last error.
+        message: String,
+    },
+    /// Cancelled (Ctrl-C).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Everything one scheduling run produced.
+pub struct Schedule {
+    /// Verified chunks, in order (`None` only if scheduling failed).
+    pub chunks: Vec<Option<ChunkDone>>,
+    /// Every attempt made.
+    pub attempts: Vec<AttemptRecord>,
+    /// Speculative twins launched.
+    pub twins: usize,
+}
+
+/// The running attempts: each ends with (chunk, attempt, verified result).
+type Attempts = JoinSet<(usize, u32, Result<(TaskResult, Vec<Vec<u8>>), AttemptError>)>;
+
+/// Per-chunk bookkeeping.
+#[derive(Default)]
+struct Slot {
+    failures: u32,
+    throttles: u32,
+    next_attempt: u32,
+    running: BTreeMap<u32, (AbortHandle, Instant)>,
+    twin_launched: bool,
+    done_at: Option<Instant>,
+    last_error: Option<AttemptError>,
+}
+
+/// Fetches the chunk object a result names and checks it against the
+/// result's checksum and frame count; records the result in the store so a
+/// later `--resume` can reuse the chunk.
+pub async fn verify(
+    store: &dyn Store,
+    result: &TaskResult,
+    expected_frames: usize,
+) -> Result<Vec<Vec<u8>>, String> {
+    let data = store
+        .get(&result.chunk_key)
+        .await
+        .map_err(|e| format!("chunk object: {e}"))?;
+    let sum = hex::encode(Sha256::digest(&data));
+    if sum != result.chunk_sha256 {
+        return Err(format!(
+            "chunk object {} has SHA-256 {sum}, the worker reported {}",
+            result.chunk_key, result.chunk_sha256
+        ));
+    }
+    let frames = decode_chunk_object(&data)?;
+    if frames.len() != expected_frames {
+        return Err(format!(
+            "chunk object {} has {} frames, expected {expected_frames}",
+            result.chunk_key,
+            frames.len()
+        ));
+    }
+    Ok(frames)
+}
+
+/// Runs `tasks` (one per chunk, `attempt` overwritten) on `backend`,
+/// skipping chunks already in `reused`.
+///
+/// `faults` injects a fault into (chunk, attempt) (tests only; honoured by
+/// workers built with `fault-injection`). `on_done` is called with the
+/// number of chunks done after each one (test hook). `cancel` flips to
+/// true on Ctrl-C.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_schedule(
+    backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
+    tasks: Vec<Task>,
+    expected_frames: Vec<usize>,
+    reused: Vec<Option<ChunkDone>>,
+    cfg: &SchedulerConfig,
+    faults: &HashMap<(usize, u32), excam_worker::task::Fault>,
+    observer: &dyn Observer,
+    on_done: &(dyn Fn(usize) + Send + Sync),
+    mut cancel: tokio::sync::watch::Receiver<bool>,
+) -> Result<Schedule, (ScheduleError, Schedule)> {
+    let n = tasks.len();
+    let t0 = Instant::now();
+    let mut slots: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
+    let mut done: Vec<Option<ChunkDone>> = reused;
+    done.resize_with(n, || None);
+    let mut pending: BTreeSet<usize> = (0..n).filter(|&i| done[i].is_none()).collect();
+    let mut not_before: Vec<Instant> = vec![t0; n];
+    let mut records: Vec<AttemptRecord> = Vec::new();
+    let mut index: HashMap<(usize, u32), usize> = HashMap::new();
+    let mut set: Attempts = JoinSet::new();
+    let mut working_times: Vec<f64> = Vec::new();
+    let mut running = 0usize;
+    let mut twins = 0usize;
+    let mut cancel_open = true;
+    let done_count = |d: &[Option<ChunkDone>]| d.iter().filter(|c| c.is_some()).count();
+
+    let finish = |records: Vec<AttemptRecord>, done: Vec<Option<ChunkDone>>, twins| Schedule {
+        chunks: done,
+        attempts: records,
+        twins,
+    };
+
+    loop {
+        if done_count(&done) == n {
+            break;
+        }
+        let now = Instant::now();
+        let ramp = cfg
+            .ramp_start
+            .max(1)
+            .saturating_mul(1usize << (now - t0).as_secs().min(20));
+        let limit = cfg.max_concurrency.max(1).min(ramp);
+
+        // Speculative twins first: a straggler holds up its successors.
+        if !working_times.is_empty() {
+            let mut sorted = working_times.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[sorted.len() / 2];
+            let deadline =
+                Duration::from_secs_f64(median * cfg.straggler_factor).max(cfg.straggler_floor);
+            for c in 0..n {
+                if running >= limit {
+                    break;
+                }
+                let s = &slots[c];
+                if done[c].is_some() || s.twin_launched || s.running.len() != 1 {
+                    continue;
+                }
+                let (_, started) = s.running.values().next().expect("one running");
+                // Time spent waiting for the predecessor is not the task's
+                // fault: count from when that predecessor finished.
+                let pred_done = if c % tasks[c].group_chunks.max(1) == 0 {
+                    Some(*started)
+                } else if done[c - 1].is_some() {
+                    Some(slots[c - 1].done_at.unwrap_or(t0).max(*started))
+                } else {
+                    None
+                };
+                if let Some(from) = pred_done {
+                    if now.duration_since(from) > deadline {
+                        slots[c].twin_launched = true;
+                        twins += 1;
+                        launch(
+                            c,
+                            true,
+                            &tasks,
+                            &expected_frames,
+                            &mut slots,
+                            faults,
+                            &backend,
+                            &store,
+                            cfg,
+                            &mut set,
+                            &mut records,
+                            &mut index,
+                            observer,
+                            &mut running,
+                        );
+                    }
+                }
+            }
+        }
+
+        // Then new tries, lowest chunk first; a chunk in backoff keeps a
+        // slot reserved so no higher chunk takes it.
+        let mut reserved = 0usize;
+        let ready: Vec<usize> = pending.iter().copied().collect();
+        for c in ready {
+            if running + reserved >= limit {
+                break;
+            }
+            if not_before[c] > now {
+                reserved += 1;
+                continue;
+            }
+            pending.remove(&c);
+            launch(
+                c,
+                false,
+                &tasks,
+                &expected_frames,
+                &mut slots,
+                faults,
+                &backend,
+                &store,
+                cfg,
+                &mut set,
+                &mut records,
+                &mut index,
+                observer,
+                &mut running,
+            );
+        }
+
+        let joined = tokio::select! {
+            j = set.join_next(), if !set.is_empty() => j,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => None,
+            changed = cancel.changed(), if cancel_open => {
+                // A dropped sender can never cancel: stop listening to it.
+                cancel_open = changed.is_ok();
+                if cancel_open && *cancel.borrow() {
+                    let end = Instant::now();
+                    for r in records.iter_mut().filter(|r| r.end.is_none()) {
+                        r.end = Some(end);
+                        r.outcome = Some(Outcome::Cancelled);
+                    }
+                    set.shutdown().await;
+                    return Err((ScheduleError::Cancelled, finish(records, done, twins)));
+                }
+                None
+            }
+        };
+        let Some(joined) = joined else { continue };
+        let Ok((c, attempt, res)) = joined else {
+            // Aborted attempts were accounted for when aborted.
+            continue;
+        };
+        let Some((_, _)) = slots[c].running.remove(&attempt) else {
+            continue;
+        };
+        running -= 1;
+        let rec = &mut records[index[&(c, attempt)]];
+        rec.end = Some(Instant::now());
+        match res {
+            Ok((result, frames)) if done[c].is_none() => {
+                rec.outcome = Some(Outcome::Ok);
+                rec.result = Some(result.clone());
+                let wait: f64 = result.phases.iter().map(|p| p.wait_seconds).sum();
+                working_times.push((result.total_seconds - wait).max(0.0));
+                slots[c].done_at = Some(Instant::now());
+                // The race is over: stop the other attempts of this chunk.
+                let losers: Vec<(u32, AbortHandle)> = std::mem::take(&mut slots[c].running)
+                    .into_iter()
+                    .map(|(a, (h, _))| (a, h))
+                    .collect();
+                for (a, h) in losers {
+                    h.abort();
+                    running -= 1;
+                    let r = &mut records[index[&(c, a)]];
+                    r.end = Some(Instant::now());
+                    r.outcome = Some(Outcome::LostRace);
+                    observer.event(
+                        &Event::LostRace {
+                            chunk: c,
+                            attempt: a,
+                        },
+                        running,
+                    );
+                }
+                observer.event(
+                    &Event::Done {
+                        chunk: c,
+                        result: &result,
+                    },
+                    running,
+                );
+                done[c] = Some(ChunkDone {
+                    result,
+                    frames,
+                    reused: false,
+                });
+                on_done(done_count(&done));
+            }
+            Ok((result, _)) => {
+                rec.outcome = Some(Outcome::LostRace);
+                rec.result = Some(result);
+            }
+            Err(e) => {
+                rec.outcome = Some(Outcome::Failed { kind: e.kind });
+                rec.error = Some(e.message.clone());
+                rec.phase = e.phase;
+                observer.event(
+                    &Event::Failed {
+                        chunk: c,
+                        attempt,
+                        error: &e,
+                    },
+                    running,
+                );
+                let s = &mut slots[c];
+                let backoff = if e.kind == FailureKind::Throttled {
+                    s.throttles += 1;
+                    0.2 * 2f64.powi(s.throttles.min(6) as i32)
+                } else {
+                    s.failures += 1;
+                    0.25 * 2f64.powi(s.failures.min(5) as i32 - 1)
+                };
+                s.last_error = Some(e);
+                if done[c].is_some() || !s.running.is_empty() {
+                    continue;
+                }
+                if s.failures >= cfg.max_tries.max(1) {
+                    let last = s.last_error.clone().expect("just set");
+                    let err = ScheduleError::ChunkFailed {
+                        chunk: c,
+                        phase: last
+                            .phase
+                            .map_or_else(|| "an unknown phase".to_string(), |p| p.to_string()),
+                        tries: s.failures,
+                        message: last.message,
+                    };
+                    let end = Instant::now();
+                    for r in records.iter_mut().filter(|r| r.end.is_none()) {
+                        r.end = Some(end);
+                        r.outcome = Some(Outcome::Cancelled);
+                    }
+                    set.shutdown().await;
+                    return Err((err, finish(records, done, twins)));
+                }
+                // Jitter spreads retries of many chunks failing together.
+                let jitter = rand::random::<f64>() * 0.1;
+                not_before[c] = Instant::now() + Duration::from_secs_f64(backoff + jitter);
+                s.twin_launched = false;
+                pending.insert(c);
+            }
+        }
+    }
+    set.shutdown().await;
+    Ok(finish(records, done, twins))
+}
+
+/// Starts one attempt of chunk `c`.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    c: usize,
+    speculative: bool,
+    tasks: &[Task],
+    expected_frames: &[usize],
+    slots: &mut [Slot],
+    faults: &HashMap<(usize, u32), excam_worker::task::Fault>,
+    backend: &Arc<dyn Backend>,
+    store: &Arc<dyn Store>,
+    cfg: &SchedulerConfig,
+    set: &mut Attempts,
+    records: &mut Vec<AttemptRecord>,
+    index: &mut HashMap<(usize, u32), usize>,
+    observer: &dyn Observer,
+    running: &mut usize,
+) {
+    let s = &mut slots[c];
+    s.next_attempt += 1;
+    let attempt = s.next_attempt;
+    let mut task = tasks[c].clone();
+    task.attempt = attempt;
+    task.fault = faults.get(&(c, attempt)).cloned();
+    let backend = backend.clone();
+    let store = store.clone();
+    let timeout = cfg.task_timeout;
+    let expected = expected_frames[c];
+    let handle = set.spawn(async move {
+        let run = async {
+            let result = backend.run(task).await?;
+            if result.chunk != c {
+                return Err(AttemptError::new(
+                    FailureKind::BadResult,
+                    format!("answer is for chunk {}, not {c}", result.chunk),
+                ));
+            }
+            let frames = verify(store.as_ref(), &result, expected)
+                .await
+                .map_err(|m| AttemptError {
+                    kind: FailureKind::BadResult,
+                    phase: Some(Phase::Rebase),
+                    message: m,
+                })?;
+            let record = serde_json::to_vec(&result).unwrap_or_default();
+            // Best effort: only `--resume` needs it, and it re-verifies.
+            let _ = store
+                .put(&result_key(&result.job, c), bytes::Bytes::from(record))
+                .await;
+            Ok((result, frames))
+        };
+        let res = match tokio::time::timeout(timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(AttemptError::new(
+                FailureKind::Timeout,
+                format!("no answer within {:.0} s", timeout.as_secs_f64()),
+            )),
+        };
+        (c, attempt, res)
+    });
+    let now = Instant::now();
+    s.running.insert(attempt, (handle, now));
+    *running += 1;
+    index.insert((c, attempt), records.len());
+    records.push(AttemptRecord {
+        chunk: c,
+        attempt,
+        speculative,
+        start: now,
+        end: None,
+        outcome: None,
+        error: None,
+        phase: None,
+        result: None,
+    });
+    observer.event(
+        &Event::Launched {
+            chunk: c,
+            attempt,
+            speculative,
+        },
+        *running,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduling logic against a simulated backend: chunk `c`'s task
+    //! waits for chunk `c-1`'s to finish (the serial phase), then writes a
+    //! one-frame chunk object. Real workers are exercised by the
+    //! `runtime_*` integration tests.
+
+    use std::sync::Mutex as StdMutex;
+
+    use async_trait::async_trait;
+    use excam_worker::task::{CodecParams, InputSpec, StoreSpec, TASK_VERSION};
+
+    use super::*;
+    use crate::runtime::worker_api::open_store;
+
+    struct Sim {
+        store: Arc<dyn Store>,
+        finished: StdMutex<Vec<bool>>,
+        /// (chunk, attempt) -> behaviour: "fail", "slow", "hang".
+        script: HashMap<(usize, u32), &'static str>,
+        max_running: StdMutex<(usize, usize)>,
+    }
+
+    #[async_trait]
+    impl Backend for Sim {
+        fn name(&self) -> &'static str {
+            "sim"
+        }
+        async fn run(&self, task: Task) -> Result<TaskResult, AttemptError> {
+            struct Guard<'a>(&'a StdMutex<(usize, usize)>);
+            impl Drop for Guard<'_> {
+                fn drop(&mut self) {
+                    self.0.lock().unwrap().0 -= 1;
+                }
+            }
+            {
+                let mut m = self.max_running.lock().unwrap();
+                m.0 += 1;
+                m.1 = m.1.max(m.0);
+            }
+            let _g = Guard(&self.max_running);
+            let c = task.chunk;
+            match self.script.get(&(c, task.attempt)) {
+                Some(&"fail") => {
+                    return Err(AttemptError::new(
+                        FailureKind::FunctionError,
+                        "phase 3 (rebase): injected",
+                    ))
+                }
+                Some(&"slow") => tokio::time::sleep(Duration::from_secs(30)).await,
+                Some(&"hang") => std::future::pending::<()>().await,
+                _ => {}
+            }
+            // The serial phase: wait for the predecessor.
+            while c > 0 && !self.finished.lock().unwrap()[c - 1] {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let obj = {
+                let mut o = b"EXFL".to_vec();
+                o.extend_from_slice(&1u32.to_le_bytes());
+                o.extend_from_slice(&1u32.to_le_bytes());
+                o.push(c as u8);
+                o
+            };
+            let key = format!("jobs/j/chunks/{c}");
+            self.store
+                .put(&key, bytes::Bytes::from(obj.clone()))
+                .await
+                .unwrap();
+            self.finished.lock().unwrap()[c] = true;
+            Ok(TaskResult {
+                version: TASK_VERSION,
+                job: "j".into(),
+                chunk: c,
+                attempt: task.attempt,
+                chunk_key: key,
+                chunk_sha256: hex::encode(Sha256::digest(&obj)),
+                chunk_bytes: obj.len() as u64,
+                frames: 1,
+                source_state: String::new(),
+                phases: vec![],
+                state_bytes: None,
+                worker: "sim".into(),
+                total_seconds: 0.02,
+            })
+        }
+    }
+
+    struct Quiet;
+    impl Observer for Quiet {
+        fn event(&self, _: &Event<'_>, _: usize) {}
+    }
+
+    async fn run(
+        n: usize,
+        script: &[((usize, u32), &'static str)],
+        cfg: SchedulerConfig,
+    ) -> (Result<Schedule, (ScheduleError, Schedule)>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = StoreSpec::Local {
+            root: dir.path().to_path_buf(),
+        };
+        let store = open_store(&spec).await.unwrap();
+        let sim = Arc::new(Sim {
+            store: store.clone(),
+            finished: StdMutex::new(vec![false; n]),
+            script: script.iter().copied().collect(),
+            max_running: StdMutex::new((0, 0)),
+        });
+        let task = |i| Task {
+            version: TASK_VERSION,
+            job: "j".into(),
+            chunk: i,
+            chunks: n,
+            chunk_frames: 1,
+            group_chunks: n,
+            input: InputSpec {
+                key: "in".into(),
+                first_frame_offset: 0,
+                frame_stride: 1,
+                frames: n,
+            },
+            codec: CodecParams::from_config(&excam_codec::encode::encoder::EncoderConfig::new(
+                16, 16,
+            )),
+            store: spec.clone(),
+            relay: None,
+            attempt: 0,
+            wait_timeout_s: 10.0,
+            fault: None,
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let r = run_schedule(
+            sim.clone(),
+            store,
+            (0..n).map(task).collect(),
+            vec![1; n],
+            vec![],
+            &cfg,
+            &HashMap::new(),
+            &Quiet,
+            &|_| {},
+            rx,
+        )
+        .await;
+        let max = sim.max_running.lock().unwrap().1;
+        (r, max)
+    }
+
+    fn cfg(conc: usize) -> SchedulerConfig {
+        SchedulerConfig {
+            max_concurrency: conc,
+            straggler_floor: Duration::from_millis(300),
+            task_timeout: Duration::from_secs(20),
+            ..SchedulerConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_order_with_two_slots_for_twelve_chunks() {
+        let (r, max) = run(12, &[], cfg(2)).await;
+        let s = r.ok().unwrap();
+        assert!(s
+            .chunks
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.as_ref().unwrap().frames == vec![vec![i as u8]]));
+        assert!(max <= 2, "{max} ran at once");
+    }
+
+    #[tokio::test]
+    async fn failures_are_retried_and_a_straggler_gets_a_twin() {
+        let (r, _) = run(
+            6,
+            &[((2, 1), "fail"), ((4, 1), "slow"), ((5, 1), "hang")],
+            cfg(3),
+        )
+        .await;
+        let s = r.ok().unwrap();
+        let a2: Vec<_> = s.attempts.iter().filter(|a| a.chunk == 2).collect();
+        assert!(matches!(
+            a2[0].outcome,
+            Some(Outcome::Failed {
+                kind: FailureKind::FunctionError
+            })
+        ));
+        assert_eq!(a2[1].outcome, Some(Outcome::Ok));
+        let a4: Vec<_> = s.attempts.iter().filter(|a| a.chunk == 4).collect();
+        assert_eq!(a4[0].outcome, Some(Outcome::LostRace));
+        assert!(a4[1].speculative);
+        assert!(s.twins >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_failing_every_try_names_chunk_and_phase() {
+        let script = [((3, 1), "fail"), ((3, 2), "fail")];
+        let mut c = cfg(4);
+        c.max_tries = 2;
+        let (r, _) = run(5, &script, c).await;
+        let Err((e, _)) = r else {
+            panic!("should fail")
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("chunk 3") && msg.contains("phase 3"), "{msg}");
+    }
+}

@@ -1,0 +1,302 @@
+//! `--backend processes`: byte-identical to `--backend local`, through
+//! crashes, hangs, errors, slow workers, a relay restart, a corrupted
+//! chunk, a killed coordinator (`--resume`) and Ctrl-C.
+
+mod runtime_support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runtime_support::*;
+
+/// Runs the processes backend with `extra` flags; asserts success and
+/// byte-identity with the local backend; returns the report.
+fn run_ok(name: &str, extra: &[&str]) -> Option<serde_json::Value> {
+    let worker = worker_bin()?;
+    let reference = local_reference();
+    let _g = serial();
+    let dir = scratch(name);
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let o = excam(&a);
+    assert!(
+        o.status.success(),
+        "{name}: encode failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got == reference,
+        "{name}: output differs from --backend local"
+    );
+    Some(report(&dir))
+}
+
+fn attempts(rep: &serde_json::Value, chunk: usize) -> Vec<serde_json::Value> {
+    rep["tasks"][chunk]["attempts"].as_array().unwrap().clone()
+}
+
+#[test]
+fn processes_output_equals_local_and_vpxdec() {
+    let Some(rep) = run_ok("plain", &[]) else {
+        return;
+    };
+    assert_eq!(rep["chunks"], 6);
+    assert_eq!(rep["totals"]["retries"], 0);
+    assert_eq!(rep["tasks"].as_array().unwrap().len(), 6);
+    // Phase timings of every task, hop latencies of the 4 non-head chunks.
+    for t in rep["tasks"].as_array().unwrap() {
+        assert_eq!(t["phases"].as_array().unwrap().len(), 3, "{t}");
+    }
+    assert_eq!(rep["hops"].as_array().unwrap().len(), 4);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime/plain");
+    assert!(dir.join("report.svg").exists());
+    let svg = std::fs::read_to_string(dir.join("report.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("rect"));
+    // Intermediates are cleaned up.
+    assert!(find_files(&dir.join("store"), "results").is_empty());
+    if have_vpxdec() {
+        let (theirs, ours) = md5_lines(&dir.join("out.ivf"));
+        assert_eq!(theirs, ours, "vpxdec decodes differently");
+    } else {
+        eprintln!("vpxdec not on PATH: decode comparison skipped");
+    }
+}
+
+#[test]
+fn fewer_slots_than_chunks_still_completes_identically() {
+    let Some(rep) = run_ok("concurrency2", &["--max-concurrency", "2"]) else {
+        return;
+    };
+    // Never more than 2 attempts overlapped.
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    for t in rep["tasks"].as_array().unwrap() {
+        for a in t["attempts"].as_array().unwrap() {
+            spans.push((a["start_s"].as_f64().unwrap(), a["end_s"].as_f64().unwrap()));
+        }
+    }
+    for &(s, _) in &spans {
+        let live = spans.iter().filter(|&&(a, b)| a <= s && s < b).count();
+        assert!(live <= 2, "{live} attempts running at {s}");
+    }
+}
+
+#[test]
+fn crash_mid_chain_is_retried() {
+    let Some(rep) = run_ok("crash", &["--inject-fault", "4:1:crash:rebase"]) else {
+        return;
+    };
+    let a = attempts(&rep, 4);
+    assert_eq!(a[0]["outcome"]["status"], "failed", "{a:?}");
+    assert_eq!(a[0]["outcome"]["kind"], "crash");
+    assert!(a.iter().any(|x| x["outcome"]["status"] == "ok"));
+}
+
+#[test]
+fn function_error_on_first_attempt_is_retried() {
+    let Some(rep) = run_ok("error", &["--inject-fault", "1:1:error:encode"]) else {
+        return;
+    };
+    let a = attempts(&rep, 1);
+    assert_eq!(a[0]["outcome"]["kind"], "function_error", "{a:?}");
+    assert_eq!(a[0]["phase"], "encode");
+    assert_eq!(rep["totals"]["retries"], 1);
+}
+
+#[test]
+fn hanging_worker_gets_a_twin() {
+    let Some(rep) = run_ok("hang", &["--inject-fault", "2:1:hang:given-state"]) else {
+        return;
+    };
+    let a = attempts(&rep, 2);
+    assert!(a.len() >= 2, "{a:?}");
+    assert!(a
+        .iter()
+        .any(|x| x["speculative"] == true || x["attempt"] == 2));
+    assert_ne!(a[0]["outcome"]["status"], "ok");
+}
+
+#[test]
+fn slow_worker_loses_to_its_twin() {
+    let t = Instant::now();
+    let Some(rep) = run_ok("slow", &["--inject-fault", "5:1:slow:encode:40"]) else {
+        return;
+    };
+    assert!(
+        t.elapsed() < Duration::from_secs(40),
+        "the twin should have won"
+    );
+    let a = attempts(&rep, 5);
+    assert_eq!(a[0]["outcome"]["status"], "lost_race", "{a:?}");
+    assert!(a[1]["speculative"].as_bool().unwrap());
+    assert_eq!(rep["totals"]["speculative"], 1);
+}
+
+#[test]
+fn relay_restart_mid_job() {
+    let Some(_) = run_ok(
+        "relay-restart",
+        &["--restart-relay-after", "2", "--max-concurrency", "3"],
+    ) else {
+        return;
+    };
+}
+
+#[test]
+fn store_alone_without_relay() {
+    let Some(_) = run_ok("no-relay", &["--no-relay"]) else {
+        return;
+    };
+}
+
+#[test]
+fn corrupted_chunk_is_refused_and_redone() {
+    let Some(worker) = worker_bin() else { return };
+    let reference = local_reference();
+    let _g = serial();
+    let dir = scratch("corrupt");
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    a.push("--keep-intermediate".into());
+    assert!(excam(&a).status.success());
+    let chunks = find_files(&dir.join("store"), "/chunks/");
+    let victim = chunks
+        .iter()
+        .find(|p| !p.to_string_lossy().ends_with(".sha256"))
+        .expect("a chunk object");
+    let mut bytes = std::fs::read(victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(victim, bytes).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    a.push("--resume".into());
+    let o = excam(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&out).unwrap() == reference);
+    let rep = report(&dir);
+    let reused = rep["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reused"] == true)
+        .count();
+    assert_eq!(reused, 5, "exactly the corrupted chunk is redone");
+}
+
+#[test]
+fn resume_after_the_coordinator_is_killed() {
+    let Some(worker) = worker_bin() else { return };
+    let reference = local_reference();
+    let _g = serial();
+    let dir = scratch("resume");
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    let base = a.clone();
+    // Chunk 5 is slow and no twin rescues it: the coordinator is killed
+    // while it runs, after the other chunks' results are stored.
+    a.extend(
+        [
+            "--inject-fault",
+            "5:1:slow:encode:20",
+            "--straggler-floor",
+            "100",
+        ]
+        .map(String::from),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_excam"))
+        .args(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let n = find_files(&dir.join("store"), "/results/")
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count();
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no results appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "finished too early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists(), "a killed job left output");
+    let mut b = base;
+    b.push("--resume".into());
+    let o = excam(&b);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read(&out).unwrap() == reference);
+    let rep = report(&dir);
+    let reused = rep["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reused"] == true)
+        .count();
+    assert!(reused >= 3, "only {reused} chunks reused");
+}
+
+#[test]
+fn always_failing_chunk_fails_cleanly() {
+    let Some(worker) = worker_bin() else { return };
+    let _g = serial();
+    let dir = scratch("fail");
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    a.extend(["--max-tries", "1", "--inject-fault", "2:1:error:rebase"].map(String::from));
+    let o = excam(&a);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("chunk 2") && err.contains("phase 3"), "{err}");
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("out.ivf"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn ctrl_c_cancels_with_130() {
+    let Some(worker) = worker_bin() else { return };
+    let _g = serial();
+    let dir = scratch("sigint");
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    a.extend(["--inject-fault", "0:1:hang:encode"].map(String::from));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_excam"))
+        .args(&a)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let st = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st.code(), Some(130));
+    assert!(!out.exists());
+}
