@@ -69,13 +69,13 @@ for clip in "${clips[@]}"; do
         measured=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
         planned=$("$excam" plan "$clip" --profile local --calibration "$cal" \
             --workers "$w" --chunk-frames "$n" --group-chunks "$GROUP" --json |
-            python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"wall_s\"]:.3f}")')
+            python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["wall_s"])')
         # Second opinion: the same plan with the run's own report as
         # further calibration (start-up, hop latency, worker speed).
         with_report=$("$excam" plan "$clip" --profile local --calibration "$cal" \
             --workers "$w" --chunk-frames "$n" --group-chunks "$GROUP" --json \
             --report "$report" 2>/dev/null |
-            python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"wall_s\"]:.3f}")' || echo "-")
+            python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["wall_s"])' || echo "-")
         err=$(python3 -c "print(f'{100 * ($planned - $measured) / $measured:+.1f}%')")
         printf '%-28s %4s %4s %3s %10s %10s %8s %12s\n' "$name" "$w" "$n" "$GROUP" "$measured" "$planned" "$err" "$with_report"
         python3 -c "import sys; sys.exit(0 if abs($planned - $measured) <= 0.2 * $measured else 1)" || fail=1
