@@ -46,7 +46,7 @@ fi
 cal=${CAL:-$OUT/cal.json}
 if [ ! -s "$cal" ]; then
     echo "calibrating on ${clips[*]} (this machine, $(nproc) cores) ..." >&2
-    "$excam" calibrate --out "$cal" "${clips[@]}"
+    "$excam" calibrate --no-synthetic --out "$cal" "${clips[@]}"
 fi
 
 frames_of() { "$excam" plan "$1" --json --runs 1 --profile local | python3 -c 'import json,sys; print(json.load(sys.stdin)["shape"]["frames"])'; }
