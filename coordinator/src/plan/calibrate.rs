@@ -385,10 +385,12 @@ impl Clock {
     /// CPU seconds since the start (wall seconds without a CPU clock).
     fn seconds(&self) -> f64 {
         let wall = self.wall.elapsed().as_secs_f64();
-        match (self.cpu, thread_cpu_s()) {
-            (Some(a), Some(b)) if b >= a => (b - a).min(wall),
+        // A too-short interval can read zero CPU time: use the wall time.
+        let s = match (self.cpu, thread_cpu_s()) {
+            (Some(a), Some(b)) if b > a => (b - a).min(wall),
             _ => wall,
-        }
+        };
+        s.max(1e-12)
     }
 
     /// The share of the wall time since the start this thread was on a
