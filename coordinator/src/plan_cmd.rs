@@ -123,7 +123,14 @@ fn cloud_params(args: &PlanArgs) -> anyhow::Result<CloudParams> {
     for path in &args.report {
         let r = report::RuntimeReport::load(path)?;
         let cal = plan::load_calibration(args.calibration.as_deref())?;
-        r.apply(&mut cloud, &cal)
+        let size = match (args.width, args.height, &args.input) {
+            (Some(w), Some(h), _) => Some((w, h)),
+            (_, _, Some(y4m)) => JobShape::from_y4m(y4m, 1, 1, None)
+                .ok()
+                .map(|s| (s.width, s.height)),
+            _ => None,
+        };
+        r.apply(&mut cloud, &cal, size)
             .with_context(|| format!("{}", path.display()))?;
     }
     for s in &args.set {

@@ -57,6 +57,7 @@ fn tiny() -> SimParams {
         speculation: false,
         speculation_factor: 2.0,
         speculation_min_finished: 1,
+        speculation_floor: 0.0,
     }
 }
 

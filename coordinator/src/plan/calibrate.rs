@@ -279,10 +279,13 @@ pub fn measure_clip(
     };
     let mut best: Option<(Sample, StateSample)> = None;
     for _ in 0..opts.repeats.max(1) {
+        let clock = Clock::start();
         let a = encode_chunk(&cfg, &frames[..n])?;
         let b = encode_chunk(&cfg, &frames[n..2 * n])?;
-        let enc = (a.time.encode_seconds + b.time.encode_seconds)
+        let busy = clock.busy_fraction();
+        let enc = busy * (a.time.encode_seconds + b.time.encode_seconds)
             / (a.time.encoded_frames + b.time.encoded_frames) as f64;
+        let clock = Clock::start();
         let p2 =
             encode_given_state_chunk(&plan(1), &cfg, &frames[n..2 * n], &b, a.final_state.clone())?;
         let p3 = rebase_chunk(
@@ -292,37 +295,38 @@ pub fn measure_clip(
             &p2,
             a.final_state.clone(),
         )?;
-        let egs = (p2.time.encode_seconds + p3.time.encode_seconds)
+        let busy = clock.busy_fraction();
+        let egs = busy * (p2.time.encode_seconds + p3.time.encode_seconds)
             / (p2.time.encoded_frames + p3.time.encoded_frames) as f64;
-        let reb = (p2.time.rebase_seconds + p3.time.rebase_seconds)
+        let reb = busy * (p2.time.rebase_seconds + p3.time.rebase_seconds)
             / (p2.time.rebased_frames + p3.time.rebased_frames) as f64;
-        let t = Instant::now();
+        let t = Clock::start();
         for (src, data) in a.sources.iter().zip(&a.frames) {
             decode_picture(src, data)?;
         }
-        let dec = t.elapsed().as_secs_f64() / a.frames.len() as f64;
+        let dec = t.seconds() / a.frames.len() as f64;
         let out_bytes: usize = a.frames.iter().chain(&p3.frames).map(|f| f.len()).sum();
 
         // The state: enough repetitions for a measurable time.
         let state = &p3.final_state;
         let reps = 5;
-        let t = Instant::now();
+        let t = Clock::start();
         let mut raw = Vec::new();
         for _ in 0..reps {
             raw = encode_state(state, Compression::None);
         }
-        let ser = t.elapsed().as_secs_f64() / reps as f64;
-        let t = Instant::now();
+        let ser = t.seconds() / reps as f64;
+        let t = Clock::start();
         let mut wire = Vec::new();
         for _ in 0..reps {
             wire = encode_state(state, Compression::Lz4);
         }
-        let ser_lz4 = t.elapsed().as_secs_f64() / reps as f64;
-        let t = Instant::now();
+        let ser_lz4 = t.seconds() / reps as f64;
+        let t = Clock::start();
         for _ in 0..reps {
             decode_state(&wire)?;
         }
-        let de = t.elapsed().as_secs_f64() / reps as f64;
+        let de = t.seconds() / reps as f64;
         let sample = Sample {
             clip: name.to_string(),
             width: w,
@@ -353,6 +357,51 @@ pub fn measure_clip(
         });
     }
     Ok(best.expect("at least one repeat"))
+}
+
+/// Seconds of this thread's CPU time where Linux tells
+/// (`/proc/thread-self/schedstat`), so that a busy machine, which
+/// stretches wall time but not CPU time, does not inflate the
+/// calibration; wall time elsewhere.
+struct Clock {
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+fn thread_cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    (ns > 0.0).then_some(ns / 1e9)
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            cpu: thread_cpu_s(),
+            wall: Instant::now(),
+        }
+    }
+
+    /// CPU seconds since the start (wall seconds without a CPU clock).
+    fn seconds(&self) -> f64 {
+        let wall = self.wall.elapsed().as_secs_f64();
+        // A too-short interval can read zero CPU time: use the wall time.
+        let s = match (self.cpu, thread_cpu_s()) {
+            (Some(a), Some(b)) if b > a => (b - a).min(wall),
+            _ => wall,
+        };
+        s.max(1e-12)
+    }
+
+    /// The share of the wall time since the start this thread was on a
+    /// CPU: scales the codec's own wall-clock timings to CPU time.
+    fn busy_fraction(&self) -> f64 {
+        let wall = self.wall.elapsed().as_secs_f64();
+        if wall <= 0.0 {
+            return 1.0;
+        }
+        (self.seconds() / wall).clamp(0.01, 1.0)
+    }
 }
 
 /// State and output sizes and wire-format times of one clip.

@@ -101,6 +101,8 @@ cloud_params! {
     speculation_factor,
     /// Finished tasks needed before twins start.
     speculation_min_finished,
+    /// Shortest twin deadline, seconds.
+    speculation_floor_s,
     /// USD per GB-second of Lambda.
     price_gb_s,
     /// USD per Lambda request.

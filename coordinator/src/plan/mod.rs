@@ -379,6 +379,7 @@ pub fn sim_params(
         speculation: cloud.speculation > 0.0,
         speculation_factor: cloud.speculation_factor,
         speculation_min_finished: cloud.speculation_min_finished as usize,
+        speculation_floor: cloud.speculation_floor_s,
     })
 }
 

@@ -1,26 +1,24 @@
 //! Runtime `--report` files as further calibration.
 //!
-//! The runtime's report schema belongs to the runtime; this module reads
-//! only the subset below, defensively (missing fields are skipped, never a
-//! panic), so a report from an older or newer runtime still helps:
+//! The runtime's report (schema version 1, `coordinator/src/runtime/
+//! report.rs`) is read as JSON values, defensively: missing or odd fields
+//! are skipped, never a panic, so a report from an older or newer runtime
+//! still helps. The subset used:
 //!
-//! ```json
-//! { "width": 640, "height": 480,              // optional: frame size
-//!   "tasks": [                                // or "results" / "chunks"
-//!     { "chunk": 3, "frames": 6,
-//!       "invoked_s": 0.12,                     // optional: when the coordinator invoked it
-//!       "twin": false,                         // optional
-//!       "phases": [                            // the worker's PhaseReport
-//!         { "phase": "encode", "start_unix_s": 1.7e9, "seconds": 1.2,
-//!           "wait_seconds": 0.0 }, ... ] } ] }
+//! ```text
+//! { "tasks": [ { "frames": 6, "winner_attempt": 1,
+//!                "phases": [ { "phase": "encode" | "encode_given_state" | "rebase",
+//!                              "start_s": 0.8, "seconds": 1.2, "wait_seconds": 0.0 } ],
+//!                "attempts": [ { "attempt": 1, "start_s": 0.1 } ] } ],
+//!   "hops": [ { "chunk": 3, "latency_s": 0.02 } ] }
 //! ```
 //!
 //! From it: the worker speed (calibrated phase-1 work over measured
-//! phase-1 seconds), the start-up time (first phase start minus invocation,
-//! with both on one clock, i.e. `invoked_unix_s` if the coordinator gives
-//! it), the hop latency (phase-3 waits of chunks whose predecessor was
-//! already done with phase 3's coding, i.e. the smallest positive waits)
-//! and the straggler fraction (phase-1 time over twice the median).
+//! phase-1 seconds, for the frame size of the plan), the start-up time
+//! (first phase start minus the winning attempt's launch: spawn or cold
+//! start plus the frame fetch), the hop latency (median of `hops`, which
+//! runs from the predecessor's phase-3 end to the end of the wait) and the
+//! straggler fraction (phase-1 time over twice the median).
 
 use std::path::Path;
 
@@ -38,7 +36,7 @@ pub struct RuntimeReport {
     pub encode_s_per_frame: Vec<f64>,
     /// Per task: start-up seconds.
     pub startup_s: Vec<f64>,
-    /// Positive phase-3 waits.
+    /// Measured hand-off latencies into phase 3.
     pub hop_waits_s: Vec<f64>,
     /// Tasks read.
     pub tasks: usize,
@@ -109,22 +107,36 @@ impl RuntimeReport {
                     r.encode_s_per_frame.push(secs / f);
                 }
             }
-            if let (Some(inv), Some(first)) = (
-                num(t, &["invoked_unix_s", "invoked_s"]),
-                phases
-                    .first()
-                    .and_then(|p| num(p, &["start_unix_s", "start_s"])),
-            ) {
+            let winner = num(t, &["winner_attempt"]);
+            let launch = t
+                .get("attempts")
+                .and_then(Value::as_array)
+                .and_then(|a| {
+                    a.iter()
+                        .find(|x| winner.is_none() || num(x, &["attempt"]) == winner)
+                })
+                .and_then(|a| num(a, &["start_s"]))
+                .or_else(|| num(t, &["invoked_s"]));
+            let first = phases
+                .iter()
+                .filter_map(|p| num(p, &["start_s"]))
+                .fold(f64::INFINITY, f64::min);
+            if let Some(inv) = launch {
                 let s = first - inv;
                 if (0.0..3600.0).contains(&s) {
                     r.startup_s.push(s);
                 }
             }
-            if let Some(p) = phase("rebase") {
-                if let Some(w) = num(p, &["wait_seconds"]) {
-                    if w > 0.0 && w.is_finite() {
-                        r.hop_waits_s.push(w);
-                    }
+        }
+        for h in v
+            .get("hops")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(l) = num(h, &["latency_s"]) {
+                if (0.0..3600.0).contains(&l) {
+                    r.hop_waits_s.push(l);
                 }
             }
         }
@@ -136,8 +148,18 @@ impl RuntimeReport {
     ///
     /// # Errors
     /// A derived value out of range (reported with the key).
-    pub fn apply(&self, cloud: &mut CloudParams, cal: &Calibration) -> anyhow::Result<()> {
-        if let (Some((w, h)), Some(m)) = (self.size, median(&mut self.encode_s_per_frame.clone())) {
+    /// `size` is the frame size of the job the report is for, when the
+    /// report does not say.
+    pub fn apply(
+        &self,
+        cloud: &mut CloudParams,
+        cal: &Calibration,
+        size: Option<(usize, usize)>,
+    ) -> anyhow::Result<()> {
+        if let (Some((w, h)), Some(m)) = (
+            self.size.or(size),
+            median(&mut self.encode_s_per_frame.clone()),
+        ) {
             let predicted = cal.encode_s_per_mpx * (w * h) as f64 / 1e6;
             // The measured speed includes the memory-dependent CPU share;
             // lambda_vcpu_speed is per full vCPU.
@@ -147,14 +169,8 @@ impl RuntimeReport {
         if let Some(m) = median(&mut self.startup_s.clone()) {
             cloud.set("cold_start_s", m.max(1e-6))?;
         }
-        if !self.hop_waits_s.is_empty() {
-            // The smallest waits are hops alone (no compute of the
-            // predecessor behind them).
-            let mut w = self.hop_waits_s.clone();
-            w.sort_by(f64::total_cmp);
-            let k = (w.len() / 10).max(1);
-            let low = w[..k].iter().sum::<f64>() / k as f64;
-            cloud.set("relay_latency_s", low)?;
+        if let Some(m) = median(&mut self.hop_waits_s.clone()) {
+            cloud.set("relay_latency_s", m)?;
         }
         if self.encode_s_per_frame.len() >= 4 {
             let mut v = self.encode_s_per_frame.clone();
@@ -163,5 +179,43 @@ impl RuntimeReport {
             cloud.set("straggler_prob", (slow as f64 / v.len() as f64).min(0.5))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_reports_set_speed_startup_and_hops() {
+        let tasks: Vec<Value> = (0..4)
+            .map(|c| {
+                let launch = 0.1 * c as f64;
+                serde_json::json!({
+                    "chunk": c, "frames": 2, "winner_attempt": 1,
+                    "attempts": [{"attempt": 1, "start_s": launch}],
+                    "phases": [{"phase": "encode", "start_s": launch + 0.05,
+                                "seconds": 0.2, "wait_seconds": 0.0}]
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "version": 1,
+            "tasks": tasks,
+            "hops": [{"chunk": 1, "latency_s": 0.02}, {"chunk": 2, "latency_s": 0.04},
+                     {"chunk": 3, "latency_s": 0.03}]
+        });
+        let r = RuntimeReport::from_value(&v).unwrap();
+        let cal = Calibration::default();
+        let mut cloud = CloudParams::local();
+        r.apply(&mut cloud, &cal, Some((1000, 1000))).unwrap();
+        // 0.1 s per 1-Mpx frame measured against the calibration's cost.
+        let want = cal.encode_s_per_mpx / 0.1;
+        assert!((cloud.lambda_vcpu_speed - want).abs() < 1e-9 * want);
+        assert!((cloud.cold_start_s - 0.05).abs() < 1e-9);
+        assert!((cloud.relay_latency_s - 0.03).abs() < 1e-12);
+        assert_eq!(cloud.straggler_prob, 0.0);
+        let e = RuntimeReport::from_value(&serde_json::json!({"tasks": 3})).unwrap_err();
+        assert!(format!("{e}").contains("tasks"));
     }
 }

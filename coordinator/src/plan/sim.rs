@@ -154,6 +154,8 @@ pub struct SimParams {
     pub speculation_factor: f64,
     /// Finished tasks before twins.
     pub speculation_min_finished: usize,
+    /// Shortest twin deadline, seconds.
+    pub speculation_floor: f64,
 }
 
 /// One stretch of the critical path.
@@ -473,7 +475,7 @@ impl Sim<'_> {
                 }
                 let m = self.median();
                 while let Some(&(lb, task)) = self.spec_set.first() {
-                    if f64::from_bits(lb) + self.p.speculation_factor * m > self.now + 1e-9 {
+                    if f64::from_bits(lb) + self.deadline(m) > self.now + 1e-9 {
                         break;
                     }
                     self.spec_set.pop_first();
@@ -522,6 +524,11 @@ impl Sim<'_> {
         }
     }
 
+    /// How long a task may run before it gets a twin.
+    fn deadline(&self, median: f64) -> f64 {
+        (self.p.speculation_factor * median).max(self.p.speculation_floor)
+    }
+
     fn schedule_twin_check(&mut self) {
         if !self.p.speculation
             || self.finished < self.p.speculation_min_finished.max(1)
@@ -530,7 +537,7 @@ impl Sim<'_> {
             return;
         }
         if let Some(&(lb, _)) = self.spec_set.first() {
-            let deadline = f64::from_bits(lb) + self.p.speculation_factor * self.median();
+            let deadline = f64::from_bits(lb) + self.deadline(self.median());
             self.spec_gen += 1;
             let gen = self.spec_gen;
             self.push(deadline.max(self.now), Event::TwinCheck { gen });
