@@ -16,9 +16,6 @@ use crate::error::{ClientError, ConfigError};
 use crate::proto::{self, close, FrameHeader, Request, Response, Status, HEADER_LEN};
 use crate::tls::{client_crypto, ServerAuth, SELF_SIGNED_NAME};
 
-/// UDP buffer a client asks for: room for a few get answers in flight.
-const CLIENT_SOCKET_BUFFER: usize = 2 << 20;
-
 /// Settings of a [`RelayClient`]. [`ClientConfig::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -136,6 +133,19 @@ fn read_exact_err(e: quinn::ReadExactError) -> Attempt {
     }
 }
 
+/// The QUIC transport settings clients connect with. Public so the
+/// benchmark's raw `quinn` baseline can send with the same ones.
+pub fn client_transport() -> quinn::TransportConfig {
+    let mut transport = crate::transport::base_transport();
+    // Keep-alives let a dead relay be noticed in seconds, not minutes.
+    transport
+        .keep_alive_interval(Some(Duration::from_secs(2)))
+        .max_idle_timeout(Some(Duration::from_secs(10).try_into().expect("in range")))
+        .stream_receive_window(VarInt::from_u32(4 << 20))
+        .receive_window(VarInt::from_u32(8 << 20));
+    transport
+}
+
 /// Reads a response frame and its payload.
 async fn read_response(
     recv: &mut RecvStream,
@@ -220,20 +230,13 @@ impl RelayClient {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_crypto(&cfg.auth)?)
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut quic = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        // Keep-alives let a dead relay be noticed in seconds, not minutes.
-        transport
-            .keep_alive_interval(Some(Duration::from_secs(2)))
-            .max_idle_timeout(Some(Duration::from_secs(10).try_into().expect("in range")))
-            .stream_receive_window(VarInt::from_u32(4 << 20))
-            .receive_window(VarInt::from_u32(8 << 20));
-        quic.transport_config(Arc::new(transport));
+        quic.transport_config(Arc::new(client_transport()));
         let bind: SocketAddr = if addr.is_ipv6() {
             "[::]:0".parse().expect("valid")
         } else {
             "0.0.0.0:0".parse().expect("valid")
         };
-        let endpoint = crate::net::endpoint(bind, CLIENT_SOCKET_BUFFER, None)
+        let endpoint = crate::net::endpoint(bind, crate::net::CLIENT_SOCKET_BUFFER, None)
             .map_err(|e| ConfigError::Io(bind.to_string(), e))?;
         let client = RelayClient {
             cfg,

@@ -32,15 +32,16 @@ pub mod auth;
 pub mod bench;
 mod client;
 pub mod error;
-mod net;
+pub mod net;
 pub mod proto;
 mod server;
 mod store;
 pub mod tls;
+pub mod transport;
 
 pub use auth::{RelaySecret, SECRET_ENV};
 pub use bytes::Bytes;
-pub use client::{ClientConfig, RelayClient};
+pub use client::{client_transport, ClientConfig, RelayClient};
 pub use error::{ClientError, ConfigError, RelayError};
 pub use server::{Relay, RelayConfig, StatsHandle};
 pub use store::RelayStats;

@@ -28,8 +28,17 @@ pub(crate) fn udp_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocke
     Ok(socket.into())
 }
 
-/// A quinn endpoint over [`udp_socket`]. Must be called inside a Tokio runtime.
-pub(crate) fn endpoint(
+/// UDP buffer a client asks for: room for a few get answers in flight.
+pub const CLIENT_SOCKET_BUFFER: usize = 2 << 20;
+
+/// A quinn endpoint over a UDP socket with `buffer` bytes of send and
+/// receive buffer, with the endpoint settings the relay and its clients
+/// use. Public so the benchmark's raw baseline binds its endpoints the same
+/// way. Must be called inside a Tokio runtime.
+///
+/// # Errors
+/// The OS error if the socket cannot be bound.
+pub fn endpoint(
     addr: SocketAddr,
     buffer: usize,
     server: Option<quinn::ServerConfig>,

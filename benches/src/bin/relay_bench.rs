@@ -183,30 +183,36 @@ impl ChildRelay {
     }
 }
 
-/// One stream between two in-process endpoints, with the relay's TLS and
-/// the client's receive windows: the practical limit of one hop here.
-async fn raw_quinn(total_mib: usize) -> Result<f64> {
+/// One stream between two in-process endpoints, with the relay's TLS,
+/// sockets and transport settings on the receiving side and the client's on
+/// the sending side: the practical limit of one hop here.
+async fn raw_quinn(total_mib: usize, relay_cfg: &RelayConfig) -> Result<f64> {
     let id = TlsIdentity::self_signed()?;
-    let server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
+    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto(&id)?)?,
     ));
-    let server = quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse()?)?;
+    server_cfg.transport_config(Arc::new(relay_cfg.transport()?));
+    let server = excam_rendezvous::net::endpoint(
+        "127.0.0.1:0".parse()?,
+        relay_cfg.socket_buffer,
+        Some(server_cfg),
+    )?;
     let addr = server.local_addr()?;
     let mut client_cfg =
         quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(
             client_crypto(&ServerAuth::Pinned(id.fingerprint()))?,
         )?));
-    let mut transport = quinn::TransportConfig::default();
-    transport
-        .stream_receive_window(quinn::VarInt::from_u32(4 << 20))
-        .receive_window(quinn::VarInt::from_u32(8 << 20));
-    client_cfg.transport_config(Arc::new(transport));
-    let client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    client_cfg.transport_config(Arc::new(excam_rendezvous::client_transport()));
+    let client = excam_rendezvous::net::endpoint(
+        "127.0.0.1:0".parse()?,
+        excam_rendezvous::net::CLIENT_SOCKET_BUFFER,
+        None,
+    )?;
 
     let total = (total_mib as u64) << 20;
     let receiver = tokio::spawn(async move {
         let conn = server.accept().await.context("no connection")?.await?;
-        let mut recv = conn.accept_uni().await?;
+        let (_send, mut recv) = conn.accept_bi().await?;
         let mut got = 0u64;
         while let Some(chunk) = recv.read_chunk(usize::MAX, true).await? {
             got += chunk.bytes.len() as u64;
@@ -220,7 +226,7 @@ async fn raw_quinn(total_mib: usize) -> Result<f64> {
         .await?;
     let chunk = Bytes::from(vec![7u8; 1 << 20]);
     let start = Instant::now();
-    let mut send = conn.open_uni().await?;
+    let (mut send, _recv) = conn.open_bi().await?;
     for _ in 0..total_mib {
         send.write_chunk(chunk.clone()).await?;
     }
@@ -247,12 +253,14 @@ async fn bench(args: Args, nofile: u64) -> Result<()> {
         args.raw_mib
     );
     let cpu0 = cpu_seconds("self")?;
-    let raw = raw_quinn(args.raw_mib).await?;
+    let secret = RelaySecret::generate();
+    let mut relay_cfg = RelayConfig::new(secret.clone());
+    relay_cfg.memory_limit = args.memory_limit;
+    let raw = raw_quinn(args.raw_mib, &relay_cfg).await?;
     let raw_cpu = cpu_seconds("self")? - cpu0;
     let raw_per_cpu = args.raw_mib as f64 / raw_cpu.max(1e-9);
     eprintln!("raw quinn one stream: {raw:.1} MiB/s, {raw_per_cpu:.0} MiB per CPU-second");
 
-    let secret = RelaySecret::generate();
     let mut rows = Vec::new();
     for &n in &args.clients {
         let relay = ChildRelay::spawn(&secret, args.memory_limit)?;
