@@ -2,7 +2,13 @@
 //! store, the names of a job's objects, and the chunk-object format.
 //!
 //! Kept in one place so the rest of the runtime does not care which side
-//! of the crate boundary each piece lives on.
+//! of the crate boundary each piece lives on. Written while the worker's
+//! `store::open_store` and `keys` were not yet on this branch: the
+//! directory store, key names and frame-list format here mirror the
+//! worker's (same `.sha256` sidecars, same `EXFL` frame lists); once the
+//! worker's modules are merged these should become re-exports of them, and
+//! S3 must come from the worker's `S3Store` (until then `open_store`
+//! refuses S3).
 
 use std::path::Path;
 use std::sync::Arc;
