@@ -77,6 +77,51 @@ pub struct EncodeArgs {
     /// Distributed-runtime flags (`--backend processes|lambda`).
     #[command(flatten)]
     pub dist: crate::runtime::cli::DistArgs,
+    /// Print the predicted wall time and cost of this ExCamera job (the
+    /// model of `excam plan`) and exit without encoding or calling AWS.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse to start a job predicted to cost more than this many US
+    /// dollars (checked before any AWS call).
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+}
+
+/// The plan of the job `args` describe: the shape read from the input's
+/// Y4M header and size, the built-in calibration, and the cloud profile of
+/// the backend (Lambda at `--lambda-memory`, or this machine).
+fn predict(args: &EncodeArgs) -> anyhow::Result<crate::plan::Plan> {
+    use crate::plan::{load_calibration, plan_job, CloudParams, JobShape};
+    use crate::runtime::cli::BackendArg;
+    let text = args.input.to_string_lossy();
+    if text == "-" || text.starts_with("s3://") {
+        anyhow::bail!(
+            "--dry-run and --max-cost read the frame size and count from a local input; \
+             for {text} run `excam plan --width W --height H --frames F` instead"
+        );
+    }
+    let mut shape = JobShape::from_y4m(
+        &args.input,
+        args.chunk_frames as usize,
+        args.group_chunks as usize,
+        None,
+    )?;
+    let d = &args.dist;
+    let (cloud, workers) = match d.backend {
+        BackendArg::Lambda => {
+            let mut c = CloudParams::default();
+            c.set_str(&format!("lambda_memory_mb={}", d.lambda_memory))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            (c, d.max_concurrency as usize)
+        }
+        BackendArg::Processes => (CloudParams::local(), d.max_concurrency as usize),
+        BackendArg::Local => (CloudParams::local(), usize::MAX),
+    };
+    let requested = args.workers.map_or(usize::MAX, |w| w as usize);
+    shape.workers = shape.chunks().min(workers).min(requested).max(1);
+    let plan = plan_job(&shape, &load_calibration(None)?, &cloud)
+        .map_err(|e| anyhow::anyhow!("cannot plan this job: {e}"))?;
+    Ok(plan)
 }
 
 fn parse_partitions(s: &str) -> Result<usize, String> {
@@ -120,6 +165,25 @@ impl Summary {
 /// found and what is supported), encoder errors, or output I/O failures;
 /// in every case no file is left at the output path.
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    if args.dry_run || args.max_cost.is_some() {
+        let plan = predict(&args)?;
+        if args.dry_run {
+            print!("{}", crate::plan::render(&plan));
+            if let Some(max) = args.max_cost {
+                println!(
+                    "--max-cost {max}: {}",
+                    match crate::plan::check_max_cost(&plan, max) {
+                        Ok(()) => "within budget".to_string(),
+                        Err(e) => e,
+                    }
+                );
+            }
+            return Ok(());
+        }
+        if let Some(max) = args.max_cost {
+            crate::plan::check_max_cost(&plan, max).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
     if args.dist.backend != crate::runtime::cli::BackendArg::Local {
         return crate::runtime::cli::run_distributed(&args);
     }

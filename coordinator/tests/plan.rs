@@ -351,3 +351,56 @@ fn cli_sweep_writes_a_plot_with_a_frontier() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.contains("frontier"));
 }
+
+/// `excam encode --dry-run` prints the plan and writes nothing; `--max-cost`
+/// refuses a lambda job before any AWS call (no credentials, no endpoint
+/// reachable: an AWS call would fail with another message) and lets a cheap
+/// one through to the point of needing a bucket.
+#[test]
+fn encode_dry_run_and_max_cost_need_no_aws() {
+    let dir = scratch("encode_dry_run");
+    let path = dir.join("clip.y4m");
+    let mut bytes = b"YUV4MPEG2 W64 H48 F30:1 C420jpeg\n".to_vec();
+    for i in 0..24u8 {
+        bytes.extend_from_slice(b"FRAME\n");
+        bytes.extend(std::iter::repeat_n(i.wrapping_mul(9), 64 * 48 * 3 / 2));
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let out_path = dir.join("out.ivf");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_excam"))
+            .args([
+                "encode",
+                path.to_str().unwrap(),
+                "-o",
+                out_path.to_str().unwrap(),
+            ])
+            .args(["--backend", "lambda", "--bucket", "no-such-bucket"])
+            .args(extra)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+            .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("run excam")
+    };
+    let dry = run(&["--dry-run", "--chunk-frames", "6"]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains("4 chunks") || text.contains("chunks"),
+        "{text}"
+    );
+    assert!(!out_path.exists(), "a dry run wrote output");
+
+    let refused = run(&["--max-cost", "0"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("exceeds --max-cost"), "{err}");
+    assert!(!out_path.exists());
+}
