@@ -1,7 +1,22 @@
 //! Runs one chunk of an excam job: the phase functions every backend
 //! shares, the task format, the durable store, and the worker that runs a
 //! task locally (stdin) or as a Lambda function.
+//!
+//! - [`chunk`]: the three phases as pure functions;
+//! - [`task`]: what a coordinator sends ([`task::Task`]) and gets back
+//!   ([`task::TaskResult`]);
+//! - [`store`]: the durable store ([`store::LocalStore`], [`store::S3Store`],
+//!   [`store::open_store`]);
+//! - [`input`]: the Y4M input, read chunk by chunk with ranged reads;
+//! - [`keys`]: the names of mailboxes and store keys, the frame-list format;
+//! - [`run`]: [`run::run_task`], one task from start to finish.
 
 pub mod chunk;
+pub mod input;
+pub mod keys;
+pub mod run;
 pub mod store;
 pub mod task;
+
+pub use run::{run_task, run_task_as, TaskError};
+pub use store::{open_store, LocalStore, S3Store, Store, StoreError};

@@ -1,0 +1,775 @@
+//! Runs one [`Task`]: the three phases of one chunk, with states handed
+//! through the relay (fast) and the store (durable), checkpoints to resume
+//! a retried attempt, and a content-addressed chunk object as output.
+//!
+//! Every backend runs the same phase functions ([`crate::chunk`]), so the
+//! bytes of a chunk depend only on its input, the codec settings and the
+//! state it is handed. That makes every write idempotent: a retried or
+//! speculative twin writes the same bytes to the same places.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use excam_codec::encode::encoder::EncoderConfig;
+use excam_codec::wire::{decode_state, encode_state, state_digest, Compression};
+use excam_codec::{DecoderState, Frame};
+use excam_rendezvous::{ClientConfig, ClientError, Fingerprint, RelayClient, ServerAuth};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::chunk::{
+    encode_chunk, encode_given_state_chunk, rebase_chunk, replay, ChunkError, ChunkPlan, Coded,
+    Phase,
+};
+use crate::input::read_frames;
+use crate::keys;
+use crate::store::{open_store, Store, StoreError};
+use crate::task::{PhaseReport, RelaySpec, Task, TaskResult, TASK_VERSION};
+
+/// How long one relay `get` waits before the store is looked at.
+const RELAY_SLICE: Duration = Duration::from_secs(2);
+/// How long the relay client keeps reconnecting before the worker gives up
+/// on the relay and uses the store alone.
+const RELAY_RETRY: Duration = Duration::from_secs(10);
+/// Longest pause between two looks at the store when there is no relay.
+const STORE_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Why a task failed: the phase (`None`: before phase 1, e.g. a bad task,
+/// the store or the input) and what happened.
+///
+/// Serialized as `{"error": "...", "phase": "encode" | "encode_given_state"
+/// | "rebase" | null}`, what the binary prints on failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// Phase it failed in.
+    pub phase: Option<Phase>,
+    /// What happened.
+    #[serde(rename = "error")]
+    pub message: String,
+}
+
+impl TaskError {
+    /// An error in `phase`.
+    pub fn new(phase: Option<Phase>, message: impl Into<String>) -> TaskError {
+        TaskError {
+            phase,
+            message: message.into(),
+        }
+    }
+
+    /// The error as one line of JSON (`{"error": ..., "phase": ...}`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a task error serializes")
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.phase {
+            Some(p) => write!(f, "{p}: {}", self.message),
+            None => write!(f, "setup: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// Who runs this process: `hostname:pid`.
+pub fn local_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Runs all phases of `task` and returns its result (also stored under
+/// [`keys::result`]). The worker id is [`local_worker_id`].
+///
+/// # Errors
+/// A [`TaskError`] naming the phase that failed.
+pub async fn run_task(task: Task) -> Result<TaskResult, TaskError> {
+    run_task_as(task, local_worker_id()).await
+}
+
+/// [`run_task`] with an explicit worker id (a Lambda function passes its
+/// request id).
+///
+/// # Errors
+/// A [`TaskError`] naming the phase that failed.
+pub async fn run_task_as(task: Task, worker: String) -> Result<TaskResult, TaskError> {
+    let chunk = task.chunk;
+    let job = task.job.clone();
+    let attempt = task.attempt;
+    info!(job = %job, chunk, attempt, worker = %worker, "task starts");
+    let mut run = Run::setup(task).await?;
+    let out = run.execute(worker).await;
+    run.relay.close().await;
+    match &out {
+        Ok(r) => info!(
+            job = %job,
+            chunk,
+            attempt,
+            seconds = r.total_seconds,
+            "task done: {} frames, {} bytes",
+            r.frames,
+            r.chunk_bytes
+        ),
+        Err(e) => warn!(job = %job, chunk, attempt, "task failed: {e}"),
+    }
+    out
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn setup_err(message: impl Into<String>) -> TaskError {
+    TaskError::new(None, message)
+}
+
+fn chunk_err(e: ChunkError) -> TaskError {
+    let phase = match &e {
+        ChunkError::Encode { phase, .. }
+        | ChunkError::Rebase { phase, .. }
+        | ChunkError::Replay { phase, .. }
+        | ChunkError::Encoder { phase, .. } => *phase,
+    };
+    TaskError::new(Some(phase), e.to_string())
+}
+
+/// Checks the parts of a task that do not need the store.
+fn validate(task: &Task) -> Result<(), TaskError> {
+    if task.version != TASK_VERSION {
+        return Err(setup_err(format!(
+            "task format version {} is not supported (this worker runs version {TASK_VERSION})",
+            task.version
+        )));
+    }
+    if task.chunk_frames == 0 || task.group_chunks == 0 {
+        return Err(setup_err("chunk_frames and group_chunks must be at least 1"));
+    }
+    let chunks = task.input.frames.div_ceil(task.chunk_frames);
+    if task.chunks != chunks {
+        return Err(setup_err(format!(
+            "{} chunks given, but {} frames in chunks of {} make {chunks}",
+            task.chunks, task.input.frames, task.chunk_frames
+        )));
+    }
+    if task.chunk >= task.chunks {
+        return Err(setup_err(format!(
+            "chunk {} out of range (job has {})",
+            task.chunk, task.chunks
+        )));
+    }
+    if !(task.wait_timeout_s.is_finite() && task.wait_timeout_s >= 0.0) {
+        return Err(setup_err("wait_timeout_s must be a non-negative number"));
+    }
+    Ok(())
+}
+
+/// The relay as the task sees it: connecting in the background, connected,
+/// or given up on (the store carries everything then).
+enum RelayState {
+    None,
+    Connecting(JoinHandle<Result<RelayClient, ClientError>>),
+    Ready(Arc<RelayClient>),
+}
+
+struct RelayLink {
+    state: tokio::sync::Mutex<RelayState>,
+    addr: String,
+}
+
+impl RelayLink {
+    /// Starts connecting (the handshake overlaps reading the input and
+    /// phase 1).
+    fn start(spec: Option<&RelaySpec>) -> Result<RelayLink, TaskError> {
+        let Some(spec) = spec else {
+            return Ok(RelayLink {
+                state: tokio::sync::Mutex::new(RelayState::None),
+                addr: String::new(),
+            });
+        };
+        let fp = Fingerprint::parse(&spec.fingerprint)
+            .map_err(|e| setup_err(format!("relay fingerprint: {e}")))?;
+        let mut cfg = ClientConfig::new(
+            spec.addr.clone(),
+            ServerAuth::Pinned(fp),
+            spec.job.clone(),
+            spec.token.clone(),
+        );
+        cfg.retry_for = RELAY_RETRY;
+        let handle = tokio::spawn(RelayClient::connect(cfg));
+        Ok(RelayLink {
+            state: tokio::sync::Mutex::new(RelayState::Connecting(handle)),
+            addr: spec.addr.clone(),
+        })
+    }
+
+    /// The client, once connected; `None` if there is no relay or it was
+    /// given up on. A refused token or certificate is an error: the task
+    /// is misconfigured.
+    async fn client(&self, phase: Phase) -> Result<Option<Arc<RelayClient>>, TaskError> {
+        let mut state = self.state.lock().await;
+        let joined = match &mut *state {
+            RelayState::None => return Ok(None),
+            RelayState::Ready(c) => return Ok(Some(c.clone())),
+            RelayState::Connecting(h) => h.await,
+        };
+        let result = match joined {
+            Ok(Ok(c)) => {
+                debug!(relay = %self.addr, "relay connected");
+                let c = Arc::new(c);
+                *state = RelayState::Ready(c.clone());
+                Ok(Some(c))
+            }
+            Ok(Err(e @ (ClientError::Auth | ClientError::Tls(_)))) => {
+                *state = RelayState::None;
+                Err(TaskError::new(
+                    Some(phase),
+                    format!("relay {}: {e}", self.addr),
+                ))
+            }
+            Ok(Err(e)) => {
+                warn!(relay = %self.addr, "relay unusable, using the store alone: {e}");
+                *state = RelayState::None;
+                Ok(None)
+            }
+            Err(e) => {
+                warn!(relay = %self.addr, "relay connection task failed: {e}");
+                *state = RelayState::None;
+                Ok(None)
+            }
+        };
+        result
+    }
+
+    /// Gives up on the relay for the rest of the task.
+    async fn drop_relay(&self, why: &str) {
+        let mut state = self.state.lock().await;
+        if !matches!(*state, RelayState::None) {
+            warn!(relay = %self.addr, "relay unusable, using the store alone: {why}");
+            if let RelayState::Ready(c) = &*state {
+                c.close().await;
+            }
+            *state = RelayState::None;
+        }
+    }
+
+    async fn close(&self) {
+        let mut state = self.state.lock().await;
+        match std::mem::replace(&mut *state, RelayState::None) {
+            RelayState::Ready(c) => c.close().await,
+            RelayState::Connecting(h) => h.abort(),
+            RelayState::None => {}
+        }
+    }
+}
+
+/// A task being run.
+struct Run {
+    task: Task,
+    plan: ChunkPlan,
+    cfg: EncoderConfig,
+    store: Arc<dyn Store>,
+    relay: RelayLink,
+    started: Instant,
+}
+
+impl Run {
+    async fn setup(task: Task) -> Result<Run, TaskError> {
+        let started = Instant::now();
+        validate(&task)?;
+        let cfg = task
+            .codec
+            .to_config()
+            .map_err(|e| setup_err(format!("codec parameters: {e}")))?;
+        let store = open_store(&task.store)
+            .await
+            .map_err(|e| setup_err(format!("store: {e}")))?;
+        let relay = RelayLink::start(task.relay.as_ref())?;
+        Ok(Run {
+            plan: task.plan(),
+            task,
+            cfg,
+            store,
+            relay,
+            started,
+        })
+    }
+
+    fn job(&self) -> &str {
+        &self.task.job
+    }
+
+    fn index(&self) -> usize {
+        self.task.chunk
+    }
+
+    async fn execute(&mut self, worker: String) -> Result<TaskResult, TaskError> {
+        let i = self.index();
+        let len = self.plan.len(self.task.input.frames);
+        let frames = read_frames(
+            self.store.as_ref(),
+            &self.task.input,
+            self.cfg.width,
+            self.cfg.height,
+            self.plan.first_frame(),
+            len,
+        )
+        .await
+        .map_err(|e| setup_err(e.to_string()))?;
+        let input_digest = keys::frames_digest(&frames);
+        let frames = Arc::new(frames);
+        let mut phases = Vec::with_capacity(3);
+
+        // Phase 1.
+        let phase = Phase::Encode;
+        inject_fault(&self.task, phase).await?;
+        let mut report = PhaseTimer::start(phase);
+        let ckpt = keys::ckpt_phase1(self.job(), i);
+        let p1 = match self
+            .load_checkpoint(&ckpt, DecoderState::default(), phase, len)
+            .await
+        {
+            Some(c) => {
+                report.from_checkpoint = true;
+                c
+            }
+            None => {
+                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
+                let c = blocking(phase, move || encode_chunk(&plan, &cfg, &f)).await?;
+                self.put(phase, &ckpt, keys::encode_frames(&c.frames))
+                    .await?;
+                c
+            }
+        };
+        if self.plan.hands_on() {
+            let wire = encode_state(&p1.final_state, Compression::Lz4);
+            self.put_state(
+                phase,
+                &keys::mailbox_phase1(i),
+                &keys::state_phase1(self.job(), i),
+                Bytes::from(wire),
+            )
+            .await?;
+        }
+        phases.push(report.finish());
+        let mut p1 = Some(p1);
+
+        // Phase 2: non-heads re-encode their first frame given the
+        // predecessor's phase-1 state.
+        let approx = if self.plan.is_head() {
+            None
+        } else {
+            let phase = Phase::EncodeGivenState;
+            inject_fault(&self.task, phase).await?;
+            let mut report = PhaseTimer::start(phase);
+            let (pred, waited) = self
+                .wait_state(
+                    phase,
+                    &keys::mailbox_phase1(i - 1),
+                    &keys::state_phase1(self.job(), i - 1),
+                )
+                .await?;
+            report.wait_seconds = waited;
+            let ckpt = keys::ckpt_phase2(self.job(), i);
+            let p2 = match self.load_checkpoint(&ckpt, pred.clone(), phase, len).await {
+                Some(c) => {
+                    report.from_checkpoint = true;
+                    c
+                }
+                None => {
+                    let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
+                    let own = p1.take().expect("phase 1 output");
+                    let c = blocking(phase, move || {
+                        encode_given_state_chunk(&plan, &cfg, &f, &own, pred)
+                    })
+                    .await?;
+                    self.put(phase, &ckpt, keys::encode_frames(&c.frames))
+                        .await?;
+                    c
+                }
+            };
+            phases.push(report.finish());
+            Some(p2)
+        };
+
+        // Phase 3: rebase onto the predecessor's true final state (a head's
+        // phase-1 output is already final), hand the result on, store the
+        // chunk.
+        let phase = Phase::Rebase;
+        inject_fault(&self.task, phase).await?;
+        let mut report = PhaseTimer::start(phase);
+        let (coded, source_state) = match approx {
+            None => (p1.take().expect("phase 1 output"), [0u8; 32]),
+            Some(p2) => {
+                let (pred, waited) = self
+                    .wait_state(
+                        phase,
+                        &keys::mailbox_final(i - 1),
+                        &keys::state_final(self.job(), i - 1),
+                    )
+                    .await?;
+                report.wait_seconds = waited;
+                let source = state_digest(&pred);
+                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
+                let c = blocking(phase, move || rebase_chunk(&plan, &cfg, &f, &p2, pred)).await?;
+                (c, source)
+            }
+        };
+        let state_bytes = if self.plan.hands_on() {
+            let wire = encode_state(&coded.final_state, Compression::Lz4);
+            let raw = encode_state(&coded.final_state, Compression::None).len() as u64;
+            let sizes = (wire.len() as u64, raw);
+            self.put_state(
+                phase,
+                &keys::mailbox_final(i),
+                &keys::state_final(self.job(), i),
+                Bytes::from(wire),
+            )
+            .await?;
+            Some(sizes)
+        } else {
+            None
+        };
+        let object = Bytes::from(keys::encode_frames(&coded.frames));
+        let chunk_sha = hex::encode(Sha256::digest(&object));
+        let cache = keys::cache_key(&self.task.codec, &self.plan, &input_digest, &source_state);
+        let chunk_key = keys::chunk_object(self.job(), &cache);
+        self.put_chunk(phase, &chunk_key, object.clone()).await?;
+        phases.push(report.finish());
+
+        let result = TaskResult {
+            version: TASK_VERSION,
+            job: self.task.job.clone(),
+            chunk: i,
+            attempt: self.task.attempt,
+            chunk_key,
+            chunk_sha256: chunk_sha,
+            chunk_bytes: object.len() as u64,
+            frames: coded.frames.len(),
+            source_state: hex::encode(source_state),
+            phases,
+            state_bytes,
+            worker,
+            total_seconds: self.started.elapsed().as_secs_f64(),
+        };
+        let json = serde_json::to_vec(&result).expect("a task result serializes");
+        self.put(phase, &keys::result(self.job(), i), json).await?;
+        Ok(result)
+    }
+
+    async fn put(&self, phase: Phase, key: &str, data: Vec<u8>) -> Result<(), TaskError> {
+        self.store
+            .put(key, Bytes::from(data))
+            .await
+            .map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
+    }
+
+    /// Writes the chunk object unless an identical one is already there
+    /// (a previous attempt or a twin wrote it: same key, same bytes).
+    async fn put_chunk(&self, phase: Phase, key: &str, data: Bytes) -> Result<(), TaskError> {
+        if self.store.size(key).await.ok().flatten() == Some(data.len() as u64) {
+            match self.store.get(key).await {
+                Ok(existing) if existing == data => {
+                    debug!(key, "identical chunk object already stored");
+                    return Ok(());
+                }
+                Ok(_) => warn!(key, "chunk object differs from this attempt's; replacing it"),
+                Err(e) => debug!(key, "existing chunk object unusable ({e}); replacing it"),
+            }
+        }
+        self.store
+            .put(key, data)
+            .await
+            .map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
+    }
+
+    /// Replays a checkpoint if one is stored, verifies and decodes from
+    /// `start`: the phase's output without recomputing it. Anything wrong
+    /// with it means recomputing.
+    async fn load_checkpoint(
+        &self,
+        key: &str,
+        start: DecoderState,
+        phase: Phase,
+        len: usize,
+    ) -> Option<Coded> {
+        let bytes = match self.store.get(key).await {
+            Ok(b) => b,
+            Err(StoreError::NotFound(_)) => return None,
+            Err(e) => {
+                warn!(key, "checkpoint unusable, recomputing: {e}");
+                return None;
+            }
+        };
+        let frames = match keys::decode_frames(&bytes) {
+            Ok(f) if f.len() == len => f,
+            Ok(f) => {
+                warn!(key, "checkpoint has {} frames, expected {len}; recomputing", f.len());
+                return None;
+            }
+            Err(e) => {
+                warn!(key, "checkpoint unusable, recomputing: {e}");
+                return None;
+            }
+        };
+        match tokio::task::spawn_blocking(move || replay(phase, start, frames)).await {
+            Ok(Ok(c)) => {
+                info!(key, "resumed {phase} from its checkpoint");
+                Some(c)
+            }
+            Ok(Err(e)) => {
+                warn!(key, "checkpoint does not replay, recomputing: {e}");
+                None
+            }
+            Err(e) => {
+                warn!(key, "checkpoint replay failed, recomputing: {e}");
+                None
+            }
+        }
+    }
+
+    /// Hands a state on: the relay first (the successor is likely waiting),
+    /// then the store (durable; the successor falls back to it).
+    async fn put_state(
+        &self,
+        phase: Phase,
+        mailbox: &str,
+        key: &str,
+        wire: Bytes,
+    ) -> Result<(), TaskError> {
+        if let Some(client) = self.relay.client(phase).await? {
+            match client.put(mailbox, wire.clone()).await {
+                Ok(()) => {}
+                Err(ClientError::Conflict(_)) => {
+                    return Err(TaskError::new(
+                        Some(phase),
+                        format!(
+                            "relay mailbox {mailbox:?} already holds different bytes: \
+                             this chunk's output is not deterministic, or another job \
+                             uses the same job id"
+                        ),
+                    ))
+                }
+                Err(ClientError::JobEnded) => {
+                    return Err(TaskError::new(
+                        Some(phase),
+                        "the job has ended on the relay (cancelled)",
+                    ))
+                }
+                Err(e @ ClientError::Unavailable(_)) => {
+                    self.relay.drop_relay(&e.to_string()).await;
+                }
+                Err(e) => warn!(mailbox, "relay put failed, the store has the state: {e}"),
+            }
+        }
+        self.store
+            .put(key, wire)
+            .await
+            .map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
+    }
+
+    /// Waits for a predecessor's state: from the relay in short waits,
+    /// looking at the store between them (a relay restarted mid-job has
+    /// lost its mailboxes; the store always gets the state), until the
+    /// task's `wait_timeout_s`. Returns the state and the seconds waited.
+    async fn wait_state(
+        &self,
+        phase: Phase,
+        mailbox: &str,
+        key: &str,
+    ) -> Result<(DecoderState, f64), TaskError> {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(self.task.wait_timeout_s);
+        let mut poll = Duration::from_millis(20);
+        loop {
+            let mut used_relay = false;
+            if let Some(client) = self.relay.client(phase).await? {
+                used_relay = true;
+                let slice = RELAY_SLICE.min(deadline.saturating_duration_since(Instant::now()));
+                match client.get(mailbox, slice.max(Duration::from_millis(1))).await {
+                    Ok(bytes) => match decode_state(&bytes) {
+                        Ok(s) => {
+                            debug!(mailbox, "state from the relay");
+                            return Ok((s, start.elapsed().as_secs_f64()));
+                        }
+                        Err(e) => warn!(mailbox, "unreadable state on the relay: {e}"),
+                    },
+                    Err(ClientError::Timeout(_) | ClientError::Evicted(_)) => {}
+                    Err(ClientError::JobEnded) => {
+                        return Err(TaskError::new(
+                            Some(phase),
+                            "the job has ended on the relay (cancelled)",
+                        ))
+                    }
+                    Err(e) => self.relay.drop_relay(&e.to_string()).await,
+                }
+            }
+            match self.store.get(key).await {
+                Ok(bytes) => {
+                    let s = decode_state(&bytes).map_err(|e| {
+                        TaskError::new(Some(phase), format!("state {key} unreadable: {e}"))
+                    })?;
+                    debug!(key, "state from the store");
+                    return Ok((s, start.elapsed().as_secs_f64()));
+                }
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => warn!(key, "cannot read state yet: {e}"),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(TaskError::new(
+                    Some(phase),
+                    format!(
+                        "timed out after {:.1} s waiting for the predecessor's state \
+                         ({key}{})",
+                        start.elapsed().as_secs_f64(),
+                        if used_relay {
+                            format!(", relay mailbox {mailbox}")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                ));
+            }
+            if !used_relay {
+                tokio::time::sleep(poll.min(deadline - now)).await;
+                poll = (poll * 2).min(STORE_POLL_MAX);
+            }
+        }
+    }
+}
+
+/// Runs CPU-bound coding off the async threads (the relay connection and
+/// other tasks in the process keep running).
+async fn blocking<F>(phase: Phase, f: F) -> Result<Coded, TaskError>
+where
+    F: FnOnce() -> Result<Coded, ChunkError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TaskError::new(Some(phase), format!("coding thread failed: {e}")))?
+        .map_err(chunk_err)
+}
+
+struct PhaseTimer {
+    phase: Phase,
+    start_unix_s: f64,
+    start: Instant,
+    wait_seconds: f64,
+    from_checkpoint: bool,
+}
+
+impl PhaseTimer {
+    fn start(phase: Phase) -> PhaseTimer {
+        PhaseTimer {
+            phase,
+            start_unix_s: unix_now(),
+            start: Instant::now(),
+            wait_seconds: 0.0,
+            from_checkpoint: false,
+        }
+    }
+
+    fn finish(self) -> PhaseReport {
+        PhaseReport {
+            phase: self.phase,
+            start_unix_s: self.start_unix_s,
+            seconds: self.start.elapsed().as_secs_f64(),
+            wait_seconds: self.wait_seconds,
+            from_checkpoint: self.from_checkpoint,
+        }
+    }
+}
+
+/// Honours `task.fault` at the start of `phase` (test builds only).
+#[cfg(feature = "fault-injection")]
+async fn inject_fault(task: &Task, phase: Phase) -> Result<(), TaskError> {
+    use crate::task::Fault;
+    match &task.fault {
+        Some(Fault::Crash { phase: p }) if *p == phase => {
+            warn!(chunk = task.chunk, "injected fault: crash at {phase}");
+            std::process::abort();
+        }
+        Some(Fault::Hang { phase: p }) if *p == phase => {
+            warn!(chunk = task.chunk, "injected fault: hang at {phase}");
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        Some(Fault::Error { phase: p }) if *p == phase => Err(TaskError::new(
+            Some(phase),
+            format!("injected fault: error at the start of {phase}"),
+        )),
+        Some(Fault::Slow { phase: p, seconds }) if *p == phase => {
+            warn!(chunk = task.chunk, "injected fault: {seconds} s pause at {phase}");
+            tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Without the `fault-injection` feature, `task.fault` is ignored.
+#[cfg(not(feature = "fault-injection"))]
+async fn inject_fault(_task: &Task, _phase: Phase) -> Result<(), TaskError> {
+    Ok(())
+}
+
+/// Runs the phase functions over whole-clip `frames` in one process,
+/// serially, as [`run_task`] would chunk by chunk: the reference output of
+/// a job (for tests and checks). Returns each chunk's frames.
+///
+/// # Errors
+/// The first chunk's error.
+pub fn encode_serially(
+    frames: &[Frame],
+    cfg: &EncoderConfig,
+    chunk_frames: usize,
+    group_chunks: usize,
+) -> Result<Vec<Vec<Vec<u8>>>, TaskError> {
+    if chunk_frames == 0 || group_chunks == 0 {
+        return Err(setup_err("chunk_frames and group_chunks must be at least 1"));
+    }
+    let chunks = frames.len().div_ceil(chunk_frames);
+    let plan = |i| ChunkPlan {
+        index: i,
+        chunks,
+        chunk_frames,
+        group_chunks,
+    };
+    let src = |i: usize| &frames[i * chunk_frames..((i + 1) * chunk_frames).min(frames.len())];
+    let p1: Vec<Coded> = (0..chunks)
+        .map(|i| encode_chunk(&plan(i), cfg, src(i)).map_err(chunk_err))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(chunks);
+    let mut true_state = DecoderState::default();
+    for i in 0..chunks {
+        if plan(i).is_head() {
+            out.push(p1[i].frames.clone());
+            true_state = p1[i].final_state.clone();
+            continue;
+        }
+        let p2 = encode_given_state_chunk(
+            &plan(i),
+            cfg,
+            src(i),
+            &p1[i],
+            p1[i - 1].final_state.clone(),
+        )
+        .map_err(chunk_err)?;
+        let p3 = rebase_chunk(&plan(i), cfg, src(i), &p2, true_state).map_err(chunk_err)?;
+        true_state = p3.final_state;
+        out.push(p3.frames);
+    }
+    Ok(out)
+}
