@@ -345,8 +345,8 @@ impl Run {
                 c
             }
             None => {
-                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
-                let c = blocking(phase, move || encode_chunk(&plan, &cfg, &f)).await?;
+                let (cfg, f) = (self.cfg.clone(), frames.clone());
+                let c = blocking(phase, move || encode_chunk(&cfg, &f)).await?;
                 self.put(phase, &ckpt, keys::encode_frames(&c.frames))
                     .await?;
                 c
@@ -749,7 +749,7 @@ pub fn encode_serially(
     };
     let src = |i: usize| &frames[i * chunk_frames..((i + 1) * chunk_frames).min(frames.len())];
     let p1: Vec<Coded> = (0..chunks)
-        .map(|i| encode_chunk(&plan(i), cfg, src(i)).map_err(chunk_err))
+        .map(|i| encode_chunk(cfg, src(i)).map_err(chunk_err))
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(chunks);
     let mut true_state = DecoderState::default();
