@@ -31,7 +31,10 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     let data = Bytes::from((0..100_000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
     store.put("jobs/a/x", data.clone()).await.unwrap();
     assert_eq!(store.get("jobs/a/x").await.unwrap(), data);
-    store.put("jobs/a/x", Bytes::from_static(b"second")).await.unwrap();
+    store
+        .put("jobs/a/x", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
     assert_eq!(&store.get("jobs/a/x").await.unwrap()[..], b"second");
     store.put("jobs/a/empty", Bytes::new()).await.unwrap();
     assert!(store.get("jobs/a/empty").await.unwrap().is_empty());
@@ -51,7 +54,10 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     // Bad keys.
     for bad in ["", "/abs", "a/../b", "a//b", "a/./b"] {
         assert!(
-            matches!(store.put(bad, Bytes::new()).await, Err(StoreError::BadKey(_))),
+            matches!(
+                store.put(bad, Bytes::new()).await,
+                Err(StoreError::BadKey(_))
+            ),
             "{bad:?}"
         );
     }
@@ -86,11 +92,20 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
             .await
             .unwrap();
     }
-    store.put("jobs/del2/keep", Bytes::from_static(b"k")).await.unwrap();
-    store.put("jobs/delx", Bytes::from_static(b"k")).await.unwrap();
+    store
+        .put("jobs/del2/keep", Bytes::from_static(b"k"))
+        .await
+        .unwrap();
+    store
+        .put("jobs/delx", Bytes::from_static(b"k"))
+        .await
+        .unwrap();
     store.delete_prefix("jobs/del/").await.unwrap();
     for i in 0..25 {
-        assert_eq!(store.size(&format!("jobs/del/k{i:03}")).await.unwrap(), None);
+        assert_eq!(
+            store.size(&format!("jobs/del/k{i:03}")).await.unwrap(),
+            None
+        );
     }
     assert_eq!(store.size("jobs/del2/keep").await.unwrap(), Some(1));
     assert_eq!(store.size("jobs/delx").await.unwrap(), Some(1));
@@ -105,7 +120,9 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     // reaching the total.
     for (name, len) in [("small", 1000u64), ("big", 2 * PART_SIZE + 12_345)] {
         let path = scratch.join(name);
-        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
+            .collect();
         std::fs::write(&path, &bytes).unwrap();
         let calls: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
         let c = calls.clone();
@@ -240,6 +257,30 @@ async fn s3_store_behaviour() {
         .unwrap();
     let sha = head.metadata().unwrap().get("sha256").unwrap();
     assert_eq!(sha.len(), 64);
+    // The SHA-256 in the metadata is what `get` checks: an object whose
+    // bytes do not match it is corrupt, one without it is returned as is.
+    let raw = store.client();
+    raw.put_object()
+        .bucket(BUCKET)
+        .key("pre/fix/jobs/a/meta")
+        .metadata("sha256", "00".repeat(32))
+        .body(Bytes::from_static(b"bytes").into())
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get("jobs/a/meta").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    raw.put_object()
+        .bucket(BUCKET)
+        .key("pre/fix/jobs/a/foreign")
+        .body(Bytes::from_static(b"foreign").into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&store.get("jobs/a/foreign").await.unwrap()[..], b"foreign");
+
     // A store without prefix sees them under their full names.
     let bare = S3Store::new(store.client().clone(), BUCKET, "");
     assert_eq!(bare.size("pre/fix/jobs/a/r").await.unwrap(), Some(100_000));
