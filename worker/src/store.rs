@@ -465,10 +465,19 @@ pub struct S3Store {
     prefix: String,
 }
 
-/// The shared AWS configuration, loaded once per process (a Lambda
-/// function serves many invocations).
+/// The shared AWS configuration, when [`reuse_aws_config`] asked for it.
 static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
     tokio::sync::OnceCell::const_new();
+static REUSE_SDK_CONFIG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`S3Store::client_from_env`] load the AWS configuration once and
+/// share it (credentials cache, HTTP connection pool) for the rest of the
+/// process: what a Lambda function serving many invocations on one Tokio
+/// runtime wants. Only for processes with a single runtime: pooled
+/// connections belong to the runtime that made them.
+pub fn reuse_aws_config() {
+    REUSE_SDK_CONFIG.store(true, Ordering::Relaxed);
+}
 
 fn sdk_message<E, R>(e: &SdkError<E, R>) -> String
 where
@@ -501,9 +510,14 @@ impl S3Store {
     /// set there, path-style addressing is used (what MinIO and other
     /// S3-compatible services expect).
     pub async fn client_from_env() -> aws_sdk_s3::Client {
-        let sdk = SDK_CONFIG
-            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
-            .await;
+        let load = || aws_config::load_defaults(aws_config::BehaviorVersion::latest());
+        let fresh;
+        let sdk = if REUSE_SDK_CONFIG.load(Ordering::Relaxed) {
+            SDK_CONFIG.get_or_init(load).await
+        } else {
+            fresh = load().await;
+            &fresh
+        };
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
