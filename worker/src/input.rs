@@ -106,7 +106,7 @@ pub fn input_spec(
     if body == 0 {
         return Err(layout("no frames after the header".into()));
     }
-    if body % stride != 0 {
+    if !body.is_multiple_of(stride) {
         return Err(layout(format!(
             "{body} bytes after the header are not a whole number of {}x{} frames \
              ({stride} bytes each: \"FRAME\\n\" and {picture} picture bytes); \

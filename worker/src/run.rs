@@ -335,8 +335,8 @@ impl Run {
 
         // Phase 1.
         let phase = Phase::Encode;
-        inject_fault(&self.task, phase).await?;
         let mut report = PhaseTimer::start(phase);
+        inject_fault(&self.task, phase).await?;
         let ckpt = keys::ckpt_phase1(self.job(), i);
         let context = keys::cache_digest(&self.task.codec, &self.plan, &input_digest, &[0; 32]);
         let p1 = match self
@@ -374,8 +374,8 @@ impl Run {
             None
         } else {
             let phase = Phase::EncodeGivenState;
-            inject_fault(&self.task, phase).await?;
             let mut report = PhaseTimer::start(phase);
+            inject_fault(&self.task, phase).await?;
             let (pred, waited) = self
                 .wait_state(
                     phase,
@@ -419,8 +419,8 @@ impl Run {
         // phase-1 output is already final), hand the result on, store the
         // chunk.
         let phase = Phase::Rebase;
-        inject_fault(&self.task, phase).await?;
         let mut report = PhaseTimer::start(phase);
+        inject_fault(&self.task, phase).await?;
         let (coded, source_state) = match approx {
             None => (p1.take().expect("phase 1 output"), [0u8; 32]),
             Some(p2) => {

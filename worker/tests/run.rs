@@ -471,6 +471,20 @@ fn binary_help() {
     );
 }
 
+/// Without the `fault-injection` feature a task's fault is ignored.
+#[cfg(not(feature = "fault-injection"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_ignored_without_the_feature() {
+    use excam_worker::chunk::Phase;
+    use excam_worker::task::Fault;
+    let fx = fixture().await;
+    let mut t = task(&fx, "job-no-fault", 0, None);
+    t.fault = Some(Fault::Error {
+        phase: Phase::Encode,
+    });
+    run_task(t).await.unwrap();
+}
+
 #[cfg(feature = "fault-injection")]
 mod faults {
     use super::*;
