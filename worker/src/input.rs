@@ -106,7 +106,7 @@ pub fn input_spec(
     if body == 0 {
         return Err(layout("no frames after the header".into()));
     }
-    if body % stride != 0 {
+    if !body.is_multiple_of(stride) {
         return Err(layout(format!(
             "{body} bytes after the header are not a whole number of {}x{} frames \
              ({stride} bytes each: \"FRAME\\n\" and {picture} picture bytes); \
@@ -149,7 +149,9 @@ fn frame_line_error(key: &str, index: usize, data: &[u8]) -> InputError {
             .to_string()
     } else {
         let shown = String::from_utf8_lossy(&data[..data.len().min(8)]).into_owned();
-        format!("does not start with \"FRAME\\n\" (found {shown:?}): not the stride the header implies")
+        format!(
+            "does not start with \"FRAME\\n\" (found {shown:?}): not the stride the header implies"
+        )
     };
     InputError::Frame {
         key: key.to_string(),
@@ -204,7 +206,10 @@ pub async fn read_frames(
             input.frame_stride
         )));
     }
-    if first.checked_add(count).is_none_or(|end| end > input.frames) {
+    if first
+        .checked_add(count)
+        .is_none_or(|end| end > input.frames)
+    {
         return Err(request(format!(
             "frames {first}..{} asked for, the video has {}",
             first.saturating_add(count),

@@ -14,8 +14,8 @@
 //! |-------------------------|------------------------------------------------|
 //! | `states/{i}/phase1`     | as the mailbox, durable                        |
 //! | `states/{i}/final`      | as the mailbox, durable                        |
-//! | `ckpt/{i}/phase1`       | frame list of phase 1, to resume               |
-//! | `ckpt/{i}/phase2`       | frame list of phase 2, to resume               |
+//! | `ckpt/{i}/phase1`       | phase 1's frames, to resume ([`encode_checkpoint`]) |
+//! | `ckpt/{i}/phase2`       | phase 2's frames, to resume ([`encode_checkpoint`]) |
 //! | `results/{i}.json`      | the [`TaskResult`](crate::task::TaskResult)    |
 //! | `chunks/{cache_key}`    | the finished chunk's frame list                |
 //!
@@ -55,12 +55,12 @@ pub fn state_final(job: &str, chunk: usize) -> String {
     format!("jobs/{job}/states/{chunk}/final")
 }
 
-/// Store key of chunk `chunk`'s phase-1 frames ([`encode_frames`] format).
+/// Store key of chunk `chunk`'s phase-1 frames ([`encode_checkpoint`] format).
 pub fn ckpt_phase1(job: &str, chunk: usize) -> String {
     format!("jobs/{job}/ckpt/{chunk}/phase1")
 }
 
-/// Store key of chunk `chunk`'s phase-2 frames ([`encode_frames`] format).
+/// Store key of chunk `chunk`'s phase-2 frames ([`encode_checkpoint`] format).
 pub fn ckpt_phase2(job: &str, chunk: usize) -> String {
     format!("jobs/{job}/ckpt/{chunk}/phase2")
 }
@@ -113,6 +113,18 @@ pub fn cache_key(
     input_digest: &[u8; 32],
     source_state: &[u8; 32],
 ) -> String {
+    hex::encode(cache_digest(codec, plan, input_digest, source_state))
+}
+
+/// [`cache_key`] as bytes. Also what a checkpoint records it was computed
+/// from ([`encode_checkpoint`]), with the state its phase started from as
+/// `source_state`.
+pub fn cache_digest(
+    codec: &CodecParams,
+    plan: &ChunkPlan,
+    input_digest: &[u8; 32],
+    source_state: &[u8; 32],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     let mut field = |name: &str, v: &[u8]| {
         h.update((name.len() as u64).to_le_bytes());
@@ -136,7 +148,7 @@ pub fn cache_key(
     field("place", &flags);
     field("input", input_digest);
     field("source_state", source_state);
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 const FRAME_LIST_MAGIC: &[u8; 4] = b"EXFL";
@@ -164,9 +176,17 @@ pub fn encode_frames(frames: &[Vec<u8>]) -> Vec<u8> {
     let total: usize = frames.iter().map(Vec::len).sum();
     let mut out = Vec::with_capacity(8 + 4 * frames.len() + total);
     out.extend_from_slice(FRAME_LIST_MAGIC);
-    out.extend_from_slice(&u32::try_from(frames.len()).expect("frame count fits u32").to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(frames.len())
+            .expect("frame count fits u32")
+            .to_le_bytes(),
+    );
     for f in frames {
-        out.extend_from_slice(&u32::try_from(f.len()).expect("frame fits u32").to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(f.len())
+                .expect("frame fits u32")
+                .to_le_bytes(),
+        );
     }
     for f in frames {
         out.extend_from_slice(f);
@@ -220,6 +240,36 @@ pub fn decode_frames(bytes: &[u8]) -> Result<Vec<Vec<u8>>, FrameListError> {
     Ok(out)
 }
 
+const CHECKPOINT_MAGIC: &[u8; 4] = b"EXCK";
+
+/// Serializes a phase's checkpoint: `EXCK`, the 32-byte `context` it was
+/// computed from (a [`cache_digest`]), then the frame list
+/// ([`encode_frames`]). A job id reused with other settings or input then
+/// never resumes from a stale checkpoint.
+pub fn encode_checkpoint(context: &[u8; 32], frames: &[Vec<u8>]) -> Vec<u8> {
+    let list = encode_frames(frames);
+    let mut out = Vec::with_capacity(36 + list.len());
+    out.extend_from_slice(CHECKPOINT_MAGIC);
+    out.extend_from_slice(context);
+    out.extend_from_slice(&list);
+    out
+}
+
+/// Reads bytes written by [`encode_checkpoint`]: the context and the frames.
+///
+/// # Errors
+/// Truncated or garbage input.
+pub fn decode_checkpoint(bytes: &[u8]) -> Result<([u8; 32], Vec<Vec<u8>>), FrameListError> {
+    if bytes.len() < 36 {
+        return Err(FrameListError::Truncated("checkpoint header"));
+    }
+    if &bytes[..4] != CHECKPOINT_MAGIC {
+        return Err(FrameListError::BadMagic);
+    }
+    let context: [u8; 32] = bytes[4..36].try_into().expect("32 bytes");
+    Ok((context, decode_frames(&bytes[36..])?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +320,17 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_round_trip() {
+        let frames = vec![vec![1, 2], vec![3]];
+        let b = encode_checkpoint(&[7; 32], &frames);
+        assert_eq!(decode_checkpoint(&b).unwrap(), ([7; 32], frames));
+        for cut in 0..b.len() {
+            assert!(decode_checkpoint(&b[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_checkpoint(&encode_frames(&[vec![0; 40]])).is_err());
+    }
+
+    #[test]
     fn names() {
         assert_eq!(mailbox_phase1(3), "state/3/phase1");
         assert_eq!(mailbox_final(3), "state/3/final");
@@ -284,7 +345,8 @@ mod tests {
 
     #[test]
     fn cache_key_depends_on_its_inputs() {
-        let codec = CodecParams::from_config(&excam_codec::encode::encoder::EncoderConfig::new(64, 48));
+        let codec =
+            CodecParams::from_config(&excam_codec::encode::encoder::EncoderConfig::new(64, 48));
         let plan = ChunkPlan {
             index: 1,
             chunks: 5,
@@ -300,6 +362,10 @@ mod tests {
         c2.speed += 1;
         assert_ne!(k, cache_key(&c2, &plan, &[1; 32], &[2; 32]));
         let p2 = ChunkPlan { index: 2, ..plan };
-        assert_ne!(k, cache_key(&codec, &p2, &[1; 32], &[2; 32]), "hands on differs");
+        assert_ne!(
+            k,
+            cache_key(&codec, &p2, &[1; 32], &[2; 32]),
+            "hands on differs"
+        );
     }
 }

@@ -11,6 +11,8 @@
 //! - [`keys`]: the names of mailboxes and store keys, the frame-list format;
 //! - [`run`]: [`run::run_task`], one task from start to finish.
 
+#![warn(missing_docs)]
+
 pub mod chunk;
 pub mod input;
 pub mod keys;

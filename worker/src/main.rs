@@ -109,6 +109,9 @@ async fn handle(event: LambdaEvent<Task>) -> Result<TaskResult, LambdaTaskError>
 }
 
 fn lambda_mode() -> ExitCode {
+    // One runtime serves every invocation: share the S3 client's
+    // credentials and connections between them.
+    excam_worker::store::reuse_aws_config();
     match runtime().block_on(lambda_runtime::run(service_fn(handle))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -154,7 +154,9 @@ fn validate(task: &Task) -> Result<(), TaskError> {
         )));
     }
     if task.chunk_frames == 0 || task.group_chunks == 0 {
-        return Err(setup_err("chunk_frames and group_chunks must be at least 1"));
+        return Err(setup_err(
+            "chunk_frames and group_chunks must be at least 1",
+        ));
     }
     let chunks = task.input.frames.div_ceil(task.chunk_frames);
     if task.chunks != chunks {
@@ -333,11 +335,12 @@ impl Run {
 
         // Phase 1.
         let phase = Phase::Encode;
-        inject_fault(&self.task, phase).await?;
         let mut report = PhaseTimer::start(phase);
+        inject_fault(&self.task, phase).await?;
         let ckpt = keys::ckpt_phase1(self.job(), i);
+        let context = keys::cache_digest(&self.task.codec, &self.plan, &input_digest, &[0; 32]);
         let p1 = match self
-            .load_checkpoint(&ckpt, DecoderState::default(), phase, len)
+            .load_checkpoint(&ckpt, &context, DecoderState::default(), phase, len)
             .await
         {
             Some(c) => {
@@ -347,7 +350,7 @@ impl Run {
             None => {
                 let (cfg, f) = (self.cfg.clone(), frames.clone());
                 let c = blocking(phase, move || encode_chunk(&cfg, &f)).await?;
-                self.put(phase, &ckpt, keys::encode_frames(&c.frames))
+                self.put(phase, &ckpt, keys::encode_checkpoint(&context, &c.frames))
                     .await?;
                 c
             }
@@ -371,8 +374,8 @@ impl Run {
             None
         } else {
             let phase = Phase::EncodeGivenState;
-            inject_fault(&self.task, phase).await?;
             let mut report = PhaseTimer::start(phase);
+            inject_fault(&self.task, phase).await?;
             let (pred, waited) = self
                 .wait_state(
                     phase,
@@ -382,7 +385,16 @@ impl Run {
                 .await?;
             report.wait_seconds = waited;
             let ckpt = keys::ckpt_phase2(self.job(), i);
-            let p2 = match self.load_checkpoint(&ckpt, pred.clone(), phase, len).await {
+            let context = keys::cache_digest(
+                &self.task.codec,
+                &self.plan,
+                &input_digest,
+                &state_digest(&pred),
+            );
+            let p2 = match self
+                .load_checkpoint(&ckpt, &context, pred.clone(), phase, len)
+                .await
+            {
                 Some(c) => {
                     report.from_checkpoint = true;
                     c
@@ -394,7 +406,7 @@ impl Run {
                         encode_given_state_chunk(&plan, &cfg, &f, &own, pred)
                     })
                     .await?;
-                    self.put(phase, &ckpt, keys::encode_frames(&c.frames))
+                    self.put(phase, &ckpt, keys::encode_checkpoint(&context, &c.frames))
                         .await?;
                     c
                 }
@@ -407,8 +419,8 @@ impl Run {
         // phase-1 output is already final), hand the result on, store the
         // chunk.
         let phase = Phase::Rebase;
-        inject_fault(&self.task, phase).await?;
         let mut report = PhaseTimer::start(phase);
+        inject_fault(&self.task, phase).await?;
         let (coded, source_state) = match approx {
             None => (p1.take().expect("phase 1 output"), [0u8; 32]),
             Some(p2) => {
@@ -484,7 +496,10 @@ impl Run {
                     debug!(key, "identical chunk object already stored");
                     return Ok(());
                 }
-                Ok(_) => warn!(key, "chunk object differs from this attempt's; replacing it"),
+                Ok(_) => warn!(
+                    key,
+                    "chunk object differs from this attempt's; replacing it"
+                ),
                 Err(e) => debug!(key, "existing chunk object unusable ({e}); replacing it"),
             }
         }
@@ -494,12 +509,13 @@ impl Run {
             .map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
     }
 
-    /// Replays a checkpoint if one is stored, verifies and decodes from
-    /// `start`: the phase's output without recomputing it. Anything wrong
-    /// with it means recomputing.
+    /// Replays a checkpoint if one is stored, verifies, was made from
+    /// `context` and decodes from `start`: the phase's output without
+    /// recomputing it. Anything wrong with it means recomputing.
     async fn load_checkpoint(
         &self,
         key: &str,
+        context: &[u8; 32],
         start: DecoderState,
         phase: Phase,
         len: usize,
@@ -512,10 +528,21 @@ impl Run {
                 return None;
             }
         };
-        let frames = match keys::decode_frames(&bytes) {
-            Ok(f) if f.len() == len => f,
-            Ok(f) => {
-                warn!(key, "checkpoint has {} frames, expected {len}; recomputing", f.len());
+        let frames = match keys::decode_checkpoint(&bytes) {
+            Ok((c, _)) if c != *context => {
+                warn!(
+                    key,
+                    "checkpoint was made with other settings or input; recomputing"
+                );
+                return None;
+            }
+            Ok((_, f)) if f.len() == len => f,
+            Ok((_, f)) => {
+                warn!(
+                    key,
+                    "checkpoint has {} frames, expected {len}; recomputing",
+                    f.len()
+                );
                 return None;
             }
             Err(e) => {
@@ -539,8 +566,10 @@ impl Run {
         }
     }
 
-    /// Hands a state on: the relay first (the successor is likely waiting),
-    /// then the store (durable; the successor falls back to it).
+    /// Hands a state on: to the relay (the successor is likely waiting
+    /// there) and the store (durable; the successor falls back to it). The
+    /// relay put is sent first; the store put runs alongside it, so a relay
+    /// that is slow or unreachable never delays the durable copy.
     async fn put_state(
         &self,
         phase: Phase,
@@ -548,8 +577,20 @@ impl Run {
         key: &str,
         wire: Bytes,
     ) -> Result<(), TaskError> {
+        let (relayed, stored) = tokio::join!(
+            self.put_relay(phase, mailbox, wire.clone()),
+            self.store.put(key, wire)
+        );
+        relayed?;
+        stored.map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
+    }
+
+    /// Puts a state in a relay mailbox, if there is a relay. Only answers
+    /// that mean the job is broken fail the task; the store carries the
+    /// state otherwise.
+    async fn put_relay(&self, phase: Phase, mailbox: &str, wire: Bytes) -> Result<(), TaskError> {
         if let Some(client) = self.relay.client(phase).await? {
-            match client.put(mailbox, wire.clone()).await {
+            match client.put(mailbox, wire).await {
                 Ok(()) => {}
                 Err(ClientError::Conflict(_)) => {
                     return Err(TaskError::new(
@@ -573,10 +614,7 @@ impl Run {
                 Err(e) => warn!(mailbox, "relay put failed, the store has the state: {e}"),
             }
         }
-        self.store
-            .put(key, wire)
-            .await
-            .map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
+        Ok(())
     }
 
     /// Waits for a predecessor's state: from the relay in short waits,
@@ -597,7 +635,10 @@ impl Run {
             if let Some(client) = self.relay.client(phase).await? {
                 used_relay = true;
                 let slice = RELAY_SLICE.min(deadline.saturating_duration_since(Instant::now()));
-                match client.get(mailbox, slice.max(Duration::from_millis(1))).await {
+                match client
+                    .get(mailbox, slice.max(Duration::from_millis(1)))
+                    .await
+                {
                     Ok(bytes) => match decode_state(&bytes) {
                         Ok(s) => {
                             debug!(mailbox, "state from the relay");
@@ -711,7 +752,10 @@ async fn inject_fault(task: &Task, phase: Phase) -> Result<(), TaskError> {
             format!("injected fault: error at the start of {phase}"),
         )),
         Some(Fault::Slow { phase: p, seconds }) if *p == phase => {
-            warn!(chunk = task.chunk, "injected fault: {seconds} s pause at {phase}");
+            warn!(
+                chunk = task.chunk,
+                "injected fault: {seconds} s pause at {phase}"
+            );
             tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
             Ok(())
         }
@@ -738,7 +782,9 @@ pub fn encode_serially(
     group_chunks: usize,
 ) -> Result<Vec<Vec<Vec<u8>>>, TaskError> {
     if chunk_frames == 0 || group_chunks == 0 {
-        return Err(setup_err("chunk_frames and group_chunks must be at least 1"));
+        return Err(setup_err(
+            "chunk_frames and group_chunks must be at least 1",
+        ));
     }
     let chunks = frames.len().div_ceil(chunk_frames);
     let plan = |i| ChunkPlan {
@@ -759,14 +805,9 @@ pub fn encode_serially(
             true_state = p1[i].final_state.clone();
             continue;
         }
-        let p2 = encode_given_state_chunk(
-            &plan(i),
-            cfg,
-            src(i),
-            &p1[i],
-            p1[i - 1].final_state.clone(),
-        )
-        .map_err(chunk_err)?;
+        let p2 =
+            encode_given_state_chunk(&plan(i), cfg, src(i), &p1[i], p1[i - 1].final_state.clone())
+                .map_err(chunk_err)?;
         let p3 = rebase_chunk(&plan(i), cfg, src(i), &p2, true_state).map_err(chunk_err)?;
         true_state = p3.final_state;
         out.push(p3.frames);

@@ -86,7 +86,9 @@ fn check_key(key: &str) -> Result<(), StoreError> {
         || key.starts_with('/')
         || key.contains('\\')
         || key.contains('\0')
-        || key.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+        || key
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
     if bad {
         return Err(StoreError::BadKey(key.to_string()));
     }
@@ -139,9 +141,9 @@ pub async fn open_store(spec: &StoreSpec) -> Result<Arc<dyn Store>, StoreError> 
             }
             Ok(Arc::new(LocalStore::new(root.clone())))
         }
-        StoreSpec::S3 { bucket, prefix } => {
-            Ok(Arc::new(S3Store::from_env(bucket.clone(), prefix.clone()).await))
-        }
+        StoreSpec::S3 { bucket, prefix } => Ok(Arc::new(
+            S3Store::from_env(bucket.clone(), prefix.clone()).await,
+        )),
     }
 }
 
@@ -176,10 +178,7 @@ fn tmp_path(dest: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(
-        "{TMP_PREFIX}{}-{n}-{name}",
-        std::process::id()
-    ))
+    dest.with_file_name(format!("{TMP_PREFIX}{}-{n}-{name}", std::process::id()))
 }
 
 fn sidecar_path(path: &Path) -> PathBuf {
@@ -466,10 +465,19 @@ pub struct S3Store {
     prefix: String,
 }
 
-/// The shared AWS configuration, loaded once per process (a Lambda
-/// function serves many invocations).
+/// The shared AWS configuration, when [`reuse_aws_config`] asked for it.
 static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
     tokio::sync::OnceCell::const_new();
+static REUSE_SDK_CONFIG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`S3Store::client_from_env`] load the AWS configuration once and
+/// share it (credentials cache, HTTP connection pool) for the rest of the
+/// process: what a Lambda function serving many invocations on one Tokio
+/// runtime wants. Only for processes with a single runtime: pooled
+/// connections belong to the runtime that made them.
+pub fn reuse_aws_config() {
+    REUSE_SDK_CONFIG.store(true, Ordering::Relaxed);
+}
 
 fn sdk_message<E, R>(e: &SdkError<E, R>) -> String
 where
@@ -502,9 +510,14 @@ impl S3Store {
     /// set there, path-style addressing is used (what MinIO and other
     /// S3-compatible services expect).
     pub async fn client_from_env() -> aws_sdk_s3::Client {
-        let sdk = SDK_CONFIG
-            .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
-            .await;
+        let load = || aws_config::load_defaults(aws_config::BehaviorVersion::latest());
+        let fresh;
+        let sdk = if REUSE_SDK_CONFIG.load(Ordering::Relaxed) {
+            SDK_CONFIG.get_or_init(load).await
+        } else {
+            fresh = load().await;
+            &fresh
+        };
         let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
@@ -551,7 +564,8 @@ impl S3Store {
             let message = DisplayErrorContext(&e).to_string();
             // The SDK checks the service's own checksum (CRC32) of a whole
             // object while streaming it; a mismatch is corruption too.
-            if message.contains("checksum mismatch") || format!("{e:?}").contains("ChecksumMismatch")
+            if message.contains("checksum mismatch")
+                || format!("{e:?}").contains("ChecksumMismatch")
             {
                 StoreError::Corrupt {
                     key: key.to_string(),
@@ -573,7 +587,9 @@ impl S3Store {
         // The checksum goes in the metadata, given when the upload starts:
         // hash the file first.
         let sum = {
-            let mut f = tokio::fs::File::open(path).await.map_err(|e| other(key, e))?;
+            let mut f = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| other(key, e))?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; PART_SIZE as usize];
             loop {
@@ -651,7 +667,9 @@ impl S3Store {
         total: u64,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<Vec<CompletedPart>, StoreError> {
-        let mut f = tokio::fs::File::open(path).await.map_err(|e| other(key, e))?;
+        let mut f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| other(key, e))?;
         let count = total.div_ceil(PART_SIZE);
         let mut tasks = tokio::task::JoinSet::new();
         let mut parts: Vec<CompletedPart> = Vec::with_capacity(count as usize);

@@ -10,7 +10,7 @@ use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::state_digest;
 use excam_codec::{DecoderState, Frame};
-use excam_rendezvous::{Relay, RelayConfig, RelaySecret};
+use excam_rendezvous::{Relay, RelayConfig, RelaySecret, TlsIdentity};
 use excam_worker::input::probe_input;
 use excam_worker::keys;
 use excam_worker::run::{encode_serially, run_task};
@@ -129,12 +129,20 @@ struct TestRelay {
 
 impl TestRelay {
     async fn start(job: &str) -> TestRelay {
-        let secret = RelaySecret::generate();
-        let relay = Relay::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            RelayConfig::new(secret.clone()),
-        )
-        .unwrap();
+        Self::start_on(job, "127.0.0.1:0", RelaySecret::generate(), None).await
+    }
+
+    /// A relay on `addr` with the given secret and certificate (to restart
+    /// one where it was).
+    async fn start_on(
+        job: &str,
+        addr: &str,
+        secret: RelaySecret,
+        identity: Option<TlsIdentity>,
+    ) -> TestRelay {
+        let mut cfg = RelayConfig::new(secret.clone());
+        cfg.identity = identity;
+        let relay = Relay::bind(addr.parse().unwrap(), cfg).unwrap();
         let spec = RelaySpec {
             addr: relay.local_addr().to_string(),
             fingerprint: relay.fingerprint().to_string(),
@@ -194,7 +202,12 @@ fn check_chain(results: &[TaskResult], chunks: &[Vec<Vec<u8>>]) {
     let mut shown = 0;
     for (r, frames) in results.iter().zip(chunks) {
         if r.source_state != hex::encode([0u8; 32]) {
-            assert_eq!(r.source_state, hex::encode(state_digest(&state)), "chunk {}", r.chunk);
+            assert_eq!(
+                r.source_state,
+                hex::encode(state_digest(&state)),
+                "chunk {}",
+                r.chunk
+            );
         }
         for f in frames {
             let (s, pic) = excam_codec::decode(&state, f).unwrap();
@@ -211,7 +224,11 @@ async fn check_job(fx: &Fixture, results: &[TaskResult]) -> Vec<Vec<Vec<u8>>> {
     let mut got = Vec::new();
     for (r, want) in results.iter().zip(&reference) {
         let frames = chunk_frames(fx.store.as_ref(), r).await;
-        assert_eq!(&frames, want, "chunk {} differs from the serial run", r.chunk);
+        assert_eq!(
+            &frames, want,
+            "chunk {} differs from the serial run",
+            r.chunk
+        );
         assert_eq!(r.frames, want.len());
         got.push(frames);
     }
@@ -272,6 +289,20 @@ async fn job_with_relay_matches_serial_run_and_retry_reuses_checkpoints() {
     let again = run_task(tasks[2].clone()).await.unwrap();
     assert!(!again.phases[0].from_checkpoint);
     assert_eq!(again.chunk_sha256, results[2].chunk_sha256);
+
+    // The job id reused with other settings: the checkpoint is stale and
+    // not resumed from; the chunk gets another address.
+    let mut other = tasks[0].clone();
+    other.codec.quantizer = Some(45);
+    other.relay = None;
+    let r = run_task(other.clone()).await.unwrap();
+    assert!(!r.phases[0].from_checkpoint);
+    assert_ne!(r.chunk_key, results[0].chunk_key);
+    // Through the same relay, its mailboxes betray it: a clear failure.
+    other.relay = Some(relay.spec.clone());
+    let e = run_task(other).await.unwrap_err();
+    assert_eq!(e.phase, Some(excam_worker::chunk::Phase::Encode));
+    assert!(e.message.contains("different bytes"), "{e}");
     relay.stop().await;
 }
 
@@ -313,6 +344,34 @@ async fn relay_that_vanishes_falls_back_to_the_store() {
     check_job(&fx, &results).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_restarted_mid_job_loses_nothing() {
+    let fx = fixture().await;
+    let job = "job-restart";
+    let secret = RelaySecret::generate();
+    let identity = TlsIdentity::self_signed().unwrap();
+    let relay =
+        TestRelay::start_on(job, "127.0.0.1:0", secret.clone(), Some(identity.clone())).await;
+    let spec = relay.spec.clone();
+    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
+        .map(|i| task(&fx, job, i, Some(spec.clone())))
+        .collect();
+    // Chunk 0 finishes and hands its states to the relay (and the store)...
+    let first = run_task(tasks[0].clone()).await.unwrap();
+    // ...then the relay restarts, empty, at the same address and identity.
+    relay.stop().await;
+    let relay = TestRelay::start_on(job, &spec.addr, secret, Some(identity)).await;
+    assert_eq!(relay.spec.fingerprint, spec.fingerprint);
+    let mut results = vec![first];
+    for r in run_job(tasks[1..].to_vec()).await {
+        results.push(r.unwrap());
+    }
+    check_job(&fx, &results).await;
+    // Chunk 1 found chunk 0's states in the store after a relay wait.
+    assert!(results[1].phases[1].wait_seconds > 0.0);
+    relay.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tasks_fail_clearly() {
     let fx = fixture().await;
@@ -324,7 +383,11 @@ async fn bad_tasks_fail_clearly() {
 
     let mut t = task(&fx, "bad", 7, None);
     t.chunk = 7;
-    assert!(run_task(t).await.unwrap_err().message.contains("out of range"));
+    assert!(run_task(t)
+        .await
+        .unwrap_err()
+        .message
+        .contains("out of range"));
 
     // A successor whose predecessor never comes times out in phase 2.
     let mut t = task(&fx, "lonely", 1, None);
@@ -402,7 +465,24 @@ fn binary_help() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("LAMBDA MODE") && text.contains("stdin"), "{text}");
+    assert!(
+        text.contains("LAMBDA MODE") && text.contains("stdin"),
+        "{text}"
+    );
+}
+
+/// Without the `fault-injection` feature a task's fault is ignored.
+#[cfg(not(feature = "fault-injection"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_ignored_without_the_feature() {
+    use excam_worker::chunk::Phase;
+    use excam_worker::task::Fault;
+    let fx = fixture().await;
+    let mut t = task(&fx, "job-no-fault", 0, None);
+    t.fault = Some(Fault::Error {
+        phase: Phase::Encode,
+    });
+    run_task(t).await.unwrap();
 }
 
 #[cfg(feature = "fault-injection")]
@@ -443,7 +523,12 @@ mod faults {
         #[cfg(unix)]
         {
             use std::os::unix::process::ExitStatusExt;
-            assert_eq!(out.status.signal(), Some(6), "SIGABRT expected: {:?}", out.status);
+            assert_eq!(
+                out.status.signal(),
+                Some(6),
+                "SIGABRT expected: {:?}",
+                out.status
+            );
         }
         assert!(out.stdout.is_empty());
     }

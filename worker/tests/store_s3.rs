@@ -31,7 +31,10 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     let data = Bytes::from((0..100_000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
     store.put("jobs/a/x", data.clone()).await.unwrap();
     assert_eq!(store.get("jobs/a/x").await.unwrap(), data);
-    store.put("jobs/a/x", Bytes::from_static(b"second")).await.unwrap();
+    store
+        .put("jobs/a/x", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
     assert_eq!(&store.get("jobs/a/x").await.unwrap()[..], b"second");
     store.put("jobs/a/empty", Bytes::new()).await.unwrap();
     assert!(store.get("jobs/a/empty").await.unwrap().is_empty());
@@ -51,7 +54,10 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     // Bad keys.
     for bad in ["", "/abs", "a/../b", "a//b", "a/./b"] {
         assert!(
-            matches!(store.put(bad, Bytes::new()).await, Err(StoreError::BadKey(_))),
+            matches!(
+                store.put(bad, Bytes::new()).await,
+                Err(StoreError::BadKey(_))
+            ),
             "{bad:?}"
         );
     }
@@ -86,11 +92,20 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
             .await
             .unwrap();
     }
-    store.put("jobs/del2/keep", Bytes::from_static(b"k")).await.unwrap();
-    store.put("jobs/delx", Bytes::from_static(b"k")).await.unwrap();
+    store
+        .put("jobs/del2/keep", Bytes::from_static(b"k"))
+        .await
+        .unwrap();
+    store
+        .put("jobs/delx", Bytes::from_static(b"k"))
+        .await
+        .unwrap();
     store.delete_prefix("jobs/del/").await.unwrap();
     for i in 0..25 {
-        assert_eq!(store.size(&format!("jobs/del/k{i:03}")).await.unwrap(), None);
+        assert_eq!(
+            store.size(&format!("jobs/del/k{i:03}")).await.unwrap(),
+            None
+        );
     }
     assert_eq!(store.size("jobs/del2/keep").await.unwrap(), Some(1));
     assert_eq!(store.size("jobs/delx").await.unwrap(), Some(1));
@@ -105,7 +120,9 @@ async fn behaviour(store: &dyn Store, file_of: &dyn Fn(&str) -> PathBuf, scratch
     // reaching the total.
     for (name, len) in [("small", 1000u64), ("big", 2 * PART_SIZE + 12_345)] {
         let path = scratch.join(name);
-        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
+            .collect();
         std::fs::write(&path, &bytes).unwrap();
         let calls: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
         let c = calls.clone();
@@ -240,7 +257,119 @@ async fn s3_store_behaviour() {
         .unwrap();
     let sha = head.metadata().unwrap().get("sha256").unwrap();
     assert_eq!(sha.len(), 64);
+    // The SHA-256 in the metadata is what `get` checks: an object whose
+    // bytes do not match it is corrupt, one without it is returned as is.
+    let raw = store.client();
+    raw.put_object()
+        .bucket(BUCKET)
+        .key("pre/fix/jobs/a/meta")
+        .metadata("sha256", "00".repeat(32))
+        .body(Bytes::from_static(b"bytes").into())
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get("jobs/a/meta").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    raw.put_object()
+        .bucket(BUCKET)
+        .key("pre/fix/jobs/a/foreign")
+        .body(Bytes::from_static(b"foreign").into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&store.get("jobs/a/foreign").await.unwrap()[..], b"foreign");
+
     // A store without prefix sees them under their full names.
     let bare = S3Store::new(store.client().clone(), BUCKET, "");
     assert_eq!(bare.size("pre/fix/jobs/a/r").await.unwrap(), Some(100_000));
+}
+
+/// The binary with an S3 store configured only through the standard AWS
+/// environment (endpoint, credentials, region): `S3Store::from_env` with
+/// path-style addressing, end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_runs_a_task_against_s3_from_env() {
+    use excam_codec::container::y4m::Y4mWriter;
+    use excam_codec::encode::encoder::EncoderConfig;
+    use excam_codec::Frame;
+    use excam_worker::input::probe_input;
+    use excam_worker::task::{CodecParams, StoreSpec, Task, TaskResult, TASK_VERSION};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(&root).unwrap();
+    let port = serve_s3(&root).await;
+    let client = s3_client(port, SECRET_KEY);
+    client.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let store = S3Store::new(client, BUCKET, "excam");
+
+    let (w, h, n) = (32, 16, 6);
+    let mut y4m = Vec::new();
+    let mut wr = Y4mWriter::new(&mut y4m, w, h, (25, 1)).unwrap();
+    for t in 0..n {
+        wr.write_frame(&Frame::filled(w, h, [(40 * t) as u8, 100, 150]))
+            .unwrap();
+    }
+    drop(wr);
+    store.put("in.y4m", Bytes::from(y4m)).await.unwrap();
+    let (input, _) = probe_input(&store, "in.y4m").await.unwrap();
+    let task = Task {
+        version: TASK_VERSION,
+        job: "s3job".into(),
+        chunk: 0,
+        chunks: 1,
+        chunk_frames: n,
+        group_chunks: 1,
+        input,
+        codec: CodecParams::from_config(&EncoderConfig::new(w, h)),
+        store: StoreSpec::S3 {
+            bucket: BUCKET.into(),
+            prefix: "excam".into(),
+        },
+        relay: None,
+        attempt: 1,
+        wait_timeout_s: 10.0,
+        fault: None,
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_excam-worker"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&task).unwrap())
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: TaskResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r.frames, n);
+    // The chunk is in the bucket, under the prefix, path-style.
+    let chunk = store.get(&r.chunk_key).await.unwrap();
+    assert_eq!(chunk.len() as u64, r.chunk_bytes);
+    assert!(root.join(BUCKET).join("excam").join(&r.chunk_key).is_file());
 }
