@@ -196,7 +196,6 @@ impl EncoderConfig {
             frames_in: 0,
             since_key: 0,
             flushing: false,
-            refresh_all_next: false,
         })
     }
 }
@@ -263,8 +262,6 @@ pub struct Encoder {
     /// Frames since the last key frame.
     since_key: u64,
     flushing: bool,
-    /// The next frame refreshes all three references (end of an ExCamera chunk).
-    refresh_all_next: bool,
 }
 
 impl Encoder {
@@ -336,23 +333,18 @@ impl Encoder {
             q_index: self.rc.q_index(kind),
             key_frame: kind == FrameKind::Key,
             refresh_last: true,
-            refresh_golden: kind == FrameKind::Golden || self.refresh_all_next,
-            refresh_altref: self.refresh_all_next,
+            refresh_golden: kind == FrameKind::Golden,
+            refresh_altref: false,
             // The golden frame being replaced becomes the altref, so the
             // slow presets have an older, different third reference.
             copy_to_golden: 0,
-            copy_to_altref: if kind == FrameKind::Golden && !self.refresh_all_next {
-                2
-            } else {
-                0
-            },
+            copy_to_altref: if kind == FrameKind::Golden { 2 } else { 0 },
             show_frame: true,
             speed: self.cfg.speed,
             partitions: self.cfg.partitions,
             refresh_entropy: self.cfg.refresh_entropy,
             ..EncodeParams::default()
         };
-        self.refresh_all_next = false;
         let out = encode(&self.state, &frame, &params)?;
         self.rc.update(kind, out.q_index, out.data.len() * 8);
         self.since_key = if out.key_frame { 1 } else { self.since_key + 1 };
@@ -368,13 +360,6 @@ impl Encoder {
         };
         self.state = out.state;
         Ok(packet)
-    }
-
-    /// Makes the next frame refresh the last, golden and altref references
-    /// alike, so the state after it holds one picture: ExCamera ends each
-    /// chunk this way before handing its state on.
-    pub fn refresh_all_references_next(&mut self) {
-        self.refresh_all_next = true;
     }
 
     /// Parameters for an inter frame that stands in for a key frame (the
