@@ -198,19 +198,14 @@ fn resume_after_the_coordinator_is_killed() {
     let base = a.clone();
     // Chunk 5 is slow and no twin rescues it: the coordinator is killed
     // while it runs, after the other chunks' results are stored.
-    a.extend(
-        [
-            "--inject-fault",
-            "5:1:slow:encode:90",
-            "--straggler-floor",
-            "100",
-        ]
-        .map(String::from),
-    );
+    let floor = a.iter().position(|x| x == "--straggler-floor").unwrap();
+    a[floor + 1] = "100".into();
+    a.extend(["--inject-fault", "5:1:slow:encode:90"].map(String::from));
+    let log = dir.join("killed.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_excam"))
         .args(&a)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
@@ -226,7 +221,11 @@ fn resume_after_the_coordinator_is_killed() {
             t.elapsed() < Duration::from_secs(120),
             "no results appeared"
         );
-        assert!(child.try_wait().unwrap().is_none(), "finished too early");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished too early: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().unwrap();
