@@ -122,7 +122,7 @@ fn start_lambda(worker: &Path, s3: u16, instances: usize) -> (u16, Procs) {
             aws_env(&mut c, s3, port);
             c.env(
                 "AWS_LAMBDA_RUNTIME_API",
-                format!("127.0.0.1:{port}/.rt/excam-worker"),
+                format!("http://127.0.0.1:{port}/.rt/excam-worker"),
             )
             .env("AWS_LAMBDA_FUNCTION_NAME", "excam-worker")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
@@ -228,7 +228,6 @@ fn lambda_run(
 }
 
 #[test]
-#[ignore = "known broken (issue 7): under cargo lambda watch a chunk task got no answer within its timeout on every try; run with --ignored while fixing"]
 fn lambda_output_equals_local_with_fewer_instances_than_chunks() {
     let Some((_, rep)) = lambda_run("lambda", 3, &["--max-concurrency", "3"]) else {
         return;
@@ -240,7 +239,6 @@ fn lambda_output_equals_local_with_fewer_instances_than_chunks() {
 }
 
 #[test]
-#[ignore = "known broken (issue 7): under cargo lambda watch a chunk task got no answer within its timeout on every try; run with --ignored while fixing"]
 fn lambda_function_error_and_crash_are_retried() {
     let Some((_, rep)) = lambda_run(
         "lambda-faults",
@@ -258,5 +256,11 @@ fn lambda_function_error_and_crash_are_retried() {
     };
     let a1 = &rep["tasks"][1]["attempts"][0];
     assert_eq!(a1["outcome"]["kind"], "function_error", "{a1}");
-    assert!(rep["totals"]["retries"].as_u64().unwrap() >= 2);
+    assert!(rep["totals"]["retries"].as_u64().unwrap() >= 1);
+    // The emulator never answers for an instance that died (AWS would
+    // answer Runtime.ExitError), so chunk 4 is rescued by a retry after its
+    // time-out or, sooner, by a speculative twin; its first attempt never wins.
+    let a4 = rep["tasks"][4]["attempts"].as_array().unwrap();
+    assert!(a4.len() >= 2, "{a4:?}");
+    assert_ne!(a4[0]["outcome"]["status"], "ok", "{a4:?}");
 }

@@ -130,7 +130,14 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             "-V" | "--version" => {
-                println!("excam-worker {}", env!("CARGO_PKG_VERSION"));
+                // Test harnesses read the feature list to know whether this
+                // build honours injected faults.
+                let features = if cfg!(feature = "fault-injection") {
+                    " (features: fault-injection)"
+                } else {
+                    ""
+                };
+                println!("excam-worker {}{features}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS
             }
             other => {

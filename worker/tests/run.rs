@@ -142,7 +142,20 @@ impl TestRelay {
     ) -> TestRelay {
         let mut cfg = RelayConfig::new(secret.clone());
         cfg.identity = identity;
-        let relay = Relay::bind(addr.parse().unwrap(), cfg).unwrap();
+        // A relay stopped a moment ago may still hold its UDP port until
+        // quinn's endpoint driver task notices its last handle is gone: retry
+        // the bind briefly, as a restarted relay process would.
+        let t = std::time::Instant::now();
+        let relay = loop {
+            match Relay::bind(addr.parse().unwrap(), cfg.clone()) {
+                Ok(r) => break r,
+                Err(e) if t.elapsed() < Duration::from_secs(10) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("relay bind on {addr}: {e}"),
+            }
+        };
         let spec = RelaySpec {
             addr: relay.local_addr().to_string(),
             fingerprint: relay.fingerprint().to_string(),

@@ -50,13 +50,24 @@ impl Backend for LambdaBackend {
         let out = match out {
             Ok(o) => o,
             Err(SdkError::ServiceError(e)) => {
-                let msg = format!("{:?}", e.err());
-                let kind = match e.err() {
-                    InvokeError::TooManyRequestsException(_) => FailureKind::Throttled,
-                    _ if e.raw().status().as_u16() == 429 => FailureKind::Throttled,
-                    _ => FailureKind::Lost,
-                };
-                return Err(AttemptError::new(kind, msg));
+                let status = e.raw().status().as_u16();
+                if matches!(e.err(), InvokeError::TooManyRequestsException(_)) || status == 429 {
+                    return Err(AttemptError::new(
+                        FailureKind::Throttled,
+                        format!("{:?}", e.err()),
+                    ));
+                }
+                // AWS answers a function error with 200 and X-Amz-Function-Error;
+                // `cargo lambda watch` answers it with an HTTP error whose body
+                // is the function's {"errorType", "errorMessage"} payload.
+                // Either way it is the worker's own error, not a lost attempt.
+                if let Some(fe) = e.raw().body().bytes().and_then(function_error_payload) {
+                    return Err(fe);
+                }
+                return Err(AttemptError::new(
+                    FailureKind::Lost,
+                    format!("{:?}", e.err()),
+                ));
             }
             Err(e) => {
                 return Err(AttemptError::new(
@@ -80,6 +91,22 @@ impl Backend for LambdaBackend {
     }
 }
 
+/// The worker's error when `body` is a Lambda function-error payload
+/// (`{"errorType": .., "errorMessage": ..}`).
+fn function_error_payload(body: &[u8]) -> Option<AttemptError> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let kind = v.get("errorType")?.as_str()?.to_string();
+    v.get("errorMessage")?;
+    match parse_answer(body) {
+        Err(mut e) => {
+            e.kind = FailureKind::FunctionError;
+            e.message = format!("{kind}: {}", e.message);
+            Some(e)
+        }
+        Ok(_) => None,
+    }
+}
+
 /// An SDK error with its causes on one line.
 fn aws_error_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -90,4 +117,19 @@ fn aws_error_text(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_error_payloads_are_recognised() {
+        let body = br#"{"errorType":"&alloc::string::String","errorMessage":"{\"phase\":\"rebase\",\"error\":\"boom\"}"}"#;
+        let e = function_error_payload(body).expect("a function error");
+        assert_eq!(e.kind, FailureKind::FunctionError);
+        assert!(e.message.contains("boom"), "{}", e.message);
+        assert!(function_error_payload(b"<html>gateway</html>").is_none());
+        assert!(function_error_payload(br#"{"message":"Service unavailable"}"#).is_none());
+    }
 }

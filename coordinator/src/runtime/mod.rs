@@ -284,8 +284,17 @@ impl EmbeddedRelay {
 
     async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.bind()
+        // quinn releases the UDP port only when its endpoint driver task has
+        // seen the last handle go: retry the bind for a while.
+        let t = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match self.bind() {
+                Ok(()) => return Ok(()),
+                Err(e) if t.elapsed() > Duration::from_secs(10) => return Err(e),
+                Err(_) => {}
+            }
+        }
     }
 }
 

@@ -48,6 +48,18 @@ pub fn worker_bin() -> Option<PathBuf> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("EXCAM_TEST_WORKER_BIN") {
+            // The fault tests need a worker built with fault injection; a
+            // plain `cargo build` of the workspace leaves one without it.
+            let v = Command::new(&p)
+                .arg("--version")
+                .output()
+                .unwrap_or_else(|e| panic!("EXCAM_TEST_WORKER_BIN={p:?}: {e}"));
+            assert!(
+                String::from_utf8_lossy(&v.stdout).contains("fault-injection"),
+                "EXCAM_TEST_WORKER_BIN={p:?} was built without the fault-injection \
+                 feature; build it with `cargo test --workspace --release --no-run` \
+                 or `cargo build --release -p excam-worker --features fault-injection`"
+            );
             return Some(PathBuf::from(p));
         }
         let profile = profile_dir();
