@@ -53,6 +53,13 @@ fn processes_output_equals_local_and_vpxdec() {
         assert_eq!(t["phases"].as_array().unwrap().len(), phases, "{t}");
     }
     assert_eq!(rep["hops"].as_array().unwrap().len(), 4);
+    for h in rep["hops"].as_array().unwrap() {
+        // From the sender's hand-off start to the receiver's decoded state:
+        // positive, and well under the test's time limits.
+        let l = h["latency_s"].as_f64().unwrap();
+        assert!(l > 0.0 && l < 30.0, "{h}");
+        assert!(h["waiting"].is_boolean(), "{h}");
+    }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime/plain");
     assert!(dir.join("report.svg").exists());
     let svg = std::fs::read_to_string(dir.join("report.svg")).unwrap();

@@ -356,6 +356,7 @@ impl Run {
             }
         };
         if self.plan.hands_on() {
+            report.handoff_unix_s = Some(unix_now());
             let wire = encode_state(&p1.final_state, Compression::Lz4);
             self.put_state(
                 phase,
@@ -383,7 +384,7 @@ impl Run {
                     &keys::state_phase1(self.job(), i - 1),
                 )
                 .await?;
-            report.wait_seconds = waited;
+            report.received(waited);
             let ckpt = keys::ckpt_phase2(self.job(), i);
             let context = keys::cache_digest(
                 &self.task.codec,
@@ -431,7 +432,7 @@ impl Run {
                         &keys::state_final(self.job(), i - 1),
                     )
                     .await?;
-                report.wait_seconds = waited;
+                report.received(waited);
                 let source = state_digest(&pred);
                 let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
                 let c = blocking(phase, move || rebase_chunk(&plan, &cfg, &f, &p2, pred)).await?;
@@ -439,6 +440,7 @@ impl Run {
             }
         };
         let state_bytes = if self.plan.hands_on() {
+            report.handoff_unix_s = Some(unix_now());
             let wire = encode_state(&coded.final_state, Compression::Lz4);
             let raw = encode_state(&coded.final_state, Compression::None).len() as u64;
             let sizes = (wire.len() as u64, raw);
@@ -709,6 +711,8 @@ struct PhaseTimer {
     start: Instant,
     wait_seconds: f64,
     from_checkpoint: bool,
+    handoff_unix_s: Option<f64>,
+    received_unix_s: Option<f64>,
 }
 
 impl PhaseTimer {
@@ -719,7 +723,15 @@ impl PhaseTimer {
             start: Instant::now(),
             wait_seconds: 0.0,
             from_checkpoint: false,
+            handoff_unix_s: None,
+            received_unix_s: None,
         }
+    }
+
+    /// Records a predecessor's state received after `waited` seconds.
+    fn received(&mut self, waited: f64) {
+        self.wait_seconds = waited;
+        self.received_unix_s = Some(unix_now());
     }
 
     fn finish(self) -> PhaseReport {
@@ -729,6 +741,8 @@ impl PhaseTimer {
             seconds: self.start.elapsed().as_secs_f64(),
             wait_seconds: self.wait_seconds,
             from_checkpoint: self.from_checkpoint,
+            handoff_unix_s: self.handoff_unix_s,
+            received_unix_s: self.received_unix_s,
         }
     }
 }

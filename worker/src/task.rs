@@ -220,6 +220,15 @@ pub struct PhaseReport {
     pub wait_seconds: f64,
     /// Whether the phase was taken from a checkpoint instead of computed.
     pub from_checkpoint: bool,
+    /// When this phase's output state started on its way to the successor
+    /// (coding done, before serialization), seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_unix_s: Option<f64>,
+    /// When the predecessor's state was in hand, decoded, seconds since the
+    /// Unix epoch. With the predecessor's `handoff_unix_s` this gives the
+    /// hop latency of the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_unix_s: Option<f64>,
 }
 
 /// What a worker answers for a finished task.

@@ -134,6 +134,11 @@ impl RuntimeReport {
             .into_iter()
             .flatten()
         {
+            // A hop whose receiver was not yet waiting measures the
+            // receiver's lateness, not the hand-off.
+            if h.get("waiting").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
             if let Some(l) = num(h, &["latency_s"]) {
                 if (0.0..3600.0).contains(&l) {
                     r.hop_waits_s.push(l);

@@ -760,6 +760,8 @@ fn build_report(
                 seconds: p.seconds,
                 wait_seconds: p.wait_seconds,
                 from_checkpoint: p.from_checkpoint,
+                handoff_s: p.handoff_unix_s.map(|t| t - started_unix_s),
+                received_s: p.received_unix_s.map(|t| t - started_unix_s),
             })
             .collect()
     };
@@ -818,10 +820,13 @@ fn build_report(
             continue;
         }
         if let (Some(a), Some(b)) = (find(&tasks[i - 1]), find(&tasks[i])) {
-            hops.push(Hop {
-                chunk: i,
-                latency_s: (b.start_s + b.wait_seconds) - (a.start_s + a.seconds),
-            });
+            if let (Some(sent), Some(got)) = (a.handoff_s, b.received_s) {
+                hops.push(Hop {
+                    chunk: i,
+                    latency_s: got - sent,
+                    waiting: b.start_s <= sent,
+                });
+            }
         }
     }
     let requests = sched.attempts.len();

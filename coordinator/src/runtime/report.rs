@@ -15,15 +15,18 @@
 //!     winner_attempt, chunk_bytes, frames,
 //!     state_bytes: [compressed, raw] | null (state handed on),
 //!     phases: [PhaseTiming { phase: "encode" | "encode_given_state" | "rebase",
-//!              start_s (since job start), seconds, wait_seconds, from_checkpoint }]
+//!              start_s (since job start), seconds, wait_seconds, from_checkpoint,
+//!              handoff_s, received_s }]
 //!             (the winning attempt's phases; what a planner fits),
 //!     retries (failed attempts), speculative (twins launched),
 //!     attempts: [AttemptReport { attempt, speculative, start_s, end_s,
 //!                outcome: {status: "ok" | "failed" (+kind) | "lost_race" | "cancelled"},
 //!                error, phase, worker, phases: [PhaseTiming] }] }],
-//!   hops: [Hop { chunk, latency_s }]: for each non-head chunk, seconds from
-//!         its predecessor's phase 3 end to the end of its own phase-3 wait
-//!         (the serial phase's hand-off latency through relay or store),
+//!   hops: [Hop { chunk, latency_s, waiting }]: for each non-head chunk,
+//!         seconds from its predecessor's hand-off start (rebase done) to
+//!         its own having that state decoded, and whether it was already
+//!         waiting then (the serial phase's hand-off latency through relay
+//!         or store),
 //!   totals: Totals { attempts, retries, speculative, stragglers,
 //!            worker_seconds (sum of attempt durations), gb_seconds,
 //!            requests, lambda_memory_mb, price_per_gb_s, price_per_request,
@@ -115,6 +118,14 @@ pub struct PhaseTiming {
     pub wait_seconds: f64,
     /// Taken from a checkpoint.
     pub from_checkpoint: bool,
+    /// When its output state started on its way to the successor, seconds
+    /// since the job's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_s: Option<f64>,
+    /// When the predecessor's state was in hand, decoded, seconds since
+    /// the job's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_s: Option<f64>,
 }
 
 /// One attempt.
@@ -145,9 +156,16 @@ pub struct AttemptReport {
 pub struct Hop {
     /// The receiving chunk.
     pub chunk: usize,
-    /// Seconds from the predecessor's phase-3 end to this chunk's phase-3
-    /// wait end.
+    /// Seconds from the predecessor's hand-off start (its rebase done,
+    /// before serializing the state) to this chunk's having the state in
+    /// hand, decoded: serialization, relay or store transfer, polling and
+    /// deserialization.
     pub latency_s: f64,
+    /// Whether this chunk was already waiting when the hand-off started;
+    /// only then is `latency_s` the chain's hand-off cost rather than this
+    /// chunk's own lateness.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// Sums over the job.
