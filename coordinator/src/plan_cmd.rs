@@ -77,7 +77,9 @@ pub struct PlanArgs {
     pub set: Vec<String>,
     /// A runtime `--report` JSON of a real run: its measured start-up,
     /// hop latency, straggling and worker speed replace the parameters'
-    /// (repeatable; applied after --cloud, before --set).
+    /// (with --profile local: its hop latency, and from a single-worker run
+    /// the fixed per-task, per-phase and wrap-up costs) (repeatable;
+    /// applied after --cloud, before --set).
     #[arg(long)]
     pub report: Vec<PathBuf>,
     /// Seed of the first simulation (same seed, same plan).

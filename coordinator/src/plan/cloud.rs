@@ -65,6 +65,10 @@ cloud_params! {
     cold_start_s,
     /// Log-space sigma of the start-up time.
     cold_start_sigma,
+    /// CPU-seconds of fixed start-up work per attempt that competes for cores.
+    task_cpu_s,
+    /// CPU-seconds of fixed work per phase (store writes, hashing).
+    phase_cpu_s,
     /// Invocations per second.
     invoke_rate_per_s,
     /// Cap on concurrent workers (0: the worker count).
@@ -79,6 +83,8 @@ cloud_params! {
     coordinator_throughput_mb_s,
     /// Chunk GETs in flight during assembly.
     assembly_parallelism,
+    /// Fixed seconds of the coordinator's wrap-up after the last task.
+    finish_s,
     /// Relay latency per hop, seconds.
     relay_latency_s,
     /// Relay throughput per connection, MB/s.

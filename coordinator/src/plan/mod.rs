@@ -354,6 +354,9 @@ pub fn sim_params(
         cores: cloud.machine_cores,
         cold_median: cloud.cold_start_s,
         cold_sigma: cloud.cold_start_sigma,
+        task_cpu: cloud.task_cpu_s,
+        phase_cpu: cloud.phase_cpu_s,
+        finish: cloud.finish_s,
         frame_work: [
             cal.encode_s_per_mpx * mpx,
             cal.encode_given_state_s_per_mpx * mpx,

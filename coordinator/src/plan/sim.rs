@@ -112,6 +112,16 @@ pub struct SimParams {
     pub cold_median: f64,
     /// Log-space sigma of start-up.
     pub cold_sigma: f64,
+    /// CPU-seconds of fixed start-up work per attempt that competes for
+    /// the cores (process spawn, runtime, connections); charged with
+    /// phase 1.
+    pub task_cpu: f64,
+    /// CPU-seconds of fixed work per phase (checkpoint, state and chunk
+    /// writes, hashing).
+    pub phase_cpu: f64,
+    /// Fixed seconds the coordinator spends after the last task (checking
+    /// chunks, writing the output, cleaning up), beside the chunk downloads.
+    pub finish: f64,
     /// CPU-seconds per frame: encode, encode given state, rebase.
     pub frame_work: [f64; 3],
     /// CPU-seconds to serialize+compress a state; to decompress+deserialize.
@@ -593,14 +603,16 @@ impl Sim<'_> {
         match a.step {
             S_START => Action::Delay(a.cold),
             S_FETCH => Action::Delay(p.s3_latency + n * p.in_frame_bytes / p.s3_bw),
-            S_ENC => Action::Cpu(n * p.frame_work[0] * a.slow),
+            S_ENC => Action::Cpu((n * p.frame_work[0] + p.task_cpu + p.phase_cpu) * a.slow),
             S_SEND1 | S_SENDF if self.hands_on(i) => Action::Cpu(p.ser_work * a.slow),
             S_WAIT1 if !head => Action::Wait(2 * (i - 1)),
             S_WAITF if !head => Action::Wait(2 * (i - 1) + 1),
             S_DESER1 | S_DESERF if !head => Action::Cpu(p.deser_work * a.slow),
             S_GS | S_REB if !head => {
-                Action::Cpu((p.frame_work[1] + (n - 1.0) * p.frame_work[2]) * a.slow)
+                Action::Cpu((p.frame_work[1] + (n - 1.0) * p.frame_work[2] + p.phase_cpu) * a.slow)
             }
+            // A head's phase 3 only stores its chunk.
+            S_REB => Action::Cpu(p.phase_cpu * a.slow),
             S_OUT => Action::Delay(p.s3_latency + n * p.out_frame_bytes / p.s3_bw),
             _ => Action::Skip,
         }
@@ -732,7 +744,7 @@ impl Sim<'_> {
         let c = self.chunks;
         let out_bytes = p.frames as f64 * p.out_frame_bytes;
         let rounds = c.div_ceil(p.assembly_parallelism.max(1)) as f64;
-        let assembly = rounds * p.s3_latency + out_bytes / p.coord_bw;
+        let assembly = rounds * p.s3_latency + out_bytes / p.coord_bw + p.finish;
         let wall = self.all_done + assembly;
 
         let mut path = vec![PathStep {
