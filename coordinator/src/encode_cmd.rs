@@ -478,7 +478,7 @@ fn run_with_progress(
     let out = out?;
     if !quiet {
         eprintln!(
-            "ExCamera[{},{}] on {} workers: phases {:.2} s / {:.2} s / {:.2} s",
+            "ExCamera[{},{}] on {} workers: phases 1/2/3 spanned {:.2} / {:.2} / {:.2} s (overlapping)",
             cfg.chunk_frames,
             cfg.group_chunks,
             cfg.workers,

@@ -13,6 +13,10 @@
 //!    at q50 over rebasing it, at the same rate), rebases the rest onto
 //!    it, and passes its own final state on.
 //!
+//! The phases are not barriers: each chunk's phase runs as soon as its
+//! inputs exist, phase-3 work first, so the serial chain overlaps the
+//! parallel encoding of later chunks.
+//!
 //! States move between workers only as wire-format bytes through a
 //! [`StateExchange`], the seam a network relay backs in the distributed
 //! runtime. Output bytes depend only on the input and the encoding
@@ -166,7 +170,8 @@ pub struct Chunk {
 /// Per-job measurements.
 #[derive(Clone, Debug, Default)]
 pub struct PipelineStats {
-    /// Wall seconds per phase.
+    /// Wall seconds from each phase's first start to its last end (the
+    /// phases overlap: a chunk's phase runs as soon as its inputs exist).
     pub phase_seconds: [f64; 3],
     /// Seconds spent encoding frames (summed over workers).
     pub encode_seconds: f64,
@@ -186,50 +191,137 @@ pub type Progress<'a> = &'a (dyn Fn(Phase, usize, usize) + Sync);
 /// A hook that may fail a chunk's phase on purpose (fault-injection tests).
 pub type FaultHook<'a> = &'a (dyn Fn(usize, Phase) -> Result<(), String> + Sync);
 
-/// Runs `f(i)` for i in 0..n on up to `workers` threads; returns the results
-/// in order, or the first error (after which no new item starts).
-fn parallel_map<T: Send, E: Send>(
-    n: usize,
+/// One unit of pipeline work: a chunk's phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Job {
+    /// Phase 3 of a chunk: on the serial chain, so it goes first.
+    Rebase(usize),
+    /// Phase 2 of a chunk.
+    GivenState(usize),
+    /// Phase 1 of a chunk.
+    Encode(usize),
+}
+
+impl Job {
+    /// Index of the job's phase (0, 1, 2).
+    fn rank(self) -> usize {
+        match self {
+            Job::Encode(_) => 0,
+            Job::GivenState(_) => 1,
+            Job::Rebase(_) => 2,
+        }
+    }
+
+    fn chunk(self) -> usize {
+        match self {
+            Job::Encode(i) | Job::GivenState(i) | Job::Rebase(i) => i,
+        }
+    }
+}
+
+/// What the scheduler knows of each chunk's phases.
+struct Dataflow {
+    /// Jobs whose inputs are ready, best first (phase 3 before phase 2
+    /// before phase 1, then lower chunks first).
+    ready: std::collections::BTreeSet<Job>,
+    /// Per chunk: phase 1 done, phase 2 done, true final state known.
+    p1: Vec<bool>,
+    p2: Vec<bool>,
+    fin: Vec<bool>,
+    finished: usize,
+    running: usize,
+    error: Option<(usize, PipelineError)>,
+}
+
+/// Runs every chunk's phases on up to `workers` threads as soon as their
+/// inputs exist: phase 2 of chunk i after phase 1 of chunks i-1 and i;
+/// phase 3 after phase 2 of i and phase 3 of i-1 (or i-1's phase 1 if it
+/// heads its group). So the serial phase-3 chain starts while other
+/// chunks still encode, and no phase waits for a whole other phase to
+/// finish. Each job is a pure function of its inputs, so the output does
+/// not depend on the order. Returns the lowest-numbered chunk's error, if
+/// any (no new job starts after the first one).
+fn run_dataflow(
+    chunks: usize,
     workers: usize,
-    f: impl Fn(usize) -> Result<T, E> + Sync,
-) -> Result<Vec<T>, E> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    let first_err: Mutex<Option<(usize, E)>> = Mutex::new(None);
+    is_head: &(dyn Fn(usize) -> bool + Sync),
+    run: &(dyn Fn(Job) -> Result<(), PipelineError> + Sync),
+) -> Result<(), PipelineError> {
+    let state = Mutex::new(Dataflow {
+        ready: (0..chunks).map(Job::Encode).collect(),
+        p1: vec![false; chunks],
+        p2: vec![false; chunks],
+        fin: vec![false; chunks],
+        finished: 0,
+        running: 0,
+        error: None,
+    });
+    let wake = Condvar::new();
     std::thread::scope(|s| {
-        for _ in 0..workers.clamp(1, n.max(1)) {
+        for _ in 0..workers.clamp(1, chunks.max(1)) {
             s.spawn(|| loop {
-                if failed.load(Ordering::SeqCst) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    return;
-                }
-                match f(i) {
-                    Ok(v) => results.lock().expect("results lock")[i] = Some(v),
+                let job = {
+                    let mut st = state.lock().expect("scheduler lock");
+                    loop {
+                        if st.error.is_some() || st.finished == chunks {
+                            return;
+                        }
+                        if let Some(j) = st.ready.pop_first() {
+                            st.running += 1;
+                            break j;
+                        }
+                        st = wake.wait(st).expect("scheduler lock");
+                    }
+                };
+                let r = run(job);
+                let mut st = state.lock().expect("scheduler lock");
+                st.running -= 1;
+                match r {
                     Err(e) => {
-                        failed.store(true, Ordering::SeqCst);
-                        let mut fe = first_err.lock().expect("error lock");
-                        // Report the lowest failing chunk for a stable message.
-                        if fe.as_ref().is_none_or(|(j, _)| i < *j) {
-                            *fe = Some((i, e));
+                        let i = job.chunk();
+                        if st.error.as_ref().is_none_or(|(j, _)| i < *j) {
+                            st.error = Some((i, e));
                         }
                     }
+                    Ok(()) => match job {
+                        Job::Encode(i) => {
+                            st.p1[i] = true;
+                            if is_head(i) {
+                                st.fin[i] = true;
+                                st.finished += 1;
+                                if i + 1 < chunks && !is_head(i + 1) && st.p2[i + 1] {
+                                    st.ready.insert(Job::Rebase(i + 1));
+                                }
+                            } else if st.p1[i - 1] {
+                                st.ready.insert(Job::GivenState(i));
+                            }
+                            if i + 1 < chunks && !is_head(i + 1) && st.p1[i + 1] {
+                                st.ready.insert(Job::GivenState(i + 1));
+                            }
+                        }
+                        Job::GivenState(i) => {
+                            st.p2[i] = true;
+                            if st.fin[i - 1] {
+                                st.ready.insert(Job::Rebase(i));
+                            }
+                        }
+                        Job::Rebase(i) => {
+                            st.fin[i] = true;
+                            st.finished += 1;
+                            if i + 1 < chunks && !is_head(i + 1) && st.p2[i + 1] {
+                                st.ready.insert(Job::Rebase(i + 1));
+                            }
+                        }
+                    },
                 }
+                wake.notify_all();
             });
         }
     });
-    if let Some((_, e)) = first_err.into_inner().expect("error lock") {
-        return Err(e);
+    match state.into_inner().expect("scheduler lock").error {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
     }
-    Ok(results
-        .into_inner()
-        .expect("results lock")
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect())
 }
 
 /// Encodes `frames` with ExCamera[N,x]; returns the chunks in order.
@@ -290,100 +382,121 @@ pub fn run_pipeline(
                 reason: e.to_string(),
             })
         };
-    let done = AtomicUsize::new(0);
-    let tick = |phase: Phase| progress(phase, done.fetch_add(1, Ordering::SeqCst) + 1, chunks);
-    let result = (|| {
-        // Phase 1.
-        let t = std::time::Instant::now();
-        let p1 = parallel_map(chunks, cfg.workers, |i| {
-            check_fault(i, Phase::Encode)?;
-            let work = account(encode_chunk(&cfg.encoder, src(i)).map_err(chunk_err(i))?);
-            if plan(i).hands_on() {
-                exchange
-                    .put(
-                        &format!("state/{i}/phase1"),
-                        encode_state(&work.final_state, Compression::Lz4),
-                    )
-                    .map_err(worker_err(i, Phase::Encode))?;
+    let done = [
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ];
+    let tick = |phase: Phase| {
+        let k = Phase::ALL.iter().position(|p| *p == phase).unwrap_or(0);
+        progress(phase, done[k].fetch_add(1, Ordering::SeqCst) + 1, chunks);
+    };
+    let is_head = |i: usize| plan(i).is_head();
+    // Hands chunk `i`'s true final state to its successor, if it has one
+    // in its group.
+    let state_sizes = Mutex::new(Vec::new());
+    let hand_on_final = |i: usize, state: &DecoderState| -> Result<(), PipelineError> {
+        if !plan(i).hands_on() {
+            return Ok(());
+        }
+        let wire = encode_state(state, Compression::Lz4);
+        state_sizes
+            .lock()
+            .expect("sizes lock")
+            .push((wire.len(), encode_state(state, Compression::None).len()));
+        exchange
+            .put(&format!("state/{i}/final"), wire)
+            .map_err(worker_err(i + 1, Phase::Rebase))
+    };
+    let p1: Mutex<Vec<Option<Coded>>> = Mutex::new((0..chunks).map(|_| None).collect());
+    let p2: Mutex<Vec<Option<Coded>>> = Mutex::new((0..chunks).map(|_| None).collect());
+    let out: Mutex<Vec<Option<Chunk>>> = Mutex::new((0..chunks).map(|_| None).collect());
+    let t0 = std::time::Instant::now();
+    let spans = Mutex::new([(f64::INFINITY, 0.0f64); 3]);
+    let run = |job: Job| -> Result<(), PipelineError> {
+        let began = t0.elapsed().as_secs_f64();
+        let k = job.rank();
+        match job {
+            Job::Encode(i) => {
+                check_fault(i, Phase::Encode)?;
+                let work = account(encode_chunk(&cfg.encoder, src(i)).map_err(chunk_err(i))?);
+                if plan(i).hands_on() {
+                    exchange
+                        .put(
+                            &format!("state/{i}/phase1"),
+                            encode_state(&work.final_state, Compression::Lz4),
+                        )
+                        .map_err(worker_err(i, Phase::Encode))?;
+                }
+                tick(Phase::Encode);
+                if is_head(i) {
+                    // A head's phase-1 output is final: phases 2 and 3 are
+                    // nothing for it.
+                    hand_on_final(i, &work.final_state)?;
+                    tick(Phase::EncodeGivenState);
+                    tick(Phase::Rebase);
+                    out.lock().expect("out lock")[i] = Some(Chunk {
+                        index: i,
+                        frames: work.frames,
+                        source_state: [0; 32],
+                    });
+                } else {
+                    p1.lock().expect("p1 lock")[i] = Some(work);
+                }
             }
-            tick(Phase::Encode);
-            Ok(work)
-        });
-        stats.phase_seconds[0] = t.elapsed().as_secs_f64();
-        let p1 = p1?;
-
-        // Phase 2.
-        let t = std::time::Instant::now();
-        done.store(0, Ordering::SeqCst);
-        let p2 = parallel_map(chunks, cfg.workers, |i| {
-            if plan(i).is_head() {
-                tick(Phase::EncodeGivenState);
-                return Ok(None);
-            }
-            check_fault(i, Phase::EncodeGivenState)?;
-            let pred = get_state(
-                i,
-                &format!("state/{}/phase1", i - 1),
-                Phase::EncodeGivenState,
-            )?;
-            let work = account(
-                encode_given_state_chunk(&plan(i), &cfg.encoder, src(i), &p1[i], pred)
-                    .map_err(chunk_err(i))?,
-            );
-            tick(Phase::EncodeGivenState);
-            Ok(Some(work))
-        });
-        stats.phase_seconds[1] = t.elapsed().as_secs_f64();
-        let p2 = p2?;
-
-        // Phase 3: one task per group, chunks in order within it.
-        let t = std::time::Instant::now();
-        done.store(0, Ordering::SeqCst);
-        let groups = chunks.div_ceil(x);
-        let state_sizes = Mutex::new(Vec::new());
-        let out = parallel_map(groups, cfg.workers, |g| {
-            let head = g * x;
-            let mut chunks_out = vec![Chunk {
-                index: head,
-                frames: p1[head].frames.clone(),
-                source_state: [0; 32],
-            }];
-            let mut true_state = p1[head].final_state.clone();
-            tick(Phase::Rebase);
-            for i in head + 1..(head + x).min(chunks) {
-                check_fault(i, Phase::Rebase)?;
-                // Hand the state on through the exchange, as workers that
-                // are separate machines would.
-                let wire = encode_state(&true_state, Compression::Lz4);
-                state_sizes.lock().expect("sizes lock").push((
-                    wire.len(),
-                    encode_state(&true_state, Compression::None).len(),
-                ));
-                let mailbox = format!("state/{}/final", i - 1);
-                exchange
-                    .put(&mailbox, wire)
-                    .map_err(worker_err(i, Phase::Rebase))?;
-                let pred = get_state(i, &mailbox, Phase::Rebase)?;
-                let source_state = state_digest(&pred);
-                let work = p2[i].as_ref().expect("non-head chunks ran phase 2");
-                let coded = account(
-                    rebase_chunk(&plan(i), &cfg.encoder, src(i), work, pred)
+            Job::GivenState(i) => {
+                check_fault(i, Phase::EncodeGivenState)?;
+                let pred = get_state(
+                    i,
+                    &format!("state/{}/phase1", i - 1),
+                    Phase::EncodeGivenState,
+                )?;
+                let own = p1.lock().expect("p1 lock")[i]
+                    .take()
+                    .expect("phase 1 ran before phase 2");
+                let work = account(
+                    encode_given_state_chunk(&plan(i), &cfg.encoder, src(i), &own, pred)
                         .map_err(chunk_err(i))?,
                 );
-                true_state = coded.final_state;
-                chunks_out.push(Chunk {
+                p2.lock().expect("p2 lock")[i] = Some(work);
+                tick(Phase::EncodeGivenState);
+            }
+            Job::Rebase(i) => {
+                check_fault(i, Phase::Rebase)?;
+                let pred = get_state(i, &format!("state/{}/final", i - 1), Phase::Rebase)?;
+                let source_state = state_digest(&pred);
+                let work = p2.lock().expect("p2 lock")[i]
+                    .take()
+                    .expect("phase 2 ran before phase 3");
+                let coded = account(
+                    rebase_chunk(&plan(i), &cfg.encoder, src(i), &work, pred)
+                        .map_err(chunk_err(i))?,
+                );
+                hand_on_final(i, &coded.final_state)?;
+                out.lock().expect("out lock")[i] = Some(Chunk {
                     index: i,
                     frames: coded.frames,
                     source_state,
                 });
                 tick(Phase::Rebase);
             }
-            Ok(chunks_out)
-        });
-        stats.phase_seconds[2] = t.elapsed().as_secs_f64();
-        stats.state_bytes = state_sizes.into_inner().expect("sizes lock");
-        Ok(out?.into_iter().flatten().collect())
-    })();
+        }
+        let mut sp = spans.lock().expect("spans lock");
+        sp[k].0 = sp[k].0.min(began);
+        sp[k].1 = sp[k].1.max(t0.elapsed().as_secs_f64());
+        Ok(())
+    };
+    let result = run_dataflow(chunks, cfg.workers, &is_head, &run).map(|()| {
+        out.into_inner()
+            .expect("out lock")
+            .into_iter()
+            .map(|c| c.expect("every chunk finished"))
+            .collect()
+    });
+    for (k, (a, b)) in spans.into_inner().expect("spans lock").iter().enumerate() {
+        stats.phase_seconds[k] = if a.is_finite() { b - a } else { 0.0 };
+    }
+    stats.state_bytes = state_sizes.into_inner().expect("sizes lock");
     if result.is_err() {
         exchange.cancel();
     }

@@ -205,9 +205,19 @@ fn main() -> Result<()> {
                     reb_s += stats.rebase_seconds;
                     reb_n += stats.rebased_frames;
                     if q == args.quantizers[args.quantizers.len() / 2] {
+                        // Best of three interleaved runs each: short jobs on
+                        // a shared machine are noisy.
                         wall_n = secs;
-                        let (_, s1, _) = excamera(&frames, n, x, 1, q, args.speed)?;
-                        wall_1 = s1;
+                        wall_1 = f64::INFINITY;
+                        for rep in 0..3 {
+                            let (_, s1, _) = excamera(&frames, n, x, 1, q, args.speed)?;
+                            wall_1 = wall_1.min(s1);
+                            if rep > 0 {
+                                let (_, sn, _) =
+                                    excamera(&frames, n, x, args.workers, q, args.speed)?;
+                                wall_n = wall_n.min(sn);
+                            }
+                        }
                     }
                 }
             }
@@ -258,7 +268,7 @@ fn main() -> Result<()> {
         }
         if wall_1 > 0.0 {
             println!(
-                "ExCamera[6,16] wall: {:.2} s with 1 worker, {:.2} s with {} ({:.2}x)",
+                "ExCamera[6,16] wall (best of 3): {:.2} s with 1 worker, {:.2} s with {} ({:.2}x)",
                 wall_1,
                 wall_n,
                 args.workers,
