@@ -75,6 +75,24 @@ pub const PART_SIZE: u64 = 8 << 20;
 /// Parts of a multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// A failed S3 GetObject as a store error: a missing key (NoSuchKey, or a
+/// bare 404 from servers that send no error code) is `NotFound`.
+fn get_error(
+    key: &str,
+    e: &SdkError<
+        aws_sdk_s3::operation::get_object::GetObjectError,
+        aws_sdk_s3::config::http::HttpResponse,
+    >,
+) -> StoreError {
+    let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+    if missing {
+        StoreError::NotFound(key.to_string())
+    } else {
+        other(key, sdk_message(e))
+    }
+}
+
 fn hex_sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -742,15 +760,7 @@ impl Store for S3Store {
             .key(object)
             .send()
             .await
-            .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                if missing {
-                    StoreError::NotFound(key.to_string())
-                } else {
-                    other(key, sdk_message(&e))
-                }
-            })?;
+            .map_err(|e| get_error(key, &e))?;
         let want = out.metadata().and_then(|m| m.get(SHA_META)).cloned();
         let data = Self::collect(key, out.body).await?;
         match want {
@@ -784,15 +794,7 @@ impl Store for S3Store {
             .range(format!("bytes={offset}-{end}"))
             .send()
             .await
-            .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                if missing {
-                    StoreError::NotFound(key.to_string())
-                } else {
-                    other(key, sdk_message(&e))
-                }
-            })?;
+            .map_err(|e| get_error(key, &e))?;
         let data = Self::collect(key, out.body).await?;
         if data.len() as u64 != len {
             return Err(other(
