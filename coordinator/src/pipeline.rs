@@ -229,7 +229,6 @@ struct Dataflow {
     p2: Vec<bool>,
     fin: Vec<bool>,
     finished: usize,
-    running: usize,
     error: Option<(usize, PipelineError)>,
 }
 
@@ -253,7 +252,6 @@ fn run_dataflow(
         p2: vec![false; chunks],
         fin: vec![false; chunks],
         finished: 0,
-        running: 0,
         error: None,
     });
     let wake = Condvar::new();
@@ -267,7 +265,6 @@ fn run_dataflow(
                             return;
                         }
                         if let Some(j) = st.ready.pop_first() {
-                            st.running += 1;
                             break j;
                         }
                         st = wake.wait(st).expect("scheduler lock");
@@ -275,7 +272,6 @@ fn run_dataflow(
                 };
                 let r = run(job);
                 let mut st = state.lock().expect("scheduler lock");
-                st.running -= 1;
                 match r {
                     Err(e) => {
                         let i = job.chunk();
