@@ -209,6 +209,39 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
 
 /// Opens the input; returns it with the byte length of a regular file
 /// (used to estimate the frame count for the ETA).
+/// The encoder settings `args` ask for, for a `width` x `height` input.
+pub(crate) fn encoder_config(args: &EncodeArgs, width: usize, height: usize) -> EncoderConfig {
+    let mut cfg = EncoderConfig::new(width, height);
+    cfg.rate = match (args.quantizer, args.bitrate) {
+        (_, Some(kbps)) => RateControl::Bitrate { kbps },
+        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
+    };
+    cfg.keyint = args.keyint;
+    cfg.speed = args.speed;
+    cfg.partitions = args.partitions;
+    cfg.golden.interval = args.golden_interval;
+    cfg
+}
+
+/// A temporary file beside `output` (`.NAME.XXXX.part`), to be renamed
+/// over it once complete; it deletes itself if dropped before that, so a
+/// failed run leaves nothing at or near the output path.
+pub(crate) fn temp_output(output: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
 fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(BufReader::new(io::stdin().lock())), None));
@@ -230,34 +263,13 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         .with_context(|| format!("cannot read {} as Y4M", args.input.display()))?;
     let hdr = *reader.header();
     let fps = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
-    let mut cfg = EncoderConfig::new(hdr.width, hdr.height);
+    let mut cfg = encoder_config(args, hdr.width, hdr.height);
     cfg.framerate = fps;
-    cfg.rate = match (args.quantizer, args.bitrate) {
-        (_, Some(kbps)) => RateControl::Bitrate { kbps },
-        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
-    };
-    cfg.keyint = args.keyint;
-    cfg.speed = args.speed;
-    cfg.partitions = args.partitions;
-    cfg.golden.interval = args.golden_interval;
     let mut enc = cfg.build().context("invalid encoder settings")?;
 
     // The temporary file deletes itself when dropped, i.e. on every error
     // path; only `persist` at the end puts it at the output path.
-    let dir = match args.output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = args
-        .output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let tmp = temp_output(&args.output)?;
     let out = BufWriter::new(tmp.reopen().context("cannot open the temporary output")?);
     let ivf_hdr = IvfHeader::vp8(hdr.width as u16, hdr.height as u16, fps.1, fps.0);
     let mut ivf = IvfWriter::new(out, &ivf_hdr)?;

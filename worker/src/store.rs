@@ -506,6 +506,19 @@ where
 }
 
 impl S3Store {
+    /// Abandons a multipart upload so its parts stop costing storage; a
+    /// failure here only leaves parts for the bucket's lifecycle rules.
+    async fn abort_upload(&self, object: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
     /// A store in `bucket` under `prefix` (may be empty; a trailing `/` is
     /// optional), using `client`.
     pub fn new(
@@ -638,14 +651,7 @@ impl S3Store {
         let parts = match res {
             Ok(p) => p,
             Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(object)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort_upload(object, &upload_id).await;
                 return Err(e);
             }
         };
@@ -663,14 +669,7 @@ impl S3Store {
             .send()
             .await;
         if let Err(e) = done {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(object)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            self.abort_upload(object, &upload_id).await;
             return Err(other(key, sdk_message(&e)));
         }
         Ok(())

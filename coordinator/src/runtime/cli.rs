@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_rendezvous::{Fingerprint, RelaySecret};
 use excam_worker::chunk::Phase;
 use excam_worker::task::{CodecParams, Fault};
 
 use super::{BackendChoice, InputSource, JobConfig, RelayChoice};
-use crate::encode_cmd::{EncodeArgs, DEFAULT_QUANTIZER};
+use crate::encode_cmd::{encoder_config, EncodeArgs};
 use crate::runtime::scheduler::SchedulerConfig;
 
 /// Which backend encodes.
@@ -134,16 +133,7 @@ fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
 /// The wire codec settings of `args` (size and rate are filled from the
 /// input by the runtime).
 fn codec_params(args: &EncodeArgs) -> CodecParams {
-    let mut cfg = EncoderConfig::new(16, 16);
-    cfg.rate = match (args.quantizer, args.bitrate) {
-        (_, Some(kbps)) => RateControl::Bitrate { kbps },
-        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
-    };
-    cfg.keyint = args.keyint;
-    cfg.speed = args.speed;
-    cfg.partitions = args.partitions;
-    cfg.golden.interval = args.golden_interval;
-    CodecParams::from_config(&cfg)
+    CodecParams::from_config(&encoder_config(args, 16, 16))
 }
 
 /// The job `args` describe.

@@ -697,19 +697,7 @@ fn write_output(
     codec: &CodecParams,
     sched: &Schedule,
 ) -> anyhow::Result<(u64, (usize, u64))> {
-    let dir = match output.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let tmp = crate::encode_cmd::temp_output(output)?;
     let out = std::io::BufWriter::new(tmp.reopen()?);
     let hdr = IvfHeader::vp8(
         codec.width as u16,
