@@ -217,9 +217,20 @@ fn resume_after_the_coordinator_is_killed() {
         .unwrap();
     let t = Instant::now();
     loop {
+        // Finished records only: not the store's temporary files of a
+        // write in progress, and with their checksum sidecar in place.
         let n = find_files(&dir.join("store"), "/results/")
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(".excam-tmp-"))
+            })
+            .filter(|p| {
+                let mut side = p.as_os_str().to_owned();
+                side.push(".sha256");
+                Path::new(&side).exists()
+            })
             .count();
         if n >= 3 {
             break;
