@@ -251,8 +251,7 @@ pub async fn run_schedule(
     done.resize_with(n, || None);
     let mut pending: BTreeSet<usize> = (0..n).filter(|&i| done[i].is_none()).collect();
     let mut not_before: Vec<Instant> = vec![t0; n];
-    let mut records: Vec<AttemptRecord> = Vec::new();
-    let mut index: HashMap<(usize, u32), usize> = HashMap::new();
+    let mut log = AttemptLog::default();
     let mut set: Attempts = JoinSet::new();
     let mut working_times: Vec<f64> = Vec::new();
     let mut running = 0usize;
@@ -260,10 +259,19 @@ pub async fn run_schedule(
     let mut cancel_open = true;
     let done_count = |d: &[Option<ChunkDone>]| d.iter().filter(|c| c.is_some()).count();
 
-    let finish = |records: Vec<AttemptRecord>, done: Vec<Option<ChunkDone>>, twins| Schedule {
+    let finish = |log: AttemptLog, done: Vec<Option<ChunkDone>>, twins| Schedule {
         chunks: done,
-        attempts: records,
+        attempts: log.records,
         twins,
+    };
+    let launcher = Launcher {
+        tasks: &tasks,
+        expected_frames: &expected_frames,
+        faults,
+        backend: &backend,
+        store: &store,
+        cfg,
+        observer,
     };
 
     loop {
@@ -306,22 +314,7 @@ pub async fn run_schedule(
                     if now.duration_since(from) > deadline {
                         slots[c].twin_launched = true;
                         twins += 1;
-                        launch(
-                            c,
-                            true,
-                            &tasks,
-                            &expected_frames,
-                            &mut slots,
-                            faults,
-                            &backend,
-                            &store,
-                            cfg,
-                            &mut set,
-                            &mut records,
-                            &mut index,
-                            observer,
-                            &mut running,
-                        );
+                        launcher.launch(c, true, &mut slots, &mut set, &mut log, &mut running);
                     }
                 }
             }
@@ -340,22 +333,7 @@ pub async fn run_schedule(
                 continue;
             }
             pending.remove(&c);
-            launch(
-                c,
-                false,
-                &tasks,
-                &expected_frames,
-                &mut slots,
-                faults,
-                &backend,
-                &store,
-                cfg,
-                &mut set,
-                &mut records,
-                &mut index,
-                observer,
-                &mut running,
-            );
+            launcher.launch(c, false, &mut slots, &mut set, &mut log, &mut running);
         }
 
         let joined = tokio::select! {
@@ -366,12 +344,9 @@ pub async fn run_schedule(
                 cancel_open = changed.is_ok();
                 if cancel_open && *cancel.borrow() {
                     let end = Instant::now();
-                    for r in records.iter_mut().filter(|r| r.end.is_none()) {
-                        r.end = Some(end);
-                        r.outcome = Some(Outcome::Cancelled);
-                    }
+                    log.cancel_open(end);
                     set.shutdown().await;
-                    return Err((ScheduleError::Cancelled, finish(records, done, twins)));
+                    return Err((ScheduleError::Cancelled, finish(log, done, twins)));
                 }
                 None
             }
@@ -385,7 +360,7 @@ pub async fn run_schedule(
             continue;
         };
         running -= 1;
-        let rec = &mut records[index[&(c, attempt)]];
+        let rec = log.get_mut(c, attempt);
         rec.end = Some(Instant::now());
         match res {
             Ok((result, frames)) if done[c].is_none() => {
@@ -402,7 +377,7 @@ pub async fn run_schedule(
                 for (a, h) in losers {
                     h.abort();
                     running -= 1;
-                    let r = &mut records[index[&(c, a)]];
+                    let r = log.get_mut(c, a);
                     r.end = Some(Instant::now());
                     r.outcome = Some(Outcome::LostRace);
                     observer.event(
@@ -466,12 +441,9 @@ pub async fn run_schedule(
                         message: last.message,
                     };
                     let end = Instant::now();
-                    for r in records.iter_mut().filter(|r| r.end.is_none()) {
-                        r.end = Some(end);
-                        r.outcome = Some(Outcome::Cancelled);
-                    }
+                    log.cancel_open(end);
                     set.shutdown().await;
-                    return Err((err, finish(records, done, twins)));
+                    return Err((err, finish(log, done, twins)));
                 }
                 // Jitter spreads retries of many chunks failing together.
                 let jitter = rand::random::<f64>() * 0.1;
@@ -482,92 +454,131 @@ pub async fn run_schedule(
         }
     }
     set.shutdown().await;
-    Ok(finish(records, done, twins))
+    Ok(finish(log, done, twins))
 }
 
-/// Starts one attempt of chunk `c`.
-#[allow(clippy::too_many_arguments)]
-fn launch(
-    c: usize,
-    speculative: bool,
-    tasks: &[Task],
-    expected_frames: &[usize],
-    slots: &mut [Slot],
-    faults: &HashMap<(usize, u32), excam_worker::task::Fault>,
-    backend: &Arc<dyn Backend>,
-    store: &Arc<dyn Store>,
-    cfg: &SchedulerConfig,
-    set: &mut Attempts,
-    records: &mut Vec<AttemptRecord>,
-    index: &mut HashMap<(usize, u32), usize>,
-    observer: &dyn Observer,
-    running: &mut usize,
-) {
-    let s = &mut slots[c];
-    s.next_attempt += 1;
-    let attempt = s.next_attempt;
-    let mut task = tasks[c].clone();
-    task.attempt = attempt;
-    task.fault = faults.get(&(c, attempt)).cloned();
-    let backend = backend.clone();
-    let store = store.clone();
-    let timeout = cfg.task_timeout;
-    let expected = expected_frames[c];
-    let handle = set.spawn(async move {
-        let run = async {
-            let result = backend.run(task).await?;
-            if result.chunk != c {
-                return Err(AttemptError::new(
-                    FailureKind::BadResult,
-                    format!("answer is for chunk {}, not {c}", result.chunk),
-                ));
-            }
-            let frames = verify(store.as_ref(), &result, expected)
-                .await
-                .map_err(|m| AttemptError {
-                    kind: FailureKind::BadResult,
-                    phase: Some(Phase::Rebase),
-                    message: m,
-                })?;
-            let record = serde_json::to_vec(&result).unwrap_or_default();
-            // Best effort: only `--resume` needs it, and it re-verifies.
-            let _ = store
-                .put(&result_key(&result.job, c), bytes::Bytes::from(record))
-                .await;
-            Ok((result, frames))
-        };
-        let res = match tokio::time::timeout(timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(AttemptError::new(
-                FailureKind::Timeout,
-                format!("no answer within {:.0} s", timeout.as_secs_f64()),
-            )),
-        };
-        (c, attempt, res)
-    });
-    let now = Instant::now();
-    s.running.insert(attempt, (handle, now));
-    *running += 1;
-    index.insert((c, attempt), records.len());
-    records.push(AttemptRecord {
-        chunk: c,
-        attempt,
-        speculative,
-        start: now,
-        end: None,
-        outcome: None,
-        error: None,
-        phase: None,
-        result: None,
-    });
-    observer.event(
-        &Event::Launched {
+/// Every attempt on record, found by (chunk, attempt).
+#[derive(Default)]
+struct AttemptLog {
+    records: Vec<AttemptRecord>,
+    index: HashMap<(usize, u32), usize>,
+}
+
+impl AttemptLog {
+    fn push(&mut self, r: AttemptRecord) {
+        self.index.insert((r.chunk, r.attempt), self.records.len());
+        self.records.push(r);
+    }
+
+    fn get_mut(&mut self, chunk: usize, attempt: u32) -> &mut AttemptRecord {
+        &mut self.records[self.index[&(chunk, attempt)]]
+    }
+
+    /// Marks every attempt still open as cancelled at `end`.
+    fn cancel_open(&mut self, end: Instant) {
+        for r in self.records.iter_mut().filter(|r| r.end.is_none()) {
+            r.end = Some(end);
+            r.outcome = Some(Outcome::Cancelled);
+        }
+    }
+}
+
+/// What every attempt is started from: fixed for the whole schedule.
+struct Launcher<'a> {
+    tasks: &'a [Task],
+    expected_frames: &'a [usize],
+    faults: &'a HashMap<(usize, u32), excam_worker::task::Fault>,
+    backend: &'a Arc<dyn Backend>,
+    store: &'a Arc<dyn Store>,
+    cfg: &'a SchedulerConfig,
+    observer: &'a dyn Observer,
+}
+
+impl Launcher<'_> {
+    /// Starts one attempt of chunk `c`.
+    fn launch(
+        &self,
+        c: usize,
+        speculative: bool,
+        slots: &mut [Slot],
+        set: &mut Attempts,
+        log: &mut AttemptLog,
+        running: &mut usize,
+    ) {
+        let Launcher {
+            tasks,
+            expected_frames,
+            faults,
+            backend,
+            store,
+            cfg,
+            observer,
+        } = *self;
+        let s = &mut slots[c];
+        s.next_attempt += 1;
+        let attempt = s.next_attempt;
+        let mut task = tasks[c].clone();
+        task.attempt = attempt;
+        task.fault = faults.get(&(c, attempt)).cloned();
+        let backend = backend.clone();
+        let store = store.clone();
+        let timeout = cfg.task_timeout;
+        let expected = expected_frames[c];
+        let handle = set.spawn(async move {
+            let run = async {
+                let result = backend.run(task).await?;
+                if result.chunk != c {
+                    return Err(AttemptError::new(
+                        FailureKind::BadResult,
+                        format!("answer is for chunk {}, not {c}", result.chunk),
+                    ));
+                }
+                let frames = verify(store.as_ref(), &result, expected)
+                    .await
+                    .map_err(|m| AttemptError {
+                        kind: FailureKind::BadResult,
+                        phase: Some(Phase::Rebase),
+                        message: m,
+                    })?;
+                let record = serde_json::to_vec(&result).unwrap_or_default();
+                // Best effort: only `--resume` needs it, and it re-verifies.
+                let _ = store
+                    .put(&result_key(&result.job, c), bytes::Bytes::from(record))
+                    .await;
+                Ok((result, frames))
+            };
+            let res = match tokio::time::timeout(timeout, run).await {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::new(
+                    FailureKind::Timeout,
+                    format!("no answer within {:.0} s", timeout.as_secs_f64()),
+                )),
+            };
+            (c, attempt, res)
+        });
+        let now = Instant::now();
+        s.running.insert(attempt, (handle, now));
+        *running += 1;
+        log.push(AttemptRecord {
             chunk: c,
             attempt,
             speculative,
-        },
-        *running,
-    );
+            start: now,
+            end: None,
+            outcome: None,
+            error: None,
+            phase: None,
+            result: None,
+        });
+        observer.event(
+            &Event::Launched {
+                chunk: c,
+                attempt,
+                speculative,
+            },
+            *running,
+        );
+    }
 }
 
 #[cfg(test)]
