@@ -34,6 +34,16 @@ fn run_ok(name: &str, extra: &[&str]) -> Option<serde_json::Value> {
     Some(report(&dir))
 }
 
+/// How many tasks of the job's report reused a stored chunk.
+fn reused_tasks(dir: &Path) -> usize {
+    report(dir)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reused"] == true)
+        .count()
+}
+
 fn attempts(rep: &serde_json::Value, chunk: usize) -> Vec<serde_json::Value> {
     rep["tasks"][chunk]["attempts"].as_array().unwrap().clone()
 }
@@ -184,13 +194,7 @@ fn corrupted_chunk_is_refused_and_redone() {
     let o = excam(&a);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(&out).unwrap() == reference);
-    let rep = report(&dir);
-    let reused = rep["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["reused"] == true)
-        .count();
+    let reused = reused_tasks(&dir);
     assert_eq!(reused, 5, "exactly the corrupted chunk is redone");
 }
 
@@ -254,13 +258,7 @@ fn resume_after_the_coordinator_is_killed() {
     let o = excam(&b);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read(&out).unwrap() == reference);
-    let rep = report(&dir);
-    let reused = rep["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["reused"] == true)
-        .count();
+    let reused = reused_tasks(&dir);
     assert!(reused >= 3, "only {reused} chunks reused");
 }
 
