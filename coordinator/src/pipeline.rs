@@ -415,7 +415,8 @@ pub fn run_pipeline(
         match job {
             Job::Encode(i) => {
                 check_fault(i, Phase::Encode)?;
-                let work = account(encode_chunk(&cfg.encoder, src(i)).map_err(chunk_err(i))?);
+                let work =
+                    account(encode_chunk(&plan(i), &cfg.encoder, src(i)).map_err(chunk_err(i))?);
                 if plan(i).hands_on() {
                     exchange
                         .put(

@@ -348,8 +348,8 @@ impl Run {
                 c
             }
             None => {
-                let (cfg, f) = (self.cfg.clone(), frames.clone());
-                let c = blocking(phase, move || encode_chunk(&cfg, &f)).await?;
+                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
+                let c = blocking(phase, move || encode_chunk(&plan, &cfg, &f)).await?;
                 self.put(phase, &ckpt, keys::encode_checkpoint(&context, &c.frames))
                     .await?;
                 c
@@ -809,7 +809,7 @@ pub fn encode_serially(
     };
     let src = |i: usize| &frames[i * chunk_frames..((i + 1) * chunk_frames).min(frames.len())];
     let p1: Vec<Coded> = (0..chunks)
-        .map(|i| encode_chunk(cfg, src(i)).map_err(chunk_err))
+        .map(|i| encode_chunk(&plan(i), cfg, src(i)).map_err(chunk_err))
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(chunks);
     let mut true_state = DecoderState::default();

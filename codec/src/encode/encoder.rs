@@ -195,6 +195,7 @@ impl EncoderConfig {
             queue: VecDeque::new(),
             frames_in: 0,
             since_key: 0,
+            next_q: None,
             flushing: false,
         })
     }
@@ -261,6 +262,8 @@ pub struct Encoder {
     frames_in: u64,
     /// Frames since the last key frame.
     since_key: u64,
+    /// Quantizer index forced on the next frame, if any.
+    next_q: Option<u8>,
     flushing: bool,
 }
 
@@ -330,7 +333,7 @@ impl Encoder {
         };
         let kind = self.frame_kind();
         let params = EncodeParams {
-            q_index: self.rc.q_index(kind),
+            q_index: self.next_q.take().unwrap_or_else(|| self.rc.q_index(kind)),
             key_frame: kind == FrameKind::Key,
             refresh_last: true,
             refresh_golden: kind == FrameKind::Golden,
@@ -360,6 +363,14 @@ impl Encoder {
         };
         self.state = out.state;
         Ok(packet)
+    }
+
+    /// Codes the next frame at q index `q_index` (0..=127, larger values
+    /// are clamped) instead of the rate controller's choice; the frames
+    /// after it are back under rate control. ExCamera's phase 1 uses it to
+    /// code the key frame that a chunk's first frame stands on finely.
+    pub fn force_next_q_index(&mut self, q_index: u8) {
+        self.next_q = Some(q_index.min(MAX_QI));
     }
 
     /// Parameters for an inter frame that stands in for a key frame (the
@@ -662,6 +673,27 @@ mod tests {
             });
         }
         assert_eq!(kinds, "KiGiGKiGiGK");
+    }
+
+    #[test]
+    fn forced_q_index_applies_to_one_frame() {
+        let mut c = cfg();
+        c.rate = RateControl::Quantizer(30);
+        let qi = quantizer_to_qindex(30);
+        let mut enc = c.build().unwrap();
+        enc.force_next_q_index(3);
+        let mut got = Vec::new();
+        for i in 0..3u8 {
+            enc.send_frame(Some(Frame::filled(48, 32, [i * 20, 128, 128])))
+                .unwrap();
+            got.push(enc.receive_packet().unwrap().q_index);
+        }
+        assert_eq!(got[0], 3);
+        assert_eq!(&got[1..], &[qi, qi]);
+        enc.force_next_q_index(200);
+        enc.send_frame(Some(Frame::filled(48, 32, [9, 128, 128])))
+            .unwrap();
+        assert_eq!(enc.receive_packet().unwrap().q_index, 127);
     }
 
     #[test]

@@ -280,8 +280,8 @@ pub fn measure_clip(
     let mut best: Option<(Sample, StateSample)> = None;
     for _ in 0..opts.repeats.max(1) {
         let clock = Clock::start();
-        let a = encode_chunk(&cfg, &frames[..n])?;
-        let b = encode_chunk(&cfg, &frames[n..2 * n])?;
+        let a = encode_chunk(&plan(0), &cfg, &frames[..n])?;
+        let b = encode_chunk(&plan(1), &cfg, &frames[n..2 * n])?;
         let busy = clock.busy_fraction();
         let enc = busy * (a.time.encode_seconds + b.time.encode_seconds)
             / (a.time.encoded_frames + b.time.encoded_frames) as f64;
