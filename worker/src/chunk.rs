@@ -253,8 +253,14 @@ pub fn encode_chunk(
 }
 
 /// Parameters of the first frame of a chunk that is coded given its
-/// predecessor's state: a golden refresh, boosted only where the serial
-/// encoder's golden policy would boost.
+/// predecessor's state: a golden refresh, boosted as the golden policy
+/// boosts golden frames. Every chunk's first frame refreshes the golden
+/// reference (as the key frame it stands in for did) and the rest of the
+/// chunk predicts from it, so it pays to code it well even where the
+/// serial encoder would not refresh golden: ExCamera[6,16] BD-rate
+/// against serial excam (speed 4, q 10..50) fell from +12.52% to +8.56%
+/// on carphone and from +9.27% to +8.53% on box against boosting only
+/// where the serial golden policy puts a golden frame.
 ///
 /// # Errors
 /// The encoder configuration's error.
@@ -263,10 +269,8 @@ pub fn first_frame_params(
     cfg: &EncoderConfig,
     len: usize,
 ) -> Result<EncodeParams, ChunkError> {
-    let g = cfg.golden.interval as usize;
-    let boost = g > 0 && plan.first_frame().is_multiple_of(g);
     let mut p =
-        Encoder::given_state_params_for(cfg, boost).map_err(|source| ChunkError::Encode {
+        Encoder::given_state_params_for(cfg, true).map_err(|source| ChunkError::Encode {
             phase: Phase::EncodeGivenState,
             source,
         })?;

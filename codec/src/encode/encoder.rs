@@ -379,10 +379,8 @@ impl Encoder {
 
     /// Parameters for an inter frame that stands in for a key frame (the
     /// first frame of an ExCamera chunk encoded given its predecessor's
-    /// state): a golden frame's quantizer, all references refreshed.
-    /// `boost`: code it at the golden frames' lower quantizer (when it falls
-    /// where the golden policy puts a golden frame) rather than the inter
-    /// frames'.
+    /// state), all references refreshed. `boost`: code it at the golden
+    /// frames' lower quantizer rather than the inter frames'.
     pub fn given_state_params(&self, boost: bool) -> EncodeParams {
         let kind = if boost {
             FrameKind::Golden
