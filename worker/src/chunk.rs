@@ -205,9 +205,9 @@ impl Coded {
 /// against it. Coded finely, it makes them follow the source's own motion
 /// rather than one particular reconstruction's noise, so they hold up
 /// when rebased. ExCamera[6,16] BD-rate against serial excam (speed 4,
-/// q 10..50): box +11.19% -> +9.24%, carphone +12.25% -> +10.33%; 0
-/// (the key frame's usual quantizer) +12.7% / +13.6%, 16 +10.2% / +11.1%,
-/// 64 and more as 48. Phase-1 time did not grow.
+/// q 10..50, box / carphone): 0 (the inter q index) +12.8% / +13.0%, 24
+/// +8.5% / +7.7%, 48 +8.1% / +7.5%, 127 (q index 0) as 48. Phase-1 time
+/// did not grow.
 pub const PROXY_KEY_Q_DROP: u8 = 48;
 
 /// Phase 1: encodes `frames` (this chunk's) from a key frame with its own
