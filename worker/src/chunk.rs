@@ -416,4 +416,24 @@ mod tests {
         assert_eq!(head.frames.len(), other.frames.len());
         assert_ne!(head.frames[0], other.frames[0]);
     }
+
+    #[test]
+    fn every_chunk_start_is_coded_as_a_golden_frame() {
+        let mut cfg = EncoderConfig::new(48, 32);
+        cfg.rate = RateControl::Quantizer(40);
+        let inter = quantizer_to_qindex(40);
+        for index in 1..4 {
+            let plan = ChunkPlan {
+                index,
+                chunks: 4,
+                chunk_frames: 5,
+                group_chunks: 4,
+            };
+            let p = first_frame_params(&plan, &cfg, 5).unwrap();
+            assert!(!p.key_frame && p.refresh_golden && p.refresh_altref);
+            // Boosted wherever it falls, not only where the golden policy
+            // (every 12 frames) would put a golden frame.
+            assert!(p.q_index < inter, "chunk {index}: q index {}", p.q_index);
+        }
+    }
 }

@@ -672,7 +672,7 @@ mod tests {
             let p = enc.receive_packet().unwrap();
             let qi = quantizer_to_qindex(30);
             kinds.push(if p.key_frame {
-                assert!(p.q_index < qi);
+                assert_eq!(p.q_index, qi - qi / 2);
                 'K'
             } else if p.golden {
                 assert_eq!(p.q_index, qi - 6);
