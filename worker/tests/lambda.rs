@@ -1,11 +1,16 @@
-//! The binary in Lambda mode, against a mock Lambda Runtime API: one
-//! invocation that succeeds and one that fails, answered on the right
-//! endpoints with the right payloads.
+//! The binary in Lambda mode under `cargo lambda watch` (the Lambda
+//! runtime API emulator), invoked through the real `aws-sdk-lambda`
+//! client: a task that succeeds comes back as its result, a task the
+//! worker refuses comes back as a function error carrying the worker's
+//! message. Skips when cargo-lambda is not installed.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use aws_sdk_lambda::error::SdkError;
+use aws_sdk_lambda::primitives::Blob;
 use bytes::Bytes;
 use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::encode::encoder::EncoderConfig;
@@ -13,75 +18,126 @@ use excam_codec::Frame;
 use excam_worker::input::probe_input;
 use excam_worker::store::{LocalStore, Store};
 use excam_worker::task::{CodecParams, StoreSpec, Task, TaskResult, TASK_VERSION};
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
-/// What the function posted back: (path, body).
-type Posts = Arc<Mutex<Vec<(String, String)>>>;
+const FUNCTION: &str = "excam-worker";
 
-async fn serve_runtime_api(events: Vec<(String, String)>, posts: Posts) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let events = Arc::new(Mutex::new(events.into_iter()));
-    tokio::spawn(async move {
-        loop {
-            let (socket, _) = listener.accept().await.unwrap();
-            let (events, posts) = (events.clone(), posts.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: Request<hyper::body::Incoming>| {
-                        let (events, posts) = (events.clone(), posts.clone());
-                        async move {
-                            let path = req.uri().path().to_string();
-                            if path.ends_with("/invocation/next") {
-                                let next = events.lock().unwrap().next();
-                                let Some((id, body)) = next else {
-                                    // No more invocations: keep the function waiting.
-                                    std::future::pending::<()>().await;
-                                    unreachable!()
-                                };
-                                let deadline = SystemTime::now()
-                                    .duration_since(UNIX_EPOCH)
-                                    .unwrap()
-                                    .as_millis()
-                                    + 60_000;
-                                return Ok::<_, Infallible>(
-                                Response::builder()
-                                    .header("lambda-runtime-aws-request-id", id)
-                                    .header("lambda-runtime-deadline-ms", deadline.to_string())
-                                    .header(
-                                        "lambda-runtime-invoked-function-arn",
-                                        "arn:aws:lambda:us-east-1:000000000000:function:excam-worker",
-                                    )
-                                    .header("lambda-runtime-trace-id", "Root=1-0-0")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            );
-                            }
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            posts
-                                .lock()
-                                .unwrap()
-                                .push((path, String::from_utf8_lossy(&body).into_owned()));
-                            Ok(Response::builder()
-                                .status(202)
-                                .body(Full::new(Bytes::new()))
-                                .unwrap())
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
-            });
+/// Kills the emulator and the function when the test ends, pass or fail.
+struct Kill(Vec<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
         }
-    });
-    port
+    }
+}
+
+/// A free loopback TCP port (bound and released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `cargo lambda watch` on a loopback port and one instance of the
+/// worker polling its runtime API; `None` when cargo-lambda is missing.
+fn start_function() -> Option<(u16, Kill)> {
+    if Command::new("cargo-lambda")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: cargo-lambda is not on PATH (pip install cargo-lambda)");
+        return None;
+    }
+    let port = free_port();
+    let emulator = Command::new("cargo-lambda")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut kill = Kill(vec![emulator]);
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let function = Command::new(env!("CARGO_BIN_EXE_excam-worker"))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt/{FUNCTION}"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill.0.push(function);
+    Some((port, kill))
+}
+
+/// What an invocation came back with: the result payload, or the function
+/// error's `{"errorType", "errorMessage"}` payload.
+enum Answer {
+    Result(serde_json::Value),
+    FunctionError(serde_json::Value),
+}
+
+async fn invoke(client: &aws_sdk_lambda::Client, task: &Task) -> Answer {
+    let out = client
+        .invoke()
+        .function_name(FUNCTION)
+        .payload(Blob::new(serde_json::to_vec(task).unwrap()))
+        .send()
+        .await;
+    match out {
+        Ok(o) => {
+            let payload = o.payload.map(Blob::into_inner).unwrap_or_default();
+            let v = serde_json::from_slice(&payload).unwrap();
+            if o.function_error.is_some() {
+                Answer::FunctionError(v)
+            } else {
+                Answer::Result(v)
+            }
+        }
+        // AWS answers a function error with 200 and X-Amz-Function-Error;
+        // the emulator with an HTTP error carrying the same payload.
+        Err(SdkError::ServiceError(e)) => {
+            let body = e.raw().body().bytes().unwrap_or_default();
+            Answer::FunctionError(
+                serde_json::from_slice(body)
+                    .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(body))),
+            )
+        }
+        Err(e) => panic!("invoke: {e:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_mode_answers_invocations() {
+    let Some((port, _kill)) = start_function() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let store = LocalStore::new(&root);
@@ -112,52 +168,31 @@ async fn lambda_mode_answers_invocations() {
     };
     let mut bad = task.clone();
     bad.version = 42;
-    let posts: Posts = Arc::default();
-    let port = serve_runtime_api(
-        vec![
-            ("req-1".into(), serde_json::to_string(&task).unwrap()),
-            ("req-2".into(), serde_json::to_string(&bad).unwrap()),
-        ],
-        posts.clone(),
-    )
-    .await;
+    let conf = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "AKIAEXCAMTEST000",
+            "excam-test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let client = aws_sdk_lambda::Client::from_conf(conf);
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_excam-worker"))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "excam-worker")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while posts.lock().unwrap().len() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no answers in time: {:?}",
-            posts.lock().unwrap()
-        );
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("function exited: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().await.unwrap();
-
-    let posts = posts.lock().unwrap().clone();
-    let (path, body) = &posts[0];
-    assert_eq!(path, "/2018-06-01/runtime/invocation/req-1/response");
-    let r: TaskResult = serde_json::from_str(body).unwrap();
+    let Answer::Result(v) = invoke(&client, &task).await else {
+        panic!("a valid task failed");
+    };
+    let r: TaskResult = serde_json::from_value(v).unwrap();
     assert_eq!((r.chunk, r.frames), (0, n));
-    assert_eq!(r.worker, "lambda:req-1");
+    assert!(r.worker.starts_with("lambda:"), "{}", r.worker);
     assert!(store.size(&r.chunk_key).await.unwrap().is_some());
 
-    let (path, body) = &posts[1];
-    assert_eq!(path, "/2018-06-01/runtime/invocation/req-2/error");
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let Answer::FunctionError(v) = invoke(&client, &bad).await else {
+        panic!("a task of another version was accepted");
+    };
     assert_eq!(v["errorType"], "excam.TaskError", "{v}");
     let inner: serde_json::Value =
         serde_json::from_str(v["errorMessage"].as_str().unwrap()).unwrap();
