@@ -4,7 +4,7 @@
 # holding the first N frames (default 4), small enough for libFuzzer to
 # mutate quickly.
 #
-# Usage: codec/fuzz/seed.sh [N]   (writes codec/fuzz/corpus/decode/)
+# Usage: codec/fuzz/seed.sh [N]   (writes codec/fuzz/corpus/decode/ and corpus/state/)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel)
@@ -27,3 +27,6 @@ for path in files:
         f.write(data[:min(pos, len(data))])
 PY
 echo "seeded $(ls "$out" | wc -l) inputs into $out"
+# The `state` target: states after the first frames of generated streams.
+cargo run --quiet --release --manifest-path "$repo/Cargo.toml" -p excam-codec \
+    --example state_seeds -- "$here/corpus/state"

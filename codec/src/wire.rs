@@ -30,6 +30,8 @@ pub const WIRE_VERSION: u16 = 1;
 const HEADER_LEN: usize = 4 + 2 + 1 + 1 + 8 + 8 + 4;
 /// Largest body accepted: three 16383x16383 pictures plus extras.
 const MAX_BODY: u64 = 3 * 16384 * 16384 * 3 / 2 + (1 << 24);
+/// Largest output per input byte of an LZ4 block.
+const LZ4_MAX_RATIO: usize = 255;
 
 /// How the body is compressed.
 ///
@@ -245,6 +247,12 @@ pub fn decode_state(bytes: &[u8]) -> Result<DecoderState, StateError> {
     let body_len = body_len as usize;
     let body = match method {
         0 => payload.to_vec(),
+        // An LZ4 block inflates at most 255-fold (a length byte adds 255
+        // bytes of match): a larger claim is corrupt, and refusing it here
+        // keeps a few hostile bytes from allocating a gigabyte.
+        1 if body_len > payload.len().saturating_mul(LZ4_MAX_RATIO) + 16 => {
+            return Err(StateError::Corrupt("lz4 body length beyond its payload"))
+        }
         1 => lz4_flex::block::decompress(payload, body_len)
             .map_err(|_| StateError::Corrupt("lz4"))?,
         m => return Err(StateError::UnknownCompression(m)),
@@ -309,6 +317,12 @@ fn parse_body(body: &[u8]) -> Result<DecoderState, StateError> {
             let index: [u8; 3] = r.take(3)?.try_into().expect("3 bytes");
             if index.iter().any(|&i| i >= n) {
                 return Err(StateError::Invalid("reference index"));
+            }
+            // The pictures must all be there before any is allocated.
+            let (w, h) = (width as usize, height as usize);
+            let picture = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+            if r.data.len() - r.pos < picture * n as usize {
+                return Err(StateError::Truncated("reference pictures"));
             }
             let mut table = Vec::with_capacity(n as usize);
             for _ in 0..n {

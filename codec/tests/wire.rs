@@ -92,3 +92,63 @@ fn corrupt_and_truncated_bytes_are_refused() {
         StateError::Truncated("header")
     );
 }
+
+/// Frames `payload` as the wire format does, with a valid checksum, so the
+/// reader gets past the header and the checksum to what follows.
+fn framed(method: u8, body_len: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"EXST".to_vec();
+    out.extend_from_slice(&excam_codec::wire::WIRE_VERSION.to_le_bytes());
+    out.push(method);
+    out.push(0);
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn corrupt_bodies_behind_a_valid_checksum_are_refused() {
+    // A state with three distinct references, so every part of the body
+    // (probabilities, segmentation, picture table) is there to corrupt.
+    let s = states("excam-altref-2pass.ivf")
+        .into_iter()
+        .max_by_key(|s| encode_state(s, Compression::None).len())
+        .unwrap();
+    let body = encode_state(&s, Compression::None)[28..].to_vec();
+    assert_eq!(
+        decode_state(&framed(0, body.len() as u64, &body)).unwrap(),
+        s
+    );
+    // Truncated bodies, re-framed: refused.
+    for cut in (0..body.len()).step_by(body.len() / 97 + 1) {
+        let b = &body[..cut];
+        assert!(
+            decode_state(&framed(0, cut as u64, b)).is_err(),
+            "cut {cut}"
+        );
+    }
+    // Flipped bytes anywhere in the body's first 4 KiB (sizes, tables,
+    // segment map, picture table) and in the pictures: never a panic.
+    let mut seed = 11u32;
+    for _ in 0..3000 {
+        seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+        let mut b = body.clone();
+        let i = if seed & 1 == 0 {
+            (seed as usize >> 8) % 4096.min(b.len())
+        } else {
+            (seed as usize >> 8) % b.len()
+        };
+        b[i] ^= 1 << ((seed >> 3) % 8);
+        let _ = decode_state(&framed(0, b.len() as u64, &b));
+        let z = lz4_flex::block::compress(&b);
+        let _ = decode_state(&framed(1, b.len() as u64, &z));
+    }
+    // Arbitrary LZ4 payloads: refused, never a panic.
+    for n in [0usize, 1, 5, 64, 1000] {
+        let junk: Vec<u8> = (0..n).map(|i| (i * 37 + 11) as u8).collect();
+        for body_len in [0u64, 1, n as u64, 4096] {
+            assert!(decode_state(&framed(1, body_len, &junk)).is_err());
+        }
+    }
+}
