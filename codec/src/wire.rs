@@ -153,15 +153,22 @@ pub fn encode_state(state: &DecoderState, compression: Compression) -> Vec<u8> {
         Compression::None => body.clone(),
         Compression::Lz4 => lz4_flex::block::compress(&body),
     };
+    frame(compression as u8, body.len() as u64, &payload)
+}
+
+/// Wraps `payload` in the wire header: `method` (0 none, 1 LZ4), the body
+/// length it claims, and a valid checksum. [`encode_state`] uses it; tests
+/// and fuzzers use it to put arbitrary bodies behind a valid checksum.
+pub fn frame(method: u8, body_len: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&WIRE_VERSION.to_le_bytes());
-    out.push(compression as u8);
+    out.push(method);
     out.push(0);
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
     out
 }
 

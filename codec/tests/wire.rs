@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use excam_codec::container::ivf::IvfReader;
-use excam_codec::wire::{decode_state, encode_state, state_digest, Compression, StateError};
+use excam_codec::wire::{
+    decode_state, encode_state, frame as framed, state_digest, Compression, StateError,
+};
 use excam_codec::{decode, DecoderState};
 
 /// States after each frame of a stream from test-vectors/.
@@ -91,20 +93,6 @@ fn corrupt_and_truncated_bytes_are_refused() {
         decode_state(b"NOPE").unwrap_err(),
         StateError::Truncated("header")
     );
-}
-
-/// Frames `payload` as the wire format does, with a valid checksum, so the
-/// reader gets past the header and the checksum to what follows.
-fn framed(method: u8, body_len: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"EXST".to_vec();
-    out.extend_from_slice(&excam_codec::wire::WIRE_VERSION.to_le_bytes());
-    out.push(method);
-    out.push(0);
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use excam_codec::wire::{decode_state, encode_state, Compression, StateError, WIRE_VERSION};
+use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression, StateError};
 use excam_codec::DecoderState;
 
 struct Counting;
@@ -48,19 +48,6 @@ fn largest_allocation(f: impl FnOnce()) -> usize {
     LARGEST.store(0, Ordering::SeqCst);
     f();
     LARGEST.load(Ordering::SeqCst)
-}
-
-/// Frames `payload` with a valid checksum, so the reader trusts the header.
-fn framed(method: u8, body_len: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"EXST".to_vec();
-    out.extend_from_slice(&WIRE_VERSION.to_le_bytes());
-    out.push(method);
-    out.push(0);
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 const LIMIT: usize = 16 << 20;

@@ -9,20 +9,9 @@
 
 #![no_main]
 
-use excam_codec::wire::{decode_state, encode_state, Compression, WIRE_VERSION};
+use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression};
 use libfuzzer_sys::fuzz_target;
 
-fn framed(method: u8, body_len: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = b"EXST".to_vec();
-    out.extend_from_slice(&WIRE_VERSION.to_le_bytes());
-    out.push(method);
-    out.push(0);
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
