@@ -53,10 +53,11 @@ pub(crate) struct FrameAnalysis<'a> {
 }
 
 /// The rate-distortion multiplier (SSE per bit, times 256) for a frame at
-/// `quant`: `scale / 9 * ac_step^2 / 256` per bit. The divisor calibrates
-/// the default `lambda_scale` of 40 to the best trade-off measured on
-/// carphone and box over quantizers 10..50 (about 0.02 ac_step^2 per bit,
-/// for key and inter frames alike, once SPLITMV is searched).
+/// `quant`: `scale / 9 * ac_step^2 / 256` per bit. The divisor made a
+/// scale of 40 the best single trade-off for every frame on carphone and
+/// box over quantizers 10..50 (about 0.02 ac_step^2 per bit, once SPLITMV
+/// is searched); the encoder now weighs frames by how long they are
+/// referenced (`INTER_LAMBDA_SCALE`, `REFERENCE_LAMBDA_SCALE`).
 pub(crate) fn rd_lambda(quant: &Quantizer, scale: u32, _key: bool) -> u64 {
     let dq_ac = quant.y1.steps()[1] as u64;
     (dq_ac * dq_ac * scale as u64 / 9).max(64)
@@ -464,9 +465,7 @@ impl FrameAnalysis<'_> {
         recon::add_residual(pic, &coded.info, &mut c, mb_x, mb_y);
         let sse = mb_sse(self.src, pic, mb_x, mb_y);
         let j = self.rd(sse, rate);
-        // Sending no residual at all (the skip flag instead of tokens) may
-        // cost less than the best levels the quantizer found.
-        let skip_j = self.rd(pred_sse, mode_rate + cost_bool(self.prob_skip, true));
+        let skip_j = self.skip_cost(pred_sse, mode_rate);
         if skip_j < j {
             let mut skipped = MbCoded {
                 info,
@@ -480,6 +479,36 @@ impl FrameAnalysis<'_> {
             return (skip_j, skipped);
         }
         (j, coded)
+    }
+
+    /// Rate-distortion cost of sending no residual at all (the skip flag
+    /// instead of tokens), which may beat the best levels the quantizer
+    /// found: `pred_sse` is the prediction's error.
+    fn skip_cost(&self, pred_sse: u64, mode_rate: u32) -> u64 {
+        self.rd(pred_sse, mode_rate + cost_bool(self.prob_skip, true))
+    }
+
+    /// The macroblock's squared error in `pic` against the source.
+    pub(crate) fn mb_sse(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> u64 {
+        mb_sse(self.src, pic, mb_x, mb_y)
+    }
+
+    /// Whether skipping beats `coded`, whose reconstruction is in `pic`,
+    /// for a macroblock whose prediction alone had error `pred_sse` (the
+    /// mode's own rate is the same either way).
+    pub(crate) fn skip_beats(
+        &self,
+        pic: &Picture,
+        ctx: &TokenContexts,
+        coded: &MbCoded,
+        pred_sse: u64,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> bool {
+        let y2 = coded.info.y_mode != SPLITMV && coded.info.y_mode != B_PRED;
+        let rate = self.finish_rate(ctx, mb_x, coded, 0, y2);
+        let j = self.rd(self.mb_sse(pic, mb_x, mb_y), rate);
+        self.skip_cost(pred_sse, 0) < j
     }
 
     fn finish_rate(

@@ -41,7 +41,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::encode::quantize::quantizer_to_qindex;
-use crate::encode::{encode, EncodeError, EncodeParams};
+use crate::encode::{
+    encode, EncodeError, EncodeParams, INTER_LAMBDA_SCALE, REFERENCE_LAMBDA_SCALE,
+};
 use crate::image::Frame;
 use crate::picture::Picture;
 use crate::state::DecoderState;
@@ -347,6 +349,7 @@ impl Encoder {
             copy_to_golden: 0,
             copy_to_altref: if kind == FrameKind::Golden { 2 } else { 0 },
             show_frame: true,
+            lambda_scale: kind.lambda_scale(),
             speed: self.cfg.speed,
             partitions: self.cfg.partitions,
             refresh_entropy: self.cfg.refresh_entropy,
@@ -393,6 +396,7 @@ impl Encoder {
             refresh_last: true,
             refresh_golden: true,
             refresh_altref: true,
+            lambda_scale: kind.lambda_scale(),
             speed: self.cfg.speed,
             partitions: self.cfg.partitions,
             refresh_entropy: self.cfg.refresh_entropy,
@@ -430,6 +434,15 @@ enum FrameKind {
     Key = 0,
     Inter = 1,
     Golden = 2,
+}
+
+impl FrameKind {
+    fn lambda_scale(self) -> u32 {
+        match self {
+            FrameKind::Inter => INTER_LAMBDA_SCALE,
+            FrameKind::Key | FrameKind::Golden => REFERENCE_LAMBDA_SCALE,
+        }
+    }
 }
 
 /// Exponent of the rate model `bits = c * pixels / step^RATE_EXP`

@@ -129,6 +129,9 @@ fn walk_mb_tokens(
 pub(crate) struct Forced {
     pub header: FrameHeader,
     pub modes: Vec<MbInfo>,
+    /// Whether the frame is coded against a state other than the one its
+    /// decisions were made against (a real rebase, not the identity).
+    pub moved: bool,
 }
 
 /// Encodes `frame` against `state` (see [`crate::encode::encode`]).
@@ -250,7 +253,7 @@ pub(crate) fn encode_frame_with(
                 Some(f) => {
                     let info = &f.modes[mb_y * mb_cols + mb_x];
                     crate::encode::rebase::code_forced_mb(
-                        &analysis, &quants, &mut pic, &mut ctx, info, mb_x, mb_y,
+                        &analysis, &quants, &mut pic, &mut ctx, info, f.moved, mb_x, mb_y,
                     )
                 }
                 None => analysis.encode_mb(&mut pic, &mut ctx, &mbs, mb_x, mb_y),
