@@ -40,7 +40,9 @@ pub enum RebaseError {
 /// token/skip/reference probabilities. `image` is the source picture the
 /// frame was made from. Key frames depend on no state and are returned
 /// unchanged. Rebasing onto the original state reproduces the original
-/// reconstruction.
+/// reconstruction for frames coded at the default
+/// [`EncodeParams::lambda_scale`] (the streaming encoder codes its golden
+/// refreshes finer, so those come out re-quantized).
 pub fn rebase(
     original: &DecoderState,
     target: &DecoderState,
@@ -64,8 +66,9 @@ pub fn rebase(
     if target.is_empty() || (tw, th) != (fw, fh) || (image.width, image.height) != (tw, th) {
         return Err(RebaseError::Incompatible(tw, th, fw, fh));
     }
-    // Rebased frames are coded with the default (inter frame) lambda: on
-    // the state it was made against, such a frame comes out as it went in.
+    // Rebased frames are coded at the default (inter frame) lambda, the
+    // one all but key and golden frames are encoded at: such a frame,
+    // rebased onto the state it was made against, comes out as it went in.
     let moved = original.references() != target.references();
     let params = EncodeParams {
         q_index: h.quant.q_index,
