@@ -252,17 +252,6 @@ pub fn encode_chunk(
     Ok(out)
 }
 
-/// Rate-distortion trade-off ([`EncodeParams::lambda_scale`]) of a chunk's
-/// first frame coded given its predecessor's state. It refreshes golden,
-/// but the next chunk start replaces it a chunk later, so it sits between
-/// a long-lived golden or key frame
-/// ([`excam_codec::encode::REFERENCE_LAMBDA_SCALE`], 30) and an ordinary
-/// inter frame ([`excam_codec::encode::INTER_LAMBDA_SCALE`], 60).
-/// ExCamera[6,16] BD-rate against 30 (`excamera-bench`, speed 4, q
-/// 10..50, carphone / box 120 frames): 20 +1.01% / -, 40 -0.43% / -0.44%,
-/// 50 +0.06% / -0.58%, 60 +0.92% / -.
-pub const FIRST_FRAME_LAMBDA_SCALE: u32 = 40;
-
 /// Parameters of the first frame of a chunk that is coded given its
 /// predecessor's state: a golden refresh, boosted as the golden policy
 /// boosts golden frames. Every chunk's first frame refreshes the golden
@@ -285,7 +274,6 @@ pub fn first_frame_params(
             phase: Phase::EncodeGivenState,
             source,
         })?;
-    p.lambda_scale = FIRST_FRAME_LAMBDA_SCALE;
     // A one-frame chunk at the end hands nothing on: no need to refresh all.
     if len == 1 && plan.index + 1 == plan.chunks {
         p.refresh_golden = false;
@@ -446,7 +434,10 @@ mod tests {
             // Boosted wherever it falls, not only where the golden policy
             // (every 12 frames) would put a golden frame.
             assert!(p.q_index < inter, "chunk {index}: q index {}", p.q_index);
-            assert_eq!(p.lambda_scale, FIRST_FRAME_LAMBDA_SCALE);
+            assert_eq!(
+                p.lambda_scale,
+                excam_codec::encode::GIVEN_STATE_LAMBDA_SCALE
+            );
         }
     }
 }

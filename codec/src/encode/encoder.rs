@@ -42,7 +42,8 @@ use thiserror::Error;
 
 use crate::encode::quantize::quantizer_to_qindex;
 use crate::encode::{
-    encode, EncodeError, EncodeParams, INTER_LAMBDA_SCALE, REFERENCE_LAMBDA_SCALE,
+    encode, EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE, INTER_LAMBDA_SCALE,
+    REFERENCE_LAMBDA_SCALE,
 };
 use crate::image::Frame;
 use crate::picture::Picture;
@@ -396,7 +397,7 @@ impl Encoder {
             refresh_last: true,
             refresh_golden: true,
             refresh_altref: true,
-            lambda_scale: kind.lambda_scale(),
+            lambda_scale: GIVEN_STATE_LAMBDA_SCALE,
             speed: self.cfg.speed,
             partitions: self.cfg.partitions,
             refresh_entropy: self.cfg.refresh_entropy,

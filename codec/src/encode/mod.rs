@@ -99,10 +99,19 @@ pub struct EncodeParams {
 /// serial -1.95% carphone, -1.71% box; ExCamera[6,16] -1.08% / -0.80%.
 pub const INTER_LAMBDA_SCALE: u32 = 60;
 
-/// [`EncodeParams::lambda_scale`] of a key or golden frame (and of a
-/// chunk's first frame coded given its predecessor's state, which stands in
-/// for one): see [`INTER_LAMBDA_SCALE`].
+/// [`EncodeParams::lambda_scale`] of a key or golden frame: see
+/// [`INTER_LAMBDA_SCALE`].
 pub const REFERENCE_LAMBDA_SCALE: u32 = 30;
+
+/// [`EncodeParams::lambda_scale`] of an inter frame that stands in for a
+/// key frame (an ExCamera chunk's first frame, coded given its
+/// predecessor's state): it refreshes golden, but the next chunk start
+/// replaces it a chunk later, so it sits between
+/// [`REFERENCE_LAMBDA_SCALE`] and [`INTER_LAMBDA_SCALE`]. ExCamera[6,16]
+/// BD-rate against 30 (`excamera-bench`, speed 4, q 10..50, carphone / box
+/// 120 frames): 20 +1.01% / -, 40 -0.43% / -0.44%, 50 +0.06% / -0.58%,
+/// 60 +0.92% / -.
+pub const GIVEN_STATE_LAMBDA_SCALE: u32 = 40;
 
 impl Default for EncodeParams {
     fn default() -> Self {
