@@ -43,3 +43,15 @@ pub use error::{DecodeError, FrameError};
 pub use image::{Frame, Plane};
 pub use picture::Picture;
 pub use state::DecoderState;
+
+/// Identifies the code that produces the codec's output bytes: the crate
+/// version and a digest of its sources taken at build time (see
+/// `build.rs`). Anything that caches encoded bytes, or names a job by what
+/// its output depends on, keys on this, so two builds whose output may
+/// differ never share a cache entry.
+pub const CODEC_VERSION: &str = concat!(
+    "excam-codec-",
+    env!("CARGO_PKG_VERSION"),
+    "+",
+    env!("EXCAM_CODEC_SOURCE_DIGEST")
+);

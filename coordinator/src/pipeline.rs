@@ -165,6 +165,8 @@ pub struct Chunk {
     /// SHA-256 of the state the first frame must be decoded from (all
     /// zeros for a chunk that starts with a key frame).
     pub source_state: [u8; 32],
+    /// SHA-256 of the state the chunk's frames end in.
+    pub final_state: [u8; 32],
 }
 
 /// Per-job measurements.
@@ -434,6 +436,7 @@ pub fn run_pipeline(
                     tick(Phase::Rebase);
                     out.lock().expect("out lock")[i] = Some(Chunk {
                         index: i,
+                        final_state: state_digest(&work.final_state),
                         frames: work.frames,
                         source_state: [0; 32],
                     });
@@ -472,6 +475,7 @@ pub fn run_pipeline(
                 hand_on_final(i, &coded.final_state)?;
                 out.lock().expect("out lock")[i] = Some(Chunk {
                     index: i,
+                    final_state: state_digest(&coded.final_state),
                     frames: coded.frames,
                     source_state,
                 });
@@ -483,13 +487,15 @@ pub fn run_pipeline(
         sp[k].1 = sp[k].1.max(t0.elapsed().as_secs_f64());
         Ok(())
     };
-    let result = run_dataflow(chunks, cfg.workers, &is_head, &run).map(|()| {
-        out.into_inner()
-            .expect("out lock")
-            .into_iter()
-            .map(|c| c.expect("every chunk finished"))
-            .collect()
-    });
+    let result = run_dataflow(chunks, cfg.workers, &is_head, &run)
+        .map(|()| {
+            out.into_inner()
+                .expect("out lock")
+                .into_iter()
+                .map(|c| c.expect("every chunk finished"))
+                .collect::<Vec<Chunk>>()
+        })
+        .and_then(|c| check_links(&c, &is_head).map(|()| c));
     for (k, (a, b)) in spans.into_inner().expect("spans lock").iter().enumerate() {
         stats.phase_seconds[k] = if a.is_finite() { b - a } else { 0.0 };
     }
@@ -503,6 +509,29 @@ pub fn run_pipeline(
     stats.rebase_seconds = t.rebase_seconds;
     stats.rebased_frames = t.rebased_frames;
     result
+}
+
+/// Checks, without decoding, that every chunk starts where the chain says:
+/// a group head from no state, any other chunk from the state its
+/// predecessor ends in (by their recorded digests). An exchange that hands
+/// a chunk the wrong state fails the job here, before any output.
+fn check_links(chunks: &[Chunk], is_head: &dyn Fn(usize) -> bool) -> Result<(), PipelineError> {
+    for (i, c) in chunks.iter().enumerate() {
+        let want = if is_head(i) {
+            [0; 32]
+        } else {
+            chunks[i - 1].final_state
+        };
+        if c.source_state != want {
+            return Err(PipelineError::State {
+                chunk: i,
+                reason: "chain error: the chunk was encoded from a different state than its \
+                         predecessor ends in"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a chain of chunks decodes: each chunk's recorded source

@@ -7,6 +7,7 @@ use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_codec::{decode, DecoderState, Frame};
 use excam_coordinator::pipeline::{
     run_pipeline, verify_chain, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats,
+    StateExchange,
 };
 
 fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
@@ -107,6 +108,57 @@ fn chunk_against_wrong_state_is_refused() {
     chunks.swap(1, 2);
     let err = verify_chain(&chunks).unwrap_err().to_string();
     assert!(err.contains("chunk"), "{err}");
+}
+
+/// Hands out chunk 1's phase-1 state where its true final state belongs:
+/// a valid state, but not the one chunk 2 must be rebased onto.
+struct PlantingExchange(LocalExchange);
+
+impl StateExchange for PlantingExchange {
+    fn put(&self, mailbox: &str, bytes: Vec<u8>) -> Result<(), String> {
+        if mailbox == "state/1/final" {
+            let planted = self.0.get("state/1/phase1")?;
+            return self.0.put(mailbox, planted);
+        }
+        self.0.put(mailbox, bytes)
+    }
+    fn get(&self, mailbox: &str) -> Result<Vec<u8>, String> {
+        self.0.get(mailbox)
+    }
+    fn cancel(&self) {
+        self.0.cancel()
+    }
+}
+
+#[test]
+fn a_planted_state_fails_the_job_with_a_chain_error() {
+    let frames = clip(48, 32, 12);
+    let cfg = PipelineConfig {
+        chunk_frames: 4,
+        group_chunks: 16,
+        workers: 2,
+        encoder: encoder_config(&frames[0], 8),
+    };
+    let mut stats = PipelineStats::default();
+    let planted = PlantingExchange(LocalExchange::default());
+    let err = run_pipeline(&frames, &cfg, &planted, &|_, _, _| {}, None, &mut stats)
+        .expect_err("a chunk rebased onto the wrong state must not pass")
+        .to_string();
+    assert!(
+        err.contains("chain error") && err.contains("chunk 2"),
+        "{err}"
+    );
+    // The honest exchange gives a chain that decodes.
+    let chunks = run_pipeline(
+        &frames,
+        &cfg,
+        &LocalExchange::default(),
+        &|_, _, _| {},
+        None,
+        &mut stats,
+    )
+    .unwrap();
+    verify_chain(&chunks).unwrap();
 }
 
 #[test]

@@ -1,19 +1,20 @@
 //! The names of everything a job puts in the relay and the store, in one
 //! place, and the byte format of frame lists (checkpoints and chunks).
 //!
-//! Relay mailboxes (scoped to the job by the connection's token):
+//! Relay mailboxes (scoped to the job by the connection's token, and to
+//! the coordinator's run by its id):
 //!
-//! | mailbox               | holds                                        |
-//! |-----------------------|----------------------------------------------|
-//! | `state/{i}/phase1`    | chunk `i`'s phase-1 final state (wire bytes) |
-//! | `state/{i}/final`     | chunk `i`'s true final state (wire bytes)    |
+//! | mailbox                     | holds                                        |
+//! |-----------------------------|----------------------------------------------|
+//! | `state/{run}/{i}/phase1`    | chunk `i`'s phase-1 final state (wire bytes) |
+//! | `state/{run}/{i}/final`     | chunk `i`'s true final state (wire bytes)    |
 //!
 //! Store keys, all under `jobs/{job}/`:
 //!
-//! | key                     | holds                                          |
-//! |-------------------------|------------------------------------------------|
-//! | `states/{i}/phase1`     | as the mailbox, durable                        |
-//! | `states/{i}/final`      | as the mailbox, durable                        |
+//! | key                           | holds                                    |
+//! |-------------------------------|------------------------------------------|
+//! | `runs/{run}/states/{i}/phase1` | as the mailbox, durable, written once   |
+//! | `runs/{run}/states/{i}/final`  | as the mailbox, durable, written once   |
 //! | `ckpt/{i}/phase1`       | phase 1's frames, to resume ([`encode_checkpoint`]) |
 //! | `ckpt/{i}/phase2`       | phase 2's frames, to resume ([`encode_checkpoint`]) |
 //! | `results/{i}.json`      | the [`TaskResult`](crate::task::TaskResult)    |
@@ -28,16 +29,16 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::chunk::ChunkPlan;
-use crate::task::{CodecParams, CODEC_VERSION};
+use crate::task::{codec_version, CodecParams};
 
-/// Relay mailbox of chunk `chunk`'s phase-1 final state.
-pub fn mailbox_phase1(chunk: usize) -> String {
-    format!("state/{chunk}/phase1")
+/// Relay mailbox of chunk `chunk`'s phase-1 final state in run `run`.
+pub fn mailbox_phase1(run: &str, chunk: usize) -> String {
+    format!("state/{run}/{chunk}/phase1")
 }
 
-/// Relay mailbox of chunk `chunk`'s true final state.
-pub fn mailbox_final(chunk: usize) -> String {
-    format!("state/{chunk}/final")
+/// Relay mailbox of chunk `chunk`'s true final state in run `run`.
+pub fn mailbox_final(run: &str, chunk: usize) -> String {
+    format!("state/{run}/{chunk}/final")
 }
 
 /// Prefix of every store key of `job` (ends with `/`): delete it to clean up.
@@ -45,14 +46,17 @@ pub fn job_prefix(job: &str) -> String {
     format!("jobs/{job}/")
 }
 
-/// Store key of chunk `chunk`'s phase-1 final state (wire bytes).
-pub fn state_phase1(job: &str, chunk: usize) -> String {
-    format!("jobs/{job}/states/{chunk}/phase1")
+/// Store key of chunk `chunk`'s phase-1 final state (wire bytes) in run
+/// `run`. States are scoped to the run that made them: a later run of the
+/// same job never reads them unless the coordinator has checked them
+/// against the chunk's result and copied them into its own run.
+pub fn state_phase1(job: &str, run: &str, chunk: usize) -> String {
+    format!("jobs/{job}/runs/{run}/states/{chunk}/phase1")
 }
 
-/// Store key of chunk `chunk`'s true final state (wire bytes).
-pub fn state_final(job: &str, chunk: usize) -> String {
-    format!("jobs/{job}/states/{chunk}/final")
+/// Store key of chunk `chunk`'s true final state (wire bytes) in run `run`.
+pub fn state_final(job: &str, run: &str, chunk: usize) -> String {
+    format!("jobs/{job}/runs/{run}/states/{chunk}/final")
 }
 
 /// Store key of chunk `chunk`'s phase-1 frames ([`encode_checkpoint`] format).
@@ -100,7 +104,7 @@ pub fn frames_digest(frames: &[Frame]) -> [u8; 32] {
 /// The content address of a finished chunk: hex SHA-256 over everything its
 /// bytes depend on.
 ///
-/// That is [`CODEC_VERSION`], the codec parameters (as JSON), N and x, and
+/// That is [`codec_version`], the codec parameters (as JSON), N and x, and
 /// of the chunk's place in the job only what the phase functions look at:
 /// whether it starts a group, whether it hands its state on, whether it is
 /// the job's last chunk, and whether its first frame falls on a golden
@@ -132,7 +136,7 @@ pub fn cache_digest(
         h.update((v.len() as u64).to_le_bytes());
         h.update(v);
     };
-    field("codec_version", CODEC_VERSION.as_bytes());
+    field("codec_version", codec_version().as_bytes());
     let params = serde_json::to_vec(codec).expect("codec parameters serialize");
     field("codec_params", &params);
     field("chunk_frames", &(plan.chunk_frames as u64).to_le_bytes());
@@ -332,10 +336,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(mailbox_phase1(3), "state/3/phase1");
-        assert_eq!(mailbox_final(3), "state/3/final");
-        assert_eq!(state_phase1("j", 3), "jobs/j/states/3/phase1");
-        assert_eq!(state_final("j", 3), "jobs/j/states/3/final");
+        assert_eq!(mailbox_phase1("r", 3), "state/r/3/phase1");
+        assert_eq!(mailbox_final("r", 3), "state/r/3/final");
+        assert_eq!(state_phase1("j", "r", 3), "jobs/j/runs/r/states/3/phase1");
+        assert_eq!(state_final("j", "r", 3), "jobs/j/runs/r/states/3/final");
         assert_eq!(ckpt_phase1("j", 3), "jobs/j/ckpt/3/phase1");
         assert_eq!(ckpt_phase2("j", 3), "jobs/j/ckpt/3/phase2");
         assert_eq!(result("j", 3), "jobs/j/results/3.json");

@@ -312,6 +312,10 @@ impl Run {
         &self.task.job
     }
 
+    fn run(&self) -> &str {
+        &self.task.run
+    }
+
     fn index(&self) -> usize {
         self.task.chunk
     }
@@ -360,12 +364,16 @@ impl Run {
             let wire = encode_state(&p1.final_state, Compression::Lz4);
             self.put_state(
                 phase,
-                &keys::mailbox_phase1(i),
-                &keys::state_phase1(self.job(), i),
+                &keys::mailbox_phase1(self.run(), i),
+                &keys::state_phase1(self.job(), self.run(), i),
                 Bytes::from(wire),
             )
             .await?;
         }
+        let phase1_state = self
+            .plan
+            .hands_on()
+            .then(|| hex::encode(state_digest(&p1.final_state)));
         phases.push(report.finish());
         let mut p1 = Some(p1);
 
@@ -380,8 +388,8 @@ impl Run {
             let (pred, waited) = self
                 .wait_state(
                     phase,
-                    &keys::mailbox_phase1(i - 1),
-                    &keys::state_phase1(self.job(), i - 1),
+                    &keys::mailbox_phase1(self.run(), i - 1),
+                    &keys::state_phase1(self.job(), self.run(), i - 1),
                 )
                 .await?;
             report.received(waited);
@@ -428,8 +436,8 @@ impl Run {
                 let (pred, waited) = self
                     .wait_state(
                         phase,
-                        &keys::mailbox_final(i - 1),
-                        &keys::state_final(self.job(), i - 1),
+                        &keys::mailbox_final(self.run(), i - 1),
+                        &keys::state_final(self.job(), self.run(), i - 1),
                     )
                     .await?;
                 report.received(waited);
@@ -446,8 +454,8 @@ impl Run {
             let sizes = (wire.len() as u64, raw);
             self.put_state(
                 phase,
-                &keys::mailbox_final(i),
-                &keys::state_final(self.job(), i),
+                &keys::mailbox_final(self.run(), i),
+                &keys::state_final(self.job(), self.run(), i),
                 Bytes::from(wire),
             )
             .await?;
@@ -455,6 +463,7 @@ impl Run {
         } else {
             None
         };
+        let final_state = hex::encode(state_digest(&coded.final_state));
         let object = Bytes::from(keys::encode_frames(&coded.frames));
         let chunk_sha = hex::encode(Sha256::digest(&object));
         let cache = keys::cache_key(&self.task.codec, &self.plan, &input_digest, &source_state);
@@ -465,6 +474,7 @@ impl Run {
         let result = TaskResult {
             version: TASK_VERSION,
             job: self.task.job.clone(),
+            run: self.task.run.clone(),
             chunk: i,
             attempt: self.task.attempt,
             chunk_key,
@@ -472,6 +482,8 @@ impl Run {
             chunk_bytes: object.len() as u64,
             frames: coded.frames.len(),
             source_state: hex::encode(source_state),
+            final_state,
+            phase1_state,
             phases,
             state_bytes,
             worker,
@@ -571,7 +583,10 @@ impl Run {
     /// Hands a state on: to the relay (the successor is likely waiting
     /// there) and the store (durable; the successor falls back to it). The
     /// relay put is sent first; the store put runs alongside it, so a relay
-    /// that is slow or unreachable never delays the durable copy.
+    /// that is slow or unreachable never delays the durable copy. Both are
+    /// written once: a mailbox or object already holding other bytes fails
+    /// the task rather than being replaced under a successor that may have
+    /// read it.
     async fn put_state(
         &self,
         phase: Phase,
@@ -581,7 +596,7 @@ impl Run {
     ) -> Result<(), TaskError> {
         let (relayed, stored) = tokio::join!(
             self.put_relay(phase, mailbox, wire.clone()),
-            self.store.put(key, wire)
+            self.store.put_once(key, wire)
         );
         relayed?;
         stored.map_err(|e| TaskError::new(Some(phase), format!("store: {e}")))
@@ -634,9 +649,14 @@ impl Run {
         let mut poll = Duration::from_millis(20);
         loop {
             let mut used_relay = false;
+            // Whether the relay waited out its slice: one that answers at
+            // once (an evicted mailbox, an error) must not turn this loop
+            // into a busy poll of the store.
+            let mut relay_waited = false;
             if let Some(client) = self.relay.client(phase).await? {
                 used_relay = true;
                 let slice = RELAY_SLICE.min(deadline.saturating_duration_since(Instant::now()));
+                let asked = Instant::now();
                 match client
                     .get(mailbox, slice.max(Duration::from_millis(1)))
                     .await
@@ -648,7 +668,8 @@ impl Run {
                         }
                         Err(e) => warn!(mailbox, "unreadable state on the relay: {e}"),
                     },
-                    Err(ClientError::Timeout(_) | ClientError::Evicted(_)) => {}
+                    Err(ClientError::Timeout(_)) => relay_waited = asked.elapsed() >= slice / 2,
+                    Err(ClientError::Evicted(_)) => {}
                     Err(ClientError::JobEnded) => {
                         return Err(TaskError::new(
                             Some(phase),
@@ -685,7 +706,7 @@ impl Run {
                     ),
                 ));
             }
-            if !used_relay {
+            if !relay_waited {
                 tokio::time::sleep(poll.min(deadline - now)).await;
                 poll = (poll * 2).min(STORE_POLL_MAX);
             }

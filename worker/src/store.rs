@@ -29,6 +29,13 @@ pub enum StoreError {
         /// Its key.
         key: String,
     },
+    /// A write-once object already holds other bytes
+    /// ([`Store::put_once`]).
+    #[error("object {key} already holds different bytes (objects there are written once)")]
+    Conflict {
+        /// Its key.
+        key: String,
+    },
     /// The key is not acceptable (empty, absolute, `..`).
     #[error("bad key {0:?}")]
     BadKey(String),
@@ -51,6 +58,26 @@ pub trait Store: Send + Sync {
     /// Writes `data` under `key`, replacing any object there; atomic for
     /// readers (they see the old or the new object, never a mix).
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
+    /// Writes `data` under `key` once: an object already there with the
+    /// same bytes is left as it is (a retry or a twin wrote it), one with
+    /// other bytes is [`StoreError::Conflict`], never replaced. A corrupt
+    /// object (checksum mismatch) is replaced, since nothing can read it.
+    ///
+    /// The look and the write are two requests, so two writers of
+    /// different bytes racing on an absent key could both succeed; states
+    /// are scoped to one coordinator run, where every writer of a key is an
+    /// attempt of the same deterministic chunk, and the coordinator's chain
+    /// check would refuse the job if one ever differed.
+    async fn put_once(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        match self.get(key).await {
+            Ok(existing) if existing == data => Ok(()),
+            Ok(_) => Err(StoreError::Conflict {
+                key: key.to_string(),
+            }),
+            Err(StoreError::NotFound(_) | StoreError::Corrupt { .. }) => self.put(key, data).await,
+            Err(e) => Err(e),
+        }
+    }
     /// Reads a whole object, verifying its checksum.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
     /// Reads `len` bytes at `offset` (no checksum: used for the input).

@@ -8,11 +8,24 @@ use serde::{Deserialize, Serialize};
 use crate::chunk::{ChunkPlan, Phase};
 
 /// Version of the task and result format; a worker refuses other versions.
-pub const TASK_VERSION: u32 = 1;
+/// Version 2 added the run id and the state digests a chain check needs.
+pub const TASK_VERSION: u32 = 2;
 
-/// Version of the codec's output for caching: bump when the bytes a chunk
-/// encodes to may change, so `--resume` never reuses stale chunks.
-pub const CODEC_VERSION: &str = concat!("excam-codec-", env!("CARGO_PKG_VERSION"), "-1");
+/// Version of a chunk's output for caching and job ids: the codec's
+/// [`CODEC_VERSION`](excam_codec::CODEC_VERSION) (a digest of its sources)
+/// and a digest of this crate's phase functions (`src/chunk.rs`), both
+/// taken at build time. Two builds whose chunks may differ get different
+/// versions, so `--resume` and the cache never mix their bytes.
+pub fn codec_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        format!(
+            "{}+phases-{}",
+            excam_codec::CODEC_VERSION,
+            env!("EXCAM_PHASES_SOURCE_DIGEST")
+        )
+    })
+}
 
 /// The encoder settings, in a form that crosses the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +183,9 @@ pub struct Task {
     pub version: u32,
     /// Job id: names the job's mailboxes and objects.
     pub job: String,
+    /// Run id: one per coordinator run of the job. States live under it,
+    /// so a state left by an earlier (failed) run is never read.
+    pub run: String,
     /// Chunk index.
     pub chunk: usize,
     /// Chunks in the job.
@@ -238,6 +254,8 @@ pub struct TaskResult {
     pub version: u32,
     /// Job id.
     pub job: String,
+    /// Run the attempt belonged to: where its states are stored.
+    pub run: String,
     /// Chunk index.
     pub chunk: usize,
     /// Attempt that produced it.
@@ -254,6 +272,15 @@ pub struct TaskResult {
     /// SHA-256 (hex) of the state this chunk's first frame decodes from
     /// (all zeros for a group head).
     pub source_state: String,
+    /// SHA-256 (hex) of the chunk's true final state: what its frames leave
+    /// a decoder in, and, if it hands on, the state its successor must be
+    /// rebased onto. The coordinator checks every non-head chunk's
+    /// `source_state` against its predecessor's `final_state`.
+    pub final_state: String,
+    /// SHA-256 (hex) of the phase-1 final state it handed its successor,
+    /// if it hands on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase1_state: Option<String>,
     /// Phases in order, as this attempt ran them.
     pub phases: Vec<PhaseReport>,
     /// Wire bytes of the final state handed on (compressed, raw), if any.

@@ -154,6 +154,7 @@ async fn lambda_mode_answers_invocations() {
     let task = Task {
         version: TASK_VERSION,
         job: "lambda-job".into(),
+        run: "run-1".into(),
         chunk: 0,
         chunks: 1,
         chunk_frames: n,

@@ -105,6 +105,7 @@ fn task(fx: &Fixture, job: &str, chunk: usize, relay: Option<RelaySpec>) -> Task
     Task {
         version: TASK_VERSION,
         job: job.to_string(),
+        run: "run-1".to_string(),
         chunk,
         chunks: FRAMES.div_ceil(N),
         chunk_frames: N,

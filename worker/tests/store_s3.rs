@@ -319,6 +319,7 @@ async fn binary_runs_a_task_against_s3_from_env() {
     let task = Task {
         version: TASK_VERSION,
         job: "s3job".into(),
+        run: "run-1".into(),
         chunk: 0,
         chunks: 1,
         chunk_frames: n,

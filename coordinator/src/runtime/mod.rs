@@ -10,6 +10,7 @@
 //! `excam_worker::chunk`).
 
 pub mod backend;
+pub mod chain;
 pub mod cli;
 pub mod lambda;
 pub mod processes;
@@ -33,7 +34,7 @@ use excam_codec::image::i420_len;
 use excam_rendezvous::{Fingerprint, Relay, RelayConfig, RelaySecret, TlsIdentity};
 use excam_worker::store::Store;
 use excam_worker::task::{
-    CodecParams, Fault, InputSpec, RelaySpec, StoreSpec, Task, CODEC_VERSION, TASK_VERSION,
+    codec_version, CodecParams, Fault, InputSpec, RelaySpec, StoreSpec, Task, TASK_VERSION,
 };
 use sha2::{Digest, Sha256};
 
@@ -196,7 +197,13 @@ pub fn job_id(
     h.update(input_identity.as_bytes());
     h.update(b"\n");
     h.update(serde_json::to_vec(codec).unwrap_or_default());
-    h.update(format!("\n{chunk_frames} {group_chunks} {frames}\n{CODEC_VERSION}").as_bytes());
+    h.update(
+        format!(
+            "\n{chunk_frames} {group_chunks} {frames}\n{}",
+            codec_version()
+        )
+        .as_bytes(),
+    );
     hex::encode(h.finalize())
 }
 
@@ -408,65 +415,29 @@ pub async fn run_job(
         }),
     };
 
-    let tasks: Vec<Task> = (0..chunks)
-        .map(|i| Task {
-            version: TASK_VERSION,
-            job: job.clone(),
-            chunk: i,
-            chunks,
-            chunk_frames: cfg.chunk_frames,
-            group_chunks: cfg.group_chunks,
-            input: input.clone(),
-            codec: codec.clone(),
-            store: store_spec.clone(),
-            relay: relay.clone(),
-            attempt: 0,
-            wait_timeout_s: cfg.scheduler.task_timeout.as_secs_f64(),
-            fault: None,
-        })
-        .collect();
+    let make_tasks = |run: &str| -> Vec<Task> {
+        (0..chunks)
+            .map(|i| Task {
+                version: TASK_VERSION,
+                job: job.clone(),
+                run: run.to_string(),
+                chunk: i,
+                chunks,
+                chunk_frames: cfg.chunk_frames,
+                group_chunks: cfg.group_chunks,
+                input: input.clone(),
+                codec: codec.clone(),
+                store: store_spec.clone(),
+                relay: relay.clone(),
+                attempt: 0,
+                wait_timeout_s: cfg.scheduler.task_timeout.as_secs_f64(),
+                fault: None,
+            })
+            .collect()
+    };
     let expected: Vec<usize> = (0..chunks)
         .map(|i| (frames - i * cfg.chunk_frames).min(cfg.chunk_frames))
         .collect();
-
-    // --resume: chunks whose result record exists and whose object verifies.
-    let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
-    if cfg.resume {
-        for i in 0..chunks {
-            let Ok(raw) = store.get(&result_key(&job, i)).await else {
-                continue;
-            };
-            let Ok(r) = serde_json::from_slice::<excam_worker::task::TaskResult>(&raw) else {
-                continue;
-            };
-            if r.job != job || r.chunk != i {
-                continue;
-            }
-            if let Ok(frames) = scheduler::verify(store.as_ref(), &r, expected[i]).await {
-                reused[i] = Some(ChunkDone {
-                    result: r,
-                    frames,
-                    reused: true,
-                });
-            }
-        }
-    }
-    let n_reused = reused.iter().filter(|r| r.is_some()).count();
-    let display = progress::Display::new(chunks, n_reused, cfg.quiet);
-    if !cfg.quiet {
-        eprintln!(
-            "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
-            &job[..16],
-            cfg.chunk_frames,
-            cfg.group_chunks,
-            backend.name(),
-            if n_reused > 0 {
-                format!(", {n_reused} chunks reused")
-            } else {
-                String::new()
-            }
-        );
-    }
 
     // The restart hook runs on the scheduler's task: hand it to a helper.
     let relay_cell = Arc::new(tokio::sync::Mutex::new(relay_handle));
@@ -493,46 +464,125 @@ pub async fn run_job(
         }
     };
 
-    let sched = run_schedule(
-        backend.clone(),
-        store.clone(),
-        tasks,
-        expected,
-        reused,
-        &cfg.scheduler,
-        &cfg.faults,
-        &display,
-        &on_done,
-        cancel,
-    )
-    .await;
-    display.finish();
+    // A run: a fresh run id (its states live under it, so nothing an
+    // earlier run left is read unless checked and carried over), the
+    // chunks an earlier run finished (`--resume`, or the first run here
+    // when the chain check sent some chunks back), the schedule and the
+    // chain check. A reused chunk that does not continue the chain its
+    // predecessor's new run ends in sends its group's rest back for one
+    // more run; a chunk made in this run that breaks the chain fails the
+    // job.
+    let mut n_reused = 0;
+    let mut sched = None;
+    for round in 0..2 {
+        let run = hex::encode(rand::random::<[u8; 8]>());
+        let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
+        if cfg.resume || round > 0 {
+            reused = load_reusable(
+                store.as_ref(),
+                &job,
+                &run,
+                &expected,
+                cfg.group_chunks,
+                cfg.quiet,
+            )
+            .await;
+        }
+        n_reused = reused.iter().filter(|r| r.is_some()).count();
+        let display = progress::Display::new(chunks, n_reused, cfg.quiet);
+        if !cfg.quiet {
+            eprintln!(
+                "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
+                &job[..16],
+                cfg.chunk_frames,
+                cfg.group_chunks,
+                backend.name(),
+                if n_reused > 0 {
+                    format!(", {n_reused} chunks reused")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let s = run_schedule(
+            backend.clone(),
+            store.clone(),
+            make_tasks(&run),
+            expected.clone(),
+            reused,
+            &cfg.scheduler,
+            &cfg.faults,
+            &display,
+            &on_done,
+            cancel.clone(),
+        )
+        .await;
+        display.finish();
+        let s = match s {
+            Ok(s) => s,
+            Err((e, s)) => {
+                if let Some(r) = relay_cell.lock().await.as_mut() {
+                    r.stop().await;
+                }
+                if let Some(path) = &cfg.report {
+                    let rep = build_report(
+                        &cfg,
+                        &job,
+                        backend.name(),
+                        frames,
+                        chunks,
+                        started_unix_s,
+                        t0,
+                        &s,
+                        0,
+                    );
+                    let _ = rep.write(path);
+                }
+                return Err(match e {
+                    ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
+                    other => anyhow::Error::new(other)
+                        .context(format!("job {} failed; no output written", &job[..16])),
+                });
+            }
+        };
+        // Nothing is written unless every chunk starts where its
+        // predecessor ends; the job's objects stay for inspection then.
+        match chain::check(&s.chunks, cfg.group_chunks) {
+            Ok(()) => {
+                sched = Some(s);
+                break;
+            }
+            Err(e) => match chain::rerun_after(&s.chunks, &e, cfg.group_chunks) {
+                Some(range) if round == 0 => {
+                    if !cfg.quiet {
+                        eprintln!("{e}: running chunks {range:?} again");
+                    }
+                    for i in range {
+                        // Best effort: a record left behind only costs one
+                        // more failed check.
+                        let _ = store.delete_prefix(&result_key(&job, i)).await;
+                    }
+                }
+                _ => {
+                    if let Some(r) = relay_cell.lock().await.as_mut() {
+                        r.stop().await;
+                    }
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "job {} failed; its objects are kept for inspection",
+                        &job[..16]
+                    )));
+                }
+            },
+        }
+    }
     if let Some(r) = relay_cell.lock().await.as_mut() {
         r.stop().await;
     }
-    let sched = match sched {
-        Ok(s) => s,
-        Err((e, s)) => {
-            if let Some(path) = &cfg.report {
-                let rep = build_report(
-                    &cfg,
-                    &job,
-                    backend.name(),
-                    frames,
-                    chunks,
-                    started_unix_s,
-                    t0,
-                    &s,
-                    0,
-                );
-                let _ = rep.write(path);
-            }
-            return Err(match e {
-                ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
-                other => anyhow::Error::new(other)
-                    .context(format!("job {} failed; no output written", &job[..16])),
-            });
-        }
+    let Some(sched) = sched else {
+        bail!(
+            "job {}: the chain check failed twice; no output written",
+            &job[..16]
+        );
     };
 
     // Assemble in chunk order; the temporary file vanishes on any error.
@@ -568,6 +618,47 @@ pub async fn run_job(
         reused: n_reused,
         report,
     })
+}
+
+/// The chunks of earlier runs that can be reused: result records whose
+/// chunk object verifies, minus those that cannot continue the chain
+/// ([`chain::drop_unlinked`]), with the states that chunks to be run need
+/// from them checked and carried into run `run`
+/// ([`chain::carry_reused_states`]).
+async fn load_reusable(
+    store: &dyn Store,
+    job: &str,
+    run: &str,
+    expected: &[usize],
+    group_chunks: usize,
+    quiet: bool,
+) -> Vec<Option<ChunkDone>> {
+    let mut reused: Vec<Option<ChunkDone>> = vec![None; expected.len()];
+    for (i, slot) in reused.iter_mut().enumerate() {
+        let Ok(raw) = store.get(&result_key(job, i)).await else {
+            continue;
+        };
+        let Ok(r) = serde_json::from_slice::<excam_worker::task::TaskResult>(&raw) else {
+            continue;
+        };
+        if r.job != job || r.chunk != i || r.version != TASK_VERSION {
+            continue;
+        }
+        if let Ok(frames) = scheduler::verify(store, &r, expected[i]).await {
+            *slot = Some(ChunkDone {
+                result: r,
+                frames,
+                reused: true,
+            });
+        }
+    }
+    let dropped = chain::carry_reused_states(store, job, run, &mut reused, group_chunks).await;
+    if !quiet {
+        for d in &dropped {
+            eprintln!("resume: {d}");
+        }
+    }
+    reused
 }
 
 fn unix_now() -> f64 {

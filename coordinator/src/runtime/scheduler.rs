@@ -520,6 +520,7 @@ impl Launcher<'_> {
         let mut task = tasks[c].clone();
         task.attempt = attempt;
         task.fault = faults.get(&(c, attempt)).cloned();
+        let (task_job, task_run) = (task.job.clone(), task.run.clone());
         let backend = backend.clone();
         let store = store.clone();
         let timeout = cfg.task_timeout;
@@ -527,10 +528,14 @@ impl Launcher<'_> {
         let handle = set.spawn(async move {
             let run = async {
                 let result = backend.run(task).await?;
-                if result.chunk != c {
+                if result.chunk != c || result.job != task_job || result.run != task_run {
                     return Err(AttemptError::new(
                         FailureKind::BadResult,
-                        format!("answer is for chunk {}, not {c}", result.chunk),
+                        format!(
+                            "answer is for job {:.16} run {} chunk {}, not job {task_job:.16} \
+                             run {task_run} chunk {c}",
+                            result.job, result.run, result.chunk
+                        ),
                     ));
                 }
                 let frames = verify(store.as_ref(), &result, expected)
@@ -655,13 +660,17 @@ mod tests {
             Ok(TaskResult {
                 version: TASK_VERSION,
                 job: "j".into(),
+                run: "r".into(),
                 chunk: c,
                 attempt: task.attempt,
                 chunk_key: key,
                 chunk_sha256: hex::encode(Sha256::digest(&obj)),
                 chunk_bytes: obj.len() as u64,
                 frames: 1,
-                source_state: String::new(),
+                // A consistent chain: chunk c starts where c-1 ends.
+                source_state: hex::encode([c as u8; 32]),
+                final_state: hex::encode([c as u8 + 1; 32]),
+                phase1_state: None,
                 phases: vec![],
                 state_bytes: None,
                 worker: "sim".into(),
@@ -694,6 +703,7 @@ mod tests {
         let task = |i| Task {
             version: TASK_VERSION,
             job: "j".into(),
+            run: "r".into(),
             chunk: i,
             chunks: n,
             chunk_frames: 1,
