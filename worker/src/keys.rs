@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(ckpt_phase2("j", 3), "jobs/j/ckpt/3/phase2");
         assert_eq!(result("j", 3), "jobs/j/results/3.json");
         assert_eq!(chunk_object("j", "ab"), "jobs/j/chunks/ab");
-        assert!(state_final("j", 1).starts_with(&job_prefix("j")));
+        assert!(state_final("j", "r", 1).starts_with(&job_prefix("j")));
     }
 
     #[test]
