@@ -306,13 +306,20 @@ async fn job_with_relay_matches_serial_run_and_retry_reuses_checkpoints() {
 
     // The job id reused with other settings: the checkpoint is stale and
     // not resumed from; the chunk gets another address.
+    // (In a run of its own: states are scoped to a run.)
     let mut other = tasks[0].clone();
     other.codec.quantizer = Some(45);
     other.relay = None;
+    other.run = "run-2".into();
     let r = run_task(other.clone()).await.unwrap();
     assert!(!r.phases[0].from_checkpoint);
     assert_ne!(r.chunk_key, results[0].chunk_key);
-    // Through the same relay, its mailboxes betray it: a clear failure.
+    // In the first run's scope, the write-once state objects betray it,
+    // with or without the relay: a clear failure, nothing replaced.
+    other.run = tasks[0].run.clone();
+    let e = run_task(other.clone()).await.unwrap_err();
+    assert_eq!(e.phase, Some(excam_worker::chunk::Phase::Encode));
+    assert!(e.message.contains("different bytes"), "{e}");
     other.relay = Some(relay.spec.clone());
     let e = run_task(other).await.unwrap_err();
     assert_eq!(e.phase, Some(excam_worker::chunk::Phase::Encode));
