@@ -198,6 +198,66 @@ fn corrupted_chunk_is_refused_and_redone() {
     assert_eq!(reused, 5, "exactly the corrupted chunk is redone");
 }
 
+/// `--resume` after a run whose stored records were tampered with: chunk
+/// 1's result claims another start state (a chunk of another chain), and
+/// the state chunk 4 hands on is replaced by chunk 3's (a stale or planted
+/// state) while chunk 5 must run again and needs it. Neither may reach the
+/// output: the job gives the reference bytes.
+#[test]
+fn resume_refuses_mismatched_results_and_planted_states() {
+    let Some(worker) = worker_bin() else { return };
+    let reference = local_reference();
+    let _g = serial();
+    let dir = scratch("resume-planted");
+    let out = dir.join("out.ivf");
+    let mut a = processes_args(&dir, &out, &worker);
+    a.push("--keep-intermediate".into());
+    assert!(excam(&a).status.success());
+    let store = dir.join("store");
+    let result = |i: usize| {
+        find_files(&store, &format!("/results/{i}.json"))
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .expect("a result record")
+    };
+    // Rewrites a store object and its checksum sidecar, as a writer would.
+    let rewrite = |p: &Path, bytes: &[u8]| {
+        use sha2::{Digest, Sha256};
+        std::fs::write(p, bytes).unwrap();
+        let mut side = p.as_os_str().to_owned();
+        side.push(".sha256");
+        std::fs::write(side, format!("{}\n", hex::encode(Sha256::digest(bytes)))).unwrap();
+    };
+    let p1 = result(1);
+    let mut r1: serde_json::Value = serde_json::from_slice(&std::fs::read(&p1).unwrap()).unwrap();
+    r1["source_state"] = serde_json::Value::String("ab".repeat(32));
+    rewrite(&p1, &serde_json::to_vec(&r1).unwrap());
+    let finals = |i: usize| {
+        find_files(&store, &format!("/states/{i}/final"))
+            .into_iter()
+            .find(|p| p.extension().is_none())
+            .expect("a final state")
+    };
+    let planted = std::fs::read(finals(3)).unwrap();
+    rewrite(&finals(4), &planted);
+    std::fs::remove_file(result(5)).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    a.push("--resume".into());
+    a.retain(|x| x != "--quiet");
+    let o = excam(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&out).unwrap() == reference,
+        "a tampered record reached the output"
+    );
+    // Chunk 1 (its claim), 4 (its state) and 5 (deleted) ran again; 0, 3
+    // and 2 were reused (2 continues the state chunk 1's new run ends in,
+    // which the chain check confirmed).
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("chunk 4 runs again"), "{err}");
+    assert_eq!(reused_tasks(&dir), 3);
+}
+
 #[test]
 fn resume_after_the_coordinator_is_killed() {
     let Some(worker) = worker_bin() else { return };
