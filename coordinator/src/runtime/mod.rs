@@ -472,118 +472,113 @@ pub async fn run_job(
     // predecessor's new run ends in sends its group's rest back for one
     // more run; a chunk made in this run that breaks the chain fails the
     // job.
+    let report_of = |s: &Schedule, output_bytes: u64| {
+        build_report(
+            &cfg,
+            &job,
+            backend.name(),
+            frames,
+            chunks,
+            started_unix_s,
+            t0,
+            s,
+            output_bytes,
+        )
+    };
     let mut n_reused = 0;
-    let mut sched = None;
-    for round in 0..2 {
-        let run = hex::encode(rand::random::<[u8; 8]>());
-        let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
-        if cfg.resume || round > 0 {
-            reused = load_reusable(
-                store.as_ref(),
-                &job,
-                &run,
-                &expected,
-                cfg.group_chunks,
-                cfg.quiet,
+    let runs = async {
+        for round in 0..2 {
+            let run = hex::encode(rand::random::<[u8; 8]>());
+            let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
+            if cfg.resume || round > 0 {
+                reused = load_reusable(
+                    store.as_ref(),
+                    &job,
+                    &run,
+                    &expected,
+                    cfg.group_chunks,
+                    cfg.quiet,
+                )
+                .await;
+            }
+            n_reused = reused.iter().filter(|r| r.is_some()).count();
+            let display = progress::Display::new(chunks, n_reused, cfg.quiet);
+            if !cfg.quiet {
+                eprintln!(
+                    "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
+                    &job[..16],
+                    cfg.chunk_frames,
+                    cfg.group_chunks,
+                    backend.name(),
+                    if n_reused > 0 {
+                        format!(", {n_reused} chunks reused")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let s = run_schedule(
+                backend.clone(),
+                store.clone(),
+                make_tasks(&run),
+                expected.clone(),
+                reused,
+                &cfg.scheduler,
+                &cfg.faults,
+                &display,
+                &on_done,
+                cancel.clone(),
             )
             .await;
-        }
-        n_reused = reused.iter().filter(|r| r.is_some()).count();
-        let display = progress::Display::new(chunks, n_reused, cfg.quiet);
-        if !cfg.quiet {
-            eprintln!(
-                "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
-                &job[..16],
-                cfg.chunk_frames,
-                cfg.group_chunks,
-                backend.name(),
-                if n_reused > 0 {
-                    format!(", {n_reused} chunks reused")
-                } else {
-                    String::new()
+            display.finish();
+            let s = match s {
+                Ok(s) => s,
+                Err((e, s)) => {
+                    if let Some(path) = &cfg.report {
+                        let _ = report_of(&s, 0).write(path);
+                    }
+                    return Err(match e {
+                        ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
+                        other => anyhow::Error::new(other)
+                            .context(format!("job {} failed; no output written", &job[..16])),
+                    });
                 }
-            );
-        }
-        let s = run_schedule(
-            backend.clone(),
-            store.clone(),
-            make_tasks(&run),
-            expected.clone(),
-            reused,
-            &cfg.scheduler,
-            &cfg.faults,
-            &display,
-            &on_done,
-            cancel.clone(),
-        )
-        .await;
-        display.finish();
-        let s = match s {
-            Ok(s) => s,
-            Err((e, s)) => {
-                if let Some(r) = relay_cell.lock().await.as_mut() {
-                    r.stop().await;
-                }
-                if let Some(path) = &cfg.report {
-                    let rep = build_report(
-                        &cfg,
-                        &job,
-                        backend.name(),
-                        frames,
-                        chunks,
-                        started_unix_s,
-                        t0,
-                        &s,
-                        0,
-                    );
-                    let _ = rep.write(path);
-                }
-                return Err(match e {
-                    ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
-                    other => anyhow::Error::new(other)
-                        .context(format!("job {} failed; no output written", &job[..16])),
-                });
+            };
+            // Nothing is written unless every chunk starts where its
+            // predecessor ends; the job's objects stay for inspection then.
+            match chain::check(&s.chunks, cfg.group_chunks) {
+                Ok(()) => return Ok(s),
+                Err(e) => match chain::rerun_after(&s.chunks, &e, cfg.group_chunks) {
+                    Some(range) if round == 0 => {
+                        if !cfg.quiet {
+                            eprintln!("{e}: running chunks {range:?} again");
+                        }
+                        for i in range {
+                            // Best effort: a record left behind only costs one
+                            // more failed check.
+                            let _ = store.delete_prefix(&result_key(&job, i)).await;
+                        }
+                    }
+                    _ => {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "job {} failed; its objects are kept for inspection",
+                            &job[..16]
+                        )))
+                    }
+                },
             }
-        };
-        // Nothing is written unless every chunk starts where its
-        // predecessor ends; the job's objects stay for inspection then.
-        match chain::check(&s.chunks, cfg.group_chunks) {
-            Ok(()) => {
-                sched = Some(s);
-                break;
-            }
-            Err(e) => match chain::rerun_after(&s.chunks, &e, cfg.group_chunks) {
-                Some(range) if round == 0 => {
-                    if !cfg.quiet {
-                        eprintln!("{e}: running chunks {range:?} again");
-                    }
-                    for i in range {
-                        // Best effort: a record left behind only costs one
-                        // more failed check.
-                        let _ = store.delete_prefix(&result_key(&job, i)).await;
-                    }
-                }
-                _ => {
-                    if let Some(r) = relay_cell.lock().await.as_mut() {
-                        r.stop().await;
-                    }
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "job {} failed; its objects are kept for inspection",
-                        &job[..16]
-                    )));
-                }
-            },
         }
-    }
+        // Each arm of the second run returns; kept an error, not a panic.
+        Err(anyhow::anyhow!(
+            "job {}: the chain check failed twice; no output written",
+            &job[..16]
+        ))
+    };
+    let sched = runs.await;
     if let Some(r) = relay_cell.lock().await.as_mut() {
         r.stop().await;
     }
-    let Some(sched) = sched else {
-        bail!(
-            "job {}: the chain check failed twice; no output written",
-            &job[..16]
-        );
-    };
+    let sched = sched?;
 
     // Assemble in chunk order; the temporary file vanishes on any error.
     let (output_bytes, stats) = write_output(&cfg.output, &codec, &sched)?;
@@ -592,17 +587,7 @@ pub async fn run_job(
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
         }
     }
-    let report = build_report(
-        &cfg,
-        &job,
-        backend.name(),
-        frames,
-        chunks,
-        started_unix_s,
-        t0,
-        &sched,
-        output_bytes,
-    );
+    let report = report_of(&sched, output_bytes);
     if let Some(path) = &cfg.report {
         report.write(path)?;
     }
