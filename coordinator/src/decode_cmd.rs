@@ -11,7 +11,7 @@ use excam_codec::container::y4m::{Y4mError, Y4mWriter};
 use excam_codec::{Decoder, Picture};
 use md5::{Digest, Md5};
 
-use crate::output::AtomicFile;
+use excam_coordinator::output::{is_null_device, is_special_file, AtomicFile};
 
 /// The long `--help` text of this subcommand (clap takes a
 /// subcommand's help from its variant in `main.rs`, which uses this).
@@ -21,7 +21,12 @@ pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
         standard output for `-`. --format overrides the guess. The file \
         is written beside OUT under a temporary name and renamed into place \
         only when the whole stream decoded, so a failed decode leaves no \
-        partial file.\n\n\
+        partial file. An OUT that is a device or a FIFO (/dev/stdout, a \
+        named pipe) is written in place, as Y4M unless --format says \
+        otherwise; /dev/null, like --null, decodes without writing.\n\n\
+        With --null (alias --noblit, as vpxdec), decodes every frame and \
+        writes nothing: a conformance or speed check whose exit status says \
+        whether the whole stream decoded.\n\n\
         With --md5, prints one line per shown frame in the format of the \
         official test vectors' .ivf.md5 files, \
         `<md5>  <stem>-<W>x<H>-<NNNN>.i420`, where NNNN is the 1-based \
@@ -38,7 +43,12 @@ pub struct DecodeArgs {
     pub input: PathBuf,
 
     /// Where to write the decoded frames (`-` for standard output).
-    #[arg(short, long, value_name = "OUT", required_unless_present = "md5")]
+    #[arg(
+        short,
+        long,
+        value_name = "OUT",
+        required_unless_present_any = ["md5", "null"]
+    )]
     pub output: Option<PathBuf>,
 
     /// Output format, overriding the guess from OUT's extension.
@@ -48,6 +58,11 @@ pub struct DecodeArgs {
     /// Print an MD5 per shown frame instead of writing frames.
     #[arg(long, conflicts_with_all = ["output", "format"])]
     pub md5: bool,
+
+    /// Decode every frame but write nothing (vpxdec's --noblit, FFmpeg's
+    /// `-f null`); the same as `-o /dev/null`.
+    #[arg(long, visible_alias = "noblit", conflicts_with_all = ["output", "format", "md5"])]
+    pub null: bool,
 }
 
 /// Picture formats `excam decode` writes.
@@ -86,12 +101,16 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
         let stdout = io::stdout().lock();
         return print_md5s(reader, &stem, BufWriter::new(stdout), &args.input);
     }
-    let out = args
-        .output
-        .as_deref()
-        .expect("clap requires -o without --md5");
+    let out = match args.output.as_deref() {
+        Some(out) if !is_null_device(out) => out,
+        // --null, or -o /dev/null: the decode is the whole job.
+        _ => return for_each_shown(reader, &args.input, |_, _| Ok(())),
+    };
     let to_stdout = out == Path::new("-");
-    let format = match (args.format, to_stdout) {
+    // A device or FIFO has no extension to go by and cannot be renamed
+    // over: it is written in place, in Y4M unless told otherwise.
+    let in_place = !to_stdout && is_special_file(out);
+    let format = match (args.format, to_stdout || in_place) {
         (Some(f), _) => f,
         (None, true) => Format::Y4m,
         (None, false) => Format::from_path(out).with_context(|| {
@@ -108,6 +127,15 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
         write_frames(reader, format, fps, &mut sink, &args.input)?;
         sink.flush().context("cannot write to standard output")?;
         Ok(())
+    } else if in_place {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .with_context(|| format!("cannot open {}", out.display()))?;
+        let mut sink = BufWriter::with_capacity(1 << 20, file);
+        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        sink.flush()
+            .with_context(|| format!("cannot write {}", out.display()))
     } else {
         let mut sink = AtomicFile::create(out)?;
         write_frames(reader, format, fps, &mut sink, &args.input)?;

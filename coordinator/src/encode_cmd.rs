@@ -7,7 +7,7 @@
 //! half-written file at the output path.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,63 +27,134 @@ use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig,
 /// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
 pub const DEFAULT_QUANTIZER: u8 = 32;
 
+/// Target of `--end-usage vbr|cbr` without `--target-bitrate`: vpxenc's
+/// default.
+pub const DEFAULT_BITRATE_KBPS: u32 = 256;
+
+/// Speed of the default `--good` deadline.
+pub const DEFAULT_SPEED: u8 = 4;
+
+/// `--help` headings, in vpxenc's grouping.
+const RATE: &str = "Rate control";
+const KEYS: &str = "Key frames";
+const SPEED: &str = "Speed";
+const PARALLEL: &str = "Parallelism";
+const IO: &str = "Input and output";
+const CLOUD: &str = "Cloud";
+
+/// vpxenc's `--end-usage` modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndUsage {
+    /// Variable bitrate: excam's one-pass average-bitrate controller.
+    Vbr,
+    /// Constant bitrate: the same controller as vbr (excam has no
+    /// buffer-constrained CBR mode yet).
+    Cbr,
+    /// Constrained quality: not implemented; refused.
+    Cq,
+    /// Constant quality: one fixed quantizer, --cq-level.
+    Q,
+}
+
 /// Arguments of `excam encode`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct EncodeArgs {
     /// Input: 8-bit 4:2:0 progressive Y4M, or `-` for standard input
     /// (e.g. `ffmpeg -i IN -f yuv4mpegpipe - | excam encode - -o OUT.ivf`).
     pub input: PathBuf,
-    /// Output IVF file (replaced only once the encode has succeeded).
-    #[arg(short, long)]
+    /// Output IVF file (replaced only once the encode has succeeded; a
+    /// device or FIFO such as /dev/null is written in place).
+    #[arg(short, long, help_heading = IO)]
     pub output: PathBuf,
     /// Fixed quantizer on vpxenc's 0..=63 scale (like `--min-q=Q --max-q=Q`)
     /// [default: 32 unless --bitrate is given].
-    #[arg(short, long, value_parser = clap::value_parser!(u8).range(0..=63), conflicts_with = "bitrate")]
+    #[arg(short, long, visible_alias = "cq-level", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63), conflicts_with = "bitrate")]
     pub quantizer: Option<u8>,
     /// Target bitrate in kbit/s (one pass).
-    #[arg(short, long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(short, long, visible_alias = "target-bitrate", help_heading = RATE, value_parser = clap::value_parser!(u32).range(1..))]
     pub bitrate: Option<u32>,
+    /// Rate control mode, as vpxenc: q codes at one quantizer (--cq-level);
+    /// vbr and cbr both run the one-pass average-bitrate controller on
+    /// --target-bitrate [default: 256]; cq is not implemented [default: q,
+    /// or vbr with --target-bitrate].
+    #[arg(long, value_enum, help_heading = RATE)]
+    pub end_usage: Option<EndUsage>,
+    /// Best (lowest) quantizer allowed, 0..=63. In q mode the quantizer is
+    /// clamped to [--min-q, --max-q]; --min-q=Q --max-q=Q alone means
+    /// --quantizer Q. Not yet supported with a bitrate target.
+    #[arg(long, value_name = "Q", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub min_q: Option<u8>,
+    /// Worst (highest) quantizer allowed, 0..=63 (see --min-q).
+    #[arg(long, value_name = "Q", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub max_q: Option<u8>,
     /// Largest key frame interval in frames (0: only the first frame).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, visible_alias = "kf-max-dist", help_heading = KEYS, default_value_t = 128)]
     pub keyint: u32,
-    /// Speed preset 0..=8: 0 is slowest and compresses best.
-    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=MAX_SPEED as i64))]
-    pub speed: u8,
-    /// Encode at most this many frames.
-    #[arg(long)]
+    /// Speed preset 0..=8: 0 is slowest and compresses best [default: 4,
+    /// or 8 with --rt, 0 with --best].
+    #[arg(short, long, visible_alias = "cpu-used", help_heading = SPEED, value_parser = clap::value_parser!(u8).range(0..=MAX_SPEED as i64))]
+    pub speed: Option<u8>,
+    /// vpxenc's default deadline: speed 4 unless --speed/--cpu-used says otherwise.
+    #[arg(long, help_heading = SPEED, conflicts_with_all = ["rt", "best"])]
+    pub good: bool,
+    /// Realtime deadline: the fastest speed (8) unless --speed/--cpu-used says otherwise.
+    #[arg(long, help_heading = SPEED, conflicts_with = "best")]
+    pub rt: bool,
+    /// Best-quality deadline: speed 0 unless --speed/--cpu-used says otherwise.
+    #[arg(long, help_heading = SPEED)]
+    pub best: bool,
+    /// Encode at most this many frames (after --skip).
+    #[arg(long, help_heading = IO)]
     pub limit: Option<u64>,
+    /// Skip this many frames of the input before encoding (local backend).
+    #[arg(long, value_name = "FRAMES", help_heading = IO, default_value_t = 0)]
+    pub skip: u64,
     /// DCT token partitions (1, 2, 4 or 8).
-    #[arg(long, default_value_t = 1, value_parser = parse_partitions)]
+    #[arg(long, help_heading = PARALLEL, default_value_t = 1, value_parser = parse_partitions)]
     pub partitions: usize,
+    /// Token partitions as vpxenc counts them, log2: 0, 1, 2, 3 for 1, 2,
+    /// 4, 8 (instead of --partitions).
+    #[arg(long, value_name = "LOG2", help_heading = PARALLEL, conflicts_with = "partitions", value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub token_parts: Option<u8>,
+    /// Accepted for vpxenc compatibility; has no effect today: one encode
+    /// runs on one thread and its bytes never depend on a thread count.
+    /// Parallelism comes from --workers.
+    #[arg(short = 't', long, value_name = "N", help_heading = PARALLEL)]
+    pub threads: Option<u32>,
     /// Refresh the golden reference every N frames, coded at a lower
     /// quantizer (0: only on key frames).
-    #[arg(long, default_value_t = GoldenPolicy::default().interval)]
+    #[arg(long, help_heading = KEYS, default_value_t = GoldenPolicy::default().interval)]
     pub golden_interval: u32,
     /// No progress line and no summary.
-    #[arg(long)]
+    #[arg(long, help_heading = IO)]
     pub quiet: bool,
+    /// Print vpxenc's PSNR summary line at the end, even with --quiet:
+    /// `Stream 0 PSNR (Overall/Avg/Y/U/V)` then the overall PSNR and the
+    /// means of the per-frame all-plane, Y, U and V PSNRs (local backend).
+    #[arg(long, help_heading = IO)]
+    pub psnr: bool,
     /// Encode ExCamera-style on this many local worker threads: the clip
     /// is cut into chunks encoded in parallel, then rebased serially onto
     /// each other's final states (reads the whole clip into memory).
-    #[arg(short, long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short, long, help_heading = PARALLEL, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// ExCamera N: frames per chunk (one worker's job).
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = PARALLEL, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_frames: u64,
     /// ExCamera x: chunks per group; each group starts with a key frame,
     /// so key frames fall every N*x frames.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, help_heading = PARALLEL, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub group_chunks: u64,
     /// Distributed-runtime flags (`--backend processes|lambda`).
     #[command(flatten)]
     pub dist: crate::runtime::cli::DistArgs,
     /// Print the predicted wall time and cost of this ExCamera job (the
     /// model of `excam plan`) and exit without encoding or calling AWS.
-    #[arg(long)]
+    #[arg(long, help_heading = CLOUD)]
     pub dry_run: bool,
     /// Refuse to start a job predicted to cost more than this many US
     /// dollars (checked before any AWS call).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", help_heading = CLOUD)]
     pub max_cost: Option<f64>,
 }
 
@@ -117,6 +188,14 @@ fn predict(args: &EncodeArgs) -> anyhow::Result<crate::plan::Plan> {
         BackendArg::Processes => (CloudParams::local(), d.max_concurrency as usize),
         BackendArg::Local => (CloudParams::local(), usize::MAX),
     };
+    shape.frames = shape.frames.saturating_sub(args.skip as usize);
+    if let Some(l) = args.limit {
+        shape.frames = shape.frames.min(l as usize);
+    }
+    anyhow::ensure!(
+        shape.frames > 0,
+        "--skip and --limit leave no frames to encode"
+    );
     let requested = args.workers.map_or(usize::MAX, |w| w as usize);
     shape.workers = shape.chunks().min(workers).min(requested).max(1);
     let plan = plan_job(&shape, &load_calibration(None)?, &cloud)
@@ -146,6 +225,10 @@ pub struct Summary {
     pub psnr: f64,
     /// Per-plane overall PSNR (Y, U, V).
     pub psnr_planes: [f64; 3],
+    /// Mean of the per-frame all-plane PSNRs, vpxenc's "Avg".
+    pub psnr_avg: f64,
+    /// Means of the per-frame Y, U and V PSNRs, vpxenc's Y/U/V columns.
+    pub psnr_avg_planes: [f64; 3],
     /// Wall time of reading, encoding and writing.
     pub elapsed: Duration,
 }
@@ -204,23 +287,105 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
             s.fps()
         );
     }
+    if args.psnr {
+        eprintln!("{}", psnr_line(&s));
+    }
     Ok(())
 }
 
-/// Opens the input; returns it with the byte length of a regular file
-/// (used to estimate the frame count for the ETA).
-/// The encoder settings `args` ask for, for a `width` x `height` input.
-pub(crate) fn encoder_config(args: &EncodeArgs, width: usize, height: usize) -> EncoderConfig {
-    let mut cfg = EncoderConfig::new(width, height);
-    cfg.rate = match (args.quantizer, args.bitrate) {
-        (_, Some(kbps)) => RateControl::Bitrate { kbps },
-        (q, None) => RateControl::Quantizer(q.unwrap_or(DEFAULT_QUANTIZER)),
+/// vpxenc's `--psnr` summary line: overall PSNR, then the means of the
+/// per-frame all-plane, Y, U and V PSNRs, the bitrate and the wall time.
+pub fn psnr_line(s: &Summary) -> String {
+    format!(
+        "Stream 0 PSNR (Overall/Avg/Y/U/V) {:.3} {:.3} {:.3} {:.3} {:.3} {:7} bps {:7} ms",
+        s.psnr,
+        s.psnr_avg,
+        s.psnr_avg_planes[0],
+        s.psnr_avg_planes[1],
+        s.psnr_avg_planes[2],
+        (s.kbps * 1000.0).round() as u64,
+        s.elapsed.as_millis()
+    )
+}
+
+/// The rate control `args` ask for: vpxenc's `--end-usage`,
+/// `--target-bitrate`, `--cq-level` and `--min-q/--max-q` resolved onto
+/// the modes the encoder has, or an error saying which combination is not
+/// supported and what to use instead.
+fn rate_control(args: &EncodeArgs) -> anyhow::Result<RateControl> {
+    let (min_q, max_q) = (args.min_q.unwrap_or(0), args.max_q.unwrap_or(63));
+    if min_q > max_q {
+        bail!("--min-q {min_q} is above --max-q {max_q}");
+    }
+    let bounded = args.min_q.is_some() || args.max_q.is_some();
+    let usage = match args.end_usage {
+        Some(u) => u,
+        None if args.bitrate.is_some() => EndUsage::Vbr,
+        None => EndUsage::Q,
     };
+    match usage {
+        EndUsage::Q => {
+            if args.bitrate.is_some() {
+                bail!(
+                    "--end-usage q codes at one quantizer (--cq-level) and takes no \
+                     --target-bitrate; use --end-usage vbr for a bitrate target"
+                );
+            }
+            // --min-q=Q --max-q=Q alone pins the quantizer, as in vpxenc.
+            let pinned = (min_q == max_q && args.min_q.is_some()).then_some(min_q);
+            let q = args.quantizer.or(pinned).unwrap_or(DEFAULT_QUANTIZER);
+            Ok(RateControl::Quantizer(q.clamp(min_q, max_q)))
+        }
+        EndUsage::Vbr | EndUsage::Cbr => {
+            if args.quantizer.is_some() {
+                bail!("--cq-level/--quantizer sets the quantizer of --end-usage q, not of a bitrate target");
+            }
+            if bounded {
+                bail!(
+                    "--min-q/--max-q with a bitrate target are not supported yet \
+                     (the controller ranges over every quantizer); use them with --end-usage q"
+                );
+            }
+            Ok(RateControl::Bitrate {
+                kbps: args.bitrate.unwrap_or(DEFAULT_BITRATE_KBPS),
+            })
+        }
+        EndUsage::Cq => bail!(
+            "--end-usage cq (constrained quality) is not implemented yet; \
+             use --end-usage q (a fixed quantizer) or vbr (a bitrate target)"
+        ),
+    }
+}
+
+/// The speed `args` ask for: `--speed`/`--cpu-used`, else the deadline
+/// preset's (`--rt` the fastest, `--best` the slowest, `--good` the default).
+pub(crate) fn speed(args: &EncodeArgs) -> u8 {
+    args.speed.unwrap_or(if args.rt {
+        MAX_SPEED
+    } else if args.best {
+        0
+    } else {
+        DEFAULT_SPEED
+    })
+}
+
+/// The encoder settings `args` ask for, for a `width` x `height` input.
+///
+/// # Errors
+///
+/// A combination of rate-control flags excam does not support.
+pub(crate) fn encoder_config(
+    args: &EncodeArgs,
+    width: usize,
+    height: usize,
+) -> anyhow::Result<EncoderConfig> {
+    let mut cfg = EncoderConfig::new(width, height);
+    cfg.rate = rate_control(args)?;
     cfg.keyint = args.keyint;
-    cfg.speed = args.speed;
-    cfg.partitions = args.partitions;
+    cfg.speed = speed(args);
+    cfg.partitions = args.token_parts.map_or(args.partitions, |n| 1 << n);
     cfg.golden.interval = args.golden_interval;
-    cfg
+    Ok(cfg)
 }
 
 /// A temporary file beside `output` (`.NAME.XXXX.part`), to be renamed
@@ -242,6 +407,8 @@ pub(crate) fn temp_output(output: &Path) -> anyhow::Result<tempfile::NamedTempFi
         .with_context(|| format!("cannot create a file in {}", dir.display()))
 }
 
+/// Opens the input; returns it with the byte length of a regular file
+/// (used to estimate the frame count for the ETA).
 fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(BufReader::new(io::stdin().lock())), None));
@@ -263,20 +430,32 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         .with_context(|| format!("cannot read {} as Y4M", args.input.display()))?;
     let hdr = *reader.header();
     let fps = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
-    let mut cfg = encoder_config(args, hdr.width, hdr.height);
+    let mut cfg = encoder_config(args, hdr.width, hdr.height)?;
     cfg.framerate = fps;
     let mut enc = cfg.build().context("invalid encoder settings")?;
 
-    // The temporary file deletes itself when dropped, i.e. on every error
-    // path; only `persist` at the end puts it at the output path.
-    let tmp = temp_output(&args.output)?;
-    let out = BufWriter::new(tmp.reopen().context("cannot open the temporary output")?);
+    for skipped in 0..args.skip {
+        let frame = reader
+            .next_frame()
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        if frame.is_none() {
+            bail!(
+                "--skip {} skips the whole input: {} has {skipped} frames",
+                args.skip,
+                args.input.display()
+            );
+        }
+    }
+
+    let (tmp, out) = open_output(&args.output)?;
+    let out = BufWriter::new(out);
     let ivf_hdr = IvfHeader::vp8(hdr.width as u16, hdr.height as u16, fps.1, fps.0);
     let mut ivf = IvfWriter::new(out, &ivf_hdr)?;
 
     // A regular file's length gives the frame count: each frame is a
     // 6-byte "FRAME\n" line plus its samples (header line ignored).
-    let estimated = input_len.map(|l| l / (i420_len(hdr.width, hdr.height) as u64 + 6));
+    let estimated = input_len
+        .map(|l| (l / (i420_len(hdr.width, hdr.height) as u64 + 6)).saturating_sub(args.skip));
     let total = match (estimated, args.limit) {
         (Some(e), Some(l)) => Some(e.min(l)),
         (e, l) => e.or(l),
@@ -299,7 +478,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
             }
         }
         if source.is_empty() {
-            bail!("{} has no frames", args.input.display());
+            return Err(no_frames(args));
         }
         let pcfg = PipelineConfig {
             chunk_frames: args.chunk_frames as usize,
@@ -367,7 +546,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     }
     progress.finish_and_clear();
     if frames == 0 {
-        bail!("{} has no frames", args.input.display());
+        return Err(no_frames(args));
     }
 
     finish(
@@ -383,12 +562,54 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     )
 }
 
+/// The error for an encode that got no frame: an empty input, or a
+/// --skip that took them all.
+fn no_frames(args: &EncodeArgs) -> anyhow::Error {
+    if args.skip > 0 {
+        anyhow::anyhow!(
+            "--skip {} skips the whole input: {} has {} frames",
+            args.skip,
+            args.input.display(),
+            args.skip
+        )
+    } else {
+        anyhow::anyhow!("{} has no frames", args.input.display())
+    }
+}
+
+/// Opens where the IVF goes. A regular path gets a temporary file beside
+/// it (returned), which deletes itself when dropped, i.e. on every error
+/// path; only `persist` at the end puts it at the output path. A device
+/// or FIFO (`/dev/null`, a named pipe) cannot be renamed over, so it is
+/// opened and written in place, as vpxenc does.
+fn open_output(output: &Path) -> anyhow::Result<(Dest, File)> {
+    if crate::output::is_special_file(output) {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output)
+            .with_context(|| format!("cannot open {}", output.display()))?;
+        let seekable = file.stream_position().is_ok();
+        return Ok((Dest::InPlace { seekable }, file));
+    }
+    let tmp = temp_output(output)?;
+    let file = tmp.reopen().context("cannot open the temporary output")?;
+    Ok((Dest::Temp(tmp), file))
+}
+
+/// How the output reaches its path: see [`open_output`].
+enum Dest {
+    /// Renamed over the path once complete.
+    Temp(tempfile::NamedTempFile),
+    /// Written in place; a pipe cannot seek back to patch the frame count.
+    InPlace { seekable: bool },
+}
+
 /// Completes the output file, moves it into place and sums up.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     args: &EncodeArgs,
     ivf: IvfWriter<BufWriter<File>>,
-    tmp: tempfile::NamedTempFile,
+    tmp: Dest,
     frames: u64,
     key_frames: u64,
     bytes: u64,
@@ -396,11 +617,22 @@ fn finish(
     psnr: PsnrStats,
     start: Instant,
 ) -> anyhow::Result<Summary> {
-    let mut out = ivf.finish().context("cannot write the output")?;
-    out.flush().context("cannot write the output")?;
-    drop(out);
-    tmp.persist(&args.output)
-        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    match tmp {
+        Dest::Temp(tmp) => {
+            let mut out = ivf.finish().context("cannot write the output")?;
+            out.flush().context("cannot write the output")?;
+            drop(out);
+            tmp.persist(&args.output)
+                .with_context(|| format!("cannot create {}", args.output.display()))?;
+        }
+        Dest::InPlace { seekable: true } => {
+            ivf.finish().context("cannot write the output")?;
+        }
+        Dest::InPlace { seekable: false } => {
+            // As vpxenc's on a pipe, the header keeps the count it began with.
+            ivf.into_inner().context("cannot write the output")?;
+        }
+    }
     let secs = frames as f64 * seconds_per_frame;
     Ok(Summary {
         frames,
@@ -409,6 +641,8 @@ fn finish(
         kbps: bytes as f64 * 8.0 / secs / 1000.0,
         psnr: psnr.overall(),
         psnr_planes: psnr.overall_planes(),
+        psnr_avg: psnr.average(),
+        psnr_avg_planes: psnr.average_planes(),
         elapsed: start.elapsed(),
     })
 }

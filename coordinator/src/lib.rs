@@ -1,6 +1,7 @@
 //! The excam coordinator: CLI commands and (later) the ExCamera pipeline.
 
 pub mod encode_cmd;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod relay_cmd;

@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 mod calibrate_cmd;
 mod decode_cmd;
 mod info_cmd;
-mod output;
 mod plan_cmd;
 
 use excam_coordinator::{encode_cmd, relay_cmd};

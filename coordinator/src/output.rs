@@ -84,3 +84,17 @@ impl Drop for AtomicFile {
         }
     }
 }
+
+/// Whether `path` names the null device, which takes any bytes and keeps
+/// none: a decode to it need not convert or write pictures at all.
+pub fn is_null_device(path: &Path) -> bool {
+    path == Path::new("/dev/null")
+        || std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/dev/null"))
+}
+
+/// Whether `path` exists and is not a regular file (a device such as
+/// `/dev/stdout`, a FIFO, a socket). Such an output cannot be replaced by
+/// a rename: it is written in place, as vpxenc and vpxdec do.
+pub fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}

@@ -248,3 +248,286 @@ fn missing_input_names_the_file() {
     assert!(!r.status.success());
     assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/x.ivf"));
 }
+
+#[test]
+fn null_output_decodes_without_writing() {
+    let ivf = repo_stream();
+    for args in [
+        &["-o".as_ref(), "/dev/null".as_ref()][..],
+        &["--null".as_ref()][..],
+        &["--noblit".as_ref()][..],
+    ] {
+        let mut all = vec!["decode".as_ref(), ivf.as_os_str()];
+        all.extend_from_slice(args);
+        let r = excam(&all);
+        assert!(r.status.success(), "{args:?}: {r:?}");
+        assert!(r.stdout.is_empty(), "{args:?}");
+    }
+    assert!(is_char_device(Path::new("/dev/null")));
+    // --null still decodes: a broken frame fails, naming it.
+    let dir = scratch("null_corrupt");
+    let bad = dir.join("bad.ivf");
+    std::fs::write(&bad, corrupt_frame_1()).unwrap();
+    for flag in ["--null", "--noblit"] {
+        let r = excam(&["decode".as_ref(), bad.as_os_str(), flag.as_ref()]);
+        assert!(!r.status.success(), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&r.stderr).contains("frame 1"),
+            "{r:?}"
+        );
+    }
+    let r = excam(&[
+        "decode".as_ref(),
+        bad.as_os_str(),
+        "-o".as_ref(),
+        "/dev/null".as_ref(),
+    ]);
+    assert!(!r.status.success());
+    // --null takes no output or format.
+    let r = excam(&[
+        "decode".as_ref(),
+        ivf.as_os_str(),
+        "--null".as_ref(),
+        "--md5".as_ref(),
+    ]);
+    assert!(!r.status.success());
+}
+
+fn is_char_device(p: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(p).unwrap().file_type().is_char_device()
+}
+
+/// The repo stream with frame 1's first partition size broken.
+fn corrupt_frame_1() -> Vec<u8> {
+    let mut ivf = std::fs::read(repo_stream()).unwrap();
+    let size0 = u32::from_le_bytes(ivf[32..36].try_into().unwrap()) as usize;
+    let f1 = 32 + 12 + size0 + 12;
+    ivf[f1..f1 + 3].fill(0xff);
+    ivf
+}
+
+/// A FIFO in `dir`, and a thread reading all of it.
+fn fifo(dir: &Path) -> (PathBuf, std::thread::JoinHandle<Vec<u8>>) {
+    let path = dir.join("pipe");
+    let st = Command::new("mkfifo").arg(&path).status().expect("mkfifo");
+    assert!(st.success());
+    let p = path.clone();
+    let reader = std::thread::spawn(move || std::fs::read(p).unwrap());
+    (path, reader)
+}
+
+#[test]
+fn decode_writes_a_fifo_in_place_as_y4m() {
+    let ivf = repo_stream();
+    let dir = scratch("decode_fifo");
+    let (pipe, reader) = fifo(&dir);
+    let r = excam(&[
+        "decode".as_ref(),
+        ivf.as_os_str(),
+        "-o".as_ref(),
+        pipe.as_os_str(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let got = reader.join().unwrap();
+    let stdout = excam(&[
+        "decode".as_ref(),
+        ivf.as_os_str(),
+        "-o".as_ref(),
+        "-".as_ref(),
+    ]);
+    assert!(got.starts_with(b"YUV4MPEG2 "));
+    assert_eq!(got, stdout.stdout);
+    // Still a FIFO, and nothing else was left in the directory.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(names.len(), 1);
+}
+
+/// A small Y4M clip of `n` frames with motion, written with ffmpeg-free
+/// code so the test needs no tool.
+fn write_clip(path: &Path, n: usize) -> Vec<excam_codec::Frame> {
+    use excam_codec::container::y4m::Y4mWriter;
+    let (w, h) = (48, 32);
+    let frames: Vec<excam_codec::Frame> = (0..n)
+        .map(|t| {
+            let mut f = excam_codec::Frame::filled(w, h, [0, 110, 140]);
+            for y in 0..h {
+                for x in 0..w {
+                    f.planes[0].row_mut(y)[x] = ((x * 5 + y * 3 + t * 4) % 256) as u8;
+                }
+            }
+            f
+        })
+        .collect();
+    let mut wr = Y4mWriter::new(std::fs::File::create(path).unwrap(), w, h, (30, 1)).unwrap();
+    for f in &frames {
+        wr.write_frame(f).unwrap();
+    }
+    frames
+}
+
+fn decode_all(ivf: &[u8]) -> Vec<excam_codec::Frame> {
+    let r = excam_codec::container::ivf::IvfReader::new(ivf).unwrap();
+    let mut state = excam_codec::DecoderState::new();
+    let mut out = Vec::new();
+    for f in r {
+        let (s, shown) = excam_codec::decode(&state, &f.unwrap().data).unwrap();
+        state = s;
+        out.extend(shown);
+    }
+    out
+}
+
+#[test]
+fn encode_to_dev_null_and_to_a_fifo() {
+    let dir = scratch("encode_null");
+    let clip = dir.join("in.y4m");
+    write_clip(&clip, 5);
+    let r = excam(&[
+        "encode".as_ref(),
+        clip.as_os_str(),
+        "-o".as_ref(),
+        "/dev/null".as_ref(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("5 frames"),
+        "{r:?}"
+    );
+    // /dev/null was written through, not renamed over.
+    assert!(is_char_device(Path::new("/dev/null")));
+
+    let file = dir.join("out.ivf");
+    let r = excam(&[
+        "encode".as_ref(),
+        clip.as_os_str(),
+        "-o".as_ref(),
+        file.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let (pipe, reader) = fifo(&dir);
+    let r = excam(&[
+        "encode".as_ref(),
+        clip.as_os_str(),
+        "-o".as_ref(),
+        pipe.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let piped = reader.join().unwrap();
+    let whole = std::fs::read(&file).unwrap();
+    // A pipe cannot be seeked back to patch the frame count (bytes 24..28).
+    assert_eq!(piped.len(), whole.len());
+    assert_eq!(&piped[..24], &whole[..24]);
+    assert_eq!(&piped[28..], &whole[28..]);
+    assert_eq!(&piped[24..28], &[0, 0, 0, 0]);
+    assert_eq!(&whole[24..28], &5u32.to_le_bytes());
+}
+
+#[test]
+fn psnr_prints_vpxencs_summary_line() {
+    let dir = scratch("psnr");
+    let clip = dir.join("in.y4m");
+    let src = write_clip(&clip, 4);
+    let out = dir.join("out.ivf");
+    let r = excam(&[
+        "encode".as_ref(),
+        clip.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--psnr".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(r.status.success(), "{r:?}");
+    let err = String::from_utf8(r.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "--quiet leaves only the PSNR line: {err}");
+    let rest = lines[0]
+        .strip_prefix("Stream 0 PSNR (Overall/Avg/Y/U/V) ")
+        .unwrap_or_else(|| panic!("{err}"));
+    let nums: Vec<f64> = rest
+        .split_whitespace()
+        .take(5)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert!(rest.contains(" bps ") && rest.ends_with(" ms"), "{rest}");
+    // The numbers are those of the decoded output against the input.
+    let dec = decode_all(&std::fs::read(&out).unwrap());
+    let mut stats = excam_codec::metrics::PsnrStats::new();
+    for (a, b) in src.iter().zip(&dec) {
+        stats.add(a, b);
+    }
+    let want = [
+        stats.overall(),
+        stats.average(),
+        stats.average_planes()[0],
+        stats.average_planes()[1],
+        stats.average_planes()[2],
+    ];
+    for (got, want) in nums.iter().zip(want) {
+        assert!((got - want).abs() < 0.0006, "{got} vs {want}: {rest}");
+    }
+    // Without --psnr, --quiet prints nothing.
+    let r = excam(&[
+        "encode".as_ref(),
+        clip.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--quiet".as_ref(),
+    ]);
+    assert!(r.status.success() && r.stderr.is_empty(), "{r:?}");
+}
+
+#[test]
+fn encode_help_groups_flags_as_vpxenc() {
+    let r = excam(&["encode".as_ref(), "--help".as_ref()]);
+    assert!(r.status.success());
+    let help = String::from_utf8(r.stdout).unwrap();
+    // Each flag is listed under its heading: after it, before the next one.
+    let groups: [(&str, &[&str]); 6] = [
+        (
+            "Rate control:",
+            &[
+                "--end-usage",
+                "target-bitrate",
+                "cq-level",
+                "--min-q",
+                "--max-q",
+            ],
+        ),
+        ("Key frames:", &["kf-max-dist", "--golden-interval"]),
+        ("Speed:", &["cpu-used", "--good", "--rt", "--best"]),
+        (
+            "Parallelism:",
+            &["--token-parts", "--threads", "--workers", "--chunk-frames"],
+        ),
+        (
+            "Input and output:",
+            &["--output", "--limit", "--skip", "--psnr", "--quiet"],
+        ),
+        (
+            "Cloud:",
+            &["--backend", "--bucket", "--dry-run", "--max-cost"],
+        ),
+    ];
+    let starts: Vec<usize> = groups
+        .iter()
+        .map(|(h, _)| {
+            help.find(&format!("\n{h}\n"))
+                .unwrap_or_else(|| panic!("{h}: {help}"))
+        })
+        .collect();
+    for (i, (heading, flags)) in groups.iter().enumerate() {
+        let end = starts
+            .iter()
+            .copied()
+            .filter(|&s| s > starts[i])
+            .min()
+            .unwrap_or(help.len());
+        let section = &help[starts[i]..end];
+        for f in *flags {
+            assert!(section.contains(f), "{f} not under {heading}: {section}");
+        }
+    }
+}

@@ -214,3 +214,138 @@ fn missing_input_and_output_dir() {
     assert!(encode(&args(&[s(&input), "-o", s(&bad_out)])).is_err());
     assert_eq!(listing(dir.path()), ["in.y4m"]);
 }
+
+/// Encodes `input` with `flags` and returns the output's bytes.
+fn encode_bytes(dir: &Path, input: &Path, flags: &[&str]) -> Vec<u8> {
+    let output = dir.join("alias.ivf");
+    let mut list = vec![s(input), "-o", s(&output), "--quiet"];
+    list.extend_from_slice(flags);
+    encode(&args(&list)).unwrap_or_else(|e| panic!("{flags:?}: {e:#}"));
+    std::fs::read(&output).unwrap()
+}
+
+#[test]
+fn vpxenc_aliases_give_the_primary_flags_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.y4m");
+    write_y4m(&input, &frames(40, 24, 8));
+    let default = encode_bytes(dir.path(), &input, &[]);
+    // (alias flags, primary flags): the same bytes, and not the default's,
+    // so an alias that were silently ignored would fail.
+    let pairs: &[(&[&str], &[&str])] = &[
+        (&["--target-bitrate", "60"], &["--bitrate", "60"]),
+        (
+            &["--end-usage", "vbr", "--target-bitrate", "60"],
+            &["-b", "60"],
+        ),
+        (
+            &["--end-usage", "cbr", "--target-bitrate", "60"],
+            &["-b", "60"],
+        ),
+        (&["--end-usage", "vbr"], &["--bitrate", "256"]),
+        (
+            &["--end-usage", "q", "--cq-level", "20"],
+            &["--quantizer", "20"],
+        ),
+        (&["--cq-level", "20"], &["-q", "20"]),
+        (&["--min-q", "20", "--max-q", "20"], &["-q", "20"]),
+        (&["-q", "10", "--min-q", "20"], &["-q", "20"]),
+        (&["-q", "50", "--max-q", "40"], &["-q", "40"]),
+        (&["--kf-max-dist", "3"], &["--keyint", "3"]),
+        (&["--cpu-used", "7"], &["--speed", "7"]),
+        (&["--rt"], &["--speed", "8"]),
+        (&["--best"], &["--speed", "0"]),
+        (&["--rt", "--cpu-used", "6"], &["--speed", "6"]),
+        (&["--token-parts", "2"], &["--partitions", "4"]),
+        (&["--token-parts", "3"], &["--partitions", "8"]),
+    ];
+    for (alias, primary) in pairs {
+        let a = encode_bytes(dir.path(), &input, alias);
+        let p = encode_bytes(dir.path(), &input, primary);
+        assert!(a == p, "{alias:?} differs from {primary:?}");
+        assert!(a != default, "{alias:?} gives the default's bytes");
+    }
+    // The defaults' own spellings, and --threads, which changes nothing.
+    for same in [
+        &["--good"][..],
+        &["--speed", "4"],
+        &["--token-parts", "0"],
+        &["--end-usage", "q"],
+        &["-q", "32"],
+        &["--keyint", "128"],
+        &["--threads", "4"],
+    ] {
+        assert!(
+            encode_bytes(dir.path(), &input, same) == default,
+            "{same:?} changed the output"
+        );
+    }
+}
+
+#[test]
+fn unsupported_rate_control_combinations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.y4m");
+    let output = dir.path().join("out.ivf");
+    write_y4m(&input, &frames(16, 16, 2));
+    let err = |flags: &[&str]| {
+        let mut list = vec![s(&input), "-o", s(&output)];
+        list.extend_from_slice(flags);
+        let e = format!("{:#}", encode(&args(&list)).unwrap_err());
+        assert!(!output.exists(), "{flags:?}");
+        e
+    };
+    let e = err(&["--end-usage", "cq"]);
+    assert!(e.contains("cq") && e.contains("not implemented"), "{e}");
+    let e = err(&["--end-usage", "q", "--target-bitrate", "100"]);
+    assert!(e.contains("--end-usage vbr"), "{e}");
+    let e = err(&["--end-usage", "vbr", "--cq-level", "10"]);
+    assert!(e.contains("--end-usage q"), "{e}");
+    let e = err(&["--target-bitrate", "100", "--max-q", "40"]);
+    assert!(e.contains("not supported yet"), "{e}");
+    let e = err(&["--min-q", "30", "--max-q", "20"]);
+    assert!(e.contains("above --max-q"), "{e}");
+
+    let parse =
+        |l: &[&str]| Cli::try_parse_from(std::iter::once("encode").chain(l.iter().copied()));
+    assert!(parse(&["i", "-o", "o", "--token-parts", "4"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--token-parts", "1", "--partitions", "2"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--rt", "--best"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--good", "--rt"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--cpu-used", "9"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--end-usage", "abr"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--cq-level", "64"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--target-bitrate", "1", "--cq-level", "3"]).is_err());
+}
+
+#[test]
+fn skip_and_limit_select_the_frames_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = frames(40, 24, 9);
+    let input = dir.path().join("in.y4m");
+    write_y4m(&input, &src);
+    // --skip 3 --limit 4 is the encode of frames 3..7 as a clip of its own.
+    let cut = dir.path().join("cut.y4m");
+    write_y4m(&cut, &src[3..7]);
+    let want = encode_bytes(dir.path(), &cut, &[]);
+    let got = encode_bytes(dir.path(), &input, &["--skip", "3", "--limit", "4"]);
+    assert!(got == want);
+    assert_eq!(decode_ivf(&dir.path().join("alias.ivf")).len(), 4);
+    // Skip alone keeps the rest; the ExCamera pipeline skips the same way.
+    let rest = dir.path().join("rest.y4m");
+    write_y4m(&rest, &src[2..]);
+    for extra in [&[][..], &["--workers", "2", "--chunk-frames", "3"]] {
+        let want = encode_bytes(dir.path(), &rest, extra);
+        let mut flags = vec!["--skip", "2"];
+        flags.extend_from_slice(extra);
+        let got = encode_bytes(dir.path(), &input, &flags);
+        assert!(got == want, "{extra:?}");
+        assert_eq!(decode_ivf(&dir.path().join("alias.ivf")).len(), 7);
+    }
+    // Skipping everything is an error naming the frame count.
+    let out = dir.path().join("none.ivf");
+    let e = encode(&args(&[s(&input), "-o", s(&out), "--skip", "9"])).unwrap_err();
+    let e = format!("{e:#}");
+    assert!(e.contains("--skip 9") && e.contains("9 frames"), "{e}");
+    assert!(!out.exists());
+}

@@ -28,6 +28,7 @@ pub enum BackendArg {
 
 /// Flags of the distributed runtime.
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Cloud")]
 pub struct DistArgs {
     /// Where chunks are encoded: local threads, excam-worker processes, or Lambda.
     #[arg(long, value_enum, default_value_t = BackendArg::Local)]
@@ -132,8 +133,8 @@ fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
 
 /// The wire codec settings of `args` (size and rate are filled from the
 /// input by the runtime).
-fn codec_params(args: &EncodeArgs) -> CodecParams {
-    CodecParams::from_config(&encoder_config(args, 16, 16))
+fn codec_params(args: &EncodeArgs) -> anyhow::Result<CodecParams> {
+    Ok(CodecParams::from_config(&encoder_config(args, 16, 16)?))
 }
 
 /// The job `args` describe.
@@ -143,6 +144,12 @@ fn codec_params(args: &EncodeArgs) -> CodecParams {
 pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     let d = &args.dist;
     let input_text = args.input.to_string_lossy().into_owned();
+    if args.skip > 0 {
+        bail!("--skip is supported by the local backend only (yet)");
+    }
+    if args.psnr {
+        bail!("--psnr is computed by the local backend only (yet)");
+    }
     if input_text == "-" {
         bail!("the distributed backends need a file or s3:// input, not standard input");
     }
@@ -208,7 +215,7 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     Ok(JobConfig {
         input: InputSource::parse(&input_text),
         output: args.output.clone(),
-        codec: codec_params(args),
+        codec: codec_params(args)?,
         chunk_frames: args.chunk_frames as usize,
         group_chunks: args.group_chunks as usize,
         limit: args.limit.map(|l| l as usize),
