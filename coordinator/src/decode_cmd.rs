@@ -1,21 +1,20 @@
-//! `excam decode`: IVF in, Y4M / raw I420 / per-frame MD5s out.
+//! `excam decode`: IVF or WebM in, Y4M / raw I420 / per-frame MD5s out.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, ValueEnum};
-use excam_codec::container::ivf::{IvfHeader, IvfReader};
 use excam_codec::container::y4m::{Y4mError, Y4mWriter};
 use excam_codec::{Decoder, Picture};
-use md5::{Digest, Md5};
-
+use excam_coordinator::container::VideoReader;
 use excam_coordinator::output::{is_null_device, is_special_file, AtomicFile};
+use md5::{Digest, Md5};
 
 /// The long `--help` text of this subcommand (clap takes a
 /// subcommand's help from its variant in `main.rs`, which uses this).
-pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
+pub const LONG_ABOUT: &str = "Decode a VP8 stream in an IVF or WebM file \
+        (told apart by their signatures, not the name).\n\n\
         With -o, writes every shown frame to OUT: Y4M for .y4m, raw I420 \
         (the bytes `vpxdec --i420` writes) for .yuv or .i420, or Y4M to \
         standard output for `-`. --format overrides the guess. The file \
@@ -30,7 +29,7 @@ pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
         With --md5, prints one line per shown frame in the format of the \
         official test vectors' .ivf.md5 files, \
         `<md5>  <stem>-<W>x<H>-<NNNN>.i420`, where NNNN is the 1-based \
-        position of the frame in the IVF file (hidden frames use up a \
+        position of the frame in the file (hidden frames use up a \
         number but print no line), so `diff <(excam decode X.ivf --md5) \
         X.ivf.md5` is a conformance check.\n\n\
         Decoding stops at the first frame that fails, with an error naming \
@@ -39,7 +38,7 @@ pub const LONG_ABOUT: &str = "Decode a VP8 IVF file.\n\n\
 /// Arguments of `excam decode`.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// The VP8 stream to decode, in an IVF container.
+    /// The VP8 stream to decode, in an IVF or WebM container.
     pub input: PathBuf,
 
     /// Where to write the decoded frames (`-` for standard output).
@@ -88,10 +87,7 @@ impl Format {
 
 /// Runs `excam decode`.
 pub fn run(args: &DecodeArgs) -> Result<()> {
-    let file =
-        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let reader = IvfReader::new(BufReader::new(file))
-        .with_context(|| format!("{} is not a readable IVF file", args.input.display()))?;
+    let reader = VideoReader::open(&args.input)?;
     if args.md5 {
         let stem = args
             .input
@@ -121,7 +117,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             )
         })?,
     };
-    let fps = frame_rate(reader.header());
+    let fps = reader.fps;
     if to_stdout {
         let mut sink = BufWriter::with_capacity(1 << 20, io::stdout().lock());
         write_frames(reader, format, fps, &mut sink, &args.input)?;
@@ -143,20 +139,10 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     }
 }
 
-/// The frame rate for a Y4M header: one frame per timebase unit, as
-/// vpxdec assumes, or 30 fps if the IVF header's timebase is empty.
-fn frame_rate(h: &IvfHeader) -> (usize, usize) {
-    if h.timebase_num == 0 || h.timebase_den == 0 {
-        (30, 1)
-    } else {
-        (h.timebase_den as usize, h.timebase_num as usize)
-    }
-}
-
-/// Decodes every frame of `reader`, calling `shown` with the 0-based IVF
-/// index and the picture of each shown frame.
-fn for_each_shown<R: io::Read>(
-    reader: IvfReader<R>,
+/// Decodes every frame of `reader`, calling `shown` with the 0-based
+/// index in the file and the picture of each shown frame.
+fn for_each_shown(
+    reader: VideoReader,
     input: &Path,
     mut shown: impl FnMut(u64, &Picture) -> Result<()>,
 ) -> Result<()> {
@@ -179,12 +165,7 @@ fn i420_rows(p: &Picture) -> impl Iterator<Item = &[u8]> {
     (0..3).flat_map(move |k| p.visible_rows(k))
 }
 
-fn print_md5s<R: io::Read, W: Write>(
-    reader: IvfReader<R>,
-    stem: &str,
-    mut out: W,
-    input: &Path,
-) -> Result<()> {
+fn print_md5s<W: Write>(reader: VideoReader, stem: &str, mut out: W, input: &Path) -> Result<()> {
     for_each_shown(reader, input, |index, picture| {
         let mut md5 = Md5::new();
         for row in i420_rows(picture) {
@@ -203,8 +184,8 @@ fn print_md5s<R: io::Read, W: Write>(
     out.flush().context("cannot write to standard output")
 }
 
-fn write_frames<R: io::Read, W: Write>(
-    reader: IvfReader<R>,
+fn write_frames<W: Write>(
+    reader: VideoReader,
     format: Format,
     fps: (usize, usize),
     sink: &mut W,

@@ -7,12 +7,11 @@
 //! half-written file at the output path.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, Write};
+use std::io::{self, BufReader, IsTerminal, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{
     EncoderConfig, EncoderStatus, GoldenPolicy, Packet, RateControl, MAX_SPEED,
@@ -22,6 +21,7 @@ use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::container::{Container, VideoWriter};
 use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats};
 
 /// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
@@ -62,10 +62,18 @@ pub struct EncodeArgs {
     /// Input: 8-bit 4:2:0 progressive Y4M, or `-` for standard input
     /// (e.g. `ffmpeg -i IN -f yuv4mpegpipe - | excam encode - -o OUT.ivf`).
     pub input: PathBuf,
-    /// Output IVF file (replaced only once the encode has succeeded; a
-    /// device or FIFO such as /dev/null is written in place).
+    /// Output file: WebM for .webm or .mkv, else IVF (--ivf and --webm
+    /// force one). Replaced only once the encode has succeeded; a device
+    /// or FIFO such as /dev/null is written in place, and `-` is
+    /// standard output.
     #[arg(short, long, help_heading = IO)]
     pub output: PathBuf,
+    /// Write IVF whatever the output's name (vpxenc's --ivf).
+    #[arg(long, help_heading = IO, conflicts_with = "webm")]
+    pub ivf: bool,
+    /// Write WebM whatever the output's name (vpxenc's default container).
+    #[arg(long, help_heading = IO)]
+    pub webm: bool,
     /// Fixed quantizer on vpxenc's 0..=63 scale (like `--min-q=Q --max-q=Q`)
     /// [default: 32 unless --bitrate is given].
     #[arg(short, long, visible_alias = "cq-level", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63), conflicts_with = "bitrate")]
@@ -393,6 +401,7 @@ pub(crate) fn encoder_config(
 /// failed run leaves nothing at or near the output path.
 pub(crate) fn temp_output(output: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = match output.parent() {
+        _ if output == Path::new("-") => std::env::temp_dir(),
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
@@ -448,9 +457,14 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     }
 
     let (tmp, out) = open_output(&args.output)?;
-    let out = BufWriter::new(out);
-    let ivf_hdr = IvfHeader::vp8(hdr.width as u16, hdr.height as u16, fps.1, fps.0);
-    let mut ivf = IvfWriter::new(out, &ivf_hdr)?;
+    let mut ivf = VideoWriter::new(
+        container(args),
+        out,
+        tmp.seekable(),
+        hdr.width,
+        hdr.height,
+        fps,
+    )?;
 
     // A regular file's length gives the frame count: each frame is a
     // 6-byte "FRAME\n" line plus its samples (header line ignored).
@@ -495,7 +509,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
             if let Some(img) = img {
                 psnr.add(&source[frames as usize], &img);
             }
-            ivf.write_frame(frames, f)
+            ivf.write_frame(frames, f, f[0] & 1 == 0)
                 .context("cannot write the output")?;
             key_frames += (f[0] & 1 == 0) as u64;
             bytes += f.len() as u64;
@@ -522,7 +536,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         };
         enc.send_frame(Some(frame.clone())).map_err(status_error)?;
         let p: Packet = enc.receive_packet().map_err(status_error)?;
-        ivf.write_frame(p.pts, &p.data)
+        ivf.write_frame(p.pts, &p.data, p.key_frame)
             .context("cannot write the output")?;
         if let Some(rec) = &p.reconstruction {
             psnr.add(&frame, &rec.to_frame());
@@ -583,6 +597,19 @@ fn no_frames(args: &EncodeArgs) -> anyhow::Error {
 /// or FIFO (`/dev/null`, a named pipe) cannot be renamed over, so it is
 /// opened and written in place, as vpxenc does.
 fn open_output(output: &Path) -> anyhow::Result<(Dest, File)> {
+    if output == Path::new("-") {
+        // Standard output, as vpxenc's `-o -`: a pipe is streamed, a
+        // redirected file is patched in place at the end.
+        use std::os::fd::AsFd;
+        let mut file = File::from(
+            io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot write to standard output")?,
+        );
+        let seekable = file.stream_position().is_ok();
+        return Ok((Dest::InPlace { seekable }, file));
+    }
     if crate::output::is_special_file(output) {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -604,11 +631,33 @@ enum Dest {
     InPlace { seekable: bool },
 }
 
+impl Dest {
+    /// Whether the output can be seeked back to patch its headers.
+    fn seekable(&self) -> bool {
+        match self {
+            Dest::Temp(_) => true,
+            Dest::InPlace { seekable } => *seekable,
+        }
+    }
+}
+
+/// The container `args` ask for: --ivf or --webm, else the output's
+/// extension's.
+pub fn container(args: &EncodeArgs) -> Container {
+    if args.ivf {
+        Container::Ivf
+    } else if args.webm {
+        Container::Webm
+    } else {
+        Container::from_path(&args.output)
+    }
+}
+
 /// Completes the output file, moves it into place and sums up.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     args: &EncodeArgs,
-    ivf: IvfWriter<BufWriter<File>>,
+    ivf: VideoWriter,
     tmp: Dest,
     frames: u64,
     key_frames: u64,
@@ -617,21 +666,11 @@ fn finish(
     psnr: PsnrStats,
     start: Instant,
 ) -> anyhow::Result<Summary> {
-    match tmp {
-        Dest::Temp(tmp) => {
-            let mut out = ivf.finish().context("cannot write the output")?;
-            out.flush().context("cannot write the output")?;
-            drop(out);
-            tmp.persist(&args.output)
-                .with_context(|| format!("cannot create {}", args.output.display()))?;
-        }
-        Dest::InPlace { seekable: true } => {
-            ivf.finish().context("cannot write the output")?;
-        }
-        Dest::InPlace { seekable: false } => {
-            // As vpxenc's on a pipe, the header keeps the count it began with.
-            ivf.into_inner().context("cannot write the output")?;
-        }
+    ivf.finish(tmp.seekable())
+        .context("cannot write the output")?;
+    if let Dest::Temp(tmp) = tmp {
+        tmp.persist(&args.output)
+            .with_context(|| format!("cannot create {}", args.output.display()))?;
     }
     let secs = frames as f64 * seconds_per_frame;
     Ok(Summary {

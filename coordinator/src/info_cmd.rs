@@ -1,21 +1,20 @@
 //! `excam info`: one line of header facts per frame.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use excam_codec::container::ivf::IvfReader;
 use excam_codec::decode::{decode_picture, parse_frame_header};
 use excam_codec::header::FrameHeader;
 use excam_codec::{DecoderState, FrameError};
+use excam_coordinator::container::VideoReader;
 
 /// The long `--help` text of this subcommand (clap takes a
 /// subcommand's help from its variant in `main.rs`, which uses this).
-pub const LONG_ABOUT: &str = "Print one line per frame of a VP8 IVF file.\n\n\
+pub const LONG_ABOUT: &str = "Print one line per frame of a VP8 IVF or WebM file.\n\n\
     Fields, space separated:\n  \
-    INDEX            0-based position in the IVF file\n  \
+    INDEX            0-based position in the file\n  \
     key|inter        frame type\n  \
     shown|hidden     whether the frame is displayed\n  \
     bytes=N          compressed size\n  \
@@ -33,16 +32,13 @@ pub const LONG_ABOUT: &str = "Print one line per frame of a VP8 IVF file.\n\n\
 /// Arguments of `excam info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The VP8 stream, in an IVF container.
+    /// The VP8 stream, in an IVF or WebM container.
     pub input: PathBuf,
 }
 
 /// Runs `excam info`.
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let file =
-        File::open(&args.input).with_context(|| format!("cannot open {}", args.input.display()))?;
-    let reader = IvfReader::new(BufReader::new(file))
-        .with_context(|| format!("{} is not a readable IVF file", args.input.display()))?;
+    let reader = VideoReader::open(&args.input)?;
     let mut out = BufWriter::new(io::stdout().lock());
     let mut state = DecoderState::new();
     for (index, frame) in reader.enumerate() {

@@ -1,5 +1,6 @@
 //! The excam coordinator: CLI commands and (later) the ExCamera pipeline.
 
+pub mod container;
 pub mod encode_cmd;
 pub mod output;
 pub mod pipeline;

@@ -27,13 +27,13 @@ struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode a VP8 IVF file to Y4M or raw I420, or print per-frame MD5s.
+    /// Decode a VP8 IVF or WebM file to Y4M or raw I420, or print per-frame MD5s.
     #[command(long_about = decode_cmd::LONG_ABOUT)]
     Decode(decode_cmd::DecodeArgs),
-    /// Print one line per frame of a VP8 IVF file describing its headers.
+    /// Print one line per frame of a VP8 IVF or WebM file describing its headers.
     #[command(long_about = info_cmd::LONG_ABOUT)]
     Info(info_cmd::InfoArgs),
-    /// Encode a Y4M file to VP8 IVF, serially or ExCamera-style with --workers.
+    /// Encode a Y4M file to VP8 in IVF or WebM, serially or ExCamera-style with --workers.
     Encode(Box<encode_cmd::EncodeArgs>),
     /// Run the state relay workers meet through, or talk to one.
     #[command(subcommand)]

@@ -150,6 +150,7 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     if args.psnr {
         bail!("--psnr is computed by the local backend only (yet)");
     }
+
     if input_text == "-" {
         bail!("the distributed backends need a file or s3:// input, not standard input");
     }
@@ -215,6 +216,7 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     Ok(JobConfig {
         input: InputSource::parse(&input_text),
         output: args.output.clone(),
+        container: crate::encode_cmd::container(args),
         codec: codec_params(args)?,
         chunk_frames: args.chunk_frames as usize,
         group_chunks: args.group_chunks as usize,

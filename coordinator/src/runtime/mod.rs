@@ -21,14 +21,13 @@ pub mod timeline;
 pub mod worker_api;
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::image::i420_len;
 use excam_rendezvous::{Fingerprint, Relay, RelayConfig, RelaySecret, TlsIdentity};
@@ -119,8 +118,10 @@ impl InputSource {
 pub struct JobConfig {
     /// Input.
     pub input: InputSource,
-    /// Output IVF (written atomically).
+    /// Output file (written atomically).
     pub output: PathBuf,
+    /// The output's container.
+    pub container: crate::container::Container,
     /// Codec settings; width, height and frame rate are taken from the input.
     pub codec: CodecParams,
     /// N.
@@ -581,7 +582,7 @@ pub async fn run_job(
     let sched = sched?;
 
     // Assemble in chunk order; the temporary file vanishes on any error.
-    let (output_bytes, stats) = write_output(&cfg.output, &codec, &sched)?;
+    let (output_bytes, stats) = write_output(&cfg.output, cfg.container, &codec, &sched)?;
     if !cfg.keep_intermediate {
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
@@ -767,35 +768,44 @@ async fn upload_input(
     Ok(())
 }
 
-/// Writes the IVF; returns its size and (key frames, VP8 bytes).
+/// Writes the IVF or WebM; returns its size and (key frames, VP8 bytes).
 fn write_output(
     output: &Path,
+    container: crate::container::Container,
     codec: &CodecParams,
     sched: &Schedule,
 ) -> anyhow::Result<(u64, (usize, u64))> {
     let tmp = crate::encode_cmd::temp_output(output)?;
-    let out = std::io::BufWriter::new(tmp.reopen()?);
-    let hdr = IvfHeader::vp8(
-        codec.width as u16,
-        codec.height as u16,
-        codec.framerate.1,
-        codec.framerate.0,
-    );
-    let mut ivf = IvfWriter::new(out, &hdr)?;
+    let mut ivf = crate::container::VideoWriter::new(
+        container,
+        tmp.reopen()?,
+        true,
+        codec.width,
+        codec.height,
+        codec.framerate,
+    )?;
     let (mut n, mut keys, mut bytes) = (0u64, 0usize, 0u64);
     for c in &sched.chunks {
         let c = c.as_ref().context("a chunk is missing")?;
         for f in &c.frames {
-            ivf.write_frame(n, f).context("cannot write the output")?;
+            let key = f.first().is_some_and(|b| b & 1 == 0);
+            ivf.write_frame(n, f, key)
+                .context("cannot write the output")?;
             n += 1;
-            keys += (f.first().is_some_and(|b| b & 1 == 0)) as usize;
+            keys += key as usize;
             bytes += f.len() as u64;
         }
     }
-    let mut w = ivf.finish().context("cannot write the output")?;
-    w.flush()?;
-    drop(w);
+    ivf.finish(true).context("cannot write the output")?;
     let size = tmp.as_file().metadata().map_or(0, |m| m.len());
+    if output == Path::new("-") {
+        // Standard output gets the finished file: a pipe cannot be
+        // patched, and a failed job must write nothing.
+        let mut out = std::io::stdout().lock();
+        std::io::copy(&mut tmp.reopen()?, &mut out).context("cannot write to standard output")?;
+        std::io::Write::flush(&mut out).context("cannot write to standard output")?;
+        return Ok((size, (keys, bytes)));
+    }
     tmp.persist(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     Ok((size, (keys, bytes)))

@@ -1,0 +1,416 @@
+//! The two containers VP8 travels in: IVF (libvpx's test format, `vpxenc
+//! --ivf`) and WebM (Matroska with VP8, vpxenc's default output).
+//!
+//! Reading sniffs the first four bytes, so a file's name never decides
+//! how it is parsed; writing picks the container from the output's
+//! extension unless a flag forces one. WebM is muxed by libwebm (the
+//! muxer vpxenc itself uses, through the `webm` crate) and demuxed by the
+//! pure-Rust `matroska-demuxer`.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, Write};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use excam_codec::container::ivf::{IvfHeader, IvfReader, IvfWriter, IVF_SIGNATURE};
+
+/// The first four bytes of every EBML (Matroska, WebM) file.
+const EBML_MAGIC: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
+
+/// A VP8 container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Container {
+    /// IVF: a 32-byte header, then a 12-byte header per frame.
+    Ivf,
+    /// WebM: EBML/Matroska with one `V_VP8` track.
+    Webm,
+}
+
+impl Container {
+    /// The container `path`'s extension names: WebM for `.webm` and
+    /// `.mkv`, IVF for anything else (excam's historical output).
+    pub fn from_path(path: &Path) -> Container {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("webm" | "mkv") => Container::Webm,
+            _ => Container::Ivf,
+        }
+    }
+}
+
+/// One compressed frame read from a container.
+#[derive(Clone, Debug)]
+pub struct VideoFrame {
+    /// The VP8 frame.
+    pub data: Vec<u8>,
+}
+
+/// A VP8 stream opened from an IVF or WebM file.
+pub struct VideoReader {
+    /// Which container the file turned out to be.
+    pub container: Container,
+    /// Frames per second as (numerator, denominator), what a Y4M header
+    /// of the decoded frames should say.
+    pub fps: (usize, usize),
+    frames: Frames,
+}
+
+enum Frames {
+    Ivf(IvfReader<BufReader<File>>),
+    Webm {
+        file: Box<matroska_demuxer::MatroskaFile<BufReader<File>>>,
+        track: u64,
+        /// Frames read ahead to guess the frame rate, handed out first.
+        ahead: std::collections::VecDeque<Vec<u8>>,
+        /// An error met reading ahead, reported after those frames.
+        error: Option<String>,
+        /// Set after the end or an error: the stream position is unknown.
+        done: bool,
+    },
+}
+
+impl VideoReader {
+    /// Opens `path`, telling IVF from WebM by their signatures.
+    ///
+    /// # Errors
+    ///
+    /// An unreadable file, one that is neither IVF nor WebM (the error
+    /// says what its first bytes are), a malformed header, or a WebM file
+    /// without a VP8 video track.
+    pub fn open(path: &Path) -> Result<VideoReader> {
+        let mut file =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut magic = [0u8; 4];
+        let got = read_up_to(&mut file, &mut magic)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        file.rewind()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let reader = BufReader::with_capacity(1 << 20, file);
+        if got == 4 && magic == IVF_SIGNATURE {
+            let ivf = IvfReader::new(reader)
+                .with_context(|| format!("{} is not a readable IVF file", path.display()))?;
+            let fps = ivf_frame_rate(ivf.header());
+            return Ok(VideoReader {
+                container: Container::Ivf,
+                fps,
+                frames: Frames::Ivf(ivf),
+            });
+        }
+        if got == 4 && magic == EBML_MAGIC {
+            return open_webm(reader)
+                .with_context(|| format!("{} is not a readable WebM file", path.display()));
+        }
+        bail!(
+            "{} is neither IVF nor WebM: it starts with {}, not \"DKIF\" (IVF) \
+             nor the EBML signature 1A 45 DF A3 (WebM, Matroska)",
+            path.display(),
+            describe_magic(&magic[..got])
+        )
+    }
+}
+
+/// `bytes` as hex, and as text when they are printable.
+fn describe_magic(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "nothing (the file is empty)".to_string();
+    }
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{} (\"{}\")", hex.join(" "), String::from_utf8_lossy(bytes))
+    } else {
+        hex.join(" ")
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The frame rate for a Y4M header: one frame per timebase unit, as
+/// vpxdec assumes, or 30 fps if the IVF header's timebase is empty.
+fn ivf_frame_rate(h: &IvfHeader) -> (usize, usize) {
+    if h.timebase_num == 0 || h.timebase_den == 0 {
+        (30, 1)
+    } else {
+        (h.timebase_den as usize, h.timebase_num as usize)
+    }
+}
+
+fn open_webm(reader: BufReader<File>) -> Result<VideoReader> {
+    use matroska_demuxer::{Frame, MatroskaFile, TrackType};
+    let mut file = MatroskaFile::open(reader).map_err(|e| anyhow!("{e}"))?;
+    let track = file
+        .tracks()
+        .iter()
+        .find(|t| t.track_type() == TrackType::Video)
+        .context("it has no video track")?;
+    if track.codec_id() != "V_VP8" {
+        bail!(
+            "its video track is {}, not VP8 (V_VP8); excam decodes VP8 only",
+            track.codec_id()
+        );
+    }
+    let number = track.track_number().get();
+    let default_duration = track.default_duration().map(|d| d.get());
+    let scale = file.info().timestamp_scale().get();
+    // The frame rate: the track's default duration if it has one, else
+    // vpxdec's guess from the timestamps of the first second (at most 50
+    // frames) of video.
+    let mut ahead = std::collections::VecDeque::new();
+    let mut stamps = Vec::new();
+    let mut frame = Frame::default();
+    let mut error = None;
+    while ahead.len() < 50 {
+        match file.next_frame(&mut frame) {
+            Ok(true) if frame.track == number => {
+                stamps.push(frame.timestamp.saturating_mul(scale));
+                ahead.push_back(std::mem::take(&mut frame.data));
+                if stamps.last().unwrap() - stamps[0] >= 1_000_000_000 {
+                    break;
+                }
+            }
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if ahead.is_empty() => return Err(anyhow!("{e}")),
+            // Hand out what was read; the error comes after it.
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let fps = match default_duration {
+        Some(d) if d > 0 => reduce(1_000_000_000, d),
+        _ => match (stamps.first(), stamps.last()) {
+            (Some(&a), Some(&b)) if b > a => {
+                reduce((stamps.len() as u64 - 1) * 1_000_000, (b - a) / 1000)
+            }
+            _ => (30, 1),
+        },
+    };
+    Ok(VideoReader {
+        container: Container::Webm,
+        fps,
+        frames: Frames::Webm {
+            file: Box::new(file),
+            track: number,
+            ahead,
+            error,
+            done: false,
+        },
+    })
+}
+
+/// `num/den` in lowest terms, as usizes.
+fn reduce(num: u64, den: u64) -> (usize, usize) {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let g = gcd(num, den).max(1);
+    ((num / g) as usize, (den / g).max(1) as usize)
+}
+
+impl Iterator for VideoReader {
+    type Item = Result<VideoFrame>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.frames {
+            Frames::Ivf(r) => r
+                .next()
+                .map(|f| f.map(|f| VideoFrame { data: f.data }).map_err(Into::into)),
+            Frames::Webm {
+                file,
+                track,
+                ahead,
+                error,
+                done,
+            } => {
+                if let Some(data) = ahead.pop_front() {
+                    return Some(Ok(VideoFrame { data }));
+                }
+                if let Some(e) = error.take() {
+                    *done = true;
+                    return Some(Err(anyhow!("malformed WebM: {e}")));
+                }
+                let mut frame = matroska_demuxer::Frame::default();
+                while !*done {
+                    match file.next_frame(&mut frame) {
+                        Ok(true) if frame.track == *track => {
+                            return Some(Ok(VideoFrame { data: frame.data }))
+                        }
+                        Ok(true) => {}
+                        Ok(false) => *done = true,
+                        Err(e) => {
+                            *done = true;
+                            return Some(Err(anyhow!("malformed WebM: {e}")));
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Where an encode's frames go: an IVF or a WebM muxer over a file.
+pub enum VideoWriter {
+    /// IVF.
+    Ivf(IvfWriter<std::io::BufWriter<File>>),
+    /// WebM through libwebm, with the frame duration in nanoseconds.
+    Webm {
+        /// The segment being written.
+        segment: webm::mux::Segment<WebmSink>,
+        /// Its video track.
+        track: webm::mux::VideoTrack,
+        /// Nanoseconds per frame-rate tick.
+        tick_ns: f64,
+    },
+}
+
+/// The file under a WebM muxer: seekable (cues, sizes and the duration
+/// are written back at the end) or, for a pipe, written straight through.
+pub enum WebmSink {
+    /// A regular file or a seekable device.
+    Seekable(std::io::BufWriter<File>),
+    /// A pipe.
+    Stream(std::io::BufWriter<File>),
+}
+
+impl Write for WebmSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            WebmSink::Seekable(w) | WebmSink::Stream(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            WebmSink::Seekable(w) | WebmSink::Stream(w) => w.flush(),
+        }
+    }
+}
+
+impl Seek for WebmSink {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            WebmSink::Seekable(w) => w.seek(pos),
+            WebmSink::Stream(_) => Err(std::io::ErrorKind::Unsupported.into()),
+        }
+    }
+}
+
+impl VideoWriter {
+    /// Starts a `container` stream of `width` x `height` VP8 at `fps`
+    /// (numerator, denominator) on `file`; `seekable` says whether the
+    /// file can be seeked back (not a pipe).
+    ///
+    /// # Errors
+    ///
+    /// Write errors, or a size the container cannot hold.
+    pub fn new(
+        container: Container,
+        file: File,
+        seekable: bool,
+        width: usize,
+        height: usize,
+        fps: (u32, u32),
+    ) -> Result<VideoWriter> {
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        match container {
+            Container::Ivf => {
+                let hdr = IvfHeader::vp8(width as u16, height as u16, fps.1, fps.0);
+                Ok(VideoWriter::Ivf(IvfWriter::new(out, &hdr)?))
+            }
+            Container::Webm => {
+                use webm::mux::{SegmentBuilder, SegmentMode, VideoCodecId, Writer};
+                let writer = if seekable {
+                    Writer::new(WebmSink::Seekable(out))
+                } else {
+                    Writer::new_non_seek(WebmSink::Stream(out))
+                };
+                let err = |e: webm::mux::Error| anyhow!("cannot start the WebM output: {e}");
+                let builder = SegmentBuilder::new(writer)
+                    .map_err(err)?
+                    .set_writing_app(concat!("excam ", env!("CARGO_PKG_VERSION")))
+                    .map_err(err)?
+                    .set_mode(if seekable {
+                        SegmentMode::File
+                    } else {
+                        SegmentMode::Live
+                    })
+                    .map_err(err)?;
+                let (builder, track) = builder
+                    .add_video_track(width as u32, height as u32, VideoCodecId::VP8, None)
+                    .map_err(err)?;
+                Ok(VideoWriter::Webm {
+                    segment: builder.build(),
+                    track,
+                    tick_ns: 1e9 * fps.1 as f64 / fps.0 as f64,
+                })
+            }
+        }
+    }
+
+    /// Appends one frame with presentation time `pts` in frame-rate ticks.
+    ///
+    /// # Errors
+    ///
+    /// Write errors.
+    pub fn write_frame(&mut self, pts: u64, data: &[u8], key: bool) -> Result<()> {
+        match self {
+            VideoWriter::Ivf(w) => Ok(w.write_frame(pts, data)?),
+            VideoWriter::Webm {
+                segment,
+                track,
+                tick_ns,
+            } => segment
+                .add_frame(*track, data, (pts as f64 * *tick_ns).round() as u64, key)
+                .map_err(|e| anyhow!("cannot write a WebM frame: {e}")),
+        }
+    }
+
+    /// Completes the stream: the IVF frame count, or WebM's cues and
+    /// sizes (patched in place when the file is seekable).
+    ///
+    /// # Errors
+    ///
+    /// Write errors.
+    pub fn finish(self, seekable: bool) -> Result<()> {
+        match self {
+            VideoWriter::Ivf(w) => {
+                let mut out = if seekable {
+                    w.finish()?
+                } else {
+                    // As vpxenc's on a pipe, the header keeps frame count 0.
+                    w.into_inner()?
+                };
+                out.flush()?;
+            }
+            VideoWriter::Webm { segment, .. } => {
+                let writer = segment
+                    .finalize(None)
+                    .map_err(|_| anyhow!("cannot finish the WebM output"))?;
+                match writer.into_inner() {
+                    WebmSink::Seekable(mut w) | WebmSink::Stream(mut w) => w.flush()?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
