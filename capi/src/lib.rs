@@ -107,7 +107,7 @@ impl EncoderCore {
             ));
         }
         let k = self.settings.keyint as u64;
-        let key = self.frames == 0 || (k > 0 && self.frames % k == 0);
+        let key = self.frames == 0 || (k > 0 && self.frames.is_multiple_of(k));
         let out =
             encode(&self.state, frame, &self.settings.params(key)).map_err(|e| e.to_string())?;
         self.state = out.state;
