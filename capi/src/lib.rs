@@ -279,3 +279,78 @@ pub fn ivf_bytes(
 
 /// Crate and codec version.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use excam_codec::metrics::frame_psnr;
+
+    fn clip(n: usize, w: usize, h: usize) -> Vec<Frame> {
+        (0..n)
+            .map(|t| {
+                let mut f = Frame::filled(w, h, [0, 128, 128]);
+                for y in 0..h {
+                    for (x, p) in f.planes[0].row_mut(y).iter_mut().enumerate() {
+                        *p = (((x + 3 * t) ^ y) * 3 + 16) as u8;
+                    }
+                }
+                f
+            })
+            .collect()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            width: 64,
+            height: 48,
+            quantizer: 16,
+            keyint: 0,
+            speed: 4,
+        }
+    }
+
+    /// One chunk covering the whole clip is exactly the serial encoder's output.
+    #[test]
+    fn one_chunk_equals_serial() {
+        let frames = clip(6, 64, 48);
+        let mut e = EncoderCore::new(settings()).unwrap();
+        let mut serial = vec![];
+        for f in &frames {
+            e.send(f).unwrap();
+            serial.push(e.receive().unwrap());
+        }
+        assert_eq!(encode_parallel(&settings(), &frames, 6, 2).unwrap(), serial);
+    }
+
+    /// ExCamera[3,2]: one key frame, and the rebased stream decodes close
+    /// to the source (a broken rebase drifts far from it).
+    #[test]
+    fn parallel_decodes_close_to_source() {
+        let frames = clip(10, 64, 48);
+        let p = encode_parallel(&settings(), &frames, 3, 2).unwrap();
+        assert_eq!(p.len(), 10);
+        assert_eq!(p.iter().filter(|p| p.key).count(), 1);
+        let mut d = DecoderCore::default();
+        for (pk, src) in p.iter().zip(&frames) {
+            assert!(d.decode(&pk.data).unwrap());
+            let psnr = frame_psnr(src, d.shown.as_ref().unwrap()).all;
+            assert!(psnr > 30.0, "frame {} psnr {psnr}", pk.pts);
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_errors() {
+        assert!(EncoderCore::new(Settings {
+            speed: 9,
+            ..settings()
+        })
+        .is_err());
+        assert!(EncoderCore::new(Settings {
+            width: 0,
+            ..settings()
+        })
+        .is_err());
+        assert!(encode_parallel(&settings(), &clip(2, 64, 48), 0, 1).is_err());
+        assert!(encode_parallel(&settings(), &clip(2, 32, 48), 1, 1).is_err());
+    }
+}
