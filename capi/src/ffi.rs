@@ -68,8 +68,10 @@ pub struct ExcamConfig {
     pub speed: u32,
 }
 
-/// One compressed frame. `data` stays valid until the next call on the
-/// encoder or `excam_packet_free`-style release by the next receive.
+/// One compressed frame. From `excam_encoder_receive_packet`, `data` is
+/// the encoder's and stays valid until the next call on that encoder (or
+/// `excam_encoder_free`); from `excam_encode_parallel` it lives until
+/// `excam_packets_free`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct ExcamPacket {
