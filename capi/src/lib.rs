@@ -5,11 +5,15 @@
 //! only module with `unsafe` (C callers hand us pointers, so the FFI layer
 //! cannot avoid it). See `include/excam.h` for the C declarations.
 
+#![deny(unsafe_code)]
+
 use std::sync::Arc;
 
 use excam_codec::encode::GIVEN_STATE_LAMBDA_SCALE;
 use excam_codec::{encode, encode_given_state, rebase, DecoderState, EncodeParams, Frame, Picture};
 
+// The C boundary: raw pointers in, so unsafe here and nowhere else.
+#[allow(unsafe_code)]
 pub mod ffi;
 
 /// Encoder settings, validated by [`EncoderCore::new`].
