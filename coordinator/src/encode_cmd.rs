@@ -396,24 +396,11 @@ pub(crate) fn encoder_config(
     Ok(cfg)
 }
 
-/// A temporary file beside `output` (`.NAME.XXXX.part`), to be renamed
-/// over it once complete; it deletes itself if dropped before that, so a
-/// failed run leaves nothing at or near the output path.
+/// A temporary file beside `output`, to be put in place by
+/// [`crate::output::persist`]; it deletes itself if dropped before that,
+/// so a failed run leaves nothing at or near the output path.
 pub(crate) fn temp_output(output: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
-    let dir = match output.parent() {
-        _ if output == Path::new("-") => std::env::temp_dir(),
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))
+    crate::output::temp_beside(output)
 }
 
 /// Opens the input; returns it with the byte length of a regular file
@@ -669,8 +656,7 @@ fn finish(
     ivf.finish(tmp.seekable())
         .context("cannot write the output")?;
     if let Dest::Temp(tmp) = tmp {
-        tmp.persist(&args.output)
-            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        crate::output::persist(tmp, &args.output)?;
     }
     let secs = frames as f64 * seconds_per_frame;
     Ok(Summary {

@@ -1,87 +1,107 @@
 //! Output files that appear whole or not at all.
 //!
-//! A decode that fails half-way must not leave a plausible-looking but
-//! truncated file behind, nor clobber an older good one. [`AtomicFile`]
-//! writes to a temporary file in the same directory (so the final rename
-//! stays on one file system and is atomic) and renames it over the target
-//! only in [`AtomicFile::commit`]; dropping it uncommitted removes it.
+//! A run that fails half-way must not leave a plausible-looking but
+//! truncated file behind, nor clobber an older good one. Outputs are
+//! written to a temporary file in the same directory (so the final rename
+//! stays on one file system and is atomic), created with `O_EXCL` under an
+//! unpredictable name (so a planted file or symlink is never written
+//! through), synced, and renamed over the target only when complete
+//! ([`persist`]); dropped before that, the temporary file removes itself.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use tempfile::NamedTempFile;
 
-/// A buffered file written beside its final path and renamed into place.
+/// A temporary file beside `output` (`.NAME.XXXXXX.part`), to be put in
+/// place by [`persist`]; `-` (standard output) gets one in the temporary
+/// directory.
+pub fn temp_beside(output: &Path) -> Result<NamedTempFile> {
+    let dir = match output.parent() {
+        _ if output == Path::new("-") => std::env::temp_dir(),
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))
+}
+
+/// Syncs the finished temporary file, renames it to `dest` and syncs the
+/// directory, so after a crash `dest` is either the old file or the whole
+/// new one, never a truncated one.
+pub fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot sync {}", tmp.path().display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("cannot create {}", dest.display()))?;
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A directory that cannot be opened for syncing (some file systems)
+    // still has the rename; only the crash guarantee is weaker there.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A buffered file written beside its final path and put in place by
+/// [`AtomicFile::commit`].
 pub struct AtomicFile {
-    writer: Option<BufWriter<File>>,
-    tmp: PathBuf,
+    writer: BufWriter<File>,
+    tmp: NamedTempFile,
     dest: PathBuf,
 }
 
 impl AtomicFile {
-    /// Creates the temporary file `.NAME.excam-tmp.PID` beside `dest`.
+    /// Creates the temporary file beside `dest` (see [`temp_beside`]).
     pub fn create(dest: &Path) -> Result<Self> {
-        let name = dest
-            .file_name()
-            .with_context(|| format!("output path {} has no file name", dest.display()))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".excam-tmp.{}", std::process::id()));
-        let tmp = dest.with_file_name(tmp_name);
-        let file = File::create(&tmp)
-            .with_context(|| format!("cannot create temporary file {}", tmp.display()))?;
+        let tmp = temp_beside(dest)?;
+        let file = tmp
+            .reopen()
+            .with_context(|| format!("cannot open {}", tmp.path().display()))?;
         Ok(AtomicFile {
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            writer: BufWriter::with_capacity(1 << 20, file),
             tmp,
             dest: dest.to_path_buf(),
         })
     }
 
-    /// Flushes, syncs nothing (a decode is reproducible), and renames the
-    /// temporary file to the destination.
-    pub fn commit(mut self) -> Result<()> {
-        let writer = self.writer.take().expect("writer present until commit");
-        let file = writer
+    /// Flushes, syncs and renames the temporary file to the destination.
+    pub fn commit(self) -> Result<()> {
+        let path = self.tmp.path().display().to_string();
+        let file = self
+            .writer
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+            .with_context(|| format!("cannot write {path}"))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| {
-            format!(
-                "cannot rename {} to {}",
-                self.tmp.display(),
-                self.dest.display()
-            )
-        })?;
-        // Renamed: nothing left for `drop` to clean up.
-        self.tmp.clear();
-        Ok(())
+        persist(self.tmp, &self.dest)
     }
 }
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.as_mut().expect("writer present").write(buf)
+        self.writer.write(buf)
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.writer.as_mut().expect("writer present").write_all(buf)
+        self.writer.write_all(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.as_mut().expect("writer present").flush()
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            // Close before removing; errors here have nowhere to go and the
-            // command is already failing for another reason.
-            self.writer.take();
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        self.writer.flush()
     }
 }
 

@@ -806,8 +806,7 @@ fn write_output(
         std::io::Write::flush(&mut out).context("cannot write to standard output")?;
         return Ok((size, (keys, bytes)));
     }
-    tmp.persist(output)
-        .with_context(|| format!("cannot create {}", output.display()))?;
+    crate::output::persist(tmp, output)?;
     Ok((size, (keys, bytes)))
 }
 
