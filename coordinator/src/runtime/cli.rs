@@ -42,7 +42,8 @@ pub struct DistArgs {
     /// Key prefix inside the bucket.
     #[arg(long, default_value = "")]
     pub prefix: String,
-    /// Store directory of the processes backend [default: excam-store in the temp dir].
+    /// Store directory of the processes backend [default: excam-UID/store
+    /// in the temp dir, private to this user (0700)].
     #[arg(long)]
     pub store_dir: Option<PathBuf>,
     /// The excam-worker executable [default: next to this one].
@@ -66,6 +67,11 @@ pub struct DistArgs {
     /// Seconds an attempt may run before it is abandoned and retried.
     #[arg(long, default_value_t = 900.0)]
     pub task_timeout: f64,
+    /// Seconds a chunk may stay throttled (Lambda's TooManyRequests) with
+    /// no attempt getting through before the job fails; throttled attempts
+    /// back off and do not count against --max-tries.
+    #[arg(long, default_value_t = 600.0)]
+    pub throttle_timeout: f64,
     /// A task running this many times its peers' median gets a speculative twin.
     #[arg(long, default_value_t = 2.0)]
     pub straggler_factor: f64,
@@ -166,10 +172,10 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
                     .worker_bin
                     .clone()
                     .unwrap_or_else(super::processes::default_worker_bin),
-                store_dir: d
-                    .store_dir
-                    .clone()
-                    .unwrap_or_else(|| std::env::temp_dir().join("excam-store")),
+                store_dir: match &d.store_dir {
+                    Some(dir) => dir.clone(),
+                    None => default_store_dir()?,
+                },
             }
         }
         BackendArg::Lambda => BackendChoice::Lambda {
@@ -210,8 +216,12 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
         .iter()
         .map(|s| parse_fault(s))
         .collect::<anyhow::Result<_>>()?;
-    if !(d.task_timeout > 0.0 && d.straggler_factor > 0.0 && d.straggler_floor >= 0.0) {
-        bail!("--task-timeout and --straggler-factor must be positive, --straggler-floor not negative");
+    if !(d.task_timeout > 0.0
+        && d.throttle_timeout > 0.0
+        && d.straggler_factor > 0.0
+        && d.straggler_floor >= 0.0)
+    {
+        bail!("--task-timeout, --throttle-timeout and --straggler-factor must be positive, --straggler-floor not negative");
     }
     Ok(JobConfig {
         input: InputSource::parse(&input_text),
@@ -227,6 +237,7 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
             max_concurrency,
             max_tries: d.max_tries,
             task_timeout: Duration::from_secs_f64(d.task_timeout),
+            throttle_timeout: Duration::from_secs_f64(d.throttle_timeout),
             straggler_factor: d.straggler_factor,
             straggler_floor: Duration::from_secs_f64(d.straggler_floor),
             ..SchedulerConfig::default()
@@ -288,4 +299,79 @@ pub fn run_distributed(args: &EncodeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `$TMPDIR/excam-UID/store`: the processes backend's store when none is
+/// given. States and tasks are private to the user who runs the job, so
+/// the per-user directory is created 0700, and one that already exists is
+/// used only if it is a real directory (not a symlink) of this user that
+/// nobody else can enter; otherwise another user could read, plant or
+/// delete states under predictable job ids.
+pub fn default_store_dir() -> anyhow::Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let base = std::env::temp_dir().join(format!("excam-{uid}"));
+    private_dir(&base, uid)?;
+    Ok(base.join("store"))
+}
+
+/// Creates `dir` with mode 0700, or checks that the existing one is this
+/// user's own private directory.
+fn private_dir(dir: &std::path::Path, uid: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    let m = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
+    if !m.file_type().is_dir() {
+        bail!(
+            "{} is not a directory (a symlink or file is in the way); remove it or pass --store-dir",
+            dir.display()
+        );
+    }
+    if m.uid() != uid {
+        bail!(
+            "{} belongs to user {}, not to you ({uid}); remove it or pass --store-dir",
+            dir.display(),
+            m.uid()
+        );
+    }
+    if m.mode() & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {:o}); run chmod 700 on it or pass --store-dir",
+            dir.display(),
+            m.mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_dir;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn private_dir_is_made_0700_and_refuses_open_or_foreign_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let uid = rustix::process::geteuid().as_raw();
+        let d = t.path().join("mine");
+        private_dir(&d, uid).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        private_dir(&d, uid).unwrap();
+
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = private_dir(&d, uid).unwrap_err().to_string();
+        assert!(e.contains("open to other users"), "{e}");
+
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(t.path(), &link).unwrap();
+        let e = private_dir(&link, uid).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+
+        let e = private_dir(&d, uid + 1).unwrap_err().to_string();
+        assert!(e.contains("belongs to user"), "{e}");
+    }
 }

@@ -30,6 +30,10 @@ pub struct SchedulerConfig {
     pub max_concurrency: usize,
     /// Failed attempts allowed per chunk (throttling not counted).
     pub max_tries: u32,
+    /// Longest a chunk may go on being throttled with no attempt getting
+    /// through: throttled attempts back off without using up tries, but a
+    /// function that is throttled for good must end the job, not hang it.
+    pub throttle_timeout: Duration,
     /// Longest an attempt may run.
     pub task_timeout: Duration,
     /// A task is a straggler after this many times its finished peers'
@@ -47,6 +51,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             max_concurrency: 1000,
             max_tries: 3,
+            throttle_timeout: Duration::from_secs(600),
             task_timeout: Duration::from_secs(900),
             straggler_factor: 2.0,
             straggler_floor: Duration::from_secs(5),
@@ -164,6 +169,19 @@ pub enum ScheduleError {
         /// Last error.
         message: String,
     },
+    /// A chunk's attempts were throttled for longer than
+    /// `throttle_timeout`.
+    #[error("chunk {chunk} was throttled for {seconds:.0} s with no attempt getting through ({throttles} throttled attempts); last error: {message}")]
+    Throttled {
+        /// Chunk.
+        chunk: usize,
+        /// Seconds since its first throttled attempt in the streak.
+        seconds: f64,
+        /// Throttled attempts in the streak.
+        throttles: u32,
+        /// Last error.
+        message: String,
+    },
     /// Cancelled (Ctrl-C).
     #[error("cancelled")]
     Cancelled,
@@ -187,6 +205,8 @@ type Attempts = JoinSet<(usize, u32, Result<(TaskResult, Vec<Vec<u8>>), AttemptE
 struct Slot {
     failures: u32,
     throttles: u32,
+    /// When the current run of throttled attempts began.
+    throttled_since: Option<Instant>,
     next_attempt: u32,
     running: BTreeMap<u32, (AbortHandle, Instant)>,
     twin_launched: bool,
@@ -421,14 +441,29 @@ pub async fn run_schedule(
                 let s = &mut slots[c];
                 let backoff = if e.kind == FailureKind::Throttled {
                     s.throttles += 1;
+                    s.throttled_since.get_or_insert(rec.start);
                     0.2 * 2f64.powi(s.throttles.min(6) as i32)
                 } else {
                     s.failures += 1;
+                    s.throttles = 0;
+                    s.throttled_since = None;
                     0.25 * 2f64.powi(s.failures.min(5) as i32 - 1)
                 };
                 s.last_error = Some(e);
                 if done[c].is_some() || !s.running.is_empty() {
                     continue;
+                }
+                let throttled_for = s.throttled_since.map(|t| t.elapsed());
+                if throttled_for.is_some_and(|t| t >= cfg.throttle_timeout) {
+                    let err = ScheduleError::Throttled {
+                        chunk: c,
+                        seconds: throttled_for.unwrap_or_default().as_secs_f64(),
+                        throttles: s.throttles,
+                        message: s.last_error.clone().expect("just set").message,
+                    };
+                    log.cancel_open(Instant::now());
+                    set.shutdown().await;
+                    return Err((err, finish(log, done, twins)));
                 }
                 if s.failures >= cfg.max_tries.max(1) {
                     let last = s.last_error.clone().expect("just set");
@@ -604,7 +639,7 @@ mod tests {
     struct Sim {
         store: Arc<dyn Store>,
         finished: StdMutex<Vec<bool>>,
-        /// (chunk, attempt) -> behaviour: "fail", "slow", "hang".
+        /// (chunk, attempt) -> behaviour: "fail", "throttle", "slow", "hang".
         script: HashMap<(usize, u32), &'static str>,
         max_running: StdMutex<(usize, usize)>,
     }
@@ -633,6 +668,12 @@ mod tests {
                     return Err(AttemptError::new(
                         FailureKind::FunctionError,
                         "phase 3 (rebase): injected",
+                    ))
+                }
+                Some(&"throttle") => {
+                    return Err(AttemptError::new(
+                        FailureKind::Throttled,
+                        "TooManyRequestsException: rate exceeded",
                     ))
                 }
                 Some(&"slow") => tokio::time::sleep(Duration::from_secs(30)).await,
@@ -796,5 +837,37 @@ mod tests {
         };
         let msg = e.to_string();
         assert!(msg.contains("chunk 3") && msg.contains("phase 3"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn throttling_uses_no_tries_but_ends_at_the_throttle_timeout() {
+        // Throttled three times, then through: fine even with one try.
+        let script = [
+            ((1, 1), "throttle"),
+            ((1, 2), "throttle"),
+            ((1, 3), "throttle"),
+        ];
+        let mut c = cfg(4);
+        c.max_tries = 1;
+        let (r, _) = run(3, &script, c).await;
+        let s = r.ok().expect("throttles are not failures");
+        assert_eq!(s.attempts.iter().filter(|a| a.chunk == 1).count(), 4);
+
+        // Throttled for good: the job fails once the timeout has passed,
+        // naming the chunk, instead of retrying forever.
+        let script: Vec<_> = (1..=1000).map(|a| ((2, a), "throttle")).collect();
+        let mut c = cfg(4);
+        c.throttle_timeout = Duration::from_secs(1);
+        let started = Instant::now();
+        let (r, _) = run(4, &script, c).await;
+        let Err((e, _)) = r else {
+            panic!("a permanently throttled chunk must fail the job")
+        };
+        assert!(
+            matches!(e, ScheduleError::Throttled { chunk: 2, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("TooManyRequests"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
