@@ -74,6 +74,14 @@ pub enum StateError {
     /// A length or value in the body is out of range.
     #[error("invalid state body: {0}")]
     Invalid(&'static str),
+    /// A well-formed state of another stream's frame size.
+    #[error("state is for a {}x{} stream, not {}x{}", found.0, found.1, expected.0, expected.1)]
+    WrongSize {
+        /// The state's frame size.
+        found: (u16, u16),
+        /// The size the reader expected.
+        expected: (u16, u16),
+    },
 }
 
 fn put_picture(out: &mut Vec<u8>, p: &Picture) {
@@ -226,7 +234,45 @@ fn read_picture(r: &mut Reader, w: usize, h: usize) -> Result<Picture, StateErro
 
 /// Reads a state written by [`encode_state`]. Corrupt or truncated bytes
 /// give an error, never a panic.
+///
+/// Bytes from elsewhere are better read with [`decode_state_for`], which
+/// bounds what they may make the reader allocate by the frame size the
+/// caller expects; this bounds it only by the largest VP8 frame (a few
+/// megabytes of hostile input can still claim about a gigabyte here).
 pub fn decode_state(bytes: &[u8]) -> Result<DecoderState, StateError> {
+    decode_state_within(bytes, MAX_BODY)
+}
+
+/// The longest body a state of a `width`x`height` stream can have: the
+/// fixed fields, one segment id per macroblock and three reference
+/// pictures.
+pub fn max_body_len(width: u16, height: u16) -> u64 {
+    let (w, h) = (width as u64, height as u64);
+    let picture = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+    let mbs = w.div_ceil(16) * h.div_ceil(16);
+    // Size (6), probabilities (1,056 + 4 + 3 + 38), segment and filter
+    // settings (17), map length (4), reference count and index (4).
+    let fixed = 6 + 1056 + 4 + 3 + 38 + 17 + 4 + 4;
+    fixed + mbs + 3 * picture
+}
+
+/// Reads a state that must belong to a `width`x`height` stream (or be the
+/// empty state before any key frame). A body longer than such a state can
+/// be is refused before anything is decompressed or allocated, so hostile
+/// bytes cost at most about three of the caller's own pictures.
+pub fn decode_state_for(bytes: &[u8], width: u16, height: u16) -> Result<DecoderState, StateError> {
+    let state = decode_state_within(bytes, max_body_len(width, height))?;
+    let s = state.size;
+    if (s.width, s.height) != (0, 0) && (s.width, s.height) != (width, height) {
+        return Err(StateError::WrongSize {
+            found: (s.width, s.height),
+            expected: (width, height),
+        });
+    }
+    Ok(state)
+}
+
+fn decode_state_within(bytes: &[u8], max_body: u64) -> Result<DecoderState, StateError> {
     if bytes.len() < HEADER_LEN {
         return Err(StateError::Truncated("header"));
     }
@@ -245,7 +291,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<DecoderState, StateError> {
     if payload.len() as u64 != payload_len {
         return Err(StateError::Truncated("payload length differs from header"));
     }
-    if body_len > MAX_BODY {
+    if body_len > max_body {
         return Err(StateError::Invalid("body length too large"));
     }
     if crc32fast::hash(payload) != crc {

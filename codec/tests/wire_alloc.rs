@@ -6,7 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression, StateError};
+use excam_codec::wire::{
+    decode_state, decode_state_for, encode_state, frame as framed, Compression, StateError,
+};
 use excam_codec::DecoderState;
 
 struct Counting;
@@ -94,4 +96,57 @@ fn a_body_cannot_claim_pictures_it_does_not_hold() {
         assert!(r.as_ref().is_some_and(|r| r.is_err()), "{r:?}");
         assert!(largest < LIMIT, "allocated {largest} bytes");
     }
+}
+
+#[test]
+fn a_reader_that_knows_the_frame_size_allocates_only_for_it() {
+    // 2 MB of LZ4 payload may claim a 256 MB body: within LZ4's ratio and
+    // the largest VP8 frame, so the size-blind reader allocates it all.
+    let input = framed(1, 1 << 28, &vec![0x5au8; 2 << 20]);
+    let mut r = None;
+    let blind = largest_allocation(|| r = Some(decode_state(&input)));
+    assert!(r.as_ref().is_some_and(|r| r.is_err()), "{r:?}");
+    assert!(blind >= 1 << 28, "size-blind reader allocated only {blind}");
+    let mut r = None;
+    let sized = largest_allocation(|| r = Some(decode_state_for(&input, 640, 480)));
+    assert!(matches!(r, Some(Err(StateError::Invalid(_)))), "{r:?}");
+    assert!(
+        sized < LIMIT,
+        "allocated {sized} bytes for a 640x480 reader"
+    );
+}
+
+#[test]
+fn a_sized_reader_takes_its_own_size_and_refuses_another() {
+    let mut s = DecoderState::default();
+    for f in excam_codec::container::ivf::IvfReader::new(
+        std::fs::File::open(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../test-vectors/excam-size-33x31.ivf"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .take(2)
+    {
+        s = excam_codec::decode(&s, &f.unwrap().data).unwrap().0;
+    }
+    for c in [Compression::None, Compression::Lz4] {
+        let bytes = encode_state(&s, c);
+        assert_eq!(decode_state_for(&bytes, 33, 31).unwrap(), s);
+        assert!(matches!(
+            decode_state_for(&bytes, 48, 48),
+            Err(StateError::WrongSize {
+                found: (33, 31),
+                expected: (48, 48)
+            })
+        ));
+        // Smaller than the state's pictures: refused by length alone.
+        assert!(matches!(
+            decode_state_for(&bytes, 16, 16),
+            Err(StateError::Invalid(_))
+        ));
+    }
+    let empty = encode_state(&DecoderState::default(), Compression::Lz4);
+    assert!(decode_state_for(&empty, 33, 31).is_ok());
 }

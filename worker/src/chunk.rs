@@ -96,6 +96,16 @@ pub enum ChunkError {
         /// The decoder's error.
         source: DecodeError,
     },
+    /// A stored key frame is not the job's frame size.
+    #[error("{phase}: a stored key frame is {}x{}, the job is {}x{}", found.0, found.1, size.0, size.1)]
+    ReplaySize {
+        /// Phase whose checkpoint was replayed.
+        phase: Phase,
+        /// The key frame's size.
+        found: (usize, usize),
+        /// The job's size.
+        size: (usize, usize),
+    },
     /// The encoder refused a frame for another reason.
     #[error("{phase}: encoder: {message}")]
     Encoder {
@@ -352,16 +362,26 @@ pub fn rebase_chunk(
 
 /// Rebuilds a [`Coded`] from stored frames by decoding them from `start`:
 /// how a retried worker resumes from a checkpoint without keeping states.
+/// Every key frame must be `size` (width, height): a stored frame claiming
+/// a larger picture is refused before the decoder allocates for it.
 ///
 /// # Errors
-/// The decoder's error if the frames do not decode from `start`.
+/// The decoder's error if the frames do not decode from `start`, or
+/// [`ChunkError::ReplaySize`] for a key frame of another size.
 pub fn replay(
     phase: Phase,
     start: DecoderState,
     frames: Vec<Vec<u8>>,
+    size: (usize, usize),
 ) -> Result<Coded, ChunkError> {
     let mut out = Coded::start(start, frames.len());
     for f in frames {
+        if let Ok((_, Some(s), _)) = excam_codec::header::parse_tag(&f) {
+            let found = (s.width as usize, s.height as usize);
+            if found != size {
+                return Err(ChunkError::ReplaySize { phase, found, size });
+            }
+        }
         let d = decode_picture(&out.final_state, &f)
             .map_err(|source| ChunkError::Replay { phase, source })?;
         out.push(f, d.state);
@@ -439,5 +459,44 @@ mod tests {
                 excam_codec::encode::GIVEN_STATE_LAMBDA_SCALE
             );
         }
+    }
+
+    #[test]
+    fn replay_decodes_its_frames_and_refuses_a_key_frame_of_another_size() {
+        let mut cfg = EncoderConfig::new(48, 32);
+        cfg.rate = RateControl::Quantizer(40);
+        let plan = ChunkPlan {
+            index: 0,
+            chunks: 1,
+            chunk_frames: 4,
+            group_chunks: 1,
+        };
+        let coded = encode_chunk(&plan, &cfg, &clip(4)).unwrap();
+        let again = replay(
+            Phase::Encode,
+            DecoderState::default(),
+            coded.frames.clone(),
+            (48, 32),
+        )
+        .unwrap();
+        assert_eq!(again.final_state, coded.final_state);
+        let Err(e) = replay(
+            Phase::Encode,
+            DecoderState::default(),
+            coded.frames,
+            (4096, 4096),
+        ) else {
+            panic!("a 48x32 key frame replayed in a 4096x4096 job");
+        };
+        assert!(
+            matches!(
+                e,
+                ChunkError::ReplaySize {
+                    found: (48, 32),
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }
