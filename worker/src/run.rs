@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use excam_codec::encode::encoder::EncoderConfig;
-use excam_codec::wire::{decode_state, encode_state, state_digest, Compression};
+use excam_codec::wire::{decode_state_for, encode_state, state_digest, Compression};
 use excam_codec::{DecoderState, Frame};
 use excam_rendezvous::{ClientConfig, ClientError, Fingerprint, RelayClient, ServerAuth};
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,7 @@ fn chunk_err(e: ChunkError) -> TaskError {
         ChunkError::Encode { phase, .. }
         | ChunkError::Rebase { phase, .. }
         | ChunkError::Replay { phase, .. }
+        | ChunkError::ReplaySize { phase, .. }
         | ChunkError::Encoder { phase, .. } => *phase,
     };
     TaskError::new(Some(phase), e.to_string())
@@ -217,13 +218,14 @@ impl RelayLink {
     }
 
     /// The client, once connected; `None` if there is no relay or it was
-    /// given up on. A refused token or certificate is an error: the task
-    /// is misconfigured.
-    async fn client(&self, phase: Phase) -> Result<Option<Arc<RelayClient>>, TaskError> {
+    /// given up on, for whatever reason: a refused token or certificate too
+    /// (a relay restarted with a new identity), since the store has every
+    /// state the relay would have passed on.
+    async fn client(&self) -> Option<Arc<RelayClient>> {
         let mut state = self.state.lock().await;
         let joined = match &mut *state {
-            RelayState::None => return Ok(None),
-            RelayState::Ready(c) => return Ok(Some(c.clone())),
+            RelayState::None => return None,
+            RelayState::Ready(c) => return Some(c.clone()),
             RelayState::Connecting(h) => h.await,
         };
         let result = match joined {
@@ -231,24 +233,29 @@ impl RelayLink {
                 debug!(relay = %self.addr, "relay connected");
                 let c = Arc::new(c);
                 *state = RelayState::Ready(c.clone());
-                Ok(Some(c))
+                Some(c)
             }
             Ok(Err(e @ (ClientError::Auth | ClientError::Tls(_)))) => {
+                // A relay restarted with a new certificate or secret: the
+                // store carries every state too, so the task goes on
+                // without it (slower, never wrong: states are checked by
+                // digest whichever way they come).
+                warn!(
+                    relay = %self.addr,
+                    "relay refused this task or is not the one pinned ({e}); using the store alone"
+                );
                 *state = RelayState::None;
-                Err(TaskError::new(
-                    Some(phase),
-                    format!("relay {}: {e}", self.addr),
-                ))
+                None
             }
             Ok(Err(e)) => {
                 warn!(relay = %self.addr, "relay unusable, using the store alone: {e}");
                 *state = RelayState::None;
-                Ok(None)
+                None
             }
             Err(e) => {
                 warn!(relay = %self.addr, "relay connection task failed: {e}");
                 *state = RelayState::None;
-                Ok(None)
+                None
             }
         };
         result
@@ -564,7 +571,8 @@ impl Run {
                 return None;
             }
         };
-        match tokio::task::spawn_blocking(move || replay(phase, start, frames)).await {
+        let size = (self.task.codec.width, self.task.codec.height);
+        match tokio::task::spawn_blocking(move || replay(phase, start, frames, size)).await {
             Ok(Ok(c)) => {
                 info!(key, "resumed {phase} from its checkpoint");
                 Some(c)
@@ -606,7 +614,7 @@ impl Run {
     /// that mean the job is broken fail the task; the store carries the
     /// state otherwise.
     async fn put_relay(&self, phase: Phase, mailbox: &str, wire: Bytes) -> Result<(), TaskError> {
-        if let Some(client) = self.relay.client(phase).await? {
+        if let Some(client) = self.relay.client().await {
             match client.put(mailbox, wire).await {
                 Ok(()) => {}
                 Err(ClientError::Conflict(_)) => {
@@ -634,6 +642,18 @@ impl Run {
         Ok(())
     }
 
+    /// Reads a predecessor's state, which must be of this job's frame size:
+    /// a hostile or mistaken state can then make this worker allocate no
+    /// more than about three of its own pictures.
+    fn read_state(&self, bytes: &[u8]) -> Result<DecoderState, excam_codec::wire::StateError> {
+        let dim = |d: usize| u16::try_from(d).unwrap_or(u16::MAX);
+        decode_state_for(
+            bytes,
+            dim(self.task.codec.width),
+            dim(self.task.codec.height),
+        )
+    }
+
     /// Waits for a predecessor's state: from the relay in short waits,
     /// looking at the store between them (a relay restarted mid-job has
     /// lost its mailboxes; the store always gets the state), until the
@@ -653,7 +673,7 @@ impl Run {
             // once (an evicted mailbox, an error) must not turn this loop
             // into a busy poll of the store.
             let mut relay_waited = false;
-            if let Some(client) = self.relay.client(phase).await? {
+            if let Some(client) = self.relay.client().await {
                 used_relay = true;
                 let slice = RELAY_SLICE.min(deadline.saturating_duration_since(Instant::now()));
                 let asked = Instant::now();
@@ -661,7 +681,7 @@ impl Run {
                     .get(mailbox, slice.max(Duration::from_millis(1)))
                     .await
                 {
-                    Ok(bytes) => match decode_state(&bytes) {
+                    Ok(bytes) => match self.read_state(&bytes) {
                         Ok(s) => {
                             debug!(mailbox, "state from the relay");
                             return Ok((s, start.elapsed().as_secs_f64()));
@@ -681,7 +701,7 @@ impl Run {
             }
             match self.store.get(key).await {
                 Ok(bytes) => {
-                    let s = decode_state(&bytes).map_err(|e| {
+                    let s = self.read_state(&bytes).map_err(|e| {
                         TaskError::new(Some(phase), format!("state {key} unreadable: {e}"))
                     })?;
                     debug!(key, "state from the store");

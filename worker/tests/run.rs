@@ -393,6 +393,46 @@ async fn relay_restarted_mid_job_loses_nothing() {
     relay.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relay_restarted_with_a_new_identity_degrades_to_the_store() {
+    let fx = fixture().await;
+    let job = "job-new-identity";
+    let relay = TestRelay::start(job).await;
+    let spec = relay.spec.clone();
+    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
+        .map(|i| task(&fx, job, i, Some(spec.clone())))
+        .collect();
+    let first = run_task(tasks[0].clone()).await.unwrap();
+    // Restarted at the same address with a new certificate and secret:
+    // the tasks' pinned fingerprint and token no longer match.
+    relay.stop().await;
+    let relay = TestRelay::start_on(job, &spec.addr, RelaySecret::generate(), None).await;
+    assert_ne!(relay.spec.fingerprint, spec.fingerprint);
+    let mut results = vec![first];
+    for r in run_job(tasks[1..].to_vec()).await {
+        results.push(r.expect("a task must fall back to the store"));
+    }
+    check_job(&fx, &results).await;
+    // And with only the secret changed (same certificate), likewise.
+    relay.stop().await;
+    let relay = TestRelay::start(job).await;
+    let mut t = task(
+        &fx,
+        job,
+        1,
+        Some(RelaySpec {
+            token: RelaySecret::generate().token(job),
+            ..relay.spec.clone()
+        }),
+    );
+    t.attempt = 2;
+    let r = run_task(t)
+        .await
+        .expect("a refused token must fall back to the store");
+    assert_eq!(r.final_state, results[1].final_state);
+    relay.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tasks_fail_clearly() {
     let fx = fixture().await;
