@@ -78,6 +78,9 @@ pub struct TokenArgs {
     /// File holding the secret; default $EXCAM_RELAY_SECRET.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Hours the token is valid.
+    #[arg(long, default_value_t = 24.0)]
+    pub valid_hours: f64,
 }
 
 /// How to reach and trust a relay, and which job to act for.
@@ -97,12 +100,28 @@ pub struct ConnArgs {
     /// Job id.
     #[arg(long)]
     pub job: String,
-    /// Token for the job (from `excam relay token`).
+    /// File holding the job's token (from `excam relay token`); default
+    /// $EXCAM_RELAY_TOKEN. Never on the command line, where other users
+    /// of the machine can read it.
     #[arg(long)]
-    pub token: String,
+    pub token_file: Option<PathBuf>,
 }
 
+/// Environment variable `excam relay put|get|bench` read the token from.
+pub const TOKEN_ENV: &str = "EXCAM_RELAY_TOKEN";
+
 impl ConnArgs {
+    fn token(&self) -> Result<String> {
+        let token = match &self.token_file {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the token from {}", f.display()))?,
+            None => std::env::var(TOKEN_ENV).map_err(|_| {
+                anyhow::anyhow!("no job token: pass --token-file or set {TOKEN_ENV}")
+            })?,
+        };
+        Ok(token.trim().to_string())
+    }
+
     fn client_config(&self) -> Result<ClientConfig> {
         let auth = match (&self.fingerprint, &self.ca) {
             (Some(fp), _) => ServerAuth::Pinned(*fp),
@@ -113,7 +132,7 @@ impl ConnArgs {
             self.relay.clone(),
             auth,
             self.job.clone(),
-            self.token.clone(),
+            self.token()?,
         ))
     }
 }
@@ -215,7 +234,11 @@ fn token(a: TokenArgs) -> Result<()> {
         bail!("no secret: pass --secret-file or set {SECRET_ENV}");
     };
     excam_rendezvous::proto::check_job(&a.job)?;
-    println!("{}", secret.token(&a.job));
+    if !(a.valid_hours > 0.0 && a.valid_hours <= 24.0 * 366.0) {
+        bail!("--valid-hours must be more than 0 and at most a year");
+    }
+    let ttl = std::time::Duration::from_secs_f64(a.valid_hours * 3600.0);
+    println!("{}", secret.token_for(&a.job, ttl));
     Ok(())
 }
 
@@ -405,7 +428,7 @@ mod tests {
                 &fp,
                 "--job",
                 "j",
-                "--token",
+                "--token-file",
                 "t",
                 "m",
                 "f",
@@ -419,7 +442,7 @@ mod tests {
                 &fp,
                 "--job",
                 "j",
-                "--token",
+                "--token-file",
                 "t",
                 "m",
             ],
@@ -432,7 +455,7 @@ mod tests {
                 &fp,
                 "--job",
                 "j",
-                "--token",
+                "--token-file",
                 "t",
                 "--clients",
                 "10",

@@ -1,12 +1,17 @@
-//! Job tokens: HMAC-SHA-256 of the job id under the relay's secret.
+//! Job tokens: `EXPIRY.NONCE.MAC`, the MAC being HMAC-SHA-256 under the
+//! relay's secret of the job id, the expiry (Unix seconds) and a random
+//! nonce.
 //!
 //! Whoever holds the secret (the coordinator, or `excam relay token`) mints a
-//! token per job and hands it to that job's workers; the relay recomputes it
-//! on every connection, so it keeps no table of jobs or tokens and a token
-//! opens only the mailboxes of its own job.
+//! token per run and hands it to that run's workers; the relay recomputes
+//! the MAC on every connection, so it keeps no table of jobs or tokens, a
+//! token opens only the mailboxes of its own job, and only until it
+//! expires. The nonce makes every minted token different, so a token seen
+//! in one run's logs or payloads says nothing about the next run's.
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -14,6 +19,17 @@ use sha2::Sha256;
 use crate::error::ConfigError;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// How long a token minted by [`RelaySecret::token`] is valid: longer than
+/// any job should run (Lambda tasks end within 15 minutes; a job of
+/// thousands of them, with retries, within hours).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// Environment variable the relay and the CLI read the secret from.
 pub const SECRET_ENV: &str = "EXCAM_RELAY_SECRET";
@@ -85,22 +101,59 @@ impl RelaySecret {
         std::str::from_utf8(&self.0).ok()
     }
 
-    /// Mints the token for a job: lowercase hex of HMAC-SHA-256(secret, job id).
+    /// Mints a fresh token for a job, valid for [`DEFAULT_TOKEN_TTL`].
     pub fn token(&self, job: &str) -> String {
-        hex(&self.mac(job).finalize().into_bytes())
+        self.token_for(job, DEFAULT_TOKEN_TTL)
     }
 
-    /// Checks a token in constant time.
+    /// Mints a fresh token for a job, valid for `ttl` from now.
+    pub fn token_for(&self, job: &str, ttl: Duration) -> String {
+        let expiry = unix_now().saturating_add(ttl.as_secs().max(1));
+        let mut nonce = [0u8; 8];
+        rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut nonce)
+            .expect("the operating system's random source failed");
+        let nonce = hex(&nonce);
+        let mac = hex(&self.mac(job, expiry, &nonce).finalize().into_bytes());
+        format!("{expiry}.{nonce}.{mac}")
+    }
+
+    /// Checks a token: minted under this secret for this job and not yet
+    /// expired. The MAC is compared in constant time.
     pub fn verify(&self, job: &str, token: &str) -> bool {
-        match unhex(token) {
-            Some(bytes) => self.mac(job).verify_slice(&bytes).is_ok(),
+        self.verify_at(job, token, unix_now())
+    }
+
+    fn verify_at(&self, job: &str, token: &str, now: u64) -> bool {
+        let mut parts = token.splitn(3, '.');
+        let (Some(expiry), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(expiry_s) = expiry.parse::<u64>() else {
+            return false;
+        };
+        if expiry_s <= now || nonce.len() != 16 || expiry != expiry_s.to_string() {
+            return false;
+        }
+        match unhex(mac) {
+            Some(bytes) => self.mac(job, expiry_s, nonce).verify_slice(&bytes).is_ok(),
             None => false,
         }
     }
 
-    fn mac(&self, job: &str) -> HmacSha256 {
+    fn mac(&self, job: &str, expiry: u64, nonce: &str) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(job.as_bytes());
+        // Length-prefixed, so no two (job, expiry, nonce) share an input.
+        for part in [
+            job.as_bytes(),
+            expiry.to_string().as_bytes(),
+            nonce.as_bytes(),
+        ] {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
         mac
     }
 }
@@ -139,12 +192,33 @@ mod tests {
     fn token_verifies_only_its_job() {
         let s = RelaySecret::new(*b"0123456789abcdef").unwrap();
         let t = s.token("job-a");
-        assert_eq!(t.len(), 64);
+        assert!(t.len() <= crate::proto::MAX_TOKEN_LEN, "{t}");
         assert!(s.verify("job-a", &t));
         assert!(!s.verify("job-b", &t));
         assert!(!s.verify("job-a", "zz"));
+        assert!(!s.verify("job-a", ""));
         let other = RelaySecret::new(*b"fedcba9876543210").unwrap();
         assert!(!other.verify("job-a", &t));
+        // Every token differs (per run), and each verifies.
+        let u = s.token("job-a");
+        assert_ne!(t, u);
+        assert!(s.verify("job-a", &u));
+    }
+
+    #[test]
+    fn tokens_expire_and_their_expiry_cannot_be_edited() {
+        let s = RelaySecret::new(*b"0123456789abcdef").unwrap();
+        let t = s.token_for("j", Duration::from_secs(60));
+        let expiry: u64 = t.split('.').next().unwrap().parse().unwrap();
+        assert!(s.verify_at("j", &t, expiry - 1));
+        assert!(!s.verify_at("j", &t, expiry));
+        assert!(!s.verify_at("j", &t, expiry + 3600));
+        // Pushing the expiry out breaks the MAC.
+        let rest = t.split_once('.').unwrap().1;
+        let later = format!("{}.{rest}", expiry + 3600);
+        assert!(!s.verify_at("j", &later, expiry - 1));
+        // So does a leading zero (same number, other text).
+        assert!(!s.verify_at("j", &format!("0{t}"), expiry - 1));
     }
 
     #[test]
@@ -153,7 +227,8 @@ mod tests {
         let text = s.as_text().unwrap();
         assert_eq!(text.len(), 64);
         let back = RelaySecret::new(text.as_bytes()).unwrap();
-        assert_eq!(back.token("j"), s.token("j"));
+        assert!(back.verify("j", &s.token("j")));
+        assert!(s.verify("j", &back.token("j")));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use crate::tls::{client_crypto, ServerAuth, SELF_SIGNED_NAME};
 const CLOSE_FLUSH: Duration = Duration::from_millis(20);
 
 /// Settings of a [`RelayClient`]. [`ClientConfig::new`] gives the defaults.
-#[derive(Debug, Clone)]
+/// Its `Debug` output hides the token.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Relay address, `host:port` (resolved at every connection attempt, so a
     /// relay that moves behind a DNS name is found again).
@@ -49,6 +50,22 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Largest get answer accepted. Default 1 GiB.
     pub max_message: u64,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("relay", &self.relay)
+            .field("auth", &self.auth)
+            .field("server_name", &self.server_name)
+            .field("job", &self.job)
+            .field("token", &"<hidden>")
+            .field("put_timeout", &self.put_timeout)
+            .field("retry_for", &self.retry_for)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientConfig {

@@ -134,8 +134,8 @@ pub enum StoreSpec {
     },
 }
 
-/// How a worker reaches the relay.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How a worker reaches the relay. Its `Debug` output hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelaySpec {
     /// `host:port`.
     pub addr: String,
@@ -145,6 +145,17 @@ pub struct RelaySpec {
     pub job: String,
     /// The job's token (not the relay's secret).
     pub token: String,
+}
+
+impl std::fmt::Debug for RelaySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelaySpec")
+            .field("addr", &self.addr)
+            .field("fingerprint", &self.fingerprint)
+            .field("job", &self.job)
+            .field("token", &"<hidden>")
+            .finish()
+    }
 }
 
 /// A fault to inject, honoured only by workers built with the
