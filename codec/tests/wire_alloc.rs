@@ -54,19 +54,8 @@ fn largest_allocation(f: impl FnOnce()) -> usize {
 
 const LIMIT: usize = 16 << 20;
 
-#[test]
-fn a_tiny_lz4_payload_cannot_claim_a_huge_body() {
-    let input = framed(1, 1 << 30, &[0u8; 32]);
-    let mut r = None;
-    let largest = largest_allocation(|| r = Some(decode_state(&input)));
-    assert!(matches!(r, Some(Err(StateError::Corrupt(_)))), "{r:?}");
-    assert!(largest < LIMIT, "allocated {largest} bytes for 60 of input");
-}
-
-#[test]
-fn a_body_cannot_claim_pictures_it_does_not_hold() {
-    // A real one-picture state, its size rewritten to 16383x16383: the
-    // pictures it claims would be 400 MB each.
+/// A real 33x31 state: the project's odd-size vector after two frames.
+fn small_state() -> DecoderState {
     let mut s = DecoderState::default();
     for f in excam_codec::container::ivf::IvfReader::new(
         std::fs::File::open(
@@ -80,6 +69,23 @@ fn a_body_cannot_claim_pictures_it_does_not_hold() {
     {
         s = excam_codec::decode(&s, &f.unwrap().data).unwrap().0;
     }
+    s
+}
+
+#[test]
+fn a_tiny_lz4_payload_cannot_claim_a_huge_body() {
+    let input = framed(1, 1 << 30, &[0u8; 32]);
+    let mut r = None;
+    let largest = largest_allocation(|| r = Some(decode_state(&input)));
+    assert!(matches!(r, Some(Err(StateError::Corrupt(_)))), "{r:?}");
+    assert!(largest < LIMIT, "allocated {largest} bytes for 60 of input");
+}
+
+#[test]
+fn a_body_cannot_claim_pictures_it_does_not_hold() {
+    // A real one-picture state, its size rewritten to 16383x16383: the
+    // pictures it claims would be 400 MB each.
+    let s = small_state();
     let mut body = encode_state(&s, Compression::None)[28..].to_vec();
     body[0..2].copy_from_slice(&16383u16.to_le_bytes());
     body[2..4].copy_from_slice(&16383u16.to_le_bytes());
@@ -118,19 +124,7 @@ fn a_reader_that_knows_the_frame_size_allocates_only_for_it() {
 
 #[test]
 fn a_sized_reader_takes_its_own_size_and_refuses_another() {
-    let mut s = DecoderState::default();
-    for f in excam_codec::container::ivf::IvfReader::new(
-        std::fs::File::open(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../test-vectors/excam-size-33x31.ivf"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
-    .take(2)
-    {
-        s = excam_codec::decode(&s, &f.unwrap().data).unwrap().0;
-    }
+    let s = small_state();
     for c in [Compression::None, Compression::Lz4] {
         let bytes = encode_state(&s, c);
         assert_eq!(decode_state_for(&bytes, 33, 31).unwrap(), s);
