@@ -186,6 +186,13 @@ impl TestRelay {
 }
 
 /// Runs every chunk task of a job at once; results in chunk order.
+/// One task per chunk of the fixture's clip, all through `relay` if given.
+fn job_tasks(fx: &Fixture, job: &str, relay: Option<&RelaySpec>) -> Vec<Task> {
+    (0..FRAMES.div_ceil(N))
+        .map(|i| task(fx, job, i, relay.cloned()))
+        .collect()
+}
+
 async fn run_job(tasks: Vec<Task>) -> Vec<Result<TaskResult, TaskError>> {
     let handles: Vec<_> = tasks
         .into_iter()
@@ -255,9 +262,7 @@ async fn job_with_relay_matches_serial_run_and_retry_reuses_checkpoints() {
     let fx = fixture().await;
     let job = "job-relay";
     let relay = TestRelay::start(job).await;
-    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
-        .map(|i| task(&fx, job, i, Some(relay.spec.clone())))
-        .collect();
+    let tasks = job_tasks(&fx, job, Some(&relay.spec));
     let results: Vec<TaskResult> = run_job(tasks.clone())
         .await
         .into_iter()
@@ -331,9 +336,7 @@ async fn job_with_relay_matches_serial_run_and_retry_reuses_checkpoints() {
 async fn job_without_relay_uses_the_store() {
     let fx = fixture().await;
     let job = "job-store";
-    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
-        .map(|i| task(&fx, job, i, None))
-        .collect();
+    let tasks = job_tasks(&fx, job, None);
     let results: Vec<TaskResult> = run_job(tasks)
         .await
         .into_iter()
@@ -354,9 +357,7 @@ async fn relay_that_vanishes_falls_back_to_the_store() {
     let spec = relay.spec.clone();
     // The relay is gone before anyone connects: every task must still finish.
     relay.stop().await;
-    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
-        .map(|i| task(&fx, job, i, Some(spec.clone())))
-        .collect();
+    let tasks = job_tasks(&fx, job, Some(&spec));
     let results: Vec<TaskResult> = run_job(tasks)
         .await
         .into_iter()
@@ -374,9 +375,7 @@ async fn relay_restarted_mid_job_loses_nothing() {
     let relay =
         TestRelay::start_on(job, "127.0.0.1:0", secret.clone(), Some(identity.clone())).await;
     let spec = relay.spec.clone();
-    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
-        .map(|i| task(&fx, job, i, Some(spec.clone())))
-        .collect();
+    let tasks = job_tasks(&fx, job, Some(&spec));
     // Chunk 0 finishes and hands its states to the relay (and the store)...
     let first = run_task(tasks[0].clone()).await.unwrap();
     // ...then the relay restarts, empty, at the same address and identity.
@@ -399,9 +398,7 @@ async fn relay_restarted_with_a_new_identity_degrades_to_the_store() {
     let job = "job-new-identity";
     let relay = TestRelay::start(job).await;
     let spec = relay.spec.clone();
-    let tasks: Vec<Task> = (0..FRAMES.div_ceil(N))
-        .map(|i| task(&fx, job, i, Some(spec.clone())))
-        .collect();
+    let tasks = job_tasks(&fx, job, Some(&spec));
     let first = run_task(tasks[0].clone()).await.unwrap();
     // Restarted at the same address with a new certificate and secret:
     // the tasks' pinned fingerprint and token no longer match.
