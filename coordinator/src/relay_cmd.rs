@@ -41,8 +41,9 @@ pub struct ServeArgs {
     /// is printed.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
-    /// Cap on bytes held (accepts KiB/MiB/GiB suffixes).
-    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    /// Cap on memory held for peers: mailboxes plus every connection's
+    /// buffers (accepts KiB/MiB/GiB suffixes).
+    #[arg(long, default_value = "2GiB", value_parser = parse_bytes)]
     pub memory_limit: u64,
     /// Largest message accepted (accepts KiB/MiB/GiB suffixes).
     #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
@@ -64,8 +65,9 @@ pub struct ServeArgs {
     /// Seconds between status log lines.
     #[arg(long, default_value_t = 30)]
     pub status_every: u64,
-    /// Concurrent connections allowed.
-    #[arg(long, default_value_t = 8192)]
+    /// Concurrent authenticated connections allowed (each takes
+    /// 320 KiB of the memory limit).
+    #[arg(long, default_value_t = 2048)]
     pub max_connections: usize,
 }
 
@@ -273,6 +275,13 @@ async fn serve(a: ServeArgs) -> Result<()> {
     } else if let Some(dir) = &a.identity_dir {
         cfg.identity = Some(TlsIdentity::load_or_create(dir)?);
     }
+    let budget = cfg.memory_budget()?;
+    tracing::info!(
+        connections = budget.connections,
+        mailboxes = budget.mailboxes,
+        job_share = budget.job_share,
+        "memory limit split"
+    );
     let relay = Relay::bind(a.listen, cfg)?;
     println!("listening {}", relay.local_addr());
     println!("fingerprint {}", relay.fingerprint());
@@ -288,6 +297,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             let s = stats.get();
             tracing::info!(
                 connections = s.connections,
+                unauthenticated = s.unauthenticated,
                 jobs = s.jobs,
                 mailboxes = s.mailboxes,
                 bytes_held = s.bytes_held,

@@ -43,7 +43,10 @@ pub use auth::{RelaySecret, SECRET_ENV};
 pub use bytes::Bytes;
 pub use client::{client_transport, ClientConfig, RelayClient};
 pub use error::{ClientError, ConfigError, RelayError};
-pub use server::{Relay, RelayConfig, StatsHandle};
+pub use server::{
+    MemoryBudget, Relay, RelayConfig, StatsHandle, CONNECTION_OVERHEAD, INCOMING_BUFFER,
+    PREAUTH_RECEIVE_WINDOW,
+};
 pub use store::RelayStats;
 pub use tls::{Fingerprint, ServerAuth, TlsIdentity};
 

@@ -33,6 +33,9 @@ pub(crate) enum StoreError {
     Conflict,
     /// No memory could be reserved before the put's deadline.
     Full,
+    /// The put's job holds its whole share of the memory cap in unread
+    /// mailboxes and reservations, and none was freed before the deadline.
+    JobShare { held: u64, share: u64 },
     /// The job has ended.
     JobEnded,
     /// A count limit is reached.
@@ -44,7 +47,13 @@ pub(crate) enum StoreError {
 /// Bounds the store enforces.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
+    /// Cap on mailbox contents plus reservations, all jobs together.
     pub memory: u64,
+    /// Cap on one job's unread contents plus reservations: a job cannot
+    /// take the whole of `memory` and starve the others.
+    pub job_share: u64,
+    /// Gets waiting on one mailbox at once.
+    pub max_waiters_per_mailbox: usize,
     pub ttl: Duration,
     pub max_jobs: usize,
     pub max_mailboxes: usize,
@@ -54,8 +63,10 @@ pub(crate) struct Limits {
 /// Counters reported by [`Relay::stats`](crate::Relay::stats).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RelayStats {
-    /// Open, authenticated or handshaking, connections.
+    /// Open authenticated connections.
     pub connections: u64,
+    /// Connections handshaking or not yet authenticated.
+    pub unauthenticated: u64,
     /// Jobs with state on the relay (including ended jobs remembered until their TTL).
     pub jobs: usize,
     /// Mailboxes that are filled or awaited.
@@ -76,6 +87,7 @@ pub(crate) struct Store {
     space: Notify,
     limits: Limits,
     pub(crate) connections: AtomicU64,
+    pub(crate) unauthenticated: AtomicU64,
 }
 
 #[derive(Default)]
@@ -102,6 +114,17 @@ struct Job {
     tomb_order: BTreeMap<u64, String>,
     ended: Option<Instant>,
     last_use: Instant,
+    /// This job's mailbox contents plus its outstanding reservations.
+    held: u64,
+    /// The part of `held` in read (evictable) mailboxes.
+    evictable: u64,
+}
+
+impl Job {
+    /// Bytes that count against the job's share: what no eviction can free.
+    fn pinned(&self) -> u64 {
+        self.held - self.evictable
+    }
 }
 
 struct Mailbox {
@@ -123,13 +146,19 @@ struct Filled {
 /// returns the bytes unless the put committed them.
 pub(crate) struct Reservation {
     store: Arc<Store>,
+    job: String,
     len: u64,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.len > 0 {
-            self.store.lock().held -= self.len;
+            let mut i = self.store.lock();
+            i.held -= self.len;
+            if let Some(j) = i.jobs.get_mut(&self.job) {
+                j.held = j.held.saturating_sub(self.len);
+            }
+            drop(i);
             self.store.space.notify_waiters();
         }
     }
@@ -160,6 +189,8 @@ impl Inner {
                     tomb_order: BTreeMap::new(),
                     ended: None,
                     last_use: now,
+                    held: 0,
+                    evictable: 0,
                 },
             );
         }
@@ -210,9 +241,11 @@ impl Inner {
         if let Some(f) = mb.filled {
             let len = f.bytes.len() as u64;
             self.held -= len;
+            j.held -= len;
             if let Some(seq) = f.read_seq {
                 self.evictable.remove(&seq);
                 self.evictable_bytes -= len;
+                j.evictable -= len;
             }
         }
         self.seq += 1;
@@ -229,20 +262,39 @@ impl Inner {
         }
     }
 
-    /// Reserves `len` bytes, evicting read mailboxes oldest first, if that
-    /// can make enough room; otherwise changes nothing.
-    fn try_reserve(&mut self, len: u64, limits: &Limits, now: Instant) -> bool {
+    /// Reserves `len` bytes for `job`, evicting read mailboxes oldest
+    /// first, if that can make enough room within both the relay's cap and
+    /// the job's share; otherwise changes nothing and says which bound held.
+    fn try_reserve(
+        &mut self,
+        job: &str,
+        len: u64,
+        limits: &Limits,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let j = self.job(job, limits, now)?;
+        let pinned = j.pinned();
+        if pinned + len > limits.job_share {
+            return Err(StoreError::JobShare {
+                held: pinned,
+                share: limits.job_share,
+            });
+        }
         let cap = limits.memory;
         if self.held - self.evictable_bytes + len > cap {
-            return false;
+            return Err(StoreError::Full);
         }
         while self.held + len > cap {
             if !self.evict_oldest(limits, now) {
-                return false;
+                return Err(StoreError::Full);
             }
         }
         self.add_held(len);
-        true
+        // Eviction never removes a job entry, so `job` is still there.
+        if let Some(j) = self.jobs.get_mut(job) {
+            j.held += len;
+        }
+        Ok(())
     }
 }
 
@@ -253,6 +305,7 @@ impl Store {
             space: Notify::new(),
             limits,
             connections: AtomicU64::new(0),
+            unauthenticated: AtomicU64::new(0),
         }
     }
 
@@ -266,6 +319,7 @@ impl Store {
         let i = self.lock();
         RelayStats {
             connections: self.connections.load(Ordering::Relaxed),
+            unauthenticated: self.unauthenticated.load(Ordering::Relaxed),
             jobs: i.jobs.len(),
             mailboxes: i.mailboxes,
             bytes_held: i.held,
@@ -293,14 +347,22 @@ impl Store {
         self.lock().conflicts += 1;
     }
 
-    /// Waits until `len` bytes fit under the cap, or `deadline`.
+    /// Waits until `len` bytes fit under the cap and under `job`'s share,
+    /// or `deadline`; then answers which bound was still in the way.
     pub(crate) async fn reserve(
         self: &Arc<Self>,
+        job: &str,
         len: u64,
         deadline: Instant,
     ) -> Result<Reservation, StoreError> {
         if len > self.limits.memory {
             return Err(StoreError::Full);
+        }
+        if len > self.limits.job_share {
+            return Err(StoreError::JobShare {
+                held: 0,
+                share: self.limits.job_share,
+            });
         }
         let mut expired = false;
         loop {
@@ -310,14 +372,20 @@ impl Store {
                 if i.shutting_down {
                     return Err(StoreError::ShuttingDown);
                 }
-                if i.try_reserve(len, &self.limits, Instant::now()) {
-                    return Ok(Reservation {
-                        store: self.clone(),
-                        len,
-                    });
-                }
-                if expired {
-                    return Err(StoreError::Full);
+                match i.try_reserve(job, len, &self.limits, Instant::now()) {
+                    Ok(()) => {
+                        return Ok(Reservation {
+                            store: self.clone(),
+                            job: job.to_owned(),
+                            len,
+                        })
+                    }
+                    Err(e @ (StoreError::Full | StoreError::JobShare { .. })) => {
+                        if expired {
+                            return Err(e);
+                        }
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             // `notified` was created before the check, so a release between
@@ -447,6 +515,9 @@ impl Store {
                         .get_mut(job)
                         .and_then(|j| j.boxes.get_mut(name))
                         .expect("inserted above");
+                    if mb.waiters >= self.limits.max_waiters_per_mailbox {
+                        return Err(StoreError::Limit("gets waiting on one mailbox"));
+                    }
                     mb.waiters += 1;
                     waiter = Some(WaiterGuard {
                         store: self,
@@ -493,23 +564,22 @@ impl Store {
     pub(crate) fn mark_read(&self, job: &str, name: &str) {
         let mut i = self.lock();
         let seq = i.next_seq();
-        let Some(f) = i
-            .jobs
-            .get_mut(job)
-            .and_then(|j| j.boxes.get_mut(name))
-            .and_then(|mb| mb.filled.as_mut())
-        else {
+        let Some(j) = i.jobs.get_mut(job) else {
+            return; // Ended and forgotten meanwhile.
+        };
+        let Some(f) = j.boxes.get_mut(name).and_then(|mb| mb.filled.as_mut()) else {
             return; // Evicted or ended meanwhile.
         };
         f.last_use = Instant::now();
         let len = f.bytes.len() as u64;
-        let first_read = match f.read_seq.replace(seq) {
-            Some(old) => {
-                i.evictable.remove(&old);
-                false
-            }
-            None => true,
-        };
+        let old = f.read_seq.replace(seq);
+        let first_read = old.is_none();
+        if first_read {
+            j.evictable += len;
+        }
+        if let Some(old) = old {
+            i.evictable.remove(&old);
+        }
         i.evictable.insert(seq, (job.to_owned(), name.to_owned()));
         if first_read {
             i.evictable_bytes += len;
@@ -541,6 +611,12 @@ impl Store {
                 if let Some(f) = mb.filled {
                     let len = f.bytes.len() as u64;
                     i.held -= len;
+                    if let Some(j) = i.jobs.get_mut(job) {
+                        j.held -= len;
+                        if f.read_seq.is_some() {
+                            j.evictable -= len;
+                        }
+                    }
                     if let Some(seq) = f.read_seq {
                         i.evictable.remove(&seq);
                         i.evictable_bytes -= len;
@@ -592,7 +668,9 @@ impl Store {
         }
         i.jobs.retain(|_, j| {
             let idle = now.saturating_duration_since(j.last_use) >= tomb_ttl;
-            !(idle && j.boxes.is_empty() && j.tombstones.is_empty())
+            // A job with a reservation outstanding stays: its put commits
+            // into it and its accounting must still be there.
+            !(idle && j.boxes.is_empty() && j.tombstones.is_empty() && j.held == 0)
         });
         drop(i);
         if freed {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bounded, TestRelay};
+use common::{bounded, mailbox_cap, TestRelay};
 use excam_rendezvous::proto::{
     self, close, FrameHeader, Kind, Request, Response, Status, HEADER_LEN,
 };
@@ -340,8 +340,8 @@ async fn memory_cap_waits_then_relay_full_and_evicts_read_first() {
     bounded(async {
         const KIB: usize = 1024;
         let relay = TestRelay::start(|c| {
-            c.memory_limit = 1024 * KIB as u64;
             c.max_message = 512 * KIB as u64;
+            mailbox_cap(c, 1024 * KIB as u64);
         })
         .await;
         let mut cfg = relay.client("job");
@@ -398,8 +398,8 @@ async fn held_bytes_stay_under_the_cap_under_load() {
     bounded(async {
         const CAP: u64 = 2 << 20;
         let relay = TestRelay::start(|c| {
-            c.memory_limit = CAP;
             c.max_message = 256 << 10;
+            mailbox_cap(c, CAP);
         })
         .await;
         let c = Arc::new(RelayClient::connect(relay.client("job")).await.unwrap());

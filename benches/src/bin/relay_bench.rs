@@ -191,7 +191,7 @@ async fn raw_quinn(total_mib: usize, relay_cfg: &RelayConfig) -> Result<f64> {
     let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(server_crypto(&id)?)?,
     ));
-    server_cfg.transport_config(Arc::new(relay_cfg.transport()?));
+    server_cfg.transport_config(Arc::new(relay_cfg.authenticated_transport()?));
     let server = excam_rendezvous::net::endpoint(
         "127.0.0.1:0".parse()?,
         relay_cfg.socket_buffer,

@@ -24,6 +24,20 @@ pub async fn bounded<F: Future<Output = ()>>(f: F) {
         .expect("test exceeded its time bound");
 }
 
+/// Sets the relay's mailbox cap to `cap` bytes: few connections (so their
+/// buffers take little of the memory limit), the limit at `cap` plus those
+/// buffers, and the whole cap as one job's share.
+pub fn mailbox_cap(c: &mut RelayConfig, cap: u64) {
+    c.max_connections = 8;
+    c.max_unauthenticated = 8;
+    c.memory_limit = u64::MAX;
+    c.max_message = c.max_message.min(cap);
+    let conns = c.memory_budget().unwrap().connections;
+    c.memory_limit = cap + conns;
+    c.job_share = Some(cap);
+    assert_eq!(c.memory_budget().unwrap().mailboxes, cap);
+}
+
 pub fn secret() -> RelaySecret {
     RelaySecret::new(*b"test-secret-0123456789").unwrap()
 }
