@@ -97,7 +97,8 @@ impl ChildRelay {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         while out.read_line(&mut line).unwrap() > 0 {
-            if let Some(rest) = line.trim_end().strip_prefix("RELAY ") {
+            // libtest prints "test relay_child_process ... " first.
+            if let Some((_, rest)) = line.trim_end().split_once("RELAY ") {
                 let (addr, fp) = rest.split_once(' ').unwrap();
                 let (addr, fingerprint) = (addr.parse().unwrap(), fp.parse().unwrap());
                 return ChildRelay {
@@ -109,6 +110,8 @@ impl ChildRelay {
             }
             line.clear();
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the child relay never said where it listens");
     }
 
