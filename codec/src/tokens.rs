@@ -52,7 +52,10 @@ pub type TokenContext = [u8; 9];
 /// Reads one block's tokens starting at position `first`; writes the
 /// dequantized values (DC with `dq[0]`, AC with `dq[1]`) and returns the
 /// position after the last coded token (0 if the block is empty).
-#[inline]
+///
+/// Inlined into [`read_mb_coeffs`], whose local copy of the decoder then
+/// stays in registers.
+#[inline(always)]
 fn read_block(
     bd: &mut BoolDecoder,
     probs: &[[[u8; 11]; 3]; 8],
@@ -125,7 +128,7 @@ fn read_block(
 /// and SPLITMV macroblocks. Updates the contexts and returns whether any
 /// token other than an immediate end-of-block was coded.
 pub fn read_mb_coeffs(
-    bd: &mut BoolDecoder,
+    decoder: &mut BoolDecoder,
     probs: &CoeffProbs,
     has_y2: bool,
     dq: &Dequant,
@@ -133,6 +136,9 @@ pub fn read_mb_coeffs(
     left: &mut TokenContext,
     out: &mut MbCoeffs,
 ) -> bool {
+    // Work on a copy the compiler can keep in registers; stored back once.
+    let mut local = *decoder;
+    let bd = &mut local;
     let mut any = false;
     let (y_type, first) = if has_y2 {
         let ctx = (above[8] + left[8]) as usize;
@@ -169,6 +175,7 @@ pub fn read_mb_coeffs(
         any |= eob > 0;
         out.eobs[b] = eob as u8;
     }
+    *decoder = local;
     any
 }
 
