@@ -13,6 +13,7 @@
 pub mod bool_decoder;
 pub mod bool_encoder;
 pub mod container;
+pub mod dsp;
 pub mod encode;
 pub mod error;
 pub mod idct;
