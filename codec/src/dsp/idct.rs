@@ -206,7 +206,7 @@ mod tests {
                 2 => rng.next() as i16,
                 3 => [i16::MIN, i16::MAX, 0, -1][(rng.next() % 4) as usize],
                 _ => {
-                    if rng.next() % 4 == 0 {
+                    if rng.next().is_multiple_of(4) {
                         rng.next() as i16
                     } else {
                         0

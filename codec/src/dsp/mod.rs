@@ -13,11 +13,23 @@
 //! * [`idct`]: inverse DCT plus add, and DC-only add, with SSE2 (the
 //!   x86-64 baseline).
 //! * [`copy`]: whole-pixel block copies with one bounds check per block.
+//! * [`loop_filter`]: the normal loop filter with SSE2, 16 pixels of an
+//!   edge at a time (scalar twin: `loop_filter::filter_mb_normal_n`).
+//! * `sad`, `fdct` (x86-64 only): the encoder's SSE2 distortion kernels
+//!   and forward DCT (scalar twins in `encode::sad`, `encode::fdct`).
+//! * [`dispatch`]: the encoder's AVX2 multiversioning macro; the `unsafe`
+//!   it expands to is written here, and allowed where it lands.
 //!
-//! The loop filter's SSE2 kernel (`loop_filter/sse2.rs`) and the
-//! encoder's AVX2 dispatch (`encode/simd.rs`) predate this module.
+//! The crate denies `unsafe_code` everywhere else (`lib.rs`).
 
 pub mod copy;
 pub mod cpu;
+pub(crate) mod dispatch;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod fdct;
 pub mod idct;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod loop_filter;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod sad;
 pub mod subpel;

@@ -301,7 +301,7 @@ mod tests {
                             }
                         }
                         2 => 255,
-                        _ => ((i % stride) * 13 ^ (i / stride) * 7) as u8,
+                        _ => (((i % stride) * 13) ^ ((i / stride) * 7)) as u8,
                     })
                     .collect();
                 for mx in 0..8 {
