@@ -46,7 +46,7 @@ fn main() {
     };
     let bytes = std::fs::read(input).expect("read input");
     let mut out = args
-        .get(2)
+        .get(1)
         .map(|p| std::io::BufWriter::new(std::fs::File::create(p).expect("create output")));
     let mut md5 = Md5::new();
     let mut state = DecoderState::new();
