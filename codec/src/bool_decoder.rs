@@ -129,14 +129,20 @@ impl<'a> BoolDecoder<'a> {
     fn decide(&mut self, split: u32) -> bool {
         let big_split = u64::from(split) << (WINDOW_BITS - 8);
         let bit = self.value >= big_split;
-        // Branch-free select: the outcome is unpredictable by design.
+        // Both possible next ranges (1..=255 each) and the shifts that
+        // bring them back into 128..=255 are computed before the
+        // comparison is known, then selected branch-free (the outcome is
+        // unpredictable by design): the shift is off the critical path
+        // from one bool's split to the next.
+        let (lo, hi) = (split, self.range - split);
+        let (lo_shift, hi_shift) = (
+            lo.leading_zeros() - (u32::BITS - 8),
+            hi.leading_zeros() - (u32::BITS - 8),
+        );
         let mask = u64::from(bit).wrapping_neg();
-        self.range = if bit { self.range - split } else { split };
-        self.value -= big_split & mask;
-        // `range` is 1..=255 here; shift it back into 128..=255.
-        let shift = self.range.leading_zeros() - (u32::BITS - 8);
-        self.range <<= shift;
-        self.value <<= shift;
+        let shift = if bit { hi_shift } else { lo_shift };
+        self.range = if bit { hi << hi_shift } else { lo << lo_shift };
+        self.value = (self.value - (big_split & mask)) << shift;
         self.bits -= shift;
         bit
     }
