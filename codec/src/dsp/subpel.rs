@@ -52,8 +52,9 @@ pub fn sixtap(
         // `src[first..end]` (see `x86::h8`/`x86::v_row`: rows -2..=h+2
         // of `pos`, bytes -2..tail of each), every destination store
         // inside `dst[dst_pos..dst_pos + (h - 1) * dst_stride + w]`, both
-        // checked just now; the intermediate buffer is local and sized
-        // for 21 rows of 16.
+        // checked just now; the intermediate buffer is local, sized for
+        // 21 rows of 16 and left uninitialised, and the second pass reads
+        // only bytes the first pass wrote (see `x86::sixtap`).
         unsafe {
             let s = src.as_ptr().add(pos);
             let d = dst.as_mut_ptr().add(dst_pos);
@@ -247,13 +248,16 @@ mod x86 {
             }
             _ => {
                 let (tx, ty) = (taps(mx), taps(my));
-                let mut tmp = [0u8; 16 * 21];
+                // Not cleared: the first pass writes rows 0..h + 5 of `W`
+                // bytes each (at most 21 x 16), and the second reads only
+                // those (rows r..=r + 5 for r < h).
+                let mut tmp = core::mem::MaybeUninit::<[u8; 16 * 21]>::uninit();
                 let first = s.sub(2 * stride);
-                let t = tmp.as_mut_ptr();
+                let t = tmp.as_mut_ptr().cast::<u8>();
                 for r in 0..h + 5 {
                     h_row::<W>(first.add(r * stride), &tx, t.add(r * W));
                 }
-                let t = tmp.as_ptr();
+                let t = tmp.as_ptr().cast::<u8>();
                 for r in 0..h {
                     v_row::<W>(t.add((r + 2) * W), W, &ty, d.add(r * dst_stride));
                 }
