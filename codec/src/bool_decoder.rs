@@ -26,7 +26,11 @@ const WINDOW_BITS: u32 = u64::BITS;
 /// `bits` counts how many of its bits (from the top) were loaded from the
 /// input (or are zero padding past the end); it is at least 8 whenever a
 /// bool is decided.
-#[derive(Debug, Clone)]
+///
+/// The decoder is `Copy` so that hot loops (the token reader) can work on
+/// a local copy that lives in registers and store it back once, instead
+/// of loading and storing the state through a reference for every bool.
+#[derive(Debug, Clone, Copy)]
 pub struct BoolDecoder<'a> {
     /// The whole partition.
     data: &'a [u8],
@@ -39,6 +43,15 @@ pub struct BoolDecoder<'a> {
     /// Current interval width, 128..=255 between calls.
     range: u32,
     /// Zero bits loaded into the window after the end of `data`.
+    padding_bits: usize,
+}
+
+/// The refill state [`BoolDecoder::fill_slow`] works on, passed by value
+/// so that a decoder copied into a local does not have its address taken.
+struct Refill {
+    pos: usize,
+    value: u64,
+    bits: u32,
     padding_bits: usize,
 }
 
@@ -64,7 +77,7 @@ impl<'a> BoolDecoder<'a> {
 
     /// Loads input bytes into the window until it holds at least 57 valid
     /// bits, padding with zeros past the end of the data.
-    #[inline]
+    #[inline(always)]
     fn fill(&mut self) {
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
             // Fast path: take seven whole bytes (56 bits) from one
@@ -77,53 +90,84 @@ impl<'a> BoolDecoder<'a> {
             self.bits += 56;
             self.pos += 7;
         } else {
-            self.fill_slow();
+            let r = Self::fill_slow(
+                self.data,
+                Refill {
+                    pos: self.pos,
+                    value: self.value,
+                    bits: self.bits,
+                    padding_bits: self.padding_bits,
+                },
+            );
+            self.pos = r.pos;
+            self.value = r.value;
+            self.bits = r.bits;
+            self.padding_bits = r.padding_bits;
         }
     }
 
     /// Byte-at-a-time refill near the end of the data, then zero padding.
     #[cold]
-    fn fill_slow(&mut self) {
-        while self.bits <= WINDOW_BITS - 8 {
-            match self.data.get(self.pos) {
+    #[inline(never)]
+    fn fill_slow(data: &[u8], mut r: Refill) -> Refill {
+        while r.bits <= WINDOW_BITS - 8 {
+            match data.get(r.pos) {
                 Some(&byte) => {
-                    self.value |= u64::from(byte) << (WINDOW_BITS - 8 - self.bits);
-                    self.pos += 1;
+                    r.value |= u64::from(byte) << (WINDOW_BITS - 8 - r.bits);
+                    r.pos += 1;
                 }
                 // Past the end: the window's low bits are already zero.
-                None => self.padding_bits += 8,
+                None => r.padding_bits += 8,
             }
-            self.bits += 8;
+            r.bits += 8;
         }
+        r
+    }
+
+    /// Decides one bool against `split` (1..=range-1) and renormalises.
+    #[inline(always)]
+    fn decide(&mut self, split: u32) -> bool {
+        let big_split = u64::from(split) << (WINDOW_BITS - 8);
+        let bit = self.value >= big_split;
+        // Both possible next ranges (1..=255 each) and the shifts that
+        // bring them back into 128..=255 are computed before the
+        // comparison is known, then selected branch-free (the outcome is
+        // unpredictable by design): the shift is off the critical path
+        // from one bool's split to the next.
+        let (lo, hi) = (split, self.range - split);
+        let (lo_shift, hi_shift) = (
+            lo.leading_zeros() - (u32::BITS - 8),
+            hi.leading_zeros() - (u32::BITS - 8),
+        );
+        let mask = u64::from(bit).wrapping_neg();
+        let shift = if bit { hi_shift } else { lo_shift };
+        self.range = if bit { hi << hi_shift } else { lo << lo_shift };
+        self.value = (self.value - (big_split & mask)) << shift;
+        self.bits -= shift;
+        bit
     }
 
     /// Reads one bool whose probability of being `false` is `prob / 256`
     /// (RFC 6386 Section 7.3 `read_bool`; dixie's `bool_get`).
-    #[inline]
+    #[inline(always)]
     pub fn read_bool(&mut self, prob: u8) -> bool {
         if self.bits < 8 {
             self.fill();
         }
         let split = 1 + (((self.range - 1) * u32::from(prob)) >> 8);
-        let big_split = u64::from(split) << (WINDOW_BITS - 8);
-        let bit = self.value >= big_split;
-        // Branch-free select: the outcome is unpredictable by design.
-        let mask = u64::from(bit).wrapping_neg();
-        self.range = if bit { self.range - split } else { split };
-        self.value -= big_split & mask;
-        // `range` is 1..=255 here; shift it back into 128..=255.
-        let shift = self.range.leading_zeros() - (u32::BITS - 8);
-        self.range <<= shift;
-        self.value <<= shift;
-        self.bits -= shift;
-        bit
+        self.decide(split)
     }
 
     /// Reads one bool at probability one half (dixie's `bool_get_bit`,
     /// RFC 6386 Section 20.2).
-    #[inline]
+    #[inline(always)]
     pub fn read_bit(&mut self) -> bool {
-        self.read_bool(128)
+        if self.bits < 8 {
+            self.fill();
+        }
+        // `1 + ((range - 1) * 128 >> 8)` without the multiply.
+        let split = (self.range + 1) >> 1;
+        self.decide(split)
     }
 
     /// Reads a one-bit flag, `L(1)` in the frame header syntax (RFC 6386

@@ -241,6 +241,7 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
     let mut above_ctx: Vec<TokenContext> = vec![[0; 9]; mb_cols];
     let mut skips = vec![false; mbs.len()];
     let mut coeffs = MbCoeffs::new();
+    let token_probs = tokens::TokenProbs::new(&hdr.probs.coeff);
     for mb_y in 0..mb_rows {
         let bd = &mut decoders[mb_y % hdr.partitions];
         let mut left_ctx: TokenContext = [0; 9];
@@ -254,7 +255,7 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
             } else {
                 residual = tokens::read_mb_coeffs(
                     bd,
-                    &hdr.probs.coeff,
+                    &token_probs,
                     has_y2,
                     &dequant[mb.segment as usize],
                     &mut above_ctx[mb_x],

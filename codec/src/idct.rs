@@ -56,9 +56,24 @@ fn check_block4(len: usize, pos: usize, stride: usize) {
 /// `clamp(prediction + residue, 0, 255)`. Bit-exact with dixie's
 /// `vp8_dixie_idct_add` and libvpx's `vp8_short_idct4x4llm_c`.
 ///
+/// Runs the SIMD kernel of [`crate::dsp::idct`] where there is one, else
+/// [`idct4x4_add_scalar`]; both give the same bytes.
+///
 /// # Panics
 /// If the block does not fit in `dst`.
+#[inline]
 pub fn idct4x4_add(coeffs: &[i16; 16], dst: &mut [u8], pos: usize, stride: usize) {
+    if !crate::dsp::idct::idct4x4_add(coeffs, dst, pos, stride) {
+        idct4x4_add_scalar(coeffs, dst, pos, stride);
+    }
+}
+
+/// The portable [`idct4x4_add`], the definition the SIMD kernel is tested
+/// against (public for benches).
+///
+/// # Panics
+/// If the block does not fit in `dst`.
+pub fn idct4x4_add_scalar(coeffs: &[i16; 16], dst: &mut [u8], pos: usize, stride: usize) {
     check_block4(dst.len(), pos, stride);
 
     // Vertical pass: column `c` uses coeffs[c], [c+4], [c+8], [c+12].
@@ -95,9 +110,23 @@ pub fn idct4x4_add(coeffs: &[i16; 16], dst: &mut [u8], pos: usize, stride: usize
 /// `(dc + 4) >> 3`, so this is exactly [`idct4x4_add`] with `[dc, 0, ...]`
 /// but much cheaper.
 ///
+/// Runs the SIMD kernel of [`crate::dsp::idct`] where there is one, else
+/// [`idct_dc_add_scalar`].
+///
 /// # Panics
 /// If the block does not fit in `dst`.
+#[inline]
 pub fn idct_dc_add(dc: i16, dst: &mut [u8], pos: usize, stride: usize) {
+    if !crate::dsp::idct::idct_dc_add(dc, dst, pos, stride) {
+        idct_dc_add_scalar(dc, dst, pos, stride);
+    }
+}
+
+/// The portable [`idct_dc_add`] (public for benches).
+///
+/// # Panics
+/// If the block does not fit in `dst`.
+pub fn idct_dc_add_scalar(dc: i16, dst: &mut [u8], pos: usize, stride: usize) {
     check_block4(dst.len(), pos, stride);
     let residue = (i32::from(dc) + 4) >> 3;
     for r in 0..4 {

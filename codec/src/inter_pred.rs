@@ -186,8 +186,37 @@ fn check_args(mx: usize, my: usize, h: usize) {
 ///
 /// # Panics
 /// On unsupported sizes or fractions, or out-of-bounds accesses.
+///
+/// Runs the SIMD kernel of [`crate::dsp::subpel`] where the CPU has one,
+/// else [`sixtap_scalar`]; both give the same bytes.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn sixtap(
+    src: &[u8],
+    pos: usize,
+    stride: usize,
+    mx: usize,
+    my: usize,
+    w: usize,
+    h: usize,
+    dst: &mut [u8],
+    dst_pos: usize,
+    dst_stride: usize,
+) {
+    check_args(mx, my, h);
+    if crate::dsp::subpel::sixtap(src, pos, stride, mx, my, w, h, dst, dst_pos, dst_stride) {
+        return;
+    }
+    sixtap_scalar(src, pos, stride, mx, my, w, h, dst, dst_pos, dst_stride);
+}
+
+/// The portable [`sixtap`], the definition the SIMD kernels are tested
+/// against (public for benches).
+///
+/// # Panics
+/// As [`sixtap`].
+#[allow(clippy::too_many_arguments)]
+pub fn sixtap_scalar(
     src: &[u8],
     pos: usize,
     stride: usize,
@@ -295,7 +324,29 @@ pub fn bilinear(
 /// # Panics
 /// On out-of-bounds accesses.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn copy_block(
+    src: &[u8],
+    pos: usize,
+    stride: usize,
+    w: usize,
+    h: usize,
+    dst: &mut [u8],
+    dst_pos: usize,
+    dst_stride: usize,
+) {
+    if !crate::dsp::copy::copy_block(src, pos, stride, w, h, dst, dst_pos, dst_stride) {
+        copy_block_scalar(src, pos, stride, w, h, dst, dst_pos, dst_stride);
+    }
+}
+
+/// The portable [`copy_block`], with bounds checks on every row (public
+/// for benches and tests).
+///
+/// # Panics
+/// On out-of-bounds accesses.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_block_scalar(
     src: &[u8],
     pos: usize,
     stride: usize,

@@ -8,7 +8,7 @@
 //! Horizontal edges load rows directly; vertical edges transpose.
 
 #[cfg(target_arch = "x86_64")]
-mod sse2;
+use crate::dsp::loop_filter as sse2;
 
 /// Thresholds controlling the filter of one macroblock (RFC 15.4).
 ///
@@ -280,7 +280,7 @@ fn simple_lanes<const N: usize>(s: &mut Segments<N, 4>, limit: u8) {
 /// version must match it exactly.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn filter_mb_normal_n<const N: usize>(
+pub(crate) fn filter_mb_normal_n<const N: usize>(
     plane: &mut [u8],
     pos: usize,
     stride: usize,

@@ -45,6 +45,26 @@ impl Default for MbCoeffs {
     }
 }
 
+/// The coefficient probabilities of a frame indexed by coefficient
+/// position instead of band (`[type][position][context][node]`, position
+/// 16 a copy of band 0 that is never read for a token), so that the token
+/// reader's inner loop needs no band lookup. Built once per frame.
+#[derive(Clone)]
+pub struct TokenProbs(Box<[[[[u8; 11]; 3]; 17]; 4]>);
+
+impl TokenProbs {
+    /// Expands `probs` (indexed by band).
+    pub fn new(probs: &CoeffProbs) -> Self {
+        let mut out = Box::new([[[[0u8; 11]; 3]; 17]; 4]);
+        for (t, by_pos) in out.iter_mut().enumerate() {
+            for (n, p) in by_pos.iter_mut().enumerate() {
+                *p = probs[t][COEFF_BANDS[n]];
+            }
+        }
+        TokenProbs(out)
+    }
+}
+
 /// The "has non-zero coefficients" flags of the blocks bordering a
 /// macroblock: 4 luma, 2 U, 2 V, 1 Y2.
 pub type TokenContext = [u8; 9];
@@ -52,17 +72,20 @@ pub type TokenContext = [u8; 9];
 /// Reads one block's tokens starting at position `first`; writes the
 /// dequantized values (DC with `dq[0]`, AC with `dq[1]`) and returns the
 /// position after the last coded token (0 if the block is empty).
-#[inline]
+///
+/// Inlined into [`read_mb_coeffs`], whose local copy of the decoder then
+/// stays in registers.
+#[inline(always)]
 fn read_block(
     bd: &mut BoolDecoder,
-    probs: &[[[u8; 11]; 3]; 8],
+    probs: &[[[u8; 11]; 3]; 17],
     ctx: usize,
     first: usize,
     dq: [i32; 2],
     out: &mut [i16; 16],
 ) -> usize {
     let mut n = first;
-    let mut p = &probs[COEFF_BANDS[n]][ctx];
+    let mut p = &probs[n][ctx];
     if !bd.read_bool(p[0]) {
         return 0;
     }
@@ -73,7 +96,7 @@ fn read_block(
             if n == 16 {
                 return 16;
             }
-            p = &probs[COEFF_BANDS[n]][0];
+            p = &probs[n][0];
         }
         let v: i32;
         let next_ctx;
@@ -107,14 +130,14 @@ fn read_block(
             };
         }
         let signed = if bd.read_bit() { -v } else { v };
-        let factor = if n == 0 { dq[0] } else { dq[1] };
+        let factor = dq[usize::from(n > 0)];
         // libvpx keeps dequantized values in 16 bits; wrap like it does.
         out[ZIGZAG[n]] = (signed * factor) as i16;
         n += 1;
         if n == 16 {
             return 16;
         }
-        p = &probs[COEFF_BANDS[n]][next_ctx];
+        p = &probs[n][next_ctx];
         if !bd.read_bool(p[0]) {
             return n;
         }
@@ -125,14 +148,18 @@ fn read_block(
 /// and SPLITMV macroblocks. Updates the contexts and returns whether any
 /// token other than an immediate end-of-block was coded.
 pub fn read_mb_coeffs(
-    bd: &mut BoolDecoder,
-    probs: &CoeffProbs,
+    decoder: &mut BoolDecoder,
+    probs: &TokenProbs,
     has_y2: bool,
     dq: &Dequant,
     above: &mut TokenContext,
     left: &mut TokenContext,
     out: &mut MbCoeffs,
 ) -> bool {
+    let probs = &*probs.0;
+    // Work on a copy the compiler can keep in registers; stored back once.
+    let mut local = *decoder;
+    let bd = &mut local;
     let mut any = false;
     let (y_type, first) = if has_y2 {
         let ctx = (above[8] + left[8]) as usize;
@@ -169,6 +196,7 @@ pub fn read_mb_coeffs(
         any |= eob > 0;
         out.eobs[b] = eob as u8;
     }
+    *decoder = local;
     any
 }
 

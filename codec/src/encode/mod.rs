@@ -23,7 +23,6 @@ pub mod motion;
 pub mod quantize;
 pub mod rebase;
 pub mod sad;
-pub(crate) mod simd;
 pub mod split;
 pub mod subpel;
 pub mod tokenize;

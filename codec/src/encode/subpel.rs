@@ -220,7 +220,7 @@ impl SubpelPlanes {
     }
 }
 
-crate::encode::simd::dispatch! {
+crate::dsp::dispatch::dispatch! {
     /// [`SubpelPlanes::new`], vectorised for the CPU at hand.
     fn build_planes(reference: &PlaneBuf, sixtap: bool) -> SubpelPlanes {
         SubpelPlanes::build(reference, sixtap)

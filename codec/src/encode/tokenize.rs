@@ -185,7 +185,7 @@ mod tests {
     use crate::dequant::Dequant;
     use crate::probs::Probabilities;
     use crate::tables::ZIGZAG;
-    use crate::tokens::{read_mb_coeffs, MbCoeffs};
+    use crate::tokens::{read_mb_coeffs, MbCoeffs, TokenProbs};
 
     /// Writes a macroblock's 25 blocks with our tokenizer and reads them back
     /// with the decoder's token reader.
@@ -275,7 +275,15 @@ mod tests {
             };
             let mut out = MbCoeffs::new();
             let (mut a2, mut l2) = ([0u8; 9], [0u8; 9]);
-            read_mb_coeffs(&mut bd, &probs, has_y2, &dq, &mut a2, &mut l2, &mut out);
+            read_mb_coeffs(
+                &mut bd,
+                &TokenProbs::new(&probs),
+                has_y2,
+                &dq,
+                &mut a2,
+                &mut l2,
+                &mut out,
+            );
             assert_eq!((a2, l2), (above, left));
             for b in 0..25 {
                 if b == 24 && !has_y2 {

@@ -25,6 +25,10 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// The expansion's `unsafe` (declaring the AVX2 build, and calling it
+/// after the CPU check) carries its own `#[allow(unsafe_code)]`, so the
+/// modules that use the macro stay under the crate's `deny`.
+///
 /// Defines `$name`, which runs `$body` (an expression over the arguments)
 /// compiled for AVX2 when the CPU has it and for the baseline otherwise.
 /// The body should call `#[inline(always)]` kernels so that they are
@@ -40,12 +44,13 @@ macro_rules! dispatch {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
-                #[allow(clippy::too_many_arguments)]
+                #[allow(clippy::too_many_arguments, unsafe_code)]
                 unsafe fn avx2($($arg: $ty),*) -> $ret $body
-                if $crate::encode::simd::has_avx2() {
+                if $crate::dsp::dispatch::has_avx2() {
                     // SAFETY: `avx2` only differs from the portable body in
                     // being compiled for AVX2, which the CPU was just
                     // checked to support; it has no other preconditions.
+                    #[allow(unsafe_code)]
                     return unsafe { avx2($($arg),*) };
                 }
             }

@@ -10,12 +10,12 @@
 //! partial sum moves the same way. SSE2 is part of the x86-64 baseline,
 //! so no runtime detection is needed.
 //!
-//! [`super::filter_mb_normal_n`] is the scalar twin; the tests below
+//! [`crate::loop_filter::filter_mb_normal_n`] is the scalar twin; the tests below
 //! compare the two on random pixels and limits.
 
 use core::arch::x86_64::*;
 
-use super::EdgeLimits;
+use crate::loop_filter::EdgeLimits;
 
 /// Absolute difference of unsigned bytes.
 #[inline(always)]
@@ -267,11 +267,11 @@ unsafe fn store_v<const N: usize>(v: &Rows, edge: *mut u8, stride: usize) {
     }
 }
 
-/// Filters one macroblock of one plane like [`super::filter_mb_normal_n`],
+/// Filters one macroblock of one plane like [`crate::loop_filter::filter_mb_normal_n`],
 /// or returns false (doing nothing) if the pixels it would touch are not
 /// all inside `plane`.
 #[inline]
-pub(super) fn filter_mb_normal<const N: usize>(
+pub(crate) fn filter_mb_normal<const N: usize>(
     plane: &mut [u8],
     pos: usize,
     stride: usize,
@@ -374,7 +374,7 @@ unsafe fn vertical_uv(
 /// equals [`filter_mb_normal`] on each.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub(super) fn filter_mb_normal_uv(
+pub(crate) fn filter_mb_normal_uv(
     u: &mut [u8],
     v: &mut [u8],
     pos: usize,
@@ -437,7 +437,7 @@ pub(super) fn filter_mb_normal_uv(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{edge_limits, filter_mb_normal_n};
+    use crate::loop_filter::{edge_limits, filter_mb_normal_n};
 
     /// xorshift32: deterministic test data.
     fn rng(state: &mut u32) -> u32 {

@@ -1,0 +1,79 @@
+//! Decodes an IVF stream with the codec alone, for profiling the decoder
+//! without the CLI: `cargo run --release -p excam-codec --example decode_ivf
+//! -- IN.ivf [--md5] [OUT.yuv]`. With `--md5` prints the MD5 of all shown
+//! pictures as I420 (what `vpxdec --i420 --md5` prints); with OUT writes
+//! them there. Without either it only decodes, so that a profile shows
+//! the decoder alone. `--time N` decodes the stream N times in-process
+//! and prints the fastest and the median pass in milliseconds of CPU time
+//! (Linux `/proc/thread-self/schedstat`, so that waiting for a core on a
+//! loaded machine does not count), finer than timing whole processes.
+
+use std::io::Write;
+
+use excam_codec::container::ivf::IvfReader;
+use excam_codec::{decode_picture, DecoderState};
+use md5::{Digest, Md5};
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let want_md5 = args.iter().any(|a| a == "--md5");
+    args.retain(|a| a != "--md5");
+    if let Some(i) = args.iter().position(|a| a == "--time") {
+        let n: usize = args[i + 1].parse().expect("--time N");
+        let bytes = std::fs::read(&args[0]).expect("read input");
+        let frames: Vec<Vec<u8>> = IvfReader::new(&bytes[..])
+            .expect("IVF header")
+            .map(|f| f.expect("IVF frame").data)
+            .collect();
+        let mut times: Vec<f64> = (0..n)
+            .map(|_| {
+                let t = cpu_ns();
+                let mut state = DecoderState::new();
+                for f in &frames {
+                    state = decode_picture(&state, f).expect("decode").state;
+                }
+                drop(state);
+                (cpu_ns() - t) as f64 / 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("min {:.1} ms  median {:.1} ms", times[0], times[n / 2]);
+        return;
+    }
+    let Some(input) = args.first() else {
+        eprintln!("usage: decode_ivf IN.ivf [--md5] [OUT.yuv]");
+        std::process::exit(2);
+    };
+    let bytes = std::fs::read(input).expect("read input");
+    let mut out = args
+        .get(1)
+        .map(|p| std::io::BufWriter::new(std::fs::File::create(p).expect("create output")));
+    let mut md5 = Md5::new();
+    let mut state = DecoderState::new();
+    for frame in IvfReader::new(&bytes[..]).expect("IVF header") {
+        let frame = frame.expect("IVF frame");
+        let d = decode_picture(&state, &frame.data).expect("decode");
+        if let Some(pic) = &d.shown {
+            for plane in 0..3 {
+                for row in pic.visible_rows(plane) {
+                    if want_md5 {
+                        md5.update(row);
+                    }
+                    if let Some(o) = out.as_mut() {
+                        o.write_all(row).expect("write output");
+                    }
+                }
+            }
+        }
+        state = d.state;
+    }
+    if want_md5 {
+        println!("{:x}", md5.finalize());
+    }
+}
+
+/// Nanoseconds this thread has run on a CPU.
+fn cpu_ns() -> u64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    s.split_whitespace().next().unwrap().parse().unwrap()
+}
