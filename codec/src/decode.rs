@@ -154,6 +154,7 @@ pub(crate) fn mode_class(y_mode: u8) -> usize {
     }
 }
 
+/// Loop filters a reconstructed frame in place (RFC 6386 section 15).
 pub(crate) fn apply_loop_filter(
     pic: &mut Picture,
     hdr: &FrameHeader,
@@ -161,61 +162,31 @@ pub(crate) fn apply_loop_filter(
     skips: &[bool],
     mb_cols: usize,
 ) {
-    let levels = filter_levels(hdr);
-    let key = hdr.tag.key_frame;
-    for (i, mb) in mbs.iter().enumerate() {
-        let (mb_x, mb_y) = (i % mb_cols, i / mb_cols);
-        let level = levels[mb.segment as usize][mb.ref_frame as usize][mode_class(mb.y_mode)];
-        if level == 0 {
-            continue;
-        }
-        let inner = !(skips[i] && mb.y_mode != B_PRED && mb.y_mode != SPLITMV);
-        let lim = loop_filter::edge_limits(level, hdr.sharpness, key, hdr.filter_simple);
-        if hdr.filter_simple {
-            let p = &mut pic.planes[0];
-            let pos = p.index(mb_x as isize * 16, mb_y as isize * 16);
-            let stride = p.stride;
-            loop_filter::filter_mb_simple(
-                &mut p.data,
-                pos,
-                stride,
-                &lim,
-                mb_x > 0,
-                mb_y > 0,
-                inner,
-            );
-        } else {
-            let [y, u, v] = &mut pic.planes;
-            let pos = y.index(mb_x as isize * 16, mb_y as isize * 16);
-            loop_filter::filter_mb_normal(
-                &mut y.data,
-                pos,
-                y.stride,
-                16,
-                &lim,
-                mb_x > 0,
-                mb_y > 0,
-                inner,
-            );
-            // U and V have the same geometry; filter them together.
-            let pos = u.index(mb_x as isize * 8, mb_y as isize * 8);
-            loop_filter::filter_mb_normal_uv(
-                &mut u.data,
-                &mut v.data,
-                pos,
-                u.stride,
-                &lim,
-                mb_x > 0,
-                mb_y > 0,
-                inner,
-            );
-        }
-    }
+    let rows = mbs.len() / mb_cols.max(1);
+    let [y, u, v] = &mut pic.planes;
+    loop_filter::FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(y, Some((u, v)), 0..rows);
 }
 
 /// Decodes one frame and returns the new state, the picture to show and
 /// what the frame was.
 pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_picture_threaded(state, data, 1)
+}
+
+/// [`decode_picture`] on up to `threads` threads; the result is the same
+/// for any thread count.
+///
+/// With two or more threads the frame is decoded as a two-stage pipeline
+/// over macroblock rows: one thread reads the DCT tokens of every row (in
+/// row order: each row's contexts depend on the row above, whatever its
+/// partition), while the calling thread reconstructs and loop filters the
+/// rows already read. The two stages take roughly equal time, so more
+/// than two threads are not used yet.
+pub fn decode_picture_threaded(
+    state: &DecoderState,
+    data: &[u8],
+    threads: usize,
+) -> Result<Decoded, DecodeError> {
     let Front {
         hdr,
         mbs,
@@ -228,63 +199,41 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
     let mb_rows = height.div_ceil(16);
 
     let dequant = Dequant::per_segment(&hdr.quant, hdr.segmentation_enabled, &hdr.segment_features);
-    let filter = SubpelFilter::for_version(tag.version);
     let refs = if tag.key_frame {
         None
     } else {
         state.refs.as_ref()
     };
-
-    let mut pic = Picture::new(width, height);
-    recon::init_intra_borders(&mut pic);
-    let mut decoders: Vec<BoolDecoder> = parts.iter().map(|p| BoolDecoder::new(p)).collect();
-    let mut above_ctx: Vec<TokenContext> = vec![[0; 9]; mb_cols];
-    let mut skips = vec![false; mbs.len()];
-    let mut coeffs = MbCoeffs::new();
-    let token_probs = tokens::TokenProbs::new(&hdr.probs.coeff);
-    for mb_y in 0..mb_rows {
-        let bd = &mut decoders[mb_y % hdr.partitions];
-        let mut left_ctx: TokenContext = [0; 9];
-        for mb_x in 0..mb_cols {
-            let i = mb_y * mb_cols + mb_x;
-            let mb = &mbs[i];
-            let has_y2 = mb.y_mode != B_PRED && mb.y_mode != SPLITMV;
-            let mut residual = false;
-            if mb.skip {
-                tokens::skip_mb_coeffs(has_y2, &mut above_ctx[mb_x], &mut left_ctx);
-            } else {
-                residual = tokens::read_mb_coeffs(
-                    bd,
-                    &token_probs,
-                    has_y2,
-                    &dequant[mb.segment as usize],
-                    &mut above_ctx[mb_x],
-                    &mut left_ctx,
-                    &mut coeffs,
-                );
-            }
-            // A macroblock without coefficients skips its inner loop filter
-            // edges, whether or not the skip flag was coded.
-            skips[i] = !residual;
-            let c = if residual { Some(&mut coeffs) } else { None };
-            recon::reconstruct_mb(&mut pic, refs, filter, mb, c, mb_x, mb_y);
-            if residual {
-                coeffs = MbCoeffs::new();
-            }
+    let tokens = RowTokens {
+        mbs: &mbs,
+        mb_cols,
+        partitions: hdr.partitions,
+        dequant: &dequant,
+        probs: tokens::TokenProbs::new(&hdr.probs.coeff),
+    };
+    let mut recon = RowRecon {
+        pic: Picture::new(width, height),
+        refs,
+        filter: SubpelFilter::for_version(tag.version),
+        mbs: &mbs,
+        mb_cols,
+        skips: vec![false; mbs.len()],
+        hdr: &hdr,
+    };
+    recon::init_intra_borders(&mut recon.pic);
+    let decoders: Vec<BoolDecoder> = parts.iter().map(|p| BoolDecoder::new(p)).collect();
+    if threads <= 1 || mb_rows < 2 {
+        let mut reader = tokens.reader(decoders);
+        let mut row = RowCoeffs::new(mb_cols);
+        for mb_y in 0..mb_rows {
+            reader.read_row(&tokens, mb_y, &mut row)?;
+            recon.row(mb_y, &mut row);
         }
-        recon::extend_row_right(&mut pic, mb_y);
-        if bd.bits_past_end() > OVERRUN_SLACK_BITS {
-            return Err(DecodeError::PartitionOverrun(1 + mb_y % hdr.partitions));
-        }
+    } else {
+        decode_rows_pipelined(&tokens, decoders, &mut recon, mb_rows)?;
     }
-
-    if hdr.filter_level > 0 {
-        apply_loop_filter(&mut pic, &hdr, &mbs, &skips, mb_cols);
-    }
-    for p in pic.planes.iter_mut() {
-        p.extend_borders();
-    }
-    let pic = Arc::new(pic);
+    recon.finish(mb_rows);
+    let pic = Arc::new(recon.pic);
 
     let new_state = next_state(state, &hdr, pic.clone(), &mbs);
     Ok(Decoded {
@@ -297,6 +246,210 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
         },
         modes: mbs,
     })
+}
+
+/// How many rows of coefficients the token stage may read ahead of
+/// reconstruction (each is about 850 bytes per macroblock).
+const ROWS_IN_FLIGHT: usize = 4;
+
+/// Runs the token stage on a second thread and reconstruction on this
+/// one; rows pass between them through channels, and their buffers come
+/// back for reuse.
+fn decode_rows_pipelined(
+    tokens: &RowTokens,
+    decoders: Vec<BoolDecoder>,
+    recon: &mut RowRecon,
+    mb_rows: usize,
+) -> Result<(), DecodeError> {
+    use std::sync::mpsc::{channel, sync_channel};
+    let (row_tx, row_rx) = sync_channel::<Result<RowCoeffs, DecodeError>>(ROWS_IN_FLIGHT);
+    let (free_tx, free_rx) = channel::<RowCoeffs>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut reader = tokens.reader(decoders);
+            let mut allocated = 0;
+            for mb_y in 0..mb_rows {
+                let mut row = match free_rx.try_recv() {
+                    Ok(row) => row,
+                    Err(_) if allocated < ROWS_IN_FLIGHT + 1 => {
+                        allocated += 1;
+                        RowCoeffs::new(tokens.mb_cols)
+                    }
+                    Err(_) => match free_rx.recv() {
+                        Ok(row) => row,
+                        // Reconstruction stopped: nothing more to do.
+                        Err(_) => return,
+                    },
+                };
+                let r = reader.read_row(tokens, mb_y, &mut row).map(|()| row);
+                let failed = r.is_err();
+                if row_tx.send(r).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        // Owning the channel ends here means that returning early (on an
+        // error) disconnects them, and the token thread stops.
+        let (row_rx, free_tx) = (row_rx, free_tx);
+        for mb_y in 0..mb_rows {
+            let mut row = match row_rx.recv() {
+                Ok(r) => r?,
+                // The token thread panicked; the scope re-raises it.
+                Err(_) => return Ok(()),
+            };
+            recon.row(mb_y, &mut row);
+            let _ = free_tx.send(row);
+        }
+        Ok(())
+    })
+}
+
+/// The coefficients of one macroblock row, as the token stage hands them
+/// to reconstruction.
+struct RowCoeffs {
+    /// Per macroblock; all zero where `residual` is false.
+    coeffs: Vec<MbCoeffs>,
+    /// Per macroblock: some token other than an immediate end of block
+    /// was coded.
+    residual: Vec<bool>,
+}
+
+impl RowCoeffs {
+    fn new(mb_cols: usize) -> Self {
+        RowCoeffs {
+            coeffs: (0..mb_cols).map(|_| MbCoeffs::new()).collect(),
+            residual: vec![false; mb_cols],
+        }
+    }
+}
+
+/// What the token stage reads a frame with.
+struct RowTokens<'a> {
+    mbs: &'a [MbInfo],
+    mb_cols: usize,
+    partitions: usize,
+    dequant: &'a [Dequant; 4],
+    probs: tokens::TokenProbs,
+}
+
+impl RowTokens<'_> {
+    fn reader<'d>(&self, decoders: Vec<BoolDecoder<'d>>) -> TokenReader<'d> {
+        TokenReader {
+            decoders,
+            above: vec![[0; 9]; self.mb_cols],
+        }
+    }
+}
+
+/// The token stage's state across rows.
+struct TokenReader<'d> {
+    /// One per token partition; row `r` reads partition `r % count`.
+    decoders: Vec<BoolDecoder<'d>>,
+    /// The above contexts, per macroblock column.
+    above: Vec<TokenContext>,
+}
+
+impl TokenReader<'_> {
+    /// Reads the tokens of row `mb_y` into `row` (whose macroblocks with
+    /// a residual are cleared first, as reconstruction leaves them).
+    fn read_row(
+        &mut self,
+        t: &RowTokens,
+        mb_y: usize,
+        row: &mut RowCoeffs,
+    ) -> Result<(), DecodeError> {
+        let bd = &mut self.decoders[mb_y % t.partitions];
+        let mut left: TokenContext = [0; 9];
+        let mbs = &t.mbs[mb_y * t.mb_cols..(mb_y + 1) * t.mb_cols];
+        let cells = mbs
+            .iter()
+            .zip(self.above.iter_mut())
+            .zip(row.coeffs.iter_mut().zip(row.residual.iter_mut()));
+        for ((mb, above), (coeffs, residual)) in cells {
+            if *residual {
+                *coeffs = MbCoeffs::new();
+            }
+            let has_y2 = mb.y_mode != B_PRED && mb.y_mode != SPLITMV;
+            *residual = if mb.skip {
+                tokens::skip_mb_coeffs(has_y2, above, &mut left);
+                false
+            } else {
+                tokens::read_mb_coeffs(
+                    bd,
+                    &t.probs,
+                    has_y2,
+                    &t.dequant[mb.segment as usize & 3],
+                    above,
+                    &mut left,
+                    coeffs,
+                )
+            };
+        }
+        if bd.bits_past_end() > OVERRUN_SLACK_BITS {
+            return Err(DecodeError::PartitionOverrun(1 + mb_y % t.partitions));
+        }
+        Ok(())
+    }
+}
+
+/// The reconstruction stage: prediction, residual and loop filter.
+struct RowRecon<'a> {
+    pic: Picture,
+    refs: Option<&'a References>,
+    filter: SubpelFilter,
+    mbs: &'a [MbInfo],
+    mb_cols: usize,
+    /// Per macroblock: no coefficients (its inner edges are not filtered).
+    skips: Vec<bool>,
+    hdr: &'a FrameHeader,
+}
+
+impl RowRecon<'_> {
+    /// Reconstructs row `mb_y` and loop filters the row above it, which
+    /// nothing reads unfiltered any more: intra prediction of the rows
+    /// below only sees row `mb_y`.
+    fn row(&mut self, mb_y: usize, row: &mut RowCoeffs) {
+        let cols = self.mb_cols;
+        let mbs = &self.mbs[mb_y * cols..(mb_y + 1) * cols];
+        for (mb_x, mb) in mbs.iter().enumerate() {
+            let residual = row.residual[mb_x];
+            // A macroblock without coefficients skips its inner loop filter
+            // edges, whether or not the skip flag was coded.
+            self.skips[mb_y * cols + mb_x] = !residual;
+            let c = if residual {
+                Some(&mut row.coeffs[mb_x])
+            } else {
+                None
+            };
+            recon::reconstruct_mb(&mut self.pic, self.refs, self.filter, mb, c, mb_x, mb_y);
+        }
+        recon::extend_row_right(&mut self.pic, mb_y);
+        if mb_y > 0 {
+            self.loop_filter(mb_y - 1..mb_y);
+        }
+    }
+
+    fn loop_filter(&mut self, rows: core::ops::Range<usize>) {
+        if self.hdr.filter_level == 0 {
+            return;
+        }
+        let [y, u, v] = &mut self.pic.planes;
+        loop_filter::FrameFilter::new(self.hdr, self.mbs, &self.skips, self.mb_cols).filter_rows(
+            y,
+            Some((u, v)),
+            rows,
+        );
+    }
+
+    /// Filters the last row and extends the borders for prediction.
+    fn finish(&mut self, mb_rows: usize) {
+        if mb_rows > 0 {
+            self.loop_filter(mb_rows - 1..mb_rows);
+        }
+        for p in self.pic.planes.iter_mut() {
+            p.extend_borders();
+        }
+    }
 }
 
 /// The state after a frame: reference updates (RFC 9.7–9.8), the
@@ -414,4 +567,75 @@ pub fn parse_modes(
 ) -> Result<(FrameHeader, Vec<MbInfo>), DecodeError> {
     let f = parse_front(state, data)?;
     Ok((f.hdr, f.mbs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::ivf::IvfReader;
+
+    fn frames(name: &str) -> Vec<Vec<u8>> {
+        let path = format!("{}/../test-vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        IvfReader::new(&bytes[..])
+            .unwrap()
+            .map(|f| f.unwrap().data)
+            .collect()
+    }
+
+    /// Decodes `frames` with `threads`, going on after errors from the
+    /// last good state; the shown pictures' luma and each frame's error.
+    fn run(frames: &[Vec<u8>], threads: usize) -> Vec<Result<Option<Vec<u8>>, DecodeError>> {
+        let mut state = DecoderState::new();
+        frames
+            .iter()
+            .map(|f| {
+                let d = decode_picture_threaded(&state, f, threads)?;
+                state = d.state;
+                Ok(d.shown.map(|p| p.planes[0].data.clone()))
+            })
+            .collect()
+    }
+
+    /// Every thread count gives the same pictures and the same errors,
+    /// also on damaged frames (bytes flipped or cut off in the token
+    /// partitions, where the token thread is the one that fails).
+    #[test]
+    fn thread_counts_agree_on_good_and_damaged_streams() {
+        for name in ["excam-token-parts-2.ivf", "excam-size-65x47.ivf"] {
+            let good = frames(name);
+            let want = run(&good, 1);
+            assert!(want.iter().all(|r| r.is_ok()), "{name}");
+            for threads in [2, 3] {
+                assert!(run(&good, threads) == want, "{name}: {threads} threads");
+            }
+            let mut s = 0x2545_f491_u32;
+            let mut rnd = move || {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                s
+            };
+            let mut errors = 0;
+            for trial in 0..40 {
+                let mut bad = good.clone();
+                for f in bad.iter_mut().skip(trial % 3) {
+                    let len = f.len();
+                    if trial % 2 == 0 {
+                        f.truncate(len / 2 + rnd() as usize % (len / 2 + 1));
+                    } else {
+                        for _ in 0..4 {
+                            let at = len / 4 + rnd() as usize % (len - len / 4);
+                            f[at] ^= 1 << (rnd() % 8);
+                        }
+                    }
+                }
+                let want = run(&bad, 1);
+                errors += want.iter().filter(|r| r.is_err()).count();
+                assert!(run(&bad, 2) == want, "{name}: trial {trial}");
+            }
+            // The damage must have exercised the error paths.
+            assert!(errors > 0, "{name}: no damaged frame was refused");
+        }
+    }
 }

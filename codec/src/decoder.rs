@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::decode::{decode_picture, FrameInfo};
+use crate::decode::{decode_picture_threaded, FrameInfo};
 use crate::error::FrameError;
 use crate::picture::Picture;
 use crate::state::DecoderState;
@@ -13,6 +13,8 @@ use crate::state::DecoderState;
 pub struct Decoder {
     state: DecoderState,
     frames: u64,
+    /// Threads per frame; 0 and 1 both mean the calling thread only.
+    threads: usize,
 }
 
 impl Decoder {
@@ -21,13 +23,24 @@ impl Decoder {
         Self::default()
     }
 
+    /// A decoder that decodes each frame on up to `threads` threads
+    /// ([`crate::decode_picture_threaded`]); the pictures are the same for
+    /// any count.
+    pub fn with_threads(threads: usize) -> Self {
+        Decoder {
+            threads,
+            ..Self::default()
+        }
+    }
+
     /// Decodes the next compressed frame. Returns the picture to show, or
     /// `None` for a hidden frame. On error the state is left as it was, so
     /// the caller may skip the frame and go on.
     pub fn decode(&mut self, data: &[u8]) -> Result<(Option<Arc<Picture>>, FrameInfo), FrameError> {
         let index = self.frames;
         self.frames += 1;
-        let d = decode_picture(&self.state, data).map_err(|source| FrameError { index, source })?;
+        let d = decode_picture_threaded(&self.state, data, self.threads)
+            .map_err(|source| FrameError { index, source })?;
         self.state = d.state;
         Ok((d.shown, d.info))
     }

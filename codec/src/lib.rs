@@ -40,7 +40,7 @@ pub mod state;
 pub mod tokens;
 pub mod wire;
 
-pub use decode::{decode, decode_picture, Decoded, FrameInfo};
+pub use decode::{decode, decode_picture, decode_picture_threaded, Decoded, FrameInfo};
 pub use decoder::Decoder;
 pub use encode::rebase::{encode_given_state, rebase, RebaseError};
 pub use encode::{encode, EncodeError, EncodeParams, EncodedFrame};

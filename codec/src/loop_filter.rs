@@ -7,8 +7,13 @@
 //! lane-wise arithmetic the compiler can vectorise, and written back.
 //! Horizontal edges load rows directly; vertical edges transpose.
 
+use crate::decode::{filter_levels, mode_class};
 #[cfg(target_arch = "x86_64")]
 use crate::dsp::loop_filter as sse2;
+use crate::header::FrameHeader;
+use crate::modes::MbInfo;
+use crate::picture::PlaneBuf;
+use crate::tables::{B_PRED, SPLITMV};
 
 /// Thresholds controlling the filter of one macroblock (RFC 15.4).
 ///
@@ -401,6 +406,32 @@ pub fn filter_mb_normal(
     }
 }
 
+/// [`filter_mb_normal`] without SIMD: the scalar definition the SIMD
+/// version must match exactly (public for the benches that compare the
+/// two).
+///
+/// # Panics
+/// As [`filter_mb_normal`].
+#[allow(clippy::too_many_arguments)]
+pub fn filter_mb_normal_scalar(
+    plane: &mut [u8],
+    pos: usize,
+    stride: usize,
+    size: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) {
+    assert!(stride >= size, "stride {stride} narrower than block {size}");
+    let (l, t, i) = (filter_left, filter_top, filter_inner);
+    match size {
+        16 => filter_mb_normal_n::<16>(plane, pos, stride, lim, l, t, i),
+        8 => filter_mb_normal_n::<8>(plane, pos, stride, lim, l, t, i),
+        _ => panic!("unsupported macroblock size {size} (must be 8 or 16)"),
+    }
+}
+
 /// Applies the normal loop filter to the same 8x8 macroblock of both
 /// chroma planes: the same as [`filter_mb_normal`] with `size` 8 on `u`
 /// and then on `v`, but both planes share one pass of the SIMD kernel
@@ -466,6 +497,45 @@ pub fn filter_mb_simple(
     filter_inner: bool,
 ) {
     assert!(stride >= 16, "stride {stride} narrower than a macroblock");
+    #[cfg(target_arch = "x86_64")]
+    if sse2::filter_mb_simple(
+        plane,
+        pos,
+        stride,
+        lim,
+        filter_left,
+        filter_top,
+        filter_inner,
+    ) {
+        return;
+    }
+    filter_mb_simple_scalar(
+        plane,
+        pos,
+        stride,
+        lim,
+        filter_left,
+        filter_top,
+        filter_inner,
+    );
+}
+
+/// The scalar simple filter of one luma macroblock, [`filter_mb_simple`]
+/// without SIMD: the definition the SIMD version must match exactly
+/// (public for the benches that compare the two).
+///
+/// # Panics
+/// If the pixels touched are out of bounds.
+#[inline(always)]
+pub fn filter_mb_simple_scalar(
+    plane: &mut [u8],
+    pos: usize,
+    stride: usize,
+    lim: &EdgeLimits,
+    filter_left: bool,
+    filter_top: bool,
+    filter_inner: bool,
+) {
     if filter_left {
         let mut s = load_v::<16, 4>(plane, pos, stride);
         simple_lanes(&mut s, lim.mb_edge);
@@ -489,6 +559,103 @@ pub fn filter_mb_simple(
             let mut s = load_h::<16, 4>(plane, edge, stride);
             simple_lanes(&mut s, lim.sub_edge);
             store_h(&s, 1, plane, edge, stride);
+        }
+    }
+}
+
+/// The loop filter of one frame as the decoder applies it (RFC 6386
+/// section 15.1; libvpx `vp8_loop_filter_frame`): per-macroblock levels
+/// from the segment, reference frame and mode deltas, then the normal
+/// filter on luma and both chroma planes or the simple filter on luma.
+///
+/// The decoder and the encoder's level search both walk macroblocks
+/// through [`FrameFilter::filter_rows`], so the search measures exactly
+/// the luma the decoder produces.
+pub(crate) struct FrameFilter<'a> {
+    /// Level per segment, reference frame and mode class.
+    levels: [[[u8; 4]; 4]; 4],
+    sharpness: u8,
+    key_frame: bool,
+    simple: bool,
+    mbs: &'a [MbInfo],
+    /// Per macroblock: no coefficients were coded.
+    skips: &'a [bool],
+    mb_cols: usize,
+}
+
+impl<'a> FrameFilter<'a> {
+    /// The filter of the frame `hdr` over its macroblock records `mbs` (in
+    /// raster order, `mb_cols` per row) and their "no coefficients"
+    /// flags.
+    pub(crate) fn new(
+        hdr: &FrameHeader,
+        mbs: &'a [MbInfo],
+        skips: &'a [bool],
+        mb_cols: usize,
+    ) -> Self {
+        FrameFilter {
+            levels: filter_levels(hdr),
+            sharpness: hdr.sharpness,
+            key_frame: hdr.tag.key_frame,
+            simple: hdr.filter_simple,
+            mbs,
+            skips,
+            mb_cols,
+        }
+    }
+
+    /// Filters the macroblock rows `rows` in raster order: luma `y` and,
+    /// when `uv` is given and the filter is the normal one, both chroma
+    /// planes. Chroma never affects luma, so a luma-only pass leaves `y`
+    /// exactly as the full one does.
+    ///
+    /// Row `r` reads and modifies the bottom rows of row `r - 1`, so rows
+    /// must be filtered in order, each after all of its macroblocks are
+    /// reconstructed.
+    pub(crate) fn filter_rows(
+        &self,
+        y: &mut PlaneBuf,
+        mut uv: Option<(&mut PlaneBuf, &mut PlaneBuf)>,
+        rows: core::ops::Range<usize>,
+    ) {
+        let mb_cols = self.mb_cols;
+        // Limits per level, computed once per call rather than per block.
+        let mut limits: [Option<EdgeLimits>; 64] = [None; 64];
+        for mb_y in rows {
+            for mb_x in 0..mb_cols {
+                let i = mb_y * mb_cols + mb_x;
+                let mb = &self.mbs[i];
+                let level = self.levels[mb.segment as usize & 3][mb.ref_frame as usize & 3]
+                    [mode_class(mb.y_mode)];
+                if level == 0 {
+                    continue;
+                }
+                let inner = !(self.skips[i] && mb.y_mode != B_PRED && mb.y_mode != SPLITMV);
+                let lim = *limits[usize::from(level & 63)].get_or_insert_with(|| {
+                    edge_limits(level, self.sharpness, self.key_frame, self.simple)
+                });
+                let (left, top) = (mb_x > 0, mb_y > 0);
+                let pos = y.index(mb_x as isize * 16, mb_y as isize * 16);
+                if self.simple {
+                    filter_mb_simple(&mut y.data, pos, y.stride, &lim, left, top, inner);
+                    continue;
+                }
+                filter_mb_normal(&mut y.data, pos, y.stride, 16, &lim, left, top, inner);
+                if let Some((u, v)) = uv.as_mut() {
+                    // U and V have the same geometry; filter them together.
+                    let pos = u.index(mb_x as isize * 8, mb_y as isize * 8);
+                    filter_mb_normal_uv(
+                        &mut u.data,
+                        &mut v.data,
+                        pos,
+                        u.stride,
+                        &lim,
+                        left,
+                        top,
+                        inner,
+                    );
+                }
+            }
         }
     }
 }

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use excam_codec::container::ivf::IvfReader;
-use excam_codec::{decode_picture, DecoderState};
+use excam_codec::{decode_picture_threaded, DecoderState};
 use md5::{Digest, Md5};
 
 /// Decodes `path` and returns its lines in the `.ivf.md5` format. Frames
 /// are numbered by their position in the file (hidden frames take a
-/// number too), as vpxdec's `%4` does.
-fn md5_lines(path: &Path) -> Vec<String> {
+/// number too), as vpxdec's `%4` does. `threads` is passed to
+/// [`decode_picture_threaded`].
+fn md5_lines(path: &Path, threads: usize) -> Vec<String> {
     let stem = path.file_stem().unwrap().to_string_lossy().to_string();
     let file = std::fs::File::open(path).unwrap();
     let reader = IvfReader::new(std::io::BufReader::new(file)).unwrap();
@@ -19,7 +20,7 @@ fn md5_lines(path: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for (i, frame) in reader.enumerate() {
         let frame = frame.unwrap();
-        let d = decode_picture(&state, &frame.data)
+        let d = decode_picture_threaded(&state, &frame.data, threads)
             .unwrap_or_else(|e| panic!("{}: frame {i}: {e}", path.display()));
         state = d.state;
         if let Some(p) = d.shown {
@@ -36,7 +37,7 @@ fn md5_lines(path: &Path) -> Vec<String> {
     lines
 }
 
-fn check_dir(dir: &Path) -> usize {
+fn check_dir(dir: &Path, threads: usize) -> usize {
     let mut ivfs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -47,7 +48,7 @@ fn check_dir(dir: &Path) -> usize {
     for ivf in &ivfs {
         let expected = std::fs::read_to_string(ivf.with_extension("ivf.md5")).unwrap();
         let expected: Vec<&str> = expected.lines().collect();
-        let got = md5_lines(ivf);
+        let got = md5_lines(ivf, threads);
         let got_hashes: Vec<&str> = got.iter().map(|l| &l[..32]).collect();
         let want_hashes: Vec<&str> = expected.iter().map(|l| &l[..32]).collect();
         if got_hashes != want_hashes {
@@ -65,11 +66,35 @@ fn official_vectors_match_libvpx() {
         eprintln!("skipping: {} is absent", dir.display());
         return;
     }
-    assert_eq!(check_dir(&dir), 62);
+    assert_eq!(check_dir(&dir, 1), 62);
 }
 
 #[test]
 fn generated_vectors_match_libvpx() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
-    assert!(check_dir(&dir) >= 40);
+    assert!(check_dir(&dir, 1) >= 40);
+}
+
+/// The pipelined decoder (tokens on one thread, reconstruction and loop
+/// filter on another) gives the same pictures on every vector.
+#[test]
+fn official_vectors_match_libvpx_threaded() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vp8-test-vectors");
+    if !dir.is_dir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} is absent under CI",
+            dir.display()
+        );
+        eprintln!("skipping: {} is absent", dir.display());
+        return;
+    }
+    assert_eq!(check_dir(&dir, 2), 62);
+    assert_eq!(check_dir(&dir, 3), 62);
+}
+
+#[test]
+fn generated_vectors_match_libvpx_threaded() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
+    assert!(check_dir(&dir, 2) >= 40);
 }

@@ -1,13 +1,11 @@
 //! Choosing the loop filter level by measuring the filtered
 //! reconstruction's error against the source.
 
-use crate::decode::{filter_levels, mode_class};
 use crate::encode::EncodeParams;
 use crate::header::FrameHeader;
-use crate::loop_filter;
+use crate::loop_filter::FrameFilter;
 use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
-use crate::tables::{B_PRED, SPLITMV};
 
 /// A starting level from the quantizer, close to what the search finds on
 /// typical camera footage.
@@ -38,8 +36,9 @@ fn luma_sse(p: &PlaneBuf, src: &PlaneBuf) -> u64 {
 }
 
 /// Loop filters only the luma of `pic` into `out` at `hdr`'s level: the
-/// luma the decoder's [`crate::decode::apply_loop_filter`] would leave (chroma never
-/// affects it), without copying or filtering chroma.
+/// luma the decoder's [`crate::decode::apply_loop_filter`] would leave
+/// (through the same driver; chroma never affects it), without copying or
+/// filtering chroma.
 fn filter_luma(
     out: &mut PlaneBuf,
     pic: &Picture,
@@ -49,41 +48,8 @@ fn filter_luma(
     mb_cols: usize,
 ) {
     out.data.copy_from_slice(&pic.planes[0].data);
-    let levels = filter_levels(hdr);
-    let key = hdr.tag.key_frame;
-    for (i, mb) in mbs.iter().enumerate() {
-        let (mb_x, mb_y) = (i % mb_cols, i / mb_cols);
-        let level = levels[mb.segment as usize][mb.ref_frame as usize][mode_class(mb.y_mode)];
-        if level == 0 {
-            continue;
-        }
-        let inner = !(skips[i] && mb.y_mode != B_PRED && mb.y_mode != SPLITMV);
-        let lim = loop_filter::edge_limits(level, hdr.sharpness, key, hdr.filter_simple);
-        let pos = out.index(mb_x as isize * 16, mb_y as isize * 16);
-        let stride = out.stride;
-        if hdr.filter_simple {
-            loop_filter::filter_mb_simple(
-                &mut out.data,
-                pos,
-                stride,
-                &lim,
-                mb_x > 0,
-                mb_y > 0,
-                inner,
-            );
-        } else {
-            loop_filter::filter_mb_normal(
-                &mut out.data,
-                pos,
-                stride,
-                16,
-                &lim,
-                mb_x > 0,
-                mb_y > 0,
-                inner,
-            );
-        }
-    }
+    let rows = mbs.len() / mb_cols.max(1);
+    FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(out, None, 0..rows);
 }
 
 /// Searches levels around the guess and returns the one whose filtered
