@@ -25,6 +25,9 @@
 #                   decoders run by run, so slow drifts of a noisy machine
 #                   (thermal, other load) hit all equally; hyperfine runs
 #                   all of one command, then all of the next.
+#   THREADS=N       excam decodes with --threads N (default 1); vpxdec and
+#                   FFmpeg stay single-threaded, so the ratio against the
+#                   THREADS=1 run is excam's threading speed-up
 #   SHARED=DIR      reference material (default: <repo>/../shared)
 #
 # FFmpeg runs as `ffmpeg -threads 1 -c:v vp8 -i STREAM`, its own decoder
@@ -37,6 +40,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 excam=${EXCAM:-$target/release/excam}
 runs=${RUNS:-10}
 null=${NULL:-0}
+threads=${THREADS:-1}
 
 die() { echo "decode-vs-vpxdec.sh: $*" >&2; exit 1; }
 
@@ -83,11 +87,11 @@ cmd() {
     case $name in
     excam)
         if [[ $excam == *decode_ivf ]]; then
-            c=("$excam" "$s" ${out:+"$out"})
+            c=("$excam" "$s" --threads "$threads" ${out:+"$out"})
         elif [ -n "$out" ]; then
-            c=("$excam" decode "$s" -o "$out")
+            c=("$excam" decode --threads "$threads" "$s" -o "$out")
         else
-            c=("$excam" decode "$s" --null)
+            c=("$excam" decode --threads "$threads" "$s" --null)
         fi
         ;;
     vpxdec)

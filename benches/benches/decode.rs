@@ -1,5 +1,7 @@
 //! Criterion benches of the decoder: a whole stream, and the kernels the
-//! profile shows hot (IDCT, six-tap 16x16, loop filter, bool decoder).
+//! profile shows hot (IDCT, six-tap 16x16, loop filter, bool decoder),
+//! the loop filters as SIMD against their scalar twins, and the stream
+//! on one and two threads.
 //!
 //! `cargo bench -p excam-benches --bench decode`. The stream bench uses
 //! box 640x480 from `target/bench-data/` when `benches/decode-vs-vpxdec.sh`
@@ -11,8 +13,11 @@ use std::path::{Path, PathBuf};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use excam_codec::bool_decoder::BoolDecoder;
 use excam_codec::container::ivf::IvfReader;
-use excam_codec::loop_filter::{edge_limits, filter_mb_normal};
-use excam_codec::{decode_picture, idct, inter_pred, DecoderState};
+use excam_codec::loop_filter::{
+    edge_limits, filter_mb_normal, filter_mb_normal_scalar, filter_mb_normal_uv, filter_mb_simple,
+    filter_mb_simple_scalar,
+};
+use excam_codec::{decode_picture_threaded, idct, inter_pred, DecoderState};
 
 /// Small deterministic noise.
 fn noise(n: usize, seed: u32) -> Vec<u8> {
@@ -51,15 +56,17 @@ fn bench_stream(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(frames.len() as u64));
     let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-    g.bench_function(format!("decode_picture/{name}"), |b| {
-        b.iter(|| {
-            let mut state = DecoderState::new();
-            for f in &frames {
-                state = decode_picture(&state, f).unwrap().state;
-            }
-            state
-        })
-    });
+    for threads in [1, 2] {
+        g.bench_function(format!("decode_picture/{name}/threads{threads}"), |b| {
+            b.iter(|| {
+                let mut state = DecoderState::new();
+                for f in &frames {
+                    state = decode_picture_threaded(&state, f, threads).unwrap().state;
+                }
+                state
+            })
+        });
+    }
     g.finish();
 }
 
@@ -98,14 +105,31 @@ fn bench_kernels(c: &mut Criterion) {
     let smooth: Vec<u8> = noise(stride * 64, 3).iter().map(|v| 100 + v % 6).collect();
     let lim = edge_limits(32, 0, false, false);
     let mut work = smooth.clone();
-    c.bench_function("loop_filter_mb_normal_luma", |b| {
+    let pos = 16 * stride + 16;
+    let mut g = c.benchmark_group("loop_filter");
+    g.bench_function("mb_normal_luma/simd", |b| {
         b.iter(|| {
             work.copy_from_slice(&smooth);
-            filter_mb_normal(
+            filter_mb_normal(&mut work, pos, stride, 16, &lim, true, true, true)
+        })
+    });
+    g.bench_function("mb_normal_luma/scalar", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            filter_mb_normal_scalar(&mut work, pos, stride, 16, &lim, true, true, true)
+        })
+    });
+    let chroma_pos = 8 * stride + 8;
+    let mut work_v = smooth.clone();
+    g.bench_function("mb_normal_uv/simd", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            work_v.copy_from_slice(&smooth);
+            filter_mb_normal_uv(
                 &mut work,
-                16 * stride + 16,
+                &mut work_v,
+                chroma_pos,
                 stride,
-                16,
                 &lim,
                 true,
                 true,
@@ -113,6 +137,29 @@ fn bench_kernels(c: &mut Criterion) {
             )
         })
     });
+    g.bench_function("mb_normal_uv/scalar", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            work_v.copy_from_slice(&smooth);
+            for p in [&mut work, &mut work_v] {
+                filter_mb_normal_scalar(p, chroma_pos, stride, 8, &lim, true, true, true)
+            }
+        })
+    });
+    let simple = edge_limits(32, 0, false, true);
+    g.bench_function("mb_simple_luma/simd", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            filter_mb_simple(&mut work, pos, stride, &simple, true, true, true)
+        })
+    });
+    g.bench_function("mb_simple_luma/scalar", |b| {
+        b.iter(|| {
+            work.copy_from_slice(&smooth);
+            filter_mb_simple_scalar(&mut work, pos, stride, &simple, true, true, true)
+        })
+    });
+    g.finish();
 
     let data = noise(1 << 16, 5);
     let mut g = c.benchmark_group("bool_decoder");

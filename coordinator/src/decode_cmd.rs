@@ -62,6 +62,12 @@ pub struct DecodeArgs {
     /// `-f null`); the same as `-o /dev/null`.
     #[arg(long, visible_alias = "noblit", conflicts_with_all = ["output", "format", "md5"])]
     pub null: bool,
+
+    /// Threads per frame (2 pipelines token reading against
+    /// reconstruction; more are not used yet). The output is the same for
+    /// any count.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 /// Picture formats `excam decode` writes.
@@ -95,12 +101,12 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let stdout = io::stdout().lock();
-        return print_md5s(reader, &stem, BufWriter::new(stdout), &args.input);
+        return print_md5s(reader, &stem, BufWriter::new(stdout), args);
     }
     let out = match args.output.as_deref() {
         Some(out) if !is_null_device(out) => out,
         // --null, or -o /dev/null: the decode is the whole job.
-        _ => return for_each_shown(reader, &args.input, |_, _| Ok(())),
+        _ => return for_each_shown(reader, args, |_, _| Ok(())),
     };
     let to_stdout = out == Path::new("-");
     // A device or FIFO has no extension to go by and cannot be renamed
@@ -120,7 +126,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     let fps = reader.fps;
     if to_stdout {
         let mut sink = BufWriter::with_capacity(1 << 20, io::stdout().lock());
-        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        write_frames(reader, format, fps, &mut sink, args)?;
         sink.flush().context("cannot write to standard output")?;
         Ok(())
     } else if in_place {
@@ -129,12 +135,12 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             .open(out)
             .with_context(|| format!("cannot open {}", out.display()))?;
         let mut sink = BufWriter::with_capacity(1 << 20, file);
-        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        write_frames(reader, format, fps, &mut sink, args)?;
         sink.flush()
             .with_context(|| format!("cannot write {}", out.display()))
     } else {
         let mut sink = AtomicFile::create(out)?;
-        write_frames(reader, format, fps, &mut sink, &args.input)?;
+        write_frames(reader, format, fps, &mut sink, args)?;
         sink.commit()
     }
 }
@@ -143,10 +149,11 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
 /// index in the file and the picture of each shown frame.
 fn for_each_shown(
     reader: VideoReader,
-    input: &Path,
+    args: &DecodeArgs,
     mut shown: impl FnMut(u64, &Picture) -> Result<()>,
 ) -> Result<()> {
-    let mut decoder = Decoder::new();
+    let input = &args.input;
+    let mut decoder = Decoder::with_threads(usize::from(args.threads));
     for (index, frame) in reader.enumerate() {
         let frame =
             frame.with_context(|| format!("{}: cannot read frame {index}", input.display()))?;
@@ -165,8 +172,13 @@ fn i420_rows(p: &Picture) -> impl Iterator<Item = &[u8]> {
     (0..3).flat_map(move |k| p.visible_rows(k))
 }
 
-fn print_md5s<W: Write>(reader: VideoReader, stem: &str, mut out: W, input: &Path) -> Result<()> {
-    for_each_shown(reader, input, |index, picture| {
+fn print_md5s<W: Write>(
+    reader: VideoReader,
+    stem: &str,
+    mut out: W,
+    args: &DecodeArgs,
+) -> Result<()> {
+    for_each_shown(reader, args, |index, picture| {
         let mut md5 = Md5::new();
         for row in i420_rows(picture) {
             md5.update(row);
@@ -189,10 +201,10 @@ fn write_frames<W: Write>(
     format: Format,
     fps: (usize, usize),
     sink: &mut W,
-    input: &Path,
+    args: &DecodeArgs,
 ) -> Result<()> {
     match format {
-        Format::I420 => for_each_shown(reader, input, |_, picture| {
+        Format::I420 => for_each_shown(reader, args, |_, picture| {
             i420_rows(picture)
                 .try_for_each(|row| sink.write_all(row))
                 .context("cannot write output")
@@ -202,7 +214,7 @@ fn write_frames<W: Write>(
             // takes the sink when that frame arrives.
             let mut sink = Some(sink);
             let mut writer: Option<Y4mWriter<&mut W>> = None;
-            for_each_shown(reader, input, move |index, picture| {
+            for_each_shown(reader, args, move |index, picture| {
                 let frame = picture.to_frame();
                 if let Some(s) = sink.take() {
                     writer = Some(

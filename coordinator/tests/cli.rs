@@ -59,6 +59,37 @@ fn md5_output_equals_the_official_files() {
     }
 }
 
+/// `--threads 2` (the pipelined decoder) prints the same MD5s as the
+/// official files; `--threads 0` is refused with a message.
+#[test]
+fn threaded_decode_matches_the_official_files() {
+    let Some(dir) = vectors_dir() else { return };
+    for name in ["vp80-00-comprehensive-008", "vp80-03-segmentation-1425"] {
+        let ivf = dir.join(format!("{name}.ivf"));
+        let out = excam(&[
+            "decode".as_ref(),
+            "--threads".as_ref(),
+            "2".as_ref(),
+            ivf.as_os_str(),
+            "--md5".as_ref(),
+        ]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let want = std::fs::read_to_string(dir.join(format!("{name}.ivf.md5"))).unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{name}");
+    }
+    let ivf = repo_stream();
+    let out = excam(&[
+        "decode".as_ref(),
+        "--threads".as_ref(),
+        "0".as_ref(),
+        ivf.as_os_str(),
+        "--md5".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threads"), "{err}");
+}
+
 #[test]
 fn md5_of_repo_stream_matches_its_hashes() {
     let ivf = repo_stream();
