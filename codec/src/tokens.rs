@@ -4,7 +4,7 @@
 use crate::bool_decoder::BoolDecoder;
 use crate::dequant::Dequant;
 use crate::probs::CoeffProbs;
-use crate::tables::{COEFF_BANDS, ZIGZAG};
+use crate::tables::{COEFF_BANDS, PCAT1, PCAT2, PCAT3, PCAT4, PCAT5, PCAT6, ZIGZAG};
 
 /// Block types indexing the coefficient probabilities.
 const TYPE_Y_AFTER_Y2: usize = 0;
@@ -12,11 +12,12 @@ const TYPE_Y2: usize = 1;
 const TYPE_UV: usize = 2;
 const TYPE_Y_WITH_DC: usize = 3;
 
-// Extra-bit probabilities of the large-value categories (RFC 13.2).
-const CAT3: &[u8] = &[173, 148, 140];
-const CAT4: &[u8] = &[176, 155, 140, 135];
-const CAT5: &[u8] = &[180, 157, 141, 134, 130];
-const CAT6: &[u8] = &[254, 254, 243, 230, 196, 177, 153, 140, 133, 130, 129];
+// The extra-bit probabilities of the large-value categories, from
+// the tables (RFC 13.2).
+const CAT3: &[u8] = &PCAT3;
+const CAT4: &[u8] = &PCAT4;
+const CAT5: &[u8] = &PCAT5;
+const CAT6: &[u8] = &PCAT6;
 
 /// Dequantized coefficients of one macroblock, in raster order per block:
 /// blocks 0..16 luma, 16..20 U, 20..24 V, 24 Y2.
@@ -113,9 +114,9 @@ fn read_block(
                 }
             } else if !bd.read_bool(p[6]) {
                 if !bd.read_bool(p[7]) {
-                    5 + bd.read_bool(159) as i32
+                    5 + bd.read_bool(PCAT1[0]) as i32
                 } else {
-                    7 + 2 * bd.read_bool(165) as i32 + bd.read_bool(145) as i32
+                    7 + 2 * bd.read_bool(PCAT2[0]) as i32 + bd.read_bool(PCAT2[1]) as i32
                 }
             } else {
                 let b1 = bd.read_bool(p[8]) as usize;
@@ -144,6 +145,47 @@ fn read_block(
     }
 }
 
+/// Visits a macroblock's blocks in coding order with their token
+/// contexts (RFC 6386 section 13.3): the Y2 block (index 24) when
+/// `has_y2`, then the 16 luma blocks in raster order, then 4 U and 4 V.
+/// `block(index, plane_type, first, ctx)` codes, counts or prices block
+/// `index` (type `plane_type`, first coefficient position `first`) under
+/// context `ctx` (0..=2) and returns whether it has a non-zero
+/// coefficient, which becomes the context of the blocks right of and
+/// below it. Every reader and writer of tokens walks a macroblock
+/// through here, so they cannot disagree on a context.
+#[inline(always)]
+pub fn walk_mb_blocks(
+    has_y2: bool,
+    above: &mut TokenContext,
+    left: &mut TokenContext,
+    mut block: impl FnMut(usize, usize, usize, usize) -> bool,
+) {
+    let (y_type, first) = if has_y2 {
+        let nz = block(24, TYPE_Y2, 0, (above[8] + left[8]) as usize) as u8;
+        above[8] = nz;
+        left[8] = nz;
+        (TYPE_Y_AFTER_Y2, 1)
+    } else {
+        (TYPE_Y_WITH_DC, 0)
+    };
+    for b in 0..16 {
+        let (ax, ly) = (b & 3, b >> 2);
+        let nz = block(b, y_type, first, (above[ax] + left[ly]) as usize) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
+    }
+    for b in 16..24 {
+        // U blocks use contexts 4..6, V blocks 6..8.
+        let base = if b < 20 { 4 } else { 6 };
+        let i = b & 3;
+        let (ax, ly) = (base + (i & 1), base + (i >> 1));
+        let nz = block(b, TYPE_UV, 0, (above[ax] + left[ly]) as usize) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
+    }
+}
+
 /// Reads all coefficients of a macroblock. `has_y2` is false for B_PRED
 /// and SPLITMV macroblocks. Updates the contexts and returns whether any
 /// token other than an immediate end-of-block was coded.
@@ -161,41 +203,18 @@ pub fn read_mb_coeffs(
     let mut local = *decoder;
     let bd = &mut local;
     let mut any = false;
-    let (y_type, first) = if has_y2 {
-        let ctx = (above[8] + left[8]) as usize;
-        let eob = read_block(bd, &probs[TYPE_Y2], ctx, 0, dq.y2, &mut out.blocks[24]);
-        let nz = (eob > 0) as u8;
-        above[8] = nz;
-        left[8] = nz;
-        out.eobs[24] = eob as u8;
+    walk_mb_blocks(has_y2, above, left, |b, t, first, ctx| {
+        let dq = match t {
+            TYPE_Y2 => dq.y2,
+            TYPE_UV => dq.uv,
+            _ => dq.y1,
+        };
+        let eob = read_block(bd, &probs[t], ctx, first, dq, &mut out.blocks[b]);
         any |= eob > 0;
-        (TYPE_Y_AFTER_Y2, 1)
-    } else {
-        (TYPE_Y_WITH_DC, 0)
-    };
-    for b in 0..16 {
-        let (ax, ly) = (b & 3, b >> 2);
-        let ctx = (above[ax] + left[ly]) as usize;
-        let eob = read_block(bd, &probs[y_type], ctx, first, dq.y1, &mut out.blocks[b]);
-        let nz = (eob > 0) as u8;
-        above[ax] = nz;
-        left[ly] = nz;
-        any |= eob > 0;
-        out.eobs[b] = (eob + first) as u8;
-    }
-    for b in 16..24 {
-        // U blocks use contexts 4..6, V blocks 6..8.
-        let base = if b < 20 { 4 } else { 6 };
-        let i = b & 3;
-        let (ax, ly) = (base + (i & 1), base + (i >> 1));
-        let ctx = (above[ax] + left[ly]) as usize;
-        let eob = read_block(bd, &probs[TYPE_UV], ctx, 0, dq.uv, &mut out.blocks[b]);
-        let nz = (eob > 0) as u8;
-        above[ax] = nz;
-        left[ly] = nz;
-        any |= eob > 0;
-        out.eobs[b] = eob as u8;
-    }
+        // Luma blocks after Y2 count their DC position as coded.
+        out.eobs[b] = if b < 16 { eob + first } else { eob } as u8;
+        eob > 0
+    });
     *decoder = local;
     any
 }

@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use crate::bool_encoder::{cost_bool, BoolEncoder};
-use crate::decode::{apply_loop_filter, next_state};
+use crate::bool_encoder::BoolEncoder;
+use crate::decode::apply_loop_filter;
+use crate::dequant::{libvpx_quant_indices, segment_q_index, Dequant};
 use crate::encode::analysis::{FrameAnalysis, MbCoded, TokenContexts};
-use crate::encode::entropy::{count_modes, optimize_mode_probs};
+use crate::encode::entropy::{
+    count_modes, optimize_coeff_probs, optimize_mode_probs, prob_from_counts,
+};
 use crate::encode::loop_filter_pick::pick_filter_level;
 use crate::encode::modes::write_modes;
-use crate::encode::quantize::{QuantDeltas, Quantizer};
+use crate::encode::quantize::Quantizer;
 use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWriter};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{
@@ -20,8 +23,9 @@ use crate::modes::{MbInfo, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
 use crate::picture::{Picture, PlaneBuf};
 use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
-use crate::state::DecoderState;
-use crate::tables::{B_PRED, COEFF_UPDATE_PROBS, SPLITMV};
+use crate::state::{next_state, DecoderState};
+use crate::tables::{B_PRED, SPLITMV};
+use crate::tokens::walk_mb_blocks;
 
 /// libvpx's default loop filter deltas: intra and golden/altref frames get
 /// stronger/weaker filtering, B_PRED and SPLITMV stronger, ZEROMV weaker.
@@ -53,75 +57,6 @@ fn pad_source(frame: &Frame) -> [PlaneBuf; 3] {
         }
         p
     })
-}
-
-/// Probability of a zero bit given counts, clamped to 1..=255.
-pub(crate) fn prob_from_counts(zeros: u32, ones: u32) -> u8 {
-    let total = zeros as u64 + ones as u64;
-    if total == 0 {
-        return 128;
-    }
-    ((zeros as u64 * 256 + total / 2) / total).clamp(1, 255) as u8
-}
-
-fn branch_cost(p: u8, counts: [u32; 2]) -> u64 {
-    counts[0] as u64 * cost_bool(p, false) as u64 + counts[1] as u64 * cost_bool(p, true) as u64
-}
-
-/// Chooses which coefficient probabilities to update: those whose saving
-/// on this frame's tokens pays for the update's own bits.
-fn optimize_coeff_probs(base: &Probabilities, counts: &TokenCounts) -> [[[[u8; 11]; 3]; 8]; 4] {
-    let mut out = base.coeff;
-    for i in 0..4 {
-        for j in 0..8 {
-            for k in 0..3 {
-                for l in 0..11 {
-                    let c = counts[i][j][k][l];
-                    let old = base.coeff[i][j][k][l];
-                    let new = prob_from_counts(c[0], c[1]);
-                    let up = COEFF_UPDATE_PROBS[i][j][k][l];
-                    let keep = branch_cost(old, c) + cost_bool(up, false) as u64;
-                    let change = branch_cost(new, c) + cost_bool(up, true) as u64 + 8 * 256;
-                    if change < keep {
-                        out[i][j][k][l] = new;
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Walks the tokens of one macroblock in decoder order with its contexts.
-fn walk_mb_tokens(
-    coded: &MbCoded,
-    above: &mut [u8; 9],
-    left: &mut [u8; 9],
-    mut block: impl FnMut(usize, usize, usize, usize) -> bool,
-) {
-    let y2 = coded.info.y_mode != B_PRED && coded.info.y_mode != SPLITMV;
-    let (ty, first) = if y2 {
-        let nz = block(1, 24, 0, (above[8] + left[8]) as usize) as u8;
-        above[8] = nz;
-        left[8] = nz;
-        (0, 1)
-    } else {
-        (3, 0)
-    };
-    for b in 0..16 {
-        let (a, l) = (b & 3, b >> 2);
-        let nz = block(ty, b, first, (above[a] + left[l]) as usize) as u8;
-        above[a] = nz;
-        left[l] = nz;
-    }
-    for b in 16..24 {
-        let base = if b < 20 { 4 } else { 6 };
-        let i = b & 3;
-        let (a, l) = (base + (i & 1), base + (i >> 1));
-        let nz = block(2, b, 0, (above[a] + left[l]) as usize) as u8;
-        above[a] = nz;
-        left[l] = nz;
-    }
 }
 
 /// Decisions imposed on a frame by [`crate::encode::rebase::rebase`]: the
@@ -168,30 +103,27 @@ pub(crate) fn encode_frame_with(
     let src = pad_source(frame);
     let mb_cols = w.div_ceil(16);
     let mb_rows = h.div_ceil(16);
-    let deltas = match forced {
-        Some(f) => QuantDeltas {
-            y1_dc: f.header.quant.y1_dc,
-            y2_dc: f.header.quant.y2_dc,
-            y2_ac: f.header.quant.y2_ac,
-            uv_dc: f.header.quant.uv_dc,
-            uv_ac: f.header.quant.uv_ac,
+    // The quantizer deltas: libvpx's for a new frame, the original's for
+    // a rebased one (which also keeps its segments' quantizers).
+    let quant_indices = match forced {
+        Some(f) => QuantIndices {
+            q_index: params.q_index,
+            ..f.header.quant
         },
-        None => QuantDeltas::libvpx(params.q_index),
+        None => libvpx_quant_indices(params.q_index),
     };
-    let quant = Quantizer::new(params.q_index, &deltas);
-    // Per-segment quantizers (only rebase keeps segmentation).
-    let quants: [Quantizer; 4] = core::array::from_fn(|s| match forced {
-        Some(f) if f.header.segmentation_enabled => {
-            let sf = &f.header.segment_features;
-            let q = if sf.absolute {
-                sf.quant[s] as i32
-            } else {
-                params.q_index as i32 + sf.quant[s] as i32
-            };
-            Quantizer::new(q.clamp(0, 127) as u8, &deltas)
-        }
-        _ => quant.clone(),
+    let (segmentation, features) = match forced {
+        Some(f) => (f.header.segmentation_enabled, f.header.segment_features),
+        None => (false, SegmentFeatures::default()),
+    };
+    let quants: [Quantizer; 4] = core::array::from_fn(|s| {
+        let q = segment_q_index(&quant_indices, segmentation, &features, s);
+        Quantizer::new(q, &Dequant::new(q as i32, &quant_indices))
     });
+    let quant = Quantizer::new(
+        params.q_index,
+        &Dequant::new(params.q_index as i32, &quant_indices),
+    );
     let base_probs = if key {
         Probabilities::default()
     } else {
@@ -278,7 +210,7 @@ pub(crate) fn encode_frame_with(
             if !c.has_residual {
                 crate::tokens::skip_mb_coeffs(y2, &mut above[mb_x], &mut left);
             } else {
-                walk_mb_tokens(c, &mut above[mb_x], &mut left, |t, b, first, cx| {
+                walk_mb_blocks(y2, &mut above[mb_x], &mut left, |b, t, first, cx| {
                     tokenize_block(
                         &c.levels[b],
                         first,
@@ -337,14 +269,7 @@ pub(crate) fn encode_frame_with(
         update_filter_deltas,
         filter_deltas,
         partitions: params.partitions,
-        quant: QuantIndices {
-            q_index: params.q_index,
-            y1_dc: deltas.y1_dc,
-            y2_dc: deltas.y2_dc,
-            y2_ac: deltas.y2_ac,
-            uv_dc: deltas.uv_dc,
-            uv_ac: deltas.uv_ac,
-        },
+        quant: quant_indices,
         refresh_golden: key || params.refresh_golden,
         refresh_altref: key || params.refresh_altref,
         copy_to_golden: if key || params.refresh_golden {
@@ -406,12 +331,12 @@ pub(crate) fn encode_frame_with(
         let mut left = [0u8; 9];
         for mb_x in 0..mb_cols {
             let c = &coded[mb_y * mb_cols + mb_x];
+            let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
             if !c.has_residual {
-                let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
                 crate::tokens::skip_mb_coeffs(y2, &mut above[mb_x], &mut left);
                 continue;
             }
-            walk_mb_tokens(c, &mut above[mb_x], &mut left, |t, b, first, cx| {
+            walk_mb_blocks(y2, &mut above[mb_x], &mut left, |b, t, first, cx| {
                 tokenize_block(
                     &c.levels[b],
                     first,

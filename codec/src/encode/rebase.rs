@@ -14,7 +14,7 @@ use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
 use crate::image::Frame;
 use crate::intra_pred;
-use crate::modes::MbInfo;
+use crate::modes::{MbInfo, INTRA_FRAME};
 use crate::picture::{Picture, PlaneBuf};
 use crate::recon;
 use crate::state::DecoderState;
@@ -155,7 +155,7 @@ pub(crate) fn code_forced_mb(
         has_residual: false,
     };
     let src = a.src;
-    if info.ref_frame == 0 && info.y_mode == B_PRED {
+    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
         // Subblocks predict from each other's reconstruction: code them in
         // order, reconstructing as we go (recon's own B_PRED code path).
         let (x0, y0) = (mb_x * 16, mb_y * 16);
@@ -212,7 +212,7 @@ pub(crate) fn code_forced_mb(
         // A macroblock the encoder sent without residual stays so.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
         out.info.skip = true;
-        update_token_contexts(&out, ctx, mb_x);
+        ctx.update(&out, mb_x);
         return out;
     } else if same_quant {
         // The encoder's own residual coding (RD-optimised levels), so a
@@ -237,7 +237,7 @@ pub(crate) fn code_forced_mb(
                 out.info.skip = true;
             }
         }
-        update_token_contexts(&out, ctx, mb_x);
+        ctx.update(&out, mb_x);
         return out;
     } else {
         // Segments with their own quantizer: plain quantization.
@@ -252,44 +252,12 @@ pub(crate) fn code_forced_mb(
     let mut c = MbCoeffs::new();
     c.blocks = out.coeffs.blocks;
     c.eobs = out.coeffs.eobs;
-    if info.ref_frame == 0 && info.y_mode == B_PRED {
+    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
         let res = if out.has_residual { Some(&mut c) } else { None };
         recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
     } else if out.has_residual {
         recon::add_residual(pic, &out.info, &mut c, mb_x, mb_y);
     }
-    update_token_contexts(&out, ctx, mb_x);
+    ctx.update(&out, mb_x);
     out
-}
-
-/// Sets the above/left token contexts after a coded macroblock as the
-/// decoder will.
-pub(crate) fn update_token_contexts(c: &MbCoded, ctx: &mut TokenContexts, mb_x: usize) {
-    let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
-    let above = &mut ctx.above[mb_x];
-    let left = &mut ctx.left;
-    if !c.has_residual {
-        crate::tokens::skip_mb_coeffs(y2, above, left);
-        return;
-    }
-    let first = if y2 {
-        let nz = c.levels[24].iter().any(|&l| l != 0) as u8;
-        above[8] = nz;
-        left[8] = nz;
-        1
-    } else {
-        0
-    };
-    for b in 0..16 {
-        let nz = c.levels[b][first..].iter().any(|&l| l != 0) as u8;
-        above[b & 3] = nz;
-        left[b >> 2] = nz;
-    }
-    for b in 16..24 {
-        let base = if b < 20 { 4 } else { 6 };
-        let i = b & 3;
-        let nz = c.levels[b].iter().any(|&l| l != 0) as u8;
-        above[base + (i & 1)] = nz;
-        left[base + (i >> 1)] = nz;
-    }
 }
