@@ -937,6 +937,21 @@ impl FrameAnalysis<'_> {
             speed: self.speed,
             sixtap,
         };
+        self.try_splits(pic, ctx, &split, rf, mode_rate(SPLITMV), s);
+    }
+
+    /// Codes the best split-vector candidates `split` finds for
+    /// reference `rf` (`mode_rate`: the bits of SPLITMV itself).
+    fn try_splits(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        split: &SplitSearch,
+        rf: u8,
+        mode_rate: u32,
+        s: &mut MbSearch,
+    ) {
+        let (mb_x, mb_y) = (split.mb_x, split.mb_y);
         let choices = split.search();
         let n_full = if self.speed == 0 { 2 } else { 1 };
         let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
@@ -949,7 +964,7 @@ impl FrameAnalysis<'_> {
                 mvs: c.mvs,
                 ..MbInfo::default()
             };
-            let rate = mode_rate(SPLITMV) + c.rate;
+            let rate = mode_rate + c.rate;
             let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
             s.consider(cand);
         }
