@@ -222,6 +222,34 @@ const PROB_COST: [u16; 257] = [
     0,
 ];
 
+/// Where a syntax writer sends its decisions (rav1e's `WriterBase<S>`):
+/// the [`BoolEncoder`] codes them, [`BitCost`] prices them. Each syntax
+/// element is written once, generic over the sink, so the bits the
+/// encoder prices are the bits it writes.
+pub trait BitSink {
+    /// One decision whose probability of being `false` is `prob / 256`.
+    fn put_bool(&mut self, prob: u8, bit: bool);
+}
+
+impl BitSink for BoolEncoder {
+    #[inline]
+    fn put_bool(&mut self, prob: u8, bit: bool) {
+        BoolEncoder::put_bool(self, prob, bit);
+    }
+}
+
+/// A [`BitSink`] that adds up the estimated cost, in 1/256 bit, of what
+/// is written to it ([`cost_bool`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BitCost(pub u32);
+
+impl BitSink for BitCost {
+    #[inline]
+    fn put_bool(&mut self, prob: u8, bit: bool) {
+        self.0 += cost_bool(prob, bit);
+    }
+}
+
 /// Estimated cost, in 1/256 bit, of coding `bit` at probability `prob`
 /// (of a zero, RFC 6386 Section 7.1): `-256 * log2(P(bit))` rounded, from
 /// a precomputed table. For rate estimation; the true cost also depends

@@ -11,9 +11,8 @@ use crate::image::Frame;
 use crate::loop_filter;
 use crate::modes::{self, MbInfo};
 use crate::picture::Picture;
-use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
-use crate::state::{DecoderState, References};
+use crate::state::{next_state, DecoderState, References};
 use crate::tables::{B_PRED, SPLITMV, ZEROMV};
 use crate::tokens::{self, MbCoeffs, TokenContext};
 
@@ -80,7 +79,7 @@ pub fn parse_frame_header(state: &DecoderState, data: &[u8]) -> Result<FrameHead
 }
 
 /// Splits the data after the first partition into token partitions.
-fn token_partitions(data: &[u8], count: usize) -> Result<Vec<&[u8]>, DecodeError> {
+pub(crate) fn token_partitions(data: &[u8], count: usize) -> Result<Vec<&[u8]>, DecodeError> {
     let table = 3 * (count - 1);
     if data.len() < table {
         return Err(DecodeError::Truncated("token partition size table"));
@@ -463,72 +462,6 @@ impl RowRecon<'_> {
         }
     }
 }
-
-/// The state after a frame: reference updates (RFC 9.7–9.8), the
-/// probabilities that persist (9.9 and `refresh_entropy_probs`), segment
-/// map and features, filter deltas. Shared by the decoder and the encoder.
-pub(crate) fn next_state(
-    state: &DecoderState,
-    hdr: &FrameHeader,
-    pic: Arc<Picture>,
-    mbs: &[MbInfo],
-) -> DecoderState {
-    let tag = hdr.tag;
-    let frame_size = hdr.size.unwrap_or(state.size);
-    let refs = match &state.refs {
-        Some(old) if !tag.key_frame => {
-            let mut r = old.clone();
-            // Copies use the references as they were before this frame.
-            match hdr.copy_to_altref {
-                1 => r.altref = old.last.clone(),
-                2 => r.altref = old.golden.clone(),
-                _ => {}
-            }
-            match hdr.copy_to_golden {
-                1 => r.golden = old.last.clone(),
-                2 => r.golden = old.altref.clone(),
-                _ => {}
-            }
-            if hdr.refresh_golden {
-                r.golden = pic.clone();
-            }
-            if hdr.refresh_altref {
-                r.altref = pic.clone();
-            }
-            if hdr.refresh_last {
-                r.last = pic.clone();
-            }
-            r
-        }
-        _ => References {
-            last: pic.clone(),
-            golden: pic.clone(),
-            altref: pic.clone(),
-        },
-    };
-
-    let probs = if hdr.refresh_entropy {
-        hdr.probs.clone()
-    } else if tag.key_frame {
-        Probabilities::default()
-    } else {
-        state.probs.clone()
-    };
-    let segment_map = if hdr.update_segment_map || tag.key_frame {
-        Arc::new(mbs.iter().map(|m| m.segment).collect())
-    } else {
-        state.segment_map.clone()
-    };
-    DecoderState {
-        probs,
-        segment_features: hdr.segment_features,
-        segment_map,
-        filter_deltas: hdr.filter_deltas,
-        refs: Some(refs),
-        size: frame_size,
-    }
-}
-
 /// A frame's first partition, parsed: everything but the residual.
 struct Front<'a> {
     hdr: FrameHeader,

@@ -1,6 +1,6 @@
 //! Pictures: 8-bit 4:2:0 planes with a public, documented layout.
 //!
-//! A [`Frame`] holds three [`Plane`]s, Y then U then V. Each plane stores its
+//! An [`Image`] holds three [`Plane`]s, Y then U then V. Each plane stores its
 //! rows top to bottom, `stride` bytes apart, and each row holds `width`
 //! samples left to right followed by `stride - width` bytes of padding that
 //! carry no meaning. The chroma planes are `(width + 1) / 2` by
@@ -47,9 +47,15 @@ impl Plane {
     }
 }
 
+/// The name [`Image`] had before: kept so that code written against it
+/// still builds.
+pub type Frame = Image;
+
 /// A 4:2:0 picture: Y at full size, U and V at half size rounded up.
+///
+/// An uncompressed picture; a compressed VP8 frame is a byte slice.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Frame {
+pub struct Image {
     /// Luma width in pixels.
     pub width: usize,
     /// Luma height in pixels.
@@ -58,12 +64,12 @@ pub struct Frame {
     pub planes: [Plane; 3],
 }
 
-impl Frame {
+impl Image {
     /// A frame of the given luma size with every sample set to the given
     /// Y, U and V values.
     pub fn filled(width: usize, height: usize, yuv: [u8; 3]) -> Self {
         let (cw, ch) = chroma_size(width, height);
-        Frame {
+        Image {
             width,
             height,
             planes: [
@@ -89,7 +95,7 @@ impl Frame {
             stride: w,
             data: b.to_vec(),
         };
-        Some(Frame {
+        Some(Image {
             width,
             height,
             planes: [

@@ -45,7 +45,7 @@ pub use decoder::Decoder;
 pub use encode::rebase::{encode_given_state, rebase, RebaseError};
 pub use encode::{encode, EncodeError, EncodeParams, EncodedFrame};
 pub use error::{DecodeError, FrameError};
-pub use image::{Frame, Plane};
+pub use image::{Frame, Image, Plane};
 pub use picture::Picture;
 pub use state::DecoderState;
 

@@ -142,16 +142,7 @@ fn read_kf_modes(bd: &mut BoolDecoder, mb: &mut MbInfo, above: &MbInfo, left: &M
     mb.y_mode = bd.read_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS);
     if mb.y_mode == B_PRED {
         for b in 0..16 {
-            let a = if b < 4 {
-                above.b_modes[b + 12]
-            } else {
-                mb.b_modes[b - 4]
-            };
-            let l = if b & 3 == 0 {
-                left.b_modes[b + 3]
-            } else {
-                mb.b_modes[b - 1]
-            };
+            let (a, l) = bmode_neighbours(above, left, &mb.b_modes, b);
             mb.b_modes[b] = bd.read_tree(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize]);
         }
     } else {
@@ -385,31 +376,9 @@ fn read_split_mvs(
     mb.partitioning = s;
     let map = &MBSPLITS[s as usize];
     for part in 0..MBSPLIT_COUNT[s as usize] {
-        // The first subblock (in raster order) of this partition.
-        let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
-        let left_mv = if k & 3 == 0 {
-            left.mvs[k + 3]
-        } else {
-            mb.mvs[k - 1]
-        };
-        let above_mv = if k < 4 {
-            above.mvs[k + 12]
-        } else {
-            mb.mvs[k - 4]
-        };
-        let ctx = if left_mv == above_mv {
-            if above_mv.is_zero() {
-                4
-            } else {
-                3
-            }
-        } else if above_mv.is_zero() {
-            2
-        } else if left_mv.is_zero() {
-            1
-        } else {
-            0
-        };
+        let k = split_first_block(s, part);
+        let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
+        let ctx = sub_mv_context(left_mv, above_mv);
         let mv = match bd.read_tree(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx]) {
             LEFT4X4 => left_mv,
             ABOVE4X4 => above_mv,
@@ -421,5 +390,77 @@ fn read_split_mvs(
                 mb.mvs[b] = mv;
             }
         }
+    }
+}
+
+/// The sub-block modes above and left of sub-block `b` of a B_PRED
+/// macroblock whose modes so far are `modes`, taken from the macroblocks
+/// `above` and `left` at its edges (RFC 6386 section 11.3): the context
+/// of a key frame's sub-block mode. Writer, reader and mode search all
+/// take it from here.
+#[inline]
+pub fn bmode_neighbours(above: &MbInfo, left: &MbInfo, modes: &[u8; 16], b: usize) -> (u8, u8) {
+    let a = if b < 4 {
+        above.b_modes[b + 12]
+    } else {
+        modes[b - 4]
+    };
+    let l = if b & 3 == 0 {
+        left.b_modes[b + 3]
+    } else {
+        modes[b - 1]
+    };
+    (a, l)
+}
+
+/// The first sub-block, in raster order, of partition `part` of split
+/// type `split` (RFC 6386 section 16.4): whose neighbours give the
+/// partition's context.
+#[inline]
+pub fn split_first_block(split: u8, part: usize) -> usize {
+    MBSPLITS[split as usize]
+        .iter()
+        .position(|&p| p as usize == part)
+        .unwrap_or(0)
+}
+
+/// The vectors left of and above sub-block `k` of a SPLITMV macroblock
+/// whose sub-block vectors so far are `mvs`, taken from the macroblocks
+/// `left` and `above` at its edges (RFC 6386 section 16.4; a non-SPLITMV
+/// neighbour's sub-block vectors are all its vector, an intra one's
+/// zero). Writer, reader, counter and split search all take them from
+/// here.
+#[inline]
+pub fn split_mv_neighbours(
+    left: &MbInfo,
+    above: &MbInfo,
+    mvs: &[MotionVector; 16],
+    k: usize,
+) -> (MotionVector, MotionVector) {
+    let left_mv = if k & 3 == 0 {
+        left.mvs[k + 3]
+    } else {
+        mvs[k - 1]
+    };
+    let above_mv = if k < 4 { above.mvs[k + 12] } else { mvs[k - 4] };
+    (left_mv, above_mv)
+}
+
+/// Sub-MV reference context from the left and above vectors (RFC 16.4).
+pub fn sub_mv_context(left: MotionVector, above: MotionVector) -> usize {
+    let lz = left == MotionVector::ZERO;
+    let az = above == MotionVector::ZERO;
+    if left == above {
+        if az {
+            4
+        } else {
+            3
+        }
+    } else if az {
+        2
+    } else if lz {
+        1
+    } else {
+        0
     }
 }

@@ -6,7 +6,7 @@
 use crate::idct;
 use crate::inter_pred;
 use crate::intra_pred;
-use crate::modes::{MbInfo, MotionVector};
+use crate::modes::{MbInfo, MotionVector, INTRA_FRAME};
 use crate::picture::{Picture, PlaneBuf};
 use crate::tables::{B_PRED, SPLITMV};
 use crate::tokens::MbCoeffs;
@@ -83,7 +83,7 @@ pub fn reconstruct_mb(
     mb_x: usize,
     mb_y: usize,
 ) {
-    if mb.ref_frame == 0 {
+    if mb.ref_frame == INTRA_FRAME {
         predict_intra_chroma(pic, mb, mb_x, mb_y);
         if mb.y_mode == B_PRED {
             predict_and_add_bpred(pic, mb, coeffs.as_deref(), mb_x, mb_y);

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::header::{FilterDeltas, FrameSize, SegmentFeatures};
+use crate::header::{FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
 use crate::image::Frame;
+use crate::modes::MbInfo;
 use crate::picture::Picture;
 use crate::probs::Probabilities;
 
@@ -79,5 +80,70 @@ impl DecoderState {
     /// The last-frame reference as a picture, if any.
     pub fn last_frame(&self) -> Option<Frame> {
         self.refs.as_ref().map(|r| r.last.to_frame())
+    }
+}
+
+/// The state after a frame: reference updates (RFC 9.7–9.8), the
+/// probabilities that persist (9.9 and `refresh_entropy_probs`), segment
+/// map and features, filter deltas. Shared by the decoder and the encoder.
+pub(crate) fn next_state(
+    state: &DecoderState,
+    hdr: &FrameHeader,
+    pic: Arc<Picture>,
+    mbs: &[MbInfo],
+) -> DecoderState {
+    let tag = hdr.tag;
+    let frame_size = hdr.size.unwrap_or(state.size);
+    let refs = match &state.refs {
+        Some(old) if !tag.key_frame => {
+            let mut r = old.clone();
+            // Copies use the references as they were before this frame.
+            match hdr.copy_to_altref {
+                1 => r.altref = old.last.clone(),
+                2 => r.altref = old.golden.clone(),
+                _ => {}
+            }
+            match hdr.copy_to_golden {
+                1 => r.golden = old.last.clone(),
+                2 => r.golden = old.altref.clone(),
+                _ => {}
+            }
+            if hdr.refresh_golden {
+                r.golden = pic.clone();
+            }
+            if hdr.refresh_altref {
+                r.altref = pic.clone();
+            }
+            if hdr.refresh_last {
+                r.last = pic.clone();
+            }
+            r
+        }
+        _ => References {
+            last: pic.clone(),
+            golden: pic.clone(),
+            altref: pic.clone(),
+        },
+    };
+
+    let probs = if hdr.refresh_entropy {
+        hdr.probs.clone()
+    } else if tag.key_frame {
+        Probabilities::default()
+    } else {
+        state.probs.clone()
+    };
+    let segment_map = if hdr.update_segment_map || tag.key_frame {
+        Arc::new(mbs.iter().map(|m| m.segment).collect())
+    } else {
+        state.segment_map.clone()
+    };
+    DecoderState {
+        probs,
+        segment_features: hdr.segment_features,
+        segment_map,
+        filter_deltas: hdr.filter_deltas,
+        refs: Some(refs),
+        size: frame_size,
     }
 }

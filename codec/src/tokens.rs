@@ -4,7 +4,7 @@
 use crate::bool_decoder::BoolDecoder;
 use crate::dequant::Dequant;
 use crate::probs::CoeffProbs;
-use crate::tables::{COEFF_BANDS, ZIGZAG};
+use crate::tables::{COEFF_BANDS, PCAT1, PCAT2, PCAT3, PCAT4, PCAT5, PCAT6, ZIGZAG};
 
 /// Block types indexing the coefficient probabilities.
 const TYPE_Y_AFTER_Y2: usize = 0;
@@ -12,11 +12,12 @@ const TYPE_Y2: usize = 1;
 const TYPE_UV: usize = 2;
 const TYPE_Y_WITH_DC: usize = 3;
 
-// Extra-bit probabilities of the large-value categories (RFC 13.2).
-const CAT3: &[u8] = &[173, 148, 140];
-const CAT4: &[u8] = &[176, 155, 140, 135];
-const CAT5: &[u8] = &[180, 157, 141, 134, 130];
-const CAT6: &[u8] = &[254, 254, 243, 230, 196, 177, 153, 140, 133, 130, 129];
+// The extra-bit probabilities of the large-value categories, from
+// the tables (RFC 13.2).
+const CAT3: &[u8] = &PCAT3;
+const CAT4: &[u8] = &PCAT4;
+const CAT5: &[u8] = &PCAT5;
+const CAT6: &[u8] = &PCAT6;
 
 /// Dequantized coefficients of one macroblock, in raster order per block:
 /// blocks 0..16 luma, 16..20 U, 20..24 V, 24 Y2.
@@ -113,9 +114,9 @@ fn read_block(
                 }
             } else if !bd.read_bool(p[6]) {
                 if !bd.read_bool(p[7]) {
-                    5 + bd.read_bool(159) as i32
+                    5 + bd.read_bool(PCAT1[0]) as i32
                 } else {
-                    7 + 2 * bd.read_bool(165) as i32 + bd.read_bool(145) as i32
+                    7 + 2 * bd.read_bool(PCAT2[0]) as i32 + bd.read_bool(PCAT2[1]) as i32
                 }
             } else {
                 let b1 = bd.read_bool(p[8]) as usize;
@@ -141,6 +142,48 @@ fn read_block(
         if !bd.read_bool(p[0]) {
             return n;
         }
+    }
+}
+
+/// Visits a macroblock's blocks in coding order with their token
+/// contexts (RFC 6386 section 13.3): the Y2 block (index 24) when
+/// `has_y2`, then the 16 luma blocks in raster order, then 4 U and 4 V.
+/// `block(index, plane_type, first, ctx)` codes, counts or prices block
+/// `index` (type `plane_type`, first coefficient position `first`) under
+/// context `ctx` (0..=2) and returns whether it has a non-zero
+/// coefficient, which becomes the context of the blocks right of and
+/// below it. Every writer, counter and pricer of tokens walks a
+/// macroblock through here; the decoder's [`read_mb_coeffs`] unrolls
+/// the same walk for speed and is tested against it.
+#[inline(always)]
+pub fn walk_mb_blocks(
+    has_y2: bool,
+    above: &mut TokenContext,
+    left: &mut TokenContext,
+    mut block: impl FnMut(usize, usize, usize, usize) -> bool,
+) {
+    let (y_type, first) = if has_y2 {
+        let nz = block(24, TYPE_Y2, 0, (above[8] + left[8]) as usize) as u8;
+        above[8] = nz;
+        left[8] = nz;
+        (TYPE_Y_AFTER_Y2, 1)
+    } else {
+        (TYPE_Y_WITH_DC, 0)
+    };
+    for b in 0..16 {
+        let (ax, ly) = (b & 3, b >> 2);
+        let nz = block(b, y_type, first, (above[ax] + left[ly]) as usize) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
+    }
+    for b in 16..24 {
+        // U blocks use contexts 4..6, V blocks 6..8.
+        let base = if b < 20 { 4 } else { 6 };
+        let i = b & 3;
+        let (ax, ly) = (base + (i & 1), base + (i >> 1));
+        let nz = block(b, TYPE_UV, 0, (above[ax] + left[ly]) as usize) as u8;
+        above[ax] = nz;
+        left[ly] = nz;
     }
 }
 
@@ -208,5 +251,43 @@ pub fn skip_mb_coeffs(has_y2: bool, above: &mut TokenContext, left: &mut TokenCo
     if has_y2 {
         above[8] = 0;
         left[8] = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::QuantIndices;
+    use crate::probs::Probabilities;
+
+    /// The decoder keeps its own unrolled walk (through the closure of
+    /// [`walk_mb_blocks`] it measured 1.5-3% slower on box 640x480): it
+    /// must leave the contexts exactly as the shared walk does, given the
+    /// blocks it found non-zero.
+    #[test]
+    fn decoder_walk_matches_shared_walk() {
+        let probs = TokenProbs::new(&Probabilities::default().coeff);
+        let dq = Dequant::new(40, &QuantIndices::default());
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        };
+        for case in 0..500 {
+            let bytes: Vec<u8> = (0..200).map(|_| next()).collect();
+            let mut above: TokenContext = core::array::from_fn(|_| next() & 1);
+            let mut left: TokenContext = core::array::from_fn(|_| next() & 1);
+            let (mut a2, mut l2) = (above, left);
+            let has_y2 = case % 3 != 0;
+            let mut out = MbCoeffs::new();
+            let mut bd = BoolDecoder::new(&bytes);
+            read_mb_coeffs(
+                &mut bd, &probs, has_y2, &dq, &mut above, &mut left, &mut out,
+            );
+            walk_mb_blocks(has_y2, &mut a2, &mut l2, |b, _, first, _| {
+                out.eobs[b] as usize > first
+            });
+            assert_eq!((above, left), (a2, l2), "case {case}");
+        }
     }
 }

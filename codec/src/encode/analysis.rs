@@ -16,13 +16,13 @@ use crate::encode::subpel::SearchCache;
 use crate::encode::tokenize::{block_cost, MAX_LEVEL};
 use crate::encode::trellis;
 use crate::intra_pred;
-use crate::modes::{MbInfo, MotionVector, INTRA_FRAME, LAST_FRAME};
+use crate::modes::{bmode_neighbours, MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
 use crate::picture::{Picture, PlaneBuf};
 use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
 use crate::state::References;
 use crate::tables::*;
-use crate::tokens::{MbCoeffs, TokenContext};
+use crate::tokens::{walk_mb_blocks, MbCoeffs, TokenContext};
 
 /// Per-frame settings and inputs of the macroblock decisions.
 pub(crate) struct FrameAnalysis<'a> {
@@ -73,9 +73,51 @@ pub(crate) struct MbCoded {
 }
 
 /// Token contexts kept while deciding, so token costs are exact.
+/// The candidates tried for one macroblock so far.
+struct MbSearch {
+    /// The best coded candidate and its cost.
+    best: Option<(u64, MbCoded)>,
+    /// Whether `pic` holds the best candidate's reconstruction: true when
+    /// the candidate tried last was taken.
+    fresh: bool,
+    /// Fast speeds: candidates ranked by estimate, coded at the end.
+    pending: Vec<(u64, MbInfo, u32)>,
+    /// The best inter candidate's estimated cost (prediction error and
+    /// rate), whatever the speed.
+    inter_est: u64,
+}
+
+impl MbSearch {
+    /// Keeps `cand` if it beats the best so far.
+    fn consider(&mut self, cand: (u64, MbCoded)) {
+        let better = self.best.as_ref().is_none_or(|b| cand.0 < b.0);
+        if better {
+            self.best = Some(cand);
+        }
+        self.fresh = better;
+    }
+}
+
 pub(crate) struct TokenContexts {
     pub above: Vec<TokenContext>,
     pub left: TokenContext,
+}
+
+impl TokenContexts {
+    /// Sets the above/left token contexts after a coded macroblock as the
+    /// decoder will.
+    pub(crate) fn update(&mut self, c: &MbCoded, mb_x: usize) {
+        let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
+        let above = &mut self.above[mb_x];
+        let left = &mut self.left;
+        if !c.has_residual {
+            crate::tokens::skip_mb_coeffs(y2, above, left);
+            return;
+        }
+        walk_mb_blocks(y2, above, left, |b, _, first, _| {
+            c.levels[b][first..].iter().any(|&l| l != 0)
+        });
+    }
 }
 
 fn clamp_levels(q: &mut QuantizedBlock, bq: &BlockQuantizer) {
@@ -267,40 +309,26 @@ impl FrameAnalysis<'_> {
         let probs = &self.probs.coeff;
         let mut above = ctx.above[mb_x];
         let mut left = ctx.left;
-        if y2 {
-            let nz = out.coeffs.eobs[24] > 0;
-            above[8] = nz as u8;
-            left[8] = nz as u8;
-        }
-        let (ty, first) = if y2 { (0, 1) } else { (3, 0) };
-        let mut any = y2 && out.coeffs.eobs[24] > 0;
-        for b in 0..24 {
-            let (pl, x, y, bq, t, f, a, l) = if b < 16 {
+        let mut any = false;
+        walk_mb_blocks(y2, &mut above, &mut left, |b, t, f, ctx_b| {
+            if b == 24 {
+                let nz = out.coeffs.eobs[24] > 0;
+                any |= nz;
+                return nz;
+            }
+            let (pl, x, y, bq) = if b < 16 {
                 let (x, y) = (mb_x * 16 + (b & 3) * 4, mb_y * 16 + (b >> 2) * 4);
-                (0, x, y, &self.quant.y1, ty, first, b & 3, b >> 2)
+                (0, x, y, &self.quant.y1)
             } else {
                 let i = b & 3;
-                let base = if b < 20 { 4 } else { 6 };
                 let pl = if b < 20 { 1 } else { 2 };
                 let (x, y) = (mb_x * 8 + (i & 1) * 4, mb_y * 8 + (i >> 1) * 4);
-                (
-                    pl,
-                    x,
-                    y,
-                    &self.quant.uv,
-                    2,
-                    0,
-                    base + (i & 1),
-                    base + (i >> 1),
-                )
+                (pl, x, y, &self.quant.uv)
             };
             let c = transform(&residual4(&self.src[pl], &pic.planes[pl], x, y), bq);
             let reg = quantize(&c, bq, f == 1);
-            let ctx_b = (above[a] + left[l]) as usize;
             let qb = trellis::optimize_block(&c, &reg, bq, probs, t, f, ctx_b, self.lambda);
             let nz = qb.eob > 0;
-            above[a] = nz as u8;
-            left[l] = nz as u8;
             any |= nz;
             out.levels[b] = qb.levels;
             let mut dq = qb.dequant;
@@ -314,7 +342,8 @@ impl FrameAnalysis<'_> {
             } else {
                 qb.eob as u8
             };
-        }
+            nz
+        });
         out.has_residual = any;
         out
     }
@@ -331,32 +360,10 @@ impl FrameAnalysis<'_> {
         let mut above = ctx.above[mb_x];
         let mut left = ctx.left;
         let mut rate = 0;
-        let (ty, first) = if y2 {
-            let c = (above[8] + left[8]) as usize;
-            rate += block_cost(probs, 1, &levels[24], 0, c);
-            let nz = levels[24].iter().any(|&l| l != 0) as u8;
-            above[8] = nz;
-            left[8] = nz;
-            (0, 1)
-        } else {
-            (3, 0)
-        };
-        for b in 0..16 {
-            let (a, l) = (b & 3, b >> 2);
-            rate += block_cost(probs, ty, &levels[b], first, (above[a] + left[l]) as usize);
-            let nz = levels[b][first..].iter().any(|&v| v != 0) as u8;
-            above[a] = nz;
-            left[l] = nz;
-        }
-        for b in 16..24 {
-            let base = if b < 20 { 4 } else { 6 };
-            let i = b & 3;
-            let (a, l) = (base + (i & 1), base + (i >> 1));
-            rate += block_cost(probs, 2, &levels[b], 0, (above[a] + left[l]) as usize);
-            let nz = levels[b].iter().any(|&v| v != 0) as u8;
-            above[a] = nz;
-            left[l] = nz;
-        }
+        walk_mb_blocks(y2, &mut above, &mut left, |b, t, first, c| {
+            rate += block_cost(probs, t, &levels[b], first, c);
+            levels[b][first..].iter().any(|&v| v != 0)
+        });
         rate
     }
 
@@ -554,10 +561,7 @@ impl FrameAnalysis<'_> {
         let mut left_ctx = ctx.left;
         let mut mode_rate = 0u32;
         let (x0, y0) = (mb_x * 16, mb_y * 16);
-        let stride = pic.planes[0].stride;
-        let ar_pos = pic.planes[0].index(x0 as isize + 16, y0 as isize - 1);
-        let mut above_right_mb = [0u8; 4];
-        above_right_mb.copy_from_slice(&pic.planes[0].data[ar_pos..ar_pos + 4]);
+        let above_right_mb = recon::above_right_of_mb(&pic.planes[0], x0, y0);
         let modes: &[u8] = if self.speed >= 4 {
             &[B_DC_PRED, B_TM_PRED, B_VE_PRED, B_HE_PRED]
         } else {
@@ -570,30 +574,10 @@ impl FrameAnalysis<'_> {
         for b in 0..16 {
             let (bx, by) = (b & 3, b >> 2);
             let (x, y) = (x0 + bx * 4, y0 + by * 4);
-            let p = &pic.planes[0];
-            let top = p.index(x as isize, y as isize - 1);
-            let mut edge_above = [0u8; 8];
-            edge_above[..4].copy_from_slice(&p.data[top..top + 4]);
-            if bx == 3 && by > 0 {
-                edge_above[4..].copy_from_slice(&above_right_mb);
-            } else {
-                edge_above[4..].copy_from_slice(&p.data[top + 4..top + 8]);
-            }
-            let mut edge_left = [0u8; 4];
-            for (i, l) in edge_left.iter_mut().enumerate() {
-                *l = p.data[top + stride * (i + 1) - 1];
-            }
-            let tl = p.data[top - 1];
-            let a_mode = if by == 0 {
-                above.b_modes[b + 12]
-            } else {
-                coded.info.b_modes[b - 4]
-            };
-            let l_mode = if bx == 0 {
-                left.b_modes[b + 3]
-            } else {
-                coded.info.b_modes[b - 1]
-            };
+            // The decoder's edges, as its B_PRED reconstruction takes them.
+            let (edge_above, edge_left, tl, pos) =
+                recon::subblock_edges(&pic.planes[0], x0, y0, b, &above_right_mb);
+            let (a_mode, l_mode) = bmode_neighbours(above, left, &coded.info.b_modes, b);
             let ctx_t = (above_ctx[bx] + left_ctx[by]) as usize;
             let bmode_cost = |m: u8| {
                 if self.key {
@@ -627,7 +611,7 @@ impl FrameAnalysis<'_> {
             let (_, m, qb, rec) = best.expect("at least one mode");
             mode_rate += bmode_cost(m);
             let p = &mut pic.planes[0];
-            let pos = top + stride;
+            let stride = p.stride;
             for i in 0..4 {
                 p.data[pos + i * stride..pos + i * stride + 4]
                     .copy_from_slice(&rec[i * 4..i * 4 + 4]);
@@ -783,225 +767,279 @@ impl FrameAnalysis<'_> {
         } else {
             outside
         };
-
-        let mut best: Option<(u64, MbCoded)> = None;
-        // Whether `pic` holds the best candidate's reconstruction: true
-        // when the candidate tried last was taken.
-        let mut fresh = false;
-        let consider = |cand: (u64, MbCoded), best: &mut Option<(u64, MbCoded)>| -> bool {
-            let better = best.as_ref().is_none_or(|b| cand.0 < b.0);
-            if better {
-                *best = Some(cand);
-            }
-            better
-        };
-
         // At fast speeds candidates are first ranked by their luma
         // prediction error and rate, and only the best few are coded.
         let fast = self.speed >= 6;
-        let mut pending: Vec<(u64, MbInfo, u32)> = Vec::new();
-        // The best inter candidate's estimated cost (prediction error and
-        // rate), whatever the speed.
-        let mut inter_est = u64::MAX;
-
-        // Inter candidates.
+        let mut s = MbSearch {
+            best: None,
+            fresh: false,
+            pending: Vec::new(),
+            inter_est: u64::MAX,
+        };
         if let (false, Some(refs)) = (self.key, self.refs) {
             let clamp = MvClamp::new(mb_x, mb_y, self.mb_cols, self.mb_rows);
             for &rf in self.search_refs {
-                let ictx: InterContext =
-                    inter_context([&above, &left, &above_left], rf, self.sign_bias, &clamp);
-                let ref_rate = cost_bool(self.prob_intra, true)
-                    + if rf == LAST_FRAME {
-                        cost_bool(self.prob_last, false)
-                    } else {
-                        cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != 2)
-                    };
-                let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
-                let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
-                // Whole-frame sub-pixel planes: their separable 16-bit passes
-                // cost less than the dozen block filterings of even the
-                // fastest sub-pixel search.
-                let reference = &refs.get(rf).planes[0];
-                let sixtap = self.filter == SubpelFilter::SixTap;
-                let make_search = |subpel| MotionSearch {
-                    src: &self.src[0],
-                    reference,
-                    mb_x,
-                    mb_y,
-                    block: (0, 0, 16, 16),
-                    best: ictx.best,
-                    candidates: &cands,
-                    mv_costs: &self.search.mv_costs,
-                    subpel,
-                    lambda: self.lambda,
-                    speed: self.speed,
-                    sixtap,
-                };
-                // Ranking the neighbours' vectors uses the planes only if
-                // an earlier search built them; static pictures never do.
-                let search = make_search(self.search.built_subpel(rf));
-                let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
-                trials.push((ZEROMV, MotionVector::ZERO, 0));
-                for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
-                    if trials.iter().all(|t| t.1 != v) {
-                        trials.push((mode, v, 0));
-                    }
-                }
-                let mut ranked_inter: Vec<(u64, MbInfo, u32)> = Vec::with_capacity(4);
-                let mut min_sse = u64::MAX;
-                let mut rank = |mode: u8, v: MotionVector, extra: u32| {
-                    let info = MbInfo {
-                        y_mode: mode,
-                        ref_frame: rf,
-                        mv: v,
-                        mvs: [v; 16],
-                        ..MbInfo::default()
-                    };
-                    let rate = mode_rate(mode) + extra;
-                    let sse = search.sse_at(v);
-                    ranked_inter.push((self.rd(sse, rate), info, rate));
-                    sse
-                };
-                for &(mode, v, extra) in &trials {
-                    min_sse = min_sse.min(rank(mode, v, extra));
-                }
-                // A neighbour's vector that already predicts well below the
-                // quantizer's resolution leaves nothing for a search to gain.
-                let good_enough = min_sse < self.good_enough_sse();
-                let mut mv = ictx.best;
-                let subpel = (!good_enough).then(|| self.search.subpel(rf, reference, sixtap));
-                if !good_enough {
-                    mv = motion::search(&make_search(subpel));
-                    let dr = (mv.row as i32 - ictx.best.row as i32).abs();
-                    let dc = (mv.col as i32 - ictx.best.col as i32).abs();
-                    if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
-                        rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
-                    }
-                }
-                inter_est = ranked_inter.iter().map(|p| p.0).fold(inter_est, u64::min);
-                if fast {
-                    pending.append(&mut ranked_inter);
-                } else {
-                    // Code the candidates whose prediction looks best, and
-                    // only those within twice the best estimate.
-                    ranked_inter.sort_by_key(|p| p.0);
-                    let n_full = if self.speed == 0 { 3 } else { 2 };
-                    let limit = ranked_inter[0].0.saturating_mul(2);
-                    for (_, info, rate) in ranked_inter
-                        .into_iter()
-                        .take(n_full)
-                        .take_while(|p| p.0 <= limit)
-                    {
-                        fresh =
-                            consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
-                    }
-                }
-                // Finer motion only where the best so far leaves a residual
-                // and, above speed 0, where the 16x16 prediction is off by
-                // over an eighth of a step RMS.
-                let ac = self.quant.y1.steps()[1] as u64;
-                let close = self.speed > 0 && inter_est < self.rd(4 * ac * ac, 0);
-                if self.speed > 4
-                    || good_enough
-                    || close
-                    || best.as_ref().is_some_and(|b| !b.1.has_residual)
-                {
-                    continue;
-                }
-                let split = SplitSearch {
-                    src: &self.src[0],
-                    reference: &refs.get(rf).planes[0],
-                    mb_x,
-                    mb_y,
-                    left: &left,
-                    above: &above,
-                    best: ictx.best,
-                    mv16: mv,
-                    mv_costs: &self.search.mv_costs,
-                    subpel,
-                    lambda: self.lambda,
-                    speed: self.speed,
-                    sixtap,
-                };
-                let choices = split.search();
-                let n_full = if self.speed == 0 { 2 } else { 1 };
-                let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
-                for c in choices.iter().take(n_full).take_while(|c| c.cost <= limit) {
-                    let info = MbInfo {
-                        y_mode: SPLITMV,
-                        ref_frame: rf,
-                        partitioning: c.partitioning,
-                        mv: c.mvs[15],
-                        mvs: c.mvs,
-                        ..MbInfo::default()
-                    };
-                    let rate = mode_rate(SPLITMV) + c.rate;
-                    let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
-                    fresh = consider(cand, &mut best);
-                }
+                let nb = [&above, &left, &above_left];
+                self.search_inter(pic, ctx, refs, rf, nb, &clamp, fast, mb_x, mb_y, &mut s);
             }
         }
-
         // Intra candidates, unless an inter prediction is already closer
         // than half a quantizer step RMS: a prediction from the
         // neighbouring pixels practically never beats that.
         let ac = self.quant.y1.steps()[1] as u64;
-        let inter_close = inter_est < self.rd(64 * ac * ac, 0);
+        let inter_close = s.inter_est < self.rd(64 * ac * ac, 0);
         if !inter_close {
-            let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
-            let ranked = self.rank_y_modes(pic, mb_x, mb_y);
-            // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
-            // only where 16x16 intra came close to the best inter mode.
-            let inter_rd = best.as_ref().map(|b| b.0);
-            let n_intra = match (self.key, self.speed) {
-                (_, 6..) => 1,
-                (true, 3..) | (false, 0) => 2,
-                (false, _) => 1,
-                (true, _) => 4,
-            };
-            let mut intra16_rd = u64::MAX;
-            let uv_rate = self.uv_mode_rate(uv_mode);
-            let limit = ranked[0].0.saturating_mul(2);
-            for &(est, m) in ranked.iter().take(n_intra).take_while(|r| r.0 <= limit) {
-                let info = MbInfo {
-                    y_mode: m,
-                    uv_mode,
-                    b_modes: [match m {
-                        V_PRED => B_VE_PRED,
-                        H_PRED => B_HE_PRED,
-                        TM_PRED => B_TM_PRED,
-                        _ => B_DC_PRED,
-                    }; 16],
-                    ..MbInfo::default()
-                };
-                let r = self.y_mode_rate(m) + uv_rate;
-                if fast {
-                    pending.push((self.rd(0, uv_rate) + est, info, r));
-                    continue;
-                }
-                let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
-                intra16_rd = intra16_rd.min(cand.0);
-                fresh = consider(cand, &mut best);
-            }
-            let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
-            if self.key || (self.speed <= 5 && close) {
-                let base = MbInfo {
-                    uv_mode,
-                    ..MbInfo::default()
-                };
-                let cand = self.try_bpred(pic, ctx, base, &above, &left, mb_x, mb_y);
-                fresh = consider(cand, &mut best);
-            }
+            self.search_intra(pic, ctx, &above, &left, fast, mb_x, mb_y, &mut s);
         }
-
         if fast {
-            pending.sort_by_key(|p| p.0);
+            s.pending.sort_by_key(|p| p.0);
             let n_full = if self.speed >= 8 { 1 } else { 2 };
-            for (_, info, rate) in pending.into_iter().take(n_full) {
-                fresh = consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y), &mut best);
+            for (_, info, rate) in std::mem::take(&mut s.pending).into_iter().take(n_full) {
+                s.consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y));
             }
         }
-        let (_, mut chosen) = best.expect("at least one candidate");
+        let chosen = self.finish_mb(pic, ctx, s, mb_x, mb_y);
+        // Token contexts as the decoder will see them.
+        ctx.update(&chosen, mb_x);
+        chosen
+    }
+
+    /// Tries inter prediction from reference `rf` for the macroblock
+    /// whose above, left and above-left neighbours are `nb`: the
+    /// neighbours' vectors, a motion search and, where it may pay, split
+    /// vectors.
+    #[allow(clippy::too_many_arguments)]
+    fn search_inter(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        refs: &References,
+        rf: u8,
+        nb: [&MbInfo; 3],
+        clamp: &MvClamp,
+        fast: bool,
+        mb_x: usize,
+        mb_y: usize,
+        s: &mut MbSearch,
+    ) {
+        let [above, left, above_left] = nb;
+        let ictx: InterContext =
+            inter_context([above, left, above_left], rf, self.sign_bias, clamp);
+        let ref_rate = cost_bool(self.prob_intra, true)
+            + if rf == LAST_FRAME {
+                cost_bool(self.prob_last, false)
+            } else {
+                cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != GOLDEN_FRAME)
+            };
+        let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
+        let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
+        // Whole-frame sub-pixel planes: their separable 16-bit passes
+        // cost less than the dozen block filterings of even the
+        // fastest sub-pixel search.
+        let reference = &refs.get(rf).planes[0];
+        let sixtap = self.filter == SubpelFilter::SixTap;
+        let make_search = |subpel| MotionSearch {
+            src: &self.src[0],
+            reference,
+            mb_x,
+            mb_y,
+            block: (0, 0, 16, 16),
+            best: ictx.best,
+            candidates: &cands,
+            mv_costs: &self.search.mv_costs,
+            subpel,
+            lambda: self.lambda,
+            speed: self.speed,
+            sixtap,
+        };
+        // Ranking the neighbours' vectors uses the planes only if
+        // an earlier search built them; static pictures never do.
+        let search = make_search(self.search.built_subpel(rf));
+        let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
+        trials.push((ZEROMV, MotionVector::ZERO, 0));
+        for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
+            if trials.iter().all(|t| t.1 != v) {
+                trials.push((mode, v, 0));
+            }
+        }
+        let mut ranked_inter: Vec<(u64, MbInfo, u32)> = Vec::with_capacity(4);
+        let mut min_sse = u64::MAX;
+        let mut rank = |mode: u8, v: MotionVector, extra: u32| {
+            let info = MbInfo {
+                y_mode: mode,
+                ref_frame: rf,
+                mv: v,
+                mvs: [v; 16],
+                ..MbInfo::default()
+            };
+            let rate = mode_rate(mode) + extra;
+            let sse = search.sse_at(v);
+            ranked_inter.push((self.rd(sse, rate), info, rate));
+            sse
+        };
+        for &(mode, v, extra) in &trials {
+            min_sse = min_sse.min(rank(mode, v, extra));
+        }
+        // A neighbour's vector that already predicts well below the
+        // quantizer's resolution leaves nothing for a search to gain.
+        let good_enough = min_sse < self.good_enough_sse();
+        let mut mv = ictx.best;
+        let subpel = (!good_enough).then(|| self.search.subpel(rf, reference, sixtap));
+        if !good_enough {
+            mv = motion::search(&make_search(subpel));
+            let dr = (mv.row as i32 - ictx.best.row as i32).abs();
+            let dc = (mv.col as i32 - ictx.best.col as i32).abs();
+            if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
+                rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
+            }
+        }
+        s.inter_est = ranked_inter.iter().map(|p| p.0).fold(s.inter_est, u64::min);
+        if fast {
+            s.pending.append(&mut ranked_inter);
+        } else {
+            // Code the candidates whose prediction looks best, and
+            // only those within twice the best estimate.
+            ranked_inter.sort_by_key(|p| p.0);
+            let n_full = if self.speed == 0 { 3 } else { 2 };
+            let limit = ranked_inter[0].0.saturating_mul(2);
+            for (_, info, rate) in ranked_inter
+                .into_iter()
+                .take(n_full)
+                .take_while(|p| p.0 <= limit)
+            {
+                s.consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y));
+            }
+        }
+        // Finer motion only where the best so far leaves a residual
+        // and, above speed 0, where the 16x16 prediction is off by
+        // over an eighth of a step RMS.
+        let ac = self.quant.y1.steps()[1] as u64;
+        let close = self.speed > 0 && s.inter_est < self.rd(4 * ac * ac, 0);
+        if self.speed > 4
+            || good_enough
+            || close
+            || s.best.as_ref().is_some_and(|b| !b.1.has_residual)
+        {
+            return;
+        }
+        let split = SplitSearch {
+            src: &self.src[0],
+            reference: &refs.get(rf).planes[0],
+            mb_x,
+            mb_y,
+            left,
+            above,
+            best: ictx.best,
+            mv16: mv,
+            mv_costs: &self.search.mv_costs,
+            subpel,
+            lambda: self.lambda,
+            speed: self.speed,
+            sixtap,
+        };
+        self.try_splits(pic, ctx, &split, rf, mode_rate(SPLITMV), s);
+    }
+
+    /// Codes the best split-vector candidates `split` finds for
+    /// reference `rf` (`mode_rate`: the bits of SPLITMV itself).
+    fn try_splits(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        split: &SplitSearch,
+        rf: u8,
+        mode_rate: u32,
+        s: &mut MbSearch,
+    ) {
+        let (mb_x, mb_y) = (split.mb_x, split.mb_y);
+        let choices = split.search();
+        let n_full = if self.speed == 0 { 2 } else { 1 };
+        let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
+        for c in choices.iter().take(n_full).take_while(|c| c.cost <= limit) {
+            let info = MbInfo {
+                y_mode: SPLITMV,
+                ref_frame: rf,
+                partitioning: c.partitioning,
+                mv: c.mvs[15],
+                mvs: c.mvs,
+                ..MbInfo::default()
+            };
+            let rate = mode_rate + c.rate;
+            let cand = self.try_mode(pic, ctx, info, rate, mb_x, mb_y);
+            s.consider(cand);
+        }
+    }
+
+    /// Tries 16x16 intra prediction and, where it may win, B_PRED.
+    #[allow(clippy::too_many_arguments)]
+    fn search_intra(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        above: &MbInfo,
+        left: &MbInfo,
+        fast: bool,
+        mb_x: usize,
+        mb_y: usize,
+        s: &mut MbSearch,
+    ) {
+        let uv_mode = self.pick_uv_mode(pic, mb_x, mb_y);
+        let ranked = self.rank_y_modes(pic, mb_x, mb_y);
+        // On inter frames intra rarely wins: fewer 16x16 trials, and B_PRED
+        // only where 16x16 intra came close to the best inter mode.
+        let inter_rd = s.best.as_ref().map(|b| b.0);
+        let n_intra = match (self.key, self.speed) {
+            (_, 6..) => 1,
+            (true, 3..) | (false, 0) => 2,
+            (false, _) => 1,
+            (true, _) => 4,
+        };
+        let mut intra16_rd = u64::MAX;
+        let uv_rate = self.uv_mode_rate(uv_mode);
+        let limit = ranked[0].0.saturating_mul(2);
+        for &(est, m) in ranked.iter().take(n_intra).take_while(|r| r.0 <= limit) {
+            let info = MbInfo {
+                y_mode: m,
+                uv_mode,
+                b_modes: [match m {
+                    V_PRED => B_VE_PRED,
+                    H_PRED => B_HE_PRED,
+                    TM_PRED => B_TM_PRED,
+                    _ => B_DC_PRED,
+                }; 16],
+                ..MbInfo::default()
+            };
+            let r = self.y_mode_rate(m) + uv_rate;
+            if fast {
+                s.pending.push((self.rd(0, uv_rate) + est, info, r));
+                continue;
+            }
+            let cand = self.try_mode(pic, ctx, info, r, mb_x, mb_y);
+            intra16_rd = intra16_rd.min(cand.0);
+            s.consider(cand);
+        }
+        let close = inter_rd.is_none_or(|r| intra16_rd < r + r / 2);
+        if self.key || (self.speed <= 5 && close) {
+            let base = MbInfo {
+                uv_mode,
+                ..MbInfo::default()
+            };
+            let cand = self.try_bpred(pic, ctx, base, above, left, mb_x, mb_y);
+            s.consider(cand);
+        }
+    }
+
+    /// The chosen candidate, its residual coded finally and its
+    /// reconstruction in `pic`.
+    fn finish_mb(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        mut s: MbSearch,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> MbCoded {
+        let (_, mut chosen) = s.best.take().expect("at least one candidate");
         // Final residual with RD-optimised levels (B_PRED's subblocks were
         // already coded in sequence and keep their levels).
         if self.speed <= 6 && chosen.info.y_mode != B_PRED && chosen.has_residual {
@@ -1009,12 +1047,12 @@ impl FrameAnalysis<'_> {
             self.predict(pic, &info, mb_x, mb_y);
             let y2 = info.y_mode != SPLITMV;
             chosen = self.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
-            fresh = false;
+            s.fresh = false;
             chosen.info = info;
             chosen.info.skip = !chosen.has_residual;
         }
         // Rebuild the winner's reconstruction if later trials overwrote it.
-        if !fresh {
+        if !s.fresh {
             let mut c = MbCoeffs::new();
             c.blocks = chosen.coeffs.blocks;
             c.eobs = chosen.coeffs.eobs;
@@ -1028,8 +1066,6 @@ impl FrameAnalysis<'_> {
         if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
             chosen.info.mv = MotionVector::ZERO;
         }
-        // Token contexts as the decoder will see them.
-        crate::encode::rebase::update_token_contexts(&chosen, ctx, mb_x);
         chosen
     }
 }

@@ -10,7 +10,8 @@
 
 use crate::bool_encoder::cost_bool;
 use crate::encode::modes::{inter_context, MvClamp};
-use crate::modes::{MbInfo, MotionVector, INTRA_FRAME};
+use crate::encode::tokenize::TokenCounts;
+use crate::modes::{split_first_block, split_mv_neighbours, MbInfo, MotionVector, INTRA_FRAME};
 use crate::probs::Probabilities;
 use crate::tables::*;
 
@@ -117,19 +118,9 @@ pub(crate) fn count_modes(
                 continue;
             }
             // SPLITMV: only the partitions coded as NEW4X4 carry a vector.
-            let map = &MBSPLITS[mb.partitioning as usize];
             for part in 0..MBSPLIT_COUNT[mb.partitioning as usize] {
-                let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
-                let left_mv = if k & 3 == 0 {
-                    left.mvs[k + 3]
-                } else {
-                    mb.mvs[k - 1]
-                };
-                let above_mv = if k < 4 {
-                    above.mvs[k + 12]
-                } else {
-                    mb.mvs[k - 4]
-                };
+                let k = split_first_block(mb.partitioning, part);
+                let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
                 let mv = mb.mvs[k];
                 if mv != left_mv && mv != above_mv && mv != MotionVector::ZERO {
                     count_mv(mv, ctx.best, &mut out.mv);
@@ -142,6 +133,42 @@ pub(crate) fn count_modes(
 
 fn branch_cost(p: u8, c: [u32; 2]) -> u64 {
     c[0] as u64 * cost_bool(p, false) as u64 + c[1] as u64 * cost_bool(p, true) as u64
+}
+
+/// Chooses which coefficient probabilities to update: those whose saving
+/// on this frame's tokens pays for the update's own bits.
+pub(crate) fn optimize_coeff_probs(
+    base: &Probabilities,
+    counts: &TokenCounts,
+) -> [[[[u8; 11]; 3]; 8]; 4] {
+    let mut out = base.coeff;
+    for i in 0..4 {
+        for j in 0..8 {
+            for k in 0..3 {
+                for l in 0..11 {
+                    let c = counts[i][j][k][l];
+                    let old = base.coeff[i][j][k][l];
+                    let new = prob_from_counts(c[0], c[1]);
+                    let up = COEFF_UPDATE_PROBS[i][j][k][l];
+                    let keep = branch_cost(old, c) + cost_bool(up, false) as u64;
+                    let change = branch_cost(new, c) + cost_bool(up, true) as u64 + 8 * 256;
+                    if change < keep {
+                        out[i][j][k][l] = new;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Probability of a zero bit given counts, clamped to 1..=255.
+pub(crate) fn prob_from_counts(zeros: u32, ones: u32) -> u8 {
+    let total = zeros as u64 + ones as u64;
+    if total == 0 {
+        return 128;
+    }
+    ((zeros as u64 * 256 + total / 2) / total).clamp(1, 255) as u8
 }
 
 /// The probability of a zero that `counts` suggest, rounded to what a
@@ -188,7 +215,7 @@ fn optimize_tree_probs<const N: usize>(base: &[u8; N], counts: &Branches<N>) -> 
     let mut new = *base;
     for (p, &c) in new.iter_mut().zip(counts) {
         if c[0] + c[1] > 0 {
-            *p = crate::encode::frame::prob_from_counts(c[0], c[1]);
+            *p = prob_from_counts(c[0], c[1]);
         }
     }
     if new == *base {

@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod encoder;
 mod entropy;
 pub mod fdct;
+mod finish;
 pub mod frame;
 pub mod loop_filter_pick;
 pub mod modes;
@@ -25,6 +26,7 @@ pub mod rebase;
 pub mod sad;
 pub mod split;
 pub mod subpel;
+mod syntax;
 pub mod tokenize;
 pub mod trellis;
 

@@ -1,22 +1,30 @@
 //! Writing per-macroblock prediction records, the mirror of
 //! [`crate::modes`] (RFC 6386 sections 11, 16, 17), and their bit costs.
 
-use crate::bool_encoder::{cost_bool, BoolEncoder};
+use crate::bool_encoder::{cost_bool, BitCost, BitSink, BoolEncoder};
 use crate::header::FrameHeader;
 use crate::modes::{MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
 use crate::tables::*;
 
-pub use crate::modes::{inter_context, InterContext, MvClamp};
+use crate::modes::{bmode_neighbours, split_first_block, split_mv_neighbours};
+pub use crate::modes::{inter_context, sub_mv_context, InterContext, MvClamp};
 
 /// Largest magnitude of a coded vector component (quarter pixels).
 pub const MV_MAX: i32 = 1023;
 
-/// Writes one vector component (RFC 17.1), the mirror of the reader.
-pub fn write_mv_component(bw: &mut BoolEncoder, v: i32, p: &[u8; 19]) {
+/// Writes one vector component (RFC 17.1), the mirror of the reader,
+/// to a bool encoder or a cost counter.
+pub fn write_mv_component<S: BitSink>(bw: &mut S, v: i32, p: &[u8; 19]) {
     let x = v.unsigned_abs() as usize;
     if x < 8 {
         bw.put_bool(p[MVP_IS_SHORT], false);
-        bw.put_tree(&SMALL_MV_TREE, &p[MVP_SHORT..MVP_SHORT + 7], x as u8);
+        // The short tree is three levels deep: bit 2, then bit 1, then
+        // bit 0, each under its own node's probability.
+        let (b2, b1, b0) = ((x >> 2) & 1, (x >> 1) & 1, x & 1);
+        bw.put_bool(p[MVP_SHORT], b2 == 1);
+        let base = if b2 == 0 { 1 } else { 4 };
+        bw.put_bool(p[MVP_SHORT + base], b1 == 1);
+        bw.put_bool(p[MVP_SHORT + base + 1 + b1], b0 == 1);
     } else {
         bw.put_bool(p[MVP_IS_SHORT], true);
         for i in 0..3 {
@@ -36,32 +44,9 @@ pub fn write_mv_component(bw: &mut BoolEncoder, v: i32, p: &[u8; 19]) {
 
 /// Cost in 1/256 bits of one vector component.
 pub fn mv_component_cost(v: i32, p: &[u8; 19]) -> u32 {
-    let x = v.unsigned_abs() as usize;
-    let mut c;
-    if x < 8 {
-        c = cost_bool(p[MVP_IS_SHORT], false);
-        // Walk the 3-level short tree.
-        let (b2, b1, b0) = ((x >> 2) & 1, (x >> 1) & 1, x & 1);
-        c += cost_bool(p[MVP_SHORT], b2 == 1);
-        let base = if b2 == 0 { 1 } else { 4 };
-        c += cost_bool(p[MVP_SHORT + base], b1 == 1);
-        c += cost_bool(p[MVP_SHORT + base + 1 + b1], b0 == 1);
-    } else {
-        c = cost_bool(p[MVP_IS_SHORT], true);
-        for i in 0..3 {
-            c += cost_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
-        }
-        for i in 4..MV_LONG_BITS {
-            c += cost_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
-        }
-        if x & 0xfff0 != 0 {
-            c += cost_bool(p[MVP_BITS + 3], (x >> 3) & 1 == 1);
-        }
-    }
-    if x != 0 {
-        c += cost_bool(p[MVP_SIGN], v < 0);
-    }
-    c
+    let mut cost = BitCost::default();
+    write_mv_component(&mut cost, v, p);
+    cost.0
 }
 
 /// Cost in 1/256 bits of a new vector `mv` coded against `best`.
@@ -156,25 +141,6 @@ pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: u8) -> u32 {
     walk(tree, probs, 0, leaf).unwrap_or(u32::MAX / 4)
 }
 
-/// Sub-MV reference context from the left and above vectors (RFC 16.4).
-pub fn sub_mv_context(left: MotionVector, above: MotionVector) -> usize {
-    let lz = left == MotionVector::ZERO;
-    let az = above == MotionVector::ZERO;
-    if left == above {
-        if az {
-            4
-        } else {
-            3
-        }
-    } else if az {
-        2
-    } else if lz {
-        1
-    } else {
-        0
-    }
-}
-
 /// Writes the prediction records of all macroblocks, the mirror of
 /// [`crate::modes::read_modes`].
 pub fn write_modes(
@@ -212,16 +178,7 @@ pub fn write_modes(
                 bw.put_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS, mb.y_mode);
                 if mb.y_mode == B_PRED {
                     for b in 0..16 {
-                        let a = if b < 4 {
-                            above.b_modes[b + 12]
-                        } else {
-                            mb.b_modes[b - 4]
-                        };
-                        let l = if b & 3 == 0 {
-                            left.b_modes[b + 3]
-                        } else {
-                            mb.b_modes[b - 1]
-                        };
+                        let (a, l) = bmode_neighbours(above, left, &mb.b_modes, b);
                         bw.put_tree(
                             &BMODE_TREE,
                             &KF_BMODE_PROBS[a as usize][l as usize],
@@ -274,19 +231,9 @@ fn write_split(
 ) {
     let s = mb.partitioning as usize;
     bw.put_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS, s as u8);
-    let map = &MBSPLITS[s];
     for part in 0..MBSPLIT_COUNT[s] {
-        let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
-        let left_mv = if k & 3 == 0 {
-            left.mvs[k + 3]
-        } else {
-            mb.mvs[k - 1]
-        };
-        let above_mv = if k < 4 {
-            above.mvs[k + 12]
-        } else {
-            mb.mvs[k - 4]
-        };
+        let k = split_first_block(s as u8, part);
+        let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
         let ctx = sub_mv_context(left_mv, above_mv);
         let mv = mb.mvs[k];
         let leaf = if mv == left_mv {

@@ -1,41 +1,17 @@
-//! Quantization: VP8's quantizer tables, libvpx's regular quantizer and
-//! the mapping from vpxenc's 0..63 quantizer scale to the 0..127 q index.
+//! Quantization: libvpx's regular quantizer and the mapping from vpxenc's
+//! 0..63 quantizer scale to the 0..127 q index.
 //!
 //! The dequantization factors are fixed by the bitstream (RFC 6386 section
-//! 14.1); how coefficients are rounded to levels is the encoder's choice.
+//! 14.1) and come from the decoder's [`Dequant`]; how coefficients are
+//! rounded to levels is the encoder's choice.
 //! [`quantize_block`] reproduces libvpx's "regular" quantizer (zero bin,
 //! rounding offset, zero-run zero-bin boost, reciprocal multiply), so that
 //! at the same q index we make the same decisions as the reference encoder
 //! before any rate-distortion refinement. [`quantize_block_rd`] is a simple
 //! rate-distortion-aware alternative that can only lower levels.
 
-/// Zigzag scan: `ZIGZAG[i]` is the raster index of the `i`-th coefficient in
-/// coding order (RFC 6386 section 13).
-pub const ZIGZAG: [usize; 16] = [0, 1, 4, 8, 5, 2, 3, 6, 9, 12, 13, 10, 7, 11, 14, 15];
-
-/// Number of q indices.
-pub const QINDEX_RANGE: usize = 128;
-
-// TODO(lead): use crate::tables::DC_QUANT / AC_QUANT once they land; this
-// private copy (RFC 6386 section 14.1, dc_qlookup) avoids a merge conflict.
-const DC_QLOOKUP: [i16; QINDEX_RANGE] = [
-    4, 5, 6, 7, 8, 9, 10, 10, 11, 12, 13, 14, 15, 16, 17, 17, 18, 19, 20, 20, 21, 21, 22, 22, 23,
-    23, 24, 25, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 37, 38, 39, 40, 41, 42, 43, 44,
-    45, 46, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67,
-    68, 69, 70, 71, 72, 73, 74, 75, 76, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91,
-    93, 95, 96, 98, 100, 101, 102, 104, 106, 108, 110, 112, 114, 116, 118, 122, 124, 126, 128, 130,
-    132, 134, 136, 138, 140, 143, 145, 148, 151, 154, 157,
-];
-
-// TODO(lead): use crate::tables (RFC 6386 section 14.1, ac_qlookup).
-const AC_QLOOKUP: [i16; QINDEX_RANGE] = [
-    4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
-    29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52,
-    53, 54, 55, 56, 57, 58, 60, 62, 64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94,
-    96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 119, 122, 125, 128, 131, 134, 137, 140,
-    143, 146, 149, 152, 155, 158, 161, 164, 167, 170, 173, 177, 181, 185, 189, 193, 197, 201, 205,
-    209, 213, 217, 221, 225, 229, 234, 239, 245, 249, 254, 259, 264, 269, 274, 279, 284,
-];
+use crate::dequant::{libvpx_quant_indices, Dequant};
+pub use crate::tables::ZIGZAG;
 
 /// vpxenc's 0..63 quantizer scale to q index (libvpx's `q_trans`). The
 /// steps are uneven: finer at low q, where each index step costs more bits.
@@ -57,72 +33,6 @@ pub fn quantizer_to_qindex(q: u8) -> u8 {
 /// `qindex`. Used to report a q index on the user's scale.
 pub fn qindex_to_quantizer(qindex: u8) -> u8 {
     Q_TRANS.iter().position(|&t| t >= qindex).unwrap_or(63) as u8
-}
-
-/// The per-frame quantizer deltas of the frame header (RFC 6386 section
-/// 9.6), each added to the q index before the table lookup for one
-/// coefficient class. Each is a 4-bit magnitude plus sign in the bitstream,
-/// so -15..=15.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QuantDeltas {
-    /// Luma DC delta.
-    pub y1_dc: i8,
-    /// Y2 (second-order luma) DC delta.
-    pub y2_dc: i8,
-    /// Y2 AC delta.
-    pub y2_ac: i8,
-    /// Chroma DC delta.
-    pub uv_dc: i8,
-    /// Chroma AC delta.
-    pub uv_ac: i8,
-}
-
-impl QuantDeltas {
-    /// The deltas libvpx's encoder uses at a given q index
-    /// (`vp8_set_quantizer`): all zero except a positive Y2 DC delta below
-    /// q index 4, which keeps the Y2 DC step from becoming needlessly fine
-    /// at the lowest quantizers.
-    pub fn libvpx(qindex: u8) -> Self {
-        QuantDeltas {
-            y2_dc: if qindex < 4 { 4 - qindex as i8 } else { 0 },
-            ..QuantDeltas::default()
-        }
-    }
-}
-
-/// Dequantization factors `[dc, ac]` for each coefficient class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DequantFactors {
-    /// Luma blocks.
-    pub y1: [i16; 2],
-    /// The Y2 block.
-    pub y2: [i16; 2],
-    /// Chroma blocks.
-    pub uv: [i16; 2],
-}
-
-fn lookup(table: &[i16; QINDEX_RANGE], qindex: u8, delta: i8) -> i16 {
-    let q = (i32::from(qindex) + i32::from(delta)).clamp(0, QINDEX_RANGE as i32 - 1);
-    table[q as usize]
-}
-
-/// The dequantization factors the decoder will use at `qindex` with
-/// `deltas` (RFC 6386 section 14.1 and dixie's lookup rules): Y2 DC is
-/// doubled, Y2 AC is scaled by 155/100 with a floor of 8, chroma DC is
-/// capped at 132.
-pub fn dequant_factors(qindex: u8, deltas: &QuantDeltas) -> DequantFactors {
-    let y2_ac = (i32::from(lookup(&AC_QLOOKUP, qindex, deltas.y2_ac)) * 155 / 100).max(8);
-    DequantFactors {
-        y1: [
-            lookup(&DC_QLOOKUP, qindex, deltas.y1_dc),
-            lookup(&AC_QLOOKUP, qindex, 0),
-        ],
-        y2: [lookup(&DC_QLOOKUP, qindex, deltas.y2_dc) * 2, y2_ac as i16],
-        uv: [
-            lookup(&DC_QLOOKUP, qindex, deltas.uv_dc).min(132),
-            lookup(&AC_QLOOKUP, qindex, deltas.uv_ac),
-        ],
-    }
 }
 
 /// libvpx's zero-bin widening after a run of zeros, in 1/128 of the AC step,
@@ -222,8 +132,6 @@ impl BlockQuantizer {
 pub struct Quantizer {
     /// The q index these constants are for.
     pub qindex: u8,
-    /// The deltas applied.
-    pub deltas: QuantDeltas,
     /// Luma blocks.
     pub y1: BlockQuantizer,
     /// The Y2 block.
@@ -233,26 +141,26 @@ pub struct Quantizer {
 }
 
 impl Quantizer {
-    /// Sets up the quantizer for `qindex` (0..=127, clamped) with `deltas`.
-    pub fn new(qindex: u8, deltas: &QuantDeltas) -> Self {
-        let qindex = qindex.min(QINDEX_RANGE as u8 - 1);
-        let f = dequant_factors(qindex, deltas);
+    /// Sets up the quantizer for the frame's base index `qindex` (which
+    /// selects the zero bin) and the decoder's dequantization factors
+    /// `dq` for it: the encoder divides by exactly the steps the decoder
+    /// multiplies by.
+    pub fn new(qindex: u8, dq: &Dequant) -> Self {
+        let qindex = qindex.min(127);
+        let bq = |[dc, ac]: [i32; 2]| BlockQuantizer::new(qindex, dc as i16, ac as i16);
         Quantizer {
             qindex,
-            deltas: *deltas,
-            y1: BlockQuantizer::new(qindex, f.y1[0], f.y1[1]),
-            y2: BlockQuantizer::new(qindex, f.y2[0], f.y2[1]),
-            uv: BlockQuantizer::new(qindex, f.uv[0], f.uv[1]),
+            y1: bq(dq.y1),
+            y2: bq(dq.y2),
+            uv: bq(dq.uv),
         }
     }
 
-    /// The dequantization factors (what the decoder multiplies by).
-    pub fn dequant_factors(&self) -> DequantFactors {
-        DequantFactors {
-            y1: self.y1.steps(),
-            y2: self.y2.steps(),
-            uv: self.uv.steps(),
-        }
+    /// The quantizer libvpx's encoder uses at `qindex`, with its
+    /// quantizer deltas ([`libvpx_quant_indices`]).
+    pub fn libvpx(qindex: u8) -> Self {
+        let qi = libvpx_quant_indices(qindex.min(127));
+        Quantizer::new(qi.q_index, &Dequant::new(qi.q_index as i32, &qi))
     }
 
     /// Widens the zero bins as libvpx does for a macroblock:
@@ -428,6 +336,7 @@ pub fn quantize_block_rd(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header::QuantIndices;
 
     #[test]
     fn q_trans_matches_libvpx() {
@@ -446,44 +355,6 @@ mod tests {
         // vp8_reverse_trans rounds up to the next scale value.
         assert_eq!(qindex_to_quantizer(6), 6);
         assert_eq!(qindex_to_quantizer(128), 63);
-    }
-
-    #[test]
-    fn dequant_special_rules() {
-        let z = QuantDeltas::default();
-        for q in 0..128u8 {
-            let f = dequant_factors(q, &z);
-            let (dc, ac) = (DC_QLOOKUP[q as usize], AC_QLOOKUP[q as usize]);
-            assert_eq!(f.y1, [dc, ac]);
-            assert_eq!(f.y2[0], dc * 2);
-            // libvpx computes 155/100 as (x * 101581) >> 16; same values.
-            let libvpx = ((i32::from(ac) * 101581) >> 16).max(8);
-            assert_eq!(i32::from(f.y2[1]), libvpx, "q {q}");
-            assert_eq!(f.uv, [dc.min(132), ac]);
-        }
-        assert_eq!(dequant_factors(0, &z).y2, [8, 8]);
-        assert_eq!(dequant_factors(127, &z).uv[0], 132);
-        assert_eq!(dequant_factors(127, &z).y2, [314, 440]);
-    }
-
-    #[test]
-    fn deltas_are_applied_and_clamped() {
-        let d = QuantDeltas {
-            y1_dc: 3,
-            y2_dc: -15,
-            y2_ac: 15,
-            uv_dc: -2,
-            uv_ac: 1,
-        };
-        let f = dequant_factors(10, &d);
-        assert_eq!(f.y1, [DC_QLOOKUP[13], AC_QLOOKUP[10]]);
-        assert_eq!(f.y2[0], DC_QLOOKUP[0] * 2);
-        assert_eq!(f.uv, [DC_QLOOKUP[8], AC_QLOOKUP[11]]);
-        let f = dequant_factors(120, &d);
-        assert_eq!(i32::from(f.y2[1]), i32::from(AC_QLOOKUP[127]) * 155 / 100);
-        assert_eq!(QuantDeltas::libvpx(0).y2_dc, 4);
-        assert_eq!(QuantDeltas::libvpx(3).y2_dc, 1);
-        assert_eq!(QuantDeltas::libvpx(4), QuantDeltas::default());
     }
 
     #[test]
@@ -530,9 +401,12 @@ mod tests {
     fn matches_naive_restatement_at_every_qindex() {
         let mut s = 3u32;
         for qindex in 0..128u8 {
-            let q = Quantizer::new(qindex, &QuantDeltas::libvpx(qindex));
-            let f = q.dequant_factors();
-            for (bq, [dc, ac]) in [(&q.y1, f.y1), (&q.y2, f.y2), (&q.uv, f.uv)] {
+            let q = Quantizer::libvpx(qindex);
+            for (bq, [dc, ac]) in [
+                (&q.y1, q.y1.steps()),
+                (&q.y2, q.y2.steps()),
+                (&q.uv, q.uv.steps()),
+            ] {
                 for n in 0..300 {
                     let mut c = [0i16; 16];
                     // Mostly small values around the zero bin, some large.
@@ -556,7 +430,7 @@ mod tests {
 
     #[test]
     fn zero_block_and_zigzag_order() {
-        let q = Quantizer::new(40, &QuantDeltas::default());
+        let q = Quantizer::new(40, &Dequant::new(40, &QuantIndices::default()));
         let b = quantize_block(&[0; 16], &q.y1, false);
         assert_eq!(b.eob, 0);
         assert_eq!(b.levels, [0; 16]);
@@ -606,7 +480,7 @@ mod tests {
             s >> 8
         };
         for qi in [0u8, 10, 40, 80, 127] {
-            let q = Quantizer::new(qi, &QuantDeltas::libvpx(qi));
+            let q = Quantizer::libvpx(qi);
             for bq in [&q.y1, &q.y2, &q.uv] {
                 let step = i32::from(bq.steps()[1]);
                 for _ in 0..3000 {
@@ -630,7 +504,7 @@ mod tests {
 
     #[test]
     fn zero_bin_and_rounding() {
-        let q = Quantizer::new(60, &QuantDeltas::default());
+        let q = Quantizer::new(60, &Dequant::new(60, &QuantIndices::default()));
         let [dc, ac] = q.y1.steps().map(i32::from);
         let zb_dc = (80 * dc + 64) >> 7;
         let mut c = [0i16; 16];
@@ -655,7 +529,7 @@ mod tests {
 
     #[test]
     fn zero_run_widens_zero_bin() {
-        let q = Quantizer::new(60, &QuantDeltas::default());
+        let q = Quantizer::new(60, &Dequant::new(60, &QuantIndices::default()));
         let ac = i32::from(q.y1.steps()[1]);
         let zb = (80 * ac + 64) >> 7;
         // Just over the plain zero bin: kept at zigzag 1 (run 1, boost 0),
@@ -679,7 +553,7 @@ mod tests {
 
     #[test]
     fn skip_dc_leaves_position_zero() {
-        let q = Quantizer::new(20, &QuantDeltas::default());
+        let q = Quantizer::new(20, &Dequant::new(20, &QuantIndices::default()));
         let mut c = [0i16; 16];
         c[0] = 500;
         let b = quantize_block(&c, &q.y1, true);
@@ -706,7 +580,7 @@ mod tests {
     fn reconstruction_error_bounded() {
         // Above the zero bin, the rounding offset of 0.375 bounds the error
         // by 0.625 of a step; below it, by the zero bin plus boost.
-        let q = Quantizer::new(50, &QuantDeltas::default());
+        let q = Quantizer::new(50, &Dequant::new(50, &QuantIndices::default()));
         let mut s = 1u32;
         for _ in 0..20_000 {
             let mut c = [0i16; 16];
@@ -730,7 +604,7 @@ mod tests {
 
     #[test]
     fn rd_quantizer_only_lowers_levels_and_respects_lambda() {
-        let q = Quantizer::new(40, &QuantDeltas::default());
+        let q = Quantizer::new(40, &Dequant::new(40, &QuantIndices::default()));
         let mut s = 7u32;
         for _ in 0..5_000 {
             let mut c = [0i16; 16];

@@ -8,13 +8,16 @@ use thiserror::Error;
 use crate::decode::{decode_picture, parse_modes};
 use crate::encode::analysis::{quantize, FrameAnalysis, MbCoded, TokenContexts};
 use crate::encode::fdct::fdct4x4;
-use crate::encode::frame::{encode_frame_with, Forced};
+use crate::encode::finish::finish;
+use crate::encode::frame::encode_frame;
 use crate::encode::quantize::Quantizer;
+use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
+use crate::header::{FrameHeader, FrameTag};
 use crate::image::Frame;
 use crate::intra_pred;
-use crate::modes::MbInfo;
+use crate::modes::{MbInfo, INTRA_FRAME};
 use crate::picture::{Picture, PlaneBuf};
 use crate::recon;
 use crate::state::DecoderState;
@@ -66,6 +69,7 @@ pub fn rebase(
     if target.is_empty() || (tw, th) != (fw, fh) || (image.width, image.height) != (tw, th) {
         return Err(RebaseError::Incompatible(tw, th, fw, fh));
     }
+    check_picture(image)?;
     // Rebased frames are coded at the default (inter frame) lambda, the
     // one all but key and golden frames are encoded at: such a frame,
     // rebased onto the state it was made against, comes out as it went in.
@@ -78,12 +82,77 @@ pub fn rebase(
         partitions: h.partitions,
         ..EncodeParams::default()
     };
-    let forced = Forced {
-        header: h,
-        modes,
-        moved,
-    };
-    Ok(encode_frame_with(target, image, &params, Some(&forced))?)
+    let decided = decide_forced(target, image, &h, &modes, moved, params.lambda_scale);
+    Ok(finish(target, decided, &params)?)
+}
+
+/// Decides a frame for `image` against `state` with the decisions of a
+/// parsed frame (`orig` header, `orig_modes` records): same modes, vectors,
+/// quantizers, segments and loop filter settings, residual coded anew
+/// on `state`'s references. `moved`: `state` is not the one the decisions
+/// were made against (see [`code_forced_mb`]).
+pub(crate) fn decide_forced(
+    state: &DecoderState,
+    image: &Frame,
+    orig: &FrameHeader,
+    orig_modes: &[MbInfo],
+    moved: bool,
+    lambda_scale: u32,
+) -> Decided {
+    let segmentation = orig.segmentation_enabled.then_some(&orig.segment_features);
+    let inputs = FrameInputs::new(
+        state,
+        image,
+        false,
+        &orig.quant,
+        segmentation,
+        orig.tag.version,
+        lambda_scale,
+    );
+    let refs = search_refs(state, false, EncodeParams::default().speed);
+    let analysis = inputs.analysis(state, EncodeParams::default().speed, &refs);
+    let mb_cols = inputs.mb_cols;
+    let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, _, mb_x, mb_y| {
+        let info = &orig_modes[mb_y * mb_cols + mb_x];
+        code_forced_mb(&analysis, &inputs.quants, pic, ctx, info, moved, mb_x, mb_y)
+    });
+    Decided {
+        syntax: FrameSyntax {
+            header: forced_header(state, orig, &modes),
+            modes,
+            residual,
+            mb_cols: inputs.mb_cols,
+            mb_rows: inputs.mb_rows,
+        },
+        recon,
+        src: inputs.src,
+    }
+}
+
+/// The original frame's header on a new state: the same decisions, with
+/// segment and loop filter delta updates sent wherever the new state
+/// differs from the original's, and the new state's probabilities to
+/// start from.
+fn forced_header(state: &DecoderState, orig: &FrameHeader, modes: &[MbInfo]) -> FrameHeader {
+    let ids_differ = state.segment_map.len() != modes.len()
+        || state
+            .segment_map
+            .iter()
+            .zip(modes)
+            .any(|(&s, m)| s != m.segment);
+    FrameHeader {
+        tag: FrameTag {
+            first_part_size: 0,
+            ..orig.tag
+        },
+        update_segment_map: orig.segmentation_enabled && (orig.update_segment_map || ids_differ),
+        update_segment_features: orig.segmentation_enabled
+            && (orig.update_segment_features || state.segment_features != orig.segment_features),
+        update_filter_deltas: orig.filter_deltas_enabled
+            && (orig.update_filter_deltas || state.filter_deltas != orig.filter_deltas),
+        probs: state.probs.clone(),
+        ..orig.clone()
+    }
 }
 
 /// Encodes an inter frame for `image` predicted from `state` that
@@ -107,7 +176,7 @@ pub fn encode_given_state(
         refresh_altref: true,
         ..params.clone()
     };
-    crate::encode::frame::encode_frame(state, image, &p)
+    encode_frame(state, image, &p)
 }
 
 fn residual4(
@@ -155,7 +224,7 @@ pub(crate) fn code_forced_mb(
         has_residual: false,
     };
     let src = a.src;
-    if info.ref_frame == 0 && info.y_mode == B_PRED {
+    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
         // Subblocks predict from each other's reconstruction: code them in
         // order, reconstructing as we go (recon's own B_PRED code path).
         let (x0, y0) = (mb_x * 16, mb_y * 16);
@@ -212,7 +281,7 @@ pub(crate) fn code_forced_mb(
         // A macroblock the encoder sent without residual stays so.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
         out.info.skip = true;
-        update_token_contexts(&out, ctx, mb_x);
+        ctx.update(&out, mb_x);
         return out;
     } else if same_quant {
         // The encoder's own residual coding (RD-optimised levels), so a
@@ -237,7 +306,7 @@ pub(crate) fn code_forced_mb(
                 out.info.skip = true;
             }
         }
-        update_token_contexts(&out, ctx, mb_x);
+        ctx.update(&out, mb_x);
         return out;
     } else {
         // Segments with their own quantizer: plain quantization.
@@ -252,44 +321,12 @@ pub(crate) fn code_forced_mb(
     let mut c = MbCoeffs::new();
     c.blocks = out.coeffs.blocks;
     c.eobs = out.coeffs.eobs;
-    if info.ref_frame == 0 && info.y_mode == B_PRED {
+    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
         let res = if out.has_residual { Some(&mut c) } else { None };
         recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
     } else if out.has_residual {
         recon::add_residual(pic, &out.info, &mut c, mb_x, mb_y);
     }
-    update_token_contexts(&out, ctx, mb_x);
+    ctx.update(&out, mb_x);
     out
-}
-
-/// Sets the above/left token contexts after a coded macroblock as the
-/// decoder will.
-pub(crate) fn update_token_contexts(c: &MbCoded, ctx: &mut TokenContexts, mb_x: usize) {
-    let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
-    let above = &mut ctx.above[mb_x];
-    let left = &mut ctx.left;
-    if !c.has_residual {
-        crate::tokens::skip_mb_coeffs(y2, above, left);
-        return;
-    }
-    let first = if y2 {
-        let nz = c.levels[24].iter().any(|&l| l != 0) as u8;
-        above[8] = nz;
-        left[8] = nz;
-        1
-    } else {
-        0
-    };
-    for b in 0..16 {
-        let nz = c.levels[b][first..].iter().any(|&l| l != 0) as u8;
-        above[b & 3] = nz;
-        left[b >> 2] = nz;
-    }
-    for b in 16..24 {
-        let base = if b < 20 { 4 } else { 6 };
-        let i = b & 3;
-        let nz = c.levels[b].iter().any(|&l| l != 0) as u8;
-        above[base + (i & 1)] = nz;
-        left[base + (i >> 1)] = nz;
-    }
 }

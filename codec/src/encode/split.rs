@@ -11,7 +11,7 @@
 use crate::encode::modes::{sub_mv_context, tree_cost, MvCosts, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::subpel::SubpelPlanes;
-use crate::modes::{MbInfo, MotionVector};
+use crate::modes::{split_first_block, split_mv_neighbours, MbInfo, MotionVector};
 use crate::picture::PlaneBuf;
 use crate::tables::{
     ABOVE4X4, LEFT4X4, MBSPLITS, MBSPLIT_COUNT, MBSPLIT_PROBS, MBSPLIT_TREE, MV_16X8, MV_4X4,
@@ -107,17 +107,8 @@ impl SplitSearch<'_> {
         let mut rate = tree_cost(&MBSPLIT_TREE, &MBSPLIT_PROBS, s);
         let mut cost = (motion::sad_lambda(self.lambda) * rate as u64) >> 8;
         for part in 0..MBSPLIT_COUNT[s as usize] {
-            let k = map.iter().position(|&p| p as usize == part).unwrap_or(0);
-            let left_mv = if k & 3 == 0 {
-                self.left.mvs[k + 3]
-            } else {
-                mvs[k - 1]
-            };
-            let above_mv = if k < 4 {
-                self.above.mvs[k + 12]
-            } else {
-                mvs[k - 4]
-            };
+            let k = split_first_block(s, part);
+            let (left_mv, above_mv) = split_mv_neighbours(self.left, self.above, &mvs, k);
             let probs = &SUB_MV_REF_PROBS[sub_mv_context(left_mv, above_mv)];
             let ms = MotionSearch {
                 src: self.src,

@@ -4,15 +4,17 @@
 
 use crate::bool_encoder::{cost_bool, BoolEncoder};
 use crate::probs::CoeffProbs;
-use crate::tables::COEFF_BANDS;
+use crate::tables::{COEFF_BANDS, PCAT1, PCAT2, PCAT3, PCAT4, PCAT5, PCAT6};
 
 /// Largest level a token can carry (DCT_CAT6: 67 + 2^11 - 1).
 pub const MAX_LEVEL: i32 = 2048 + 66;
 
-const CAT3: &[u8] = &[173, 148, 140];
-const CAT4: &[u8] = &[176, 155, 140, 135];
-const CAT5: &[u8] = &[180, 157, 141, 134, 130];
-const CAT6: &[u8] = &[254, 254, 243, 230, 196, 177, 153, 140, 133, 130, 129];
+// The extra-bit probabilities of the large-value categories, from
+// the tables (RFC 13.2).
+const CAT3: &[u8] = &PCAT3;
+const CAT4: &[u8] = &PCAT4;
+const CAT5: &[u8] = &PCAT5;
+const CAT6: &[u8] = &PCAT6;
 
 /// Receives the branch decisions of one block's tokens.
 pub trait TokenSink {
@@ -72,12 +74,12 @@ pub fn tokenize_block<S: TokenSink>(
                     sink.tree(band, ctx, 6, false);
                     if v <= 6 {
                         sink.tree(band, ctx, 7, false);
-                        sink.fixed(159, v == 6);
+                        sink.fixed(PCAT1[0], v == 6);
                     } else {
                         sink.tree(band, ctx, 7, true);
                         let e = v - 7;
-                        sink.fixed(165, e & 2 != 0);
-                        sink.fixed(145, e & 1 != 0);
+                        sink.fixed(PCAT2[0], e & 2 != 0);
+                        sink.fixed(PCAT2[1], e & 1 != 0);
                     }
                 } else {
                     sink.tree(band, ctx, 6, true);

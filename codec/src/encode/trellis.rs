@@ -95,7 +95,7 @@ pub(crate) fn optimize_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::quantize::{quantize_block, QuantDeltas, Quantizer};
+    use crate::encode::quantize::{quantize_block, Quantizer};
     use crate::probs::Probabilities;
 
     /// The result never costs more than the regular quantizer's levels,
@@ -105,7 +105,10 @@ mod tests {
         let probs = Probabilities::default().coeff;
         let mut s = 5u32;
         for qi in [10u8, 40, 90] {
-            let q = Quantizer::new(qi, &QuantDeltas::default());
+            let q = Quantizer::new(
+                qi,
+                &crate::dequant::Dequant::new(qi as i32, &Default::default()),
+            );
             let lambda = (q.y1.steps()[1] as u64).pow(2) * 4;
             for n in 0..2000 {
                 let amp = if n % 2 == 0 { 400 } else { 60 };
