@@ -205,12 +205,21 @@ pub(crate) fn encode_frame_with(
     };
 
     // Only search references that differ from the ones before them.
+    let sign_bias = [
+        false,
+        false,
+        !key && params.sign_bias_golden,
+        !key && params.sign_bias_altref,
+    ];
     let mut search_refs = vec![LAST_FRAME];
     if let Some(r) = refs {
         if params.speed <= 4 && !Arc::ptr_eq(&r.golden, &r.last) && r.golden != r.last {
             search_refs.push(GOLDEN_FRAME);
         }
-        if params.speed <= 2
+        // A hidden alt-ref built from future frames (sign bias set) is
+        // worth searching wherever golden is.
+        let altref_speed = if params.sign_bias_altref { 4 } else { 2 };
+        if params.speed <= altref_speed
             && !Arc::ptr_eq(&r.altref, &r.last)
             && !Arc::ptr_eq(&r.altref, &r.golden)
             && r.altref != r.golden
@@ -230,7 +239,7 @@ pub(crate) fn encode_frame_with(
         filter,
         mb_cols,
         mb_rows,
-        sign_bias: [false; 4],
+        sign_bias,
         prob_skip: 128,
         prob_intra: 40,
         prob_last: 200,
@@ -294,7 +303,7 @@ pub(crate) fn encode_frame_with(
     let mut probs = base_probs.clone();
     probs.coeff = optimize_coeff_probs(&base_probs, &counts);
     if !key {
-        let mode_counts = count_modes(&mbs, mb_cols, mb_rows, [false; 4]);
+        let mode_counts = count_modes(&mbs, mb_cols, mb_rows, sign_bias);
         optimize_mode_probs(&mut probs, &mode_counts);
     }
     let n = mbs.len() as u32;
@@ -357,8 +366,8 @@ pub(crate) fn encode_frame_with(
         } else {
             params.copy_to_altref
         },
-        sign_bias_golden: false,
-        sign_bias_altref: false,
+        sign_bias_golden: sign_bias[2],
+        sign_bias_altref: sign_bias[3],
         refresh_entropy: params.refresh_entropy,
         refresh_last: key || params.refresh_last,
         probs,

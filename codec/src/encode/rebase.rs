@@ -73,6 +73,8 @@ pub fn rebase(
     let params = EncodeParams {
         q_index: h.quant.q_index,
         show_frame: h.tag.show_frame,
+        sign_bias_golden: h.sign_bias_golden,
+        sign_bias_altref: h.sign_bias_altref,
         filter_level: Some(h.filter_level),
         sharpness: h.sharpness,
         partitions: h.partitions,
