@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # RD/speed comparison of excam against vpxenc on box (640x480) and carphone
 # (176x144), 120 frames each: quantizers 10..50, excam's slowest and fastest
-# presets against vpxenc --good --cpu-used=0 and --rt --cpu-used=8.
-# Prints one table and the BD-rates per clip; writes target/rd/<clip>.svg.
+# presets against vpxenc --good --cpu-used=0 and --rt --cpu-used=8 at fixed
+# q (--anchor fixed, the default), or against vpxenc at its best: two-pass
+# constrained quality with alt-ref frames and ARNR (--anchor best).
+# Prints a table, the BD-rates (PSNR and SSIM) and time ratios per clip and
+# their means over the clips; writes target/rd/<clip>.svg.
 #
-# Usage: benches/rd-harness.sh [CLIP.y4m ...] [-- harness options]
+# Usage: benches/rd-harness.sh [--training | CLIP.y4m ...] [-- harness options]
 #   Without clips it makes box and carphone with ../shared/clips/make-clips.sh
-#   into target/bench-data/ (needs ffmpeg) and runs both.
+#   into target/bench-data/ (needs ffmpeg) and runs both. --training runs
+#   the wider set benches/make-training-set.sh makes in target/training/.
 #   Harness options (after --): --q 10,20,30,40,50  --speeds 0,8
-#   --golden-interval N  --golden-boost B  --no-vpxenc  --svg PATH
+#   --anchor fixed|best  --vpx-cpu 0,2  --lag-in-frames N  --auto-alt-ref 0|1
+#   --arnr-maxframes N  --arnr-strength S  --golden-interval N
+#   --golden-boost B  --no-vpxenc  --cache DIR  --svg PATH
+#   Examples:
+#     benches/rd-harness.sh --training -- --anchor best --speeds 0
+#     benches/rd-harness.sh --training -- --anchor best --speeds 4 --vpx-cpu 2
 # Needs vpxenc and vpxdec (apt-get install vpx-tools).
 # Environment: SHARED=DIR  reference material (default: <repo>/../shared)
 set -euo pipefail
@@ -19,12 +28,19 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 die() { echo "rd-harness.sh: $*" >&2; exit 1; }
 
 clips=()
-while [ $# -gt 0 ] && [ "$1" != "--" ]; do clips+=("$1"); shift; done
+training=0
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    if [ "$1" = "--training" ]; then training=1; else clips+=("$1"); fi
+    shift
+done
 [ "${1:-}" = "--" ] && shift
 
 command -v vpxenc >/dev/null || die "vpxenc not found (apt-get install vpx-tools)"
 command -v vpxdec >/dev/null || die "vpxdec not found (apt-get install vpx-tools)"
 
+if [ $training = 1 ]; then
+    mapfile -t -O ${#clips[@]} clips < <(bash "$repo/benches/make-training-set.sh" "$target/training")
+fi
 if [ ${#clips[@]} -eq 0 ]; then
     data=$target/bench-data
     [ -x "$SHARED/clips/make-clips.sh" ] || [ -f "$SHARED/clips/make-clips.sh" ] \
@@ -34,6 +50,4 @@ if [ ${#clips[@]} -eq 0 ]; then
 fi
 
 (cd "$repo" && cargo build --release -q -p excam-benches --bin rd-harness)
-for clip in "${clips[@]}"; do
-    (cd "$repo" && "$target/release/rd-harness" "$clip" "$@")
-done
+(cd "$repo" && "$target/release/rd-harness" "${clips[@]}" "$@")

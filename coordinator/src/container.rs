@@ -269,6 +269,24 @@ impl Iterator for VideoReader {
     }
 }
 
+/// When a frame is presented, for [`VideoWriter::write_frame_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameTime {
+    /// A shown frame at this time in frame-rate ticks.
+    Shown(u64),
+    /// A hidden frame (an alt-ref), the `nth` since the shown frame at
+    /// `after` (none before the first shown frame), coded before the
+    /// shown frame at `next`.
+    Hidden {
+        /// The last shown frame's time.
+        after: Option<u64>,
+        /// 1 for the first hidden frame after it, and so on.
+        nth: u64,
+        /// The next shown frame's time.
+        next: u64,
+    },
+}
+
 /// Where an encode's frames go: an IVF or a WebM muxer over a file.
 pub enum VideoWriter {
     /// IVF.
@@ -364,6 +382,36 @@ impl VideoWriter {
                     tick_ns: 1e9 * fps.1 as f64 / fps.0 as f64,
                 })
             }
+        }
+    }
+
+    /// Appends one frame with its time (see [`FrameTime`]).
+    ///
+    /// # Errors
+    ///
+    /// Write errors.
+    pub fn write_frame_at(&mut self, when: FrameTime, data: &[u8], key: bool) -> Result<()> {
+        match when {
+            FrameTime::Shown(pts) => self.write_frame(pts, data, key),
+            FrameTime::Hidden { after, nth, next } => match self {
+                // IVF: vpxenc stamps a hidden frame one tick after the
+                // last shown frame, which is the next frame's time.
+                VideoWriter::Ivf(w) => Ok(w.write_frame(next, data)?),
+                VideoWriter::Webm {
+                    segment,
+                    track,
+                    tick_ns,
+                } => {
+                    // WebM counts milliseconds: vpxenc's hidden frames sit
+                    // 1 ms after the frame before them, so the timestamps
+                    // increase and players going by time show no extra
+                    // frame.
+                    let base = after.map_or(0, |p| (p as f64 * *tick_ns).round() as u64);
+                    segment
+                        .add_frame(*track, data, base + nth * 1_000_000, key)
+                        .map_err(|e| anyhow!("cannot write a WebM frame: {e}"))
+                }
+            },
         }
     }
 

@@ -21,7 +21,7 @@ use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::container::{Container, VideoWriter};
+use crate::container::{Container, FrameTime, VideoWriter};
 use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats};
 
 /// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
@@ -50,7 +50,10 @@ pub enum EndUsage {
     /// Constant bitrate: the same controller as vbr (excam has no
     /// buffer-constrained CBR mode yet).
     Cbr,
-    /// Constrained quality: not implemented; refused.
+    /// Constrained quality at --cq-level. With no bitrate cap (excam
+    /// has none yet; a --target-bitrate is refused) it codes as q does:
+    /// quality is limited by the level alone, as in vpxenc with a huge
+    /// --target-bitrate.
     Cq,
     /// Constant quality: one fixed quantizer, --cq-level.
     Q,
@@ -83,8 +86,8 @@ pub struct EncodeArgs {
     pub bitrate: Option<u32>,
     /// Rate control mode, as vpxenc: q codes at one quantizer (--cq-level);
     /// vbr and cbr both run the one-pass average-bitrate controller on
-    /// --target-bitrate [default: 256]; cq is not implemented [default: q,
-    /// or vbr with --target-bitrate].
+    /// --target-bitrate [default: 256]; cq is q without a bitrate cap
+    /// [default: q, or vbr with --target-bitrate].
     #[arg(long, value_enum, help_heading = RATE)]
     pub end_usage: Option<EndUsage>,
     /// Best (lowest) quantizer allowed, 0..=63. In q mode the quantizer is
@@ -133,6 +136,25 @@ pub struct EncodeArgs {
     /// quantizer (0: only on key frames).
     #[arg(long, help_heading = KEYS, default_value_t = GoldenPolicy::default().interval)]
     pub golden_interval: u32,
+    /// Frames of lookahead, 0..=25: the encoder sees this many frames
+    /// ahead to build hidden alt-ref frames [default: 25 at speeds 0..=5,
+    /// 0 at the realtime speeds 6..=8; 0 with --workers].
+    #[arg(long, value_name = "N", help_heading = KEYS, value_parser = clap::value_parser!(u32).range(0..=25))]
+    pub lag_in_frames: Option<u32>,
+    /// Hidden alt-ref frames (1) or none (0): a temporally filtered future
+    /// frame coded finely, never shown, that each golden group predicts
+    /// from; needs a lookahead [default: 1 where there is a lookahead].
+    #[arg(long, value_name = "0|1", help_heading = KEYS, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub auto_alt_ref: Option<u8>,
+    /// Frames the alt-ref's temporal filter averages, 0..=15.
+    #[arg(long, value_name = "N", help_heading = KEYS, default_value_t = 7, value_parser = clap::value_parser!(u8).range(0..=15))]
+    pub arnr_maxframes: u8,
+    /// Strength of the alt-ref's temporal filter, 0..=6.
+    #[arg(long, value_name = "S", help_heading = KEYS, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=6))]
+    pub arnr_strength: u8,
+    /// Temporal filter type; only vpxenc's 3 (centred) exists in excam.
+    #[arg(long, value_name = "3", help_heading = KEYS, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=3))]
+    pub arnr_type: u8,
     /// No progress line and no summary.
     #[arg(long, help_heading = IO)]
     pub quiet: bool,
@@ -332,7 +354,11 @@ fn rate_control(args: &EncodeArgs) -> anyhow::Result<RateControl> {
         None => EndUsage::Q,
     };
     match usage {
-        EndUsage::Q => {
+        EndUsage::Cq if args.bitrate.is_some() => bail!(
+            "--end-usage cq with a --target-bitrate cap is not implemented yet; \
+             use --end-usage cq --cq-level Q alone (no cap) or --end-usage vbr"
+        ),
+        EndUsage::Q | EndUsage::Cq => {
             if args.bitrate.is_some() {
                 bail!(
                     "--end-usage q codes at one quantizer (--cq-level) and takes no \
@@ -358,10 +384,6 @@ fn rate_control(args: &EncodeArgs) -> anyhow::Result<RateControl> {
                 kbps: args.bitrate.unwrap_or(DEFAULT_BITRATE_KBPS),
             })
         }
-        EndUsage::Cq => bail!(
-            "--end-usage cq (constrained quality) is not implemented yet; \
-             use --end-usage q (a fixed quantizer) or vbr (a bitrate target)"
-        ),
     }
 }
 
@@ -387,12 +409,28 @@ pub(crate) fn encoder_config(
     width: usize,
     height: usize,
 ) -> anyhow::Result<EncoderConfig> {
-    let mut cfg = EncoderConfig::new(width, height);
+    let mut cfg = EncoderConfig::with_speed(width, height, speed(args));
     cfg.rate = rate_control(args)?;
     cfg.keyint = args.keyint;
-    cfg.speed = speed(args);
     cfg.partitions = args.token_parts.map_or(args.partitions, |n| 1 << n);
     cfg.golden.interval = args.golden_interval;
+    if args.workers.is_some() {
+        // ExCamera chunks are coded frame by frame (no lookahead yet).
+        cfg.lag_in_frames = 0;
+        cfg.alt_ref.enabled = false;
+    }
+    if let Some(lag) = args.lag_in_frames {
+        cfg.lag_in_frames = lag;
+        cfg.alt_ref.enabled = lag > 0;
+    }
+    if let Some(arf) = args.auto_alt_ref {
+        cfg.alt_ref.enabled = arf == 1;
+    }
+    if cfg.alt_ref.enabled && args.workers.is_some() {
+        bail!("--auto-alt-ref 1 is not supported with --workers yet (chunks have no lookahead)");
+    }
+    cfg.alt_ref.arnr.max_frames = args.arnr_maxframes;
+    cfg.alt_ref.arnr.strength = args.arnr_strength;
     Ok(cfg)
 }
 
@@ -514,7 +552,46 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
             start,
         );
     }
-    while frames < args.limit.unwrap_or(u64::MAX) {
+    let mut waiting = std::collections::VecDeque::new();
+    let mut read = 0u64;
+    let mut out = Drained {
+        ivf,
+        psnr,
+        frames,
+        key_frames,
+        bytes,
+        hidden_in_row: 0,
+        last_pts: None,
+    };
+    // Writes every packet the encoder has ready, and the progress line.
+    let drain = |enc: &mut excam_codec::encode::encoder::Encoder,
+                 waiting: &mut std::collections::VecDeque<excam_codec::Frame>,
+                 out: &mut Drained|
+     -> anyhow::Result<()> {
+        loop {
+            let p: Packet = match enc.receive_packet() {
+                Ok(p) => p,
+                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
+                Err(e) => return Err(status_error(e)),
+            };
+            out.write(&p)?;
+            if let Some(rec) = &p.reconstruction {
+                let src = waiting
+                    .pop_front()
+                    .context("encoder showed more frames than it was given")?;
+                out.psnr.add(&src, &rec.to_frame());
+            }
+            let kbps =
+                out.bytes as f64 * 8.0 / (out.frames.max(1) as f64 * seconds_per_frame) / 1000.0;
+            progress.set_position(out.frames);
+            let fps_now = out.frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            progress.set_message(format!(
+                "{fps_now:.1} fps, {kbps:.1} kbit/s, q {}",
+                qindex_to_quantizer(p.q_index)
+            ));
+        }
+    };
+    while read < args.limit.unwrap_or(u64::MAX) {
         let Some(frame) = reader
             .next_frame()
             .with_context(|| format!("cannot read {}", args.input.display()))?
@@ -522,29 +599,20 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
             break;
         };
         enc.send_frame(Some(frame.clone())).map_err(status_error)?;
-        let p: Packet = enc.receive_packet().map_err(status_error)?;
-        ivf.write_frame(p.pts, &p.data, p.key_frame)
-            .context("cannot write the output")?;
-        if let Some(rec) = &p.reconstruction {
-            psnr.add(&frame, &rec.to_frame());
-        }
-        frames += 1;
-        key_frames += p.key_frame as u64;
-        bytes += p.data.len() as u64;
-        let kbps = bytes as f64 * 8.0 / (frames as f64 * seconds_per_frame) / 1000.0;
-        progress.set_position(frames);
-        let fps_now = frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        progress.set_message(format!(
-            "{fps_now:.1} fps, {kbps:.1} kbit/s, q {}",
-            qindex_to_quantizer(p.q_index)
-        ));
+        // The source frames the lookahead still holds, for the PSNR.
+        waiting.push_back(frame);
+        read += 1;
+        drain(&mut enc, &mut waiting, &mut out)?;
     }
     enc.flush();
-    match enc.receive_packet() {
-        Err(EncoderStatus::LimitReached) => {}
-        Ok(_) => bail!("encoder returned a packet after the last frame"),
-        Err(e) => return Err(status_error(e)),
-    }
+    drain(&mut enc, &mut waiting, &mut out)?;
+    let Drained {
+        frames,
+        key_frames,
+        bytes,
+        psnr,
+        ..
+    } = out;
     progress.finish_and_clear();
     if frames == 0 {
         return Err(no_frames(args));
@@ -552,7 +620,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
 
     finish(
         args,
-        ivf,
+        out.ivf,
         tmp,
         frames,
         key_frames,
@@ -561,6 +629,49 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         psnr,
         start,
     )
+}
+
+/// The output side of the serial encode: the container and the counts
+/// the summary reports.
+struct Drained {
+    ivf: VideoWriter,
+    psnr: PsnrStats,
+    /// Shown frames written.
+    frames: u64,
+    key_frames: u64,
+    /// Bytes of every frame, hidden ones included.
+    bytes: u64,
+    /// Hidden frames written since the last shown one.
+    hidden_in_row: u64,
+    /// The last shown frame's time.
+    last_pts: Option<u64>,
+}
+
+impl Drained {
+    /// Writes one packet. A hidden frame has no time of its own: it is
+    /// stamped just after the last shown frame, as vpxenc does, so that
+    /// timestamps stay increasing.
+    fn write(&mut self, p: &Packet) -> anyhow::Result<()> {
+        let when = if p.show_frame {
+            self.hidden_in_row = 0;
+            self.last_pts = Some(p.pts);
+            FrameTime::Shown(p.pts)
+        } else {
+            self.hidden_in_row += 1;
+            FrameTime::Hidden {
+                after: self.last_pts,
+                nth: self.hidden_in_row,
+                next: p.pts,
+            }
+        };
+        self.ivf
+            .write_frame_at(when, &p.data, p.key_frame)
+            .context("cannot write the output")?;
+        self.frames += p.show_frame as u64;
+        self.key_frames += p.key_frame as u64;
+        self.bytes += p.data.len() as u64;
+        Ok(())
+    }
 }
 
 /// The error for an encode that got no frame: an empty input, or a

@@ -459,7 +459,9 @@ fn encode_to_dev_null_and_to_a_fifo() {
     assert_eq!(&piped[..24], &whole[..24]);
     assert_eq!(&piped[28..], &whole[28..]);
     assert_eq!(&piped[24..28], &[0, 0, 0, 0]);
-    assert_eq!(&whole[24..28], &5u32.to_le_bytes());
+    // Five shown frames and, with the default lookahead, the hidden
+    // alt-ref of their group: IVF counts every frame, as vpxenc's does.
+    assert_eq!(&whole[24..28], &6u32.to_le_bytes());
 }
 
 #[test]
@@ -661,7 +663,10 @@ fn webm_output_plays_in_vpxdec_and_ffmpeg() {
     let info = excam(&["info".as_ref(), webm.as_os_str()]);
     assert!(info.status.success(), "{info:?}");
     let info = String::from_utf8(info.stdout).unwrap();
-    assert_eq!(info.lines().count(), 12);
+    // The default lookahead adds a hidden alt-ref to each of the two
+    // 5-frame key-frame groups (the last group, 2 frames, is too short).
+    assert_eq!(info.lines().count(), 14, "{info}");
+    assert_eq!(info.lines().filter(|l| l.contains(" hidden ")).count(), 2);
     assert_eq!(info.lines().filter(|l| l.contains(" key ")).count(), 3);
     // --ivf and --webm override the name.
     for (flag, magic) in [("--webm", &b"\x1a\x45\xdf\xa3"[..]), ("--ivf", b"DKIF")] {

@@ -248,6 +248,11 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
             &["--quantizer", "20"],
         ),
         (&["--cq-level", "20"], &["-q", "20"]),
+        (
+            &["--end-usage", "cq", "--cq-level", "20"],
+            &["--quantizer", "20"],
+        ),
+        (&["--auto-alt-ref", "0"], &["--lag-in-frames", "0"]),
         (&["--min-q", "20", "--max-q", "20"], &["-q", "20"]),
         (&["-q", "10", "--min-q", "20"], &["-q", "20"]),
         (&["-q", "50", "--max-q", "40"], &["-q", "40"]),
@@ -274,6 +279,18 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
         &["-q", "32"],
         &["--keyint", "128"],
         &["--threads", "4"],
+        &[
+            "--lag-in-frames",
+            "25",
+            "--auto-alt-ref",
+            "1",
+            "--arnr-maxframes",
+            "7",
+            "--arnr-strength",
+            "5",
+            "--arnr-type",
+            "3",
+        ],
     ] {
         assert!(
             encode_bytes(dir.path(), &input, same) == default,
@@ -295,8 +312,10 @@ fn unsupported_rate_control_combinations_are_refused() {
         assert!(!output.exists(), "{flags:?}");
         e
     };
-    let e = err(&["--end-usage", "cq"]);
+    let e = err(&["--end-usage", "cq", "--target-bitrate", "100"]);
     assert!(e.contains("cq") && e.contains("not implemented"), "{e}");
+    let e = err(&["--workers", "2", "--auto-alt-ref", "1"]);
+    assert!(e.contains("--workers"), "{e}");
     let e = err(&["--end-usage", "q", "--target-bitrate", "100"]);
     assert!(e.contains("--end-usage vbr"), "{e}");
     let e = err(&["--end-usage", "vbr", "--cq-level", "10"]);

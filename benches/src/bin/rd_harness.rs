@@ -1,16 +1,28 @@
-//! RD/speed harness: excam against libvpx's vpxenc on one Y4M clip.
+//! RD/speed harness: excam against libvpx's vpxenc on Y4M clips.
 //!
-//! For each quantizer of the sweep it encodes the clip with excam's
-//! slowest and fastest presets (in-process, through the streaming
-//! encoder) and with vpxenc in `--good --cpu-used=0` and `--rt
-//! --cpu-used=8` modes (single-threaded, quantizer pinned with
-//! `--min-q=Q --max-q=Q`), one after the other so the times compare.
+//! For each clip and each quantizer of the sweep it encodes the clip with
+//! excam's presets (in-process, through the streaming encoder, with the
+//! tools [`EncoderConfig::with_speed`] turns on unless overridden) and
+//! with vpxenc, one after the other so the times compare. vpxenc runs
+//! against one of two anchors:
+//!
+//! - `--anchor fixed`: `--good --cpu-used=0` and `--rt --cpu-used=8`,
+//!   quantizer pinned with `--min-q=Q --max-q=Q` (one pass).
+//! - `--anchor best`: libvpx at its best, `--good --cpu-used=C --passes=2
+//!   --auto-alt-ref=1 --lag-in-frames=25 --arnr-maxframes=7
+//!   --arnr-strength=5 --arnr-type=3 --end-usage=cq --cq-level=Q` with a
+//!   huge `--target-bitrate`, for each C of `--vpx-cpu`; its time counts
+//!   both passes.
+//!
 //! Every stream is decoded by vpxdec and the quality measured on that
 //! decode with excam's metrics (PSNR as vpxenc's "Overall", SSIM as
 //! ffmpeg's); excam's streams must decode in vpxdec exactly to excam's
-//! reconstruction, or the harness fails. It prints a table, the BD-rate
-//! of each excam preset against each vpxenc mode, and writes the RD
-//! curves as SVG.
+//! reconstruction of the shown frames, or the harness fails. It prints a
+//! table, the BD-rates (PSNR and SSIM) of each excam preset against each
+//! vpxenc mode with the time ratio, the means over all clips, and writes
+//! the RD curves as SVG. vpxenc's points are cached (`--cache`), keyed by
+//! clip name and size, mode and quantizer, since they do not change from
+//! one excam experiment to the next.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -24,15 +36,57 @@ use excam_benches::bdrate::{bd_rate, RdPoint};
 use excam_codec::container::i420::I420Reader;
 use excam_codec::container::ivf::{IvfHeader, IvfReader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
-use excam_codec::encode::encoder::{EncoderConfig, RateControl, MAX_SPEED};
+use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, RateControl, MAX_SPEED};
 use excam_codec::metrics::{frame_ssim, PsnrStats};
 use excam_codec::Frame;
 
+/// What vpxenc is compared at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Anchor {
+    /// Quantizer pinned (`--end-usage=q --min-q=Q --max-q=Q`), one pass.
+    Fixed,
+    /// Two-pass constrained quality with alt-ref frames and ARNR.
+    Best,
+}
+
 #[derive(Parser)]
-#[command(about = "Compare excam's VP8 encoder with vpxenc on a Y4M clip")]
+#[command(about = "Compare excam's VP8 encoder with vpxenc on Y4M clips")]
 struct Args {
-    /// 8-bit 4:2:0 Y4M clip.
-    clip: PathBuf,
+    /// 8-bit 4:2:0 Y4M clips.
+    #[arg(required = true)]
+    clips: Vec<PathBuf>,
+    /// The vpxenc settings compared against.
+    #[arg(long, value_enum, default_value = "fixed")]
+    anchor: Anchor,
+    /// `--anchor best`: vpxenc `--cpu-used` values to run.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u8])]
+    vpx_cpu: Vec<u8>,
+    /// excam lookahead in frames (default: the speed preset's).
+    #[arg(long)]
+    lag_in_frames: Option<u32>,
+    /// excam hidden alt-ref frames, 0 or 1 (default: the speed preset's).
+    #[arg(long)]
+    auto_alt_ref: Option<u8>,
+    /// excam ARNR frame count.
+    #[arg(long)]
+    arnr_maxframes: Option<u8>,
+    /// excam ARNR strength.
+    #[arg(long)]
+    arnr_strength: Option<u8>,
+    /// excam alt-ref q boost, percent of the inter q index.
+    #[arg(long)]
+    arf_boost_pct: Option<u8>,
+    /// excam: whether the golden frame ending an alt-ref group keeps the
+    /// golden boost, 0 or 1.
+    #[arg(long)]
+    overlay_boost: Option<u8>,
+    /// excam alt-ref minimum group length.
+    #[arg(long)]
+    arf_min_group: Option<u32>,
+    /// Where vpxenc's points are cached (default: target/rd/cache);
+    /// `--cache ''` disables the cache.
+    #[arg(long)]
+    cache: Option<PathBuf>,
     /// Quantizers (vpxenc's 0..=63 scale).
     #[arg(long, value_delimiter = ',', default_value = "10,20,30,40,50")]
     q: Vec<u8>,
@@ -48,7 +102,7 @@ struct Args {
     /// Skip vpxenc (excam rows only, no BD-rates).
     #[arg(long)]
     no_vpxenc: bool,
-    /// Where the SVG goes (default: target/rd/<clip>.svg).
+    /// Where the SVG goes (default: target/rd/<clip>.svg; one clip only).
     #[arg(long)]
     svg: Option<PathBuf>,
 }
@@ -59,7 +113,8 @@ struct Point {
     kbps: f64,
     psnr: f64,
     ssim: f64,
-    fps: f64,
+    /// Encoding time in seconds (vpxenc: the whole process, both passes).
+    secs: f64,
 }
 
 struct Curve {
@@ -74,6 +129,17 @@ impl Curve {
             .map(|p| RdPoint {
                 rate: p.kbps,
                 psnr: p.psnr,
+            })
+            .collect()
+    }
+
+    /// SSIM in dB (`-10 log10(1 - SSIM)`), for a BD-rate on SSIM.
+    fn rd_ssim(&self) -> Vec<RdPoint> {
+        self.points
+            .iter()
+            .map(|p| RdPoint {
+                rate: p.kbps,
+                psnr: -10.0 * (1.0 - p.ssim).max(1e-10).log10(),
             })
             .collect()
     }
@@ -139,10 +205,30 @@ fn excam_point(
     dir: &Path,
 ) -> anyhow::Result<Point> {
     let (w, h) = (src[0].width, src[0].height);
-    let mut cfg = EncoderConfig::new(w, h);
+    let mut cfg = EncoderConfig::with_speed(w, h, speed);
     cfg.framerate = fps;
     cfg.rate = RateControl::Quantizer(q);
-    cfg.speed = speed;
+    if let Some(l) = args.lag_in_frames {
+        cfg.lag_in_frames = l;
+    }
+    if let Some(a) = args.auto_alt_ref {
+        cfg.alt_ref.enabled = a != 0;
+    }
+    if let Some(n) = args.arnr_maxframes {
+        cfg.alt_ref.arnr.max_frames = n;
+    }
+    if let Some(s) = args.arnr_strength {
+        cfg.alt_ref.arnr.strength = s;
+    }
+    if let Some(b) = args.arf_boost_pct {
+        cfg.alt_ref.q_boost_pct = b;
+    }
+    if let Some(b) = args.overlay_boost {
+        cfg.alt_ref.overlay_boost = b != 0;
+    }
+    if let Some(m) = args.arf_min_group {
+        cfg.alt_ref.min_group = m;
+    }
     if let Some(g) = args.golden_interval {
         cfg.golden.interval = g;
     }
@@ -152,10 +238,21 @@ fn excam_point(
     let mut enc = cfg.build()?;
     let t = Instant::now();
     let mut packets = Vec::with_capacity(src.len());
+    let mut drain = |enc: &mut excam_codec::encode::encoder::Encoder| -> anyhow::Result<()> {
+        loop {
+            match enc.receive_packet() {
+                Ok(p) => packets.push(p),
+                Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     for f in src {
         enc.send_frame(Some(f.clone()))?;
-        packets.push(enc.receive_packet()?);
+        drain(&mut enc)?;
     }
+    enc.flush();
+    drain(&mut enc)?;
     let secs = t.elapsed().as_secs_f64();
     let ivf = dir.join("excam.ivf");
     let mut wr = IvfWriter::new(
@@ -169,7 +266,14 @@ fn excam_point(
     }
     wr.finish()?;
     let dec = vpxdec(&ivf, w, h, dir)?;
-    for (i, (p, d)) in packets.iter().zip(&dec).enumerate() {
+    let shown: Vec<_> = packets.iter().filter(|p| p.show_frame).collect();
+    ensure!(
+        shown.len() == dec.len(),
+        "speed {speed} q {q}: vpxdec shows {} frames, excam {}",
+        dec.len(),
+        shown.len()
+    );
+    for (i, (p, d)) in shown.iter().zip(&dec).enumerate() {
         let rec = p.reconstruction.as_ref().map(|r| r.to_frame());
         if rec.as_ref() != Some(d) {
             bail!("speed {speed} q {q}: vpxdec's frame {i} differs from excam's reconstruction");
@@ -181,37 +285,123 @@ fn excam_point(
         kbps: bits as f64 / (src.len() as f64 * fps.1 as f64 / fps.0 as f64) / 1000.0,
         psnr,
         ssim,
-        fps: src.len() as f64 / secs,
+        secs,
     })
 }
 
+/// One vpxenc configuration: its name and its arguments (the quantizer
+/// arguments follow from the anchor).
+struct VpxMode {
+    name: String,
+    anchor: Anchor,
+    args: Vec<String>,
+}
+
+impl VpxMode {
+    fn fixed(name: &str, args: &[&str]) -> Self {
+        VpxMode {
+            name: name.into(),
+            anchor: Anchor::Fixed,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// libvpx at its best at `--cpu-used=cpu` (the command of issue 18).
+    fn best(cpu: u8) -> Self {
+        let args = [
+            "--good".to_string(),
+            format!("--cpu-used={cpu}"),
+            "--passes=2".into(),
+            "--auto-alt-ref=1".into(),
+            "--lag-in-frames=25".into(),
+            "--arnr-maxframes=7".into(),
+            "--arnr-strength=5".into(),
+            "--arnr-type=3".into(),
+            "--end-usage=cq".into(),
+            "--target-bitrate=200000".into(),
+        ];
+        VpxMode {
+            name: format!("vpxenc best cpu{cpu}"),
+            anchor: Anchor::Best,
+            args: args.into(),
+        }
+    }
+
+    fn q_args(&self, q: u8) -> Vec<String> {
+        match self.anchor {
+            Anchor::Fixed => vec![
+                "--end-usage=q".into(),
+                format!("--min-q={q}"),
+                format!("--max-q={q}"),
+                format!("--cq-level={q}"),
+            ],
+            Anchor::Best => vec![format!("--cq-level={q}")],
+        }
+    }
+}
+
+/// The cache file of a vpxenc point: clip name and size, mode, q.
+fn cache_path(dir: &Path, clip: &Path, mode: &VpxMode, q: u8) -> Option<PathBuf> {
+    let len = std::fs::metadata(clip).ok()?.len();
+    let stem = clip.file_stem()?.to_string_lossy();
+    let mut key = format!("{stem}-{len}-{}", mode.args.join(""));
+    key.retain(|c| c.is_ascii_alphanumeric() || c == '-');
+    Some(dir.join(format!("{key}-q{q}.txt")))
+}
+
 fn vpxenc_point(
+    args: &Args,
     clip: &Path,
     src: &[Frame],
     fps: (u32, u32),
-    mode: &[&str],
+    mode: &VpxMode,
     q: u8,
     dir: &Path,
 ) -> anyhow::Result<Point> {
+    let cache_dir = match &args.cache {
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from("target/rd/cache")),
+    };
+    let cached = cache_dir
+        .as_ref()
+        .and_then(|d| cache_path(d, clip, mode, q));
+    if let Some(text) = cached
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+    {
+        let v: Vec<f64> = text
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        if let [kbps, psnr, ssim, secs] = v[..] {
+            return Ok(Point {
+                q,
+                kbps,
+                psnr,
+                ssim,
+                secs,
+            });
+        }
+    }
     let ivf = dir.join("vpx.ivf");
-    let qs = [
-        format!("--min-q={q}"),
-        format!("--max-q={q}"),
-        format!("--cq-level={q}"),
-    ];
+    let fpf = dir.join("vpx.fpf");
     let t = Instant::now();
     let out = Command::new("vpxenc")
         .args([
             "--codec=vp8",
-            "--end-usage=q",
             "--threads=1",
             "--disable-warning-prompt",
-            "--passes=1",
             "--ivf",
             "-q",
         ])
-        .args(mode)
-        .args(&qs)
+        .args(if mode.anchor == Anchor::Fixed {
+            vec!["--passes=1".to_string()]
+        } else {
+            vec![format!("--fpf={}", fpf.display())]
+        })
+        .args(&mode.args)
+        .args(mode.q_args(q))
         .arg("-o")
         .arg(&ivf)
         .arg(clip)
@@ -227,13 +417,18 @@ fn vpxenc_point(
     let dec = vpxdec(&ivf, w, h, dir)?;
     let (psnr, ssim) = quality(src, &dec)?;
     let bits = ivf_bits(&ivf)?;
-    Ok(Point {
+    let p = Point {
         q,
         kbps: bits as f64 / (src.len() as f64 * fps.1 as f64 / fps.0 as f64) / 1000.0,
         psnr,
         ssim,
-        fps: src.len() as f64 / secs,
-    })
+        secs,
+    };
+    if let (Some(d), Some(c)) = (&cache_dir, &cached) {
+        std::fs::create_dir_all(d)?;
+        std::fs::write(c, format!("{} {} {} {}\n", p.kbps, p.psnr, p.ssim, p.secs))?;
+    }
+    Ok(p)
 }
 
 fn plot(path: &Path, title: &str, curves: &[Curve]) -> anyhow::Result<()> {
@@ -280,11 +475,18 @@ fn plot(path: &Path, title: &str, curves: &[Curve]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let (src, fps) = read_clip(&args.clip)?;
-    let name = args
-        .clip
+/// BD-rates of one excam curve against one vpxenc curve on one clip.
+struct Pairing {
+    excam: String,
+    vpx: String,
+    psnr: Option<f64>,
+    ssim: Option<f64>,
+    time_ratio: f64,
+}
+
+fn run_clip(args: &Args, clip: &Path, vpx_modes: &[VpxMode]) -> anyhow::Result<Vec<Pairing>> {
+    let (src, fps) = read_clip(clip)?;
+    let name = clip
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "clip".into());
@@ -297,12 +499,6 @@ fn main() -> anyhow::Result<()> {
         fps.1
     );
     let dir = tempfile::tempdir()?;
-    let mut curves = Vec::new();
-    let mut vpx_modes: Vec<(&str, Vec<&str>)> = Vec::new();
-    if !args.no_vpxenc {
-        vpx_modes.push(("vpxenc good cpu0", vec!["--good", "--cpu-used=0"]));
-        vpx_modes.push(("vpxenc rt cpu8", vec!["--rt", "--cpu-used=8"]));
-    }
     let mut excam_curves: Vec<Curve> = args
         .speeds
         .iter()
@@ -313,8 +509,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let mut vpx_curves: Vec<Curve> = vpx_modes
         .iter()
-        .map(|(n, _)| Curve {
-            name: n.to_string(),
+        .map(|m| Curve {
+            name: m.name.clone(),
             points: Vec::new(),
         })
         .collect();
@@ -322,17 +518,18 @@ fn main() -> anyhow::Result<()> {
     // slow drift of the machine hits all of them alike.
     for &q in &args.q {
         for (i, &s) in args.speeds.iter().enumerate() {
-            let p = excam_point(&args, &src, fps, s, q, dir.path())?;
+            let p = excam_point(args, &src, fps, s, q, dir.path())?;
             eprintln!("  excam s{s} q{q}: {:.1} kbit/s {:.3} dB", p.kbps, p.psnr);
             excam_curves[i].points.push(p);
         }
-        for (i, (n, mode)) in vpx_modes.iter().enumerate() {
-            let p = vpxenc_point(&args.clip, &src, fps, mode, q, dir.path())?;
-            eprintln!("  {n} q{q}: {:.1} kbit/s {:.3} dB", p.kbps, p.psnr);
+        for (i, m) in vpx_modes.iter().enumerate() {
+            let p = vpxenc_point(args, clip, &src, fps, m, q, dir.path())?;
+            eprintln!("  {} q{q}: {:.1} kbit/s {:.3} dB", m.name, p.kbps, p.psnr);
             vpx_curves[i].points.push(p);
         }
     }
-    curves.extend(excam_curves);
+    let mut curves = excam_curves;
+    let n_excam = curves.len();
     curves.extend(vpx_curves);
 
     println!(
@@ -341,49 +538,130 @@ fn main() -> anyhow::Result<()> {
         src[0].width,
         src[0].height
     );
-    println!("| encoder | q | kbit/s | PSNR | SSIM | enc fps |");
+    println!("| encoder | q | kbit/s | PSNR | SSIM | enc s |");
     println!("|---|---|---|---|---|---|");
     for c in &curves {
         for p in &c.points {
             println!(
-                "| {} | {} | {:.1} | {:.3} | {:.4} | {:.1} |",
-                c.name, p.q, p.kbps, p.psnr, p.ssim, p.fps
+                "| {} | {} | {:.1} | {:.3} | {:.4} | {:.2} |",
+                c.name, p.q, p.kbps, p.psnr, p.ssim, p.secs
             );
         }
     }
-    let n_excam = args.speeds.len();
-    if curves.len() > n_excam {
-        println!(
-            "\nBD-rate (PSNR, cubic over log rate; negative = excam smaller) and fps ratio:\n"
-        );
-        println!("| excam | vs | BD-rate | fps ratio (geo mean) |");
-        println!("|---|---|---|---|");
-        for e in &curves[..n_excam] {
-            for v in &curves[n_excam..] {
-                let bd = bd_rate(&v.rd(), &e.rd())
-                    .map(|b| format!("{b:+.2}%"))
-                    .unwrap_or_else(|| "n/a".into());
-                let ratio = (e
-                    .points
-                    .iter()
-                    .zip(&v.points)
-                    .map(|(a, b)| (a.fps / b.fps).ln())
-                    .sum::<f64>()
-                    / e.points.len() as f64)
-                    .exp();
-                println!("| {} | {} | {bd} | {ratio:.2}x |", e.name, v.name);
-            }
+    let mut pairings = Vec::new();
+    for e in &curves[..n_excam] {
+        for v in &curves[n_excam..] {
+            let ratio = (e
+                .points
+                .iter()
+                .zip(&v.points)
+                .map(|(a, b)| (a.secs / b.secs).ln())
+                .sum::<f64>()
+                / e.points.len() as f64)
+                .exp();
+            pairings.push(Pairing {
+                excam: e.name.clone(),
+                vpx: v.name.clone(),
+                psnr: bd_rate(&v.rd(), &e.rd()),
+                ssim: bd_rate(&v.rd_ssim(), &e.rd_ssim()),
+                time_ratio: ratio,
+            });
         }
     }
-    let svg = match &args.svg {
-        Some(p) => p.clone(),
-        None => {
-            let d = PathBuf::from("target/rd");
-            std::fs::create_dir_all(&d)?;
-            d.join(format!("{name}.svg"))
+    if !pairings.is_empty() {
+        println!("\nBD-rate (cubic over log rate; negative = excam smaller) and time ratio (excam / vpxenc, geometric mean):\n");
+        print_pairings(&pairings);
+    }
+    if args.clips.len() == 1 || args.svg.is_none() {
+        let svg = match &args.svg {
+            Some(p) => p.clone(),
+            None => {
+                let d = PathBuf::from("target/rd");
+                std::fs::create_dir_all(&d)?;
+                d.join(format!("{name}.svg"))
+            }
+        };
+        plot(&svg, &format!("{name}: excam vs vpxenc"), &curves)?;
+        println!("\nRD curves: {}", svg.display());
+    }
+    Ok(pairings)
+}
+
+fn fmt_bd(b: Option<f64>) -> String {
+    b.map(|b| format!("{b:+.2}%"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn print_pairings(pairings: &[Pairing]) {
+    println!("| excam | vs | BD-rate PSNR | BD-rate SSIM | time ratio |");
+    println!("|---|---|---|---|---|");
+    for p in pairings {
+        println!(
+            "| {} | {} | {} | {} | {:.2}x |",
+            p.excam,
+            p.vpx,
+            fmt_bd(p.psnr),
+            fmt_bd(p.ssim),
+            p.time_ratio
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut vpx_modes = Vec::new();
+    if !args.no_vpxenc {
+        match args.anchor {
+            Anchor::Fixed => {
+                vpx_modes.push(VpxMode::fixed(
+                    "vpxenc good cpu0",
+                    &["--good", "--cpu-used=0"],
+                ));
+                vpx_modes.push(VpxMode::fixed("vpxenc rt cpu8", &["--rt", "--cpu-used=8"]));
+            }
+            Anchor::Best => vpx_modes.extend(args.vpx_cpu.iter().map(|&c| VpxMode::best(c))),
         }
-    };
-    plot(&svg, &format!("{name}: excam vs vpxenc"), &curves)?;
-    println!("\nRD curves: {}", svg.display());
+    }
+    let mut all: Vec<(String, Vec<Pairing>)> = Vec::new();
+    for clip in &args.clips {
+        let name = clip
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        all.push((name, run_clip(&args, clip, &vpx_modes)?));
+    }
+    if all.len() > 1 && !vpx_modes.is_empty() {
+        println!("\nSummary over {} clips:\n", all.len());
+        println!("| clip | excam | vs | BD-rate PSNR | BD-rate SSIM | time ratio |");
+        println!("|---|---|---|---|---|---|");
+        for (name, ps) in &all {
+            for p in ps {
+                println!(
+                    "| {name} | {} | {} | {} | {} | {:.2}x |",
+                    p.excam,
+                    p.vpx,
+                    fmt_bd(p.psnr),
+                    fmt_bd(p.ssim),
+                    p.time_ratio
+                );
+            }
+        }
+        let n_pairs = all[0].1.len();
+        for i in 0..n_pairs {
+            let col = |f: &dyn Fn(&Pairing) -> Option<f64>| {
+                let v: Vec<f64> = all.iter().filter_map(|(_, ps)| f(&ps[i])).collect();
+                (v.iter().sum::<f64>() / v.len().max(1) as f64, v.len())
+            };
+            let (mp, np) = col(&|p| p.psnr);
+            let (ms, ns) = col(&|p| p.ssim);
+            let (mt, _) = col(&|p| Some(p.time_ratio.ln()));
+            println!(
+                "| **mean** | {} | {} | {mp:+.2}% ({np} clips) | {ms:+.2}% ({ns} clips) | {:.2}x |",
+                all[0].1[i].excam,
+                all[0].1[i].vpx,
+                mt.exp()
+            );
+        }
+    }
     Ok(())
 }

@@ -90,7 +90,8 @@ fn choose_probabilities(syntax: &mut FrameSyntax) {
     let base = hdr.probs.clone();
     hdr.probs.coeff = optimize_coeff_probs(&base, &counts);
     if !hdr.tag.key_frame {
-        let mode_counts = count_modes(mbs, syntax.mb_cols, syntax.mb_rows, [false; 4]);
+        let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
+        let mode_counts = count_modes(mbs, syntax.mb_cols, syntax.mb_rows, sign_bias);
         optimize_mode_probs(&mut hdr.probs, &mode_counts);
     }
     let n = mbs.len() as u32;

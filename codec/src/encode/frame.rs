@@ -38,8 +38,14 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Frame, params: &Encode
     let key = params.key_frame || state.is_empty() || state.dimensions() != (w, h);
     let quant = libvpx_quant_indices(params.q_index);
     let inputs = FrameInputs::new(state, frame, key, &quant, None, 0, params.lambda_scale);
-    let refs = search_refs(state, key, params.speed);
-    let analysis = inputs.analysis(state, params.speed, &refs);
+    let sign_bias = [
+        false,
+        false,
+        !key && params.sign_bias_golden,
+        !key && params.sign_bias_altref,
+    ];
+    let refs = search_refs(state, key, params.speed, sign_bias[3]);
+    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
     let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, modes, mb_x, mb_y| {
         analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
     });
@@ -111,8 +117,8 @@ fn search_header(
         } else {
             params.copy_to_altref
         },
-        sign_bias_golden: false,
-        sign_bias_altref: false,
+        sign_bias_golden: !key && params.sign_bias_golden,
+        sign_bias_altref: !key && params.sign_bias_altref,
         refresh_entropy: params.refresh_entropy,
         refresh_last: key || params.refresh_last,
         // Set by `finish` from the coded frame.

@@ -27,6 +27,7 @@ pub mod sad;
 pub mod split;
 pub mod subpel;
 mod syntax;
+pub mod temporal_filter;
 pub mod tokenize;
 pub mod trellis;
 
@@ -65,6 +66,13 @@ pub struct EncodeParams {
     pub copy_to_altref: u8,
     /// Whether a decoder displays the frame.
     pub show_frame: bool,
+    /// Inter frames: the golden reference lies in the future of this
+    /// frame (`sign_bias_golden`), so motion vectors of neighbours that
+    /// use it are negated when predicting vectors into past references.
+    pub sign_bias_golden: bool,
+    /// Inter frames: the same for the alt-ref reference; libvpx sets it
+    /// while a hidden alt-ref frame built from a future frame is in use.
+    pub sign_bias_altref: bool,
     /// Search effort: 0 slowest and best, 8 fastest.
     pub speed: u8,
     /// Loop filter level, or `None` to search for the best one.
@@ -125,6 +133,8 @@ impl Default for EncodeParams {
             copy_to_golden: 0,
             copy_to_altref: 0,
             show_frame: true,
+            sign_bias_golden: false,
+            sign_bias_altref: false,
             speed: 4,
             filter_level: None,
             sharpness: 0,

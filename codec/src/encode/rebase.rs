@@ -77,6 +77,8 @@ pub fn rebase(
     let params = EncodeParams {
         q_index: h.quant.q_index,
         show_frame: h.tag.show_frame,
+        sign_bias_golden: h.sign_bias_golden,
+        sign_bias_altref: h.sign_bias_altref,
         filter_level: Some(h.filter_level),
         sharpness: h.sharpness,
         partitions: h.partitions,
@@ -109,8 +111,10 @@ pub(crate) fn decide_forced(
         orig.tag.version,
         lambda_scale,
     );
-    let refs = search_refs(state, false, EncodeParams::default().speed);
-    let analysis = inputs.analysis(state, EncodeParams::default().speed, &refs);
+    let sign_bias = [false, false, orig.sign_bias_golden, orig.sign_bias_altref];
+    let speed = EncodeParams::default().speed;
+    let refs = search_refs(state, false, speed, orig.sign_bias_altref);
+    let analysis = inputs.analysis(state, speed, &refs, sign_bias);
     let mb_cols = inputs.mb_cols;
     let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, _, mb_x, mb_y| {
         let info = &orig_modes[mb_y * mb_cols + mb_x];

@@ -144,6 +144,7 @@ impl FrameInputs {
         state: &'a DecoderState,
         speed: u8,
         search_refs: &'a [u8],
+        sign_bias: [bool; 4],
     ) -> FrameAnalysis<'a> {
         FrameAnalysis {
             src: &self.src,
@@ -156,7 +157,7 @@ impl FrameInputs {
             filter: self.filter,
             mb_cols: self.mb_cols,
             mb_rows: self.mb_rows,
-            sign_bias: [false; 4],
+            sign_bias,
             prob_skip: 128,
             prob_intra: 40,
             prob_last: 200,
@@ -198,14 +199,21 @@ impl FrameInputs {
 
 /// The references worth searching at `speed`: last always, golden and
 /// altref only at slower speeds and only where they differ from the
-/// references before them.
-pub(crate) fn search_refs(state: &DecoderState, key: bool, speed: u8) -> Vec<u8> {
+/// references before them. A hidden alt-ref built from future frames
+/// (`altref_sign_bias` set) is worth searching wherever golden is.
+pub(crate) fn search_refs(
+    state: &DecoderState,
+    key: bool,
+    speed: u8,
+    altref_sign_bias: bool,
+) -> Vec<u8> {
+    let altref_speed = if altref_sign_bias { 4 } else { 2 };
     let mut out = vec![LAST_FRAME];
     if let Some(r) = state.refs.as_ref().filter(|_| !key) {
         if speed <= 4 && !std::sync::Arc::ptr_eq(&r.golden, &r.last) && r.golden != r.last {
             out.push(GOLDEN_FRAME);
         }
-        if speed <= 2
+        if speed <= altref_speed
             && !std::sync::Arc::ptr_eq(&r.altref, &r.last)
             && !std::sync::Arc::ptr_eq(&r.altref, &r.golden)
             && r.altref != r.golden

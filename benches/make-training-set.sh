@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Makes a training set of 8-bit 4:2:0 Y4M clips for tuning excam's
+# compression against vpxenc at its best (benches/rd-harness.sh --anchor
+# best): crops, scalings and segments of ../shared/clips/box.mp4 and
+# carphone.mp4, a static-camera-like composite, and ffmpeg's synthetic
+# sources. Most clips are small (<= 352x288, 60-96 frames) so a full
+# BD-rate sweep finishes in minutes on a shared machine; two are 640x480.
+#
+# Usage: benches/make-training-set.sh [OUT_DIR]   (default: target/training)
+#   Prints the clip paths, one per line. Existing clips are kept.
+# Needs ffmpeg. Environment: SHARED=DIR  (default: <repo>/../shared)
+#
+# The set (name: what it stands for):
+#   box_cif_96f        hand-held camera, scaled to 352x288
+#   boxlate_cif_96f    the same clip 200 frames later (other content)
+#   boxcrop_320x240    a 320x240 crop of box at full resolution (detail)
+#   box_vga_60f        box at 640x480, 60 frames (the larger size)
+#   carphone_qcif      the classic 176x144 test sequence, 120 frames
+#   carphone_cif       carphone scaled to 352x288 (smooth upscaled detail)
+#   static_cif         static camera: a still box frame with carphone moving
+#                      across it (people walking past a fixed camera)
+#   testsrc2_cif       ffmpeg testsrc2: moving synthetic graphics
+#   mandelbrot_cif     slow zoom, fine detail
+#   life_cif           Conway's life: sparse, many small changes
+#   cellauto_cif       a 1-D automaton scrolling: near-static texture
+#   smpte_cif          SMPTE bars panning slowly with noise (static-like)
+#   testsrc2_vga_60f   testsrc2 at 640x480
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED:-$repo/../shared}
+out=${1:-${CARGO_TARGET_DIR:-$repo/target}/training}
+die() { echo "make-training-set.sh: $*" >&2; exit 1; }
+command -v ffmpeg >/dev/null || die "ffmpeg not found (apt-get install ffmpeg)"
+box=$SHARED/clips/box.mp4
+car=$SHARED/clips/carphone.mp4
+[ -f "$box" ] && [ -f "$car" ] || die "$SHARED/clips/{box,carphone}.mp4 not found (set SHARED=DIR)"
+mkdir -p "$out"
+
+# make NAME ffmpeg-args...: writes $out/NAME.y4m unless it exists.
+make() {
+    local name=$1
+    shift
+    local dst=$out/$name.y4m
+    if [ ! -s "$dst" ]; then
+        ffmpeg -v error -y "$@" -pix_fmt yuv420p -fps_mode passthrough "$dst.tmp.y4m" \
+            || die "ffmpeg failed making $name"
+        mv "$dst.tmp.y4m" "$dst"
+    fi
+    echo "$dst"
+}
+
+make box_cif_96f -i "$box" -vf scale=352:288:flags=area -frames:v 96
+make boxlate_cif_96f -i "$box" -vf "select=gte(n\,200),setpts=N/FRAME_RATE/TB,scale=352:288:flags=area" -frames:v 96
+make boxcrop_320x240 -i "$box" -vf "crop=320:240:160:120" -frames:v 96
+make box_vga_60f -i "$box" -frames:v 60
+make carphone_qcif -i "$car" -frames:v 120
+make carphone_cif -i "$car" -vf scale=352:288:flags=bicubic -frames:v 120
+# A still frame of box as the fixed background, carphone walking across it.
+make static_cif -i "$box" -i "$car" -filter_complex \
+    "[0:v]select=eq(n\,30),scale=352:288:flags=area,loop=loop=95:size=1:start=0,setpts=N/(30000/1001)/TB[bg];[1:v]scale=120:98[fg];[bg][fg]overlay=x='20+t*60':y=150:shortest=1" \
+    -frames:v 96 -r 30000/1001
+make testsrc2_cif -f lavfi -i testsrc2=size=352x288:rate=30 -frames:v 96
+make mandelbrot_cif -f lavfi -i mandelbrot=size=352x288:rate=30 -frames:v 96
+make life_cif -f lavfi -i "life=size=352x288:rate=30:mold=10:ratio=0.1:death_color=#202020:life_color=#e0c080,boxblur=1" -frames:v 96
+make cellauto_cif -f lavfi -i "cellauto=size=352x288:rate=30:rule=110" -frames:v 96
+make smpte_cif -f lavfi -i "smptebars=size=400x300:rate=30" \
+    -vf "crop=352:288:'t*8':'t*4',noise=alls=4:allf=t" -frames:v 96
+make testsrc2_vga_60f -f lavfi -i testsrc2=size=640x480:rate=30 -frames:v 60

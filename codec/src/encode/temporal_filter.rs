@@ -1,0 +1,306 @@
+//! The motion-compensated temporal filter that builds hidden alt-ref
+//! frames (libvpx's ARNR, `vp8/encoder/temporal_filter.c`).
+//!
+//! An alt-ref frame is coded from a denoised version of a future frame:
+//! every 16x16 block of the centre frame is matched in the frames around
+//! it, and each pixel becomes a weighted mean of its matches, a match
+//! counting less the more it differs (so edges and occlusions keep the
+//! centre frame's pixels). Averaging removes the noise that no later
+//! frame can predict, which makes the alt-ref a better reference for the
+//! whole group than any one source frame.
+
+use crate::image::{Frame, Plane};
+
+/// Block-match error (sum of squared deviations from the mean difference
+/// over a 16x16 block) below which a match gets full weight: libvpx's
+/// `THRESH_LOW`.
+const THRESH_LOW: u64 = 10_000;
+/// ... and below which it still gets half weight (`THRESH_HIGH`); above
+/// it, the block of that frame is left out.
+const THRESH_HIGH: u64 = 20_000;
+/// Search range of the full-pel block match, in pixels each way.
+const SEARCH_RANGE: i32 = 24;
+
+/// Filter settings (vpxenc's `--arnr-maxframes`, `--arnr-strength`;
+/// `--arnr-type` is always 3, centred).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArnrParams {
+    /// Frames averaged, the centre one included: 1..=15.
+    pub max_frames: u8,
+    /// Filter strength 0..=6: a pixel difference `d` weighs
+    /// `16 - min(16, 3 d^2 >> strength)`, so larger values average more.
+    pub strength: u8,
+}
+
+/// The denoised `frames[center]`, averaged with up to
+/// `params.max_frames - 1` frames around it (as many before as after, as
+/// far as `frames` reaches). All frames must have the centre's size.
+///
+/// # Panics
+///
+/// If `center` is out of range or a frame's size differs; the encoder
+/// checks sizes when frames are queued.
+pub fn filter(frames: &[Frame], center: usize, params: &ArnrParams) -> Frame {
+    let c = &frames[center];
+    let half = (params.max_frames.max(1) as usize - 1) / 2;
+    let back = half.min(center);
+    let fwd = half.min(frames.len() - 1 - center);
+    if back + fwd == 0 {
+        return c.clone();
+    }
+    let others: Vec<&Frame> = (center - back..=center + fwd)
+        .filter(|&i| i != center)
+        .map(|i| &frames[i])
+        .collect();
+    let (w, h) = (c.width, c.height);
+    let mut acc: [Vec<u32>; 3] = core::array::from_fn(|p| vec![0; c.planes[p].data.len()]);
+    let mut cnt: [Vec<u16>; 3] = core::array::from_fn(|p| vec![0; c.planes[p].data.len()]);
+    let strength = params.strength.min(6) as u32;
+    let mb_cols = w.div_ceil(16);
+    let mb_rows = h.div_ceil(16);
+    for mb_y in 0..mb_rows {
+        let mut left_mv = (0, 0);
+        for mb_x in 0..mb_cols {
+            let (x0, y0) = ((mb_x * 16) as i32, (mb_y * 16) as i32);
+            // The centre frame against itself: full weight.
+            accumulate_block(c, c, (x0, y0), (0, 0), 2, strength, &mut acc, &mut cnt);
+            for o in &others {
+                let (mv, err) = best_match(&c.planes[0], &o.planes[0], x0, y0, left_mv);
+                left_mv = mv;
+                let weight = if err < THRESH_LOW {
+                    2
+                } else if err < THRESH_HIGH {
+                    1
+                } else {
+                    0
+                };
+                if weight > 0 {
+                    accumulate_block(c, o, (x0, y0), mv, weight, strength, &mut acc, &mut cnt);
+                }
+            }
+        }
+    }
+    let mut out = c.clone();
+    for p in 0..3 {
+        for ((px, &a), &n) in out.planes[p].data.iter_mut().zip(&acc[p]).zip(&cnt[p]) {
+            // Every picture pixel has at least the centre's own weight
+            // (32); row padding has none and keeps its bytes.
+            let n = n as u32;
+            if let Some(v) = (a + n / 2).checked_div(n) {
+                *px = v.min(255) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Reads `plane` at (x, y), clamped to its edges (the picture extended by
+/// replicating its borders, as references are).
+#[inline]
+fn at(plane: &Plane, x: i32, y: i32) -> u8 {
+    let x = x.clamp(0, plane.width as i32 - 1) as usize;
+    let y = y.clamp(0, plane.height as i32 - 1) as usize;
+    plane.data[y * plane.stride + x]
+}
+
+/// Sum of absolute differences of the 16x16 block at (x0, y0) in `a`
+/// and at (x0 + mv) in `b`, giving up once past `limit`.
+fn sad16(a: &Plane, b: &Plane, x0: i32, y0: i32, mv: (i32, i32), limit: u32) -> u32 {
+    let inside = |p: &Plane, x: i32, y: i32| {
+        x >= 0 && y >= 0 && x + 16 <= p.width as i32 && y + 16 <= p.height as i32
+    };
+    let (bx, by) = (x0 + mv.0, y0 + mv.1);
+    let mut sad = 0u32;
+    if inside(a, x0, y0) && inside(b, bx, by) {
+        for r in 0..16 {
+            let ra = &a.data[(y0 + r) as usize * a.stride + x0 as usize..][..16];
+            let rb = &b.data[(by + r) as usize * b.stride + bx as usize..][..16];
+            sad += ra
+                .iter()
+                .zip(rb)
+                .map(|(&p, &q)| p.abs_diff(q) as u32)
+                .sum::<u32>();
+            if sad > limit {
+                return sad;
+            }
+        }
+    } else {
+        for r in 0..16 {
+            for col in 0..16 {
+                let p = at(a, x0 + col, y0 + r);
+                let q = at(b, bx + col, by + r);
+                sad += p.abs_diff(q) as u32;
+            }
+            if sad > limit {
+                return sad;
+            }
+        }
+    }
+    sad
+}
+
+/// The full-pel motion vector of the block at (x0, y0) of `a` in `b`
+/// (a logarithmic search from the better of zero and the left block's
+/// vector) with its error: the sum of squared deviations of the
+/// difference from its mean, libvpx's block variance.
+fn best_match(a: &Plane, b: &Plane, x0: i32, y0: i32, hint: (i32, i32)) -> ((i32, i32), u64) {
+    let mut best = (0, 0);
+    let mut best_sad = sad16(a, b, x0, y0, best, u32::MAX);
+    if hint != (0, 0) {
+        let s = sad16(a, b, x0, y0, hint, best_sad);
+        if s < best_sad {
+            best = hint;
+            best_sad = s;
+        }
+    }
+    let mut step = 8;
+    while step >= 1 {
+        let mut moved = true;
+        while moved {
+            moved = false;
+            let centre = best;
+            for (dx, dy) in [(step, 0), (-step, 0), (0, step), (0, -step)] {
+                let mv = (centre.0 + dx, centre.1 + dy);
+                if mv.0.abs() > SEARCH_RANGE || mv.1.abs() > SEARCH_RANGE {
+                    continue;
+                }
+                let s = sad16(a, b, x0, y0, mv, best_sad);
+                if s < best_sad {
+                    best = mv;
+                    best_sad = s;
+                    moved = true;
+                }
+            }
+        }
+        step /= 2;
+    }
+    let (mut sum, mut sse) = (0i64, 0u64);
+    for r in 0..16 {
+        for col in 0..16 {
+            let d =
+                at(a, x0 + col, y0 + r) as i64 - at(b, x0 + best.0 + col, y0 + best.1 + r) as i64;
+            sum += d;
+            sse += (d * d) as u64;
+        }
+    }
+    (best, sse - (sum * sum / 256) as u64)
+}
+
+/// Adds the block of `other` at `mv` from macroblock (x0, y0) to the
+/// accumulators of all three planes with `weight` (0..=2) per pixel
+/// times the closeness of each pixel to the centre's.
+#[allow(clippy::too_many_arguments)]
+fn accumulate_block(
+    centre: &Frame,
+    other: &Frame,
+    (x0, y0): (i32, i32),
+    mv: (i32, i32),
+    weight: u32,
+    strength: u32,
+    acc: &mut [Vec<u32>; 3],
+    cnt: &mut [Vec<u16>; 3],
+) {
+    let rounding = if strength > 0 { 1 << (strength - 1) } else { 0 };
+    for p in 0..3 {
+        let (size, bx, by, mv) = if p == 0 {
+            (16, x0, y0, mv)
+        } else {
+            // Chroma at half resolution, the vector rounded to full pels.
+            (8, x0 / 2, y0 / 2, (mv.0 / 2, mv.1 / 2))
+        };
+        let cp = &centre.planes[p];
+        let op = &other.planes[p];
+        for r in 0..size {
+            let y = by + r;
+            if y >= cp.height as i32 {
+                break;
+            }
+            for col in 0..size {
+                let x = bx + col;
+                if x >= cp.width as i32 {
+                    break;
+                }
+                let s = cp.data[y as usize * cp.stride + x as usize] as i32;
+                let v = at(op, x + mv.0, y + mv.1) as u32;
+                let d = s.abs_diff(v as i32);
+                let m = ((3 * d * d + rounding) >> strength).min(16);
+                let m = (16 - m) * weight;
+                let i = y as usize * cp.stride + x as usize;
+                acc[p][i] += m * v;
+                cnt[p][i] += m as u16;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy(w: usize, h: usize, seed: u32, shift: usize) -> Frame {
+        let mut f = Frame::filled(w, h, [0, 128, 128]);
+        let mut s = seed;
+        for y in 0..h {
+            for x in 0..w {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let noise = ((s >> 16) % 9) as i32 - 4;
+                // A smooth gradient moving `shift` pixels right per frame.
+                let base = (((x + 64 - shift) * 3 + y * 2) % 200) as i32 + 20;
+                f.planes[0].data[y * f.planes[0].stride + x] = (base + noise) as u8;
+            }
+        }
+        f
+    }
+
+    fn mse(a: &Frame, b: &Frame) -> f64 {
+        let d: u64 = a.planes[0]
+            .data
+            .iter()
+            .zip(&b.planes[0].data)
+            .map(|(&p, &q)| (p as i64 - q as i64).pow(2) as u64)
+            .sum();
+        d as f64 / a.planes[0].data.len() as f64
+    }
+
+    #[test]
+    fn one_frame_or_zero_strength_window_is_the_centre() {
+        let frames = vec![noisy(40, 24, 1, 0)];
+        let p = ArnrParams {
+            max_frames: 7,
+            strength: 5,
+        };
+        assert_eq!(filter(&frames, 0, &p), frames[0]);
+        let frames: Vec<Frame> = (0..5).map(|i| noisy(40, 24, i, 0)).collect();
+        let p = ArnrParams {
+            max_frames: 1,
+            strength: 5,
+        };
+        assert_eq!(filter(&frames, 2, &p), frames[2]);
+    }
+
+    /// Averaging moving, noisy frames brings the centre closer to the
+    /// clean picture: the motion search must follow the shift.
+    #[test]
+    fn filtering_removes_noise_of_a_moving_picture() {
+        let (w, h) = (64, 48);
+        let frames: Vec<Frame> = (0..7).map(|i| noisy(w, h, 7 + i as u32, i * 2)).collect();
+        let clean = {
+            let mut f = noisy(w, h, 0, 6);
+            for y in 0..h {
+                for x in 0..w {
+                    f.planes[0].data[y * f.planes[0].stride + x] =
+                        ((((x + 64 - 6) * 3 + y * 2) % 200) + 20) as u8;
+                }
+            }
+            f
+        };
+        let p = ArnrParams {
+            max_frames: 7,
+            strength: 5,
+        };
+        let out = filter(&frames, 3, &p);
+        let before = mse(&frames[3], &clean);
+        let after = mse(&out, &clean);
+        assert!(after < before * 0.6, "mse {before:.2} -> {after:.2}");
+    }
+}
