@@ -76,7 +76,7 @@ pub struct DecodeArgs {
     /// The YCbCr range for --frames: `limited` (studio swing, BT.601) or
     /// `full`. Default: what the WebM file's Colour element says, else
     /// limited.
-    #[arg(long, value_enum, requires = "frames")]
+    #[arg(long, value_enum)]
     pub range: Option<Range>,
 }
 
@@ -103,6 +103,9 @@ impl Format {
 
 /// Runs `excam decode`.
 pub fn run(args: &DecodeArgs) -> Result<()> {
+    if args.range.is_some() && args.frames.is_none() {
+        bail!("--range applies to --frames only (the YUV outputs keep the samples as coded)");
+    }
     let reader = VideoReader::open(&args.input)?;
     if args.md5 {
         let stem = args

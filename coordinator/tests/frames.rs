@@ -194,5 +194,6 @@ fn bad_patterns_are_refused_clearly() {
         "--range".as_ref(),
         "full".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--range applies to --frames only"));
 }
