@@ -20,9 +20,8 @@ fn have_tool(tool: &str) -> bool {
     false
 }
 
-/// The staticlib of the profile this test was built in (`cargo test
-/// --release` builds it with the test), built only if missing. The test
-/// binary lives in <target>/<profile>/deps.
+/// The staticlib of the profile this test was built in. The test binary
+/// lives in <target>/<profile>/deps.
 fn staticlib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
@@ -33,7 +32,10 @@ fn staticlib() -> PathBuf {
         .into_owned();
     let target = profile_dir.parent().unwrap().to_path_buf();
     let lib = profile_dir.join("libexcam.a");
-    if !lib.exists() {
+    // Always asked for (a no-op when fresh): `cargo test` builds the
+    // library's C crate types in deps/ but puts no copy here, so one left
+    // by an older build could be stale.
+    {
         let st = Command::new(env!("CARGO"))
             .args([
                 "build",
