@@ -20,25 +20,37 @@ fn have_tool(tool: &str) -> bool {
     false
 }
 
-/// Builds the staticlib (dev profile) in this test's target directory and
-/// returns its path. The test binary lives in <target>/<profile>/deps.
+/// The staticlib of the profile this test was built in. The test binary
+/// lives in <target>/<profile>/deps.
 fn staticlib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let target = exe
-        .parent()
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let profile = profile_dir
+        .file_name()
         .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "--offline", "-p", "excam-capi", "--lib"])
-        .env("CARGO_TARGET_DIR", &target)
-        .status()
-        .unwrap();
-    assert!(st.success(), "building libexcam.a failed");
-    let lib = target.join("debug").join("libexcam.a");
+        .to_string_lossy()
+        .into_owned();
+    let target = profile_dir.parent().unwrap().to_path_buf();
+    let lib = profile_dir.join("libexcam.a");
+    // Always asked for (a no-op when fresh): `cargo test` builds the
+    // library's C crate types in deps/ but puts no copy here, so one left
+    // by an older build could be stale.
+    {
+        let st = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--offline",
+                "--profile",
+                cargo_profile(&profile),
+                "-p",
+                "excam-capi",
+                "--lib",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .unwrap();
+        assert!(st.success(), "building libexcam.a failed");
+    }
     assert!(lib.exists(), "{} missing", lib.display());
     lib
 }
@@ -173,4 +185,13 @@ fn header_is_cbindgen_fresh() {
         String::from_utf8_lossy(&made) == committed,
         "include/excam.h is stale: run cbindgen --config cbindgen.toml --crate excam-capi --output include/excam.h"
     );
+}
+
+/// The `--profile` name of a profile directory (`debug` is `dev`).
+fn cargo_profile(dir: &str) -> &str {
+    if dir == "debug" {
+        "dev"
+    } else {
+        dir
+    }
 }

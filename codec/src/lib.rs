@@ -5,6 +5,118 @@
 //! the picture to show, leaving its input untouched. Nothing here does I/O
 //! on files or sockets; the [`container`] module only parses and writes
 //! bytes handed to it.
+//!
+//! ```text
+//! decode(state, frame)                     -> (state', picture)
+//! encode(state, picture, params)           -> frame + state'
+//! rebase(original, target, picture, frame) -> frame' + state''
+//! ```
+//!
+//! # Decoding
+//!
+//! A state is a value: decoding the same frame twice from one state gives
+//! the same result, and the old state stays usable.
+//!
+//! ```
+//! use excam_codec::container::ivf::IvfReader;
+//! use excam_codec::{decode, DecoderState};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../test-vectors/excam-altref-2pass.ivf"))?;
+//! let mut state = DecoderState::default();
+//! let mut shown = 0;
+//! for frame in IvfReader::new(&bytes[..])? {
+//!     let (next, picture) = decode(&state, &frame?.data)?;
+//!     shown += picture.is_some() as usize; // hidden frames show nothing
+//!     state = next;
+//! }
+//! assert!(shown > 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Decoder`] wraps the same function for callers that want a mutable
+//! decoder object.
+//!
+//! # Encoding
+//!
+//! [`encode`] codes one picture against a state: a key frame from the
+//! empty state (or when asked), otherwise an inter frame predicted from the
+//! state's references. The result carries the state a decoder will have
+//! after it, so encoder and decoder never drift.
+//!
+//! ```
+//! use excam_codec::{decode, encode, DecoderState, EncodeParams, Frame};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let picture = Frame::filled(64, 48, [90, 120, 140]);
+//! let key = encode(&DecoderState::default(), &picture, &EncodeParams::default())?;
+//! assert!(key.key_frame);
+//! let inter = encode(&key.state, &picture, &EncodeParams::default())?;
+//! assert!(!inter.key_frame);
+//! // A decoder that decodes both frames ends in the encoder's state.
+//! let (s1, _) = decode(&DecoderState::default(), &key.data)?;
+//! let (s2, _) = decode(&s1, &inter.data)?;
+//! assert_eq!(s2, inter.state);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`encode::encoder::Encoder`] is the streaming encoder (send frames,
+//! receive packets) with key-frame placement and rate control.
+//!
+//! # Rebasing
+//!
+//! [`rebase`] re-encodes a frame that was made against one state so that
+//! it decodes against another, keeping its modes and motion vectors and
+//! recomputing the residual: the step that lets ExCamera encode chunks in
+//! parallel and stitch them together afterwards.
+//!
+//! ```
+//! use excam_codec::{decode, encode, rebase, DecoderState, EncodeParams, Frame};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let a = Frame::filled(64, 48, [60, 128, 128]);
+//! let b = Frame::filled(64, 48, [70, 128, 128]);
+//! let params = EncodeParams::default();
+//! // Two chunks, each started from a key frame of its own.
+//! let a_key = encode(&DecoderState::default(), &a, &params)?;
+//! let b_key = encode(&DecoderState::default(), &b, &params)?;
+//! let b_next = encode(&b_key.state, &b, &params)?;
+//! // Rebase the second chunk's inter frame onto the first chunk's end.
+//! let moved = rebase(&b_key.state, &a_key.state, &b, &b_next.data)?;
+//! let (after, _) = decode(&a_key.state, &moved.data)?;
+//! assert_eq!(after, moved.state);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Moving states: the wire format
+//!
+//! [`wire`] turns a state into versioned, checksummed (CRC-32), optionally
+//! LZ4-compressed bytes and back, and gives its SHA-256 digest, which
+//! names a state in job records; decoding checks everything and never
+//! trusts a length it has not bounded.
+//!
+//! ```
+//! use excam_codec::wire::{decode_state, encode_state, state_digest, Compression};
+//! use excam_codec::{encode, DecoderState, EncodeParams, Frame};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = encode(&DecoderState::default(), &Frame::filled(32, 32, [16, 128, 128]), &EncodeParams::default())?;
+//! let bytes = encode_state(&key.state, Compression::Lz4);
+//! let back = decode_state(&bytes)?;
+//! assert_eq!(back, key.state);
+//! assert_eq!(state_digest(&back), state_digest(&key.state));
+//! let mut bad = bytes.clone();
+//! *bad.last_mut().unwrap() ^= 1;
+//! assert!(decode_state(&bad).is_err());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The ExCamera pipeline that combines these (chunks encoded in parallel,
+//! then rebased in a chain) is `excam_coordinator::pipeline`.
 
 // Codec loops index several parallel arrays by block or macroblock number;
 // iterator chains would hide the geometry.

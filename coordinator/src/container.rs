@@ -56,6 +56,10 @@ pub struct VideoReader {
     /// Frames per second as (numerator, denominator), what a Y4M header
     /// of the decoded frames should say.
     pub fps: (usize, usize),
+    /// Whether the container says the samples are full range (`Some(true)`,
+    /// WebM `Colour/Range` 2) or studio range (`Some(false)`, Range 1);
+    /// `None` when it says nothing (IVF never does).
+    pub full_range: Option<bool>,
     frames: Frames,
 }
 
@@ -97,6 +101,7 @@ impl VideoReader {
             return Ok(VideoReader {
                 container: Container::Ivf,
                 fps,
+                full_range: None,
                 frames: Frames::Ivf(ivf),
             });
         }
@@ -164,6 +169,15 @@ fn open_webm(reader: BufReader<File>) -> Result<VideoReader> {
         );
     }
     let number = track.track_number().get();
+    let full_range = match track
+        .video()
+        .and_then(|v| v.colour())
+        .and_then(|c| c.range())
+    {
+        Some(matroska_demuxer::Range::Full) => Some(true),
+        Some(matroska_demuxer::Range::Broadcast) => Some(false),
+        _ => None,
+    };
     let default_duration = track.default_duration().map(|d| d.get());
     let scale = file.info().timestamp_scale().get();
     // The frame rate: the track's default duration if it has one, else
@@ -204,6 +218,7 @@ fn open_webm(reader: BufReader<File>) -> Result<VideoReader> {
     Ok(VideoReader {
         container: Container::Webm,
         fps,
+        full_range,
         frames: Frames::Webm {
             file: Box::new(file),
             track: number,

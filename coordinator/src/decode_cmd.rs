@@ -3,11 +3,12 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use excam_codec::container::y4m::{Y4mError, Y4mWriter};
 use excam_codec::{Decoder, Picture};
 use excam_coordinator::container::VideoReader;
+use excam_coordinator::images::{FrameSink, Pattern, Range};
 use excam_coordinator::output::{is_null_device, is_special_file, AtomicFile};
 use md5::{Digest, Md5};
 
@@ -26,6 +27,10 @@ pub const LONG_ABOUT: &str = "Decode a VP8 stream in an IVF or WebM file \
         With --null (alias --noblit, as vpxdec), decodes every frame and \
         writes nothing: a conformance or speed check whose exit status says \
         whether the whole stream decoded.\n\n\
+        With --frames DIR/%04d.png (or .jpg), writes every shown frame as \
+        an RGB image numbered from 1, converted with BT.601's matrix (the \
+        colour space VP8 defines) in studio range unless the WebM file says \
+        full range or --range overrides it.\n\n\
         With --md5, prints one line per shown frame in the format of the \
         official test vectors' .ivf.md5 files, \
         `<md5>  <stem>-<W>x<H>-<NNNN>.i420`, where NNNN is the 1-based \
@@ -46,7 +51,7 @@ pub struct DecodeArgs {
         short,
         long,
         value_name = "OUT",
-        required_unless_present_any = ["md5", "null"]
+        required_unless_present_any = ["md5", "null", "frames"]
     )]
     pub output: Option<PathBuf>,
 
@@ -68,6 +73,17 @@ pub struct DecodeArgs {
     /// any count.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+
+    /// Write every shown frame as a PNG or JPEG image (by the extension),
+    /// named by a pattern with one `%d`/`%04d` field, numbered from 1.
+    #[arg(long, value_name = "PATTERN", conflicts_with_all = ["output", "format", "md5", "null"])]
+    pub frames: Option<PathBuf>,
+
+    /// The YCbCr range for --frames: `limited` (studio swing, BT.601) or
+    /// `full`. Default: what the WebM file's Colour element says, else
+    /// limited.
+    #[arg(long, value_enum)]
+    pub range: Option<Range>,
 }
 
 /// Picture formats `excam decode` writes.
@@ -93,6 +109,9 @@ impl Format {
 
 /// Runs `excam decode`.
 pub fn run(args: &DecodeArgs) -> Result<()> {
+    if args.range.is_some() && args.frames.is_none() {
+        bail!("--range applies to --frames only (the YUV outputs keep the samples as coded)");
+    }
     let reader = VideoReader::open(&args.input)?;
     if args.md5 {
         let stem = args
@@ -102,6 +121,13 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
             .unwrap_or_default();
         let stdout = io::stdout().lock();
         return print_md5s(reader, &stem, BufWriter::new(stdout), args);
+    }
+    if let Some(pattern) = &args.frames {
+        let range = args.range.unwrap_or(match reader.full_range {
+            Some(true) => Range::Full,
+            _ => Range::Limited,
+        });
+        return write_images(reader, &args.input, Pattern::parse(pattern)?, range);
     }
     let out = match args.output.as_deref() {
         Some(out) if !is_null_device(out) => out,
@@ -164,6 +190,32 @@ fn for_each_shown(
             shown(index as u64, &p)?;
         }
     }
+    Ok(())
+}
+
+/// Writes every shown frame as an image; refuses a stream whose key frame
+/// uses the colour space RFC 6386 reserves, which has no RGB meaning.
+fn write_images(reader: VideoReader, input: &Path, pattern: Pattern, range: Range) -> Result<()> {
+    let mut sink = FrameSink::new(pattern, range)?;
+    let mut decoder = Decoder::new();
+    for (index, frame) in reader.enumerate() {
+        let frame =
+            frame.with_context(|| format!("{}: cannot read frame {index}", input.display()))?;
+        let (picture, info) = decoder
+            .decode(&frame.data)
+            .with_context(|| format!("{}: cannot decode", input.display()))?;
+        if info.header.tag.key_frame && info.header.color_space {
+            bail!(
+                "{}: frame {index} says color_space 1, which RFC 6386 (9.2) reserves; \
+                 only color_space 0 (BT.601 YUV) converts to RGB",
+                input.display()
+            );
+        }
+        if let Some(p) = picture {
+            sink.push(p)?;
+        }
+    }
+    sink.finish()?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! half-written file at the output path.
 
 use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Read, Seek};
+use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,10 @@ use excam_codec::encode::encoder::{
 use excam_codec::encode::quantize::qindex_to_quantizer;
 use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::container::{Container, FrameTime, VideoWriter};
 use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats};
+use crate::runtime::progress::{FrameProgress, PhaseProgress, ProgressMode};
 
 /// Quantizer used when neither `--quantizer` nor `--bitrate` is given.
 pub const DEFAULT_QUANTIZER: u8 = 32;
@@ -158,6 +158,11 @@ pub struct EncodeArgs {
     /// No progress line and no summary.
     #[arg(long, help_heading = IO)]
     pub quiet: bool,
+    /// How progress is shown on stderr: a live bar on a terminal and
+    /// plain lines otherwise (auto), or always plain lines, or one JSON
+    /// object per line for tools, or nothing.
+    #[arg(long, value_enum, value_name = "HOW", help_heading = IO, default_value = "auto")]
+    pub progress: ProgressMode,
     /// Print vpxenc's PSNR summary line at the end, even with --quiet:
     /// `Stream 0 PSNR (Overall/Avg/Y/U/V)` then the overall PSNR and the
     /// means of the per-frame all-plane, Y, U and V PSNRs (local backend).
@@ -278,6 +283,7 @@ impl Summary {
 /// found and what is supported), encoder errors, or output I/O failures;
 /// in every case no file is left at the output path.
 pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
+    args.progress.set_global();
     if args.dry_run || args.max_cost.is_some() {
         let plan = predict(&args)?;
         if args.dry_run {
@@ -296,6 +302,12 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         if let Some(max) = args.max_cost {
             crate::plan::check_max_cost(&plan, max).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
+    }
+    if args.dist.backend == crate::runtime::cli::BackendArg::Lambda && !cfg!(feature = "cloud") {
+        bail!(
+            "--backend lambda needs the AWS SDK, and this excam was built without the \
+             `cloud` feature (build it with default features)"
+        );
     }
     if args.dist.backend != crate::runtime::cli::BackendArg::Local {
         return crate::runtime::cli::run_distributed(&args);
@@ -499,13 +511,13 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         (Some(e), Some(l)) => Some(e.min(l)),
         (e, l) => e.or(l),
     };
-    let progress = progress_bar(args.quiet, total);
+    let mut progress = FrameProgress::new(args.quiet, total);
 
     let mut psnr = PsnrStats::new();
     let (mut frames, mut key_frames, mut bytes) = (0u64, 0u64, 0u64);
     let seconds_per_frame = fps.1 as f64 / fps.0 as f64;
     if let Some(workers) = args.workers {
-        progress.finish_and_clear();
+        progress.clear();
         let mut source = Vec::new();
         while (source.len() as u64) < args.limit.unwrap_or(u64::MAX) {
             match reader
@@ -564,9 +576,9 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         last_pts: None,
     };
     // Writes every packet the encoder has ready, and the progress line.
-    let drain = |enc: &mut excam_codec::encode::encoder::Encoder,
-                 waiting: &mut std::collections::VecDeque<excam_codec::Frame>,
-                 out: &mut Drained|
+    let mut drain = |enc: &mut excam_codec::encode::encoder::Encoder,
+                     waiting: &mut std::collections::VecDeque<excam_codec::Frame>,
+                     out: &mut Drained|
      -> anyhow::Result<()> {
         loop {
             let p: Packet = match enc.receive_packet() {
@@ -581,14 +593,12 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
                     .context("encoder showed more frames than it was given")?;
                 out.psnr.add(&src, &rec.to_frame());
             }
-            let kbps =
-                out.bytes as f64 * 8.0 / (out.frames.max(1) as f64 * seconds_per_frame) / 1000.0;
-            progress.set_position(out.frames);
-            let fps_now = out.frames as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            progress.set_message(format!(
-                "{fps_now:.1} fps, {kbps:.1} kbit/s, q {}",
-                qindex_to_quantizer(p.q_index)
-            ));
+            progress.update(
+                out.frames,
+                out.bytes,
+                seconds_per_frame,
+                qindex_to_quantizer(p.q_index),
+            );
         }
     };
     while read < args.limit.unwrap_or(u64::MAX) {
@@ -613,7 +623,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         psnr,
         ..
     } = out;
-    progress.finish_and_clear();
+    progress.finish(frames, bytes, seconds_per_frame);
     if frames == 0 {
         return Err(no_frames(args));
     }
@@ -787,63 +797,22 @@ fn status_error(e: EncoderStatus) -> anyhow::Error {
     anyhow::Error::new(e).context("encoding failed")
 }
 
-/// A progress line on stderr when it is a terminal and not `--quiet`:
-/// frames done, fps, kbit/s so far and (when the length is known) ETA.
-fn progress_bar(quiet: bool, total: Option<u64>) -> ProgressBar {
-    if quiet || !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let (bar, template) = match total {
-        Some(n) => (
-            ProgressBar::new(n),
-            "{pos}/{len} frames, {msg} [{elapsed_precise}, ETA {eta}]",
-        ),
-        None => (
-            ProgressBar::no_length(),
-            "{pos} frames, {msg} [{elapsed_precise}]",
-        ),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-/// Runs the ExCamera pipeline with one progress bar per phase (chunks done
-/// of chunks total) when stderr is a terminal.
+/// Runs the ExCamera pipeline, reporting chunks done per phase.
 fn run_with_progress(
     frames: &[excam_codec::Frame],
     cfg: &PipelineConfig,
     quiet: bool,
 ) -> anyhow::Result<Vec<Chunk>> {
     let chunks = frames.len().div_ceil(cfg.chunk_frames) as u64;
-    let show = !quiet && io::stderr().is_terminal();
-    let multi = MultiProgress::with_draw_target(if show {
-        ProgressDrawTarget::stderr_with_hz(4)
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template(
-        "{prefix:>30} {bar:30} {pos}/{len} chunks [{elapsed_precise}]",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let bars: Vec<ProgressBar> = [Phase::Encode, Phase::EncodeGivenState, Phase::Rebase]
-        .iter()
-        .map(|p| {
-            let b = multi.add(ProgressBar::new(chunks));
-            b.set_style(style.clone());
-            b.set_prefix(p.to_string());
-            b
-        })
-        .collect();
+    let phases = [Phase::Encode, Phase::EncodeGivenState, Phase::Rebase];
+    let display = PhaseProgress::new(quiet, phases.map(|p| p.to_string()), chunks);
     let progress = |phase: Phase, done: usize, _total: usize| {
         let i = match phase {
             Phase::Encode => 0,
             Phase::EncodeGivenState => 1,
             Phase::Rebase => 2,
         };
-        bars[i].set_position(done as u64);
+        display.update(i, done as u64);
     };
     let mut stats = PipelineStats::default();
     let out = run_pipeline(
@@ -854,9 +823,7 @@ fn run_with_progress(
         None,
         &mut stats,
     );
-    for b in &bars {
-        b.finish_and_clear();
-    }
+    display.finish();
     let out = out?;
     if !quiet {
         eprintln!(

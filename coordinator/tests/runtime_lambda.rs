@@ -4,6 +4,9 @@
 //! processes in Lambda mode polling its runtime API. Skips when
 //! cargo-lambda is not installed.
 
+// Needs the AWS SDK, which only the default `cloud` feature brings.
+#![cfg(feature = "cloud")]
+
 mod runtime_support;
 
 use std::net::TcpListener as StdListener;

@@ -5,8 +5,8 @@
 //! - [`chunk`]: the three phases as pure functions;
 //! - [`task`]: what a coordinator sends ([`task::Task`]) and gets back
 //!   ([`task::TaskResult`]);
-//! - [`store`]: the durable store ([`store::LocalStore`], [`store::S3Store`],
-//!   [`store::open_store`]);
+//! - [`store`]: the durable store ([`store::LocalStore`], `store::S3Store`
+//!   with the default `cloud` feature, [`store::open_store`]);
 //! - [`input`]: the Y4M input, read chunk by chunk with ranged reads;
 //! - [`keys`]: the names of mailboxes and store keys, the frame-list format;
 //! - [`run`]: [`run::run_task`], one task from start to finish.
@@ -21,4 +21,6 @@ pub mod store;
 pub mod task;
 
 pub use run::{run_task, run_task_as, TaskError};
-pub use store::{open_store, LocalStore, S3Store, Store, StoreError};
+#[cfg(feature = "cloud")]
+pub use store::S3Store;
+pub use store::{open_store, LocalStore, Store, StoreError};

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use excam_worker::run::{local_worker_id, run_task_as, TaskError};
 use excam_worker::task::{Task, TaskResult};
+#[cfg(feature = "cloud")]
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 
 const HELP: &str = "\
@@ -39,10 +40,12 @@ STORE:
 Logs go to stderr; RUST_LOG sets the level (default: info).
 ";
 
+#[cfg(feature = "cloud")]
 /// A task error as a Lambda function error.
 #[derive(Debug)]
 struct LambdaTaskError(TaskError);
 
+#[cfg(feature = "cloud")]
 impl From<LambdaTaskError> for Diagnostic {
     fn from(e: LambdaTaskError) -> Diagnostic {
         Diagnostic {
@@ -101,6 +104,7 @@ fn local_mode() -> ExitCode {
     }
 }
 
+#[cfg(feature = "cloud")]
 async fn handle(event: LambdaEvent<Task>) -> Result<TaskResult, LambdaTaskError> {
     let worker = format!("lambda:{}", event.context.request_id);
     run_task_as(event.payload, worker)
@@ -108,6 +112,7 @@ async fn handle(event: LambdaEvent<Task>) -> Result<TaskResult, LambdaTaskError>
         .map_err(LambdaTaskError)
 }
 
+#[cfg(feature = "cloud")]
 fn lambda_mode() -> ExitCode {
     // One runtime serves every invocation: share the S3 client's
     // credentials and connections between them.
@@ -119,6 +124,13 @@ fn lambda_mode() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Without the `cloud` feature there is no Lambda runtime to serve.
+#[cfg(not(feature = "cloud"))]
+fn lambda_mode() -> ExitCode {
+    tracing::error!("AWS_LAMBDA_RUNTIME_API is set, but this excam-worker was built without the `cloud` feature");
+    ExitCode::from(1)
 }
 
 fn main() -> ExitCode {

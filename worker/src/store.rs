@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+#[cfg(feature = "cloud")]
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+#[cfg(feature = "cloud")]
 use aws_sdk_s3::primitives::ByteStream;
+#[cfg(feature = "cloud")]
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -100,8 +103,10 @@ pub trait Store: Send + Sync {
 /// [`S3Store::upload_file`] uses one: 8 MiB.
 pub const PART_SIZE: u64 = 8 << 20;
 /// Parts of a multipart upload in flight at once.
+#[cfg(feature = "cloud")]
 const PARTS_IN_FLIGHT: usize = 4;
 
+#[cfg(feature = "cloud")]
 /// A failed S3 GetObject as a store error: a missing key (NoSuchKey, or a
 /// bare 404 from servers that send no error code) is `NotFound`.
 fn get_error(
@@ -186,8 +191,14 @@ pub async fn open_store(spec: &StoreSpec) -> Result<Arc<dyn Store>, StoreError> 
             }
             Ok(Arc::new(LocalStore::new(root.clone())))
         }
+        #[cfg(feature = "cloud")]
         StoreSpec::S3 { bucket, prefix } => Ok(Arc::new(
             S3Store::from_env(bucket.clone(), prefix.clone()).await,
+        )),
+        #[cfg(not(feature = "cloud"))]
+        StoreSpec::S3 { bucket, .. } => Err(other(
+            &format!("s3://{bucket}"),
+            "this build has no S3 support (built without the `cloud` feature)",
         )),
     }
 }
@@ -494,9 +505,11 @@ impl Store for LocalStore {
 // ---------------------------------------------------------------------------
 // S3.
 
+#[cfg(feature = "cloud")]
 /// Metadata key holding an object's SHA-256 (sent as `x-amz-meta-sha256`).
 const SHA_META: &str = "sha256";
 
+#[cfg(feature = "cloud")]
 /// A [`Store`] in an S3 bucket (or an S3-compatible service): key `k` is the
 /// object `prefix/k`.
 ///
@@ -510,11 +523,14 @@ pub struct S3Store {
     prefix: String,
 }
 
+#[cfg(feature = "cloud")]
 /// The shared AWS configuration, when [`reuse_aws_config`] asked for it.
 static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
     tokio::sync::OnceCell::const_new();
+#[cfg(feature = "cloud")]
 static REUSE_SDK_CONFIG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+#[cfg(feature = "cloud")]
 /// Makes [`S3Store::client_from_env`] load the AWS configuration once and
 /// share it (credentials cache, HTTP connection pool) for the rest of the
 /// process: what a Lambda function serving many invocations on one Tokio
@@ -524,6 +540,7 @@ pub fn reuse_aws_config() {
     REUSE_SDK_CONFIG.store(true, Ordering::Relaxed);
 }
 
+#[cfg(feature = "cloud")]
 fn sdk_message<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + 'static,
@@ -532,6 +549,7 @@ where
     DisplayErrorContext(e).to_string()
 }
 
+#[cfg(feature = "cloud")]
 impl S3Store {
     /// Abandons a multipart upload so its parts stop costing storage; a
     /// failure here only leaves parts for the bucket's lifecycle rules.
@@ -760,6 +778,7 @@ impl S3Store {
     }
 }
 
+#[cfg(feature = "cloud")]
 #[async_trait]
 impl Store for S3Store {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {

@@ -4,6 +4,9 @@
 //! worker refuses comes back as a function error carrying the worker's
 //! message. Skips when cargo-lambda is not installed.
 
+// Needs the AWS SDK, which only the default `cloud` feature brings.
+#![cfg(feature = "cloud")]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,9 @@
 //! temporary directory, and an `S3Store` driving the real aws-sdk-s3 client
 //! against an in-process s3s-fs server with SigV4 authentication on.
 
+// Needs the AWS SDK, which only the default `cloud` feature brings.
+#![cfg(feature = "cloud")]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

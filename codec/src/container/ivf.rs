@@ -8,6 +8,13 @@
 //! The reader trusts nothing in the file: sizes are checked against a limit
 //! and frame buffers grow only as bytes actually arrive, so a corrupt or
 //! hostile size field cannot make it allocate gigabytes up front.
+//!
+//! The writer lays its bytes out with the `ivf` crate (rav1e's muxer). That
+//! crate writes to a `dyn Write` and panics if the write fails, and its
+//! header always says `AV01` with a frame count of 0; so the header and
+//! each frame record are built in memory (where writing cannot fail), the
+//! header's fourcc and frame count set from [`IvfHeader`], and only then
+//! written out, with I/O errors returned as [`IvfError::Io`].
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -115,16 +122,20 @@ impl IvfHeader {
 
     /// The 32 header bytes, version 0.
     pub fn to_bytes(&self) -> [u8; IVF_HEADER_LEN] {
-        let mut b = [0u8; IVF_HEADER_LEN];
-        b[0..4].copy_from_slice(&IVF_SIGNATURE);
-        b[4..6].copy_from_slice(&0u16.to_le_bytes());
-        b[6..8].copy_from_slice(&(IVF_HEADER_LEN as u16).to_le_bytes());
+        let mut v = Vec::with_capacity(IVF_HEADER_LEN);
+        // libvpx stores the timebase as "rate" (den) then "scale" (num);
+        // the crate calls them frame rate numerator and denominator.
+        ::ivf::write_ivf_header(
+            &mut v,
+            self.width.into(),
+            self.height.into(),
+            self.timebase_den as usize,
+            self.timebase_num as usize,
+        );
+        let mut b: [u8; IVF_HEADER_LEN] =
+            v.try_into().expect("the ivf crate writes a 32-byte header");
+        // The crate hard-codes these two fields.
         b[8..12].copy_from_slice(&self.fourcc);
-        b[12..14].copy_from_slice(&self.width.to_le_bytes());
-        b[14..16].copy_from_slice(&self.height.to_le_bytes());
-        // libvpx stores the timebase as "rate" (den) then "scale" (num).
-        b[16..20].copy_from_slice(&self.timebase_den.to_le_bytes());
-        b[20..24].copy_from_slice(&self.timebase_num.to_le_bytes());
         b[24..28].copy_from_slice(&self.frame_count.to_le_bytes());
         b
     }
@@ -327,6 +338,8 @@ pub struct IvfWriter<W: Write> {
     /// Bytes written since the start of the header, to find it again when
     /// patching without needing `Seek` at construction.
     bytes_written: u64,
+    /// The frame record being written, kept to reuse its allocation.
+    record: Vec<u8>,
 }
 
 impl<W: Write> IvfWriter<W> {
@@ -337,6 +350,7 @@ impl<W: Write> IvfWriter<W> {
             writer,
             frames_written: 0,
             bytes_written: IVF_HEADER_LEN as u64,
+            record: Vec::new(),
         })
     }
 
@@ -348,11 +362,12 @@ impl<W: Write> IvfWriter<W> {
             .frames_written
             .checked_add(1)
             .ok_or(IvfError::Unrepresentable("more than 2^32-1 frames"))?;
-        let mut fh = [0u8; IVF_FRAME_HEADER_LEN];
-        fh[0..4].copy_from_slice(&size.to_le_bytes());
-        fh[4..12].copy_from_slice(&pts.to_le_bytes());
-        self.writer.write_all(&fh)?;
-        self.writer.write_all(data)?;
+        // The record is built in memory (where the crate cannot fail):
+        // one copy of the frame, small next to coding it.
+        self.record.clear();
+        ::ivf::write_ivf_frame(&mut self.record, pts, data);
+        debug_assert_eq!(self.record[..4], size.to_le_bytes());
+        self.writer.write_all(&self.record)?;
         self.frames_written = count;
         self.bytes_written += (IVF_FRAME_HEADER_LEN + data.len()) as u64;
         Ok(())
@@ -438,6 +453,36 @@ mod tests {
         assert_eq!(&b[20..24], &[1, 0, 0, 0]);
         assert_eq!(&b[24..28], &[5, 0, 0, 0]);
         assert_eq!(&b[28..32], &[0; 4]);
+    }
+
+    #[test]
+    fn frame_record_bytes_match_libvpx_layout() {
+        let mut w = IvfWriter::new(Vec::new(), &IvfHeader::vp8(2, 2, 1, 25)).unwrap();
+        w.write_frame(0x0102_0304_0506_0708, b"abc").unwrap();
+        let b = w.into_inner().unwrap();
+        assert_eq!(&b[32..36], &[3, 0, 0, 0], "size, little-endian u32");
+        assert_eq!(
+            &b[36..44],
+            &[8, 7, 6, 5, 4, 3, 2, 1],
+            "pts, little-endian u64"
+        );
+        assert_eq!(&b[44..], b"abc");
+    }
+
+    #[test]
+    fn write_errors_are_returned_not_panics() {
+        #[derive(Debug)]
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = IvfWriter::new(Full, &IvfHeader::vp8(2, 2, 1, 25)).unwrap_err();
+        assert!(matches!(e, IvfError::Io(_)), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod chain;
 pub mod cli;
+#[cfg(feature = "cloud")]
 pub mod lambda;
 pub mod processes;
 pub mod progress;
@@ -341,6 +342,7 @@ pub async fn run_job(
                 }),
             )
         }
+        #[cfg(feature = "cloud")]
         BackendChoice::Lambda {
             function,
             bucket,
@@ -352,6 +354,8 @@ pub async fn run_job(
             },
             Arc::new(lambda::LambdaBackend::new(function.clone()).await),
         ),
+        #[cfg(not(feature = "cloud"))]
+        BackendChoice::Lambda { .. } => bail!(NO_CLOUD),
     };
     let store = worker_api::open_store(&store_spec).await?;
 
@@ -503,7 +507,13 @@ pub async fn run_job(
                 .await;
             }
             n_reused = reused.iter().filter(|r| r.is_some()).count();
-            let display = progress::Display::new(chunks, n_reused, cfg.quiet);
+            let display = progress::Display::new(chunks, n_reused, cfg.quiet).with_prices(
+                progress::Prices::new(
+                    cfg.lambda_memory_mb,
+                    cfg.price_per_gb_s,
+                    cfg.price_per_request,
+                ),
+            );
             if !cfg.quiet {
                 eprintln!(
                     "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
@@ -707,21 +717,7 @@ async fn locate_input(
                     .with_context(|| format!("the input key must be under the prefix {prefix}/"))?
                     .to_string()
             };
-            let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let mut s3c = aws_sdk_s3::config::Builder::from(&conf);
-            if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
-                s3c = s3c.force_path_style(true);
-            }
-            let client = aws_sdk_s3::Client::from_conf(s3c.build());
-            let head_obj = client
-                .head_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .with_context(|| format!("cannot find s3://{bucket}/{key}"))?;
-            let size = head_obj.content_length().unwrap_or(0).max(0) as u64;
-            let etag = head_obj.e_tag().unwrap_or_default().to_string();
+            let (size, etag) = s3_head(bucket, key).await?;
             let head = store
                 .get_range(&rel, 0, 4096.min(size))
                 .await
@@ -734,6 +730,37 @@ async fn locate_input(
             ))
         }
     }
+}
+
+/// Why a build without the `cloud` feature refuses the Lambda backend.
+#[cfg(not(feature = "cloud"))]
+const NO_CLOUD: &str = "--backend lambda and s3:// inputs need the AWS SDK, and this excam \
+    was built without the `cloud` feature (build with default features)";
+
+/// The size and ETag of an S3 object.
+#[cfg(feature = "cloud")]
+async fn s3_head(bucket: &str, key: &str) -> anyhow::Result<(u64, String)> {
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut s3c = aws_sdk_s3::config::Builder::from(&conf);
+    if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
+        s3c = s3c.force_path_style(true);
+    }
+    let client = aws_sdk_s3::Client::from_conf(s3c.build());
+    let head_obj = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .with_context(|| format!("cannot find s3://{bucket}/{key}"))?;
+    let size = head_obj.content_length().unwrap_or(0).max(0) as u64;
+    let etag = head_obj.e_tag().unwrap_or_default().to_string();
+    Ok((size, etag))
+}
+
+#[cfg(not(feature = "cloud"))]
+async fn s3_head(_bucket: &str, _key: &str) -> anyhow::Result<(u64, String)> {
+    bail!(NO_CLOUD)
 }
 
 /// Puts the input into the store unless an object of its size is there.

@@ -1,0 +1,253 @@
+//! The C library as a C project meets it: `capi/install.sh` stages an
+//! install (shared and static library, `excam/excam.h`, `excam.pc`), then
+//! `examples/encode_clip.c` is compiled with flags from pkg-config alone,
+//! linked once against the shared and once against the static library,
+//! and run on the first frames of the carphone clip. vpxdec must decode
+//! both IVF files it writes to exactly the frames excam's decoder gives,
+//! and the I420 the C program decoded through the API must be those
+//! frames too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use md5::{Digest, Md5};
+
+/// Whether `tool` runs; under CI=true a missing tool fails the test.
+fn have_tool(tool: &str, arg: &str) -> bool {
+    if Command::new(tool).arg(arg).output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{tool} is required under CI=true (apt-get install gcc pkgconf vpx-tools)"
+    );
+    eprintln!("skipping: {tool} is not on PATH");
+    false
+}
+
+/// The target directory and profile this test was built in: the test
+/// binary is `<target>/<profile>/deps/installed-HASH`.
+fn target_and_profile() -> (PathBuf, String) {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    (profile_dir.parent().unwrap().to_path_buf(), profile)
+}
+
+/// The first `n` frames of a Y4M file, header included.
+fn y4m_prefix(path: &Path, n: usize) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let header = std::str::from_utf8(&bytes[..header_end]).unwrap();
+    let dim = |tag: char| -> usize {
+        header
+            .split_whitespace()
+            .find_map(|t| t.strip_prefix(tag))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (w, h) = (dim('W'), dim('H'));
+    let frame = 6 + w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+    bytes[..(header_end + n * frame).min(bytes.len())].to_vec()
+}
+
+/// MD5 over all shown frames' I420 bytes as excam's decoder gives them,
+/// and how many there were.
+fn excam_md5(ivf: &Path) -> (String, usize) {
+    let bytes = std::fs::read(ivf).unwrap();
+    let mut r = excam_codec::container::ivf::IvfReader::new(&bytes[..]).unwrap();
+    let mut dec = excam_codec::Decoder::new();
+    let mut h = Md5::new();
+    let mut n = 0;
+    while let Some(f) = r.next_frame().unwrap() {
+        if let (Some(p), _) = dec.decode(&f.data).unwrap() {
+            h.update(p.to_frame().to_i420());
+            n += 1;
+        }
+    }
+    (format!("{:x}", h.finalize()), n)
+}
+
+fn vpxdec_md5(ivf: &Path) -> String {
+    let out = Command::new("vpxdec")
+        .args(["--md5", "--i420"])
+        .arg(ivf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "vpxdec failed on {}: {}",
+        ivf.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn installed_library_builds_the_c_example_and_matches_vpxdec() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clip = root.join("../../shared/clips/carphone_176x144_120f.y4m");
+    if !clip.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is required under CI=true",
+            clip.display()
+        );
+        eprintln!("skipping: {} missing", clip.display());
+        return;
+    }
+    if !have_tool("cc", "--version")
+        || !have_tool("pkg-config", "--version")
+        || !have_tool("vpxdec", "--help")
+    {
+        return;
+    }
+    let (target, profile) = target_and_profile();
+    // Always asked for (a no-op when fresh): `cargo test` builds the C
+    // crate types in deps/ only, so a copy in the profile directory may be
+    // an older build's.
+    {
+        run_ok(
+            Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--offline",
+                    "--profile",
+                    cargo_profile(&profile),
+                    "-p",
+                    "excam-capi",
+                    "--lib",
+                ])
+                .env("CARGO_TARGET_DIR", &target),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join("stage");
+    run_ok(
+        Command::new("bash")
+            .arg(root.join("install.sh"))
+            .args(["--no-build", "--prefix", "/usr/local", "--profile"])
+            .arg(cargo_profile(&profile))
+            .arg("--target-dir")
+            .arg(&target)
+            .arg("--destdir")
+            .arg(&stage),
+    );
+    let lib = stage.join("usr/local/lib");
+    for f in [
+        "libexcam.a",
+        "libexcam.so",
+        "libexcam.so.0.1",
+        "pkgconfig/excam.pc",
+    ] {
+        assert!(lib.join(f).exists(), "install.sh did not install {f}");
+    }
+    assert!(stage.join("usr/local/include/excam/excam.h").exists());
+
+    // Flags come from pkg-config only, as in a C project's Makefile.
+    let pkg = |args: &[&str]| -> Vec<String> {
+        run_ok(
+            Command::new("pkg-config")
+                .args(args)
+                .arg("excam")
+                .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+                .env("PKG_CONFIG_SYSROOT_DIR", &stage),
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+    };
+    assert_eq!(pkg(&["--modversion"]), [env!("CARGO_PKG_VERSION")]);
+    let cflags = pkg(&["--cflags"]);
+    let source = root.join("examples/encode_clip.c");
+    let shared_exe = dir.path().join("encode_clip_shared");
+    run_ok(
+        Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+            .args(&cflags)
+            .arg(&source)
+            .args(pkg(&["--libs"]))
+            .arg("-o")
+            .arg(&shared_exe),
+    );
+    // The static build: libexcam.a by path, then what it needs.
+    let static_exe = dir.path().join("encode_clip_static");
+    let private: Vec<String> = pkg(&["--static", "--libs"])
+        .into_iter()
+        .filter(|f| f != "-lexcam")
+        .collect();
+    run_ok(
+        Command::new("cc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+            .args(&cflags)
+            .arg(&source)
+            .arg(lib.join("libexcam.a"))
+            .args(&private)
+            .arg("-o")
+            .arg(&static_exe),
+    );
+
+    let input = dir.path().join("clip.y4m");
+    std::fs::write(&input, y4m_prefix(&clip, 18)).unwrap();
+    for (exe, shared) in [(&shared_exe, true), (&static_exe, false)] {
+        let serial = dir.path().join("serial.ivf");
+        let decoded = dir.path().join("decoded.yuv");
+        let parallel = dir.path().join("parallel.ivf");
+        let mut cmd = Command::new(exe);
+        cmd.args([&input, &serial, &decoded, &parallel]);
+        if shared {
+            // The installed library, found by its soname.
+            cmd.env("LD_LIBRARY_PATH", &lib);
+        }
+        let out = run_ok(&mut cmd);
+        assert!(
+            out.contains("18 frames 176x144 encoded, 18 decoded"),
+            "{out}"
+        );
+        let (serial_md5, n) = excam_md5(&serial);
+        assert_eq!(n, 18);
+        assert_eq!(
+            vpxdec_md5(&serial),
+            serial_md5,
+            "vpxdec on the streaming encode"
+        );
+        let c_decoded = format!("{:x}", Md5::digest(std::fs::read(&decoded).unwrap()));
+        assert_eq!(c_decoded, serial_md5, "the C decoder's frames");
+        let (parallel_md5, n) = excam_md5(&parallel);
+        assert_eq!(n, 18);
+        assert_eq!(
+            vpxdec_md5(&parallel),
+            parallel_md5,
+            "vpxdec on the ExCamera encode"
+        );
+    }
+}
+
+/// The `--profile` name of a profile directory (`debug` is `dev`).
+fn cargo_profile(dir: &str) -> &str {
+    if dir == "debug" {
+        "dev"
+    } else {
+        dir
+    }
+}
