@@ -210,16 +210,19 @@ fn chaos_run_is_byte_identical_or_fails_cleanly() {
         tick += 1;
         let workers = workers_of(coordinator);
         let pick = |n: usize| (tick as usize * 7919) % n.max(1);
-        if tick % 15 == 0 && !workers.is_empty() && signal(workers[pick(workers.len())], "-KILL") {
+        if tick.is_multiple_of(15)
+            && !workers.is_empty()
+            && signal(workers[pick(workers.len())], "-KILL")
+        {
             *counts.entry("killed").or_default() += 1;
         }
-        if tick % 25 == 0 && !workers.is_empty() {
+        if tick.is_multiple_of(25) && !workers.is_empty() {
             let pid = workers[pick(workers.len())];
             if signal(pid, "-STOP") {
                 *counts.entry("stalled").or_default() += 1;
                 // Every other stall ends after 2 s; the rest last until the
                 // coordinator gives up on the attempt and kills it.
-                if tick % 50 == 0 {
+                if tick.is_multiple_of(50) {
                     stopped.push((pid, Instant::now()));
                 }
             }

@@ -172,7 +172,7 @@ fn write(piece: &Piece, limit: u64) -> (Vec<u8>, Option<(Message, Vec<u8>)>) {
                 b.extend_from_slice(&payload);
                 // Long messages are cut on a char boundary when written.
                 let ok = text_ok(message, MAX_MESSAGE_LEN, true) && payload.len() as u64 <= limit;
-                (b, ok.then(|| (Message::Response(resp), payload)))
+                (b, ok.then_some((Message::Response(resp), payload)))
             }
             None => {
                 let mut b = Response::status(Status::Ok).encode(0);

@@ -374,8 +374,9 @@ pub fn task_run(input: &TaskInput) -> bool {
     };
     // Keep the store here and every wait short.
     task.store = StoreSpec::Local { root: dir.clone() };
-    if !(task.wait_timeout_s <= 0.05) {
-        task.wait_timeout_s = 0.05;
+    // NaN and infinities too (the worker refuses those itself).
+    if task.wait_timeout_s.is_finite() {
+        task.wait_timeout_s = task.wait_timeout_s.min(0.05);
     }
     let rt = runtime();
     let ok = rt.block_on(async {
