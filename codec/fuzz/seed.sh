@@ -4,7 +4,7 @@
 # holding the first N frames (default 4), small enough for libFuzzer to
 # mutate quickly.
 #
-# Usage: codec/fuzz/seed.sh [N]   (writes codec/fuzz/corpus/decode/ and corpus/state/)
+# Usage: codec/fuzz/seed.sh [N]   (writes codec/fuzz/corpus/<target>/ for every target)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel)
@@ -30,3 +30,9 @@ echo "seeded $(ls "$out" | wc -l) inputs into $out"
 # The `state` target: states after the first frames of generated streams.
 cargo run --quiet --release --manifest-path "$repo/Cargo.toml" -p excam-codec \
     --example state_seeds -- "$here/corpus/state"
+# The structured targets (decode_chain, encode_state, rebase): their seeds
+# come from the harness (src/harness.rs), which builds its inputs from the
+# repository's test vectors and excam's own encoder; the replay test
+# writes them out.
+EXCAM_WRITE_FUZZ_SEEDS=1 cargo test --quiet --release --manifest-path "$repo/Cargo.toml" \
+    -p excam-codec --test fuzz_replay

@@ -247,8 +247,14 @@ pub fn decode_state(bytes: &[u8]) -> Result<DecoderState, StateError> {
 /// fixed fields, one segment id per macroblock and three reference
 /// pictures.
 pub fn max_body_len(width: u16, height: u16) -> u64 {
-    let (w, h) = (width as u64, height as u64);
-    let picture = w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
+    // Reference pictures are stored as decoded, in whole macroblocks: a
+    // 40x24 stream's pictures are 48x32 (sizing them by the display size
+    // refused every real state of a size that is not a multiple of 16).
+    let (w, h) = (
+        (width as u64).div_ceil(16) * 16,
+        (height as u64).div_ceil(16) * 16,
+    );
+    let picture = w * h + 2 * (w / 2) * (h / 2);
     let mbs = w.div_ceil(16) * h.div_ceil(16);
     // Size (6), probabilities (1,056 + 4 + 3 + 38), segment and filter
     // settings (17), map length (4), reference count and index (4).

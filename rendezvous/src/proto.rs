@@ -206,8 +206,10 @@ impl FrameHeader {
 }
 
 /// A request from a client. The payload of a put travels after the frame's
-/// metadata and is not part of this value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// metadata and is not part of this value. Its `Debug` output hides a
+/// hello's token: requests end up in logs and error messages, and a token
+/// lets its holder read, fill and end the job's mailboxes.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Request {
     /// Authenticates the connection for one job.
     Hello {
@@ -232,6 +234,29 @@ pub enum Request {
     },
     /// Ends the job: all its mailboxes are dropped and its waiters released.
     EndJob,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::Hello { job, token: _ } => f
+                .debug_struct("Hello")
+                .field("job", job)
+                .field("token", &"<hidden>")
+                .finish(),
+            Request::Put { mailbox, timeout } => f
+                .debug_struct("Put")
+                .field("mailbox", mailbox)
+                .field("timeout", timeout)
+                .finish(),
+            Request::Get { mailbox, timeout } => f
+                .debug_struct("Get")
+                .field("mailbox", mailbox)
+                .field("timeout", timeout)
+                .finish(),
+            Request::EndJob => f.write_str("EndJob"),
+        }
+    }
 }
 
 /// Outcome of a request.
@@ -610,6 +635,38 @@ mod tests {
             FrameHeader::check(&h, 100),
             Err(ProtoError::UnexpectedPayload(Kind::Get))
         );
+    }
+
+    #[test]
+    fn debug_hides_the_hello_token() {
+        let token = "0123456789abcdef".repeat(4);
+        let hello = Request::Hello {
+            job: "job-7".into(),
+            token: token.clone(),
+        };
+        // Also as a parsed message, the form a server would log.
+        let parsed = decode_frame(&hello.encode(0), 0).unwrap().unwrap().message;
+        for shown in [
+            format!("{hello:?}"),
+            format!("{hello:#?}"),
+            format!("{parsed:?}"),
+        ] {
+            assert!(!shown.contains(&token), "{shown}");
+            assert!(!shown.contains("0123456789"), "{shown}");
+            assert!(
+                shown.contains("job-7") && shown.contains("<hidden>"),
+                "{shown}"
+            );
+        }
+        let put = Request::Put {
+            mailbox: "state/1/final".into(),
+            timeout: Duration::from_secs(2),
+        };
+        assert_eq!(
+            format!("{put:?}"),
+            r#"Put { mailbox: "state/1/final", timeout: 2s }"#
+        );
+        assert_eq!(format!("{:?}", Request::EndJob), "EndJob");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "fault-injection")]
+pub mod chaos;
 pub mod chunk;
 pub mod input;
 pub mod keys;

@@ -91,6 +91,16 @@ fn local_mode() -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(&TaskError::new(None, format!("bad task JSON: {e}"))),
     };
+    // Chaos runs (test builds): refuse the task as a throttled service would.
+    #[cfg(feature = "fault-injection")]
+    match excam_worker::chaos::Chaos::from_env() {
+        Ok(Some(chaos)) if chaos.throttled() => {
+            print_line(&TaskError::new(None, "injected fault: throttled").to_json());
+            return ExitCode::from(excam_worker::chaos::THROTTLED_EXIT);
+        }
+        Ok(_) => {}
+        Err(e) => return fail(&TaskError::new(None, e)),
+    }
     match runtime().block_on(run_task_as(task, local_worker_id())) {
         Ok(result) => {
             let json = serde_json::to_string(&result).expect("a task result serializes");

@@ -304,6 +304,11 @@ impl Run {
         let store = open_store(&task.store)
             .await
             .map_err(|e| setup_err(format!("store: {e}")))?;
+        #[cfg(feature = "fault-injection")]
+        let store = match crate::chaos::Chaos::from_env().map_err(setup_err)? {
+            Some(chaos) => chaos.wrap(store),
+            None => store,
+        };
         let relay = RelayLink::start(task.relay.as_ref())?;
         Ok(Run {
             plan: task.plan(),

@@ -9,7 +9,7 @@
 //! writing a stream that decodes wrong. The same rule decides which chunks
 //! of an earlier run `--resume` may reuse ([`drop_unlinked`]).
 
-use excam_codec::wire::{decode_state, state_digest};
+use excam_codec::wire::{decode_state_for, state_digest};
 use excam_worker::keys;
 use excam_worker::store::Store;
 use excam_worker::task::TaskResult;
@@ -142,15 +142,20 @@ pub fn rerun_after(
 
 /// Copies one state of a reused chunk from the run that made it into run
 /// `run`, after checking that it is the state the chunk's result names.
+/// The stored bytes are read as a state of the job's `dims`: an object of
+/// another size, or one whose body claims more than such a state holds,
+/// is refused before it is decompressed (a planted object must not make
+/// the coordinator allocate gigabytes).
 async fn carry_state(
     store: &dyn Store,
     from: &str,
     to: &str,
     want: Option<&str>,
+    dims: (u16, u16),
 ) -> Result<(), String> {
     let want = want.ok_or("the result names no digest for it")?;
     let bytes = store.get(from).await.map_err(|e| e.to_string())?;
-    let state = decode_state(&bytes).map_err(|e| format!("unreadable: {e}"))?;
+    let state = decode_state_for(&bytes, dims.0, dims.1).map_err(|e| format!("unreadable: {e}"))?;
     let got = hex::encode(state_digest(&state));
     if got != want {
         return Err(format!(
@@ -166,13 +171,15 @@ async fn carry_state(
 /// reused chunk's own run after checking each against its result. A
 /// reused chunk whose states are missing, unreadable or not the ones its
 /// result names is not reused after all (it runs again), and the check
-/// repeats for its predecessor. Returns a line per chunk dropped.
+/// repeats for its predecessor. `dims` is the job's picture size, which
+/// bounds what a state object may hold. Returns a line per chunk dropped.
 pub async fn carry_reused_states(
     store: &dyn Store,
     job: &str,
     run: &str,
     reused: &mut [Option<ChunkDone>],
     group_chunks: usize,
+    dims: (u16, u16),
 ) -> Vec<String> {
     let mut dropped = Vec::new();
     loop {
@@ -190,6 +197,7 @@ pub async fn carry_reused_states(
                     &keys::state_phase1(job, &r.run, i),
                     &keys::state_phase1(job, run, i),
                     r.phase1_state.as_deref(),
+                    dims,
                 )
                 .await
                 .map_err(|e| format!("phase-1 state: {e}"))?;
@@ -198,6 +206,7 @@ pub async fn carry_reused_states(
                     &keys::state_final(job, &r.run, i),
                     &keys::state_final(job, run, i),
                     Some(&r.final_state),
+                    dims,
                 )
                 .await
                 .map_err(|e| format!("final state: {e}"))
@@ -271,6 +280,70 @@ mod tests {
         let mut missing = good.clone();
         missing[1] = None;
         assert_eq!(check(&missing, 2), Err(ChainError::Missing(1)));
+    }
+
+    /// A planted state object whose body claims more than a state of the
+    /// job's size can hold is refused by size, before it is read (the
+    /// size-blind reader would take its claim and allocate it), and the
+    /// chunk that should have handed it on runs again; a good state
+    /// object is checked and carried into the new run.
+    #[tokio::test]
+    async fn carried_states_are_read_with_the_jobs_size_bound() {
+        use excam_codec::wire::{encode_state, frame as framed, max_body_len, Compression};
+        use excam_codec::DecoderState;
+        use excam_worker::store::LocalStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let good = encode_state(&DecoderState::default(), Compression::Lz4);
+        let good_digest = state_digest(&DecoderState::default());
+        let dims = (64, 48);
+        // 1 MiB stored raw: checksum and lengths are right, so only the
+        // size bound (about 14 KB for 64x48) can refuse it.
+        let oversized = framed(0, 1 << 20, &vec![0u8; 1 << 20]);
+        assert!(oversized.len() as u64 > 50 * max_body_len(dims.0, dims.1));
+
+        let mut head = done([0; 32], good_digest).unwrap();
+        head.result.run = "old".into();
+        head.result.phase1_state = Some(hex::encode(good_digest));
+        // Chunk 0 of run "old" hands chunk 1 (which runs again) its states:
+        // the phase-1 one is planted.
+        for (key, bytes) in [
+            (keys::state_phase1("j", "old", 0), oversized.clone()),
+            (keys::state_final("j", "old", 0), good.clone()),
+        ] {
+            store.put(&key, bytes.into()).await.unwrap();
+        }
+        let mut reused = vec![Some(head.clone()), None];
+        let dropped = carry_reused_states(&store, "j", "new", &mut reused, 2, dims).await;
+        assert!(reused[0].is_none(), "{dropped:?}");
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert!(
+            dropped[0].contains("chunk 0 runs again: its phase-1 state: unreadable")
+                && dropped[0].contains("body length too large"),
+            "{dropped:?}"
+        );
+        assert!(store
+            .size(&keys::state_final("j", "new", 0))
+            .await
+            .unwrap()
+            .is_none());
+
+        // The same chunk with a sound phase-1 state is kept and carried.
+        store
+            .put(&keys::state_phase1("j", "old", 0), good.clone().into())
+            .await
+            .unwrap();
+        let mut reused = vec![Some(head), None];
+        let dropped = carry_reused_states(&store, "j", "new", &mut reused, 2, dims).await;
+        assert!(dropped.is_empty(), "{dropped:?}");
+        assert!(reused[0].is_some());
+        for key in [
+            keys::state_phase1("j", "new", 0),
+            keys::state_final("j", "new", 0),
+        ] {
+            assert_eq!(store.get(&key).await.unwrap(), good);
+        }
     }
 
     #[test]

@@ -502,6 +502,7 @@ pub async fn run_job(
                     &run,
                     &expected,
                     cfg.group_chunks,
+                    (codec.width as u16, codec.height as u16),
                     cfg.quiet,
                 )
                 .await;
@@ -627,6 +628,7 @@ async fn load_reusable(
     run: &str,
     expected: &[usize],
     group_chunks: usize,
+    dims: (u16, u16),
     quiet: bool,
 ) -> Vec<Option<ChunkDone>> {
     let mut reused: Vec<Option<ChunkDone>> = vec![None; expected.len()];
@@ -648,7 +650,8 @@ async fn load_reusable(
             });
         }
     }
-    let dropped = chain::carry_reused_states(store, job, run, &mut reused, group_chunks).await;
+    let dropped =
+        chain::carry_reused_states(store, job, run, &mut reused, group_chunks, dims).await;
     if !quiet {
         for d in &dropped {
             eprintln!("resume: {d}");

@@ -10,6 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backend::{parse_answer, tail, AttemptError, Backend, FailureKind};
 
+/// Exit status (`EX_TEMPFAIL`) of a worker that refuses a task for now.
+const TEMPFAIL: i32 = 75;
+
 /// Runs tasks as child processes of `worker_bin`.
 pub struct ProcessBackend {
     /// The `excam-worker` executable.
@@ -78,6 +81,17 @@ impl Backend for ProcessBackend {
                 e.message = format!("{}; stderr: {}", e.message, tail(&err_text, 400));
                 e
             });
+        }
+        // Exit 75 (EX_TEMPFAIL): the worker refused the task for now, as
+        // a throttled service would; backed off and not counted as a try.
+        if status.code() == Some(TEMPFAIL) {
+            return Err(AttemptError::new(
+                FailureKind::Throttled,
+                format!(
+                    "worker refused the task for now (exit {TEMPFAIL}); stderr: {}",
+                    tail(&err_text, 200)
+                ),
+            ));
         }
         match parse_answer(&out) {
             Err(e) if e.kind == FailureKind::FunctionError => Err(e),
