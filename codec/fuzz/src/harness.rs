@@ -335,6 +335,8 @@ pub struct ParamsSpec {
     partitions: u8,
     lambda_scale: u32,
     refresh_entropy: bool,
+    sign_bias_golden: bool,
+    sign_bias_altref: bool,
 }
 
 impl ParamsSpec {
@@ -365,6 +367,8 @@ impl ParamsSpec {
             },
             lambda_scale: self.lambda_scale,
             refresh_entropy: self.refresh_entropy,
+            sign_bias_golden: self.sign_bias_golden,
+            sign_bias_altref: self.sign_bias_altref,
         }
     }
 }
