@@ -143,7 +143,8 @@ pub struct EncodeArgs {
     pub psnr: bool,
     /// Encode ExCamera-style on this many local worker threads: the clip
     /// is cut into chunks encoded in parallel, then rebased serially onto
-    /// each other's final states (reads the whole clip into memory).
+    /// each other's final states. A local run from a file holds only the
+    /// chunks in flight; standard input or output reads the whole clip.
     #[arg(short, long, help_heading = PARALLEL, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// ExCamera N: frames per chunk (one worker's job).
@@ -276,7 +277,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         }
     }
     if args.dist.backend != crate::runtime::cli::BackendArg::Local {
-        return crate::runtime::cli::run_distributed(&args);
+        return crate::encode_runtime::run_distributed(job_config(&args)?);
     }
     let quiet = args.quiet;
     let s = encode(&args)?;
@@ -396,6 +397,29 @@ pub(crate) fn encoder_config(
     Ok(cfg)
 }
 
+/// The runtime job `args` describe (`--backend`, or `--workers` on the
+/// local backend).
+///
+/// # Errors
+/// Inconsistent flags.
+pub fn job_config(args: &EncodeArgs) -> anyhow::Result<crate::runtime::JobConfig> {
+    let job = crate::runtime::cli::EncodeJob {
+        input: args.input.to_string_lossy().into_owned(),
+        output: args.output.clone(),
+        container: container(args),
+        // Size and rate are filled from the input by the runtime.
+        codec: excam_worker::task::CodecParams::from_config(&encoder_config(args, 16, 16)?),
+        chunk_frames: args.chunk_frames as usize,
+        group_chunks: args.group_chunks as usize,
+        skip: args.skip as usize,
+        limit: args.limit.map(|l| l as usize),
+        psnr: args.psnr,
+        workers: args.workers.map(|w| w as usize),
+        quiet: args.quiet,
+    };
+    crate::runtime::cli::job_config(&job, &args.dist)
+}
+
 /// A temporary file beside `output`, to be put in place by
 /// [`crate::output::persist`]; it deletes itself if dropped before that,
 /// so a failed run leaves nothing at or near the output path.
@@ -420,6 +444,20 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
 ///
 /// As [`run`].
 pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
+    if args.workers.is_some() && crate::encode_runtime::applies(&args.input, &args.output) {
+        let (out, psnr) = crate::encode_runtime::encode_local(job_config(args)?)?;
+        return Ok(Summary {
+            frames: out.frames as u64,
+            key_frames: out.key_frames as u64,
+            bytes: out.bytes,
+            kbps: out.kbps,
+            psnr: psnr.overall(),
+            psnr_planes: psnr.overall_planes(),
+            psnr_avg: psnr.average(),
+            psnr_avg_planes: psnr.average_planes(),
+            elapsed: out.wall,
+        });
+    }
     let start = Instant::now();
     let (input, input_len) = open_input(&args.input)?;
     let mut reader = Y4mReader::new(input)

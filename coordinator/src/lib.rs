@@ -2,6 +2,7 @@
 
 pub mod container;
 pub mod encode_cmd;
+pub mod encode_runtime;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
