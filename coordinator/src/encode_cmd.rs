@@ -280,7 +280,11 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         return crate::encode_runtime::run_distributed(job_config(&args)?);
     }
     let quiet = args.quiet;
-    let s = encode(&args)?;
+    let s = if args.workers.is_some() && crate::encode_runtime::applies(&args.input, &args.output) {
+        encode_on_runtime(&args)?
+    } else {
+        encode(&args)?
+    };
     if !quiet {
         eprintln!(
             "{} frames ({} key) -> {}: {:.2} kbit/s, PSNR overall {:.3} dB (Y {:.3} U {:.3} V {:.3}), {:.2} s, {:.1} fps",
@@ -438,26 +442,36 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
 }
 
-/// Encodes as [`run`] does, returning the summary instead of printing it.
+/// Runs the local ExCamera job `args` describe on the runtime (tasks in
+/// this process): retries, `--report`, `--resume`, memory bounded by the
+/// tasks in flight; same bytes as [`encode`]'s in-memory pipeline.
+///
+/// # Errors
+/// As [`crate::runtime::run_job`]; no output is left then.
+pub fn encode_on_runtime(args: &EncodeArgs) -> anyhow::Result<Summary> {
+    let (out, psnr) = crate::encode_runtime::encode_local(job_config(args)?)?;
+    Ok(Summary {
+        frames: out.frames as u64,
+        key_frames: out.key_frames as u64,
+        bytes: out.bytes,
+        kbps: out.kbps,
+        psnr: psnr.overall(),
+        psnr_planes: psnr.overall_planes(),
+        psnr_avg: psnr.average(),
+        psnr_avg_planes: psnr.average_planes(),
+        elapsed: out.wall,
+    })
+}
+
+/// Encodes with the serial encoder, or with `--workers` the in-memory
+/// pipeline, returning the summary instead of printing it ([`run`] takes
+/// [`encode_on_runtime`] for local ExCamera runs from a file to a path:
+/// the same bytes).
 ///
 /// # Errors
 ///
 /// As [`run`].
 pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
-    if args.workers.is_some() && crate::encode_runtime::applies(&args.input, &args.output) {
-        let (out, psnr) = crate::encode_runtime::encode_local(job_config(args)?)?;
-        return Ok(Summary {
-            frames: out.frames as u64,
-            key_frames: out.key_frames as u64,
-            bytes: out.bytes,
-            kbps: out.kbps,
-            psnr: psnr.overall(),
-            psnr_planes: psnr.overall_planes(),
-            psnr_avg: psnr.average(),
-            psnr_avg_planes: psnr.average_planes(),
-            elapsed: out.wall,
-        });
-    }
     let start = Instant::now();
     let (input, input_len) = open_input(&args.input)?;
     let mut reader = Y4mReader::new(input)

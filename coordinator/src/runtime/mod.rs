@@ -614,6 +614,14 @@ pub async fn run_job(
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
         }
+        // A local job's copy of its input file (a hard link when the store
+        // shares its file system) is cheap to make again for a rerun; the
+        // default store must not collect every clip ever encoded.
+        if matches!(cfg.backend, BackendChoice::Local { .. })
+            && matches!(cfg.input, InputSource::File(_))
+        {
+            let _ = store.delete_prefix(&input.key).await;
+        }
     }
     let report = report_of(&sched, output_bytes);
     if let Some(path) = &cfg.report {
