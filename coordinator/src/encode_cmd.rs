@@ -170,7 +170,8 @@ pub struct EncodeArgs {
     pub psnr: bool,
     /// Encode ExCamera-style on this many local worker threads: the clip
     /// is cut into chunks encoded in parallel, then rebased serially onto
-    /// each other's final states (reads the whole clip into memory).
+    /// each other's final states. A local run from a file holds only the
+    /// chunks in flight; standard input or output reads the whole clip.
     #[arg(short, long, help_heading = PARALLEL, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     /// ExCamera N: frames per chunk (one worker's job).
@@ -310,10 +311,14 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
         );
     }
     if args.dist.backend != crate::runtime::cli::BackendArg::Local {
-        return crate::runtime::cli::run_distributed(&args);
+        return crate::encode_runtime::run_distributed(job_config(&args)?);
     }
     let quiet = args.quiet;
-    let s = encode(&args)?;
+    let s = if args.workers.is_some() && crate::encode_runtime::applies(&args.input, &args.output) {
+        encode_on_runtime(&args)?
+    } else {
+        encode(&args)?
+    };
     if !quiet {
         eprintln!(
             "{} frames ({} key) -> {}: {:.2} kbit/s, PSNR overall {:.3} dB (Y {:.3} U {:.3} V {:.3}), {:.2} s, {:.1} fps",
@@ -446,6 +451,29 @@ pub(crate) fn encoder_config(
     Ok(cfg)
 }
 
+/// The runtime job `args` describe (`--backend`, or `--workers` on the
+/// local backend).
+///
+/// # Errors
+/// Inconsistent flags.
+pub fn job_config(args: &EncodeArgs) -> anyhow::Result<crate::runtime::JobConfig> {
+    let job = crate::runtime::cli::EncodeJob {
+        input: args.input.to_string_lossy().into_owned(),
+        output: args.output.clone(),
+        container: container(args),
+        // Size and rate are filled from the input by the runtime.
+        codec: excam_worker::task::CodecParams::from_config(&encoder_config(args, 16, 16)?),
+        chunk_frames: args.chunk_frames as usize,
+        group_chunks: args.group_chunks as usize,
+        skip: args.skip as usize,
+        limit: args.limit.map(|l| l as usize),
+        psnr: args.psnr,
+        workers: args.workers.map(|w| w as usize),
+        quiet: args.quiet,
+    };
+    crate::runtime::cli::job_config(&job, &args.dist)
+}
+
 /// A temporary file beside `output`, to be put in place by
 /// [`crate::output::persist`]; it deletes itself if dropped before that,
 /// so a failed run leaves nothing at or near the output path.
@@ -464,7 +492,31 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
 }
 
-/// Encodes as [`run`] does, returning the summary instead of printing it.
+/// Runs the local ExCamera job `args` describe on the runtime (tasks in
+/// this process): retries, `--report`, `--resume`, memory bounded by the
+/// tasks in flight; same bytes as [`encode`]'s in-memory pipeline.
+///
+/// # Errors
+/// As [`crate::runtime::run_job`]; no output is left then.
+pub fn encode_on_runtime(args: &EncodeArgs) -> anyhow::Result<Summary> {
+    let (out, psnr) = crate::encode_runtime::encode_local(job_config(args)?)?;
+    Ok(Summary {
+        frames: out.frames as u64,
+        key_frames: out.key_frames as u64,
+        bytes: out.bytes,
+        kbps: out.kbps,
+        psnr: psnr.overall(),
+        psnr_planes: psnr.overall_planes(),
+        psnr_avg: psnr.average(),
+        psnr_avg_planes: psnr.average_planes(),
+        elapsed: out.wall,
+    })
+}
+
+/// Encodes with the serial encoder, or with `--workers` the in-memory
+/// pipeline, returning the summary instead of printing it ([`run`] takes
+/// [`encode_on_runtime`] for local ExCamera runs from a file to a path:
+/// the same bytes).
 ///
 /// # Errors
 ///

@@ -38,6 +38,7 @@
 
 pub mod container;
 pub mod encode_cmd;
+pub mod encode_runtime;
 pub mod images;
 pub mod output;
 pub mod pipeline;

@@ -13,9 +13,10 @@
 //!    at q50 over rebasing it, at the same rate), rebases the rest onto
 //!    it, and passes its own final state on.
 //!
-//! The phases are not barriers: each chunk's phase runs as soon as its
-//! inputs exist, phase-3 work first, so the serial chain overlaps the
-//! parallel encoding of later chunks.
+//! The job is its [`JobGraph`] of (chunk, phase) nodes; the phases are
+//! not barriers: each node runs as soon as its inputs exist ([`Frontier`]),
+//! phase-3 work first, so the serial chain overlaps the parallel encoding
+//! of later chunks.
 //!
 //! States move between workers only as wire-format bytes through a
 //! [`StateExchange`], the seam a network relay backs in the distributed
@@ -33,9 +34,8 @@ use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state, encode_state, state_digest, Compression, StateError};
 use excam_codec::{DecoderState, Frame};
 pub use excam_worker::chunk::Phase;
-use excam_worker::chunk::{
-    encode_chunk, encode_given_state_chunk, rebase_chunk, ChunkError, ChunkPlan, Coded, CodingTime,
-};
+use excam_worker::chunk::{ChunkError, Coded, CodingTime};
+use excam_worker::graph::{Frontier, GraphError, JobGraph, Node};
 use thiserror::Error;
 
 /// Why the pipeline failed.
@@ -193,124 +193,52 @@ pub type Progress<'a> = &'a (dyn Fn(Phase, usize, usize) + Sync);
 /// A hook that may fail a chunk's phase on purpose (fault-injection tests).
 pub type FaultHook<'a> = &'a (dyn Fn(usize, Phase) -> Result<(), String> + Sync);
 
-/// One unit of pipeline work: a chunk's phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Job {
-    /// Phase 3 of a chunk: on the serial chain, so it goes first.
-    Rebase(usize),
-    /// Phase 2 of a chunk.
-    GivenState(usize),
-    /// Phase 1 of a chunk.
-    Encode(usize),
-}
-
-impl Job {
-    /// Index of the job's phase (0, 1, 2).
-    fn rank(self) -> usize {
-        match self {
-            Job::Encode(_) => 0,
-            Job::GivenState(_) => 1,
-            Job::Rebase(_) => 2,
-        }
-    }
-
-    fn chunk(self) -> usize {
-        match self {
-            Job::Encode(i) | Job::GivenState(i) | Job::Rebase(i) => i,
-        }
-    }
-}
-
-/// What the scheduler knows of each chunk's phases.
-struct Dataflow {
-    /// Jobs whose inputs are ready, best first (phase 3 before phase 2
-    /// before phase 1, then lower chunks first).
-    ready: std::collections::BTreeSet<Job>,
-    /// Per chunk: phase 1 done, phase 2 done, true final state known.
-    p1: Vec<bool>,
-    p2: Vec<bool>,
-    fin: Vec<bool>,
-    finished: usize,
-    error: Option<(usize, PipelineError)>,
-}
-
-/// Runs every chunk's phases on up to `workers` threads as soon as their
-/// inputs exist: phase 2 of chunk i after phase 1 of chunks i-1 and i;
-/// phase 3 after phase 2 of i and phase 3 of i-1 (or i-1's phase 1 if it
-/// heads its group). So the serial phase-3 chain starts while other
+/// Runs the nodes of `graph` on up to `workers` threads as soon as their
+/// inputs exist ([`Frontier`]: phase 3 first, then phase 2, then phase 1,
+/// lower chunks first). So the serial phase-3 chain starts while other
 /// chunks still encode, and no phase waits for a whole other phase to
-/// finish. Each job is a pure function of its inputs, so the output does
+/// finish. Each node is a pure function of its inputs, so the output does
 /// not depend on the order. Returns the lowest-numbered chunk's error, if
-/// any (no new job starts after the first one).
+/// any (no new node starts after the first failure).
 fn run_dataflow(
-    chunks: usize,
+    graph: JobGraph,
     workers: usize,
-    is_head: &(dyn Fn(usize) -> bool + Sync),
-    run: &(dyn Fn(Job) -> Result<(), PipelineError> + Sync),
+    run: &(dyn Fn(Node) -> Result<(), PipelineError> + Sync),
 ) -> Result<(), PipelineError> {
-    let state = Mutex::new(Dataflow {
-        ready: (0..chunks).map(Job::Encode).collect(),
-        p1: vec![false; chunks],
-        p2: vec![false; chunks],
-        fin: vec![false; chunks],
-        finished: 0,
+    struct Walk {
+        frontier: Frontier,
+        error: Option<(usize, PipelineError)>,
+    }
+    let state = Mutex::new(Walk {
+        frontier: Frontier::new(graph),
         error: None,
     });
     let wake = Condvar::new();
     std::thread::scope(|s| {
-        for _ in 0..workers.clamp(1, chunks.max(1)) {
+        for _ in 0..workers.clamp(1, graph.chunks()) {
             s.spawn(|| loop {
-                let job = {
+                let node = {
                     let mut st = state.lock().expect("scheduler lock");
                     loop {
-                        if st.error.is_some() || st.finished == chunks {
+                        if st.error.is_some() || st.frontier.finished() {
                             return;
                         }
-                        if let Some(j) = st.ready.pop_first() {
-                            break j;
+                        if let Some(n) = st.frontier.pop() {
+                            break n;
                         }
                         st = wake.wait(st).expect("scheduler lock");
                     }
                 };
-                let r = run(job);
+                let r = run(node);
                 let mut st = state.lock().expect("scheduler lock");
                 match r {
                     Err(e) => {
-                        let i = job.chunk();
+                        let i = node.chunk;
                         if st.error.as_ref().is_none_or(|(j, _)| i < *j) {
                             st.error = Some((i, e));
                         }
                     }
-                    Ok(()) => match job {
-                        Job::Encode(i) => {
-                            st.p1[i] = true;
-                            if is_head(i) {
-                                st.fin[i] = true;
-                                st.finished += 1;
-                                if i + 1 < chunks && !is_head(i + 1) && st.p2[i + 1] {
-                                    st.ready.insert(Job::Rebase(i + 1));
-                                }
-                            } else if st.p1[i - 1] {
-                                st.ready.insert(Job::GivenState(i));
-                            }
-                            if i + 1 < chunks && !is_head(i + 1) && st.p1[i + 1] {
-                                st.ready.insert(Job::GivenState(i + 1));
-                            }
-                        }
-                        Job::GivenState(i) => {
-                            st.p2[i] = true;
-                            if st.fin[i - 1] {
-                                st.ready.insert(Job::Rebase(i));
-                            }
-                        }
-                        Job::Rebase(i) => {
-                            st.fin[i] = true;
-                            st.finished += 1;
-                            if i + 1 < chunks && !is_head(i + 1) && st.p2[i + 1] {
-                                st.ready.insert(Job::Rebase(i + 1));
-                            }
-                        }
-                    },
+                    Ok(()) => st.frontier.complete(node),
                 }
                 wake.notify_all();
             });
@@ -331,24 +259,16 @@ pub fn run_pipeline(
     fault: Option<FaultHook>,
     stats: &mut PipelineStats,
 ) -> Result<Vec<Chunk>, PipelineError> {
-    let n = cfg.chunk_frames;
-    let x = cfg.group_chunks;
-    if n == 0 || x == 0 {
-        return Err(PipelineError::Config(
-            "chunk frames and group chunks must be at least 1".into(),
-        ));
-    }
-    if frames.is_empty() {
-        return Err(PipelineError::Config("no frames to encode".into()));
-    }
-    let chunks = frames.len().div_ceil(n);
-    let plan = |i: usize| ChunkPlan {
-        index: i,
-        chunks,
-        chunk_frames: n,
-        group_chunks: x,
-    };
-    let src = |i: usize| &frames[i * n..((i + 1) * n).min(frames.len())];
+    let graph = JobGraph::new(frames.len(), cfg.chunk_frames, cfg.group_chunks).map_err(|e| {
+        PipelineError::Config(match e {
+            GraphError::ZeroSize { .. } => {
+                "chunk frames and group chunks must be at least 1".into()
+            }
+            GraphError::NoFrames => "no frames to encode".into(),
+        })
+    })?;
+    let chunks = graph.chunks();
+    let src = |i: usize| &frames[graph.frame_range(i)];
     let time = Mutex::new(CodingTime::default());
     let account = |c: Coded| -> Coded {
         time.lock().expect("timing lock").add(&c.time);
@@ -389,12 +309,12 @@ pub fn run_pipeline(
         let k = Phase::ALL.iter().position(|p| *p == phase).unwrap_or(0);
         progress(phase, done[k].fetch_add(1, Ordering::SeqCst) + 1, chunks);
     };
-    let is_head = |i: usize| plan(i).is_head();
+    let is_head = |i: usize| graph.is_head(i);
     // Hands chunk `i`'s true final state to its successor, if it has one
     // in its group.
     let state_sizes = Mutex::new(Vec::new());
     let hand_on_final = |i: usize, state: &DecoderState| -> Result<(), PipelineError> {
-        if !plan(i).hands_on() {
+        if graph.chain_succ(i).is_none() {
             return Ok(());
         }
         let wire = encode_state(state, Compression::Lz4);
@@ -411,83 +331,68 @@ pub fn run_pipeline(
     let out: Mutex<Vec<Option<Chunk>>> = Mutex::new((0..chunks).map(|_| None).collect());
     let t0 = std::time::Instant::now();
     let spans = Mutex::new([(f64::INFINITY, 0.0f64); 3]);
-    let run = |job: Job| -> Result<(), PipelineError> {
+    let take = |slot: &Mutex<Vec<Option<Coded>>>, i: usize| {
+        slot.lock().expect("phase output lock")[i]
+            .take()
+            .expect("the frontier ran the node's inputs first")
+    };
+    let run = |node: Node| -> Result<(), PipelineError> {
         let began = t0.elapsed().as_secs_f64();
-        let k = job.rank();
-        match job {
-            Job::Encode(i) => {
-                check_fault(i, Phase::Encode)?;
-                let work =
-                    account(encode_chunk(&plan(i), &cfg.encoder, src(i)).map_err(chunk_err(i))?);
-                if plan(i).hands_on() {
-                    exchange
-                        .put(
-                            &format!("state/{i}/phase1"),
-                            encode_state(&work.final_state, Compression::Lz4),
-                        )
-                        .map_err(worker_err(i, Phase::Encode))?;
-                }
-                tick(Phase::Encode);
-                if is_head(i) {
-                    // A head's phase-1 output is final: phases 2 and 3 are
-                    // nothing for it.
-                    hand_on_final(i, &work.final_state)?;
-                    tick(Phase::EncodeGivenState);
-                    tick(Phase::Rebase);
-                    out.lock().expect("out lock")[i] = Some(Chunk {
-                        index: i,
-                        final_state: state_digest(&work.final_state),
-                        frames: work.frames,
-                        source_state: [0; 32],
-                    });
-                } else {
-                    p1.lock().expect("p1 lock")[i] = Some(work);
-                }
+        let (i, phase) = (node.chunk, node.phase);
+        check_fault(i, phase)?;
+        // A node's inputs: its own previous phase and a state from its
+        // predecessor, which travels as wire bytes through the exchange.
+        let (own, pred, source_state) = match phase {
+            Phase::Encode => (None, None, [0; 32]),
+            Phase::EncodeGivenState => {
+                let pred = get_state(i, &format!("state/{}/phase1", i - 1), phase)?;
+                (Some(take(&p1, i)), Some(pred), [0; 32])
             }
-            Job::GivenState(i) => {
-                check_fault(i, Phase::EncodeGivenState)?;
-                let pred = get_state(
-                    i,
-                    &format!("state/{}/phase1", i - 1),
-                    Phase::EncodeGivenState,
-                )?;
-                let own = p1.lock().expect("p1 lock")[i]
-                    .take()
-                    .expect("phase 1 ran before phase 2");
-                let work = account(
-                    encode_given_state_chunk(&plan(i), &cfg.encoder, src(i), &own, pred)
-                        .map_err(chunk_err(i))?,
-                );
-                p2.lock().expect("p2 lock")[i] = Some(work);
+            Phase::Rebase => {
+                let pred = get_state(i, &format!("state/{}/final", i - 1), phase)?;
+                let digest = state_digest(&pred);
+                (Some(take(&p2, i)), Some(pred), digest)
+            }
+        };
+        let work = account(
+            graph
+                .run_node(node, &cfg.encoder, src(i), own.as_ref(), pred)
+                .map_err(chunk_err(i))?,
+        );
+        if phase == Phase::Encode && graph.chain_succ(i).is_some() {
+            exchange
+                .put(
+                    &format!("state/{i}/phase1"),
+                    encode_state(&work.final_state, Compression::Lz4),
+                )
+                .map_err(worker_err(i, phase))?;
+        }
+        tick(phase);
+        if graph.final_node(i) == node {
+            hand_on_final(i, &work.final_state)?;
+            if phase == Phase::Encode {
+                // A head's phase-1 output is final: it has no phases 2
+                // and 3.
                 tick(Phase::EncodeGivenState);
-            }
-            Job::Rebase(i) => {
-                check_fault(i, Phase::Rebase)?;
-                let pred = get_state(i, &format!("state/{}/final", i - 1), Phase::Rebase)?;
-                let source_state = state_digest(&pred);
-                let work = p2.lock().expect("p2 lock")[i]
-                    .take()
-                    .expect("phase 2 ran before phase 3");
-                let coded = account(
-                    rebase_chunk(&plan(i), &cfg.encoder, src(i), &work, pred)
-                        .map_err(chunk_err(i))?,
-                );
-                hand_on_final(i, &coded.final_state)?;
-                out.lock().expect("out lock")[i] = Some(Chunk {
-                    index: i,
-                    final_state: state_digest(&coded.final_state),
-                    frames: coded.frames,
-                    source_state,
-                });
                 tick(Phase::Rebase);
             }
+            out.lock().expect("out lock")[i] = Some(Chunk {
+                index: i,
+                final_state: state_digest(&work.final_state),
+                frames: work.frames,
+                source_state,
+            });
+        } else {
+            let slot = if phase == Phase::Encode { &p1 } else { &p2 };
+            slot.lock().expect("phase output lock")[i] = Some(work);
         }
         let mut sp = spans.lock().expect("spans lock");
+        let k = phase.index();
         sp[k].0 = sp[k].0.min(began);
         sp[k].1 = sp[k].1.max(t0.elapsed().as_secs_f64());
         Ok(())
     };
-    let result = run_dataflow(chunks, cfg.workers, &is_head, &run)
+    let result = run_dataflow(graph, cfg.workers, &run)
         .map(|()| {
             out.into_inner()
                 .expect("out lock")

@@ -3,6 +3,8 @@
 //! task locally (stdin) or as a Lambda function.
 //!
 //! - [`chunk`]: the three phases as pure functions;
+//! - [`graph`]: the ExCamera plan as data, the (chunk, phase) graph every
+//!   backend and the planner walk;
 //! - [`task`]: what a coordinator sends ([`task::Task`]) and gets back
 //!   ([`task::TaskResult`]);
 //! - [`store`]: the durable store ([`store::LocalStore`], `store::S3Store`
@@ -16,6 +18,7 @@
 #[cfg(feature = "fault-injection")]
 pub mod chaos;
 pub mod chunk;
+pub mod graph;
 pub mod input;
 pub mod keys;
 pub mod run;

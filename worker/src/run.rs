@@ -24,6 +24,7 @@ use crate::chunk::{
     encode_chunk, encode_given_state_chunk, rebase_chunk, replay, ChunkError, ChunkPlan, Coded,
     Phase,
 };
+use crate::graph::JobGraph;
 use crate::input::read_frames;
 use crate::keys;
 use crate::store::{open_store, Store, StoreError};
@@ -829,9 +830,10 @@ async fn inject_fault(_task: &Task, _phase: Phase) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// Runs the phase functions over whole-clip `frames` in one process,
-/// serially, as [`run_task`] would chunk by chunk: the reference output of
-/// a job (for tests and checks). Returns each chunk's frames.
+/// Runs the job's [`JobGraph`] over whole-clip `frames` in one process,
+/// node by node in [`JobGraph::topological`] order, as [`run_task`] would
+/// chunk by chunk: the reference output of a job (for tests and checks).
+/// Returns each chunk's frames.
 ///
 /// # Errors
 /// The first chunk's error.
@@ -846,31 +848,34 @@ pub fn encode_serially(
             "chunk_frames and group_chunks must be at least 1",
         ));
     }
-    let chunks = frames.len().div_ceil(chunk_frames);
-    let plan = |i| ChunkPlan {
-        index: i,
-        chunks,
-        chunk_frames,
-        group_chunks,
-    };
-    let src = |i: usize| &frames[i * chunk_frames..((i + 1) * chunk_frames).min(frames.len())];
-    let p1: Vec<Coded> = (0..chunks)
-        .map(|i| encode_chunk(&plan(i), cfg, src(i)).map_err(chunk_err))
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(chunks);
-    let mut true_state = DecoderState::default();
-    for i in 0..chunks {
-        if plan(i).is_head() {
-            out.push(p1[i].frames.clone());
-            true_state = p1[i].final_state.clone();
-            continue;
-        }
-        let p2 =
-            encode_given_state_chunk(&plan(i), cfg, src(i), &p1[i], p1[i - 1].final_state.clone())
-                .map_err(chunk_err)?;
-        let p3 = rebase_chunk(&plan(i), cfg, src(i), &p2, true_state).map_err(chunk_err)?;
-        true_state = p3.final_state;
-        out.push(p3.frames);
+    if frames.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let graph = JobGraph::new(frames.len(), chunk_frames, group_chunks)
+        .map_err(|e| setup_err(e.to_string()))?;
+    // Per chunk: the latest phase's output. Phase 2 reads its own phase 1
+    // and the predecessor's phase-1 state, so phase-1 states are kept
+    // apart until every phase 2 that needs them has run.
+    let mut latest: Vec<Option<Coded>> = vec![None; graph.chunks()];
+    let mut phase1_state: Vec<Option<DecoderState>> = vec![None; graph.chunks()];
+    for node in graph.topological() {
+        let i = node.chunk;
+        let src = &frames[graph.frame_range(i)];
+        let pred = match node.phase {
+            Phase::Encode => None,
+            Phase::EncodeGivenState => phase1_state[i - 1].clone(),
+            Phase::Rebase => latest[i - 1].as_ref().map(|c| c.final_state.clone()),
+        };
+        let coded = graph
+            .run_node(node, cfg, src, latest[i].as_ref(), pred)
+            .map_err(chunk_err)?;
+        if node.phase == Phase::Encode {
+            phase1_state[i] = Some(coded.final_state.clone());
+        }
+        latest[i] = Some(coded);
+    }
+    Ok(latest
+        .into_iter()
+        .map(|c| c.map(|c| c.frames).unwrap_or_default())
+        .collect())
 }

@@ -24,6 +24,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap};
 
+use excam_worker::graph::{HandOff, JobGraph, Node};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -297,6 +298,9 @@ struct Task {
 
 struct Sim<'a> {
     p: &'a SimParams,
+    /// The job's (chunk, phase) graph: who heads a group, who hands on,
+    /// which hand-off each phase waits for.
+    graph: JobGraph,
     seed: u64,
     chunks: usize,
     now: f64,
@@ -338,8 +342,16 @@ fn mix(mut z: u64) -> u64 {
 /// Runs one simulation of the job `p` with random seed `seed`.
 pub fn simulate(p: &SimParams, seed: u64) -> RunResult {
     let chunks = p.frames.div_ceil(p.chunk_frames.max(1));
+    // With no frames there are no tasks and the graph is never asked.
+    let graph = JobGraph::new(
+        p.frames.max(1),
+        p.chunk_frames.max(1),
+        p.group_chunks.max(1),
+    )
+    .expect("a shape of at least one frame, N and x has a graph");
     let mut sim = Sim {
         p,
+        graph,
         seed,
         chunks,
         now: 0.0,
@@ -388,15 +400,28 @@ impl Sim<'_> {
     }
 
     fn is_head(&self, i: usize) -> bool {
-        i.is_multiple_of(self.p.group_chunks.max(1))
+        self.graph.is_head(i)
     }
 
     fn hands_on(&self, i: usize) -> bool {
-        i + 1 < self.chunks && !(i + 1).is_multiple_of(self.p.group_chunks.max(1))
+        self.graph.chain_succ(i).is_some()
     }
 
     fn len(&self, i: usize) -> usize {
-        (self.p.frames - i * self.p.chunk_frames).min(self.p.chunk_frames)
+        self.graph.frame_range(i).len()
+    }
+
+    /// The dependency slot of a hand-off: two per chunk.
+    fn slot(chunk: usize, h: HandOff) -> usize {
+        2 * chunk + h as usize
+    }
+
+    /// Waits for the hand-off `node` reads, if `node` is in the graph.
+    fn wait_for(&self, node: Node) -> Action {
+        match self.graph.awaits(node) {
+            Some((c, h)) if self.graph.contains(node) => Action::Wait(Self::slot(c, h)),
+            _ => Action::Skip,
+        }
     }
 
     fn run(&mut self) {
@@ -605,8 +630,8 @@ impl Sim<'_> {
             S_FETCH => Action::Delay(p.s3_latency + n * p.in_frame_bytes / p.s3_bw),
             S_ENC => Action::Cpu((n * p.frame_work[0] + p.task_cpu + p.phase_cpu) * a.slow),
             S_SEND1 | S_SENDF if self.hands_on(i) => Action::Cpu(p.ser_work * a.slow),
-            S_WAIT1 if !head => Action::Wait(2 * (i - 1)),
-            S_WAITF if !head => Action::Wait(2 * (i - 1) + 1),
+            S_WAIT1 => self.wait_for(Node::given_state(i)),
+            S_WAITF => self.wait_for(Node::rebase(i)),
             S_DESER1 | S_DESERF if !head => Action::Cpu(p.deser_work * a.slow),
             S_GS | S_REB if !head => {
                 Action::Cpu((p.frame_work[1] + (n - 1.0) * p.frame_work[2] + p.phase_cpu) * a.slow)
@@ -696,8 +721,8 @@ impl Sim<'_> {
         }
         match step {
             S_FETCH => self.s3_gets += 1,
-            S_SEND1 if self.hands_on(task) => self.emit(2 * task, aid),
-            S_SENDF if self.hands_on(task) => self.emit(2 * task + 1, aid),
+            S_SEND1 if self.hands_on(task) => self.emit(Self::slot(task, HandOff::Phase1), aid),
+            S_SENDF if self.hands_on(task) => self.emit(Self::slot(task, HandOff::Final), aid),
             S_OUT => self.s3_puts += 1,
             _ => {}
         }

@@ -12,13 +12,12 @@ use excam_worker::chunk::Phase;
 use excam_worker::task::{CodecParams, Fault};
 
 use super::{BackendChoice, InputSource, JobConfig, RelayChoice};
-use crate::encode_cmd::{encoder_config, EncodeArgs};
 use crate::runtime::scheduler::SchedulerConfig;
 
 /// Which backend encodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendArg {
-    /// Threads in this process (the ExCamera pipeline with --workers, or serial).
+    /// Tasks in this process (the ExCamera job with --workers, or the serial encoder).
     Local,
     /// `excam-worker` processes on this machine.
     Processes,
@@ -42,7 +41,7 @@ pub struct DistArgs {
     /// Key prefix inside the bucket.
     #[arg(long, default_value = "")]
     pub prefix: String,
-    /// Store directory of the processes backend [default: excam-UID/store
+    /// Store directory of the local and processes backends [default: excam-UID/store
     /// in the temp dir, private to this user (0700)].
     #[arg(long)]
     pub store_dir: Option<PathBuf>,
@@ -87,7 +86,7 @@ pub struct DistArgs {
     /// Write a JSON report of every task and attempt here, and a timeline SVG beside it.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Run the embedded relay on this UDP address [default for processes: 127.0.0.1:0].
+    /// Run the embedded relay on this UDP address [default for local and processes: 127.0.0.1:0].
     #[arg(long, conflicts_with = "relay")]
     pub relay_listen: Option<SocketAddr>,
     /// host:port workers use to reach the embedded relay [default: its bound address].
@@ -137,23 +136,45 @@ fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
     Ok(((chunk, attempt), fault))
 }
 
-/// The wire codec settings of `args` (size and rate are filled from the
-/// input by the runtime).
-fn codec_params(args: &EncodeArgs) -> anyhow::Result<CodecParams> {
-    Ok(CodecParams::from_config(&encoder_config(args, 16, 16)?))
+/// What `excam encode` asks of a job besides the runtime's own flags
+/// ([`DistArgs`]): typed, so this module needs nothing of the command's.
+#[derive(Clone, Debug)]
+pub struct EncodeJob {
+    /// Input path, `s3://bucket/key` or `-`.
+    pub input: String,
+    /// Output path.
+    pub output: PathBuf,
+    /// Output container.
+    pub container: crate::container::Container,
+    /// Codec settings (size and rate are filled from the input).
+    pub codec: CodecParams,
+    /// N.
+    pub chunk_frames: usize,
+    /// x.
+    pub group_chunks: usize,
+    /// Frames to skip first.
+    pub skip: usize,
+    /// Most frames to encode.
+    pub limit: Option<usize>,
+    /// Whether PSNR was asked for.
+    pub psnr: bool,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// No display, no log lines.
+    pub quiet: bool,
 }
 
-/// The job `args` describe.
+/// The job `job` and the runtime flags `d` describe.
 ///
 /// # Errors
 /// Inconsistent flags.
-pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
-    let d = &args.dist;
-    let input_text = args.input.to_string_lossy().into_owned();
-    if args.skip > 0 {
+pub fn job_config(args: &EncodeJob, d: &DistArgs) -> anyhow::Result<JobConfig> {
+    let input_text = args.input.clone();
+    let local = d.backend == BackendArg::Local;
+    if args.skip > 0 && !local {
         bail!("--skip is supported by the local backend only (yet)");
     }
-    if args.psnr {
+    if args.psnr && !local {
         bail!("--psnr is computed by the local backend only (yet)");
     }
 
@@ -162,10 +183,20 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     }
     let mut max_concurrency = d.max_concurrency as usize;
     let backend = match d.backend {
-        BackendArg::Local => bail!("the local backend does not use the runtime"),
+        BackendArg::Local => {
+            if let Some(w) = args.workers {
+                max_concurrency = max_concurrency.min(w);
+            }
+            BackendChoice::Local {
+                store_dir: match &d.store_dir {
+                    Some(dir) => dir.clone(),
+                    None => default_store_dir()?,
+                },
+            }
+        }
         BackendArg::Processes => {
             if let Some(w) = args.workers {
-                max_concurrency = max_concurrency.min(w as usize);
+                max_concurrency = max_concurrency.min(w);
             }
             BackendChoice::Processes {
                 worker_bin: d
@@ -202,7 +233,7 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
             listen,
             public: d.relay_public.clone(),
         }
-    } else if d.backend == BackendArg::Processes {
+    } else if d.backend != BackendArg::Lambda {
         RelayChoice::Embedded {
             listen: "127.0.0.1:0".parse().expect("literal address"),
             public: None,
@@ -226,11 +257,12 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     Ok(JobConfig {
         input: InputSource::parse(&input_text),
         output: args.output.clone(),
-        container: crate::encode_cmd::container(args),
-        codec: codec_params(args)?,
-        chunk_frames: args.chunk_frames as usize,
-        group_chunks: args.group_chunks as usize,
-        limit: args.limit.map(|l| l as usize),
+        container: args.container,
+        codec: args.codec.clone(),
+        chunk_frames: args.chunk_frames,
+        group_chunks: args.group_chunks,
+        skip: args.skip,
+        limit: args.limit,
         backend,
         relay,
         scheduler: SchedulerConfig {
@@ -254,14 +286,11 @@ pub fn job_config(args: &EncodeArgs) -> anyhow::Result<JobConfig> {
     })
 }
 
-/// Runs `excam encode --backend processes|lambda`: the job, Ctrl-C
-/// handling and the summary line.
+/// Runs the job `cfg` on a runtime of its own, Ctrl-C cancelling it.
 ///
 /// # Errors
 /// As [`run_job`](super::run_job); [`Cancelled`](super::Cancelled) on Ctrl-C.
-pub fn run_distributed(args: &EncodeArgs) -> anyhow::Result<()> {
-    let cfg = job_config(args)?;
-    let quiet = cfg.quiet;
+pub fn run_job_blocking(cfg: super::JobConfig) -> anyhow::Result<super::JobOutcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -278,27 +307,7 @@ pub fn run_distributed(args: &EncodeArgs) -> anyhow::Result<()> {
     // Worker processes were killed when their futures dropped; do not wait
     // for stray blocking tasks.
     rt.shutdown_timeout(Duration::from_secs(1));
-    let out = out?;
-    if !quiet {
-        let t = &out.report.totals;
-        eprintln!(
-            "{} frames ({} key) -> {}: {:.2} kbit/s, {:.2} s wall, {} tasks run ({} reused), \
-             {} retries, {} twins, {:.1} worker-s, {:.1} GB-s, est. ${:.6}",
-            out.frames,
-            out.key_frames,
-            args.output.display(),
-            out.kbps,
-            out.wall.as_secs_f64(),
-            out.tasks_run,
-            out.reused,
-            t.retries,
-            t.speculative,
-            t.worker_seconds,
-            t.gb_seconds,
-            t.cost_usd
-        );
-    }
-    Ok(())
+    out
 }
 
 /// `$TMPDIR/excam-UID/store`: the processes backend's store when none is

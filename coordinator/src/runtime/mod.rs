@@ -14,6 +14,7 @@ pub mod chain;
 pub mod cli;
 #[cfg(feature = "cloud")]
 pub mod lambda;
+pub mod local;
 pub mod processes;
 pub mod progress;
 pub mod report;
@@ -46,6 +47,12 @@ use worker_api::{job_prefix, result_key};
 /// Where the workers run.
 #[derive(Clone, Debug)]
 pub enum BackendChoice {
+    /// Tasks run in this process ([`local::LocalBackend`]), a store in a
+    /// directory.
+    Local {
+        /// Store root.
+        store_dir: PathBuf,
+    },
     /// `excam-worker` processes on this machine, a store in a directory.
     Processes {
         /// The worker executable.
@@ -129,7 +136,9 @@ pub struct JobConfig {
     pub chunk_frames: usize,
     /// x.
     pub group_chunks: usize,
-    /// Encode at most this many frames.
+    /// Skip this many frames of the input first.
+    pub skip: usize,
+    /// Encode at most this many frames (after `skip`).
     pub limit: Option<usize>,
     /// Where workers run.
     pub backend: BackendChoice,
@@ -323,6 +332,11 @@ pub async fn run_job(
         bail!("chunk frames and group chunks must be at least 1");
     }
     let (store_spec, backend): (StoreSpec, Arc<dyn Backend>) = match &cfg.backend {
+        BackendChoice::Local { store_dir } => {
+            let root = std::path::absolute(store_dir)
+                .with_context(|| format!("bad store dir {}", store_dir.display()))?;
+            (StoreSpec::Local { root }, Arc::new(local::LocalBackend))
+        }
         BackendChoice::Processes {
             worker_bin,
             store_dir,
@@ -362,7 +376,20 @@ pub async fn run_job(
     // The input: its identity (for the job id), header and store key.
     let (identity, input_key, head, total) =
         locate_input(&cfg, &store_spec, store.as_ref()).await?;
-    let (hdr, first_frame_offset, mut frames) = parse_header(&head, total)?;
+    let (hdr, mut first_frame_offset, mut frames) = parse_header(&head, total)?;
+    let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
+    let mut identity = identity;
+    if cfg.skip > 0 {
+        if cfg.skip >= frames {
+            bail!(
+                "--skip {} skips the whole input: it has {frames} frames",
+                cfg.skip
+            );
+        }
+        first_frame_offset += cfg.skip as u64 * stride;
+        frames -= cfg.skip;
+        identity = format!("{identity}:skip={}", cfg.skip);
+    }
     if let Some(l) = cfg.limit {
         frames = frames.min(l);
     }
@@ -547,7 +574,7 @@ pub async fn run_job(
                 Ok(s) => s,
                 Err((e, s)) => {
                     if let Some(path) = &cfg.report {
-                        let _ = report_of(&s, 0).write(path);
+                        let _ = timeline::write_with_svg(&report_of(&s, 0), path);
                     }
                     return Err(match e {
                         ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
@@ -598,10 +625,18 @@ pub async fn run_job(
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
         }
+        // A local job's copy of its input file (a hard link when the store
+        // shares its file system) is cheap to make again for a rerun; the
+        // default store must not collect every clip ever encoded.
+        if matches!(cfg.backend, BackendChoice::Local { .. })
+            && matches!(cfg.input, InputSource::File(_))
+        {
+            let _ = store.delete_prefix(&input.key).await;
+        }
     }
     let report = report_of(&sched, output_bytes);
     if let Some(path) = &cfg.report {
-        report.write(path)?;
+        timeline::write_with_svg(&report, path)?;
     }
     let secs = frames as f64 * codec.framerate.1 as f64 / codec.framerate.0.max(1) as f64;
     Ok(JobOutcome {
@@ -805,7 +840,7 @@ fn write_output(
     codec: &CodecParams,
     sched: &Schedule,
 ) -> anyhow::Result<(u64, (usize, u64))> {
-    let tmp = crate::encode_cmd::temp_output(output)?;
+    let tmp = crate::output::temp_beside(output)?;
     let mut ivf = crate::container::VideoWriter::new(
         container,
         tmp.reopen()?,

@@ -196,16 +196,13 @@ pub struct Totals {
 }
 
 impl Report {
-    /// Writes the JSON to `path` and the timeline to `path` with `.svg`.
+    /// Writes the JSON to `path` (the timeline beside it is
+    /// [`super::timeline::write_with_svg`]'s job, which draws from this).
     ///
     /// # Errors
-    /// I/O or drawing errors.
-    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+    /// I/O errors.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
-        let svg = path.with_extension("svg");
-        super::timeline::draw(self, &svg)
-            .with_context(|| format!("cannot draw {}", svg.display()))?;
-        Ok(())
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
     }
 }

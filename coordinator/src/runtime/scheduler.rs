@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use excam_worker::chunk::Phase;
+use excam_worker::graph::JobGraph;
 use excam_worker::store::Store;
 use excam_worker::task::{Task, TaskResult};
 use sha2::{Digest, Sha256};
@@ -265,6 +266,10 @@ pub async fn run_schedule(
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Schedule, (ScheduleError, Schedule)> {
     let n = tasks.len();
+    // The job's graph: whose final state each chunk waits for.
+    let graph = tasks
+        .first()
+        .and_then(|t| JobGraph::new(t.input.frames, t.chunk_frames, t.group_chunks).ok());
     let t0 = Instant::now();
     let mut slots: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
     let mut done: Vec<Option<ChunkDone>> = reused;
@@ -323,12 +328,12 @@ pub async fn run_schedule(
                 let (_, started) = s.running.values().next().expect("one running");
                 // Time spent waiting for the predecessor is not the task's
                 // fault: count from when that predecessor finished.
-                let pred_done = if c % tasks[c].group_chunks.max(1) == 0 {
-                    Some(*started)
-                } else if done[c - 1].is_some() {
-                    Some(slots[c - 1].done_at.unwrap_or(t0).max(*started))
-                } else {
-                    None
+                let pred_done = match graph.and_then(|g| g.chain_pred(c)) {
+                    None => Some(*started),
+                    Some(p) if done[p].is_some() => {
+                        Some(slots[p].done_at.unwrap_or(t0).max(*started))
+                    }
+                    Some(_) => None,
                 };
                 if let Some(from) = pred_done {
                     if now.duration_since(from) > deadline {

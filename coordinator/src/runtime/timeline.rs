@@ -15,6 +15,17 @@ const PHASE_COLORS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 
+/// Writes `report`'s JSON to `path` and its timeline to `path` with
+/// `.svg`.
+///
+/// # Errors
+/// I/O or drawing errors.
+pub fn write_with_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
+    report.write_json(path)?;
+    let svg = path.with_extension("svg");
+    draw(report, &svg).map_err(|e| e.context(format!("cannot draw {}", svg.display())))
+}
+
 /// Draws `report`'s timeline into `path`.
 ///
 /// # Errors

@@ -1,0 +1,105 @@
+//! `excam encode` on the runtime ([`crate::runtime::run_job`]): the
+//! distributed backends, and `--workers N` on the local backend, whose
+//! tasks run in this process ([`crate::runtime::local::LocalBackend`]).
+//! So local ExCamera runs get the scheduler's retries, `--report`,
+//! `--resume` and the chain check, and hold only the frames of the tasks
+//! in flight, not the clip.
+//!
+//! The runtime reads the input by ranged reads and writes the output by
+//! renaming a finished file, so it needs a regular input file and an
+//! output path; standard input, standard output and devices (`/dev/null`,
+//! a FIFO) go through the in-memory pipeline ([`crate::pipeline`]) instead,
+//! which gives the same bytes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use excam_codec::container::y4m::Y4mReader;
+use excam_codec::metrics::PsnrStats;
+
+use crate::container::VideoReader;
+use crate::runtime::{cli, JobConfig, JobOutcome};
+
+/// Whether a local ExCamera encode from `input` to `output` can run on the
+/// runtime: a regular input file and an output path that is not standard
+/// output or a device.
+pub fn applies(input: &Path, output: &Path) -> bool {
+    let input_ok = input.as_os_str() != "-" && std::fs::metadata(input).is_ok_and(|m| m.is_file());
+    let output_ok = output.as_os_str() != "-" && !crate::output::is_special_file(output);
+    input_ok && output_ok
+}
+
+/// Runs `excam encode --backend processes|lambda`: the job and the
+/// summary line.
+///
+/// # Errors
+/// As [`crate::runtime::run_job`]; [`crate::runtime::Cancelled`] on Ctrl-C.
+pub fn run_distributed(cfg: JobConfig) -> anyhow::Result<()> {
+    let quiet = cfg.quiet;
+    let output = cfg.output.clone();
+    let out = cli::run_job_blocking(cfg)?;
+    if !quiet {
+        let t = &out.report.totals;
+        eprintln!(
+            "{} frames ({} key) -> {}: {:.2} kbit/s, {:.2} s wall, {} tasks run ({} reused), \
+             {} retries, {} twins, {:.1} worker-s, {:.1} GB-s, est. ${:.6}",
+            out.frames,
+            out.key_frames,
+            output.display(),
+            out.kbps,
+            out.wall.as_secs_f64(),
+            out.tasks_run,
+            out.reused,
+            t.retries,
+            t.speculative,
+            t.worker_seconds,
+            t.gb_seconds,
+            t.cost_usd
+        );
+    }
+    Ok(())
+}
+
+/// Runs the local job `cfg` on the runtime; returns its outcome and the
+/// PSNR of its output against its input (decoded frame by frame).
+///
+/// # Errors
+/// As [`crate::runtime::run_job`]; no output is left then.
+pub fn encode_local(cfg: JobConfig) -> anyhow::Result<(JobOutcome, PsnrStats)> {
+    let crate::runtime::InputSource::File(input) = cfg.input.clone() else {
+        anyhow::bail!("the local backend reads a local file");
+    };
+    let (skip, output) = (cfg.skip, cfg.output.clone());
+    let out = cli::run_job_blocking(cfg)?;
+    let psnr = psnr(&input, skip, &output)?;
+    Ok((out, psnr))
+}
+
+/// The PSNR of the stream at `output` against `input` after `skip`
+/// frames, holding one frame of each at a time.
+fn psnr(input: &Path, skip: usize, output: &Path) -> anyhow::Result<PsnrStats> {
+    let file =
+        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let mut src = Y4mReader::new(std::io::BufReader::with_capacity(1 << 20, file))
+        .with_context(|| format!("cannot read {} as Y4M", input.display()))?;
+    for _ in 0..skip {
+        src.next_frame()
+            .with_context(|| format!("cannot read {}", input.display()))?;
+    }
+    let mut stats = PsnrStats::new();
+    let mut state = excam_codec::DecoderState::default();
+    for frame in VideoReader::open(output)? {
+        let frame = frame.context("cannot read the output back")?;
+        let (next, img) =
+            excam_codec::decode(&state, &frame.data).context("the output does not decode")?;
+        state = next;
+        if let Some(img) = img {
+            let s = src
+                .next_frame()
+                .with_context(|| format!("cannot read {}", input.display()))?
+                .context("the output has more frames than the input")?;
+            stats.add(&s, &img);
+        }
+    }
+    Ok(stats)
+}
