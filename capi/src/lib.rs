@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(encode_parallel(&settings(), &frames, 6, 2).unwrap(), serial);
     }
 
-    /// ExCamera[3,2]: one key frame, and the rebased stream decodes close
+    /// ExCamera\[3,2\]: one key frame, and the rebased stream decodes close
     /// to the source (a broken rebase drifts far from it).
     #[test]
     fn parallel_decodes_close_to_source() {

@@ -1,4 +1,4 @@
-//! A streaming decoder on top of the pure [`decode`](crate::decode)
+//! A streaming decoder on top of the pure [`decode`](fn@crate::decode)
 //! function, for callers that just want pictures in order.
 
 use std::sync::Arc;

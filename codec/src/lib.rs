@@ -1,6 +1,6 @@
 //! excam's VP8 codec, in explicit state-passing style.
 //!
-//! The decoder is a pure function over values: [`decode`] takes a
+//! The decoder is a pure function over values: [`decode()`] takes a
 //! [`DecoderState`] and one compressed frame and returns the next state and
 //! the picture to show, leaving its input untouched. Nothing here does I/O
 //! on files or sockets; the [`container`] module only parses and writes
@@ -40,7 +40,7 @@
 //!
 //! # Encoding
 //!
-//! [`encode`] codes one picture against a state: a key frame from the
+//! [`encode()`] codes one picture against a state: a key frame from the
 //! empty state (or when asked), otherwise an inter frame predicted from the
 //! state's references. The result carries the state a decoder will have
 //! after it, so encoder and decoder never drift.

@@ -1,4 +1,4 @@
-//! The excam coordinator: the `excam` CLI's commands, the ExCamera[N,x]
+//! The excam coordinator: the `excam` CLI's commands, the ExCamera\[N,x\]
 //! pipeline on local threads ([`pipeline`]), the distributed runtime that
 //! runs the same job on `excam-worker` processes or AWS Lambda
 //! ([`runtime`]), the planner that predicts a job's time and cost
@@ -21,7 +21,7 @@
 //! // Twelve frames of a slowly brightening picture.
 //! let frames: Vec<Frame> = (0..12u8).map(|i| Frame::filled(64, 48, [60 + 4 * i, 128, 128])).collect();
 //! let mut cfg = PipelineConfig::new(EncoderConfig::new(64, 48));
-//! (cfg.chunk_frames, cfg.group_chunks, cfg.workers) = (4, 3, 2); // ExCamera[4,3]
+//! (cfg.chunk_frames, cfg.group_chunks, cfg.workers) = (4, 3, 2); // ExCamera\[4,3\]
 //! let chunks = run_pipeline(&frames, &cfg, &LocalExchange::default(), &|_, _, _| {}, None, &mut PipelineStats::default())?;
 //! assert_eq!(chunks.len(), 3);
 //! // One stream: a key frame, then inter frames all the way.

@@ -38,7 +38,7 @@ enum Command {
     /// Run the state relay workers meet through, or talk to one.
     #[command(subcommand)]
     Relay(relay_cmd::RelayCommand),
-    /// Predict the wall time and cost of an ExCamera[N,x] job.
+    /// Predict the wall time and cost of an `ExCamera[N,x]` job.
     #[command(long_about = plan_cmd::LONG_ABOUT)]
     Plan(plan_cmd::PlanArgs),
     /// Measure the codec's costs on this machine for `excam plan`.

@@ -1,4 +1,4 @@
-//! The ExCamera[N,x] pipeline on local workers.
+//! The ExCamera\[N,x\] pipeline on local workers.
 //!
 //! The video is cut into chunks of N frames; every x-th chunk starts a
 //! group and keeps its key frame. Three phases:
@@ -128,7 +128,7 @@ impl StateExchange for LocalExchange {
     }
 }
 
-/// Settings of an ExCamera[N,x] job.
+/// Settings of an ExCamera\[N,x\] job.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
     /// N: frames per chunk (one worker each).
@@ -144,7 +144,7 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// ExCamera[6,16] on as many workers as there are cores.
+    /// ExCamera\[6,16\] on as many workers as there are cores.
     pub fn new(encoder: EncoderConfig) -> Self {
         PipelineConfig {
             chunk_frames: 6,
@@ -250,7 +250,7 @@ fn run_dataflow(
     }
 }
 
-/// Encodes `frames` with ExCamera[N,x]; returns the chunks in order.
+/// Encodes `frames` with ExCamera\[N,x\]; returns the chunks in order.
 pub fn run_pipeline(
     frames: &[Frame],
     cfg: &PipelineConfig,

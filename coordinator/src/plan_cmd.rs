@@ -1,4 +1,4 @@
-//! `excam plan`: predicts the wall time and cost of an ExCamera[N,x] job
+//! `excam plan`: predicts the wall time and cost of an ExCamera\[N,x\] job
 //! without running it (see [`excam_coordinator::plan`]).
 
 use std::path::PathBuf;

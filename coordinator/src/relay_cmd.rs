@@ -33,7 +33,7 @@ pub enum RelayCommand {
 /// Arguments of `excam relay serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// UDP address to listen on, e.g. 0.0.0.0:4433 or [::]:4433.
+    /// UDP address to listen on, e.g. `0.0.0.0:4433` or `[::]:4433`.
     #[arg(long)]
     pub listen: SocketAddr,
     /// File holding the secret (at least 16 bytes; surrounding whitespace

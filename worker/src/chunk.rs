@@ -1,4 +1,4 @@
-//! The three phases of one ExCamera[N,x] chunk, as pure functions.
+//! The three phases of one ExCamera\[N,x\] chunk, as pure functions.
 //!
 //! Every backend (threads, processes, Lambda) runs these same functions,
 //! so the bytes of a chunk depend only on its frames, the codec settings
@@ -214,7 +214,7 @@ impl Coded {
 /// rebased onto, and the decisions of the chunk's other frames are made
 /// against it. Coded finely, it makes them follow the source's own motion
 /// rather than one particular reconstruction's noise, so they hold up
-/// when rebased. ExCamera[6,16] BD-rate against serial excam (speed 4,
+/// when rebased. ExCamera\[6,16\] BD-rate against serial excam (speed 4,
 /// q 10..50, box / carphone): 0 (the inter q index) +12.8% / +13.0%, 24
 /// +8.5% / +7.7%, 48 +8.1% / +7.5%, 127 (q index 0) as 48. Phase-1 time
 /// did not grow.
@@ -224,7 +224,7 @@ pub const PROXY_KEY_Q_DROP: u8 = 48;
 /// encoder; unless the chunk heads its group, that key frame is coded
 /// [`PROXY_KEY_Q_DROP`] q-index steps finer than the inter frames. The last
 /// frame refreshes only the last reference: making it refresh all three
-/// (so the state is one picture) was measured on carphone [6,20] q30 at
+/// (so the state is one picture) was measured on carphone \[6,20\] q30 at
 /// +2.1% bits and -0.11 dB, since the golden reference the successor
 /// predicts from then stops being the chunk's (boosted) first frame.
 ///
@@ -267,7 +267,7 @@ pub fn encode_chunk(
 /// boosts golden frames. Every chunk's first frame refreshes the golden
 /// reference (as the key frame it stands in for did) and the rest of the
 /// chunk predicts from it, so it pays to code it well even where the
-/// serial encoder would not refresh golden: ExCamera[6,16] BD-rate
+/// serial encoder would not refresh golden: ExCamera\[6,16\] BD-rate
 /// against serial excam (speed 4, q 10..50) fell from +12.52% to +8.56%
 /// on carphone and from +9.27% to +8.53% on box against boosting only
 /// where the serial golden policy puts a golden frame.

@@ -1,4 +1,4 @@
-//! The ExCamera[N,x] plan as data: a [`JobGraph`] of (chunk, phase) nodes
+//! The ExCamera\[N,x\] plan as data: a [`JobGraph`] of (chunk, phase) nodes
 //! and the edges along which their outputs flow.
 //!
 //! The video is cut into chunks of N frames; every x-th chunk heads a
@@ -105,7 +105,7 @@ impl PartialOrd for Node {
 }
 
 impl Ord for Node {
-    /// By [`Node::priority`]: phase 3 first, then lower chunks.
+    /// By `Node::priority`: phase 3 first, then lower chunks.
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.priority().cmp(&other.priority())
     }
@@ -120,7 +120,7 @@ pub enum HandOff {
     Final = 1,
 }
 
-/// The ExCamera[N,x] job over `frames` frames.
+/// The ExCamera\[N,x\] job over `frames` frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobGraph {
     frames: usize,

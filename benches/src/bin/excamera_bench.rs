@@ -1,8 +1,8 @@
-//! ExCamera[N,x] against serial excam and naive chunking with vpxenc.
+//! ExCamera\[N,x\] against serial excam and naive chunking with vpxenc.
 //!
 //! For each clip and quantizer: serial excam (one chunk), serial excam with
-//! a key frame every 96 frames (where [6,16] puts them), ExCamera[6,16],
-//! [6,1] and [12,16] on local workers, and `vpxenc --good --cpu-used=0`
+//! a key frame every 96 frames (where \[6,16\] puts them), ExCamera\[6,16\],
+//! \[6,1\] and \[12,16\] on local workers, and `vpxenc --good --cpu-used=0`
 //! with a key frame every 6 frames (what chunking without rebase costs).
 //! Prints kbit/s, PSNR, SSIM, wall time, BD-rate against serial excam, the
 //! state bytes per hop, and the time per rebased vs encoded frame.

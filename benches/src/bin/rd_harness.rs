@@ -102,7 +102,7 @@ struct Args {
     /// Skip vpxenc (excam rows only, no BD-rates).
     #[arg(long)]
     no_vpxenc: bool,
-    /// Where the SVG goes (default: target/rd/<clip>.svg; one clip only).
+    /// Where the SVG goes (default: target/rd/CLIP.svg; one clip only).
     #[arg(long)]
     svg: Option<PathBuf>,
 }

@@ -13,11 +13,11 @@
 //! * [`idct`]: inverse DCT plus add, and DC-only add, with SSE2 (the
 //!   x86-64 baseline).
 //! * [`copy`]: whole-pixel block copies with one bounds check per block.
-//! * [`loop_filter`]: the normal loop filter with SSE2, 16 pixels of an
+//! * `loop_filter`: the normal loop filter with SSE2, 16 pixels of an
 //!   edge at a time (scalar twin: `loop_filter::filter_mb_normal_n`).
 //! * `sad`, `fdct` (x86-64 only): the encoder's SSE2 distortion kernels
 //!   and forward DCT (scalar twins in `encode::sad`, `encode::fdct`).
-//! * [`dispatch`]: the encoder's AVX2 multiversioning macro; the `unsafe`
+//! * `dispatch`: the encoder's AVX2 multiversioning macro; the `unsafe`
 //!   it expands to is written here, and allowed where it lands.
 //!
 //! The crate denies `unsafe_code` everywhere else (`lib.rs`).

@@ -1,6 +1,6 @@
 //! Encoding one frame against a given state:
 //! `encode(state, image, params) -> (bytes, state')`, as
-//! [`decide_search`] then [`finish`].
+//! `decide_search` then `finish`.
 
 use crate::dequant::libvpx_quant_indices;
 use crate::encode::finish::finish;

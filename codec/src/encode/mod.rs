@@ -105,7 +105,7 @@ pub struct EncodeParams {
 /// -1.58 / -2.13 / -1.39%. The frames many others predict from are worth
 /// coding finely; the rest are worth fewer bits. Re-measured against 40
 /// for every frame with `excamera-bench` (overall PSNR, 120 frames):
-/// serial -1.95% carphone, -1.71% box; ExCamera[6,16] -1.08% / -0.80%.
+/// serial -1.95% carphone, -1.71% box; ExCamera\[6,16\] -1.08% / -0.80%.
 pub const INTER_LAMBDA_SCALE: u32 = 60;
 
 /// [`EncodeParams::lambda_scale`] of a key or golden frame: see
@@ -116,7 +116,7 @@ pub const REFERENCE_LAMBDA_SCALE: u32 = 30;
 /// key frame (an ExCamera chunk's first frame, coded given its
 /// predecessor's state): it refreshes golden, but the next chunk start
 /// replaces it a chunk later, so it sits between
-/// [`REFERENCE_LAMBDA_SCALE`] and [`INTER_LAMBDA_SCALE`]. ExCamera[6,16]
+/// [`REFERENCE_LAMBDA_SCALE`] and [`INTER_LAMBDA_SCALE`]. ExCamera\[6,16\]
 /// BD-rate against 30 (`excamera-bench`, speed 4, q 10..50, carphone / box
 /// 120 frames): 20 +1.01% / -, 40 -0.43% / -0.44%, 50 +0.06% / -0.58%,
 /// 60 +0.92% / -.

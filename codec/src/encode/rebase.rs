@@ -205,7 +205,7 @@ fn residual4(
 /// reconstruction in `pic` and updating the token contexts. When the frame
 /// has `moved` to a new state, a macroblock that sent a residual may drop
 /// it for the skip flag if that costs less in rate and distortion on the
-/// new prediction (ExCamera[6,16] BD-rate -0.2 to -0.4 points on carphone
+/// new prediction (ExCamera\[6,16\] BD-rate -0.2 to -0.4 points on carphone
 /// and box). One that was skipped stays skipped: giving it a residual, by
 /// the same test, measured 0.3 to 0.9 points worse.
 #[allow(clippy::too_many_arguments)]

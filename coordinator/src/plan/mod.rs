@@ -1,4 +1,4 @@
-//! The planner: how long an ExCamera[N,x] job will take and what it will
+//! The planner: how long an ExCamera\[N,x\] job will take and what it will
 //! cost, before running it.
 //!
 //! The inputs are a [`JobShape`] (frame size and count, N, x, workers), a

@@ -1,4 +1,4 @@
-//! A discrete-event simulation of one ExCamera[N,x] job.
+//! A discrete-event simulation of one ExCamera\[N,x\] job.
 //!
 //! Every chunk is a task; every try at a task (first run, retry,
 //! speculative twin) is an *attempt* that walks the same twelve steps a

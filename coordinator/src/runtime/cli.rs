@@ -101,7 +101,7 @@ pub struct DistArgs {
     /// Pass states through the store alone, without a relay.
     #[arg(long, conflicts_with_all = ["relay", "relay_listen"])]
     pub no_relay: bool,
-    /// Test only: CHUNK:ATTEMPT:KIND:PHASE[:SECONDS], KIND one of crash, hang, error, slow.
+    /// Test only: `CHUNK:ATTEMPT:KIND:PHASE[:SECONDS]`, KIND one of crash, hang, error, slow.
     #[arg(long, hide = true)]
     pub inject_fault: Vec<String>,
     /// Test only: restart the embedded relay after this many chunks are done.
