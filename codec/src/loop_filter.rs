@@ -383,27 +383,16 @@ pub fn filter_mb_normal(
             return;
         }
     }
-    match size {
-        16 => filter_mb_normal_n::<16>(
-            plane,
-            pos,
-            stride,
-            lim,
-            filter_left,
-            filter_top,
-            filter_inner,
-        ),
-        8 => filter_mb_normal_n::<8>(
-            plane,
-            pos,
-            stride,
-            lim,
-            filter_left,
-            filter_top,
-            filter_inner,
-        ),
-        _ => panic!("unsupported macroblock size {size} (must be 8 or 16)"),
-    }
+    filter_mb_normal_scalar(
+        plane,
+        pos,
+        stride,
+        size,
+        lim,
+        filter_left,
+        filter_top,
+        filter_inner,
+    );
 }
 
 /// [`filter_mb_normal`] without SIMD: the scalar definition the SIMD
