@@ -2,99 +2,25 @@
 //! compiler, runs it, then checks vpxdec decodes both IVF files it wrote
 //! to exactly the frames excam-codec's own decoder gives.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use md5::{Digest, Md5};
+use common::{build_lib, excam_md5, have_tool, target_and_profile, vpxdec_md5};
 
-/// Whether `tool` runs; under CI=true a missing tool fails the test.
-fn have_tool(tool: &str) -> bool {
-    if Command::new(tool).arg("--help").output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required under CI=true (apt-get install gcc vpx-tools)"
-    );
-    eprintln!("skipping: {tool} is not on PATH");
-    false
-}
-
-/// The staticlib of the profile this test was built in. The test binary
-/// lives in <target>/<profile>/deps.
+/// The staticlib of the profile this test was built in, built fresh.
 fn staticlib() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let profile = profile_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let target = profile_dir.parent().unwrap().to_path_buf();
-    let lib = profile_dir.join("libexcam.a");
-    // Always asked for (a no-op when fresh): `cargo test` builds the
-    // library's C crate types in deps/ but puts no copy here, so one left
-    // by an older build could be stale.
-    {
-        let st = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--offline",
-                "--profile",
-                cargo_profile(&profile),
-                "-p",
-                "excam-capi",
-                "--lib",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building libexcam.a failed");
-    }
+    let (target, profile) = target_and_profile();
+    build_lib(&target, &profile);
+    let lib = target.join(&profile).join("libexcam.a");
     assert!(lib.exists(), "{} missing", lib.display());
     lib
 }
 
-/// MD5 of the I420 frames excam-codec decodes from an IVF file, as
-/// vpxdec --md5 --i420 computes it (all frames concatenated).
-fn excam_md5(ivf: &Path) -> String {
-    let bytes = std::fs::read(ivf).unwrap();
-    let mut r = excam_codec::container::ivf::IvfReader::new(&bytes[..]).unwrap();
-    let mut dec = excam_codec::Decoder::new();
-    let mut h = Md5::new();
-    let mut n = 0;
-    while let Some(f) = r.next_frame().unwrap() {
-        let (shown, _) = dec.decode(&f.data).unwrap();
-        if let Some(p) = shown {
-            h.update(p.to_frame().to_i420());
-            n += 1;
-        }
-    }
-    assert_eq!(n, 10, "frames decoded from {}", ivf.display());
-    format!("{:x}", h.finalize())
-}
-
-fn vpxdec_md5(ivf: &Path) -> String {
-    let out = Command::new("vpxdec")
-        .args(["--md5", "--i420"])
-        .arg(ivf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vpxdec failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[test]
 fn c_program_encodes_decodes_and_matches_vpxdec() {
-    if !have_tool("cc") {
+    if !have_tool("cc", "--version") {
         return;
     }
     let lib = staticlib();
@@ -129,13 +55,15 @@ fn c_program_encodes_decodes_and_matches_vpxdec() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ok 10 frames"), "{stdout}");
-    if !have_tool("vpxdec") {
+    if !have_tool("vpxdec", "--help") {
         return;
     }
     for ivf in [&serial, &parallel] {
+        let (md5, n) = excam_md5(ivf);
+        assert_eq!(n, 10, "frames decoded from {}", ivf.display());
         assert_eq!(
             vpxdec_md5(ivf),
-            excam_md5(ivf),
+            md5,
             "vpxdec and excam differ on {}",
             ivf.display()
         );
@@ -185,13 +113,4 @@ fn header_is_cbindgen_fresh() {
         String::from_utf8_lossy(&made) == committed,
         "include/excam.h is stale: run cbindgen --config cbindgen.toml --crate excam-capi --output include/excam.h"
     );
-}
-
-/// The `--profile` name of a profile directory (`debug` is `dev`).
-fn cargo_profile(dir: &str) -> &str {
-    if dir == "debug" {
-        "dev"
-    } else {
-        dir
-    }
 }

@@ -7,36 +7,14 @@
 //! and the I420 the C program decoded through the API must be those
 //! frames too.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use md5::{Digest, Md5};
 
-/// Whether `tool` runs; under CI=true a missing tool fails the test.
-fn have_tool(tool: &str, arg: &str) -> bool {
-    if Command::new(tool).arg(arg).output().is_ok() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{tool} is required under CI=true (apt-get install gcc pkgconf vpx-tools)"
-    );
-    eprintln!("skipping: {tool} is not on PATH");
-    false
-}
-
-/// The target directory and profile this test was built in: the test
-/// binary is `<target>/<profile>/deps/installed-HASH`.
-fn target_and_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let profile = profile_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    (profile_dir.parent().unwrap().to_path_buf(), profile)
-}
+use common::{build_lib, cargo_profile, excam_md5, have_tool, target_and_profile, vpxdec_md5};
 
 /// The first `n` frames of a Y4M file, header included.
 fn y4m_prefix(path: &Path, n: usize) -> Vec<u8> {
@@ -54,42 +32,6 @@ fn y4m_prefix(path: &Path, n: usize) -> Vec<u8> {
     let (w, h) = (dim('W'), dim('H'));
     let frame = 6 + w * h + 2 * w.div_ceil(2) * h.div_ceil(2);
     bytes[..(header_end + n * frame).min(bytes.len())].to_vec()
-}
-
-/// MD5 over all shown frames' I420 bytes as excam's decoder gives them,
-/// and how many there were.
-fn excam_md5(ivf: &Path) -> (String, usize) {
-    let bytes = std::fs::read(ivf).unwrap();
-    let mut r = excam_codec::container::ivf::IvfReader::new(&bytes[..]).unwrap();
-    let mut dec = excam_codec::Decoder::new();
-    let mut h = Md5::new();
-    let mut n = 0;
-    while let Some(f) = r.next_frame().unwrap() {
-        if let (Some(p), _) = dec.decode(&f.data).unwrap() {
-            h.update(p.to_frame().to_i420());
-            n += 1;
-        }
-    }
-    (format!("{:x}", h.finalize()), n)
-}
-
-fn vpxdec_md5(ivf: &Path) -> String {
-    let out = Command::new("vpxdec")
-        .args(["--md5", "--i420"])
-        .arg(ivf)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "vpxdec failed on {}: {}",
-        ivf.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string()
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -123,24 +65,7 @@ fn installed_library_builds_the_c_example_and_matches_vpxdec() {
         return;
     }
     let (target, profile) = target_and_profile();
-    // Always asked for (a no-op when fresh): `cargo test` builds the C
-    // crate types in deps/ only, so a copy in the profile directory may be
-    // an older build's.
-    {
-        run_ok(
-            Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--offline",
-                    "--profile",
-                    cargo_profile(&profile),
-                    "-p",
-                    "excam-capi",
-                    "--lib",
-                ])
-                .env("CARGO_TARGET_DIR", &target),
-        );
-    }
+    build_lib(&target, &profile);
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().join("stage");
     run_ok(
@@ -240,14 +165,5 @@ fn installed_library_builds_the_c_example_and_matches_vpxdec() {
             parallel_md5,
             "vpxdec on the ExCamera encode"
         );
-    }
-}
-
-/// The `--profile` name of a profile directory (`debug` is `dev`).
-fn cargo_profile(dir: &str) -> &str {
-    if dir == "debug" {
-        "dev"
-    } else {
-        dir
     }
 }
