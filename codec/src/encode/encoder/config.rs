@@ -1,0 +1,250 @@
+//! What an [`Encoder`](super::Encoder) is built from: size, speed, rate control, key/golden/alt-ref policies and lookahead.
+
+use std::collections::VecDeque;
+
+use crate::encode::temporal_filter::ArnrParams;
+use crate::encode::EncodeError;
+use crate::state::DecoderState;
+
+use super::{rate_control::RateController, Encoder};
+
+/// Fastest speed preset; 0 is the slowest and best.
+pub const MAX_SPEED: u8 = 8;
+
+/// Largest lookahead, in frames (libvpx's `MAX_LAG_BUFFERS`).
+pub const MAX_LAG: u32 = 25;
+
+/// Hidden alt-ref frames: with a lookahead, each golden group gets a
+/// frame that is never shown, coded finely from a temporally filtered
+/// future frame (the group's last), which the group's frames then
+/// predict from (libvpx's `--auto-alt-ref`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AltRefPolicy {
+    /// Whether to code alt-ref frames (they also need
+    /// [`EncoderConfig::lag_in_frames`] of at least a group).
+    pub enabled: bool,
+    /// The temporal filter that builds them.
+    pub arnr: ArnrParams,
+    /// Fewest frames a group must span for an alt-ref to be worth its
+    /// bits.
+    pub min_group: u32,
+    /// How far below the inter frames' q index the alt-ref is coded, in
+    /// percent of that index (the golden boost is 50 at most).
+    pub q_boost_pct: u8,
+    /// Whether the golden frame that ends a group with an alt-ref (the
+    /// frame the alt-ref stands for, mostly predicted from it) keeps the
+    /// golden boost; if not, it is coded at the inter frames' q index.
+    pub overlay_boost: bool,
+}
+
+/// vpxenc's ARNR settings of the libvpx anchor (`--arnr-maxframes=7
+/// --arnr-strength=5`), off.
+impl Default for AltRefPolicy {
+    fn default() -> Self {
+        AltRefPolicy {
+            enabled: false,
+            arnr: ArnrParams {
+                max_frames: 7,
+                strength: 5,
+            },
+            min_group: 4,
+            q_boost_pct: 50,
+            // rd-harness --anchor best, speed 0, q 10..50: without the
+            // boost carphone went +7.41% -> +5.22% and the static-camera
+            // composite +28.97% -> +27.52% (BD-rate PSNR against vpxenc).
+            overlay_boost: false,
+        }
+    }
+}
+
+/// How the encoder chooses each frame's quantizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateControl {
+    /// A fixed quantizer on vpxenc's 0..=63 scale (`--min-q=Q --max-q=Q
+    /// --cq-level=Q`), mapped to the q index as libvpx does. Key and
+    /// golden frames still get their quality boost below it.
+    Quantizer(u8),
+    /// A one-pass average bitrate target in kbit/s (1000 bits).
+    Bitrate {
+        /// Target kbit/s.
+        kbps: u32,
+    },
+}
+
+/// When golden frames are refreshed, and how much better they are coded.
+///
+/// A golden frame is a long-lived second reference. Refreshing it every
+/// few frames with a frame coded at a lower quantizer gives later frames
+/// a cleaner reference to predict from (and to fall back on after
+/// occlusions) than the last frame, which carries each frame's coding
+/// noise forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoldenPolicy {
+    /// Refresh the golden reference every this many frames after a key
+    /// frame (key frames always refresh it); 0 never refreshes it between
+    /// key frames.
+    pub interval: u32,
+    /// How many q index steps (0..=127 scale) below the frame's
+    /// quantizer a golden refresh is coded, at most: the boost is also
+    /// capped at half the q index, since at low quantizers a few steps
+    /// already cost many bits and gain little.
+    pub q_boost: u8,
+}
+
+/// The default was measured with `rd-harness` (fixed quantizers 10..50,
+/// BD-rate against no golden refresh between key frames): every 12
+/// frames with boost 24 gave -10.0% on carphone at speed 4 (boost 16:
+/// -8.9%; every 8 with boost 16: -8.4%; every 16 with boost 24: -8.4%),
+/// -3.3% on carphone at speed 8, -3.9% on box at speed 4 and -3.8% on
+/// box at speed 8, with the boost capped at a third of the q index.
+/// Letting it reach half the q index (boost 64, so half the q index
+/// everywhere) gave a further -4.6% on carphone and -2.0% on box at speed
+/// 4 (two thirds: -5.9% and -1.6%; half every 8 frames: -3.5% and -2.5%,
+/// every 16: -2.5% and -2.5%).
+impl Default for GoldenPolicy {
+    fn default() -> Self {
+        GoldenPolicy {
+            interval: 12,
+            q_boost: 64,
+        }
+    }
+}
+
+/// Everything that stays fixed over a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncoderConfig {
+    /// Luma width in pixels, 1..=16383.
+    pub width: usize,
+    /// Luma height in pixels, 1..=16383.
+    pub height: usize,
+    /// Frames per second as numerator and denominator. Packets are
+    /// timestamped in frames (timebase `den/num` seconds); the bitrate
+    /// target uses it to turn kbit/s into bits per frame.
+    pub framerate: (u32, u32),
+    /// Quantizer or bitrate.
+    pub rate: RateControl,
+    /// Largest distance between key frames, in frames (vpxenc's
+    /// `--kf-max-dist`, whose VP8 default of 128 this copies); 0 codes
+    /// only the first frame as a key frame, 1 every frame.
+    pub keyint: u32,
+    /// Speed preset 0..=[`MAX_SPEED`]: 0 searches hardest.
+    pub speed: u8,
+    /// DCT token partitions: 1, 2, 4 or 8.
+    pub partitions: usize,
+    /// Golden frame refresh policy.
+    pub golden: GoldenPolicy,
+    /// Whether frames keep their probability updates for the frames after
+    /// them (`refresh_entropy_probs`); `false` trades some compression for
+    /// streams where each frame's entropy decoding depends only on the
+    /// last key frame.
+    pub refresh_entropy: bool,
+    /// Frames [`Encoder::send_frame`] takes before the first packet comes
+    /// out, 0..=[`MAX_LAG`] (vpxenc's `--lag-in-frames`): the lookahead
+    /// the alt-ref frames are built from.
+    pub lag_in_frames: u32,
+    /// Hidden alt-ref frames.
+    pub alt_ref: AltRefPolicy,
+}
+
+impl EncoderConfig {
+    /// A configuration for `width` x `height` at 30 fps, quantizer 32,
+    /// key frames at least every 128 frames, speed 4, one partition.
+    pub fn new(width: usize, height: usize) -> Self {
+        EncoderConfig {
+            width,
+            height,
+            framerate: (30, 1),
+            rate: RateControl::Quantizer(32),
+            keyint: 128,
+            speed: 4,
+            partitions: 1,
+            golden: GoldenPolicy::default(),
+            refresh_entropy: true,
+            lag_in_frames: 0,
+            alt_ref: AltRefPolicy::default(),
+        }
+    }
+
+    /// [`new`](Self::new) at speed preset `speed` with the tools the
+    /// speed affords: below the realtime presets (speed 6 and up) a
+    /// lookahead of [`MAX_LAG`] frames with hidden alt-ref frames.
+    pub fn with_speed(width: usize, height: usize, speed: u8) -> Self {
+        let mut cfg = EncoderConfig::new(width, height);
+        cfg.speed = speed;
+        if speed < 6 {
+            cfg.lag_in_frames = MAX_LAG;
+            cfg.alt_ref.enabled = true;
+        }
+        cfg
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::BadDimensions`] or [`EncodeError::BadParam`] naming
+    /// the field out of range.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        let (w, h) = (self.width, self.height);
+        if w == 0 || h == 0 || w > 16383 || h > 16383 {
+            return Err(EncodeError::BadDimensions(w, h));
+        }
+        if self.framerate.0 == 0 || self.framerate.1 == 0 {
+            return Err(EncodeError::BadParam("framerate must be positive"));
+        }
+        match self.rate {
+            RateControl::Quantizer(q) if q > 63 => {
+                return Err(EncodeError::BadParam("quantizer must be 0..=63"))
+            }
+            RateControl::Bitrate { kbps: 0 } => {
+                return Err(EncodeError::BadParam("bitrate must be at least 1 kbit/s"))
+            }
+            _ => {}
+        }
+        if self.speed > MAX_SPEED {
+            return Err(EncodeError::BadParam("speed must be 0..=8"));
+        }
+        if !matches!(self.partitions, 1 | 2 | 4 | 8) {
+            return Err(EncodeError::BadParam("partitions must be 1, 2, 4 or 8"));
+        }
+        if self.golden.q_boost > 127 {
+            return Err(EncodeError::BadParam("golden q_boost must be 0..=127"));
+        }
+        if self.lag_in_frames > MAX_LAG {
+            return Err(EncodeError::BadParam("lag_in_frames must be 0..=25"));
+        }
+        if self.alt_ref.arnr.max_frames > 15 {
+            return Err(EncodeError::BadParam("arnr max_frames must be 0..=15"));
+        }
+        if self.alt_ref.q_boost_pct > 100 {
+            return Err(EncodeError::BadParam("alt-ref q_boost_pct must be 0..=100"));
+        }
+        if self.alt_ref.arnr.strength > 6 {
+            return Err(EncodeError::BadParam("arnr strength must be 0..=6"));
+        }
+        Ok(())
+    }
+
+    /// Builds an encoder (rav1e's `Config::new_context`).
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build(&self) -> Result<Encoder, EncodeError> {
+        self.validate()?;
+        Ok(Encoder {
+            rc: RateController::new(self),
+            cfg: self.clone(),
+            state: DecoderState::new(),
+            queue: VecDeque::new(),
+            frames_in: 0,
+            since_key: 0,
+            since_golden: 0,
+            group_len: self.golden.interval as u64,
+            arf_due: None,
+            arf_active: false,
+            next_q: None,
+            flushing: false,
+        })
+    }
+}
