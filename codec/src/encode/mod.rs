@@ -176,5 +176,13 @@ pub fn encode(
     if params.sharpness > 7 {
         return Err(EncodeError::BadParam("sharpness must be 0..=7"));
     }
+    // The header has two bits for each; a value it cannot carry as given
+    // would leave the encoder's idea of the references apart from the
+    // decoder's (found by the encode_state fuzz target).
+    if params.copy_to_golden > 2 || params.copy_to_altref > 2 {
+        return Err(EncodeError::BadParam(
+            "copy_to_golden and copy_to_altref must be 0..=2",
+        ));
+    }
     frame::encode_frame(state, image, params)
 }

@@ -9,7 +9,6 @@ use crate::decode::{decode_picture, parse_modes};
 use crate::encode::analysis::{quantize, FrameAnalysis, MbCoded, TokenContexts};
 use crate::encode::fdct::fdct4x4;
 use crate::encode::finish::finish;
-use crate::encode::frame::encode_frame;
 use crate::encode::quantize::Quantizer;
 use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
@@ -180,7 +179,7 @@ pub fn encode_given_state(
         refresh_altref: true,
         ..params.clone()
     };
-    encode_frame(state, image, &p)
+    super::encode(state, image, &p)
 }
 
 fn residual4(
