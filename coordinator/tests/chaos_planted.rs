@@ -175,4 +175,79 @@ fn chunks_of_another_build_are_never_reused() {
         .filter(|t| t["reused"] == true)
         .count();
     assert_eq!(reused, 3, "chunks 0-2 reused, the other build's 3-5 redone");
+
+    // Now the other build's records of a whole group (3-5: chunk 3 heads
+    // it, so their chain holds among themselves) with this job's id
+    // written into them and their chunk objects' keys moved under this
+    // job: only the chunks' content addresses, recomputed from this job's
+    // settings and input, can tell them apart.
+    std::fs::remove_file(&out).unwrap();
+    let this_id = job.file_name().unwrap().to_str().unwrap().to_string();
+    let other_id = other_job.file_name().unwrap().to_str().unwrap().to_string();
+    for i in 3..6 {
+        let name = format!("results/{i}.json");
+        let mut r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(other_job.join(&name)).unwrap()).unwrap();
+        r["job"] = this_id.clone().into();
+        let key = r["chunk_key"]
+            .as_str()
+            .unwrap()
+            .replace(&other_id, &this_id);
+        r["chunk_key"] = key.into();
+        rewrite(&job.join(&name), &serde_json::to_vec(&r).unwrap());
+    }
+    let o = excam(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&out).unwrap() == reference,
+        "a record rewritten to this job's id reached the output"
+    );
+    let reused = report(&dir)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reused"] == true)
+        .count();
+    assert_eq!(reused, 3, "chunks 0-2 reused, the rewritten 3-5 redone");
+}
+
+/// A state lost after its producer finished (the store object gone, no
+/// relay to hold a copy) is written again by running the producer again:
+/// the job ends with the reference bytes. Without that, the successor
+/// would wait for the state until its timeout on every try and the job
+/// would fail.
+#[test]
+fn a_lost_state_is_written_again_by_its_producer() {
+    let Some(worker) = worker_bin() else { return };
+    let reference = local_reference();
+    let _g = serial();
+    for (phase, what) in [("rebase", "final"), ("encode", "phase-1")] {
+        let dir = scratch(&format!("lost-state-{phase}"));
+        let out = dir.join("out.ivf");
+        let mut a = processes_args(&dir, &out, &worker);
+        // Chunk 1 (not a group head) loses a hand-off at its first try.
+        a.extend(
+            [
+                "--no-relay",
+                "--max-tries",
+                "1",
+                "--inject-fault",
+                &format!("1:1:lose-state:{phase}"),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        a.retain(|x| x != "--quiet");
+        let o = excam(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "lost {what} state: {err}");
+        assert!(
+            std::fs::read(&out).unwrap() == reference,
+            "lost {what} state: output differs"
+        );
+        assert!(err.contains("chunk 1: runs again"), "{err}");
+        let tasks = report(&dir)["tasks"].as_array().unwrap().clone();
+        assert_eq!(tasks[1]["winner_attempt"], 2, "lost {what} state");
+        assert_eq!(tasks[1]["retries"], 0, "no attempt of chunk 1 failed");
+    }
 }

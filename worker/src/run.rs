@@ -608,6 +608,9 @@ impl Run {
         key: &str,
         wire: Bytes,
     ) -> Result<(), TaskError> {
+        if lose_state(&self.task, phase) {
+            return Ok(());
+        }
         let (relayed, stored) = tokio::join!(
             self.put_relay(phase, mailbox, wire.clone()),
             self.store.put_once(key, wire)
@@ -822,6 +825,26 @@ async fn inject_fault(task: &Task, phase: Phase) -> Result<(), TaskError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Whether the task's injected fault loses the state `phase` hands on.
+#[cfg(feature = "fault-injection")]
+fn lose_state(task: &Task, phase: Phase) -> bool {
+    let lose =
+        matches!(&task.fault, Some(crate::task::Fault::LoseState { phase: p }) if *p == phase);
+    if lose {
+        warn!(
+            chunk = task.chunk,
+            "injected fault: the state of {phase} is lost"
+        );
+    }
+    lose
+}
+
+/// Without the `fault-injection` feature, `task.fault` is ignored.
+#[cfg(not(feature = "fault-injection"))]
+fn lose_state(_task: &Task, _phase: Phase) -> bool {
+    false
 }
 
 /// Without the `fault-injection` feature, `task.fault` is ignored.

@@ -185,6 +185,13 @@ pub enum Fault {
         /// How long.
         seconds: f64,
     },
+    /// Lose the state handed on at the end of `phase` (phase 1's or the
+    /// final one): put it nowhere, as if the store object had been deleted
+    /// right after it was written and the relay restarted.
+    LoseState {
+        /// Phase whose hand-off to lose.
+        phase: Phase,
+    },
 }
 
 /// One chunk's work: all three phases.

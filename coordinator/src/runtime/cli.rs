@@ -101,7 +101,8 @@ pub struct DistArgs {
     /// Pass states through the store alone, without a relay.
     #[arg(long, conflicts_with_all = ["relay", "relay_listen"])]
     pub no_relay: bool,
-    /// Test only: `CHUNK:ATTEMPT:KIND:PHASE[:SECONDS]`, KIND one of crash, hang, error, slow.
+    /// Test only: `CHUNK:ATTEMPT:KIND:PHASE[:SECONDS]`, KIND one of crash, hang, error, slow,
+    /// lose-state (the state handed on at the end of PHASE goes nowhere).
     #[arg(long, hide = true)]
     pub inject_fault: Vec<String>,
     /// Test only: restart the embedded relay after this many chunks are done.
@@ -127,6 +128,7 @@ fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
         "crash" => Fault::Crash { phase },
         "hang" => Fault::Hang { phase },
         "error" => Fault::Error { phase },
+        "lose-state" => Fault::LoseState { phase },
         "slow" => Fault::Slow {
             phase,
             seconds: p.get(4).context("slow needs SECONDS")?.parse()?,

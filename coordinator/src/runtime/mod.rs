@@ -19,6 +19,7 @@ pub mod processes;
 pub mod progress;
 pub mod report;
 pub mod scheduler;
+mod state_audit;
 pub mod timeline;
 pub mod worker_api;
 
@@ -525,6 +526,7 @@ pub async fn run_job(
             if cfg.resume || round > 0 {
                 reused = load_reusable(
                     store.as_ref(),
+                    &make_tasks(&run),
                     &job,
                     &run,
                     &expected,
@@ -657,8 +659,10 @@ pub async fn run_job(
 /// ([`chain::drop_unlinked`]), with the states that chunks to be run need
 /// from them checked and carried into run `run`
 /// ([`chain::carry_reused_states`]).
+#[allow(clippy::too_many_arguments)]
 async fn load_reusable(
     store: &dyn Store,
+    tasks: &[Task],
     job: &str,
     run: &str,
     expected: &[usize],
@@ -677,6 +681,12 @@ async fn load_reusable(
         if r.job != job || r.chunk != i || r.version != TASK_VERSION {
             continue;
         }
+        // The job id in a record proves nothing (it is a field like any
+        // other): the chunk must sit at the content address this job's
+        // settings, plan and input frames give it.
+        if !at_its_address(store, &tasks[i], &r).await {
+            continue;
+        }
         if let Ok(frames) = scheduler::verify(store, &r, expected[i]).await {
             *slot = Some(ChunkDone {
                 result: r,
@@ -693,6 +703,38 @@ async fn load_reusable(
         }
     }
     reused
+}
+
+/// Whether `r` names the chunk object that `task` would write for the
+/// start state `r` claims: the cache key recomputed from the task's codec
+/// settings and plan and the input frames of its chunk.
+async fn at_its_address(
+    store: &dyn Store,
+    task: &Task,
+    r: &excam_worker::task::TaskResult,
+) -> bool {
+    let plan = task.plan();
+    let Ok(frames) = excam_worker::input::read_frames(
+        store,
+        &task.input,
+        task.codec.width,
+        task.codec.height,
+        plan.first_frame(),
+        plan.len(task.input.frames),
+    )
+    .await
+    else {
+        return false;
+    };
+    let Some(source) = hex::decode(&r.source_state)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    else {
+        return false;
+    };
+    let digest = excam_worker::keys::frames_digest(&frames);
+    let key = excam_worker::keys::cache_key(&task.codec, &plan, &digest, &source);
+    r.chunk_key == excam_worker::keys::chunk_object(&task.job, &key)
 }
 
 fn unix_now() -> f64 {

@@ -551,6 +551,10 @@ impl Observer for Display {
                     "chunk {chunk}: attempt {attempt} lost the race, stopped"
                 ));
             }
+            Event::Regenerating { chunk, reason } => {
+                self.done.fetch_sub(1, Ordering::Relaxed);
+                self.line(&format!("chunk {chunk}: runs again, {reason}"));
+            }
         }
         self.summary(running, false);
     }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::backend::{AttemptError, Backend, FailureKind};
+use super::state_audit;
 use super::worker_api::{decode_chunk_object, result_key};
 
 /// Knobs of the scheduler.
@@ -147,6 +148,14 @@ pub enum Event<'a> {
         /// Attempt number.
         attempt: u32,
     },
+    /// A done chunk runs again: a state it handed on was lost or damaged
+    /// after it was written (its successor would wait for it forever).
+    Regenerating {
+        /// Chunk.
+        chunk: usize,
+        /// What was wrong with the state.
+        reason: &'a str,
+    },
 }
 
 /// Receives [`Event`]s; also told how many attempts run.
@@ -183,6 +192,16 @@ pub enum ScheduleError {
         /// Last error.
         message: String,
     },
+    /// A chunk's handed-on states were lost more often than `max_tries`.
+    #[error("chunk {chunk}'s states were lost {times} times after it finished; last: {message}")]
+    StateLost {
+        /// Chunk.
+        chunk: usize,
+        /// How many times.
+        times: u32,
+        /// What was wrong the last time.
+        message: String,
+    },
     /// Cancelled (Ctrl-C).
     #[error("cancelled")]
     Cancelled,
@@ -213,6 +232,10 @@ struct Slot {
     twin_launched: bool,
     done_at: Option<Instant>,
     last_error: Option<AttemptError>,
+    /// Times the chunk ran again because a state it handed on was lost.
+    regenerations: u32,
+    /// When its predecessor's states were last checked for it.
+    audited_at: Option<Instant>,
 }
 
 /// Fetches the chunk object a result names and checks it against the
@@ -282,6 +305,8 @@ pub async fn run_schedule(
     let mut running = 0usize;
     let mut twins = 0usize;
     let mut cancel_open = true;
+    // Checks of done chunks' handed-on states: (chunk, attempt, verdict).
+    let mut audits: JoinSet<(usize, u32, Result<(), String>)> = JoinSet::new();
     let done_count = |d: &[Option<ChunkDone>]| d.iter().filter(|c| c.is_some()).count();
 
     let finish = |log: AttemptLog, done: Vec<Option<ChunkDone>>, twins| Schedule {
@@ -311,10 +336,7 @@ pub async fn run_schedule(
         let limit = cfg.max_concurrency.max(1).min(ramp);
 
         // Speculative twins first: a straggler holds up its successors.
-        if !working_times.is_empty() {
-            let mut sorted = working_times.clone();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted[sorted.len() / 2];
+        if let Some(median) = median_working(&working_times) {
             let deadline =
                 Duration::from_secs_f64(median * cfg.straggler_factor).max(cfg.straggler_floor);
             for c in 0..n {
@@ -345,6 +367,35 @@ pub async fn run_schedule(
             }
         }
 
+        // A chunk still running long after its predecessor finished may be
+        // waiting for a state that was lost after it was written: check the
+        // predecessor's objects (see `state_audit`).
+        let audit_after = median_working(&working_times).map_or(cfg.straggler_floor, |m| {
+            Duration::from_secs_f64(m * cfg.straggler_factor).max(cfg.straggler_floor)
+        });
+        for c in 0..n {
+            let Some(p) = graph.as_ref().and_then(|g| g.chain_pred(c)) else {
+                continue;
+            };
+            let Some(pd) = &done[p] else { continue };
+            let p_at = slots[p].done_at.unwrap_or(t0);
+            let s = &slots[c];
+            let due = |at: Instant| now.duration_since(at) > audit_after;
+            if done[c].is_some()
+                || s.running.is_empty()
+                || !due(p_at)
+                || s.audited_at.is_some_and(|a| !due(a))
+            {
+                continue;
+            }
+            slots[c].audited_at = Some(now);
+            let (store, task, result) = (store.clone(), tasks[p].clone(), pd.result.clone());
+            audits.spawn(async move {
+                let verdict = state_audit::check_handoffs(store.as_ref(), &task, &result).await;
+                (p, result.attempt, verdict)
+            });
+        }
+
         // Then new tries, lowest chunk first; a chunk in backoff keeps a
         // slot reserved so no higher chunk takes it.
         let mut reserved = 0usize;
@@ -363,6 +414,32 @@ pub async fn run_schedule(
 
         let joined = tokio::select! {
             j = set.join_next(), if !set.is_empty() => j,
+            a = audits.join_next(), if !audits.is_empty() => {
+                let Some(Ok((p, attempt, Err(reason)))) = a else { continue };
+                // Act only if the result checked is still the one in use.
+                if done[p].as_ref().map(|d| d.result.attempt) != Some(attempt) {
+                    continue;
+                }
+                observer.event(&Event::Regenerating { chunk: p, reason: &reason }, running);
+                let s = &mut slots[p];
+                s.regenerations += 1;
+                if s.regenerations > cfg.max_tries.max(1) {
+                    let err = ScheduleError::StateLost {
+                        chunk: p,
+                        times: s.regenerations,
+                        message: reason,
+                    };
+                    log.cancel_open(Instant::now());
+                    set.shutdown().await;
+                    return Err((err, finish(log, done, twins)));
+                }
+                done[p] = None;
+                s.done_at = None;
+                s.twin_launched = false;
+                not_before[p] = Instant::now();
+                pending.insert(p);
+                None
+            }
             _ = tokio::time::sleep(Duration::from_millis(100)) => None,
             changed = cancel.changed(), if cancel_open => {
                 // A dropped sender can never cancel: stop listening to it.
@@ -495,6 +572,13 @@ pub async fn run_schedule(
     }
     set.shutdown().await;
     Ok(finish(log, done, twins))
+}
+
+/// The median of the finished attempts' working times, if any finished.
+fn median_working(times: &[f64]) -> Option<f64> {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
 }
 
 /// Every attempt on record, found by (chunk, attempt).
