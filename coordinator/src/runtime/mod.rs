@@ -12,36 +12,40 @@
 pub mod backend;
 pub mod chain;
 pub mod cli;
+mod embedded_relay;
+mod input;
 #[cfg(feature = "cloud")]
 pub mod lambda;
 pub mod local;
 pub mod processes;
 pub mod progress;
 pub mod report;
+mod resume;
 pub mod scheduler;
 mod state_audit;
 pub mod timeline;
 pub mod worker_api;
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use excam_codec::container::y4m::Y4mReader;
 use excam_codec::image::i420_len;
-use excam_rendezvous::{Fingerprint, Relay, RelayConfig, RelaySecret, TlsIdentity};
-use excam_worker::store::Store;
+use excam_rendezvous::{Fingerprint, RelaySecret};
 use excam_worker::task::{
     codec_version, CodecParams, Fault, InputSpec, RelaySpec, StoreSpec, Task, TASK_VERSION,
 };
 use sha2::{Digest, Sha256};
 
 use backend::Backend;
-use report::{AttemptReport, Hop, PhaseTiming, Report, TaskReport, Totals};
+use embedded_relay::EmbeddedRelay;
+use input::{locate_input, parse_header, upload_input};
+use report::build_report;
+use report::Report;
+use resume::load_reusable;
 use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError, SchedulerConfig};
 use worker_api::{job_prefix, result_key};
 
@@ -217,104 +221,6 @@ pub fn job_id(
         .as_bytes(),
     );
     hex::encode(h.finalize())
-}
-
-/// Parses a Y4M header from the file's first bytes: the frame geometry
-/// and where frames start. Only `FRAME` lines without parameters are
-/// supported (what ffmpeg and our clips write), since frames are located
-/// by stride.
-fn parse_header(
-    head: &[u8],
-    total: u64,
-) -> anyhow::Result<(excam_codec::container::y4m::Y4mHeader, u64, usize)> {
-    let hdr = *Y4mReader::new(head).context("not a Y4M file")?.header();
-    let end = head
-        .iter()
-        .position(|&b| b == b'\n')
-        .context("Y4M header line is not terminated")? as u64
-        + 1;
-    let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
-    let at = end as usize;
-    if head.len() >= at + 6 && &head[at..at + 6] != b"FRAME\n" {
-        bail!("Y4M frames with parameters are not supported by the distributed backends");
-    }
-    let frames = (total.saturating_sub(end) / stride) as usize;
-    Ok((hdr, end, frames))
-}
-
-/// The embedded relay, restartable (tests) with the same address,
-/// certificate and secret.
-struct EmbeddedRelay {
-    addr: SocketAddr,
-    identity: TlsIdentity,
-    secret: RelaySecret,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl EmbeddedRelay {
-    fn start(listen: SocketAddr) -> anyhow::Result<EmbeddedRelay> {
-        let identity = TlsIdentity::self_signed()?;
-        let secret = RelaySecret::generate();
-        let mut r = EmbeddedRelay {
-            addr: listen,
-            identity,
-            secret,
-            stop: None,
-            task: None,
-        };
-        r.bind()?;
-        Ok(r)
-    }
-
-    fn bind(&mut self) -> anyhow::Result<()> {
-        let mut cfg = RelayConfig::new(self.secret.clone());
-        cfg.identity = Some(self.identity.clone());
-        let relay = Relay::bind(self.addr, cfg).context("cannot start the embedded relay")?;
-        self.addr = relay.local_addr();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        self.stop = Some(tx);
-        self.task = Some(tokio::spawn(async move {
-            let _ = relay
-                .run(async {
-                    let _ = rx.await;
-                })
-                .await;
-        }));
-        Ok(())
-    }
-
-    async fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            // Draining may wait for idle clients; a stopped relay is all a
-            // restart or the job's end needs.
-            let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), t)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
-    }
-
-    async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop().await;
-        // quinn releases the UDP port only when its endpoint driver task has
-        // seen the last handle go: retry the bind for a while.
-        let t = Instant::now();
-        loop {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            match self.bind() {
-                Ok(()) => return Ok(()),
-                Err(e) if t.elapsed() > Duration::from_secs(10) => return Err(e),
-                Err(_) => {}
-            }
-        }
-    }
 }
 
 /// Runs a distributed encode to completion.
@@ -654,225 +560,10 @@ pub async fn run_job(
     })
 }
 
-/// The chunks of earlier runs that can be reused: result records whose
-/// chunk object verifies, minus those that cannot continue the chain
-/// ([`chain::drop_unlinked`]), with the states that chunks to be run need
-/// from them checked and carried into run `run`
-/// ([`chain::carry_reused_states`]).
-#[allow(clippy::too_many_arguments)]
-async fn load_reusable(
-    store: &dyn Store,
-    tasks: &[Task],
-    job: &str,
-    run: &str,
-    expected: &[usize],
-    group_chunks: usize,
-    dims: (u16, u16),
-    quiet: bool,
-) -> Vec<Option<ChunkDone>> {
-    let mut reused: Vec<Option<ChunkDone>> = vec![None; expected.len()];
-    for (i, slot) in reused.iter_mut().enumerate() {
-        let Ok(raw) = store.get(&result_key(job, i)).await else {
-            continue;
-        };
-        let Ok(r) = serde_json::from_slice::<excam_worker::task::TaskResult>(&raw) else {
-            continue;
-        };
-        if r.job != job || r.chunk != i || r.version != TASK_VERSION {
-            continue;
-        }
-        // The job id in a record proves nothing (it is a field like any
-        // other): the chunk must sit at the content address this job's
-        // settings, plan and input frames give it.
-        if !at_its_address(store, &tasks[i], &r).await {
-            continue;
-        }
-        if let Ok(frames) = scheduler::verify(store, &r, expected[i]).await {
-            *slot = Some(ChunkDone {
-                result: r,
-                frames,
-                reused: true,
-            });
-        }
-    }
-    let dropped =
-        chain::carry_reused_states(store, job, run, &mut reused, group_chunks, dims).await;
-    if !quiet {
-        for d in &dropped {
-            eprintln!("resume: {d}");
-        }
-    }
-    reused
-}
-
-/// Whether `r` names the chunk object that `task` would write for the
-/// start state `r` claims: the cache key recomputed from the task's codec
-/// settings and plan and the input frames of its chunk.
-async fn at_its_address(
-    store: &dyn Store,
-    task: &Task,
-    r: &excam_worker::task::TaskResult,
-) -> bool {
-    let plan = task.plan();
-    let Ok(frames) = excam_worker::input::read_frames(
-        store,
-        &task.input,
-        task.codec.width,
-        task.codec.height,
-        plan.first_frame(),
-        plan.len(task.input.frames),
-    )
-    .await
-    else {
-        return false;
-    };
-    let Some(source) = hex::decode(&r.source_state)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-    else {
-        return false;
-    };
-    let digest = excam_worker::keys::frames_digest(&frames);
-    let key = excam_worker::keys::cache_key(&task.codec, &plan, &digest, &source);
-    r.chunk_key == excam_worker::keys::chunk_object(&task.job, &key)
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Identity, store key, first bytes and total size of the input.
-async fn locate_input(
-    cfg: &JobConfig,
-    spec: &StoreSpec,
-    store: &dyn Store,
-) -> anyhow::Result<(String, String, Vec<u8>, u64)> {
-    match &cfg.input {
-        InputSource::File(path) => {
-            let meta = std::fs::metadata(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            if !meta.is_file() {
-                bail!(
-                    "{} is not a regular file (the distributed backends need one)",
-                    path.display()
-                );
-            }
-            let abs = std::fs::canonicalize(path)?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            let identity = format!("file:{}:{}:{}", abs.display(), meta.len(), mtime);
-            let key = format!(
-                "inputs/{}.y4m",
-                &hex::encode(Sha256::digest(identity.as_bytes()))[..32]
-            );
-            let mut head = vec![0u8; 4096];
-            let mut f = std::fs::File::open(path)?;
-            let mut n = 0;
-            while n < head.len() {
-                let k = f.read(&mut head[n..])?;
-                if k == 0 {
-                    break;
-                }
-                n += k;
-            }
-            head.truncate(n);
-            Ok((identity, key, head, meta.len()))
-        }
-        InputSource::S3 { bucket, key } => {
-            let StoreSpec::S3 { bucket: sb, prefix } = spec else {
-                bail!("an s3:// input needs --backend lambda");
-            };
-            if sb != bucket {
-                bail!("the input must be in the job's bucket {sb}, not {bucket}");
-            }
-            let rel = if prefix.is_empty() {
-                key.clone()
-            } else {
-                key.strip_prefix(&format!("{prefix}/"))
-                    .with_context(|| format!("the input key must be under the prefix {prefix}/"))?
-                    .to_string()
-            };
-            let (size, etag) = s3_head(bucket, key).await?;
-            let head = store
-                .get_range(&rel, 0, 4096.min(size))
-                .await
-                .with_context(|| format!("cannot read s3://{bucket}/{key}"))?;
-            Ok((
-                format!("s3:{bucket}/{key}:{etag}:{size}"),
-                rel,
-                head.to_vec(),
-                size,
-            ))
-        }
-    }
-}
-
-/// Why a build without the `cloud` feature refuses the Lambda backend.
-#[cfg(not(feature = "cloud"))]
-const NO_CLOUD: &str = "--backend lambda and s3:// inputs need the AWS SDK, and this excam \
-    was built without the `cloud` feature (build with default features)";
-
-/// The size and ETag of an S3 object.
-#[cfg(feature = "cloud")]
-async fn s3_head(bucket: &str, key: &str) -> anyhow::Result<(u64, String)> {
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut s3c = aws_sdk_s3::config::Builder::from(&conf);
-    if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
-        s3c = s3c.force_path_style(true);
-    }
-    let client = aws_sdk_s3::Client::from_conf(s3c.build());
-    let head_obj = client
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .with_context(|| format!("cannot find s3://{bucket}/{key}"))?;
-    let size = head_obj.content_length().unwrap_or(0).max(0) as u64;
-    let etag = head_obj.e_tag().unwrap_or_default().to_string();
-    Ok((size, etag))
-}
-
-#[cfg(not(feature = "cloud"))]
-async fn s3_head(_bucket: &str, _key: &str) -> anyhow::Result<(u64, String)> {
-    bail!(NO_CLOUD)
-}
-
-/// Puts the input into the store unless an object of its size is there.
-async fn upload_input(
-    store: &dyn Store,
-    key: &str,
-    path: &Path,
-    total: u64,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    if store.size(key).await? == Some(total) {
-        return Ok(());
-    }
-    let bar = if !quiet && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "uploading input {bar:30} {bytes}/{total_bytes} [{eta}]",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let b2 = bar.clone();
-    store
-        .upload_file(key, path, &move |done, _| b2.set_position(done))
-        .await
-        .with_context(|| format!("cannot upload {}", path.display()))?;
-    bar.finish_and_clear();
-    Ok(())
 }
 
 /// Writes the IVF or WebM; returns its size and (key frames, VP8 bytes).
@@ -915,127 +606,4 @@ fn write_output(
     }
     crate::output::persist(tmp, output)?;
     Ok((size, (keys, bytes)))
-}
-
-/// Builds the report from the attempts the scheduler recorded.
-#[allow(clippy::too_many_arguments)]
-fn build_report(
-    cfg: &JobConfig,
-    job: &str,
-    backend: &str,
-    frames: usize,
-    chunks: usize,
-    started_unix_s: f64,
-    t0: Instant,
-    sched: &Schedule,
-    output_bytes: u64,
-) -> Report {
-    let rel = |i: Instant| i.saturating_duration_since(t0).as_secs_f64();
-    let timings = |r: &excam_worker::task::TaskResult| -> Vec<PhaseTiming> {
-        r.phases
-            .iter()
-            .map(|p| PhaseTiming {
-                phase: p.phase,
-                start_s: p.start_unix_s - started_unix_s,
-                seconds: p.seconds,
-                wait_seconds: p.wait_seconds,
-                from_checkpoint: p.from_checkpoint,
-                handoff_s: p.handoff_unix_s.map(|t| t - started_unix_s),
-                received_s: p.received_unix_s.map(|t| t - started_unix_s),
-            })
-            .collect()
-    };
-    let mut tasks = Vec::with_capacity(chunks);
-    let mut worker_seconds = 0.0;
-    for i in 0..chunks {
-        let attempts: Vec<AttemptReport> = sched
-            .attempts
-            .iter()
-            .filter(|a| a.chunk == i)
-            .map(|a| {
-                let end = a.end.map_or(rel(Instant::now()), rel);
-                worker_seconds += end - rel(a.start);
-                AttemptReport {
-                    attempt: a.attempt,
-                    speculative: a.speculative,
-                    start_s: rel(a.start),
-                    end_s: end,
-                    outcome: a.outcome.clone().unwrap_or(scheduler::Outcome::Cancelled),
-                    error: a.error.clone(),
-                    phase: a.phase,
-                    worker: a.result.as_ref().map(|r| r.worker.clone()),
-                    phases: a.result.as_ref().map(timings).unwrap_or_default(),
-                }
-            })
-            .collect();
-        let done = sched.chunks.get(i).and_then(|c| c.as_ref());
-        tasks.push(TaskReport {
-            chunk: i,
-            reused: done.is_some_and(|d| d.reused),
-            winner_attempt: done.map_or(0, |d| d.result.attempt),
-            frames: done.map_or(0, |d| d.frames.len()),
-            chunk_bytes: done.map_or(0, |d| d.result.chunk_bytes),
-            state_bytes: done.and_then(|d| d.result.state_bytes),
-            phases: done.map(|d| timings(&d.result)).unwrap_or_default(),
-            retries: attempts
-                .iter()
-                .filter(|a| matches!(a.outcome, scheduler::Outcome::Failed { .. }))
-                .count() as u32,
-            speculative: attempts.iter().filter(|a| a.speculative).count() as u32,
-            attempts,
-        });
-    }
-    let mut hops = Vec::new();
-    for i in 1..chunks {
-        if i % cfg.group_chunks == 0 {
-            continue;
-        }
-        let find = |t: &TaskReport| {
-            t.phases
-                .iter()
-                .find(|p| p.phase == excam_worker::chunk::Phase::Rebase)
-                .cloned()
-        };
-        if tasks[i].reused || tasks[i - 1].reused {
-            continue;
-        }
-        if let (Some(a), Some(b)) = (find(&tasks[i - 1]), find(&tasks[i])) {
-            if let (Some(sent), Some(got)) = (a.handoff_s, b.received_s) {
-                hops.push(Hop {
-                    chunk: i,
-                    latency_s: got - sent,
-                    waiting: b.start_s <= sent,
-                });
-            }
-        }
-    }
-    let requests = sched.attempts.len();
-    let gb_seconds = worker_seconds * cfg.lambda_memory_mb as f64 / 1024.0;
-    Report {
-        version: report::REPORT_VERSION,
-        job: job.to_string(),
-        backend: backend.to_string(),
-        frames,
-        chunks,
-        chunk_frames: cfg.chunk_frames,
-        group_chunks: cfg.group_chunks,
-        started_unix_s,
-        wall_seconds: t0.elapsed().as_secs_f64(),
-        output_bytes,
-        hops,
-        totals: Totals {
-            attempts: requests,
-            retries: tasks.iter().map(|t| t.retries as usize).sum(),
-            speculative: sched.twins,
-            stragglers: tasks.iter().filter(|t| t.speculative > 0).count(),
-            worker_seconds,
-            gb_seconds,
-            requests,
-            lambda_memory_mb: cfg.lambda_memory_mb,
-            price_per_gb_s: cfg.price_per_gb_s,
-            price_per_request: cfg.price_per_request,
-            cost_usd: gb_seconds * cfg.price_per_gb_s + requests as f64 * cfg.price_per_request,
-        },
-        tasks,
-    }
 }

@@ -206,3 +206,131 @@ impl Report {
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
     }
 }
+
+use std::time::Instant;
+
+use super::scheduler::{self, Schedule};
+use super::JobConfig;
+
+/// Builds the report from the attempts the scheduler recorded.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn build_report(
+    cfg: &JobConfig,
+    job: &str,
+    backend: &str,
+    frames: usize,
+    chunks: usize,
+    started_unix_s: f64,
+    t0: Instant,
+    sched: &Schedule,
+    output_bytes: u64,
+) -> Report {
+    let rel = |i: Instant| i.saturating_duration_since(t0).as_secs_f64();
+    let timings = |r: &excam_worker::task::TaskResult| -> Vec<PhaseTiming> {
+        r.phases
+            .iter()
+            .map(|p| PhaseTiming {
+                phase: p.phase,
+                start_s: p.start_unix_s - started_unix_s,
+                seconds: p.seconds,
+                wait_seconds: p.wait_seconds,
+                from_checkpoint: p.from_checkpoint,
+                handoff_s: p.handoff_unix_s.map(|t| t - started_unix_s),
+                received_s: p.received_unix_s.map(|t| t - started_unix_s),
+            })
+            .collect()
+    };
+    let mut tasks = Vec::with_capacity(chunks);
+    let mut worker_seconds = 0.0;
+    for i in 0..chunks {
+        let attempts: Vec<AttemptReport> = sched
+            .attempts
+            .iter()
+            .filter(|a| a.chunk == i)
+            .map(|a| {
+                let end = a.end.map_or(rel(Instant::now()), rel);
+                worker_seconds += end - rel(a.start);
+                AttemptReport {
+                    attempt: a.attempt,
+                    speculative: a.speculative,
+                    start_s: rel(a.start),
+                    end_s: end,
+                    outcome: a.outcome.clone().unwrap_or(scheduler::Outcome::Cancelled),
+                    error: a.error.clone(),
+                    phase: a.phase,
+                    worker: a.result.as_ref().map(|r| r.worker.clone()),
+                    phases: a.result.as_ref().map(timings).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let done = sched.chunks.get(i).and_then(|c| c.as_ref());
+        tasks.push(TaskReport {
+            chunk: i,
+            reused: done.is_some_and(|d| d.reused),
+            winner_attempt: done.map_or(0, |d| d.result.attempt),
+            frames: done.map_or(0, |d| d.frames.len()),
+            chunk_bytes: done.map_or(0, |d| d.result.chunk_bytes),
+            state_bytes: done.and_then(|d| d.result.state_bytes),
+            phases: done.map(|d| timings(&d.result)).unwrap_or_default(),
+            retries: attempts
+                .iter()
+                .filter(|a| matches!(a.outcome, scheduler::Outcome::Failed { .. }))
+                .count() as u32,
+            speculative: attempts.iter().filter(|a| a.speculative).count() as u32,
+            attempts,
+        });
+    }
+    let mut hops = Vec::new();
+    for i in 1..chunks {
+        if i % cfg.group_chunks == 0 {
+            continue;
+        }
+        let find = |t: &TaskReport| {
+            t.phases
+                .iter()
+                .find(|p| p.phase == excam_worker::chunk::Phase::Rebase)
+                .cloned()
+        };
+        if tasks[i].reused || tasks[i - 1].reused {
+            continue;
+        }
+        if let (Some(a), Some(b)) = (find(&tasks[i - 1]), find(&tasks[i])) {
+            if let (Some(sent), Some(got)) = (a.handoff_s, b.received_s) {
+                hops.push(Hop {
+                    chunk: i,
+                    latency_s: got - sent,
+                    waiting: b.start_s <= sent,
+                });
+            }
+        }
+    }
+    let requests = sched.attempts.len();
+    let gb_seconds = worker_seconds * cfg.lambda_memory_mb as f64 / 1024.0;
+    Report {
+        version: REPORT_VERSION,
+        job: job.to_string(),
+        backend: backend.to_string(),
+        frames,
+        chunks,
+        chunk_frames: cfg.chunk_frames,
+        group_chunks: cfg.group_chunks,
+        started_unix_s,
+        wall_seconds: t0.elapsed().as_secs_f64(),
+        output_bytes,
+        hops,
+        totals: Totals {
+            attempts: requests,
+            retries: tasks.iter().map(|t| t.retries as usize).sum(),
+            speculative: sched.twins,
+            stragglers: tasks.iter().filter(|t| t.speculative > 0).count(),
+            worker_seconds,
+            gb_seconds,
+            requests,
+            lambda_memory_mb: cfg.lambda_memory_mb,
+            price_per_gb_s: cfg.price_per_gb_s,
+            price_per_request: cfg.price_per_request,
+            cost_usd: gb_seconds * cfg.price_per_gb_s + requests as f64 * cfg.price_per_request,
+        },
+        tasks,
+    }
+}
