@@ -118,11 +118,35 @@ pub fn add_residual(pic: &mut Picture, mb: &MbInfo, c: &mut MbCoeffs, mb_x: usiz
             c.blocks[b][0] = *dc;
         }
     }
-    for b in 0..16 {
-        let pos = base + (b >> 2) * 4 * stride + (b & 3) * 4;
-        add_block(&c.blocks[b], c.eobs[b], &mut y.data, pos, stride);
+    for row in 0..4 {
+        let pos = base + row * 4 * stride;
+        add_block_row::<4>(c, 4 * row, &mut y.data, pos, stride);
     }
     add_chroma(pic, c, mb_x, mb_y);
+}
+
+/// Adds the residual of the `N` blocks from `first` on, side by side at
+/// `pos`: all at once when none has more than a DC (common after a Y2
+/// block), else block by block.
+#[inline]
+fn add_block_row<const N: usize>(
+    c: &MbCoeffs,
+    first: usize,
+    dst: &mut [u8],
+    pos: usize,
+    stride: usize,
+) {
+    let eobs = &c.eobs[first..first + N];
+    if eobs.iter().all(|&e| e <= 1) {
+        let dcs: [i16; N] = core::array::from_fn(|i| c.blocks[first + i][0]);
+        if dcs.iter().any(|&dc| dc != 0) {
+            idct::idct_dc_add_row(&dcs, dst, pos, stride);
+        }
+        return;
+    }
+    for (i, &eob) in eobs.iter().enumerate() {
+        add_block(&c.blocks[first + i], eob, dst, pos + 4 * i, stride);
+    }
 }
 
 fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {
@@ -130,15 +154,9 @@ fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {
         let p = &mut pic.planes[pl];
         let stride = p.stride;
         let base = p.index(mb_x as isize * 8, mb_y as isize * 8);
-        for i in 0..4 {
-            let pos = base + (i >> 1) * 4 * stride + (i & 1) * 4;
-            add_block(
-                &c.blocks[first + i],
-                c.eobs[first + i],
-                &mut p.data,
-                pos,
-                stride,
-            );
+        for row in 0..2 {
+            let pos = base + row * 4 * stride;
+            add_block_row::<2>(c, first + 2 * row, &mut p.data, pos, stride);
         }
     }
 }
