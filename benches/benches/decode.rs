@@ -81,6 +81,28 @@ fn bench_kernels(c: &mut Criterion) {
     c.bench_function("idct_dc_add", |b| {
         b.iter(|| idct::idct_dc_add(black_box(-37), &mut plane, 8 * stride + 8, stride))
     });
+    // A DC-only row of four luma blocks: one SIMD pass against four
+    // single-block adds (what the decoder did before).
+    let dcs: [i16; 4] = [-37, 12, 250, -4];
+    let mut g = c.benchmark_group("idct_dc_add_row4");
+    g.bench_function("simd", |b| {
+        b.iter(|| idct::idct_dc_add_row(black_box(&dcs), &mut plane, 8 * stride + 8, stride))
+    });
+    g.bench_function("per_block", |b| {
+        b.iter(|| {
+            for (i, &dc) in black_box(&dcs).iter().enumerate() {
+                idct::idct_dc_add(dc, &mut plane, 8 * stride + 8 + 4 * i, stride);
+            }
+        })
+    });
+    g.bench_function("scalar", |b| {
+        b.iter(|| {
+            for (i, &dc) in black_box(&dcs).iter().enumerate() {
+                idct::idct_dc_add_scalar(dc, &mut plane, 8 * stride + 8 + 4 * i, stride);
+            }
+        })
+    });
+    g.finish();
 
     let src = noise(stride * 64, 11);
     let mut dst = vec![0u8; 16 * 16];

@@ -122,6 +122,20 @@ pub fn idct_dc_add(dc: i16, dst: &mut [u8], pos: usize, stride: usize) {
     }
 }
 
+/// Adds `(dcs[i] + 4) >> 3` to each 4x4 block `i` of the `N` (2 or 4)
+/// blocks side by side at `dst[pos..]`: [`idct_dc_add`] on each, in one
+/// SIMD pass where there is one.
+///
+/// # Panics
+/// If a block does not fit in `dst`.
+pub fn idct_dc_add_row<const N: usize>(dcs: &[i16; N], dst: &mut [u8], pos: usize, stride: usize) {
+    if !crate::dsp::idct::idct_dc_add_row(dcs, dst, pos, stride) {
+        for (i, &dc) in dcs.iter().enumerate() {
+            idct_dc_add_scalar(dc, dst, pos + 4 * i, stride);
+        }
+    }
+}
+
 /// The portable [`idct_dc_add`] (public for benches).
 ///
 /// # Panics

@@ -118,11 +118,35 @@ pub fn add_residual(pic: &mut Picture, mb: &MbInfo, c: &mut MbCoeffs, mb_x: usiz
             c.blocks[b][0] = *dc;
         }
     }
-    for b in 0..16 {
-        let pos = base + (b >> 2) * 4 * stride + (b & 3) * 4;
-        add_block(&c.blocks[b], c.eobs[b], &mut y.data, pos, stride);
+    for row in 0..4 {
+        let pos = base + row * 4 * stride;
+        add_block_row::<4>(c, 4 * row, &mut y.data, pos, stride);
     }
     add_chroma(pic, c, mb_x, mb_y);
+}
+
+/// Adds the residual of the `N` blocks from `first` on, side by side at
+/// `pos`: all at once when none has more than a DC (common after a Y2
+/// block), else block by block.
+#[inline]
+fn add_block_row<const N: usize>(
+    c: &MbCoeffs,
+    first: usize,
+    dst: &mut [u8],
+    pos: usize,
+    stride: usize,
+) {
+    let eobs = &c.eobs[first..first + N];
+    if eobs.iter().all(|&e| e <= 1) {
+        let dcs: [i16; N] = core::array::from_fn(|i| c.blocks[first + i][0]);
+        if dcs.iter().any(|&dc| dc != 0) {
+            idct::idct_dc_add_row(&dcs, dst, pos, stride);
+        }
+        return;
+    }
+    for (i, &eob) in eobs.iter().enumerate() {
+        add_block(&c.blocks[first + i], eob, dst, pos + 4 * i, stride);
+    }
 }
 
 fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {
@@ -130,15 +154,9 @@ fn add_chroma(pic: &mut Picture, c: &MbCoeffs, mb_x: usize, mb_y: usize) {
         let p = &mut pic.planes[pl];
         let stride = p.stride;
         let base = p.index(mb_x as isize * 8, mb_y as isize * 8);
-        for i in 0..4 {
-            let pos = base + (i >> 1) * 4 * stride + (i & 1) * 4;
-            add_block(
-                &c.blocks[first + i],
-                c.eobs[first + i],
-                &mut p.data,
-                pos,
-                stride,
-            );
+        for row in 0..2 {
+            let pos = base + row * 4 * stride;
+            add_block_row::<2>(c, first + 2 * row, &mut p.data, pos, stride);
         }
     }
 }
@@ -397,7 +415,11 @@ fn predict_inter(
         predict_inter_chroma16(pu, pv, reference, filter, mb.mv, mb_x, mb_y);
         return;
     }
-    for b in 0..16 {
+    // Each pixel's prediction depends only on its position and vector,
+    // so an 8x8 quadrant whose four vectors agree (every quadrant of the
+    // 16x8, 8x16 and 8x8 partitionings) is predicted as one block, as
+    // libvpx does, instead of four 4x4 ones.
+    let luma = |b: usize, size: usize, py: &mut PlaneBuf| {
         let mv: MotionVector = mb.mvs[b];
         let (dx, fx) = luma_offset(mv.col);
         let (dy, fy) = luma_offset(mv.row);
@@ -407,41 +429,56 @@ fn predict_inter(
             py,
             x,
             y,
-            4,
-            4,
+            size,
+            size,
             (dx, dy),
             (fx, fy),
             sixtap,
         );
+    };
+    for k in [0, 2, 8, 10] {
+        let quad = [k, k + 1, k + 4, k + 5];
+        if quad.iter().all(|&b| mb.mvs[b] == mb.mvs[k]) {
+            luma(k, 8, py);
+        } else {
+            for b in quad {
+                luma(b, 4, py);
+            }
+        }
     }
     // Each chroma 4x4 block takes the average vector of the four luma
     // blocks it covers, rounded half away from zero (libvpx build_uvmvs).
-    for i in 0..2 {
-        for j in 0..2 {
-            let k = i * 8 + j * 2;
-            let avg = |f: fn(&MotionVector) -> i16| {
-                let sum: i32 = [k, k + 1, k + 4, k + 5]
-                    .iter()
-                    .map(|&b| f(&mb.mvs[b]) as i32 * 2)
-                    .sum();
-                let r = (sum + 4 * sum.signum().max(0) - 4 * (sum < 0) as i32) / 8;
-                if full_pixel {
-                    r & !7
-                } else {
-                    r
-                }
-            };
-            let c = avg(|m| m.col);
-            let r = avg(|m| m.row);
-            let (dx, fx) = chroma_offset(c);
-            let (dy, fy) = chroma_offset(r);
-            let (x, y) = (x0 / 2 + j * 4, y0 / 2 + i * 4);
-            for (src, dst) in [
-                (&reference.planes[1], &mut *pu),
-                (&reference.planes[2], &mut *pv),
-            ] {
-                predict_block(src, dst, x, y, 4, 4, (dx, dy), (fx, fy), sixtap);
+    let cmvs: [[i32; 2]; 4] = core::array::from_fn(|q| {
+        let k = (q >> 1) * 8 + (q & 1) * 2;
+        let avg = |f: fn(&MotionVector) -> i16| {
+            let sum: i32 = [k, k + 1, k + 4, k + 5]
+                .iter()
+                .map(|&b| f(&mb.mvs[b]) as i32 * 2)
+                .sum();
+            let r = (sum + 4 * sum.signum().max(0) - 4 * (sum < 0) as i32) / 8;
+            if full_pixel {
+                r & !7
+            } else {
+                r
             }
+        };
+        [avg(|m| m.col), avg(|m| m.row)]
+    });
+    // One 8x8 block per plane when the four vectors agree.
+    let (count, size) = if cmvs.iter().all(|v| *v == cmvs[0]) {
+        (1, 8)
+    } else {
+        (4, 4)
+    };
+    for (q, &[c, r]) in cmvs.iter().enumerate().take(count) {
+        let (dx, fx) = chroma_offset(c);
+        let (dy, fy) = chroma_offset(r);
+        let (x, y) = (x0 / 2 + (q & 1) * 4, y0 / 2 + (q >> 1) * 4);
+        for (src, dst) in [
+            (&reference.planes[1], &mut *pu),
+            (&reference.planes[2], &mut *pv),
+        ] {
+            predict_block(src, dst, x, y, size, size, (dx, dy), (fx, fy), sixtap);
         }
     }
 }

@@ -130,7 +130,7 @@ fn read_block(
                 e + 3 + (8 << cat)
             };
         }
-        let signed = if bd.read_bit() { -v } else { v };
+        let signed = bd.read_sign(v);
         let factor = dq[usize::from(n > 0)];
         // libvpx keeps dequantized values in 16 bits; wrap like it does.
         out[ZIGZAG[n]] = (signed * factor) as i16;

@@ -55,6 +55,36 @@ pub fn idct_dc_add(dc: i16, dst: &mut [u8], pos: usize, stride: usize) -> bool {
     }
 }
 
+/// Adds `(dcs[i] + 4) >> 3` to the 4x4 block `i` of the `4 * N`-pixel
+/// wide, 4-row strip at `dst[pos..]` (`N` = 2 or 4 blocks side by side)
+/// with SSE2: the DC-only blocks of a macroblock row in one pass, as
+/// FFmpeg's `vp8_idct_dc_add4y`/`add4uv` do. Returns `false` (having done
+/// nothing) where there is no SSE2 kernel or the strip does not fit.
+#[inline]
+pub fn idct_dc_add_row<const N: usize>(
+    dcs: &[i16; N],
+    dst: &mut [u8],
+    pos: usize,
+    stride: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(N == 2 || N == 4) || stride < 4 * N || pos + 3 * stride + 4 * N > dst.len() {
+            return false;
+        }
+        // SAFETY: SSE2 is part of x86-64. The kernel reads and writes
+        // `4 * N` bytes at `pos + r * stride` for r in 0..4, inside `dst`
+        // by the check above.
+        unsafe { x86::dc_add_row::<N>(dcs, dst.as_mut_ptr().add(pos), stride) };
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (dcs, dst, pos, stride);
+        false
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use core::arch::x86_64::*;
@@ -171,6 +201,31 @@ mod x86 {
         add_rows(d, stride, r01, r23);
     }
 
+    /// `N` (2 or 4) DC-only blocks side by side; see `idct_dc_add_row`.
+    pub(super) unsafe fn dc_add_row<const N: usize>(dcs: &[i16; N], d: *mut u8, stride: usize) {
+        let r: [i16; N] = dcs.map(|dc| ((i32::from(dc) + 4) >> 3) as i16);
+        let zero = _mm_setzero_si128();
+        // Residues per 16-bit lane: blocks 0 and 1 in `lo`, 2 and 3 in `hi`.
+        let lo = _mm_unpacklo_epi64(_mm_set1_epi16(r[0]), _mm_set1_epi16(r[1 % N]));
+        if N == 4 {
+            let hi = _mm_unpacklo_epi64(_mm_set1_epi16(r[2 % N]), _mm_set1_epi16(r[3 % N]));
+            for row in 0..4 {
+                let p = d.add(row * stride);
+                let x = _mm_loadu_si128(p as *const __m128i);
+                let l = _mm_adds_epi16(_mm_unpacklo_epi8(x, zero), lo);
+                let h = _mm_adds_epi16(_mm_unpackhi_epi8(x, zero), hi);
+                _mm_storeu_si128(p as *mut __m128i, _mm_packus_epi16(l, h));
+            }
+        } else {
+            for row in 0..4 {
+                let p = d.add(row * stride);
+                let x = _mm_loadl_epi64(p as *const __m128i);
+                let l = _mm_adds_epi16(_mm_unpacklo_epi8(x, zero), lo);
+                _mm_storel_epi64(p as *mut __m128i, _mm_packus_epi16(l, zero));
+            }
+        }
+    }
+
     pub(super) unsafe fn dc_add(dc: i16, d: *mut u8, stride: usize) {
         let r = _mm_set1_epi16(((i32::from(dc) + 4) >> 3) as i16);
         add_rows(d, stride, r, r);
@@ -224,6 +279,53 @@ mod tests {
             idct_dc_add_scalar(dc, &mut b, 1, stride);
             assert_eq!(a, b, "dc {dc}");
         }
+    }
+
+    /// The strip forms agree with one scalar DC add per block, on random
+    /// and extreme DCs and predictions.
+    #[test]
+    fn dc_add_row_matches_scalar() {
+        fn check<const N: usize>(rng: &mut Lcg) {
+            let stride = 4 * N + 3;
+            for iter in 0..50_000 {
+                let dcs: [i16; N] = core::array::from_fn(|_| match iter % 4 {
+                    0 => (rng.next() % 512) as i16 - 256,
+                    1 => rng.next() as i16,
+                    2 => [i16::MIN, i16::MAX, 0, -1, -4, 3][(rng.next() % 6) as usize],
+                    _ => (rng.next() % 16) as i16 - 8,
+                });
+                let pred: Vec<u8> = (0..stride * 4 + 2)
+                    .map(|_| match iter % 3 {
+                        0 => rng.next() as u8,
+                        1 => [0u8, 255][(rng.next() % 2) as usize],
+                        _ => 250 + (rng.next() % 6) as u8,
+                    })
+                    .collect();
+                let (mut a, mut b) = (pred.clone(), pred);
+                assert!(super::idct_dc_add_row::<N>(&dcs, &mut a, 1, stride));
+                for (i, &dc) in dcs.iter().enumerate() {
+                    idct_dc_add_scalar(dc, &mut b, 1 + 4 * i, stride);
+                }
+                assert_eq!(a, b, "{dcs:?}");
+            }
+        }
+        let mut rng = Lcg(29);
+        check::<2>(&mut rng);
+        check::<4>(&mut rng);
+        // Strips that do not fit, and unsupported widths, are refused.
+        assert!(!super::idct_dc_add_row::<4>(&[1; 4], &mut [0u8; 63], 0, 16));
+        assert!(!super::idct_dc_add_row::<4>(
+            &[1; 4],
+            &mut [0u8; 256],
+            0,
+            15
+        ));
+        assert!(!super::idct_dc_add_row::<3>(
+            &[1; 3],
+            &mut [0u8; 256],
+            0,
+            16
+        ));
     }
 
     #[test]

@@ -18,9 +18,37 @@
 /// (having written nothing) otherwise. Arguments as
 /// [`crate::inter_pred::sixtap`], which has checked `mx`, `my` < 8 and
 /// `w`, `h` in {4, 8, 16}.
+///
+/// Where the CPU has AVX2, the same code compiled with AVX2 enabled runs
+/// instead (VEX three-operand forms, fewer register copies).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn sixtap(
+    src: &[u8],
+    pos: usize,
+    stride: usize,
+    mx: usize,
+    my: usize,
+    w: usize,
+    h: usize,
+    dst: &mut [u8],
+    dst_pos: usize,
+    dst_stride: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = super::dispatch::has_avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx2 = false;
+    sixtap_with(
+        avx2, src, pos, stride, mx, my, w, h, dst, dst_pos, dst_stride,
+    )
+}
+
+/// [`sixtap`], with the AVX2 build allowed or not (the tests run both).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn sixtap_with(
+    avx2: bool,
     src: &[u8],
     pos: usize,
     stride: usize,
@@ -48,7 +76,8 @@ pub fn sixtap(
             return false;
         }
         let _ = first;
-        // SAFETY: SSSE3 was detected above. Every source access is inside
+        // SAFETY: SSSE3 was detected above, and AVX2 before `avx2` was
+        // set (see `sixtap`). Every source access is inside
         // `src[first..end]` (see `x86::h8`/`x86::v_row`: rows -2..=h+2
         // of `pos`, bytes -2..tail of each), every destination store
         // inside `dst[dst_pos..dst_pos + (h - 1) * dst_stride + w]`, both
@@ -58,10 +87,22 @@ pub fn sixtap(
         unsafe {
             let s = src.as_ptr().add(pos);
             let d = dst.as_mut_ptr().add(dst_pos);
+            // `avx2` is only true when the CPU has AVX2 (`sixtap`, or the
+            // tests after the same check); that build is the same SSSE3
+            // code in VEX form.
+            if avx2 {
+                match w {
+                    16 => x86::sixtap_avx2::<16>(s, stride, mx, my, h, d, dst_stride),
+                    8 => x86::sixtap_avx2::<8>(s, stride, mx, my, h, d, dst_stride),
+                    4 => x86::sixtap_avx2::<4>(s, stride, mx, my, h, d, dst_stride),
+                    _ => return false,
+                }
+                return true;
+            }
             match w {
-                16 => x86::sixtap::<16>(s, stride, mx, my, h, d, dst_stride),
-                8 => x86::sixtap::<8>(s, stride, mx, my, h, d, dst_stride),
-                4 => x86::sixtap::<4>(s, stride, mx, my, h, d, dst_stride),
+                16 => x86::sixtap_ssse3::<16>(s, stride, mx, my, h, d, dst_stride),
+                8 => x86::sixtap_ssse3::<8>(s, stride, mx, my, h, d, dst_stride),
+                4 => x86::sixtap_ssse3::<4>(s, stride, mx, my, h, d, dst_stride),
                 _ => return false,
             }
         }
@@ -69,7 +110,9 @@ pub fn sixtap(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (src, pos, stride, mx, my, w, h, dst, dst_pos, dst_stride);
+        let _ = (
+            avx2, src, pos, stride, mx, my, w, h, dst, dst_pos, dst_stride,
+        );
         false
     }
 }
@@ -93,14 +136,12 @@ mod x86 {
         six: bool,
     }
 
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn pair(lo: i32, hi: i32) -> __m128i {
         _mm_set1_epi16(((hi as i16) << 8) | (lo as i16 & 0xff))
     }
 
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn taps(f: usize) -> Taps {
         let t = SIXTAP_FILTERS[f];
         Taps {
@@ -113,8 +154,7 @@ mod x86 {
 
     /// `(sum + 64) >> 7` of the three pair sums, in the order that keeps
     /// saturation exact (module docs).
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn finish(outer: __m128i, mid: __m128i, inner: __m128i, t: &Taps) -> __m128i {
         let mut sum = mid;
         if t.six {
@@ -126,8 +166,7 @@ mod x86 {
 
     /// Horizontal six-tap of 8 outputs from the 16 bytes at `p` (the
     /// sample two before the first output), as `i16` lanes.
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn h8(p: *const u8, t: &Taps) -> __m128i {
         let v = _mm_loadu_si128(p as *const __m128i);
         let sh_outer = _mm_setr_epi8(0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 5, 10, 6, 11, 7, 12);
@@ -146,8 +185,7 @@ mod x86 {
     /// Horizontal pass of one row of `W` outputs: `s` is the block's
     /// first sample of the row; reads `s - 2 .. s + 14` (or `s + 22` for
     /// `W` = 16).
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn h_row<const W: usize>(s: *const u8, t: &Taps, out: *mut u8) {
         let lo = h8(s.sub(2), t);
         if W == 16 {
@@ -159,8 +197,7 @@ mod x86 {
     }
 
     /// Loads `W` bytes (4, 8 or 16) into the low lanes.
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn load<const W: usize>(p: *const u8) -> __m128i {
         match W {
             16 => _mm_loadu_si128(p as *const __m128i),
@@ -170,8 +207,7 @@ mod x86 {
     }
 
     /// Stores the low `W` bytes (4, 8 or 16).
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn store<const W: usize>(p: *mut u8, v: __m128i) {
         match W {
             16 => _mm_storeu_si128(p as *mut __m128i, v),
@@ -182,8 +218,7 @@ mod x86 {
 
     /// Vertical pass of one row of `W` outputs at `s`, reading `W` bytes
     /// of the rows -2..=3 around it (`pitch` apart).
-    #[target_feature(enable = "ssse3")]
-    #[inline]
+    #[inline(always)]
     unsafe fn v_row<const W: usize>(s: *const u8, pitch: usize, t: &Taps, out: *mut u8) {
         let up = s.sub(2 * pitch);
         let r0 = load::<W>(up);
@@ -216,10 +251,41 @@ mod x86 {
         }
     }
 
+    /// [`sixtap`] compiled for SSSE3. The helpers are all
+    /// `#[inline(always)]` without target features of their own, so that
+    /// they are compiled into this entry and into [`sixtap_avx2`] alike.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn sixtap_ssse3<const W: usize>(
+        s: *const u8,
+        stride: usize,
+        mx: usize,
+        my: usize,
+        h: usize,
+        d: *mut u8,
+        dst_stride: usize,
+    ) {
+        sixtap::<W>(s, stride, mx, my, h, d, dst_stride)
+    }
+
+    /// [`sixtap`] compiled with AVX2 enabled: the same SSSE3 code in
+    /// VEX three-operand form, with fewer register copies.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sixtap_avx2<const W: usize>(
+        s: *const u8,
+        stride: usize,
+        mx: usize,
+        my: usize,
+        h: usize,
+        d: *mut u8,
+        dst_stride: usize,
+    ) {
+        sixtap::<W>(s, stride, mx, my, h, d, dst_stride)
+    }
+
     /// The whole block; the skipped passes of zero fractions are exact
     /// (see `inter_pred`'s module docs).
-    #[target_feature(enable = "ssse3")]
-    pub(super) unsafe fn sixtap<const W: usize>(
+    #[inline(always)]
+    unsafe fn sixtap<const W: usize>(
         s: *const u8,
         stride: usize,
         mx: usize,
@@ -315,6 +381,7 @@ mod tests {
                                 let pos = 2 * stride + 2 + (rng.next() % 3) as usize;
                                 let mut a = vec![0x55u8; 20 * 18];
                                 let mut b = a.clone();
+                                let mut c = a.clone();
                                 assert!(super::sixtap(
                                     &src, pos, stride, mx, my, w, h, &mut a, 21, 20
                                 ));
@@ -323,6 +390,12 @@ mod tests {
                                     a, b,
                                     "kind {kind} stride {stride} mx {mx} my {my} {w}x{h}"
                                 );
+                                // The SSSE3 build too, whatever `sixtap`
+                                // dispatched to.
+                                assert!(super::sixtap_with(
+                                    false, &src, pos, stride, mx, my, w, h, &mut c, 21, 20
+                                ));
+                                assert_eq!(c, b, "SSSE3 build: mx {mx} my {my} {w}x{h}");
                             }
                         }
                     }
