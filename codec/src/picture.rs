@@ -1,8 +1,6 @@
 //! Reference pictures: macroblock-aligned planes with a replicated border,
 //! shared between states through `Arc`.
 
-use std::sync::Mutex;
-
 use crate::image::{Frame, Plane};
 
 /// Border around luma reference planes, in pixels. Motion vectors may
@@ -33,20 +31,6 @@ impl PlaneBuf {
             border,
             stride,
             data: vec![0; stride * (height + 2 * border)],
-        }
-    }
-
-    /// Like [`PlaneBuf::new`], but the pixels are unspecified: the buffer
-    /// may be one a dropped picture left in [`RECYCLED`]. For pictures
-    /// whose every pixel is written before it is read (the decoder's).
-    fn new_recycled(width: usize, height: usize, border: usize) -> Self {
-        let stride = width + 2 * border;
-        PlaneBuf {
-            width,
-            height,
-            border,
-            stride,
-            data: take_recycled(stride * (height + 2 * border)),
         }
     }
 
@@ -102,30 +86,6 @@ impl PlaneBuf {
     }
 }
 
-/// Plane buffers of dropped pictures, most recent last, which
-/// [`Picture::new_recycled`] hands out again: a decoder makes a new
-/// picture every frame and drops an old reference about as often, and
-/// taking that buffer back saves zeroing (and on large frames faulting
-/// in) fresh memory each time. Holds at most [`RECYCLED_MAX`] buffers.
-static RECYCLED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-/// Two pictures' worth of planes: enough for a decoder's steady state
-/// (one picture in, one out per frame), and little memory kept after.
-const RECYCLED_MAX: usize = 6;
-
-/// A buffer of `len` bytes from [`RECYCLED`] if there is one (contents
-/// unspecified), else a new zeroed one.
-fn take_recycled(len: usize) -> Vec<u8> {
-    {
-        // A panic while the lock was held cannot leave the list invalid.
-        let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = pool.iter().rposition(|b| b.len() == len) {
-            return pool.remove(i);
-        }
-    }
-    vec![0; len]
-}
-
 /// A decoded picture as the decoder keeps it for reference: planes padded
 /// to whole macroblocks, with borders, plus the display size.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -145,24 +105,6 @@ impl Picture {
                 PlaneBuf::new(mbw * 16, mbh * 16, BORDER_Y),
                 PlaneBuf::new(mbw * 8, mbh * 8, BORDER_UV),
                 PlaneBuf::new(mbw * 8, mbh * 8, BORDER_UV),
-            ],
-            width,
-            height,
-        }
-    }
-
-    /// Like [`Picture::new`], but with unspecified pixels (buffers of
-    /// dropped pictures are reused): for the decoder, which writes every
-    /// pixel of a new picture before reading it (the intra borders, every
-    /// macroblock, then the replicated borders).
-    pub(crate) fn new_recycled(width: usize, height: usize) -> Self {
-        let mbw = width.div_ceil(16);
-        let mbh = height.div_ceil(16);
-        Picture {
-            planes: [
-                PlaneBuf::new_recycled(mbw * 16, mbh * 16, BORDER_Y),
-                PlaneBuf::new_recycled(mbw * 8, mbh * 8, BORDER_UV),
-                PlaneBuf::new_recycled(mbw * 8, mbh * 8, BORDER_UV),
             ],
             width,
             height,
@@ -213,38 +155,6 @@ impl Picture {
             ],
         }
     }
-}
-
-impl Drop for Picture {
-    /// Leaves the plane buffers to [`RECYCLED`] for the next new picture.
-    fn drop(&mut self) {
-        let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
-        for p in &mut self.planes {
-            let data = core::mem::take(&mut p.data);
-            if data.is_empty() {
-                continue;
-            }
-            if pool.len() >= RECYCLED_MAX {
-                pool.remove(0);
-            }
-            pool.push(data);
-        }
-    }
-}
-
-/// Fills the recycled-buffer list with `count` buffers of each plane size
-/// of a `width` x `height` picture, every byte `byte`, so that tests can
-/// check that no decoded pixel depends on what a reused buffer held.
-#[cfg(test)]
-pub(crate) fn poison_recycled(width: usize, height: usize, byte: u8) {
-    let mut pic = Picture::new(width, height);
-    for p in &mut pic.planes {
-        p.data.fill(byte);
-    }
-    let mut pool = RECYCLED.lock().unwrap_or_else(|e| e.into_inner());
-    pool.clear();
-    drop(pool);
-    drop(pic);
 }
 
 #[cfg(test)]
