@@ -102,6 +102,10 @@ fn arf_config(w: usize, h: usize, speed: u8) -> EncoderConfig {
     let mut cfg = EncoderConfig::with_speed(w, h, speed);
     assert_eq!(cfg.lag_in_frames, MAX_LAG);
     assert!(cfg.alt_ref.enabled);
+    // These tests pin the fixed group layout; tests/scene_cut.rs covers
+    // groups planned from the lookahead.
+    cfg.group.adaptive = false;
+    cfg.scene_cuts = false;
     cfg.golden.interval = 8;
     cfg.rate = RateControl::Quantizer(30);
     cfg

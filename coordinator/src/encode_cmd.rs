@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use excam_codec::container::y4m::Y4mReader;
-use excam_codec::encode::encoder::{
-    EncoderConfig, EncoderStatus, GoldenPolicy, Packet, RateControl, MAX_SPEED,
-};
+use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, Packet, RateControl, MAX_SPEED};
 use excam_codec::encode::quantize::qindex_to_quantizer;
 use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
@@ -133,9 +131,25 @@ pub struct EncodeArgs {
     #[arg(short = 't', long, value_name = "N", help_heading = PARALLEL)]
     pub threads: Option<u32>,
     /// Refresh the golden reference every N frames, coded at a lower
-    /// quantizer (0: only on key frames).
-    #[arg(long, help_heading = KEYS, default_value_t = GoldenPolicy::default().interval)]
-    pub golden_interval: u32,
+    /// quantizer (0: only on key frames); giving it turns off the groups
+    /// planned from the lookahead [default: planned from the lookahead
+    /// where there is one, else 12].
+    #[arg(long, value_name = "N", help_heading = KEYS)]
+    pub golden_interval: Option<u32>,
+    /// Golden/alt-ref groups planned from the lookahead (1): long groups
+    /// with finely coded references on static content, short ones on
+    /// busy content; or a fixed --golden-interval (0) [default: 1 where
+    /// there is a lookahead].
+    #[arg(long, value_name = "0|1", help_heading = KEYS, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub auto_golden: Option<u8>,
+    /// Key frames where the content cuts to another scene (1) or only
+    /// every --kf-max-dist frames (0); needs a lookahead [default: 1
+    /// where there is a lookahead].
+    #[arg(long, value_name = "0|1", help_heading = KEYS, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub scene_cuts: Option<u8>,
+    /// Fewest frames between a key frame and one placed at a scene cut.
+    #[arg(long, value_name = "N", help_heading = KEYS, default_value_t = 0)]
+    pub kf_min_dist: u32,
     /// Frames of lookahead, 0..=25: the encoder sees this many frames
     /// ahead to build hidden alt-ref frames [default: 25 at speeds 0..=5,
     /// 0 at the realtime speeds 6..=8; 0 with --workers].
@@ -430,7 +444,17 @@ pub(crate) fn encoder_config(
     cfg.rate = rate_control(args)?;
     cfg.keyint = args.keyint;
     cfg.partitions = args.token_parts.map_or(args.partitions, |n| 1 << n);
-    cfg.golden.interval = args.golden_interval;
+    if let Some(g) = args.golden_interval {
+        cfg.golden.interval = g;
+        cfg.group.adaptive = false;
+    }
+    if let Some(a) = args.auto_golden {
+        cfg.group.adaptive = a == 1;
+    }
+    if let Some(c) = args.scene_cuts {
+        cfg.scene_cuts = c == 1;
+    }
+    cfg.kf_min_dist = args.kf_min_dist;
     if args.workers.is_some() {
         // ExCamera chunks are coded frame by frame (no lookahead yet).
         cfg.lag_in_frames = 0;

@@ -252,7 +252,21 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
             &["--end-usage", "cq", "--cq-level", "20"],
             &["--quantizer", "20"],
         ),
-        (&["--auto-alt-ref", "0"], &["--lag-in-frames", "0"]),
+        // Without a lookahead there are no alt-refs, no planned groups and
+        // no scene cuts.
+        (
+            &[
+                "--auto-alt-ref",
+                "0",
+                "--auto-golden",
+                "0",
+                "--scene-cuts",
+                "0",
+            ],
+            &["--lag-in-frames", "0"],
+        ),
+        // A fixed golden interval replaces the planned groups.
+        (&["--golden-interval", "12"], &["--auto-golden", "0"]),
         (&["--min-q", "20", "--max-q", "20"], &["-q", "20"]),
         (&["-q", "10", "--min-q", "20"], &["-q", "20"]),
         (&["-q", "50", "--max-q", "40"], &["-q", "40"]),
@@ -290,6 +304,14 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
             "5",
             "--arnr-type",
             "3",
+        ],
+        &[
+            "--auto-golden",
+            "1",
+            "--scene-cuts",
+            "1",
+            "--kf-min-dist",
+            "0",
         ],
     ] {
         assert!(

@@ -83,6 +83,22 @@ struct Args {
     /// excam alt-ref minimum group length.
     #[arg(long)]
     arf_min_group: Option<u32>,
+    /// excam: group lengths and reference boosts from the lookahead, 0 or 1.
+    #[arg(long)]
+    adaptive_groups: Option<u8>,
+    /// excam: shortest adaptive group.
+    #[arg(long)]
+    group_min_len: Option<u32>,
+    /// excam: an adaptive group ends when this share (percent) of the
+    /// picture is left carried over from its first frame.
+    #[arg(long)]
+    group_min_carry: Option<u8>,
+    /// excam: reference step = inter step * (1 + weight)^(-this/100).
+    #[arg(long)]
+    ref_weight_exp: Option<u8>,
+    /// excam: key frames at scene cuts, 0 or 1.
+    #[arg(long)]
+    scene_cuts: Option<u8>,
     /// Where vpxenc's points are cached (default: target/rd/cache);
     /// `--cache ''` disables the cache.
     #[arg(long)]
@@ -228,6 +244,21 @@ fn excam_point(
     }
     if let Some(m) = args.arf_min_group {
         cfg.alt_ref.min_group = m;
+    }
+    if let Some(a) = args.adaptive_groups {
+        cfg.group.adaptive = a != 0;
+    }
+    if let Some(n) = args.group_min_len {
+        cfg.group.min_len = n;
+    }
+    if let Some(c) = args.group_min_carry {
+        cfg.group.min_carry_pct = c;
+    }
+    if let Some(e) = args.ref_weight_exp {
+        cfg.group.weight_exp_pct = e;
+    }
+    if let Some(c) = args.scene_cuts {
+        cfg.scene_cuts = c != 0;
     }
     if let Some(g) = args.golden_interval {
         cfg.golden.interval = g;

@@ -144,8 +144,33 @@ fn sad16(a: &Plane, b: &Plane, x0: i32, y0: i32, mv: (i32, i32), limit: u32) -> 
 /// vector) with its error: the sum of squared deviations of the
 /// difference from its mean, libvpx's block variance.
 fn best_match(a: &Plane, b: &Plane, x0: i32, y0: i32, hint: (i32, i32)) -> ((i32, i32), u64) {
+    let (best, _, _) = search16(a, b, x0, y0, hint);
+    let (mut sum, mut sse) = (0i64, 0u64);
+    for r in 0..16 {
+        for col in 0..16 {
+            let d =
+                at(a, x0 + col, y0 + r) as i64 - at(b, x0 + best.0 + col, y0 + best.1 + r) as i64;
+            sum += d;
+            sse += (d * d) as u64;
+        }
+    }
+    (best, sse - (sum * sum / 256) as u64)
+}
+
+/// The full-pel motion vector of the 16x16 block at (x0, y0) of `a` in
+/// `b` found by a logarithmic search (step 8 down to 1, within
+/// +-24 pixels) from the better of zero and `hint` (the left block's
+/// vector), with its SAD and the SAD at zero motion.
+pub(crate) fn search16(
+    a: &Plane,
+    b: &Plane,
+    x0: i32,
+    y0: i32,
+    hint: (i32, i32),
+) -> ((i32, i32), u32, u32) {
     let mut best = (0, 0);
-    let mut best_sad = sad16(a, b, x0, y0, best, u32::MAX);
+    let zero_sad = sad16(a, b, x0, y0, best, u32::MAX);
+    let mut best_sad = zero_sad;
     if hint != (0, 0) {
         let s = sad16(a, b, x0, y0, hint, best_sad);
         if s < best_sad {
@@ -174,16 +199,7 @@ fn best_match(a: &Plane, b: &Plane, x0: i32, y0: i32, hint: (i32, i32)) -> ((i32
         }
         step /= 2;
     }
-    let (mut sum, mut sse) = (0i64, 0u64);
-    for r in 0..16 {
-        for col in 0..16 {
-            let d =
-                at(a, x0 + col, y0 + r) as i64 - at(b, x0 + best.0 + col, y0 + best.1 + r) as i64;
-            sum += d;
-            sse += (d * d) as u64;
-        }
-    }
-    (best, sse - (sum * sum / 256) as u64)
+    (best, best_sad, zero_sad)
 }
 
 /// Adds the block of `other` at `mv` from macroblock (x0, y0) to the

@@ -57,6 +57,55 @@ impl Default for AltRefPolicy {
     }
 }
 
+/// Group planning from the lookahead statistics
+/// ([`lookahead`](super::lookahead)): how long each golden group runs and
+/// how finely its key, golden and alt-ref frames are coded, instead of a
+/// fixed interval and fixed boosts. Needs
+/// [`EncoderConfig::lag_in_frames`]; without it the fixed
+/// [`GoldenPolicy`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPolicy {
+    /// Whether groups and boosts follow the lookahead.
+    pub adaptive: bool,
+    /// Shortest group, in frames.
+    pub min_len: u32,
+    /// A group ends once the share of the picture carried over from its
+    /// first frame (the running product of
+    /// [`FrameStats::carry`](super::FrameStats::carry)) falls below this
+    /// many percent, or at the end of the lookahead.
+    pub min_carry_pct: u8,
+    /// A reference frame's quantizer step is the inter frames' times
+    /// `(1 + w)^(-weight_exp_pct / 100)`, `w` the expected number of
+    /// frames that inherit it ([`reference_weight`](super::lookahead::reference_weight));
+    /// x264's macroblock tree uses the same law at the block level (with
+    /// an exponent of a third by default; a half measured better here).
+    pub weight_exp_pct: u8,
+}
+
+/// Off; [`EncoderConfig::with_speed`] turns it on with these values.
+///
+/// Measured with `rd-harness --training --anchor best --speeds 0` (15
+/// clips, q 10..50, mean BD-rate PSNR / SSIM against vpxenc at its best):
+/// the fixed policy (interval 12, key frames at half the q index, alt-refs
+/// at half the inter q index) +11.17% / +42.29%; these groups with
+/// exponent 33 +8.00% / +32.79%; exponent 50 see benches/README.md. On
+/// the first 5 clips exponents 33 / 50 / 67 gave +5.59 / +5.26 / +10.99
+/// (PSNR) and +45.3 / +23.5 / +14.8 (SSIM): the coarser the inter frames
+/// against their references, the more texture the references carry over
+/// (libvpx codes its key frames and alt-refs far finer than its inter
+/// frames, which is most of its SSIM lead). Longer groups (min_carry 15,
+/// or 20 with min_len 8) lost 0.9-3.2 points of PSNR there.
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        GroupPolicy {
+            adaptive: false,
+            min_len: 6,
+            min_carry_pct: 30,
+            weight_exp_pct: 50,
+        }
+    }
+}
+
 /// How the encoder chooses each frame's quantizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RateControl {
@@ -144,6 +193,15 @@ pub struct EncoderConfig {
     pub lag_in_frames: u32,
     /// Hidden alt-ref frames.
     pub alt_ref: AltRefPolicy,
+    /// Adaptive group lengths and reference boosts.
+    pub group: GroupPolicy,
+    /// Key frames where the content cuts (seen in the lookahead, so it
+    /// needs [`lag_in_frames`](Self::lag_in_frames)), at least
+    /// [`kf_min_dist`](Self::kf_min_dist) frames after the last one.
+    pub scene_cuts: bool,
+    /// Fewest frames between key frames placed at scene cuts (vpxenc's
+    /// `--kf-min-dist`); [`keyint`](Self::keyint) still forces them.
+    pub kf_min_dist: u32,
 }
 
 impl EncoderConfig {
@@ -162,20 +220,32 @@ impl EncoderConfig {
             refresh_entropy: true,
             lag_in_frames: 0,
             alt_ref: AltRefPolicy::default(),
+            group: GroupPolicy::default(),
+            scene_cuts: false,
+            kf_min_dist: 0,
         }
     }
 
     /// [`new`](Self::new) at speed preset `speed` with the tools the
     /// speed affords: below the realtime presets (speed 6 and up) a
-    /// lookahead of [`MAX_LAG`] frames with hidden alt-ref frames.
+    /// lookahead of [`MAX_LAG`] frames with hidden alt-ref frames, group
+    /// lengths and boosts planned from it, and key frames at scene cuts.
     pub fn with_speed(width: usize, height: usize, speed: u8) -> Self {
         let mut cfg = EncoderConfig::new(width, height);
         cfg.speed = speed;
         if speed < 6 {
             cfg.lag_in_frames = MAX_LAG;
             cfg.alt_ref.enabled = true;
+            cfg.group.adaptive = true;
+            cfg.scene_cuts = true;
         }
         cfg
+    }
+
+    /// Whether the encoder gathers [`FrameStats`](super::FrameStats) of
+    /// the frames it queues.
+    pub(super) fn wants_stats(&self) -> bool {
+        self.lag_in_frames > 0 && (self.group.adaptive || self.scene_cuts)
     }
 
     /// Checks every field.
@@ -219,6 +289,12 @@ impl EncoderConfig {
         if self.alt_ref.q_boost_pct > 100 {
             return Err(EncodeError::BadParam("alt-ref q_boost_pct must be 0..=100"));
         }
+        if self.group.min_len == 0 {
+            return Err(EncodeError::BadParam("group min_len must be at least 1"));
+        }
+        if self.group.min_carry_pct > 100 {
+            return Err(EncodeError::BadParam("group min_carry_pct must be 0..=100"));
+        }
         if self.alt_ref.arnr.strength > 6 {
             return Err(EncodeError::BadParam("arnr strength must be 0..=6"));
         }
@@ -237,10 +313,14 @@ impl EncoderConfig {
             cfg: self.clone(),
             state: DecoderState::new(),
             queue: VecDeque::new(),
+            stats: VecDeque::new(),
+            last_in: None,
             frames_in: 0,
             since_key: 0,
             since_golden: 0,
             group_len: self.golden.interval as u64,
+            group_weight: 0.0,
+            start_weight: 0.0,
             arf_due: None,
             arf_active: false,
             next_q: None,

@@ -4,14 +4,18 @@ use crate::encode::temporal_filter;
 use crate::encode::{encode, EncodeParams, REFERENCE_LAMBDA_SCALE};
 use crate::image::Frame;
 
+use super::lookahead::{self, CUT_MAX_CARRY};
 use super::rate_control::{FrameKind, MIN_QI};
-use super::{EncoderStatus, Packet};
+use super::{EncoderStatus, Packet, RateControl};
 
 impl super::Encoder {
-    /// What the next frame will be.
-    pub(super) fn frame_kind(&self) -> FrameKind {
+    /// What the next frame will be; `cut`: the content cuts to it.
+    pub(super) fn frame_kind(&self, cut: bool) -> FrameKind {
         let k = self.cfg.keyint as u64;
-        if self.state.is_empty() || (k > 0 && self.since_key >= k) {
+        if self.state.is_empty()
+            || (k > 0 && self.since_key >= k)
+            || (cut && self.since_key >= (self.cfg.kf_min_dist as u64).max(1))
+        {
             return FrameKind::Key;
         }
         if self.group_len > 0 && self.since_golden >= self.group_len {
@@ -25,28 +29,71 @@ impl super::Encoder {
     /// itself already taken from the queue): its length, and whether an
     /// alt-ref frame is coded for it (returned).
     pub(super) fn plan_group(&mut self, kind: FrameKind) -> bool {
-        self.group_len = self.cfg.golden.interval as u64;
-        let policy = &self.cfg.alt_ref;
-        if !policy.enabled || self.cfg.lag_in_frames == 0 {
-            return false;
-        }
+        let pos = if kind == FrameKind::Key {
+            0
+        } else {
+            self.since_key
+        };
+        let adaptive = self.cfg.group.adaptive && self.cfg.wants_stats();
+        self.group_len = if adaptive {
+            // `stats[i]` belongs to the frame i + 1 after this one.
+            let stats = self.stats.make_contiguous();
+            let g = &self.cfg.group;
+            let len = lookahead::group_length(
+                stats,
+                g.min_len as usize,
+                stats.len(),
+                g.min_carry_pct as f64 / 100.0,
+            );
+            len.max(1) as u64
+        } else {
+            self.cfg.golden.interval as u64
+        };
         // The group ends at the next golden refresh, or before the next
-        // key frame, or at the end of the lookahead.
+        // key frame (forced or at a scene cut), or at the end of the
+        // lookahead.
         let mut len = if self.group_len > 0 {
             self.group_len
         } else {
             u64::MAX
         };
         let k = self.cfg.keyint as u64;
-        let pos = if kind == FrameKind::Key {
-            0
-        } else {
-            self.since_key
-        };
         let mut ends_at_key = false;
         if k > 0 && pos.saturating_add(len) >= k {
             len = k - pos;
             ends_at_key = true;
+        }
+        let mut cut = None;
+        if self.cfg.scene_cuts && self.cfg.wants_stats() {
+            let stats = self.stats.make_contiguous();
+            // The frame at distance d has been d + pos frames after the
+            // key frame when its kind is decided.
+            let min_dist = (self.cfg.kf_min_dist as u64).max(1);
+            let first = (min_dist.saturating_sub(pos + 1)) as usize;
+            cut = lookahead::scene_cut(stats, first, CUT_MAX_CARRY);
+            if let Some(i) = cut {
+                if (i as u64 + 1) <= len {
+                    len = i as u64 + 1;
+                    ends_at_key = true;
+                }
+            }
+        }
+        if adaptive {
+            // A golden or alt-ref frame serves its group; a key frame's
+            // picture lives on through every frame up to the next cut.
+            let stats = self.stats.make_contiguous();
+            let group = (len.saturating_sub(1) as usize).min(stats.len());
+            self.group_weight = lookahead::reference_weight(&stats[..group]);
+            self.start_weight = if kind == FrameKind::Key {
+                let n = cut.unwrap_or(stats.len()).min(stats.len());
+                lookahead::reference_weight(&stats[..n])
+            } else {
+                self.group_weight
+            };
+        }
+        let policy = &self.cfg.alt_ref;
+        if !policy.enabled || self.cfg.lag_in_frames == 0 {
+            return false;
         }
         let avail = self.queue.len() as u64;
         if len > avail {
@@ -70,6 +117,28 @@ impl super::Encoder {
         true
     }
 
+    /// Whether reference frames take their q index from the group's
+    /// weight: adaptive groups at a fixed quantizer (in bitrate mode the
+    /// rate controller keeps its own boosts, which its budget bounds).
+    fn adaptive_q(&self) -> bool {
+        self.cfg.group.adaptive
+            && self.cfg.wants_stats()
+            && matches!(self.cfg.rate, RateControl::Quantizer(_))
+    }
+
+    /// The q index of a key or golden frame that starts a group (not an
+    /// overlay of an alt-ref frame).
+    pub(super) fn reference_q_index(&self, kind: FrameKind) -> u8 {
+        if !self.adaptive_q() {
+            return self.rc.q_index(kind);
+        }
+        lookahead::reference_q_index(
+            self.rc.q_index(FrameKind::Inter),
+            self.start_weight,
+            self.cfg.group.weight_exp_pct as f64 / 100.0,
+        )
+    }
+
     /// Codes the hidden alt-ref frame built around `queue[center]`.
     pub(super) fn encode_alt_ref(&mut self, center: usize) -> Result<Packet, EncoderStatus> {
         self.arf_due = None;
@@ -79,10 +148,19 @@ impl super::Encoder {
         let window: Vec<Frame> = self.queue.range(lo..hi).map(|(_, f)| f.clone()).collect();
         let source = temporal_filter::filter(&window, center - lo, &self.cfg.alt_ref.arnr);
         let pts = self.queue.front().map_or(self.frames_in, |(p, _)| *p);
-        let inter_qi = self.rc.q_index(FrameKind::Inter) as u32;
-        let boost = inter_qi * self.cfg.alt_ref.q_boost_pct.min(100) as u32 / 100;
+        let q_index = if self.adaptive_q() {
+            lookahead::reference_q_index(
+                self.rc.q_index(FrameKind::Inter),
+                self.group_weight,
+                self.cfg.group.weight_exp_pct as f64 / 100.0,
+            )
+        } else {
+            let inter_qi = self.rc.q_index(FrameKind::Inter) as u32;
+            let boost = inter_qi * self.cfg.alt_ref.q_boost_pct.min(100) as u32 / 100;
+            (inter_qi - boost).max(MIN_QI as u32).min(inter_qi) as u8
+        };
         let params = EncodeParams {
-            q_index: (inter_qi - boost).max(MIN_QI as u32).min(inter_qi) as u8,
+            q_index,
             key_frame: false,
             refresh_last: false,
             refresh_golden: false,

@@ -37,6 +37,7 @@
 
 mod config;
 mod gop;
+pub mod lookahead;
 mod rate_control;
 
 use std::collections::VecDeque;
@@ -49,7 +50,10 @@ use crate::image::Frame;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
-pub use config::{AltRefPolicy, EncoderConfig, GoldenPolicy, RateControl, MAX_LAG, MAX_SPEED};
+pub use config::{
+    AltRefPolicy, EncoderConfig, GoldenPolicy, GroupPolicy, RateControl, MAX_LAG, MAX_SPEED,
+};
+pub use lookahead::FrameStats;
 use rate_control::{FrameKind, RateController, MAX_QI};
 
 /// One compressed frame.
@@ -114,6 +118,11 @@ pub struct Encoder {
     state: DecoderState,
     /// Frames waiting, with their presentation times.
     queue: VecDeque<(u64, Frame)>,
+    /// With [`EncoderConfig::wants_stats`]: the statistics of each frame
+    /// of `queue` against the frame before it.
+    stats: VecDeque<FrameStats>,
+    /// The last frame queued, which the next one is compared with.
+    last_in: Option<Frame>,
     frames_in: u64,
     /// Shown frames since the last key frame.
     since_key: u64,
@@ -122,6 +131,12 @@ pub struct Encoder {
     /// Frames from the current group's key or golden frame to the next
     /// golden refresh (0: none before the next key frame).
     group_len: u64,
+    /// Adaptive groups: how many later frames inherit the current
+    /// group's reference frames ([`lookahead::reference_weight`]).
+    group_weight: f64,
+    /// ... and the frame that starts it (a key frame's picture lives on
+    /// past its group, up to the next scene cut).
+    start_weight: f64,
     /// An alt-ref frame to code before the next shown frame, built
     /// around this index of the queue.
     arf_due: Option<usize>,
@@ -170,6 +185,16 @@ impl Encoder {
         if (frame.width, frame.height) != (self.cfg.width, self.cfg.height) {
             return Err(EncodeError::BadDimensions(frame.width, frame.height).into());
         }
+        if self.cfg.wants_stats() {
+            // The first frame has nothing before it: no intra cost, so it
+            // carries everything (it is a key frame anyway).
+            let s = self
+                .last_in
+                .as_ref()
+                .map_or_else(FrameStats::default, |p| lookahead::frame_stats(p, &frame));
+            self.stats.push_back(s);
+            self.last_in = Some(frame.clone());
+        }
         self.queue.push_back((self.frames_in, frame));
         self.frames_in += 1;
         Ok(())
@@ -205,7 +230,14 @@ impl Encoder {
                 EncoderStatus::NeedMoreData
             });
         };
-        let kind = self.frame_kind();
+        let own_stats = self.stats.pop_front();
+        let cut = self.cfg.scene_cuts
+            && own_stats.is_some_and(|s| {
+                let next = self.stats.front().copied();
+                let pair: Vec<FrameStats> = std::iter::once(s).chain(next).collect();
+                lookahead::is_cut(&pair, 0, lookahead::CUT_MAX_CARRY)
+            });
+        let kind = self.frame_kind(cut);
         let starts_group = kind != FrameKind::Inter;
         let arf_group = starts_group && self.plan_group(kind);
         let overlay = kind == FrameKind::Golden && self.arf_active;
@@ -214,11 +246,13 @@ impl Encoder {
         } else {
             kind
         };
+        let q_index = match self.next_q.take() {
+            Some(q) => q,
+            None if starts_group && !overlay => self.reference_q_index(kind),
+            None => self.rc.q_index(rc_kind),
+        };
         let params = EncodeParams {
-            q_index: self
-                .next_q
-                .take()
-                .unwrap_or_else(|| self.rc.q_index(rc_kind)),
+            q_index,
             key_frame: kind == FrameKind::Key,
             refresh_last: true,
             refresh_golden: kind == FrameKind::Golden,

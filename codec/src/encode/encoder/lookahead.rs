@@ -1,0 +1,248 @@
+//! First-pass-style statistics of the frames waiting in the lookahead,
+//! and what the group planner derives from them: how long a golden group
+//! runs, how much its reference frames are worth, where the content cuts.
+//!
+//! Each frame is compared with the one before it, luma only, per 16x16
+//! block: an intra cost (the block's absolute deviation from its own
+//! mean, a stand-in for DC prediction) and an inter cost (the SAD of the
+//! best full-pel match found by a small logarithmic search). Their ratio
+//! says how much of a frame is carried over from its predecessor, which
+//! is what libvpx's `vp8/encoder/firstpass.c` calls the prediction decay
+//! and x264's macroblock tree the propagate fraction: a reference frame
+//! is worth coding finely in proportion to how many later frames inherit
+//! it. Another source of statistics (a real first pass) can fill
+//! [`FrameStats`] the same way.
+
+use crate::encode::temporal_filter::search16;
+use crate::image::{Frame, Plane};
+
+use super::rate_control::{step, MIN_QI};
+
+/// A frame its predecessor predicts no better than this share
+/// ([`FrameStats::carry`]) is a scene-cut candidate: inter prediction
+/// saves less than a fifth of the intra cost.
+pub const CUT_MAX_CARRY: f64 = 0.2;
+
+/// One frame's statistics against the frame before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FrameStats {
+    /// Sum over the luma blocks of their intra cost (absolute deviation
+    /// from the block mean).
+    pub intra: f64,
+    /// Sum over the luma blocks of the best inter cost (SAD of the best
+    /// full-pel match in the previous frame).
+    pub inter: f64,
+    /// Share of blocks (0..=1) whose zero-motion SAD is within 1/16 of the
+    /// best match: the static part of the picture.
+    pub zero_motion: f64,
+    /// Mean length of the blocks' motion vectors, in pixels.
+    pub motion: f64,
+}
+
+impl FrameStats {
+    /// How much of this frame its predecessor predicts, 0..=1: 1 when
+    /// inter prediction costs nothing, 0 when it is no better than intra
+    /// (a scene cut).
+    pub fn carry(&self) -> f64 {
+        if self.intra <= 0.0 {
+            return 1.0;
+        }
+        (1.0 - self.inter / self.intra).clamp(0.0, 1.0)
+    }
+}
+
+/// Statistics of `cur` against `prev` (same size).
+pub fn frame_stats(prev: &Frame, cur: &Frame) -> FrameStats {
+    let (a, b) = (&cur.planes[0], &prev.planes[0]);
+    let (cols, rows) = (a.width / 16, a.height / 16);
+    let mut s = FrameStats::default();
+    if cols == 0 || rows == 0 {
+        return s;
+    }
+    let mut zero = 0usize;
+    let mut motion = 0.0;
+    for by in 0..rows {
+        let mut hint = (0, 0);
+        for bx in 0..cols {
+            let (x0, y0) = ((bx * 16) as i32, (by * 16) as i32);
+            s.intra += intra_cost(a, x0 as usize, y0 as usize) as f64;
+            let (mv, sad, zero_sad) = search16(a, b, x0, y0, hint);
+            hint = mv;
+            s.inter += sad as f64;
+            if zero_sad <= sad + sad / 16 {
+                zero += 1;
+            }
+            motion += ((mv.0 * mv.0 + mv.1 * mv.1) as f64).sqrt();
+        }
+    }
+    let n = (cols * rows) as f64;
+    s.zero_motion = zero as f64 / n;
+    s.motion = motion / n;
+    s
+}
+
+/// Absolute deviation of the 16x16 block at (x0, y0) from its mean.
+fn intra_cost(p: &Plane, x0: usize, y0: usize) -> u32 {
+    let rows = || (0..16).map(move |r| &p.data[(y0 + r) * p.stride + x0..][..16]);
+    let sum: u32 = rows().flatten().map(|&v| v as u32).sum();
+    let mean = ((sum + 128) / 256) as u8;
+    rows().flatten().map(|&v| v.abs_diff(mean) as u32).sum()
+}
+
+/// Expected number of later frames that inherit a reference coded at the
+/// start of `stats` (`stats[i]` compares frame i + 1 with frame i): the
+/// sum of the running products of [`FrameStats::carry`].
+pub fn reference_weight(stats: &[FrameStats]) -> f64 {
+    let mut acc = 1.0;
+    let mut sum = 0.0;
+    for s in stats {
+        acc *= s.carry();
+        sum += acc;
+    }
+    sum
+}
+
+/// Length of the group a reference frame starts, at most `max_len` and
+/// at least `min_len.min(max_len)`: it ends once the running product of
+/// [`FrameStats::carry`] over `stats` (frame after the reference first)
+/// falls below `min_carry`, the point where later frames have drifted so
+/// far from the reference that a fresh one pays.
+pub fn group_length(stats: &[FrameStats], min_len: usize, max_len: usize, min_carry: f64) -> usize {
+    let max_len = max_len.min(stats.len());
+    let mut acc = 1.0;
+    for (i, s) in stats.iter().take(max_len).enumerate() {
+        acc *= s.carry();
+        if acc < min_carry && i + 1 >= min_len {
+            return i + 1;
+        }
+    }
+    max_len
+}
+
+/// The q index of a reference frame that `weight` later frames inherit
+/// (see [`reference_weight`]), when the inter frames use `inter_qi`: the
+/// one whose quantizer step is nearest to the inter step times
+/// `(1 + weight)^(-exp)`, never above `inter_qi` nor below vpxenc's
+/// lowest default q index.
+pub fn reference_q_index(inter_qi: u8, weight: f64, exp: f64) -> u8 {
+    let target = step(inter_qi) * (1.0 + weight.max(0.0)).powf(-exp);
+    let lo = MIN_QI.min(inter_qi);
+    (lo..=inter_qi)
+        .min_by(|&a, &b| {
+            (step(a) - target)
+                .abs()
+                .total_cmp(&(step(b) - target).abs())
+        })
+        .unwrap_or(inter_qi)
+}
+
+/// Whether the content cuts at `stats[i]`: see [`scene_cut`].
+pub fn is_cut(stats: &[FrameStats], i: usize, max_carry: f64) -> bool {
+    let Some(s) = stats.get(i) else {
+        return false;
+    };
+    let c = s.carry();
+    c < max_carry
+        && stats
+            .get(i + 1)
+            .is_none_or(|n| n.carry() >= (2.0 * max_carry).min(0.9) && n.carry() > c)
+}
+
+/// Index into `stats` of the first frame (at index `min_dist` or later)
+/// that the content cuts to: its predecessor predicts it no better than
+/// `max_carry`, while the frame after it predicts well from it (at least
+/// twice that share, or it is the last one known), so a burst of
+/// changes does not cost a key frame at its first frame. libvpx's `test_candidate_kf` asks
+/// the same two questions.
+pub fn scene_cut(stats: &[FrameStats], min_dist: usize, max_carry: f64) -> Option<usize> {
+    (min_dist..stats.len()).find(|&i| is_cut(stats, i, max_carry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn textured(w: usize, h: usize, shift: usize, seed: usize) -> Frame {
+        let mut f = Frame::filled(w, h, [0, 128, 128]);
+        let p = &mut f.planes[0];
+        for y in 0..h {
+            for x in 0..w {
+                // Smooth blobs (so a logarithmic search converges) with a
+                // little fixed texture.
+                let u = (x + shift) as f64;
+                let v = 128.0
+                    + 70.0 * (u * 0.19).sin() * (y as f64 * 0.23).cos()
+                    + ((x + shift) * 7 + y * 3 + seed) as f64 % 5.0;
+                p.data[y * p.stride + x] = v as u8;
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn static_frames_carry_everything() {
+        let a = textured(64, 48, 0, 0);
+        let s = frame_stats(&a, &a);
+        assert_eq!(s.inter, 0.0);
+        assert!(s.intra > 0.0);
+        assert_eq!(s.zero_motion, 1.0);
+        assert_eq!(s.carry(), 1.0);
+    }
+
+    #[test]
+    fn motion_is_found_and_a_cut_carries_nothing() {
+        let a = textured(96, 64, 0, 0);
+        let b = textured(96, 64, 3, 0);
+        let s = frame_stats(&a, &b);
+        // The right column of blocks matches outside the picture.
+        assert!(s.carry() > 0.75, "{s:?}");
+        assert!(s.motion > 2.0 && s.zero_motion < 0.5, "{s:?}");
+        let mut other = Frame::filled(96, 64, [0, 128, 128]);
+        for (i, v) in other.planes[0].data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 251) as u8;
+        }
+        let cut = frame_stats(&a, &other);
+        assert!(cut.carry() < 0.3, "{cut:?}");
+    }
+
+    fn st(carry: f64) -> FrameStats {
+        FrameStats {
+            intra: 100.0,
+            inter: 100.0 * (1.0 - carry),
+            ..FrameStats::default()
+        }
+    }
+
+    #[test]
+    fn reference_q_falls_with_the_weight() {
+        let qi = 80;
+        assert_eq!(reference_q_index(qi, 0.0, 0.33), qi);
+        let few = reference_q_index(qi, 3.0, 0.33);
+        let many = reference_q_index(qi, 24.0, 0.33);
+        assert!(many < few && few < qi, "{many} {few}");
+        // 25^(-1/3) is about 0.34 of the step.
+        let r = step(many) / step(qi);
+        assert!((0.3..0.4).contains(&r), "{r}");
+        assert_eq!(reference_q_index(2, 100.0, 1.0), 2);
+    }
+
+    #[test]
+    fn weights_lengths_and_cuts() {
+        let still = vec![st(1.0); 24];
+        assert_eq!(reference_weight(&still), 24.0);
+        assert_eq!(group_length(&still, 6, 24, 0.3), 24);
+        let busy = vec![st(0.7); 24];
+        assert!(reference_weight(&busy) < 3.0);
+        assert_eq!(group_length(&busy, 6, 24, 0.3), 6);
+        assert_eq!(group_length(&busy, 2, 24, 0.3), 4);
+        let mut cut = vec![st(0.95); 10];
+        cut[6] = st(0.05);
+        assert_eq!(scene_cut(&cut, 1, 0.2), Some(6));
+        assert_eq!(scene_cut(&cut, 7, 0.2), None);
+        assert!(is_cut(&cut, 6, 0.2) && !is_cut(&cut, 5, 0.2) && !is_cut(&cut, 10, 0.2));
+        // A bad frame whose successor does not predict well from it
+        // either is not (yet) a cut.
+        cut[7] = st(0.3);
+        assert_eq!(scene_cut(&cut, 1, 0.2), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! Groups planned from the lookahead statistics: static content gets long
+//! golden groups with finely coded references, busy content short ones;
+//! the content cutting to another scene gets a key frame there (within
+//! `kf_min_dist`); every stream decodes to the encoder's states, and
+//! vpxdec shows exactly our pictures.
+
+use std::process::Command;
+
+use excam_codec::container::ivf::{IvfHeader, IvfWriter};
+use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet, RateControl};
+use excam_codec::{decode_picture, DecoderState, Frame};
+use md5::{Digest, Md5};
+
+/// A textured picture: `scene` picks the texture, `pan` shifts it, a
+/// bright square moves across at `t`, `noise` adds deterministic noise.
+fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -> Frame {
+    let mut seed = 0x9e37_79b9u32 ^ (t as u32).wrapping_mul(0x85eb_ca6b);
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut f = Frame::filled(w, h, [0, 0, 0]);
+    for (pi, plane) in f.planes.iter_mut().enumerate() {
+        let s = if pi == 0 { 1 } else { 2 };
+        for y in 0..plane.height {
+            for x in 0..plane.width {
+                let (fx, fy) = (x * s + pan, y * s + pan / 2);
+                let mut v = if scene == 0 {
+                    ((fx * 5) ^ (fy * 3)) as i32 % 160 + 40
+                } else {
+                    (((fx / 6 + fy / 5) % 2) * 150) as i32 + 50 - (fy % 7) as i32 * 4
+                };
+                let sq = ((8 + 3 * t) % w, h / 2);
+                if (x * s).abs_diff(sq.0) < 8 && (y * s).abs_diff(sq.1) < 8 {
+                    v = 220 - 30 * pi as i32;
+                }
+                if noise > 0 {
+                    v += (rnd() % (2 * noise + 1)) as i32 - noise as i32;
+                }
+                plane.row_mut(y)[x] = v.clamp(0, 255) as u8;
+            }
+        }
+    }
+    f
+}
+
+fn encode_all(cfg: &EncoderConfig, frames: &[Frame]) -> Vec<Packet> {
+    let mut enc: Encoder = cfg.build().unwrap();
+    let mut out = Vec::new();
+    let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
+        match enc.receive_packet() {
+            Ok(p) => out.push(p),
+            Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for f in frames {
+        enc.send_frame(Some(f.clone())).unwrap();
+        drain(&mut enc, &mut out);
+    }
+    enc.flush();
+    drain(&mut enc, &mut out);
+    out
+}
+
+/// Decodes every packet and checks state and picture against the
+/// encoder's.
+fn check_decodes(packets: &[Packet], what: &str) {
+    let mut state = DecoderState::new();
+    for (i, p) in packets.iter().enumerate() {
+        let d = decode_picture(&state, &p.data).unwrap_or_else(|e| panic!("{what} {i}: {e}"));
+        assert!(d.state == p.state, "{what} packet {i}: state differs");
+        assert_eq!(
+            d.shown.map(|s| s.to_frame()),
+            p.reconstruction.as_ref().map(|r| r.to_frame()),
+            "{what} packet {i}: picture differs"
+        );
+        state = d.state;
+    }
+}
+
+/// K key, A hidden alt-ref, G golden, i inter.
+fn layout(packets: &[Packet]) -> String {
+    packets
+        .iter()
+        .map(|p| match (p.key_frame, p.golden, p.show_frame) {
+            (true, _, _) => 'K',
+            (_, _, false) => 'A',
+            (_, true, _) => 'G',
+            _ => 'i',
+        })
+        .collect()
+}
+
+fn key_pts(packets: &[Packet]) -> Vec<u64> {
+    packets
+        .iter()
+        .filter(|p| p.key_frame)
+        .map(|p| p.pts)
+        .collect()
+}
+
+fn cfg(w: usize, h: usize) -> EncoderConfig {
+    let mut cfg = EncoderConfig::with_speed(w, h, 4);
+    assert!(cfg.group.adaptive && cfg.scene_cuts && cfg.lag_in_frames > 0);
+    cfg.rate = RateControl::Quantizer(30);
+    cfg
+}
+
+/// A still scene with one small moving square: one long group over the
+/// whole lookahead, its key frame far finer than the fixed boost (half
+/// the q index); a panning, noisy scene: groups of the minimum length.
+#[test]
+fn static_content_gets_long_groups_busy_content_short_ones() {
+    let (w, h) = (96, 64);
+    let still: Vec<Frame> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
+    let c = cfg(w, h);
+    let packets = encode_all(&c, &still);
+    check_decodes(&packets, "still");
+    let lay = layout(&packets);
+    let first_golden = lay[1..].find(['G', 'K']).map(|i| i + 1);
+    // The key frame's group spans the whole 25-frame lookahead.
+    let shown_before: usize = lay[..first_golden.unwrap_or(lay.len())]
+        .chars()
+        .filter(|&ch| ch != 'A')
+        .count();
+    assert!(shown_before >= 25, "{lay}");
+    let inter_qi = packets
+        .iter()
+        .find(|p| !p.golden && p.show_frame)
+        .unwrap()
+        .q_index;
+    assert!(
+        (packets[0].q_index as u32) < inter_qi as u32 / 2,
+        "key q index {} vs inter {inter_qi}",
+        packets[0].q_index
+    );
+    let busy: Vec<Frame> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
+    let packets = encode_all(&c, &busy);
+    check_decodes(&packets, "busy");
+    let lay = layout(&packets);
+    assert_eq!(key_pts(&packets), [0], "{lay}");
+    let groups = lay.chars().filter(|&ch| ch == 'G').count();
+    assert!(groups >= 3, "{lay}");
+}
+
+/// Two scenes back to back: a key frame where the second starts (and
+/// nowhere else), unless scene cuts are off or `kf_min_dist` forbids it;
+/// vpxdec decodes the stream to our pictures.
+#[test]
+fn scene_cut_gets_a_key_frame() {
+    let (w, h) = (96, 64);
+    let frames: Vec<Frame> = (0..32)
+        .map(|t| {
+            if t < 14 {
+                picture(w, h, 0, t, t, 2)
+            } else {
+                picture(w, h, 1, t, t, 2)
+            }
+        })
+        .collect();
+    let c = cfg(w, h);
+    let packets = encode_all(&c, &frames);
+    check_decodes(&packets, "cut");
+    assert_eq!(key_pts(&packets), [0, 14], "{}", layout(&packets));
+    // The alt-ref of the first group stands for a frame before the cut.
+    for (i, p) in packets.iter().enumerate() {
+        if !p.show_frame {
+            assert!(
+                packets[i + 1].pts < 14 || p.pts >= 14,
+                "{}",
+                layout(&packets)
+            );
+        }
+    }
+    let mut far = c.clone();
+    far.kf_min_dist = 20;
+    assert_eq!(key_pts(&encode_all(&far, &frames)), [0]);
+    let mut off = c.clone();
+    off.scene_cuts = false;
+    assert_eq!(key_pts(&encode_all(&off, &frames)), [0]);
+
+    if Command::new("vpxdec").arg("--help").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "vpxdec not on PATH under CI (apt-get install vpx-tools)"
+        );
+        eprintln!("skipping vpxdec: not on PATH (apt-get install vpx-tools)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ivf = dir.path().join("cut.ivf");
+    let mut wr = IvfWriter::new(
+        std::fs::File::create(&ivf).unwrap(),
+        &IvfHeader::vp8(w as u16, h as u16, 1, 30),
+    )
+    .unwrap();
+    for p in &packets {
+        wr.write_frame(p.pts, &p.data).unwrap();
+    }
+    wr.finish().unwrap();
+    let out = Command::new("vpxdec")
+        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
+        .arg(&ivf)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let theirs: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l[..32].to_owned())
+        .collect();
+    let ours: Vec<String> = packets
+        .iter()
+        .filter_map(|p| p.reconstruction.as_ref())
+        .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
+        .collect();
+    assert_eq!(ours.len(), frames.len());
+    assert_eq!(theirs, ours);
+}
