@@ -35,7 +35,9 @@
 //! assert!(packets[0].key_frame && !packets[1].key_frame);
 //! ```
 
+mod buffer;
 mod config;
+mod first_pass;
 mod gop;
 mod rate_control;
 
@@ -44,12 +46,15 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::encode::{encode, EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
+use crate::encode::{EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
 use crate::image::Frame;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
-pub use config::{AltRefPolicy, EncoderConfig, GoldenPolicy, RateControl, MAX_LAG, MAX_SPEED};
+pub use config::{
+    AltRefPolicy, BufferModel, EncoderConfig, GoldenPolicy, RateControl, MAX_LAG, MAX_SPEED,
+};
+pub use first_pass::{FirstPass, FirstPassStats, FrameStats};
 use rate_control::{FrameKind, RateController, MAX_QI};
 
 /// One compressed frame.
@@ -205,6 +210,7 @@ impl Encoder {
                 EncoderStatus::NeedMoreData
             });
         };
+        self.rc.begin_shown_frame();
         let kind = self.frame_kind();
         let starts_group = kind != FrameKind::Inter;
         let arf_group = starts_group && self.plan_group(kind);
@@ -240,7 +246,7 @@ impl Encoder {
             refresh_entropy: self.cfg.refresh_entropy,
             ..EncodeParams::default()
         };
-        let out = match encode(&self.state, &frame, &params) {
+        let out = match self.encode_rc(&frame, &params) {
             Ok(out) => out,
             Err(e) => {
                 // The frame is dropped; the group plan stays valid.
@@ -273,6 +279,13 @@ impl Encoder {
         };
         self.state = out.state;
         Ok(packet)
+    }
+
+    /// Under [`RateControl::Cbr`], the bits the decoder buffer holds
+    /// after the last packet returned (never negative); `None` in the
+    /// other modes.
+    pub fn buffer_level(&self) -> Option<u64> {
+        self.rc.buffer_level().map(|l| l.max(0.0) as u64)
     }
 
     /// Codes the next frame at q index `q_index` (0..=127, larger values
