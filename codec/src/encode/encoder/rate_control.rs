@@ -84,6 +84,9 @@ pub(super) struct RateController {
     two_pass: Option<TwoPass>,
     /// CBR's decoder buffer.
     bucket: Option<Bucket>,
+    /// Whether the frame being coded is a shown one (a hidden alt-ref
+    /// has no display time, so it brings no budget of its own).
+    shown_in_flight: bool,
 }
 
 /// The second pass's bookkeeping: where in the analysed clip the encoder
@@ -95,9 +98,8 @@ struct TwoPass {
     total: f64,
     /// Bits every packet so far took.
     spent: f64,
-    /// Index of the next shown frame, and whether it is being coded.
+    /// Index of the next shown frame.
     next: usize,
-    in_flight: bool,
     /// Non-key packets (hidden alt-refs included): bits taken, and their
     /// first-pass bits scaled to the inter q index in force.
     actual: f64,
@@ -123,7 +125,6 @@ impl RateController {
                 stats: stats.clone(),
                 spent: 0.0,
                 next: 0,
-                in_flight: false,
                 actual: PRIOR_FRAMES * mean,
                 predicted: PRIOR_FRAMES * mean,
                 key_actual: KEY_PRIOR * mean,
@@ -149,6 +150,7 @@ impl RateController {
             hi: quantizer_to_qindex(cfg.quantizer_range.1),
             two_pass,
             bucket,
+            shown_in_flight: false,
         }
     }
 
@@ -173,9 +175,7 @@ impl RateController {
         if let Some(b) = &mut self.bucket {
             b.fill();
         }
-        if let Some(tp) = &mut self.two_pass {
-            tp.in_flight = true;
-        }
+        self.shown_in_flight = true;
     }
 
     /// The most bits the next frame may take, and whether that is a hard
@@ -381,7 +381,8 @@ impl RateController {
                 self.model[2] = self.model[1] * 1.5;
             }
         }
-        self.buffer += self.budget - bits;
+        let shown = std::mem::take(&mut self.shown_in_flight);
+        self.buffer += if shown { self.budget } else { 0.0 } - bits;
         if matches!(self.rate, RateControl::ConstrainedQuality { .. }) {
             // The cap is an average: the savings of frames the level
             // keeps below it may pay for a later costly stretch, but
@@ -394,7 +395,7 @@ impl RateController {
         if let (Some(planned), Some(tp)) = (planned, &mut self.two_pass) {
             tp.spent += bits;
             let scale = (step(tp.stats.q_index) / step(planned)).powf(RATE_EXP);
-            let analysed = if std::mem::take(&mut tp.in_flight) {
+            let analysed = if shown {
                 let f = tp.stats.frames.get(tp.next).map_or(0.0, |f| f.bits as f64);
                 tp.next += 1;
                 f * scale
