@@ -3,8 +3,10 @@
 # (benches/make-training-set.sh) plus box (640x480, 120 frames) and
 # carphone (176x144, 120 frames): two-pass and one-pass VBR at three
 # targets per clip, and CBR at the lowest, printing the achieved bitrate as
-# a percentage of the target, the PSNR, and for CBR the lowest level its
-# decoder buffer reached (it must never go below 0).
+# a percentage of the target, the PSNR, the share of shown frames coded at
+# the extreme q indices 0 or 127 (where no rate control can spend more or
+# less: such a target is out of the content's reach), and for CBR the
+# lowest level its decoder buffer reached (it must never go below 0).
 #
 # Targets scale with the clip's pixel rate: TARGETS_BPP bits per pixel
 # (default "0.03 0.1 0.3"), i.e. for 352x288 at 30 fps about 91, 304 and
@@ -53,7 +55,8 @@ y4m_rate() {
         END { printf "%d %d %.6f\n", w, h, fps }'
 }
 
-# run CLIP KBPS FLAGS...: prints "KBPS_ACHIEVED PSNR BUFMIN_MS" (BUFMIN "-" unless cbr).
+# run CLIP KBPS FLAGS...: prints "KBPS_ACHIEVED PSNR AT_LIMIT_% BUFMIN_MS"
+# (BUFMIN "-" unless cbr).
 run() {
     local clip=$1 kbps=$2
     shift 2
@@ -64,10 +67,15 @@ run() {
     rate=$(sed -n 's/.*: \([0-9.]*\) kbit\/s, PSNR overall \([0-9.]*\) dB.*/\1 \2/p' "$log")
     [ -n "$rate" ] || { cat "$log" >&2; die "no summary for $clip $*"; }
     buf=$(sed -n 's/^cbr buffer: lowest level \(-\?[0-9]*\) ms.*/\1/p' "$log")
-    echo "$rate ${buf:--}"
+    local limit
+    limit=$("$EXCAM" info "$work/out.ivf" | awk '
+        / shown / { n++; for (i = 1; i <= NF; i++) if ($i ~ /^q=/) { q = substr($i, 3); if (q == 0 || q == 127) l++ } }
+        END { printf "%.0f", n ? 100 * l / n : 0 }')
+    echo "$rate $limit ${buf:--}"
 }
 
-printf '%-22s %-9s %8s %10s %8s %8s %9s\n' clip mode target achieved '%' PSNR bufmin_ms
+printf '%-22s %-9s %8s %10s %8s %8s %6s %9s\n' clip mode target achieved '%' PSNR q_lim% bufmin_ms
+unreachable=()
 worst2=0
 worst1=0
 cbr_min=
@@ -83,10 +91,16 @@ for clip in "${clips[@]}"; do
         for m in "${modes[@]}"; do
             label=${m%%|*}
             # shellcheck disable=SC2086
-            read -r got psnr buf < <(run "$clip" "$kbps" ${m#*|})
+            read -r got psnr limit buf < <(run "$clip" "$kbps" ${m#*|})
             pct=$(awk -v g="$got" -v t="$kbps" 'BEGIN { printf "%.1f", 100 * g / t }')
-            printf '%-22s %-9s %8d %10.1f %8s %8.3f %9s\n' "$name" "$label" "$kbps" "$got" "$pct" "$psnr" "$buf"
+            printf '%-22s %-9s %8d %10.1f %8s %8.3f %6s %9s\n' "$name" "$label" "$kbps" "$got" "$pct" "$psnr" "$limit" "$buf"
             dev=$(awk -v p="$pct" 'BEGIN { d = p - 100; if (d < 0) d = -d; printf "%.1f", d }')
+            # A target the content cannot reach (most frames at q index 0
+            # or 127) is reported, not counted in the misses.
+            if [ "$limit" -ge 50 ]; then
+                unreachable+=("$name $label $kbps: $pct% with $limit% of frames at q index 0/127")
+                dev=0
+            fi
             case $label in
             vbr-2pass) worst2=$(awk -v a="$worst2" -v b="$dev" 'BEGIN { print (b > a ? b : a) }') ;;
             vbr-1pass) worst1=$(awk -v a="$worst1" -v b="$dev" 'BEGIN { print (b > a ? b : a) }') ;;
@@ -96,6 +110,7 @@ for clip in "${clips[@]}"; do
     done
 done
 echo
+for u in "${unreachable[@]}"; do echo "out of reach: $u"; done
 echo "two-pass vbr: largest miss ${worst2}% of the target (bar: 5%)"
 echo "one-pass vbr: largest miss ${worst1}% of the target"
 echo "cbr: lowest buffer level over all clips ${cbr_min:--} ms (must be >= 0)"

@@ -4,10 +4,13 @@
 //!
 //! libvpx's first pass measures intra and motion-compensated prediction
 //! errors and maps them to bits with a fitted curve. Here the analysis is
-//! the fastest speed preset's own encode at one q index: its frame sizes
-//! already are bits, coded by the same tools as the second pass, so only
-//! their scale (speed preset, q index, boosts) is left for the second
-//! pass to fit.
+//! the fastest speed preset's own encode at two q indices: its frame sizes
+//! already are bits, coded by the same tools as the second pass, and the
+//! two sizes give each frame's own elasticity (how fast its bits grow as
+//! the quantizer gets finer: slowly for clean content, fast for noise
+//! that a coarse quantizer hides), so the second pass extrapolates each
+//! frame by its own curve and only fits the overall scale (speed preset,
+//! boosts, alt-refs).
 
 use crate::encode::quantize::quantizer_to_qindex;
 use crate::encode::{encode, EncodeError, EncodeParams, INTER_LAMBDA_SCALE};
@@ -15,14 +18,17 @@ use crate::image::Frame;
 use crate::state::DecoderState;
 
 use super::config::{EncoderConfig, MAX_SPEED};
-use super::rate_control::{FrameKind, RateController};
+use super::rate_control::{step, FrameKind, RateController};
 use super::RateControl;
 
 /// One frame's first-pass numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameStats {
-    /// Bits the frame took in the analysis encode.
+    /// Bits the frame took in the analysis encode at
+    /// [`FirstPassStats::q_index`].
     pub bits: u32,
+    /// Bits it took at [`FirstPassStats::fine_q_index`].
+    pub fine_bits: u32,
     /// Whether the analysis coded it as a key frame.
     pub key_frame: bool,
 }
@@ -37,26 +43,42 @@ pub struct FirstPassStats {
     pub height: usize,
     /// The q index every analysed frame was coded at.
     pub q_index: u8,
+    /// The finer q index of the second analysis encode (half the first).
+    pub fine_q_index: u8,
     /// Per frame, in input order.
     pub frames: Vec<FrameStats>,
 }
+
+/// Bounds of a frame's measured rate exponent (a frame whose two sizes
+/// barely differ is mostly header, but bits still grow somewhat at finer
+/// q), and the exponent when the two q indices coincide.
+const MIN_EXP: f64 = 0.3;
+const MAX_EXP: f64 = 3.0;
+const DEFAULT_EXP: f64 = 1.2;
+
+/// The coarse analysis q index: this far above the prior model's guess for
+/// the target, within these bounds; the fine one is half of it.
+const COARSE_ABOVE: u8 = 0;
+const COARSE_MIN: u8 = 24;
+const COARSE_MAX: u8 = 127;
 
 /// First line of [`FirstPassStats::to_text`], with a version.
 const TEXT_MAGIC: &str = "excam-fpf 1";
 
 impl FirstPassStats {
     /// The statistics as text, vpxenc's `--fpf` file: a header line
-    /// `excam-fpf 1 WIDTH HEIGHT QINDEX`, then one line per frame,
-    /// `BITS K` or `BITS I`.
+    /// `excam-fpf 1 WIDTH HEIGHT QINDEX FINE_QINDEX`, then one line per
+    /// frame, `BITS FINE_BITS K` (key frame) or `... I` (inter).
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "{TEXT_MAGIC} {} {} {}\n",
-            self.width, self.height, self.q_index
+            "{TEXT_MAGIC} {} {} {} {}\n",
+            self.width, self.height, self.q_index, self.fine_q_index
         );
         for f in &self.frames {
             s.push_str(&format!(
-                "{} {}\n",
+                "{} {} {}\n",
                 f.bits,
+                f.fine_bits,
                 if f.key_frame { 'K' } else { 'I' }
             ));
         }
@@ -77,30 +99,38 @@ impl FirstPassStats {
             .split_whitespace()
             .map(|t| t.parse().map_err(|_| BAD))
             .collect::<Result<_, _>>()?;
-        let [width, height, q_index] = nums[..] else {
+        let [width, height, q_index, fine_q_index] = nums[..] else {
             return Err(BAD);
         };
-        if q_index > 127 {
+        if q_index > 127 || fine_q_index > q_index {
             return Err(BAD);
         }
         let mut frames = Vec::new();
         for line in lines {
             let mut it = line.split_whitespace();
-            let (Some(bits), Some(kind), None) = (it.next(), it.next(), it.next()) else {
+            let (Some(bits), Some(fine_bits), Some(kind), None) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
                 return Err(BAD);
             };
             let bits = bits.parse().map_err(|_| BAD)?;
+            let fine_bits = fine_bits.parse().map_err(|_| BAD)?;
             let key_frame = match kind {
                 "K" => true,
                 "I" => false,
                 _ => return Err(BAD),
             };
-            frames.push(FrameStats { bits, key_frame });
+            frames.push(FrameStats {
+                bits,
+                fine_bits,
+                key_frame,
+            });
         }
         Ok(FirstPassStats {
             width,
             height,
             q_index: q_index as u8,
+            fine_q_index: fine_q_index as u8,
             frames,
         })
     }
@@ -108,6 +138,25 @@ impl FirstPassStats {
     /// Sum of the analysed bits of frames `from..`.
     pub(super) fn bits_from(&self, from: usize) -> f64 {
         self.frames.iter().skip(from).map(|f| f.bits as f64).sum()
+    }
+
+    /// Each frame's rate curve: `ln` of its bits at
+    /// [`q_index`](Self::q_index) and its exponent `a` in
+    /// `bits ~ step^-a`, from the two analysis sizes.
+    pub(super) fn curves(&self) -> Vec<(f64, f64)> {
+        let (s1, s0) = (step(self.q_index).ln(), step(self.fine_q_index).ln());
+        self.frames
+            .iter()
+            .map(|f| {
+                let (b1, b0) = (f64::from(f.bits.max(8)), f64::from(f.fine_bits.max(8)));
+                let a = if s1 > s0 {
+                    ((b0 / b1).ln() / (s1 - s0)).clamp(MIN_EXP, MAX_EXP)
+                } else {
+                    DEFAULT_EXP
+                };
+                (b1.ln(), a)
+            })
+            .collect()
     }
 }
 
@@ -141,6 +190,7 @@ pub struct FirstPass {
     keyint: u64,
     q_index: u8,
     state: DecoderState,
+    fine_state: DecoderState,
     since_key: u64,
     frames: Vec<FrameStats>,
 }
@@ -170,12 +220,19 @@ impl FirstPass {
                 }
             }
         };
+        // The two analysis q indices span most of the useful range around
+        // the prior's guess, so each frame's curve is measured where the
+        // second pass will use it rather than extrapolated from a corner.
+        let q_index = q_index
+            .saturating_add(COARSE_ABOVE)
+            .clamp(COARSE_MIN, COARSE_MAX);
         Ok(FirstPass {
             width: cfg.width,
             height: cfg.height,
             keyint: cfg.keyint as u64,
             q_index,
             state: DecoderState::new(),
+            fine_state: DecoderState::new(),
             since_key: 0,
             frames: Vec::new(),
         })
@@ -191,7 +248,7 @@ impl FirstPass {
             return Err(EncodeError::BadDimensions(frame.width, frame.height));
         }
         let key_frame = self.state.is_empty() || (self.keyint > 0 && self.since_key >= self.keyint);
-        let params = EncodeParams {
+        let mut params = EncodeParams {
             q_index: self.q_index,
             key_frame,
             refresh_last: true,
@@ -202,12 +259,17 @@ impl FirstPass {
             ..EncodeParams::default()
         };
         let out = encode(&self.state, frame, &params)?;
+        params.q_index = self.q_index / 2;
+        let fine = encode(&self.fine_state, frame, &params)?;
+        let bits = |data: &[u8]| (data.len() * 8).min(u32::MAX as usize) as u32;
         self.frames.push(FrameStats {
-            bits: (out.data.len() * 8).min(u32::MAX as usize) as u32,
+            bits: bits(&out.data),
+            fine_bits: bits(&fine.data),
             key_frame: out.key_frame,
         });
         self.since_key = if out.key_frame { 1 } else { self.since_key + 1 };
         self.state = out.state;
+        self.fine_state = fine.state;
         Ok(())
     }
 
@@ -222,6 +284,7 @@ impl FirstPass {
             width: self.width,
             height: self.height,
             q_index: self.q_index,
+            fine_q_index: self.q_index / 2,
             frames: self.frames,
         }
     }
@@ -237,13 +300,16 @@ mod tests {
             width: 48,
             height: 32,
             q_index: 60,
+            fine_q_index: 30,
             frames: vec![
                 FrameStats {
                     bits: 9000,
+                    fine_bits: 20000,
                     key_frame: true,
                 },
                 FrameStats {
                     bits: 700,
+                    fine_bits: 1500,
                     key_frame: false,
                 },
             ],
@@ -251,12 +317,14 @@ mod tests {
         assert_eq!(FirstPassStats::from_text(&s.to_text()), Ok(s.clone()));
         for bad in [
             "",
-            "excam-fpf 2 48 32 60\n",
-            "excam-fpf 1 48 32\n",
-            "excam-fpf 1 48 32 200\n",
-            "excam-fpf 1 48 32 60\n12 X\n",
-            "excam-fpf 1 48 32 60\n12\n",
-            "excam-fpf 1 48 32 60\n-3 I\n",
+            "excam-fpf 2 48 32 60 30\n",
+            "excam-fpf 1 48 32 60\n",
+            "excam-fpf 1 48 32 200 30\n",
+            "excam-fpf 1 48 32 60 61\n",
+            "excam-fpf 1 48 32 60 30\n12 13 X\n",
+            "excam-fpf 1 48 32 60 30\n12 13\n",
+            "excam-fpf 1 48 32 60 30\n-3 4 I\n",
+            "excam-fpf 1 48 32 60 30\n3 4 I 5\n",
         ] {
             assert!(FirstPassStats::from_text(bad).is_err(), "{bad:?}");
         }
@@ -285,5 +353,7 @@ mod tests {
         // costs more than a repeat of it.
         assert!(s.frames[2].bits > 10 * s.frames[1].bits, "{:?}", s.frames);
         assert!(s.frames[2].bits > s.frames[3].bits, "{:?}", s.frames);
+        // Finer quantization costs more on the busy frames.
+        assert!(s.frames[2].fine_bits > s.frames[2].bits, "{:?}", s.frames);
     }
 }

@@ -497,6 +497,7 @@ mod tests {
             } else {
                 FrameKind::Inter
             };
+            rc.begin_shown_frame();
             let qi = rc.q_index(kind);
             let bits = truth(kind, qi);
             total += bits;

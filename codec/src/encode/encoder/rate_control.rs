@@ -56,6 +56,10 @@ const KEY_PRIOR: f64 = 2.5;
 /// bits left per frame left; key frames may take more.
 const MAX_FRAME_SHARE: f64 = 6.0;
 const MAX_KEY_SHARE: f64 = 16.0;
+/// Two-pass: largest q index change between inter frames.
+const TWO_PASS_Q_STEP: i32 = 10;
+/// Two-pass: over the last this many frames the q index may move freely.
+const END_FRAMES: usize = 8;
 /// CBR: the distance to the optimal buffer level is closed over this many
 /// frames.
 const CBR_PAYBACK_FRAMES: f64 = 12.0;
@@ -94,6 +98,8 @@ pub(super) struct RateController {
 #[derive(Clone, Debug)]
 struct TwoPass {
     stats: Arc<FirstPassStats>,
+    /// Each analysed frame's rate curve (see [`FirstPassStats::curves`]).
+    curves: Vec<(f64, f64)>,
     /// Bits the whole clip may take.
     total: f64,
     /// Bits every packet so far took.
@@ -107,10 +113,26 @@ struct TwoPass {
     /// The same for key frames.
     key_actual: f64,
     key_predicted: f64,
+    /// Hidden alt-ref bits not yet counted in `actual`: each alt-ref is
+    /// counted over the group after it, `arf_release` bits a frame, so
+    /// that one costly alt-ref does not read as a jump in every frame's
+    /// cost.
+    arf_pending: f64,
+    arf_release: f64,
+    /// Frames a group spans, to spread an alt-ref's bits over.
+    group_frames: f64,
 }
 
 pub(super) fn step(qi: u8) -> f64 {
     AC_QUANT[qi as usize] as f64
+}
+
+impl TwoPass {
+    /// Bits of a frame with rate curve `curve` at q index `qi`, as the
+    /// analysis saw it.
+    fn predict(&self, (ln_bits, exp): (f64, f64), qi: u8) -> f64 {
+        (ln_bits + exp * (step(self.stats.q_index).ln() - step(qi).ln())).exp()
+    }
 }
 
 impl RateController {
@@ -121,6 +143,7 @@ impl RateController {
         let two_pass = cfg.first_pass.as_ref().map(|stats| {
             let mean = stats.bits_from(0) / stats.frames.len().max(1) as f64;
             TwoPass {
+                curves: stats.curves(),
                 total: budget * stats.frames.len() as f64,
                 stats: stats.clone(),
                 spent: 0.0,
@@ -129,6 +152,13 @@ impl RateController {
                 predicted: PRIOR_FRAMES * mean,
                 key_actual: KEY_PRIOR * mean,
                 key_predicted: mean,
+                arf_pending: 0.0,
+                arf_release: 0.0,
+                group_frames: if cfg.golden.interval > 0 {
+                    cfg.golden.interval as f64
+                } else {
+                    cfg.keyint.clamp(1, 128) as f64
+                },
             }
         });
         let bucket = match cfg.rate {
@@ -292,25 +322,35 @@ impl RateController {
             // More frames than were analysed: hold the last q index.
             return self.inter_qi.unwrap_or(hi).clamp(lo, hi);
         }
-        let (mut key, mut inter) = (0.0, 0.0);
-        for f in &frames[tp.next..] {
-            if f.key_frame {
-                key += f.bits as f64;
+        let left = tp.total - tp.spent;
+        let inter_scale = tp.actual / tp.predicted;
+        let key_scale = tp.key_actual / tp.key_predicted;
+        let cost = |qi: u8| -> f64 {
+            frames[tp.next..]
+                .iter()
+                .zip(&tp.curves[tp.next..])
+                .map(|(f, c)| {
+                    let scale = if f.key_frame { key_scale } else { inter_scale };
+                    scale * tp.predict(*c, qi)
+                })
+                .sum()
+        };
+        // The lowest q index whose cost fits (cost falls as q rises).
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if cost(mid) <= left {
+                b = mid;
             } else {
-                inter += f.bits as f64;
+                a = mid + 1;
             }
         }
-        let scaled = inter * tp.actual / tp.predicted + key * tp.key_actual / tp.key_predicted;
-        let left = tp.total - tp.spent;
-        let fp_step = step(tp.stats.q_index).powf(RATE_EXP);
-        let qi = (lo..=hi)
-            .find(|&qi| scaled * fp_step / step(qi).powf(RATE_EXP) <= left)
-            .unwrap_or(hi);
+        let qi = a;
         match self.inter_qi {
             // Keep quality steady while the estimates settle; near the end
             // the bits left decide alone, so the total lands.
-            Some(prev) if frames.len() - tp.next > 8 => {
-                let d = (qi as i32 - prev as i32).clamp(-MAX_Q_STEP, MAX_Q_STEP);
+            Some(prev) if frames.len() - tp.next > END_FRAMES => {
+                let d = (qi as i32 - prev as i32).clamp(-TWO_PASS_Q_STEP, TWO_PASS_Q_STEP);
                 (prev as i32 + d).clamp(lo as i32, hi as i32) as u8
             }
             _ => qi,
@@ -394,21 +434,25 @@ impl RateController {
         }
         if let (Some(planned), Some(tp)) = (planned, &mut self.two_pass) {
             tp.spent += bits;
-            let scale = (step(tp.stats.q_index) / step(planned)).powf(RATE_EXP);
-            let analysed = if shown {
-                let f = tp.stats.frames.get(tp.next).map_or(0.0, |f| f.bits as f64);
-                tp.next += 1;
-                f * scale
-            } else {
-                // A hidden alt-ref: no frame of the analysis of its own,
-                // its bits count as the overhead of the frames around it.
-                0.0
-            };
+            if !shown {
+                // A hidden alt-ref: no frame of the analysis of its own; its
+                // bits count as the overhead of the group it serves.
+                tp.arf_pending += bits;
+                tp.arf_release = tp.arf_pending / tp.group_frames;
+                return;
+            }
+            let analysed = tp
+                .curves
+                .get(tp.next)
+                .map_or(0.0, |&c| tp.predict(c, planned));
+            tp.next += 1;
             if kind == FrameKind::Key {
                 tp.key_actual += bits;
                 tp.key_predicted += analysed;
             } else {
-                tp.actual += bits;
+                let arf = tp.arf_release.min(tp.arf_pending);
+                tp.arf_pending -= arf;
+                tp.actual += bits + arf;
                 tp.predicted += analysed;
             }
         }
