@@ -83,10 +83,10 @@ pub struct EncodeArgs {
     /// Write WebM whatever the output's name (vpxenc's default container).
     #[arg(long, help_heading = IO)]
     pub webm: bool,
-    /// Fixed quantizer on vpxenc's 0..=63 scale (like `--min-q=Q --max-q=Q`)
-    /// [default: 32 unless --bitrate is given].
-    /// With --end-usage cq, the quality level (finest quantizer) under the
-    /// bitrate cap.
+    /// Fixed quantizer of --end-usage q on vpxenc's 0..=63 scale (key and
+    /// golden frames are coded finer, within --min-q/--max-q) [default: 32
+    /// unless --bitrate is given]. With --end-usage cq, the quality level
+    /// (finest quantizer) under the bitrate cap.
     #[arg(short, long, visible_alias = "cq-level", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub quantizer: Option<u8>,
     /// Target bitrate in kbit/s: the average of vbr, the channel rate of
@@ -108,7 +108,8 @@ pub struct EncodeArgs {
     #[arg(long, value_name = "1|2", help_heading = RATE, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub passes: u8,
     /// With --passes 2: also write the first pass's statistics to FILE
-    /// (one line per frame: its bits in the analysis, K or I).
+    /// (a header, then one line per frame: its bits in the analysis at two
+    /// q indices, K or I).
     #[arg(long, value_name = "FILE", help_heading = RATE)]
     pub fpf: Option<PathBuf>,
     /// Best (lowest) quantizer any frame may use, 0..=63, in every mode
