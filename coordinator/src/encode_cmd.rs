@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use excam_codec::container::y4m::Y4mReader;
-use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, Packet, RateControl, MAX_SPEED};
+use excam_codec::encode::encoder::{
+    BufferModel, EncoderConfig, EncoderStatus, FirstPass, Packet, RateControl, MAX_SPEED,
+};
 use excam_codec::encode::quantize::qindex_to_quantizer;
 use excam_codec::image::i420_len;
 use excam_codec::metrics::PsnrStats;
@@ -43,15 +45,20 @@ const CLOUD: &str = "Cloud";
 /// vpxenc's `--end-usage` modes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EndUsage {
-    /// Variable bitrate: excam's one-pass average-bitrate controller.
+    /// Variable bitrate: an average of --target-bitrate. One pass pays
+    /// misses back over the next frames; --passes 2 spreads the clip's
+    /// bits by a first pass's per-frame sizes and lands on the target over
+    /// the clip.
     Vbr,
-    /// Constant bitrate: the same controller as vbr (excam has no
-    /// buffer-constrained CBR mode yet).
+    /// Constant bitrate: --target-bitrate through a decoder buffer
+    /// (--buf-sz, --buf-initial-sz, --buf-optimal-sz) that never runs dry;
+    /// a frame too large for it is re-coded coarser (one pass only).
     Cbr,
-    /// Constrained quality at --cq-level. With no bitrate cap (excam
-    /// has none yet; a --target-bitrate is refused) it codes as q does:
-    /// quality is limited by the level alone, as in vpxenc with a huge
-    /// --target-bitrate.
+    /// Constrained quality: no frame finer than --cq-level codes it, with
+    /// --target-bitrate (if given) as a cap that raises the quantizer where
+    /// the level would cost more. Without a --target-bitrate the level
+    /// alone limits quality (as vpxenc with a huge target) and it codes as
+    /// q does.
     Cq,
     /// Constant quality: one fixed quantizer, --cq-level.
     Q,
@@ -75,27 +82,54 @@ pub struct EncodeArgs {
     /// Write WebM whatever the output's name (vpxenc's default container).
     #[arg(long, help_heading = IO)]
     pub webm: bool,
-    /// Fixed quantizer on vpxenc's 0..=63 scale (like `--min-q=Q --max-q=Q`)
-    /// [default: 32 unless --bitrate is given].
-    #[arg(short, long, visible_alias = "cq-level", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63), conflicts_with = "bitrate")]
+    /// Fixed quantizer of --end-usage q on vpxenc's 0..=63 scale (key and
+    /// golden frames are coded finer, within --min-q/--max-q) [default: 32
+    /// unless --bitrate is given]. With --end-usage cq, the quality level
+    /// (finest quantizer) under the bitrate cap.
+    #[arg(short, long, visible_alias = "cq-level", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub quantizer: Option<u8>,
-    /// Target bitrate in kbit/s (one pass).
+    /// Target bitrate in kbit/s: the average of vbr, the channel rate of
+    /// cbr, the cap of cq.
     #[arg(short, long, visible_alias = "target-bitrate", help_heading = RATE, value_parser = clap::value_parser!(u32).range(1..))]
     pub bitrate: Option<u32>,
     /// Rate control mode, as vpxenc: q codes at one quantizer (--cq-level);
-    /// vbr and cbr both run the one-pass average-bitrate controller on
-    /// --target-bitrate [default: 256]; cq is q without a bitrate cap
+    /// vbr meets an average --target-bitrate [default: 256]; cbr meets it
+    /// through a decoder buffer that never runs dry; cq codes no finer than
+    /// --cq-level, capped by --target-bitrate if given
     /// [default: q, or vbr with --target-bitrate].
     #[arg(long, value_enum, help_heading = RATE)]
     pub end_usage: Option<EndUsage>,
-    /// Best (lowest) quantizer allowed, 0..=63. In q mode the quantizer is
-    /// clamped to [--min-q, --max-q]; --min-q=Q --max-q=Q alone means
-    /// --quantizer Q. Not yet supported with a bitrate target.
+    /// 1: one pass. 2: a fast first pass over the clip measures each
+    /// frame's cost, then the encode spreads the target's bits by it (vbr,
+    /// cq with a --target-bitrate; reads the input twice, or holds standard
+    /// input in memory). Modes without a bitrate target (q, cq alone) need
+    /// no statistics and skip the first pass; cbr is one-pass.
+    #[arg(long, value_name = "1|2", help_heading = RATE, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub passes: u8,
+    /// With --passes 2: also write the first pass's statistics to FILE
+    /// (a header, then one line per frame: its bits in the analysis at two
+    /// q indices, K or I).
+    #[arg(long, value_name = "FILE", help_heading = RATE)]
+    pub fpf: Option<PathBuf>,
+    /// Best (lowest) quantizer any frame may use, 0..=63, in every mode
+    /// (key, golden and alt-ref frames included); --min-q=Q --max-q=Q
+    /// alone means --quantizer Q with every frame at Q.
     #[arg(long, value_name = "Q", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub min_q: Option<u8>,
-    /// Worst (highest) quantizer allowed, 0..=63 (see --min-q).
+    /// Worst (highest) quantizer any frame may use, 0..=63 (see --min-q).
+    /// A cbr frame that does not fit the buffer at it is replaced by a
+    /// repeat of the last frame.
     #[arg(long, value_name = "Q", help_heading = RATE, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub max_q: Option<u8>,
+    /// cbr: decoder buffer size, in ms of the target bitrate [default: 6000].
+    #[arg(long, value_name = "MS", help_heading = RATE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub buf_sz: Option<u32>,
+    /// cbr: buffer fill before the first frame, ms [default: 4000].
+    #[arg(long, value_name = "MS", help_heading = RATE)]
+    pub buf_initial_sz: Option<u32>,
+    /// cbr: the buffer level the controller steers toward, ms [default: 5000].
+    #[arg(long, value_name = "MS", help_heading = RATE)]
+    pub buf_optimal_sz: Option<u32>,
     /// Largest key frame interval in frames (0: only the first frame).
     #[arg(long, visible_alias = "kf-max-dist", help_heading = KEYS, default_value_t = 128)]
     pub keyint: u32,
@@ -370,52 +404,97 @@ pub fn psnr_line(s: &Summary) -> String {
 }
 
 /// The rate control `args` ask for: vpxenc's `--end-usage`,
-/// `--target-bitrate`, `--cq-level` and `--min-q/--max-q` resolved onto
-/// the modes the encoder has, or an error saying which combination is not
-/// supported and what to use instead.
+/// `--target-bitrate`, `--cq-level`, `--buf-*` and `--min-q/--max-q`
+/// resolved onto the encoder's modes, or an error saying which
+/// combination makes no sense and what to use instead.
 fn rate_control(args: &EncodeArgs) -> anyhow::Result<RateControl> {
     let (min_q, max_q) = (args.min_q.unwrap_or(0), args.max_q.unwrap_or(63));
     if min_q > max_q {
         bail!("--min-q {min_q} is above --max-q {max_q}");
     }
-    let bounded = args.min_q.is_some() || args.max_q.is_some();
-    let usage = match args.end_usage {
-        Some(u) => u,
-        None if args.bitrate.is_some() => EndUsage::Vbr,
-        None => EndUsage::Q,
-    };
+    let usage = end_usage(args);
+    let buffer_flags =
+        args.buf_sz.is_some() || args.buf_initial_sz.is_some() || args.buf_optimal_sz.is_some();
+    if buffer_flags && usage != EndUsage::Cbr {
+        bail!(
+            "--buf-sz/--buf-initial-sz/--buf-optimal-sz size the decoder buffer of --end-usage cbr"
+        );
+    }
+    if args.passes == 2 && usage == EndUsage::Cbr {
+        bail!("--end-usage cbr is one-pass (its buffer model looks at the past only); use --passes 1, or --end-usage vbr --passes 2 for a two-pass average");
+    }
+    if args.fpf.is_some() && args.passes != 2 {
+        bail!("--fpf writes the first pass's statistics: it needs --passes 2");
+    }
     match usage {
-        EndUsage::Cq if args.bitrate.is_some() => bail!(
-            "--end-usage cq with a --target-bitrate cap is not implemented yet; \
-             use --end-usage cq --cq-level Q alone (no cap) or --end-usage vbr"
-        ),
-        EndUsage::Q | EndUsage::Cq => {
+        EndUsage::Q => {
             if args.bitrate.is_some() {
                 bail!(
                     "--end-usage q codes at one quantizer (--cq-level) and takes no \
-                     --target-bitrate; use --end-usage vbr for a bitrate target"
+                     --target-bitrate; use --end-usage vbr for a bitrate target, or cq for a cap"
                 );
             }
-            // --min-q=Q --max-q=Q alone pins the quantizer, as in vpxenc.
-            let pinned = (min_q == max_q && args.min_q.is_some()).then_some(min_q);
-            let q = args.quantizer.or(pinned).unwrap_or(DEFAULT_QUANTIZER);
-            Ok(RateControl::Quantizer(q.clamp(min_q, max_q)))
+            Ok(RateControl::Quantizer(fixed_quantizer(args, min_q, max_q)))
         }
+        EndUsage::Cq => match args.bitrate {
+            None => Ok(RateControl::Quantizer(fixed_quantizer(args, min_q, max_q))),
+            Some(kbps) => Ok(RateControl::ConstrainedQuality {
+                level: args
+                    .quantizer
+                    .unwrap_or(DEFAULT_QUANTIZER)
+                    .clamp(min_q, max_q),
+                kbps,
+            }),
+        },
         EndUsage::Vbr | EndUsage::Cbr => {
             if args.quantizer.is_some() {
-                bail!("--cq-level/--quantizer sets the quantizer of --end-usage q, not of a bitrate target");
+                bail!("--cq-level/--quantizer sets the quantizer of --end-usage q or the level of cq, not of vbr or cbr (bound them with --min-q/--max-q)");
             }
-            if bounded {
+            let kbps = args.bitrate.unwrap_or(DEFAULT_BITRATE_KBPS);
+            if usage == EndUsage::Vbr {
+                return Ok(RateControl::Bitrate { kbps });
+            }
+            let d = BufferModel::default();
+            let buffer = BufferModel {
+                size_ms: args.buf_sz.unwrap_or(d.size_ms),
+                initial_ms: args.buf_initial_sz.unwrap_or(d.initial_ms),
+                optimal_ms: args.buf_optimal_sz.unwrap_or(d.optimal_ms),
+            };
+            if buffer.initial_ms > buffer.size_ms || buffer.optimal_ms > buffer.size_ms {
                 bail!(
-                    "--min-q/--max-q with a bitrate target are not supported yet \
-                     (the controller ranges over every quantizer); use them with --end-usage q"
+                    "--buf-initial-sz {} and --buf-optimal-sz {} must not exceed --buf-sz {}",
+                    buffer.initial_ms,
+                    buffer.optimal_ms,
+                    buffer.size_ms
                 );
             }
-            Ok(RateControl::Bitrate {
-                kbps: args.bitrate.unwrap_or(DEFAULT_BITRATE_KBPS),
-            })
+            Ok(RateControl::Cbr { kbps, buffer })
         }
     }
+}
+
+/// `--end-usage`, or its default: q, or vbr with a --target-bitrate.
+fn end_usage(args: &EncodeArgs) -> EndUsage {
+    match args.end_usage {
+        Some(u) => u,
+        None if args.bitrate.is_some() => EndUsage::Vbr,
+        None => EndUsage::Q,
+    }
+}
+
+/// The quantizer of q mode (and of cq without a cap): --cq-level, or
+/// --min-q=Q --max-q=Q alone, as in vpxenc, within [--min-q, --max-q].
+fn fixed_quantizer(args: &EncodeArgs, min_q: u8, max_q: u8) -> u8 {
+    let pinned = (min_q == max_q && args.min_q.is_some()).then_some(min_q);
+    let q = args.quantizer.or(pinned).unwrap_or(DEFAULT_QUANTIZER);
+    q.clamp(min_q, max_q)
+}
+
+/// Whether the encode `args` ask for runs a first pass: two passes and a
+/// bitrate target to spread (a fixed quantizer needs no statistics).
+pub fn needs_first_pass(args: &EncodeArgs) -> bool {
+    args.passes == 2 && args.bitrate.is_some() && end_usage(args) == EndUsage::Cq
+        || args.passes == 2 && end_usage(args) == EndUsage::Vbr
 }
 
 /// The speed `args` ask for: `--speed`/`--cpu-used`, else the deadline
@@ -442,6 +521,21 @@ pub(crate) fn encoder_config(
 ) -> anyhow::Result<EncoderConfig> {
     let mut cfg = EncoderConfig::with_speed(width, height, speed(args));
     cfg.rate = rate_control(args)?;
+    cfg.quantizer_range = (args.min_q.unwrap_or(0), args.max_q.unwrap_or(63));
+    if args.workers.is_some() {
+        if matches!(
+            cfg.rate,
+            RateControl::Cbr { .. } | RateControl::ConstrainedQuality { .. }
+        ) {
+            bail!("--workers runs fixed-quantizer or one-pass vbr chunks; --end-usage cbr and cq with a --target-bitrate need the serial encoder (drop --workers)");
+        }
+        if args.passes == 2 {
+            bail!("--passes 2 is not supported with --workers yet (each chunk is one-pass)");
+        }
+        if cfg.quantizer_range != (0, 63) {
+            bail!("--min-q/--max-q are not carried to --workers chunks yet; use --quantizer");
+        }
+    }
     cfg.keyint = args.keyint;
     cfg.partitions = args.token_parts.map_or(args.partitions, |n| 1 << n);
     if let Some(g) = args.golden_interval {
@@ -554,20 +648,62 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     let fps = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
     let mut cfg = encoder_config(args, hdr.width, hdr.height)?;
     cfg.framerate = fps;
-    let mut enc = cfg.build().context("invalid encoder settings")?;
+    cfg.validate().context("invalid encoder settings")?;
 
-    for skipped in 0..args.skip {
-        let frame = reader
-            .next_frame()
-            .with_context(|| format!("cannot read {}", args.input.display()))?;
-        if frame.is_none() {
-            bail!(
-                "--skip {} skips the whole input: {} has {skipped} frames",
-                args.skip,
-                args.input.display()
+    skip_frames(args, &mut reader)?;
+    // Two passes over standard input hold it in memory; a file is read
+    // again.
+    let mut held: Option<std::collections::VecDeque<excam_codec::Frame>> = None;
+    if needs_first_pass(args) {
+        let pass = Instant::now();
+        let mut fp = FirstPass::new(&cfg).context("invalid encoder settings")?;
+        let limit = args.limit.unwrap_or(u64::MAX);
+        if args.input.as_os_str() == "-" {
+            let mut frames = std::collections::VecDeque::new();
+            while (frames.len() as u64) < limit {
+                let Some(f) = reader
+                    .next_frame()
+                    .with_context(|| format!("cannot read {}", args.input.display()))?
+                else {
+                    break;
+                };
+                fp.add_frame(&f).context("first pass failed")?;
+                frames.push_back(f);
+            }
+            held = Some(frames);
+        } else {
+            let (again, _) = open_input(&args.input)?;
+            let mut again = Y4mReader::new(again)
+                .with_context(|| format!("cannot read {} as Y4M", args.input.display()))?;
+            skip_frames(args, &mut again)?;
+            while (fp.frames() as u64) < limit {
+                let Some(f) = again
+                    .next_frame()
+                    .with_context(|| format!("cannot read {}", args.input.display()))?
+                else {
+                    break;
+                };
+                fp.add_frame(&f).context("first pass failed")?;
+            }
+        }
+        if fp.frames() == 0 {
+            return Err(no_frames(args));
+        }
+        let stats = fp.finish();
+        if let Some(path) = &args.fpf {
+            std::fs::write(path, stats.to_text())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if !args.quiet {
+            eprintln!(
+                "pass 1/2: {} frames analysed in {:.2} s",
+                stats.frames.len(),
+                pass.elapsed().as_secs_f64()
             );
         }
+        cfg.first_pass = Some(std::sync::Arc::new(stats));
     }
+    let mut enc = cfg.build().context("invalid encoder settings")?;
 
     let (tmp, out) = open_output(&args.output)?;
     let mut ivf = VideoWriter::new(
@@ -642,6 +778,7 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     }
     let mut waiting = std::collections::VecDeque::new();
     let mut read = 0u64;
+    let mut buffer_min: Option<u64> = None;
     let mut out = Drained {
         ivf,
         psnr,
@@ -663,6 +800,9 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
                 Err(e) => return Err(status_error(e)),
             };
             out.write(&p)?;
+            if let Some(level) = enc.buffer_level() {
+                buffer_min = Some(buffer_min.map_or(level, |m| m.min(level)));
+            }
             if let Some(rec) = &p.reconstruction {
                 let src = waiting
                     .pop_front()
@@ -678,10 +818,13 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         }
     };
     while read < args.limit.unwrap_or(u64::MAX) {
-        let Some(frame) = reader
-            .next_frame()
-            .with_context(|| format!("cannot read {}", args.input.display()))?
-        else {
+        let next = match &mut held {
+            Some(frames) => frames.pop_front(),
+            None => reader
+                .next_frame()
+                .with_context(|| format!("cannot read {}", args.input.display()))?,
+        };
+        let Some(frame) = next else {
             break;
         };
         enc.send_frame(Some(frame.clone())).map_err(status_error)?;
@@ -703,6 +846,12 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
     if frames == 0 {
         return Err(no_frames(args));
     }
+    if let (Some(min), Some(kbps), false) = (buffer_min, cfg.rate.kbps(), args.quiet) {
+        eprintln!(
+            "cbr buffer: lowest level {:.0} ms ({min} bits)",
+            min as f64 / kbps as f64
+        );
+    }
 
     finish(
         args,
@@ -715,6 +864,23 @@ pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
         psnr,
         start,
     )
+}
+
+/// Reads past the `--skip` frames.
+fn skip_frames<R: Read>(args: &EncodeArgs, reader: &mut Y4mReader<R>) -> anyhow::Result<()> {
+    for skipped in 0..args.skip {
+        let frame = reader
+            .next_frame()
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        if frame.is_none() {
+            bail!(
+                "--skip {} skips the whole input: {} has {skipped} frames",
+                args.skip,
+                args.input.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The output side of the serial encode: the container and the counts

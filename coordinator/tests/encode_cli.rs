@@ -128,7 +128,9 @@ fn option_errors() {
     let parse =
         |l: &[&str]| Cli::try_parse_from(std::iter::once("encode").chain(l.iter().copied()));
     assert!(parse(&["in.y4m", "-o", "x.ivf", "-q", "64"]).is_err());
-    assert!(parse(&["in.y4m", "-o", "x.ivf", "-q", "10", "--bitrate", "100"]).is_err());
+    // A level and a bitrate together are cq's (the other modes refuse
+    // the pair when encoding: unsupported_rate_control_combinations_...).
+    assert!(parse(&["in.y4m", "-o", "x.ivf", "-q", "10", "--bitrate", "100"]).is_ok());
     assert!(parse(&["in.y4m", "-o", "x.ivf", "--speed", "9"]).is_err());
     assert!(parse(&["in.y4m", "-o", "x.ivf", "--partitions", "3"]).is_err());
     assert!(parse(&["in.y4m", "-o", "x.ivf", "--bitrate", "0"]).is_err());
@@ -238,10 +240,6 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
             &["--end-usage", "vbr", "--target-bitrate", "60"],
             &["-b", "60"],
         ),
-        (
-            &["--end-usage", "cbr", "--target-bitrate", "60"],
-            &["-b", "60"],
-        ),
         (&["--end-usage", "vbr"], &["--bitrate", "256"]),
         (
             &["--end-usage", "q", "--cq-level", "20"],
@@ -267,9 +265,38 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
         ),
         // A fixed golden interval replaces the planned groups.
         (&["--golden-interval", "12"], &["--auto-golden", "0"]),
-        (&["--min-q", "20", "--max-q", "20"], &["-q", "20"]),
-        (&["-q", "10", "--min-q", "20"], &["-q", "20"]),
-        (&["-q", "50", "--max-q", "40"], &["-q", "40"]),
+        // --min-q/--max-q bound every frame, boosted ones included, so
+        // they are not the same as the quantizer alone.
+        (
+            &["--min-q", "20", "--max-q", "20"],
+            &["-q", "20", "--min-q", "20", "--max-q", "20"],
+        ),
+        (
+            &["-q", "10", "--min-q", "20"],
+            &["-q", "20", "--min-q", "20"],
+        ),
+        (
+            &["-q", "50", "--max-q", "40"],
+            &["-q", "40", "--max-q", "40"],
+        ),
+        // Without a bitrate target there is nothing for a first pass to
+        // spread, and cq without a cap is q at its level; a generous cap
+        // never binds.
+        (
+            &["--end-usage", "cq", "--cq-level", "20", "--passes", "2"],
+            &["--quantizer", "20"],
+        ),
+        (
+            &[
+                "--end-usage",
+                "cq",
+                "--cq-level",
+                "20",
+                "--target-bitrate",
+                "100000",
+            ],
+            &["--quantizer", "20"],
+        ),
         (&["--kf-max-dist", "3"], &["--keyint", "3"]),
         (&["--cpu-used", "7"], &["--speed", "7"]),
         (&["--rt"], &["--speed", "8"]),
@@ -334,16 +361,32 @@ fn unsupported_rate_control_combinations_are_refused() {
         assert!(!output.exists(), "{flags:?}");
         e
     };
-    let e = err(&["--end-usage", "cq", "--target-bitrate", "100"]);
-    assert!(e.contains("cq") && e.contains("not implemented"), "{e}");
+    let e = err(&["--end-usage", "cbr", "--passes", "2"]);
+    assert!(e.contains("one-pass"), "{e}");
+    let e = err(&["--buf-sz", "1000"]);
+    assert!(e.contains("--end-usage cbr"), "{e}");
+    let e = err(&["--end-usage", "vbr", "--buf-optimal-sz", "1000"]);
+    assert!(e.contains("--end-usage cbr"), "{e}");
+    let e = err(&["--end-usage", "cbr", "--buf-sz", "1000"]);
+    assert!(e.contains("must not exceed --buf-sz"), "{e}");
+    let e = err(&["--fpf", "stats.txt", "--target-bitrate", "100"]);
+    assert!(e.contains("--passes 2"), "{e}");
+    let e = err(&["--workers", "2", "--end-usage", "cbr"]);
+    assert!(e.contains("--workers"), "{e}");
+    let e = err(&["--workers", "2", "--passes", "2", "-b", "100"]);
+    assert!(e.contains("--workers"), "{e}");
+    let e = err(&["--workers", "2", "-q", "20", "--max-q", "40"]);
+    assert!(e.contains("--workers"), "{e}");
+    let e = err(&["--end-usage", "cbr", "--target-bitrate", "1"]);
+    assert!(e.contains("too low"), "{e}");
     let e = err(&["--workers", "2", "--auto-alt-ref", "1"]);
     assert!(e.contains("--workers"), "{e}");
     let e = err(&["--end-usage", "q", "--target-bitrate", "100"]);
     assert!(e.contains("--end-usage vbr"), "{e}");
     let e = err(&["--end-usage", "vbr", "--cq-level", "10"]);
     assert!(e.contains("--end-usage q"), "{e}");
-    let e = err(&["--target-bitrate", "100", "--max-q", "40"]);
-    assert!(e.contains("not supported yet"), "{e}");
+    let e = err(&["--target-bitrate", "100", "--cq-level", "3"]);
+    assert!(e.contains("--end-usage q"), "{e}");
     let e = err(&["--min-q", "30", "--max-q", "20"]);
     assert!(e.contains("above --max-q"), "{e}");
 
@@ -356,7 +399,8 @@ fn unsupported_rate_control_combinations_are_refused() {
     assert!(parse(&["i", "-o", "o", "--cpu-used", "9"]).is_err());
     assert!(parse(&["i", "-o", "o", "--end-usage", "abr"]).is_err());
     assert!(parse(&["i", "-o", "o", "--cq-level", "64"]).is_err());
-    assert!(parse(&["i", "-o", "o", "--target-bitrate", "1", "--cq-level", "3"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--passes", "3"]).is_err());
+    assert!(parse(&["i", "-o", "o", "--buf-sz", "0"]).is_err());
 }
 
 #[test]

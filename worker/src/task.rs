@@ -60,6 +60,9 @@ impl CodecParams {
         let (quantizer, bitrate_kbps) = match cfg.rate {
             RateControl::Quantizer(q) => (Some(q), None),
             RateControl::Bitrate { kbps } => (None, Some(kbps)),
+            // Chunks have one-pass bitrate control only; `excam encode`
+            // refuses cbr and cq with --workers before it gets here.
+            other => (None, other.kbps()),
         };
         CodecParams {
             width: cfg.width,

@@ -1,11 +1,13 @@
 //! What an [`Encoder`](super::Encoder) is built from: size, speed, rate control, key/golden/alt-ref policies and lookahead.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::encode::temporal_filter::ArnrParams;
 use crate::encode::EncodeError;
 use crate::state::DecoderState;
 
+use super::first_pass::FirstPassStats;
 use super::{rate_control::RateController, Encoder};
 
 /// Fastest speed preset; 0 is the slowest and best.
@@ -113,11 +115,74 @@ pub enum RateControl {
     /// --cq-level=Q`), mapped to the q index as libvpx does. Key and
     /// golden frames still get their quality boost below it.
     Quantizer(u8),
-    /// A one-pass average bitrate target in kbit/s (1000 bits).
+    /// An average bitrate target in kbit/s (1000 bits): vpxenc's
+    /// `--end-usage vbr`. One pass pays its error back over the next
+    /// frames; with [`EncoderConfig::first_pass`] statistics (two-pass)
+    /// each frame's q index comes from the bits the whole rest of the clip
+    /// needs, so the total lands on the target.
     Bitrate {
         /// Target kbit/s.
         kbps: u32,
     },
+    /// Constant bitrate (`--end-usage cbr`): the bitrate controller under
+    /// a leaky-bucket decoder buffer that must never run dry. The channel
+    /// fills the buffer at `kbps` over each shown frame's duration, every
+    /// frame drains its size; a frame larger than the buffer holds is
+    /// re-coded at a higher q index, and at worst replaced by a minimal
+    /// frame.
+    Cbr {
+        /// Channel rate, kbit/s.
+        kbps: u32,
+        /// Buffer sizes.
+        buffer: BufferModel,
+    },
+    /// Constrained quality (`--end-usage cq`): the bitrate controller at
+    /// `kbps` (one- or two-pass), but no frame coded finer than the fixed
+    /// quantizer `level` would code it (vpxenc's `--cq-level`); the target
+    /// is a cap that only binds on content too costly for the level.
+    ConstrainedQuality {
+        /// Quality level on vpxenc's 0..=63 scale.
+        level: u8,
+        /// Bitrate cap, kbit/s.
+        kbps: u32,
+    },
+}
+
+impl RateControl {
+    /// The bitrate target or cap in kbit/s, if the mode has one.
+    pub fn kbps(&self) -> Option<u32> {
+        match *self {
+            RateControl::Quantizer(_) => None,
+            RateControl::Bitrate { kbps }
+            | RateControl::Cbr { kbps, .. }
+            | RateControl::ConstrainedQuality { kbps, .. } => Some(kbps),
+        }
+    }
+}
+
+/// The decoder buffer of [`RateControl::Cbr`], in milliseconds of the
+/// channel rate (vpxenc's `--buf-sz`, `--buf-initial-sz`,
+/// `--buf-optimal-sz`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferModel {
+    /// Capacity: bits beyond it are lost to the channel (the buffer never
+    /// holds more).
+    pub size_ms: u32,
+    /// Fill before the first frame is decoded.
+    pub initial_ms: u32,
+    /// The level the controller steers toward.
+    pub optimal_ms: u32,
+}
+
+/// vpxenc's defaults: 6000, 4000 and 5000 ms.
+impl Default for BufferModel {
+    fn default() -> Self {
+        BufferModel {
+            size_ms: 6000,
+            initial_ms: 4000,
+            optimal_ms: 5000,
+        }
+    }
 }
 
 /// When golden frames are refreshed, and how much better they are coded.
@@ -202,6 +267,16 @@ pub struct EncoderConfig {
     /// Fewest frames between key frames placed at scene cuts (vpxenc's
     /// `--kf-min-dist`); [`keyint`](Self::keyint) still forces them.
     pub kf_min_dist: u32,
+    /// Best and worst quantizer every frame is coded within, on vpxenc's
+    /// 0..=63 scale (`--min-q`, `--max-q`), boosted key, golden and
+    /// alt-ref frames included.
+    pub quantizer_range: (u8, u8),
+    /// Statistics of a first pass over the whole clip
+    /// ([`FirstPass`](super::FirstPass)): with them a bitrate target
+    /// ([`RateControl::Bitrate`] or the cap of
+    /// [`RateControl::ConstrainedQuality`]) is met over the clip as a
+    /// whole (two-pass). The frames sent must be the ones analysed.
+    pub first_pass: Option<Arc<FirstPassStats>>,
 }
 
 impl EncoderConfig {
@@ -223,6 +298,8 @@ impl EncoderConfig {
             group: GroupPolicy::default(),
             scene_cuts: false,
             kf_min_dist: 0,
+            quantizer_range: (0, 63),
+            first_pass: None,
         }
     }
 
@@ -266,10 +343,64 @@ impl EncoderConfig {
             RateControl::Quantizer(q) if q > 63 => {
                 return Err(EncodeError::BadParam("quantizer must be 0..=63"))
             }
-            RateControl::Bitrate { kbps: 0 } => {
+            RateControl::Bitrate { kbps: 0 }
+            | RateControl::Cbr { kbps: 0, .. }
+            | RateControl::ConstrainedQuality { kbps: 0, .. } => {
                 return Err(EncodeError::BadParam("bitrate must be at least 1 kbit/s"))
             }
+            RateControl::ConstrainedQuality { level, .. } if level > 63 => {
+                return Err(EncodeError::BadParam("cq level must be 0..=63"))
+            }
+            RateControl::Cbr { kbps, buffer } => {
+                if buffer.size_ms == 0 {
+                    return Err(EncodeError::BadParam("cbr buffer size must be positive"));
+                }
+                if buffer.initial_ms > buffer.size_ms || buffer.optimal_ms > buffer.size_ms {
+                    return Err(EncodeError::BadParam(
+                        "cbr initial and optimal buffer levels must not exceed its size",
+                    ));
+                }
+                if self.first_pass.is_some() {
+                    return Err(EncodeError::BadParam(
+                        "cbr is one-pass: first-pass statistics are for a bitrate or cq target",
+                    ));
+                }
+                let per_frame =
+                    kbps as f64 * 1000.0 * self.framerate.1 as f64 / self.framerate.0 as f64;
+                if per_frame < super::buffer::repeat_frame_bits(w, h) {
+                    return Err(EncodeError::BadParam(
+                        "cbr target too low for the frame size: a frame's share of it \
+                         cannot hold even a frame that repeats the last one",
+                    ));
+                }
+                let initial = f64::from(buffer.initial_ms) * f64::from(kbps);
+                if per_frame + initial < super::buffer::flat_key_bits(w, h) {
+                    return Err(EncodeError::BadParam(
+                        "cbr initial buffer too small for the frame size: it cannot hold \
+                         even a flat key frame",
+                    ));
+                }
+            }
             _ => {}
+        }
+        let (min_q, max_q) = self.quantizer_range;
+        if max_q > 63 {
+            return Err(EncodeError::BadParam("max quantizer must be 0..=63"));
+        }
+        if min_q > max_q {
+            return Err(EncodeError::BadParam(
+                "min quantizer must not exceed the max quantizer",
+            ));
+        }
+        if let Some(stats) = &self.first_pass {
+            if stats.frames.is_empty() {
+                return Err(EncodeError::BadParam("first-pass statistics hold no frame"));
+            }
+            if matches!(self.rate, RateControl::Quantizer(_)) {
+                return Err(EncodeError::BadParam(
+                    "first-pass statistics need a bitrate target",
+                ));
+            }
         }
         if self.speed > MAX_SPEED {
             return Err(EncodeError::BadParam("speed must be 0..=8"));

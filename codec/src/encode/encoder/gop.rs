@@ -1,7 +1,7 @@
 //! The group structure: which frame comes next (key, golden, inter), how long the group it starts runs, and the hidden alt-ref frame coded for it.
 
 use crate::encode::temporal_filter;
-use crate::encode::{encode, EncodeParams, REFERENCE_LAMBDA_SCALE};
+use crate::encode::{EncodeParams, REFERENCE_LAMBDA_SCALE};
 use crate::image::Frame;
 
 use super::lookahead::{self, CUT_MAX_CARRY};
@@ -173,7 +173,7 @@ impl super::Encoder {
             refresh_entropy: self.cfg.refresh_entropy,
             ..EncodeParams::default()
         };
-        let out = encode(&self.state, &source, &params)?;
+        let out = self.encode_rc(&source, &params)?;
         self.rc
             .update(FrameKind::Golden, out.q_index, out.data.len() * 8);
         self.arf_active = true;

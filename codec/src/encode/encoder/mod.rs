@@ -35,7 +35,9 @@
 //! assert!(packets[0].key_frame && !packets[1].key_frame);
 //! ```
 
+mod buffer;
 mod config;
+mod first_pass;
 mod gop;
 pub mod lookahead;
 mod rate_control;
@@ -45,14 +47,16 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::encode::{encode, EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
+use crate::encode::{EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
 use crate::image::Frame;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
 pub use config::{
-    AltRefPolicy, EncoderConfig, GoldenPolicy, GroupPolicy, RateControl, MAX_LAG, MAX_SPEED,
+    AltRefPolicy, BufferModel, EncoderConfig, GoldenPolicy, GroupPolicy, RateControl, MAX_LAG,
+    MAX_SPEED,
 };
+pub use first_pass::{FirstPass, FirstPassStats, PassFrameStats};
 pub use lookahead::FrameStats;
 use rate_control::{FrameKind, RateController, MAX_QI};
 
@@ -230,6 +234,7 @@ impl Encoder {
                 EncoderStatus::NeedMoreData
             });
         };
+        self.rc.begin_shown_frame();
         let own_stats = self.stats.pop_front();
         let cut = self.cfg.scene_cuts
             && own_stats.is_some_and(|s| {
@@ -274,7 +279,7 @@ impl Encoder {
             refresh_entropy: self.cfg.refresh_entropy,
             ..EncodeParams::default()
         };
-        let out = match encode(&self.state, &frame, &params) {
+        let out = match self.encode_rc(&frame, &params) {
             Ok(out) => out,
             Err(e) => {
                 // The frame is dropped; the group plan stays valid.
@@ -307,6 +312,13 @@ impl Encoder {
         };
         self.state = out.state;
         Ok(packet)
+    }
+
+    /// Under [`RateControl::Cbr`], the bits the decoder buffer holds
+    /// after the last packet returned (never negative); `None` in the
+    /// other modes.
+    pub fn buffer_level(&self) -> Option<u64> {
+        self.rc.buffer_level().map(|l| l.max(0.0) as u64)
     }
 
     /// Codes the next frame at q index `q_index` (0..=127, larger values
@@ -518,6 +530,7 @@ mod tests {
             } else {
                 FrameKind::Inter
             };
+            rc.begin_shown_frame();
             let qi = rc.q_index(kind);
             let bits = truth(kind, qi);
             total += bits;
