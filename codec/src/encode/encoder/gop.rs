@@ -64,7 +64,7 @@ impl super::Encoder {
             ends_at_key = true;
         }
         let mut cut = None;
-        if self.cfg.scene_cuts && self.cfg.wants_stats() {
+        if self.cfg.cuts_at_scene_changes() {
             let stats = self.stats.make_contiguous();
             // The frame at distance d has been d + pos frames after the
             // key frame when its kind is decided.

@@ -236,7 +236,7 @@ impl Encoder {
         };
         self.rc.begin_shown_frame();
         let own_stats = self.stats.pop_front();
-        let cut = self.cfg.scene_cuts
+        let cut = self.cfg.cuts_at_scene_changes()
             && own_stats.is_some_and(|s| {
                 let next = self.stats.front().copied();
                 let pair: Vec<FrameStats> = std::iter::once(s).chain(next).collect();
