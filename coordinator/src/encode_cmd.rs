@@ -172,13 +172,15 @@ pub struct EncodeArgs {
     pub golden_interval: Option<u32>,
     /// Golden/alt-ref groups planned from the lookahead (1): long groups
     /// with finely coded references on static content, short ones on
-    /// busy content; or a fixed --golden-interval (0) [default: 1 where
-    /// there is a lookahead].
+    /// busy content; or a fixed --golden-interval (0). At a fixed
+    /// quantizer (q, cq without a target) only: under a bitrate target
+    /// the groups are fixed [default: 1 where there is a lookahead].
     #[arg(long, value_name = "0|1", help_heading = KEYS, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub auto_golden: Option<u8>,
     /// Key frames where the content cuts to another scene (1) or only
-    /// every --kf-max-dist frames (0); needs a lookahead [default: 1
-    /// where there is a lookahead].
+    /// every --kf-max-dist frames (0); needs a lookahead, and a fixed
+    /// quantizer (q, cq without a target) for now [default: 1 where
+    /// there is a lookahead].
     #[arg(long, value_name = "0|1", help_heading = KEYS, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub scene_cuts: Option<u8>,
     /// Fewest frames between a key frame and one placed at a scene cut.

@@ -295,7 +295,16 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
                 "--target-bitrate",
                 "100000",
             ],
-            &["--quantizer", "20"],
+            // Under a cap the groups are fixed and there are no scene
+            // cuts (planned ones are for a fixed quantizer this round).
+            &[
+                "--quantizer",
+                "20",
+                "--auto-golden",
+                "0",
+                "--scene-cuts",
+                "0",
+            ],
         ),
         (&["--kf-max-dist", "3"], &["--keyint", "3"]),
         (&["--cpu-used", "7"], &["--speed", "7"]),

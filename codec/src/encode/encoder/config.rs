@@ -263,8 +263,8 @@ pub struct EncoderConfig {
     /// Key frames where the content cuts (seen in the lookahead, so it
     /// needs [`lag_in_frames`](Self::lag_in_frames)), at least
     /// [`kf_min_dist`](Self::kf_min_dist) frames after the last one; at a
-    /// fixed quantizer only (the bitrate controllers do not plan for them
-    /// yet).
+    /// fixed quantizer only (the bitrate controllers, caps included, do
+    /// not plan for them yet).
     pub scene_cuts: bool,
     /// Fewest frames between key frames placed at scene cuts (vpxenc's
     /// `--kf-min-dist`); [`keyint`](Self::keyint) still forces them.
@@ -329,9 +329,9 @@ impl EncoderConfig {
 
     /// Whether key frames go where the content cuts. Only at a fixed
     /// quantizer (q and uncapped cq) for now: the bitrate controllers do
-    /// not yet plan for a key frame they did not place, and with one a
-    /// CBR buffer ran dry and two-pass VBR overshot by 12%
-    /// (`codec/tests/rate_control.rs`).
+    /// not yet plan for a key frame they did not place; with one a CBR
+    /// buffer ran dry, two-pass VBR overshot by 12% and a cq cap by 17%
+    /// (`codec/tests/rate_control.rs`, `coordinator/tests/rate_control_cli.rs`).
     pub(super) fn cuts_at_scene_changes(&self) -> bool {
         self.scene_cuts && self.wants_stats() && matches!(self.rate, RateControl::Quantizer(_))
     }
