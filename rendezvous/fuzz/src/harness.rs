@@ -312,8 +312,11 @@ pub fn stream(input: &StreamInput) {
                 if let Message::Request(Request::Hello { job, token }) = &message {
                     let shown = format!("{message:?}");
                     assert!(shown.contains("<hidden>"), "{shown}");
-                    if token != job && !"<hidden>".contains(token.as_str()) {
-                        assert!(!shown.contains(&format!("{token:?}")), "token in {shown}");
+                    // The job name is shown: a token that is part of it
+                    // (the fuzzer makes such pairs) is not a leak.
+                    let rest = shown.replace(&format!("{job:?}"), "");
+                    if !"<hidden>".contains(token.as_str()) {
+                        assert!(!rest.contains(&format!("{token:?}")), "token in {shown}");
                     }
                 }
                 if let Some(i) = expected.iter().position(|(s, _, _)| *s == start) {
