@@ -312,22 +312,21 @@ fn resume_after_the_coordinator_is_killed() {
         .unwrap();
     let t = Instant::now();
     loop {
-        // Finished records only: not the store's temporary files of a
-        // write in progress, and with their checksum sidecar in place.
-        let n = find_files(&dir.join("store"), "/results/")
+        // The first group's finished records (chunks 0-2, which chain):
+        // not the store's temporary files of a write in progress, and with
+        // their checksum sidecar in place. Any three records would not do:
+        // chunk 2's record can land before chunk 1's (it hands its state on
+        // first), and a chunk whose predecessor reruns is not reused.
+        let done: Vec<String> = find_files(&dir.join("store"), "/results/")
             .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .filter(|p| {
-                !p.file_name()
-                    .is_some_and(|f| f.to_string_lossy().starts_with(".excam-tmp-"))
-            })
             .filter(|p| {
                 let mut side = p.as_os_str().to_owned();
                 side.push(".sha256");
                 Path::new(&side).exists()
             })
-            .count();
-        if n >= 3 {
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .collect();
+        if (0..3).all(|i| done.contains(&format!("{i}.json"))) {
             break;
         }
         assert!(
