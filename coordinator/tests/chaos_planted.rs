@@ -168,12 +168,7 @@ fn chunks_of_another_build_are_never_reused() {
         std::fs::read(&out).unwrap() == reference,
         "another build's chunk reached the output"
     );
-    let reused = report(&dir)["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["reused"] == true)
-        .count();
+    let reused = reused_tasks(&dir);
     assert_eq!(reused, 3, "chunks 0-2 reused, the other build's 3-5 redone");
 
     // Now the other build's records of a whole group (3-5: chunk 3 heads
@@ -202,12 +197,7 @@ fn chunks_of_another_build_are_never_reused() {
         std::fs::read(&out).unwrap() == reference,
         "a record rewritten to this job's id reached the output"
     );
-    let reused = report(&dir)["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["reused"] == true)
-        .count();
+    let reused = reused_tasks(&dir);
     assert_eq!(reused, 3, "chunks 0-2 reused, the rewritten 3-5 redone");
 }
 

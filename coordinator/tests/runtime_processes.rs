@@ -34,16 +34,6 @@ fn run_ok(name: &str, extra: &[&str]) -> Option<serde_json::Value> {
     Some(report(&dir))
 }
 
-/// How many tasks of the job's report reused a stored chunk.
-fn reused_tasks(dir: &Path) -> usize {
-    report(dir)["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["reused"] == true)
-        .count()
-}
-
 fn attempts(rep: &serde_json::Value, chunk: usize) -> Vec<serde_json::Value> {
     rep["tasks"][chunk]["attempts"].as_array().unwrap().clone()
 }

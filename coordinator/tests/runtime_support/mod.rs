@@ -166,6 +166,16 @@ pub fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
+/// How many tasks of the job's report reused a stored chunk.
+pub fn reused_tasks(dir: &Path) -> usize {
+    report(dir)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["reused"] == true)
+        .count()
+}
+
 /// Whether vpxdec is installed.
 pub fn have_vpxdec() -> bool {
     Command::new("vpxdec")
