@@ -1,4 +1,4 @@
-//! A streaming encoder over [`encode`]: frames in,
+//! A streaming encoder over [`encode`](fn@crate::encode::encode): frames in,
 //! packets out, with key-frame placement, a golden-frame policy and rate
 //! control deciding each frame's [`EncodeParams`].
 //!
