@@ -42,6 +42,8 @@ use sha2::{Digest, Sha256};
 
 use backend::Backend;
 use embedded_relay::EmbeddedRelay;
+#[cfg(not(feature = "cloud"))]
+use input::NO_CLOUD;
 use input::{locate_input, parse_header, upload_input};
 use report::build_report;
 use report::Report;
