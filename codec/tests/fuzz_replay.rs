@@ -103,3 +103,67 @@ fn bases_cover_the_streams() {
     assert!(b.iter().any(|b| b.name == "excam-own"));
     assert!(b.iter().all(|b| b.states.len() == b.frames.len() + 1));
 }
+
+#[path = "../../fuzz/smoke.rs"]
+mod smoke;
+
+/// CI's brief run of a target (see `fuzz/smoke.rs`): its harness on
+/// mutations of its seeds and regressions.
+fn smoke_run(target: &str, seeds: Vec<Vec<u8>>, min_execs: usize) {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut seeds = seeds;
+    seeds.extend(
+        inputs(&fuzz.join("regressions").join(target))
+            .into_iter()
+            .map(|(_, d)| d),
+    );
+    assert!(!seeds.is_empty(), "{target}: no seeds");
+    let mut reached = 0;
+    let n = smoke::smoke(target, &seeds, min_execs, |d| {
+        reached += usize::from(harness::run(target, d));
+    });
+    eprintln!("{target}: {reached} of {n} smoke inputs reached the codec's output");
+    assert!(n >= min_execs);
+    // Mutations that all stop at the input checks would test nothing.
+    assert!(
+        reached > 0,
+        "{target}: no smoke input got past the input checks"
+    );
+}
+
+#[test]
+fn decode_smoke() {
+    smoke_run("decode", harness::raw_seeds("decode"), 200);
+}
+
+#[test]
+fn state_smoke() {
+    smoke_run("state", harness::raw_seeds("state"), 200);
+}
+
+#[test]
+fn decode_chain_smoke() {
+    smoke_run("decode_chain", harness::seeds("decode_chain"), 50);
+}
+
+#[test]
+fn encode_state_smoke() {
+    smoke_run("encode_state", harness::seeds("encode_state"), 20);
+}
+
+#[test]
+fn rebase_smoke() {
+    smoke_run("rebase", harness::seeds("rebase"), 20);
+}
+
+/// The raw targets' seeds decode: a harness that rejects all of them
+/// would fuzz nothing past its input checks.
+#[test]
+fn raw_seeds_reach_the_codec() {
+    let d = harness::raw_seeds("decode");
+    assert!(d.len() >= 10, "{} decode seeds", d.len());
+    assert!(d.iter().all(|s| harness::raw_decode(s)));
+    let s = harness::raw_seeds("state");
+    assert!(s.len() >= 10, "{} state seeds", s.len());
+    assert!(s.iter().all(|s| harness::raw_state(s)));
+}

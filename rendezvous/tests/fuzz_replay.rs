@@ -86,3 +86,30 @@ fn a_well_formed_stream_reads_back() {
         });
     }
 }
+
+#[path = "../../fuzz/smoke.rs"]
+mod smoke;
+
+/// CI's brief run of the `messages` target (see `fuzz/smoke.rs`).
+#[test]
+fn messages_smoke() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut seeds = harness::seeds();
+    seeds.extend(inputs(&fuzz.join("regressions/messages")));
+    smoke::smoke("messages", &seeds, 1000, |d| harness::run("messages", d));
+}
+
+/// CI's brief run of the `frame_parser` target: frames of every kind,
+/// mutated.
+#[test]
+fn frame_parser_smoke() {
+    let seeds: Vec<Vec<u8>> = harness::seeds()
+        .into_iter()
+        .map(|s| {
+            let mut v = (1u64 << 20).to_le_bytes().to_vec();
+            v.extend(s);
+            v
+        })
+        .collect();
+    smoke::smoke("frame_parser", &seeds, 1000, harness::frame_parser);
+}

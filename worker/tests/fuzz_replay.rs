@@ -84,3 +84,22 @@ fn untouched_tasks_succeed_and_are_checked() {
         assert!(ok, "chunk {} did not succeed", u8::from(second));
     }
 }
+
+#[path = "../../fuzz/smoke.rs"]
+mod smoke;
+
+/// CI's brief run of the `task` target (see `fuzz/smoke.rs`): whole worker
+/// tasks against a store planted with mutated states, inputs, results and
+/// checkpoints.
+#[test]
+fn task_smoke() {
+    use arbitrary::{Arbitrary, Unstructured};
+    let mut ran = 0;
+    let n = smoke::smoke("task", &harness::seeds(), 20, |d| {
+        if let Ok(i) = harness::TaskInput::arbitrary(&mut Unstructured::new(d)) {
+            ran += usize::from(harness::task_run(&i));
+        }
+    });
+    eprintln!("task: {ran} of {n} smoke inputs ran a task to its end");
+    assert!(ran > 0, "no smoke input ran a task");
+}

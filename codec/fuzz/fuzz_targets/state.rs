@@ -9,27 +9,9 @@
 
 #![no_main]
 
-use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression};
 use libfuzzer_sys::fuzz_target;
 
-
+// The body is `harness::raw_state`, which `codec/tests/fuzz_replay.rs` also runs.
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let input = if mode & 1 == 0 {
-        rest.to_vec()
-    } else if mode & 2 == 0 {
-        framed(0, rest.len() as u64, rest)
-    } else {
-        let Some((len, payload)) = rest.split_first_chunk::<4>() else {
-            return;
-        };
-        framed(1, u32::from_le_bytes(*len) as u64, payload)
-    };
-    if let Ok(state) = decode_state(&input) {
-        // What was accepted must write back to bytes that read as itself.
-        let again = decode_state(&encode_state(&state, Compression::Lz4)).expect("re-read");
-        assert!(again == state);
-    }
+    excam_codec_fuzz::harness::raw_state(data);
 });

@@ -523,7 +523,102 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "decode_chain" => DecodeInput::arbitrary_take_rest(u).is_ok_and(|i| decode_chain(&i)),
         "encode_state" => EncodeInput::arbitrary(&mut u).is_ok_and(|i| encode_from_state(&i)),
         "rebase" => RebaseInput::arbitrary(&mut u).is_ok_and(|i| rebase_onto(&i)),
+        "decode" => raw_decode(data),
+        "state" => raw_state(data),
         other => panic!("no harness {other}"),
+    }
+}
+
+/// Frames of a raw IVF file at most (target `decode`).
+const RAW_MAX_FRAMES: usize = 16;
+
+/// Key frames larger than this are skipped (target `decode`): a 16383 x
+/// 16383 picture is valid VP8 but would make each run take seconds.
+const RAW_MAX_PIXELS: usize = 1024 * 1024;
+
+/// Target `decode`: raw bytes as an IVF file, decoded frame after frame
+/// from the empty state. Every picture shown has the state's dimensions.
+/// Returns whether a frame decoded.
+pub fn raw_decode(data: &[u8]) -> bool {
+    let Ok(reader) = IvfReader::new(data).map(|r| r.with_max_frame_size(1 << 20)) else {
+        return false;
+    };
+    let mut state = DecoderState::new();
+    let mut any = false;
+    for frame in reader.take(RAW_MAX_FRAMES) {
+        let Ok(frame) = frame else { break };
+        let d = &frame.data;
+        if d.len() >= 10 && d[0] & 1 == 0 {
+            let w = (u16::from_le_bytes([d[6], d[7]]) & 0x3fff) as usize;
+            let h = (u16::from_le_bytes([d[8], d[9]]) & 0x3fff) as usize;
+            if w * h > RAW_MAX_PIXELS {
+                continue;
+            }
+        }
+        // A failed frame leaves the state as it was; go on with the next.
+        if let Ok((next, shown)) = decode(&state, d) {
+            if let Some(f) = shown {
+                let (w, h) = next.dimensions();
+                assert_eq!((f.width, f.height), (w, h));
+            }
+            state = next;
+            any = true;
+        }
+    }
+    any
+}
+
+/// Target `state`: raw bytes as a wire-format state (the first byte picks
+/// bare bytes, or a framed body with a right or an arbitrary length).
+/// Whatever is accepted must write back to bytes that read as itself.
+/// Returns whether a state was accepted.
+pub fn raw_state(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let input = if mode & 1 == 0 {
+        rest.to_vec()
+    } else if mode & 2 == 0 {
+        framed(0, rest.len() as u64, rest)
+    } else {
+        let Some((len, payload)) = rest.split_first_chunk::<4>() else {
+            return false;
+        };
+        framed(1, u32::from_le_bytes(*len) as u64, payload)
+    };
+    let Ok(state) = decode_state(&input) else {
+        return false;
+    };
+    let again = decode_state(&encode_state(&state, Compression::Lz4)).expect("re-read");
+    assert!(again == state);
+    true
+}
+
+/// Seeds of the raw targets: the repository's own IVF streams (`decode`)
+/// and states taken from them in the wire format (`state`).
+pub fn raw_seeds(target: &str) -> Vec<Vec<u8>> {
+    match target {
+        "decode" => STREAMS
+            .iter()
+            .filter_map(|name| {
+                let path = repo_root().join(format!("test-vectors/{name}.ivf"));
+                let mut bytes = std::fs::read(path).ok()?;
+                // The first frames are what a mutation reaches; the rest
+                // would only slow each run.
+                bytes.truncate(64 << 10);
+                Some(bytes)
+            })
+            .collect(),
+        "state" => bases()
+            .iter()
+            .flat_map(|b| b.states.iter().take(3))
+            .map(|s| {
+                let mut v = vec![0u8];
+                v.extend(encode_state(s, Compression::None));
+                v
+            })
+            .collect(),
+        other => panic!("no raw harness {other}"),
     }
 }
 

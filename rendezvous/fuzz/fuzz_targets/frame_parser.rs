@@ -5,23 +5,7 @@
 
 #![no_main]
 
-use excam_rendezvous::proto::{decode_frame, Message};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    // The first 8 bytes choose the receiver's payload limit, so the limit
-    // check is fuzzed too; the rest is the frame.
-    let (limit, frame) = match data.split_first_chunk::<8>() {
-        Some((l, rest)) => (u64::from_le_bytes(*l), rest),
-        None => (1 << 20, data),
-    };
-    if let Ok(Some(d)) = decode_frame(frame, limit) {
-        assert!(d.used <= frame.len());
-        assert!(d.payload.len() as u64 <= limit);
-        let head = match &d.message {
-            Message::Request(r) => r.encode(d.payload.len() as u64),
-            Message::Response(r) => r.encode(d.payload.len() as u64),
-        };
-        assert_eq!(&head[..], &frame[..d.used - d.payload.len()]);
-    }
-});
+// The body is `harness::frame_parser`, which `rendezvous/tests/fuzz_replay.rs` also runs.
+fuzz_target!(|data: &[u8]| excam_rendezvous_fuzz::harness::frame_parser(data));

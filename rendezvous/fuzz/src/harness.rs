@@ -344,7 +344,28 @@ pub fn run(target: &str, data: &[u8]) {
                 stream(&i);
             }
         }
+        "frame_parser" => frame_parser(data),
         other => panic!("no harness {other}"),
+    }
+}
+
+/// Target `frame_parser`: no input may panic the in-memory frame parser,
+/// and whatever it accepts must re-encode to exactly the bytes it was
+/// parsed from. The first 8 bytes choose the receiver's payload limit, so
+/// the limit check is fuzzed too; the rest is the frame.
+pub fn frame_parser(data: &[u8]) {
+    let (limit, frame) = match data.split_first_chunk::<8>() {
+        Some((l, rest)) => (u64::from_le_bytes(*l), rest),
+        None => (1 << 20, data),
+    };
+    if let Ok(Some(d)) = decode_frame(frame, limit) {
+        assert!(d.used <= frame.len());
+        assert!(d.payload.len() as u64 <= limit);
+        let head = match &d.message {
+            Message::Request(r) => r.encode(d.payload.len() as u64),
+            Message::Response(r) => r.encode(d.payload.len() as u64),
+        };
+        assert_eq!(&head[..], &frame[..d.used - d.payload.len()]);
     }
 }
 

@@ -1,4 +1,6 @@
-//! Harnesses of the relay's fuzz targets, in a library so that
-//! `rendezvous/tests/fuzz_replay.rs` runs the same code without libFuzzer.
+//! Harnesses of the relay's fuzz targets, in a library so that the relay's
+//! tests (`rendezvous/tests/fuzz_replay.rs`, `rendezvous/tests/live_relay.rs`)
+//! run the same code without libFuzzer.
 
 pub mod harness;
+pub mod live;
