@@ -20,7 +20,7 @@
 //! Included with `#[path]` by each crate's fuzz replay test.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The longest input made.
@@ -188,4 +188,22 @@ pub fn smoke(
         start.elapsed().as_secs_f64()
     );
     n
+}
+
+/// The files of `dir` (committed regressions, a local corpus), sorted by
+/// name; none if it does not exist.
+pub fn dir_inputs(dir: &Path) -> Vec<Vec<u8>> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read(p).expect("a fuzz input file reads"))
+        .collect()
 }

@@ -105,6 +105,7 @@ fn bases_cover_the_streams() {
 }
 
 #[path = "../../fuzz/smoke.rs"]
+#[allow(dead_code)]
 mod smoke;
 
 /// CI's brief run of a target (see `fuzz/smoke.rs`): its harness on

@@ -15,17 +15,7 @@ mod smoke;
 use std::path::Path;
 
 fn regressions() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/live_relay");
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    smoke::dir_inputs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/live_relay"))
 }
 
 #[test]

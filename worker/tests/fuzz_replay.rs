@@ -6,19 +6,13 @@
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
 
+#[path = "../../fuzz/smoke.rs"]
+mod smoke;
+
 use std::path::Path;
 
 fn inputs(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    smoke::dir_inputs(dir)
 }
 
 #[test]
@@ -84,9 +78,6 @@ fn untouched_tasks_succeed_and_are_checked() {
         assert!(ok, "chunk {} did not succeed", u8::from(second));
     }
 }
-
-#[path = "../../fuzz/smoke.rs"]
-mod smoke;
 
 /// CI's brief run of the `task` target (see `fuzz/smoke.rs`): whole worker
 /// tasks against a store planted with mutated states, inputs, results and
