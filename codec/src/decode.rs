@@ -11,9 +11,9 @@ use crate::image::Frame;
 use crate::loop_filter;
 use crate::modes::{self, MbInfo};
 use crate::picture::Picture;
+use crate::prediction::LumaMode;
 use crate::recon::{self, SubpelFilter};
 use crate::state::{next_state, DecoderState, References};
-use crate::tables::{B_PRED, SPLITMV, ZEROMV};
 use crate::tokens::{self, MbCoeffs, TokenContext};
 
 /// A partition may read this many bytes past its end before the decoder
@@ -143,13 +143,12 @@ pub(crate) fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
 }
 
 /// The mode class that indexes the loop filter mode deltas.
-pub(crate) fn mode_class(y_mode: u8) -> usize {
+pub(crate) fn mode_class(y_mode: LumaMode) -> usize {
     match y_mode {
-        B_PRED => 0,
-        ZEROMV => 1,
-        SPLITMV => 3,
-        m if m < B_PRED => 1,
-        _ => 2,
+        LumaMode::B => 0,
+        LumaMode::Dc | LumaMode::V | LumaMode::H | LumaMode::Tm | LumaMode::ZeroMv => 1,
+        LumaMode::NearestMv | LumaMode::NearMv | LumaMode::NewMv => 2,
+        LumaMode::SplitMv => 3,
     }
 }
 
@@ -380,7 +379,7 @@ impl TokenReader<'_> {
             if *residual {
                 *coeffs = MbCoeffs::new();
             }
-            let has_y2 = mb.y_mode != B_PRED && mb.y_mode != SPLITMV;
+            let has_y2 = mb.y_mode != LumaMode::B && mb.y_mode != LumaMode::SplitMv;
             *residual = if mb.skip {
                 tokens::skip_mb_coeffs(has_y2, above, &mut left);
                 false

@@ -146,6 +146,7 @@ pub mod dequant;
 pub mod header;
 pub mod modes;
 pub mod picture;
+pub mod prediction;
 pub mod probs;
 pub mod recon;
 pub mod state;

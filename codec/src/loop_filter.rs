@@ -13,7 +13,7 @@ use crate::dsp::loop_filter as sse2;
 use crate::header::FrameHeader;
 use crate::modes::MbInfo;
 use crate::picture::PlaneBuf;
-use crate::tables::{B_PRED, SPLITMV};
+use crate::prediction::LumaMode;
 
 /// Thresholds controlling the filter of one macroblock (RFC 15.4).
 ///
@@ -337,7 +337,7 @@ pub(crate) fn filter_mb_normal_n<const N: usize>(
 /// 4. the inner horizontal subblock edges, if `filter_inner`.
 ///
 /// `filter_inner` is false exactly when the macroblock has no non-zero
-/// coefficient and its mode is neither `B_PRED` nor `SPLITMV` (RFC 15.1).
+/// coefficient and its mode is neither `LumaMode::B` nor `LumaMode::SplitMv` (RFC 15.1).
 /// Macroblock edges read and modify pixels of the left / above neighbours
 /// (four columns / rows), so `pos` must be at least 4 (or `4 * stride`)
 /// past the plane start when those edges are filtered.
@@ -619,7 +619,8 @@ impl<'a> FrameFilter<'a> {
                 if level == 0 {
                     continue;
                 }
-                let inner = !(self.skips[i] && mb.y_mode != B_PRED && mb.y_mode != SPLITMV);
+                let inner =
+                    !(self.skips[i] && mb.y_mode != LumaMode::B && mb.y_mode != LumaMode::SplitMv);
                 let lim = *limits[usize::from(level & 63)].get_or_insert_with(|| {
                     edge_limits(level, self.sharpness, self.key_frame, self.simple)
                 });

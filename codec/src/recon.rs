@@ -6,9 +6,9 @@
 use crate::idct;
 use crate::inter_pred;
 use crate::intra_pred;
-use crate::modes::{MbInfo, MotionVector, INTRA_FRAME};
+use crate::modes::{MbInfo, MotionVector};
 use crate::picture::{Picture, PlaneBuf};
-use crate::tables::{B_PRED, SPLITMV};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::tokens::MbCoeffs;
 
 /// Which sub-pixel filter a frame's version selects.
@@ -83,9 +83,9 @@ pub fn reconstruct_mb(
     mb_x: usize,
     mb_y: usize,
 ) {
-    if mb.ref_frame == INTRA_FRAME {
+    if mb.ref_frame == RefFrame::Intra {
         predict_intra_chroma(pic, mb, mb_x, mb_y);
-        if mb.y_mode == B_PRED {
+        if mb.y_mode == LumaMode::B {
             predict_and_add_bpred(pic, mb, coeffs.as_deref(), mb_x, mb_y);
             if let Some(c) = coeffs {
                 add_chroma(pic, c, mb_x, mb_y);
@@ -107,7 +107,7 @@ pub fn add_residual(pic: &mut Picture, mb: &MbInfo, c: &mut MbCoeffs, mb_x: usiz
     let y = &mut pic.planes[0];
     let stride = y.stride;
     let base = y.index(mb_x as isize * 16, mb_y as isize * 16);
-    if mb.y_mode != SPLITMV {
+    if mb.y_mode != LumaMode::SplitMv {
         // The Y2 block carries the luma DCs.
         let dcs = if c.eobs[24] > 1 {
             idct::iwht4x4(&c.blocks[24])
@@ -398,7 +398,7 @@ fn predict_inter(
     let full_pixel = filter == SubpelFilter::BilinearFullPixelChroma;
     let (x0, y0) = (mb_x * 16, mb_y * 16);
     let [py, pu, pv] = &mut pic.planes;
-    if mb.y_mode != SPLITMV {
+    if mb.y_mode != LumaMode::SplitMv {
         let (dx, fx) = luma_offset(mb.mv.col);
         let (dy, fy) = luma_offset(mb.mv.row);
         predict_block(

@@ -6,6 +6,7 @@ use crate::header::{FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
 use crate::image::Frame;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
+use crate::prediction::RefFrame;
 use crate::probs::Probabilities;
 
 /// The three reference pictures.
@@ -20,12 +21,13 @@ pub struct References {
 }
 
 impl References {
-    /// The reference for `ref_frame` 1 (last), 2 (golden) or 3 (altref).
-    pub fn get(&self, ref_frame: u8) -> &Arc<Picture> {
+    /// The picture of reference `ref_frame`; the last frame for
+    /// [`RefFrame::Intra`], which predicts from none.
+    pub fn get(&self, ref_frame: RefFrame) -> &Arc<Picture> {
         match ref_frame {
-            2 => &self.golden,
-            3 => &self.altref,
-            _ => &self.last,
+            RefFrame::Golden => &self.golden,
+            RefFrame::AltRef => &self.altref,
+            RefFrame::Intra | RefFrame::Last => &self.last,
         }
     }
 }

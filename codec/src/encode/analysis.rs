@@ -15,12 +15,12 @@ use crate::bool_encoder::cost_bool;
 use crate::encode::modes::MvClamp;
 use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
-use crate::modes::{MbInfo, MotionVector, INTRA_FRAME};
+use crate::modes::{MbInfo, MotionVector};
 use crate::picture::{Picture, PlaneBuf};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
 use crate::state::References;
-use crate::tables::*;
 use crate::tokens::{walk_mb_blocks, MbCoeffs, TokenContext};
 
 mod inter;
@@ -53,7 +53,7 @@ pub(crate) struct FrameAnalysis<'a> {
     pub prob_last: u8,
     pub prob_golden: u8,
     /// Which references are worth searching (1 last, 2 golden, 3 altref).
-    pub search_refs: &'a [u8],
+    pub search_refs: &'a [RefFrame],
     /// Vector costs and sub-pixel planes for the motion search.
     pub search: SearchCache,
 }
@@ -113,7 +113,7 @@ impl TokenContexts {
     /// Sets the above/left token contexts after a coded macroblock as the
     /// decoder will.
     pub(crate) fn update(&mut self, c: &MbCoded, mb_x: usize) {
-        let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
+        let y2 = c.info.y_mode != LumaMode::B && c.info.y_mode != LumaMode::SplitMv;
         let above = &mut self.above[mb_x];
         let left = &mut self.left;
         if !c.has_residual {
@@ -180,8 +180,8 @@ impl FrameAnalysis<'_> {
         let Some(refs) = self.refs else {
             return false;
         };
-        if mb.ref_frame == INTRA_FRAME
-            || mb.y_mode == SPLITMV
+        if mb.ref_frame == RefFrame::Intra
+            || mb.y_mode == LumaMode::SplitMv
             || self.filter != SubpelFilter::SixTap
         {
             return false;
@@ -230,7 +230,7 @@ impl FrameAnalysis<'_> {
         let sse_uv = sse_region(&self.src[1], &pic.planes[1], mb_x * 8, mb_y * 8, 8)
             + sse_region(&self.src[2], &pic.planes[2], mb_x * 8, mb_y * 8, 8);
         let pred_sse = sse_y + sse_uv;
-        let y2 = info.y_mode != SPLITMV;
+        let y2 = info.y_mode != LumaMode::SplitMv;
         let mut coded = self.code_residual(pic, mb_x, mb_y, y2);
         info.skip = !coded.has_residual;
         coded.info = info;
@@ -286,7 +286,7 @@ impl FrameAnalysis<'_> {
         mb_x: usize,
         mb_y: usize,
     ) -> bool {
-        let y2 = coded.info.y_mode != SPLITMV && coded.info.y_mode != B_PRED;
+        let y2 = coded.info.y_mode != LumaMode::SplitMv && coded.info.y_mode != LumaMode::B;
         let rate = self.finish_rate(ctx, mb_x, coded, 0, y2);
         let j = self.rd(self.mb_sse(pic, mb_x, mb_y), rate);
         self.skip_cost(pred_sse, 0) < j
@@ -382,10 +382,10 @@ impl FrameAnalysis<'_> {
         let (_, mut chosen) = s.best.take().expect("at least one candidate");
         // Final residual with RD-optimised levels (B_PRED's subblocks were
         // already coded in sequence and keep their levels).
-        if self.speed <= 6 && chosen.info.y_mode != B_PRED && chosen.has_residual {
+        if self.speed <= 6 && chosen.info.y_mode != LumaMode::B && chosen.has_residual {
             let info = chosen.info;
             self.predict(pic, &info, mb_x, mb_y);
-            let y2 = info.y_mode != SPLITMV;
+            let y2 = info.y_mode != LumaMode::SplitMv;
             chosen = self.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
             s.fresh = false;
             chosen.info = info;
@@ -403,7 +403,7 @@ impl FrameAnalysis<'_> {
             };
             self.reconstruct(pic, &chosen.info, res, mb_x, mb_y);
         }
-        if chosen.info.ref_frame == INTRA_FRAME && chosen.info.y_mode != B_PRED {
+        if chosen.info.ref_frame == RefFrame::Intra && chosen.info.y_mode != LumaMode::B {
             chosen.info.mv = MotionVector::ZERO;
         }
         chosen

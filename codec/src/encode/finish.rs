@@ -15,9 +15,8 @@ use crate::encode::syntax::{Decided, FrameSyntax};
 use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWriter};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{self, FrameHeader, Inherited};
-use crate::modes::{GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::state::{next_state, DecoderState};
-use crate::tables::{B_PRED, SPLITMV};
 use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
 
 /// Turns a decided frame into bytes and the state after them: chooses
@@ -96,9 +95,15 @@ fn choose_probabilities(syntax: &mut FrameSyntax) {
     }
     let n = mbs.len() as u32;
     let skipped = mbs.iter().filter(|m| m.skip).count() as u32;
-    let intra = mbs.iter().filter(|m| m.ref_frame == INTRA_FRAME).count() as u32;
-    let last = mbs.iter().filter(|m| m.ref_frame == LAST_FRAME).count() as u32;
-    let golden = mbs.iter().filter(|m| m.ref_frame == GOLDEN_FRAME).count() as u32;
+    let intra = mbs
+        .iter()
+        .filter(|m| m.ref_frame == RefFrame::Intra)
+        .count() as u32;
+    let last = mbs.iter().filter(|m| m.ref_frame == RefFrame::Last).count() as u32;
+    let golden = mbs
+        .iter()
+        .filter(|m| m.ref_frame == RefFrame::Golden)
+        .count() as u32;
     let inter = n - intra;
     hdr.skip_prob = Some(prob_from_counts(n - skipped, skipped));
     hdr.prob_intra = prob_from_counts(intra, inter);
@@ -123,7 +128,7 @@ fn walk_frame_tokens(
         if mb_x == 0 {
             left = [0; 9];
         }
-        let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
+        let y2 = c.info.y_mode != LumaMode::B && c.info.y_mode != LumaMode::SplitMv;
         if !c.has_residual {
             skip_mb_coeffs(y2, &mut above[mb_x], &mut left);
         } else {

@@ -8,6 +8,7 @@ use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, Fr
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{FilterDeltas, FrameHeader, FrameSize, FrameTag, SegmentFeatures};
 use crate::image::Frame;
+use crate::prediction::RefFrame;
 use crate::state::DecoderState;
 
 /// libvpx's default loop filter deltas: intra and golden/altref frames get
@@ -44,7 +45,12 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Frame, params: &Encode
         !key && params.sign_bias_golden,
         !key && params.sign_bias_altref,
     ];
-    let refs = search_refs(state, key, params.speed, sign_bias[3]);
+    let refs = search_refs(
+        state,
+        key,
+        params.speed,
+        sign_bias[RefFrame::AltRef.index()],
+    );
     let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
     let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, modes, mb_x, mb_y| {
         analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)

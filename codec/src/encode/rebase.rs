@@ -16,11 +16,11 @@ use crate::error::DecodeError;
 use crate::header::{FrameHeader, FrameTag};
 use crate::image::Frame;
 use crate::intra_pred;
-use crate::modes::{MbInfo, INTRA_FRAME};
+use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::recon;
 use crate::state::DecoderState;
-use crate::tables::{B_PRED, SPLITMV};
 use crate::tokens::MbCoeffs;
 
 /// Why a frame could not be rebased.
@@ -227,7 +227,7 @@ pub(crate) fn code_forced_mb(
         has_residual: false,
     };
     let src = a.src;
-    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
+    if info.ref_frame == RefFrame::Intra && info.y_mode == LumaMode::B {
         // Subblocks predict from each other's reconstruction: code them in
         // order, reconstructing as we go (recon's own B_PRED code path).
         let (x0, y0) = (mb_x * 16, mb_y * 16);
@@ -290,7 +290,7 @@ pub(crate) fn code_forced_mb(
         // The encoder's own residual coding (RD-optimised levels), so a
         // frame rebased onto its own state comes out as it went in.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
-        let y2 = info.y_mode != SPLITMV;
+        let y2 = info.y_mode != LumaMode::SplitMv;
         let mut coded = a.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
         coded.info = *info;
         out = coded;
@@ -314,7 +314,7 @@ pub(crate) fn code_forced_mb(
     } else {
         // Segments with their own quantizer: plain quantization.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
-        out = a.code_residual_with(q, pic, mb_x, mb_y, info.y_mode != SPLITMV);
+        out = a.code_residual_with(q, pic, mb_x, mb_y, info.y_mode != LumaMode::SplitMv);
         out.info = *info;
     }
     out.info.skip = !out.has_residual;
@@ -324,7 +324,7 @@ pub(crate) fn code_forced_mb(
     let mut c = MbCoeffs::new();
     c.blocks = out.coeffs.blocks;
     c.eobs = out.coeffs.eobs;
-    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
+    if info.ref_frame == RefFrame::Intra && info.y_mode == LumaMode::B {
         let res = if out.has_residual { Some(&mut c) } else { None };
         recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
     } else if out.has_residual {

@@ -16,8 +16,9 @@ use crate::encode::subpel::SearchCache;
 use crate::encode::EncodeError;
 use crate::header::{FrameHeader, QuantIndices, SegmentFeatures};
 use crate::image::Frame;
-use crate::modes::{MbInfo, ALTREF_FRAME, GOLDEN_FRAME, LAST_FRAME};
+use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
+use crate::prediction::RefFrame;
 use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
 use crate::state::DecoderState;
@@ -143,7 +144,7 @@ impl FrameInputs {
         &'a self,
         state: &'a DecoderState,
         speed: u8,
-        search_refs: &'a [u8],
+        search_refs: &'a [RefFrame],
         sign_bias: [bool; 4],
     ) -> FrameAnalysis<'a> {
         FrameAnalysis {
@@ -206,12 +207,12 @@ pub(crate) fn search_refs(
     key: bool,
     speed: u8,
     altref_sign_bias: bool,
-) -> Vec<u8> {
+) -> Vec<RefFrame> {
     let altref_speed = if altref_sign_bias { 4 } else { 2 };
-    let mut out = vec![LAST_FRAME];
+    let mut out = vec![RefFrame::Last];
     if let Some(r) = state.refs.as_ref().filter(|_| !key) {
         if speed <= 4 && !std::sync::Arc::ptr_eq(&r.golden, &r.last) && r.golden != r.last {
-            out.push(GOLDEN_FRAME);
+            out.push(RefFrame::Golden);
         }
         if speed <= altref_speed
             && !std::sync::Arc::ptr_eq(&r.altref, &r.last)
@@ -219,7 +220,7 @@ pub(crate) fn search_refs(
             && r.altref != r.golden
             && r.altref != r.last
         {
-            out.push(ALTREF_FRAME);
+            out.push(RefFrame::AltRef);
         }
     }
     out

@@ -5,8 +5,9 @@ use crate::bool_encoder::cost_bool;
 use crate::encode::modes::{inter_context, tree_cost, InterContext, MvClamp, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::split::SplitSearch;
-use crate::modes::{MbInfo, MotionVector, GOLDEN_FRAME, LAST_FRAME};
+use crate::modes::{MbInfo, MotionVector};
 use crate::picture::Picture;
+use crate::prediction::{LumaMode, RefFrame};
 use crate::recon::SubpelFilter;
 use crate::state::References;
 use crate::tables::*;
@@ -24,7 +25,7 @@ impl FrameAnalysis<'_> {
         pic: &mut Picture,
         ctx: &TokenContexts,
         refs: &References,
-        rf: u8,
+        rf: RefFrame,
         nb: [&MbInfo; 3],
         clamp: &MvClamp,
         fast: bool,
@@ -36,12 +37,13 @@ impl FrameAnalysis<'_> {
         let ictx: InterContext =
             inter_context([above, left, above_left], rf, self.sign_bias, clamp);
         let ref_rate = cost_bool(self.prob_intra, true)
-            + if rf == LAST_FRAME {
+            + if rf == RefFrame::Last {
                 cost_bool(self.prob_last, false)
             } else {
-                cost_bool(self.prob_last, true) + cost_bool(self.prob_golden, rf != GOLDEN_FRAME)
+                cost_bool(self.prob_last, true)
+                    + cost_bool(self.prob_golden, rf != RefFrame::Golden)
             };
-        let mode_rate = |m: u8| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
+        let mode_rate = |m: LumaMode| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
         let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
         // Whole-frame sub-pixel planes: their separable 16-bit passes
         // cost less than the dozen block filterings of even the
@@ -65,16 +67,19 @@ impl FrameAnalysis<'_> {
         // Ranking the neighbours' vectors uses the planes only if
         // an earlier search built them; static pictures never do.
         let search = make_search(self.search.built_subpel(rf));
-        let mut trials: Vec<(u8, MotionVector, u32)> = Vec::with_capacity(4);
-        trials.push((ZEROMV, MotionVector::ZERO, 0));
-        for (mode, v) in [(NEARESTMV, ictx.nearest), (NEARMV, ictx.near)] {
+        let mut trials: Vec<(LumaMode, MotionVector, u32)> = Vec::with_capacity(4);
+        trials.push((LumaMode::ZeroMv, MotionVector::ZERO, 0));
+        for (mode, v) in [
+            (LumaMode::NearestMv, ictx.nearest),
+            (LumaMode::NearMv, ictx.near),
+        ] {
             if trials.iter().all(|t| t.1 != v) {
                 trials.push((mode, v, 0));
             }
         }
         let mut ranked_inter: Vec<(u64, MbInfo, u32)> = Vec::with_capacity(4);
         let mut min_sse = u64::MAX;
-        let mut rank = |mode: u8, v: MotionVector, extra: u32| {
+        let mut rank = |mode: LumaMode, v: MotionVector, extra: u32| {
             let info = MbInfo {
                 y_mode: mode,
                 ref_frame: rf,
@@ -100,7 +105,11 @@ impl FrameAnalysis<'_> {
             let dr = (mv.row as i32 - ictx.best.row as i32).abs();
             let dc = (mv.col as i32 - ictx.best.col as i32).abs();
             if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
-                rank(NEWMV, mv, self.search.mv_costs.cost(mv, ictx.best));
+                rank(
+                    LumaMode::NewMv,
+                    mv,
+                    self.search.mv_costs.cost(mv, ictx.best),
+                );
             }
         }
         s.inter_est = ranked_inter.iter().map(|p| p.0).fold(s.inter_est, u64::min);
@@ -147,7 +156,7 @@ impl FrameAnalysis<'_> {
             speed: self.speed,
             sixtap,
         };
-        self.try_splits(pic, ctx, &split, rf, mode_rate(SPLITMV), s);
+        self.try_splits(pic, ctx, &split, rf, mode_rate(LumaMode::SplitMv), s);
     }
 
     /// Codes the best split-vector candidates `split` finds for
@@ -157,7 +166,7 @@ impl FrameAnalysis<'_> {
         pic: &mut Picture,
         ctx: &TokenContexts,
         split: &SplitSearch,
-        rf: u8,
+        rf: RefFrame,
         mode_rate: u32,
         s: &mut MbSearch,
     ) {
@@ -167,7 +176,7 @@ impl FrameAnalysis<'_> {
         let limit = choices.first().map_or(0, |c| c.cost + c.cost / 4);
         for c in choices.iter().take(n_full).take_while(|c| c.cost <= limit) {
             let info = MbInfo {
-                y_mode: SPLITMV,
+                y_mode: LumaMode::SplitMv,
                 ref_frame: rf,
                 partitioning: c.partitioning,
                 mv: c.mvs[15],

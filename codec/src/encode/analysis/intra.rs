@@ -8,6 +8,7 @@ use crate::encode::tokenize::block_cost;
 use crate::intra_pred;
 use crate::modes::{bmode_neighbours, MbInfo};
 use crate::picture::Picture;
+use crate::prediction::{ChromaMode, LumaMode, SubblockMode};
 use crate::recon;
 use crate::tables::*;
 use crate::tokens::MbCoeffs;
@@ -30,7 +31,7 @@ impl FrameAnalysis<'_> {
         mb_y: usize,
     ) -> (u64, MbCoded) {
         let mut info = base;
-        info.y_mode = B_PRED;
+        info.y_mode = LumaMode::B;
         let mut coded = MbCoded {
             info,
             levels: [[0; 16]; 25],
@@ -43,12 +44,25 @@ impl FrameAnalysis<'_> {
         let mut mode_rate = 0u32;
         let (x0, y0) = (mb_x * 16, mb_y * 16);
         let above_right_mb = recon::above_right_of_mb(&pic.planes[0], x0, y0);
-        let modes: &[u8] = if self.speed >= 4 {
-            &[B_DC_PRED, B_TM_PRED, B_VE_PRED, B_HE_PRED]
+        let modes: &[SubblockMode] = if self.speed >= 4 {
+            &[
+                SubblockMode::Dc,
+                SubblockMode::Tm,
+                SubblockMode::Ve,
+                SubblockMode::He,
+            ]
         } else {
             &[
-                B_DC_PRED, B_TM_PRED, B_VE_PRED, B_HE_PRED, B_LD_PRED, B_RD_PRED, B_VR_PRED,
-                B_VL_PRED, B_HD_PRED, B_HU_PRED,
+                SubblockMode::Dc,
+                SubblockMode::Tm,
+                SubblockMode::Ve,
+                SubblockMode::He,
+                SubblockMode::Ld,
+                SubblockMode::Rd,
+                SubblockMode::Vr,
+                SubblockMode::Vl,
+                SubblockMode::Hd,
+                SubblockMode::Hu,
             ]
         };
         let costs = bmode_costs();
@@ -60,7 +74,7 @@ impl FrameAnalysis<'_> {
                 recon::subblock_edges(&pic.planes[0], x0, y0, b, &above_right_mb);
             let (a_mode, l_mode) = bmode_neighbours(above, left, &coded.info.b_modes, b);
             let ctx_t = (above_ctx[bx] + left_ctx[by]) as usize;
-            let bmode_cost = |m: u8| {
+            let bmode_cost = |m: SubblockMode| {
                 if self.key {
                     costs.kf[a_mode as usize][l_mode as usize][m as usize]
                 } else {
@@ -68,7 +82,7 @@ impl FrameAnalysis<'_> {
                 }
             };
             let src = &self.src[0];
-            let mut best: Option<(u64, u8, QuantizedBlock, [u8; 16])> = None;
+            let mut best: Option<(u64, SubblockMode, QuantizedBlock, [u8; 16])> = None;
             for &m in modes {
                 let mut pred = [0u8; 16];
                 intra_pred::predict_4x4(m, &edge_above, &edge_left, tl, &mut pred, 0, 4);
@@ -107,9 +121,10 @@ impl FrameAnalysis<'_> {
             coded.has_residual |= qb.eob > 0;
         }
         mode_rate += if self.key {
-            tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, B_PRED)
+            tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, LumaMode::B)
         } else {
-            cost_bool(self.prob_intra, false) + tree_cost(&YMODE_TREE, &self.probs.y_mode, B_PRED)
+            cost_bool(self.prob_intra, false)
+                + tree_cost(&YMODE_TREE, &self.probs.y_mode, LumaMode::B)
         };
         mode_rate += self.uv_mode_rate(coded.info.uv_mode);
         // Chroma prediction was done with the chosen uv mode by the caller's
@@ -145,7 +160,7 @@ impl FrameAnalysis<'_> {
         (self.rd(sse, rate), coded)
     }
 
-    pub(super) fn uv_mode_rate(&self, m: u8) -> u32 {
+    pub(super) fn uv_mode_rate(&self, m: ChromaMode) -> u32 {
         if self.key {
             tree_cost(&UV_MODE_TREE, &KF_UV_MODE_PROBS, m)
         } else {
@@ -153,7 +168,7 @@ impl FrameAnalysis<'_> {
         }
     }
 
-    pub(super) fn y_mode_rate(&self, m: u8) -> u32 {
+    pub(super) fn y_mode_rate(&self, m: LumaMode) -> u32 {
         if self.key {
             tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, m)
         } else {
@@ -162,9 +177,9 @@ impl FrameAnalysis<'_> {
     }
 
     /// Picks the chroma mode by prediction error.
-    pub(super) fn pick_uv_mode(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> u8 {
-        let mut best = (u64::MAX, DC_PRED);
-        for m in [DC_PRED, V_PRED, H_PRED, TM_PRED] {
+    pub(super) fn pick_uv_mode(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> ChromaMode {
+        let mut best = (u64::MAX, ChromaMode::Dc);
+        for m in [ChromaMode::Dc, ChromaMode::V, ChromaMode::H, ChromaMode::Tm] {
             let mut sse = 0u64;
             for pl in 1..3 {
                 let p = &pic.planes[pl];
@@ -202,11 +217,16 @@ impl FrameAnalysis<'_> {
     }
 
     /// Ranks the 16x16 luma modes by prediction error; returns them best first.
-    pub(super) fn rank_y_modes(&self, pic: &Picture, mb_x: usize, mb_y: usize) -> [(u64, u8); 4] {
+    pub(super) fn rank_y_modes(
+        &self,
+        pic: &Picture,
+        mb_x: usize,
+        mb_y: usize,
+    ) -> [(u64, LumaMode); 4] {
         let p = &pic.planes[0];
         let (above, left, tl) = recon::edges::<16>(p, mb_x * 16, mb_y * 16);
         let s = &self.src[0];
-        let mut out = [DC_PRED, V_PRED, H_PRED, TM_PRED].map(|m| {
+        let mut out = [LumaMode::Dc, LumaMode::V, LumaMode::H, LumaMode::Tm].map(|m| {
             let mut pred = [0u8; 256];
             intra_pred::predict_luma16(m, &above, &left, tl, mb_y > 0, mb_x > 0, &mut pred, 0, 16);
             let sse = crate::encode::sad::sse(
@@ -256,12 +276,7 @@ impl FrameAnalysis<'_> {
             let info = MbInfo {
                 y_mode: m,
                 uv_mode,
-                b_modes: [match m {
-                    V_PRED => B_VE_PRED,
-                    H_PRED => B_HE_PRED,
-                    TM_PRED => B_TM_PRED,
-                    _ => B_DC_PRED,
-                }; 16],
+                b_modes: [m.implied_subblock_mode(); 16],
                 ..MbInfo::default()
             };
             let r = self.y_mode_rate(m) + uv_rate;
