@@ -205,7 +205,7 @@ pub fn decode_picture_threaded(
     let tokens = RowTokens {
         mbs: &mbs,
         mb_cols,
-        partitions: hdr.partitions,
+        partitions: hdr.partitions.count(),
         dequant: &dequant,
         probs: tokens::TokenProbs::new(&hdr.probs.coeff),
     };
@@ -490,7 +490,7 @@ fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, De
     let frame_size = size.unwrap_or(state.size);
     let mb_cols = (frame_size.width as usize).div_ceil(16);
     let mb_rows = (frame_size.height as usize).div_ceil(16);
-    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
+    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions.count())?;
     let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
     if bd.bits_past_end() > OVERRUN_SLACK_BITS {
         return Err(DecodeError::PartitionOverrun(0));

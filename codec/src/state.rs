@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::header::{FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
+use crate::header::{BufferCopy, FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
 use crate::image::Frame;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
@@ -101,14 +101,14 @@ pub(crate) fn next_state(
             let mut r = old.clone();
             // Copies use the references as they were before this frame.
             match hdr.copy_to_altref {
-                1 => r.altref = old.last.clone(),
-                2 => r.altref = old.golden.clone(),
-                _ => {}
+                BufferCopy::Last => r.altref = old.last.clone(),
+                BufferCopy::Other => r.altref = old.golden.clone(),
+                BufferCopy::None | BufferCopy::Reserved => {}
             }
             match hdr.copy_to_golden {
-                1 => r.golden = old.last.clone(),
-                2 => r.golden = old.altref.clone(),
-                _ => {}
+                BufferCopy::Last => r.golden = old.last.clone(),
+                BufferCopy::Other => r.golden = old.altref.clone(),
+                BufferCopy::None | BufferCopy::Reserved => {}
             }
             if hdr.refresh_golden {
                 r.golden = pic.clone();

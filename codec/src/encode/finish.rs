@@ -155,7 +155,7 @@ fn write_frame(state: &DecoderState, syntax: &mut FrameSyntax) -> Result<Vec<u8>
     );
     write_modes(&mut bw, hdr, &syntax.modes, syntax.mb_cols, syntax.mb_rows);
     let first = bw.finish();
-    let np = hdr.partitions;
+    let np = hdr.partitions.count();
     let mut parts: Vec<BoolEncoder> = (0..np).map(|_| BoolEncoder::new()).collect();
     walk_frame_tokens(
         &syntax.residual,

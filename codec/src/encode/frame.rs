@@ -6,7 +6,9 @@ use crate::dequant::libvpx_quant_indices;
 use crate::encode::finish::finish;
 use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
-use crate::header::{FilterDeltas, FrameHeader, FrameSize, FrameTag, SegmentFeatures};
+use crate::header::{
+    BufferCopy, FilterDeltas, FrameHeader, FrameSize, FrameTag, PartitionCount, SegmentFeatures,
+};
 use crate::image::Frame;
 use crate::prediction::RefFrame;
 use crate::state::DecoderState;
@@ -109,19 +111,21 @@ fn search_header(
         filter_deltas_enabled: true,
         update_filter_deltas: key || state.filter_deltas != filter_deltas,
         filter_deltas,
-        partitions: params.partitions,
+        // encode() refused counts and copies the header cannot carry.
+        partitions: PartitionCount::from_count(params.partitions)
+            .expect("encode() checks the partition count"),
         quant: libvpx_quant_indices(params.q_index),
         refresh_golden: key || params.refresh_golden,
         refresh_altref: key || params.refresh_altref,
         copy_to_golden: if key || params.refresh_golden {
-            0
+            BufferCopy::None
         } else {
-            params.copy_to_golden
+            BufferCopy::from_param(params.copy_to_golden).expect("encode() checks copy_to_golden")
         },
         copy_to_altref: if key || params.refresh_altref {
-            0
+            BufferCopy::None
         } else {
-            params.copy_to_altref
+            BufferCopy::from_param(params.copy_to_altref).expect("encode() checks copy_to_altref")
         },
         sign_bias_golden: !key && params.sign_bias_golden,
         sign_bias_altref: !key && params.sign_bias_altref,

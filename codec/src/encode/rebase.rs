@@ -80,7 +80,7 @@ pub fn rebase(
         sign_bias_altref: h.sign_bias_altref,
         filter_level: Some(h.filter_level),
         sharpness: h.sharpness,
-        partitions: h.partitions,
+        partitions: h.partitions.count(),
         ..EncodeParams::default()
     };
     let decided = decide_forced(target, image, &h, &modes, moved, params.lambda_scale);
