@@ -7,7 +7,7 @@ use crate::bool_decoder::BoolDecoder;
 use crate::dequant::Dequant;
 use crate::error::DecodeError;
 use crate::header::{self, FrameHeader, Inherited};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::loop_filter;
 use crate::modes::{self, MbInfo};
 use crate::picture::Picture;
@@ -54,7 +54,7 @@ pub struct Decoded {
 pub fn decode(
     state: &DecoderState,
     data: &[u8],
-) -> Result<(DecoderState, Option<Frame>), DecodeError> {
+) -> Result<(DecoderState, Option<Image>), DecodeError> {
     let d = decode_picture(state, data)?;
     Ok((d.state, d.shown.map(|p| p.to_frame())))
 }

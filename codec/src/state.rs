@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::header::{BufferCopy, FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
 use crate::prediction::RefFrame;
@@ -80,7 +80,7 @@ impl DecoderState {
     }
 
     /// The last-frame reference as a picture, if any.
-    pub fn last_frame(&self) -> Option<Frame> {
+    pub fn last_frame(&self) -> Option<Image> {
         self.refs.as_ref().map(|r| r.last.to_frame())
     }
 }

@@ -13,12 +13,12 @@ use excam_codec::decode::parse_frame_header;
 use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, EncoderStatus, Packet, RateControl, MAX_LAG,
 };
-use excam_codec::{decode_picture, rebase, DecoderState, Frame};
+use excam_codec::{decode_picture, rebase, DecoderState, Image};
 use md5::{Digest, Md5};
 
 /// A textured picture panning right and down, with a square moving the
 /// other way and some deterministic noise (which the filter removes).
-fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize) -> Vec<Image> {
     let mut seed = 0x9e37_79b9u32;
     let mut noise = move || {
         seed ^= seed << 13;
@@ -28,7 +28,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let s = if pi == 0 { 1 } else { 2 };
                 for y in 0..plane.height {
@@ -50,7 +50,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
 
 /// Every packet of `frames` through `cfg`'s encoder, sending frames as the
 /// lookahead admits them.
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame]) -> Vec<Packet> {
+fn encode_all(cfg: &EncoderConfig, frames: &[Image]) -> Vec<Packet> {
     let mut enc: Encoder = cfg.build().unwrap();
     let mut out = Vec::new();
     let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {

@@ -15,13 +15,13 @@ use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, GoldenPolicy, Packet, RateControl, MAX_SPEED,
 };
 use excam_codec::encode::quantize::quantizer_to_qindex;
-use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Frame};
+use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
 use md5::{Digest, Md5};
 
 /// A moving test pattern: a gradient that drifts, a bright square that
 /// moves diagonally, and a little deterministic noise, so motion search,
 /// intra prediction and residual coding all have work to do.
-fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn synthetic(w: usize, h: usize, n: usize) -> Vec<Image> {
     let mut seed = 0x1234_5678u32;
     let mut noise = move || {
         seed ^= seed << 13;
@@ -31,7 +31,7 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let (pw, ph) = (plane.width, plane.height);
                 let scale = if pi == 0 { 1 } else { 2 };
@@ -54,7 +54,7 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
 
 /// The shared carphone clip's first `n` frames, or `None` (with a printed
 /// reason) when ../shared is absent.
-fn carphone(n: usize) -> Option<Vec<Frame>> {
+fn carphone(n: usize) -> Option<Vec<Image>> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
     let Ok(file) = std::fs::File::open(&path) else {
@@ -79,7 +79,7 @@ fn check_decodes_to(state: &DecoderState, p: &Packet, what: &str) -> DecoderStat
 }
 
 /// Encodes `frames` with `cfg` and checks every packet against the decoder.
-fn round_trip(cfg: &EncoderConfig, frames: &[Frame], what: &str) -> Vec<Packet> {
+fn round_trip(cfg: &EncoderConfig, frames: &[Image], what: &str) -> Vec<Packet> {
     let mut enc: Encoder = cfg.build().unwrap();
     let mut state = DecoderState::new();
     let mut packets = Vec::new();
@@ -244,7 +244,7 @@ fn vpxdec_agrees_on_a_matrix_of_settings() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut clips: Vec<(String, Vec<Frame>)> = vec![
+    let mut clips: Vec<(String, Vec<Image>)> = vec![
         ("synthetic 33x31".into(), synthetic(33, 31, 8)),
         ("synthetic 175x143".into(), synthetic(175, 143, 5)),
     ];

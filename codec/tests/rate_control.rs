@@ -15,13 +15,13 @@ use excam_codec::encode::encoder::{
 };
 use excam_codec::encode::quantize::quantizer_to_qindex;
 use excam_codec::encode::EncodeError;
-use excam_codec::{decode_picture, DecoderState, Frame};
+use excam_codec::{decode_picture, DecoderState, Image};
 use md5::{Digest, Md5};
 
 /// A textured picture panning, with deterministic noise of amplitude
 /// `noise`; from frame `cut` on, different content with much more noise
 /// (a scene cut to something costlier).
-fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Image> {
     let mut seed = 0x1234_5679u32;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -31,7 +31,7 @@ fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             let hard = t >= cut;
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let s = if pi == 0 { 1 } else { 2 };
@@ -56,7 +56,7 @@ fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
 
 /// Every packet of `frames` through `cfg`'s encoder; with `two_pass`, a
 /// first pass over the same frames first.
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame], two_pass: bool) -> Vec<Packet> {
+fn encode_all(cfg: &EncoderConfig, frames: &[Image], two_pass: bool) -> Vec<Packet> {
     let mut cfg = cfg.clone();
     if two_pass {
         let mut fp = FirstPass::new(&cfg).unwrap();
@@ -351,7 +351,7 @@ fn bad_rate_settings_are_refused() {
     cfg.first_pass = Some(Arc::new(fp.finish()));
     assert!(matches!(cfg.build(), Err(EncodeError::BadParam(m)) if m.contains("no frame")));
     let mut fp = FirstPass::new(&cfg).unwrap();
-    fp.add_frame(&Frame::filled(96, 64, [1, 2, 3])).unwrap();
+    fp.add_frame(&Image::filled(96, 64, [1, 2, 3])).unwrap();
     cfg.first_pass = Some(Arc::new(fp.finish()));
     cfg.build().unwrap();
     cfg.rate = RateControl::Quantizer(20);

@@ -8,12 +8,12 @@ use std::process::Command;
 
 use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet, RateControl};
-use excam_codec::{decode_picture, DecoderState, Frame};
+use excam_codec::{decode_picture, DecoderState, Image};
 use md5::{Digest, Md5};
 
 /// A textured picture: `scene` picks the texture, `pan` shifts it, a
 /// bright square moves across at `t`, `noise` adds deterministic noise.
-fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -> Frame {
+fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -> Image {
     let mut seed = 0x9e37_79b9u32 ^ (t as u32).wrapping_mul(0x85eb_ca6b);
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -21,7 +21,7 @@ fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -
         seed ^= seed << 5;
         seed
     };
-    let mut f = Frame::filled(w, h, [0, 0, 0]);
+    let mut f = Image::filled(w, h, [0, 0, 0]);
     for (pi, plane) in f.planes.iter_mut().enumerate() {
         let s = if pi == 0 { 1 } else { 2 };
         for y in 0..plane.height {
@@ -46,7 +46,7 @@ fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -
     f
 }
 
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame]) -> Vec<Packet> {
+fn encode_all(cfg: &EncoderConfig, frames: &[Image]) -> Vec<Packet> {
     let mut enc: Encoder = cfg.build().unwrap();
     let mut out = Vec::new();
     let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
@@ -115,7 +115,7 @@ fn cfg(w: usize, h: usize) -> EncoderConfig {
 #[test]
 fn static_content_gets_long_groups_busy_content_short_ones() {
     let (w, h) = (96, 64);
-    let still: Vec<Frame> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
+    let still: Vec<Image> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
     let c = cfg(w, h);
     let packets = encode_all(&c, &still);
     check_decodes(&packets, "still");
@@ -137,7 +137,7 @@ fn static_content_gets_long_groups_busy_content_short_ones() {
         "key q index {} vs inter {inter_qi}",
         packets[0].q_index
     );
-    let busy: Vec<Frame> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
+    let busy: Vec<Image> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
     let packets = encode_all(&c, &busy);
     check_decodes(&packets, "busy");
     let lay = layout(&packets);
@@ -152,7 +152,7 @@ fn static_content_gets_long_groups_busy_content_short_ones() {
 #[test]
 fn scene_cut_gets_a_key_frame() {
     let (w, h) = (96, 64);
-    let frames: Vec<Frame> = (0..32)
+    let frames: Vec<Image> = (0..32)
         .map(|t| {
             if t < 14 {
                 picture(w, h, 0, t, t, 2)

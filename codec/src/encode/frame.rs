@@ -9,7 +9,7 @@ use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{
     BufferCopy, FilterDeltas, FrameHeader, FrameSize, FrameTag, PartitionCount, SegmentFeatures,
 };
-use crate::image::Frame;
+use crate::image::Image;
 use crate::prediction::RefFrame;
 use crate::state::DecoderState;
 
@@ -23,7 +23,7 @@ const DEFAULT_FILTER_DELTAS: FilterDeltas = FilterDeltas {
 /// Encodes `frame` against `state` (see [`crate::encode::encode`]).
 pub(crate) fn encode_frame(
     state: &DecoderState,
-    frame: &Frame,
+    frame: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
     check_picture(frame)?;
@@ -36,7 +36,7 @@ pub(crate) fn encode_frame(
 /// Decides a new frame for `frame` against `state` by rate-distortion
 /// search: a key frame if the state is empty, the size changed or
 /// `params` ask for one, else an inter frame.
-pub(crate) fn decide_search(state: &DecoderState, frame: &Frame, params: &EncodeParams) -> Decided {
+pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &EncodeParams) -> Decided {
     let (w, h) = (frame.width, frame.height);
     let key = params.key_frame || state.is_empty() || state.dimensions() != (w, h);
     let quant = libvpx_quant_indices(params.q_index);

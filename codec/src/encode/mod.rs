@@ -9,7 +9,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::header::{BufferCopy, PartitionCount};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
@@ -168,7 +168,7 @@ pub struct EncodedFrame {
 /// predicted from the state's references.
 pub fn encode(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
     if PartitionCount::from_count(params.partitions).is_none() {

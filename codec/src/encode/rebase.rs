@@ -14,7 +14,7 @@ use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, Fr
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
 use crate::header::{FrameHeader, FrameTag};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::intra_pred;
 use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
@@ -48,7 +48,7 @@ pub enum RebaseError {
 pub fn rebase(
     original: &DecoderState,
     target: &DecoderState,
-    image: &Frame,
+    image: &Image,
     frame: &[u8],
 ) -> Result<EncodedFrame, RebaseError> {
     let (h, modes) = parse_modes(original, frame)?;
@@ -94,7 +94,7 @@ pub fn rebase(
 /// were made against (see [`code_forced_mb`]).
 pub(crate) fn decide_forced(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     orig: &FrameHeader,
     orig_modes: &[MbInfo],
     moved: bool,
@@ -164,7 +164,7 @@ fn forced_header(state: &DecoderState, orig: &FrameHeader, modes: &[MbInfo]) -> 
 /// its predecessor ends in.
 pub fn encode_given_state(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
     if state.is_empty() || state.dimensions() != (image.width, image.height) {

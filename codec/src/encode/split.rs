@@ -174,15 +174,15 @@ impl SplitSearch<'_> {
 mod tests {
     use super::*;
     use crate::encode::{encode, EncodeParams};
-    use crate::image::Frame;
+    use crate::image::Image;
     use crate::prediction::LumaMode;
     use crate::{decode, decode_picture, DecoderState};
 
     /// A smooth but textured picture, shifted by `dx` in the top half of
     /// every macroblock row and by `-dx` in the bottom half, so motion
     /// differs inside each macroblock.
-    fn picture(w: usize, h: usize, dx: isize) -> Frame {
-        let mut f = Frame::filled(w, h, [128, 128, 128]);
+    fn picture(w: usize, h: usize, dx: isize) -> Image {
+        let mut f = Image::filled(w, h, [128, 128, 128]);
         for y in 0..h {
             let shift = if y % 16 < 8 { dx } else { -dx };
             let row = f.planes[0].row_mut(y);

@@ -15,7 +15,7 @@ use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
 use crate::encode::EncodeError;
 use crate::header::{FrameHeader, QuantIndices, SegmentFeatures};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
 use crate::prediction::RefFrame;
@@ -83,7 +83,7 @@ pub(crate) struct FrameInputs {
 }
 
 /// Checks the picture against VP8's limits and its own size.
-pub(crate) fn check_picture(frame: &Frame) -> Result<(), EncodeError> {
+pub(crate) fn check_picture(frame: &Image) -> Result<(), EncodeError> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w > 16383 || h > 16383 {
         return Err(EncodeError::BadDimensions(w, h));
@@ -103,7 +103,7 @@ impl FrameInputs {
     /// given segmentation, interpolation `version` and lambda scale.
     pub fn new(
         state: &DecoderState,
-        frame: &Frame,
+        frame: &Image,
         key: bool,
         quant: &QuantIndices,
         segmentation: Option<&SegmentFeatures>,
@@ -228,7 +228,7 @@ pub(crate) fn search_refs(
 
 /// Copies a frame into macroblock-aligned planes, replicating the right
 /// and bottom edges into the padding.
-fn pad_source(frame: &Frame) -> [PlaneBuf; 3] {
+fn pad_source(frame: &Image) -> [PlaneBuf; 3] {
     let mbw = frame.width.div_ceil(16);
     let mbh = frame.height.div_ceil(16);
     core::array::from_fn(|i| {
