@@ -5,18 +5,19 @@
 //! vpxdec agrees with our decoder on the encoder's streams, and the
 //! bitrate mode meets its target.
 
+mod common;
+
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, GoldenPolicy, Packet, RateControl, MAX_SPEED,
 };
 use excam_codec::encode::quantize::quantizer_to_qindex;
 use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
-use md5::{Digest, Md5};
+
+use common::{have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A moving test pattern: a gradient that drifts, a bright square that
 /// moves diagonally, and a little deterministic noise, so motion search,
@@ -207,40 +208,11 @@ fn carphone_every_speed() {
     }
 }
 
-/// Per-frame MD5s of `vpxdec --md5 --i420` on `ivf`, or `None` when
-/// vpxdec is not installed.
-fn vpxdec_md5s(ivf: &Path) -> Option<Vec<String>> {
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(ivf)
-        .current_dir(ivf.parent().unwrap())
-        .output()
-        .ok()?;
-    assert!(out.status.success(), "vpxdec failed on {}", ivf.display());
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l[..32].to_owned())
-            .collect(),
-    )
-}
-
-fn write_ivf(path: &Path, w: usize, h: usize, packets: &[Packet]) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut ivf = IvfWriter::new(file, &IvfHeader::vp8(w as u16, h as u16, 1, 30)).unwrap();
-    for p in packets {
-        ivf.write_frame(p.pts, &p.data).unwrap();
-    }
-    ivf.finish().unwrap();
-}
-
 /// The contract with the outside world: libvpx decodes the encoder's
 /// streams to the very pictures our decoder (and so the encoder) has.
 #[test]
 fn vpxdec_agrees_on_a_matrix_of_settings() {
-    if Command::new("vpxdec").arg("--help").output().is_err() {
-        eprintln!("skipping: vpxdec not on PATH (apt-get install vpx-tools)");
+    if !have_vpxdec() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -274,11 +246,7 @@ fn vpxdec_agrees_on_a_matrix_of_settings() {
                 let ivf: PathBuf = dir.path().join("s.ivf");
                 write_ivf(&ivf, w, h, &packets);
                 let theirs = vpxdec_md5s(&ivf).unwrap();
-                let ours: Vec<String> = packets
-                    .iter()
-                    .filter_map(|p| p.reconstruction.as_ref())
-                    .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-                    .collect();
+                let ours = shown_md5s(&packets);
                 assert_eq!(theirs, ours, "{what}");
                 checked += 1;
             }

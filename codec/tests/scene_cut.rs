@@ -4,12 +4,12 @@
 //! `kf_min_dist`); every stream decodes to the encoder's states, and
 //! vpxdec shows exactly our pictures.
 
-use std::process::Command;
+mod common;
 
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
-use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet, RateControl};
-use excam_codec::{decode_picture, DecoderState, Image};
-use md5::{Digest, Md5};
+use excam_codec::encode::encoder::{EncoderConfig, Packet, RateControl};
+use excam_codec::Image;
+
+use common::{check_decodes, encode_all, have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A textured picture: `scene` picks the texture, `pan` shifts it, a
 /// bright square moves across at `t`, `noise` adds deterministic noise.
@@ -44,41 +44,6 @@ fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -
         }
     }
     f
-}
-
-fn encode_all(cfg: &EncoderConfig, frames: &[Image]) -> Vec<Packet> {
-    let mut enc: Encoder = cfg.build().unwrap();
-    let mut out = Vec::new();
-    let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
-        match enc.receive_packet() {
-            Ok(p) => out.push(p),
-            Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    for f in frames {
-        enc.send_frame(Some(f.clone())).unwrap();
-        drain(&mut enc, &mut out);
-    }
-    enc.flush();
-    drain(&mut enc, &mut out);
-    out
-}
-
-/// Decodes every packet and checks state and picture against the
-/// encoder's.
-fn check_decodes(packets: &[Packet], what: &str) {
-    let mut state = DecoderState::new();
-    for (i, p) in packets.iter().enumerate() {
-        let d = decode_picture(&state, &p.data).unwrap_or_else(|e| panic!("{what} {i}: {e}"));
-        assert!(d.state == p.state, "{what} packet {i}: state differs");
-        assert_eq!(
-            d.shown.map(|s| s.to_frame()),
-            p.reconstruction.as_ref().map(|r| r.to_frame()),
-            "{what} packet {i}: picture differs"
-        );
-        state = d.state;
-    }
 }
 
 /// K key, A hidden alt-ref, G golden, i inter.
@@ -182,42 +147,14 @@ fn scene_cut_gets_a_key_frame() {
     off.scene_cuts = false;
     assert_eq!(key_pts(&encode_all(&off, &frames)), [0]);
 
-    if Command::new("vpxdec").arg("--help").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "vpxdec not on PATH under CI (apt-get install vpx-tools)"
-        );
-        eprintln!("skipping vpxdec: not on PATH (apt-get install vpx-tools)");
+    if !have_vpxdec() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let ivf = dir.path().join("cut.ivf");
-    let mut wr = IvfWriter::new(
-        std::fs::File::create(&ivf).unwrap(),
-        &IvfHeader::vp8(w as u16, h as u16, 1, 30),
-    )
-    .unwrap();
-    for p in &packets {
-        wr.write_frame(p.pts, &p.data).unwrap();
-    }
-    wr.finish().unwrap();
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(&ivf)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l[..32].to_owned())
-        .collect();
-    let ours: Vec<String> = packets
-        .iter()
-        .filter_map(|p| p.reconstruction.as_ref())
-        .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-        .collect();
+    write_ivf(&ivf, w, h, &packets);
+    let theirs = vpxdec_md5s(&ivf).expect("vpxdec runs");
+    let ours = shown_md5s(&packets);
     assert_eq!(ours.len(), frames.len());
     assert_eq!(theirs, ours);
 }
