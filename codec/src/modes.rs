@@ -99,20 +99,10 @@ pub fn read_modes(
             // Neighbours by reference: an `MbInfo` is 90 bytes, and
             // copying three per macroblock showed in profiles.
             let (done, rest) = mbs.split_at_mut(idx);
-            let above = if mb_y > 0 {
-                &done[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &done[idx - 1] } else { &outside };
+            let [above, left, above_left] = mb_neighbours(done, mb_cols, mb_x, mb_y, &outside);
             if hdr.tag.key_frame {
                 read_kf_modes(bd, &mut mb, above, left);
             } else {
-                let above_left = if mb_x > 0 && mb_y > 0 {
-                    &done[idx - mb_cols - 1]
-                } else {
-                    &outside
-                };
                 let bounds = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
                 read_inter_modes(bd, hdr, &mut mb, [above, left, above_left], &bounds);
             }
@@ -120,6 +110,34 @@ pub fn read_modes(
         }
     }
     mbs
+}
+
+/// The records above, left of and above-left of macroblock (`mb_x`,
+/// `mb_y`) among a frame's records in raster order (only those before it
+/// are read, so `mbs` may end there), `outside` for those beyond the
+/// frame's edges (RFC 6386 sections 11.3 and 16.3). Reader, writer,
+/// counter and mode search take their neighbours from here.
+#[inline(always)]
+pub fn mb_neighbours<'a>(
+    mbs: &'a [MbInfo],
+    mb_cols: usize,
+    mb_x: usize,
+    mb_y: usize,
+    outside: &'a MbInfo,
+) -> [&'a MbInfo; 3] {
+    let idx = mb_y * mb_cols + mb_x;
+    let above = if mb_y > 0 {
+        &mbs[idx - mb_cols]
+    } else {
+        outside
+    };
+    let left = if mb_x > 0 { &mbs[idx - 1] } else { outside };
+    let above_left = if mb_x > 0 && mb_y > 0 {
+        &mbs[idx - mb_cols - 1]
+    } else {
+        outside
+    };
+    [above, left, above_left]
 }
 
 fn read_kf_modes(bd: &mut BoolDecoder, mb: &mut MbInfo, above: &MbInfo, left: &MbInfo) {

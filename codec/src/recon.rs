@@ -62,9 +62,11 @@ pub fn extend_row_right(pic: &mut Picture, mb_y: usize) {
     p.data[i + 1..i + 5].fill(v);
 }
 
-/// Adds the residual of one 4x4 block at `pos`.
+/// Adds the residual of one 4x4 block at `pos`: the whole inverse DCT
+/// when AC coefficients follow (`eob > 1`), else the DC alone. The
+/// encoder's B_PRED search and rebase reconstruct sub-blocks with it too.
 #[inline]
-fn add_block(coeffs: &[i16; 16], eob: u8, dst: &mut [u8], pos: usize, stride: usize) {
+pub(crate) fn add_block(coeffs: &[i16; 16], eob: u8, dst: &mut [u8], pos: usize, stride: usize) {
     if eob > 1 {
         idct::idct4x4_add(coeffs, dst, pos, stride);
     } else if coeffs[0] != 0 {
@@ -192,7 +194,8 @@ fn predict_intra_luma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) 
     );
 }
 
-fn predict_intra_chroma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
+/// Predicts both chroma planes of an intra macroblock with its chroma mode.
+pub(crate) fn predict_intra_chroma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
     for p in pic.planes[1..].iter_mut() {
         let (x, y) = (mb_x * 8, mb_y * 8);
         let (above, left, tl) = edges::<8>(p, x, y);

@@ -15,7 +15,7 @@ use crate::bool_encoder::cost_bool;
 use crate::encode::modes::MvClamp;
 use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
-use crate::modes::{MbInfo, MotionVector};
+use crate::modes::{mb_neighbours, MbInfo, MotionVector};
 use crate::picture::{Picture, PlaneBuf};
 use crate::prediction::{LumaMode, RefFrame};
 use crate::probs::Probabilities;
@@ -319,19 +319,9 @@ impl FrameAnalysis<'_> {
         mb_x: usize,
         mb_y: usize,
     ) -> MbCoded {
-        let idx = mb_y * self.mb_cols + mb_x;
         let outside = MbInfo::default();
-        let above = if mb_y > 0 {
-            mbs[idx - self.mb_cols]
-        } else {
-            outside
-        };
-        let left = if mb_x > 0 { mbs[idx - 1] } else { outside };
-        let above_left = if mb_x > 0 && mb_y > 0 {
-            mbs[idx - self.mb_cols - 1]
-        } else {
-            outside
-        };
+        let [above, left, above_left] =
+            mb_neighbours(mbs, self.mb_cols, mb_x, mb_y, &outside).map(|m| *m);
         // At fast speeds candidates are first ranked by their luma
         // prediction error and rate, and only the best few are coded.
         let fast = self.speed >= 6;

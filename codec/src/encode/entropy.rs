@@ -11,7 +11,9 @@
 use crate::bool_encoder::cost_bool;
 use crate::encode::modes::{inter_context, MvClamp};
 use crate::encode::tokenize::TokenCounts;
-use crate::modes::{split_first_block, split_mv_neighbours, sub_mv_ref, MbInfo, MotionVector};
+use crate::modes::{
+    mb_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref, MbInfo, MotionVector,
+};
 use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
 use crate::probs::Probabilities;
 use crate::tables::*;
@@ -102,17 +104,7 @@ pub(crate) fn count_modes(
             if mb.y_mode != LumaMode::NewMv && mb.y_mode != LumaMode::SplitMv {
                 continue;
             }
-            let above = if mb_y > 0 {
-                &mbs[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
-            let above_left = if mb_x > 0 && mb_y > 0 {
-                &mbs[idx - mb_cols - 1]
-            } else {
-                &outside
-            };
+            let [above, left, above_left] = mb_neighbours(mbs, mb_cols, mb_x, mb_y, &outside);
             let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
             let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
             if mb.y_mode == LumaMode::NewMv {

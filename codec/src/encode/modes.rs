@@ -7,7 +7,9 @@ use crate::modes::{MbInfo, MotionVector};
 use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
 use crate::tables::*;
 
-use crate::modes::{bmode_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref};
+use crate::modes::{
+    bmode_neighbours, mb_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref,
+};
 pub use crate::modes::{inter_context, sub_mv_context, InterContext, MvClamp};
 
 /// Largest magnitude of a coded vector component (quarter pixels).
@@ -170,12 +172,7 @@ pub fn write_modes(
             if let Some(p) = hdr.skip_prob {
                 bw.put_bool(p, mb.skip);
             }
-            let above = if mb_y > 0 {
-                &mbs[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
+            let [above, left, above_left] = mb_neighbours(mbs, mb_cols, mb_x, mb_y, &outside);
             if hdr.tag.key_frame {
                 bw.put_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS, mb.y_mode);
                 if mb.y_mode == LumaMode::B {
@@ -206,11 +203,6 @@ pub fn write_modes(
             if mb.ref_frame != RefFrame::Last {
                 bw.put_bool(hdr.prob_golden, mb.ref_frame != RefFrame::Golden);
             }
-            let above_left = if mb_x > 0 && mb_y > 0 {
-                &mbs[idx - mb_cols - 1]
-            } else {
-                &outside
-            };
             let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
             let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
             bw.put_tree(&MV_REF_TREE, &ctx.mode_probs, mb.y_mode);

@@ -240,33 +240,13 @@ pub(crate) fn code_forced_mb(
             intra_pred::predict_4x4(info.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
             let c = fdct4x4(&residual4(&src[0], &p.data, pos, stride, x, y));
             let qb = quantize(&c, &q.y1, false);
-            if qb.eob > 1 {
-                crate::idct::idct4x4_add(&qb.dequant, &mut p.data, pos, stride);
-            } else if qb.dequant[0] != 0 {
-                crate::idct::idct_dc_add(qb.dequant[0], &mut p.data, pos, stride);
-            }
+            recon::add_block(&qb.dequant, qb.eob as u8, &mut p.data, pos, stride);
             out.levels[b] = qb.levels;
             out.coeffs.blocks[b] = qb.dequant;
             out.coeffs.eobs[b] = qb.eob as u8;
             out.has_residual |= qb.eob > 0;
         }
-        for pl in 1..3 {
-            let p = &mut pic.planes[pl];
-            let (above, left, tl) = recon::edges::<8>(p, mb_x * 8, mb_y * 8);
-            let pos = p.index((mb_x * 8) as isize, (mb_y * 8) as isize);
-            let stride = p.stride;
-            intra_pred::predict_chroma8(
-                info.uv_mode,
-                &above,
-                &left,
-                tl,
-                mb_y > 0,
-                mb_x > 0,
-                &mut p.data,
-                pos,
-                stride,
-            );
-        }
+        recon::predict_intra_chroma(pic, info, mb_x, mb_y);
         let mut chroma = MbCoded {
             info: *info,
             levels: [[0; 16]; 25],

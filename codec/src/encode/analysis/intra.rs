@@ -90,11 +90,7 @@ impl FrameAnalysis<'_> {
                 let r = crate::encode::sad::diff4x4(&src.data, src_pos, src.stride, &pred, 0, 4);
                 let qb = quantize(&transform(&r, &self.quant.y1), &self.quant.y1, false);
                 let mut rec = pred;
-                if qb.eob > 1 {
-                    crate::idct::idct4x4_add(&qb.dequant, &mut rec, 0, 4);
-                } else if qb.dequant[0] != 0 {
-                    crate::idct::idct_dc_add(qb.dequant[0], &mut rec, 0, 4);
-                }
+                recon::add_block(&qb.dequant, qb.eob as u8, &mut rec, 0, 4);
                 let sse = crate::encode::sad::sse(&src.data, src_pos, src.stride, &rec, 0, 4, 4, 4);
                 let mrate = bmode_cost(m);
                 let trate = block_cost(probs, 3, &qb.levels, 0, ctx_t);
