@@ -108,63 +108,6 @@ pub(crate) fn token_partitions(data: &[u8], count: usize) -> Result<Vec<&[u8]>, 
     Ok(parts)
 }
 
-/// Loop filter level per segment, reference frame and mode class
-/// (libvpx `vp8_loop_filter_frame_init`).
-pub(crate) fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
-    let mut out = [[[0u8; 4]; 4]; 4];
-    let clamp = |v: i32| v.clamp(0, 63) as u8;
-    for (seg, lv) in out.iter_mut().enumerate() {
-        let mut level = hdr.filter_level as i32;
-        if hdr.segmentation_enabled {
-            let f = hdr.segment_features.filter_level[seg] as i32;
-            level = if hdr.segment_features.absolute {
-                f
-            } else {
-                level + f
-            };
-            level = level.clamp(0, 63);
-        }
-        if !hdr.filter_deltas_enabled {
-            *lv = [[level as u8; 4]; 4];
-            continue;
-        }
-        let d = &hdr.filter_deltas;
-        let intra = level + d.ref_frame[0] as i32;
-        lv[0][0] = clamp(intra + d.mode[0] as i32);
-        lv[0][1] = clamp(intra);
-        for r in 1..4 {
-            let l = level + d.ref_frame[r] as i32;
-            for m in 1..4 {
-                lv[r][m] = clamp(l + d.mode[m] as i32);
-            }
-        }
-    }
-    out
-}
-
-/// The mode class that indexes the loop filter mode deltas.
-pub(crate) fn mode_class(y_mode: LumaMode) -> usize {
-    match y_mode {
-        LumaMode::B => 0,
-        LumaMode::Dc | LumaMode::V | LumaMode::H | LumaMode::Tm | LumaMode::ZeroMv => 1,
-        LumaMode::NearestMv | LumaMode::NearMv | LumaMode::NewMv => 2,
-        LumaMode::SplitMv => 3,
-    }
-}
-
-/// Loop filters a reconstructed frame in place (RFC 6386 section 15).
-pub(crate) fn apply_loop_filter(
-    pic: &mut Picture,
-    hdr: &FrameHeader,
-    mbs: &[MbInfo],
-    skips: &[bool],
-    mb_cols: usize,
-) {
-    let rows = mbs.len() / mb_cols.max(1);
-    let [y, u, v] = &mut pic.planes;
-    loop_filter::FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(y, Some((u, v)), 0..rows);
-}
-
 /// Decodes one frame and returns the new state, the picture to show and
 /// what the frame was.
 pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, DecodeError> {

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::bool_encoder::BoolEncoder;
-use crate::decode::apply_loop_filter;
 use crate::encode::analysis::MbCoded;
 use crate::encode::entropy::{
     count_modes, optimize_coeff_probs, optimize_mode_probs, prob_from_counts,
@@ -15,6 +14,7 @@ use crate::encode::syntax::{Decided, FrameSyntax};
 use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWriter};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{self, FrameHeader, Inherited};
+use crate::loop_filter::apply_loop_filter;
 use crate::prediction::{LumaMode, RefFrame};
 use crate::state::{next_state, DecoderState};
 use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
