@@ -36,13 +36,7 @@ impl FrameAnalysis<'_> {
         let [above, left, above_left] = nb;
         let ictx: InterContext =
             inter_context([above, left, above_left], rf, self.sign_bias, clamp);
-        let ref_rate = cost_bool(self.prob_intra, true)
-            + if rf == RefFrame::Last {
-                cost_bool(self.prob_last, false)
-            } else {
-                cost_bool(self.prob_last, true)
-                    + cost_bool(self.prob_golden, rf != RefFrame::Golden)
-            };
+        let ref_rate = self.ref_frame_rate(rf);
         let mode_rate = |m: LumaMode| ref_rate + tree_cost(&MV_REF_TREE, &ictx.mode_probs, m);
         let cands = [MotionVector::ZERO, ictx.nearest, ictx.near];
         // Whole-frame sub-pixel planes: their separable 16-bit passes
@@ -105,30 +99,11 @@ impl FrameAnalysis<'_> {
             let dr = (mv.row as i32 - ictx.best.row as i32).abs();
             let dc = (mv.col as i32 - ictx.best.col as i32).abs();
             if trials.iter().all(|t| t.1 != mv) && dr <= MV_MAX && dc <= MV_MAX {
-                rank(
-                    LumaMode::NewMv,
-                    mv,
-                    self.search.mv_costs.cost(mv, ictx.best),
-                );
+                let mv_rate = self.search.mv_costs.cost(mv, ictx.best);
+                rank(LumaMode::NewMv, mv, mv_rate);
             }
         }
-        s.inter_est = ranked_inter.iter().map(|p| p.0).fold(s.inter_est, u64::min);
-        if fast {
-            s.pending.append(&mut ranked_inter);
-        } else {
-            // Code the candidates whose prediction looks best, and
-            // only those within twice the best estimate.
-            ranked_inter.sort_by_key(|p| p.0);
-            let n_full = if self.speed == 0 { 3 } else { 2 };
-            let limit = ranked_inter[0].0.saturating_mul(2);
-            for (_, info, rate) in ranked_inter
-                .into_iter()
-                .take(n_full)
-                .take_while(|p| p.0 <= limit)
-            {
-                s.consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y));
-            }
-        }
+        self.code_inter_candidates(pic, ctx, ranked_inter, fast, mb_x, mb_y, s);
         // Finer motion only where the best so far leaves a residual
         // and, above speed 0, where the 16x16 prediction is off by
         // over an eighth of a step RMS.
@@ -157,6 +132,46 @@ impl FrameAnalysis<'_> {
             sixtap,
         };
         self.try_splits(pic, ctx, &split, rf, mode_rate(LumaMode::SplitMv), s);
+    }
+
+    /// The bits of an inter macroblock's reference frame `rf` (the intra
+    /// flag included).
+    fn ref_frame_rate(&self, rf: RefFrame) -> u32 {
+        cost_bool(self.prob_intra, true)
+            + if rf == RefFrame::Last {
+                cost_bool(self.prob_last, false)
+            } else {
+                cost_bool(self.prob_last, true)
+                    + cost_bool(self.prob_golden, rf != RefFrame::Golden)
+            }
+    }
+
+    /// Takes the inter candidates `ranked` (estimated cost, record, mode
+    /// rate) of one reference: at fast speeds they wait to be ranked with
+    /// the intra ones; else those whose prediction looks best, and only
+    /// those within twice the best estimate, are coded now.
+    #[allow(clippy::too_many_arguments)]
+    fn code_inter_candidates(
+        &self,
+        pic: &mut Picture,
+        ctx: &TokenContexts,
+        mut ranked: Vec<(u64, MbInfo, u32)>,
+        fast: bool,
+        mb_x: usize,
+        mb_y: usize,
+        s: &mut MbSearch,
+    ) {
+        s.inter_est = ranked.iter().map(|p| p.0).fold(s.inter_est, u64::min);
+        if fast {
+            s.pending.append(&mut ranked);
+            return;
+        }
+        ranked.sort_by_key(|p| p.0);
+        let n_full = if self.speed == 0 { 3 } else { 2 };
+        let limit = ranked[0].0.saturating_mul(2);
+        for (_, info, rate) in ranked.into_iter().take(n_full).take_while(|p| p.0 <= limit) {
+            s.consider(self.try_mode(pic, ctx, info, rate, mb_x, mb_y));
+        }
     }
 
     /// Codes the best split-vector candidates `split` finds for

@@ -44,26 +44,11 @@ impl FrameAnalysis<'_> {
         let mut mode_rate = 0u32;
         let (x0, y0) = (mb_x * 16, mb_y * 16);
         let above_right_mb = recon::above_right_of_mb(&pic.planes[0], x0, y0);
-        let modes: &[SubblockMode] = if self.speed >= 4 {
-            &[
-                SubblockMode::Dc,
-                SubblockMode::Tm,
-                SubblockMode::Ve,
-                SubblockMode::He,
-            ]
+        // Fast speeds try the four modes of the 16x16 predictions only.
+        let modes = if self.speed >= 4 {
+            &SubblockMode::ALL[..4]
         } else {
-            &[
-                SubblockMode::Dc,
-                SubblockMode::Tm,
-                SubblockMode::Ve,
-                SubblockMode::He,
-                SubblockMode::Ld,
-                SubblockMode::Rd,
-                SubblockMode::Vr,
-                SubblockMode::Vl,
-                SubblockMode::Hd,
-                SubblockMode::Hu,
-            ]
+            &SubblockMode::ALL[..]
         };
         let costs = bmode_costs();
         for b in 0..16 {
@@ -116,12 +101,7 @@ impl FrameAnalysis<'_> {
             coded.coeffs.eobs[b] = qb.eob as u8;
             coded.has_residual |= qb.eob > 0;
         }
-        mode_rate += if self.key {
-            tree_cost(&KF_YMODE_TREE, &KF_YMODE_PROBS, LumaMode::B)
-        } else {
-            cost_bool(self.prob_intra, false)
-                + tree_cost(&YMODE_TREE, &self.probs.y_mode, LumaMode::B)
-        };
+        mode_rate += self.y_mode_rate(LumaMode::B);
         mode_rate += self.uv_mode_rate(coded.info.uv_mode);
         // Chroma prediction was done with the chosen uv mode by the caller's
         // base info; predict it again into pic and code it.
