@@ -129,28 +129,28 @@ pub mod bool_decoder;
 pub mod bool_encoder;
 pub mod container;
 #[allow(unsafe_code)]
-pub mod dsp;
+pub(crate) mod dsp;
 pub mod encode;
 pub mod error;
 pub mod idct;
 pub mod image;
 pub mod inter_pred;
-pub mod intra_pred;
+pub(crate) mod intra_pred;
 pub mod loop_filter;
 pub mod metrics;
 pub mod tables;
 
 pub mod decode;
 pub mod decoder;
-pub mod dequant;
+pub(crate) mod dequant;
 pub mod header;
 pub mod modes;
 pub mod picture;
 pub mod prediction;
 pub mod probs;
-pub mod recon;
+pub(crate) mod recon;
 pub mod state;
-pub mod tokens;
+pub(crate) mod tokens;
 pub mod wire;
 
 pub use decode::{decode, decode_picture, decode_picture_threaded, Decoded, FrameInfo};

@@ -3,7 +3,7 @@
 //! `J = SSE + lambda * bits` with bit costs from the current probabilities.
 //!
 //! Every candidate is reconstructed with the decoder's own code
-//! ([`crate::recon`]), so the distortion measured is the one the decoder
+//! (`crate::recon`), so the distortion measured is the one the decoder
 //! will see and the final reconstruction equals the decoder's.
 //!
 //! This file holds the per-macroblock driver (candidates, their costs,

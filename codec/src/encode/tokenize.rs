@@ -1,4 +1,4 @@
-//! DCT token coding, the mirror of [`crate::tokens`]: turns quantized
+//! DCT token coding, the mirror of `crate::tokens`: turns quantized
 //! levels into the branch decisions of the token tree (RFC 6386 section
 //! 13), which a writer, a counter and a cost estimator all consume.
 
