@@ -11,7 +11,6 @@ use crate::image::Image;
 use crate::loop_filter;
 use crate::modes::{self, MbInfo};
 use crate::picture::Picture;
-use crate::prediction::LumaMode;
 use crate::recon::{self, SubpelFilter};
 use crate::state::{next_state, DecoderState, References};
 use crate::tokens::{self, MbCoeffs, TokenContext};
@@ -322,7 +321,7 @@ impl TokenReader<'_> {
             if *residual {
                 *coeffs = MbCoeffs::new();
             }
-            let has_y2 = mb.y_mode != LumaMode::B && mb.y_mode != LumaMode::SplitMv;
+            let has_y2 = mb.y_mode.has_y2();
             *residual = if mb.skip {
                 tokens::skip_mb_coeffs(has_y2, above, &mut left);
                 false

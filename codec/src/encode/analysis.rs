@@ -113,7 +113,7 @@ impl TokenContexts {
     /// Sets the above/left token contexts after a coded macroblock as the
     /// decoder will.
     pub(crate) fn update(&mut self, c: &MbCoded, mb_x: usize) {
-        let y2 = c.info.y_mode != LumaMode::B && c.info.y_mode != LumaMode::SplitMv;
+        let y2 = c.info.y_mode.has_y2();
         let above = &mut self.above[mb_x];
         let left = &mut self.left;
         if !c.has_residual {
@@ -286,7 +286,7 @@ impl FrameAnalysis<'_> {
         mb_x: usize,
         mb_y: usize,
     ) -> bool {
-        let y2 = coded.info.y_mode != LumaMode::SplitMv && coded.info.y_mode != LumaMode::B;
+        let y2 = coded.info.y_mode.has_y2();
         let rate = self.finish_rate(ctx, mb_x, coded, 0, y2);
         let j = self.rd(self.mb_sse(pic, mb_x, mb_y), rate);
         self.skip_cost(pred_sse, 0) < j

@@ -15,7 +15,7 @@ use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWr
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{self, FrameHeader, Inherited};
 use crate::loop_filter::apply_loop_filter;
-use crate::prediction::{LumaMode, RefFrame};
+use crate::prediction::RefFrame;
 use crate::state::{next_state, DecoderState};
 use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
 
@@ -128,7 +128,7 @@ fn walk_frame_tokens(
         if mb_x == 0 {
             left = [0; 9];
         }
-        let y2 = c.info.y_mode != LumaMode::B && c.info.y_mode != LumaMode::SplitMv;
+        let y2 = c.info.y_mode.has_y2();
         if !c.has_residual {
             skip_mb_coeffs(y2, &mut above[mb_x], &mut left);
         } else {
