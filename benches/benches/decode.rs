@@ -7,6 +7,8 @@
 //! box 640x480 from `target/bench-data/` when `benches/decode-vs-vpxdec.sh`
 //! has made it, and a committed generated stream otherwise.
 
+#![forbid(unsafe_code)]
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,7 @@ use excam_codec::container::ivf::{IvfHeader, IvfReader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_codec::metrics::PsnrStats;
-use excam_codec::{decode, DecoderState, Frame};
+use excam_codec::{decode, DecoderState, Image};
 
 fn run(input: &str, output: &str, q: u8) -> Result<String, Box<dyn std::error::Error>> {
     let mut y4m = Y4mReader::new(BufReader::new(File::open(input)?))?;
@@ -34,7 +34,7 @@ fn run(input: &str, output: &str, q: u8) -> Result<String, Box<dyn std::error::E
         cfg.framerate.0,
     );
     let mut ivf = IvfWriter::new(BufWriter::new(File::create(output)?), &ivf_header)?;
-    let mut sources: Vec<Frame> = Vec::new();
+    let mut sources: Vec<Image> = Vec::new();
     let mut reconstructions = Vec::new();
     let mut bytes = 0usize;
     while let Some(frame) = y4m.next_frame()? {

@@ -260,6 +260,18 @@ impl<'a> BoolDecoder<'a> {
         self.read_tree_from(tree, probs, 0)
     }
 
+    /// [`read_tree`](Self::read_tree) for a tree whose leaves are the
+    /// values of `T` (the mode trees of [`crate::tables`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`read_tree`](Self::read_tree), and if `tree` yields a leaf that
+    /// is no value of `T`.
+    #[inline(always)]
+    pub fn read_tree_as<T: crate::prediction::TreeLeaf>(&mut self, tree: &[i8], probs: &[u8]) -> T {
+        T::from_leaf(self.read_tree_from(tree, probs, 0))
+    }
+
     /// Like [`read_tree`](Self::read_tree) but starts at the node with index
     /// `start` instead of the root. The token reader uses this to skip the
     /// end-of-block branch after a zero token (RFC 6386 Section 13.2;

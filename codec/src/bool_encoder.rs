@@ -2,6 +2,8 @@
 //! [`crate::bool_decoder::BoolDecoder`], and a bit-cost estimate for rate
 //! control.
 
+use crate::prediction::TreeLeaf;
+
 /// A boolean entropy encoder writing one partition (RFC 6386 Section 7.3
 /// `bool_encoder`).
 ///
@@ -120,7 +122,8 @@ impl BoolEncoder {
         }
     }
 
-    /// Writes the path from the root of `tree` to the leaf `leaf_value`,
+    /// Writes the path from the root of `tree` to the leaf `leaf_value` (a
+    /// raw `u8` or a typed mode of [`crate::prediction`]),
     /// the node at index `i` having probability `probs[i / 2]` (RFC 6386
     /// Section 8.1; the inverse of
     /// [`BoolDecoder::read_tree`](crate::bool_decoder::BoolDecoder::read_tree)).
@@ -129,8 +132,8 @@ impl BoolEncoder {
     ///
     /// If `leaf_value` is not a leaf of `tree`, or `tree`/`probs` are
     /// malformed as described at `read_tree`.
-    pub fn put_tree(&mut self, tree: &[i8], probs: &[u8], leaf_value: u8) {
-        self.put_tree_from(tree, probs, leaf_value, 0);
+    pub fn put_tree(&mut self, tree: &[i8], probs: &[u8], leaf_value: impl TreeLeaf) {
+        self.put_tree_from(tree, probs, leaf_value.leaf(), 0);
     }
 
     /// Like [`put_tree`](Self::put_tree) but starting at node index

@@ -7,13 +7,12 @@ use crate::bool_decoder::BoolDecoder;
 use crate::dequant::Dequant;
 use crate::error::DecodeError;
 use crate::header::{self, FrameHeader, Inherited};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::loop_filter;
 use crate::modes::{self, MbInfo};
 use crate::picture::Picture;
 use crate::recon::{self, SubpelFilter};
 use crate::state::{next_state, DecoderState, References};
-use crate::tables::{B_PRED, SPLITMV, ZEROMV};
 use crate::tokens::{self, MbCoeffs, TokenContext};
 
 /// A partition may read this many bytes past its end before the decoder
@@ -54,7 +53,7 @@ pub struct Decoded {
 pub fn decode(
     state: &DecoderState,
     data: &[u8],
-) -> Result<(DecoderState, Option<Frame>), DecodeError> {
+) -> Result<(DecoderState, Option<Image>), DecodeError> {
     let d = decode_picture(state, data)?;
     Ok((d.state, d.shown.map(|p| p.to_frame())))
 }
@@ -108,64 +107,6 @@ pub(crate) fn token_partitions(data: &[u8], count: usize) -> Result<Vec<&[u8]>, 
     Ok(parts)
 }
 
-/// Loop filter level per segment, reference frame and mode class
-/// (libvpx `vp8_loop_filter_frame_init`).
-pub(crate) fn filter_levels(hdr: &FrameHeader) -> [[[u8; 4]; 4]; 4] {
-    let mut out = [[[0u8; 4]; 4]; 4];
-    let clamp = |v: i32| v.clamp(0, 63) as u8;
-    for (seg, lv) in out.iter_mut().enumerate() {
-        let mut level = hdr.filter_level as i32;
-        if hdr.segmentation_enabled {
-            let f = hdr.segment_features.filter_level[seg] as i32;
-            level = if hdr.segment_features.absolute {
-                f
-            } else {
-                level + f
-            };
-            level = level.clamp(0, 63);
-        }
-        if !hdr.filter_deltas_enabled {
-            *lv = [[level as u8; 4]; 4];
-            continue;
-        }
-        let d = &hdr.filter_deltas;
-        let intra = level + d.ref_frame[0] as i32;
-        lv[0][0] = clamp(intra + d.mode[0] as i32);
-        lv[0][1] = clamp(intra);
-        for r in 1..4 {
-            let l = level + d.ref_frame[r] as i32;
-            for m in 1..4 {
-                lv[r][m] = clamp(l + d.mode[m] as i32);
-            }
-        }
-    }
-    out
-}
-
-/// The mode class that indexes the loop filter mode deltas.
-pub(crate) fn mode_class(y_mode: u8) -> usize {
-    match y_mode {
-        B_PRED => 0,
-        ZEROMV => 1,
-        SPLITMV => 3,
-        m if m < B_PRED => 1,
-        _ => 2,
-    }
-}
-
-/// Loop filters a reconstructed frame in place (RFC 6386 section 15).
-pub(crate) fn apply_loop_filter(
-    pic: &mut Picture,
-    hdr: &FrameHeader,
-    mbs: &[MbInfo],
-    skips: &[bool],
-    mb_cols: usize,
-) {
-    let rows = mbs.len() / mb_cols.max(1);
-    let [y, u, v] = &mut pic.planes;
-    loop_filter::FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(y, Some((u, v)), 0..rows);
-}
-
 /// Decodes one frame and returns the new state, the picture to show and
 /// what the frame was.
 pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, DecodeError> {
@@ -206,7 +147,7 @@ pub fn decode_picture_threaded(
     let tokens = RowTokens {
         mbs: &mbs,
         mb_cols,
-        partitions: hdr.partitions,
+        partitions: hdr.partitions.count(),
         dequant: &dequant,
         probs: tokens::TokenProbs::new(&hdr.probs.coeff),
     };
@@ -380,7 +321,7 @@ impl TokenReader<'_> {
             if *residual {
                 *coeffs = MbCoeffs::new();
             }
-            let has_y2 = mb.y_mode != B_PRED && mb.y_mode != SPLITMV;
+            let has_y2 = mb.y_mode.has_y2();
             *residual = if mb.skip {
                 tokens::skip_mb_coeffs(has_y2, above, &mut left);
                 false
@@ -491,7 +432,7 @@ fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, De
     let frame_size = size.unwrap_or(state.size);
     let mb_cols = (frame_size.width as usize).div_ceil(16);
     let mb_rows = (frame_size.height as usize).div_ceil(16);
-    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions)?;
+    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions.count())?;
     let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
     if bd.bits_past_end() > OVERRUN_SLACK_BITS {
         return Err(DecodeError::PartitionOverrun(0));

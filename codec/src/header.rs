@@ -7,6 +7,83 @@ use crate::error::DecodeError;
 use crate::probs::Probabilities;
 use crate::tables;
 
+/// How many token partitions follow the first partition (RFC 6386
+/// section 9.5: a 2-bit log2 count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PartitionCount {
+    /// One token partition.
+    #[default]
+    One = 0,
+    /// Two, macroblock rows alternating.
+    Two = 1,
+    /// Four.
+    Four = 2,
+    /// Eight.
+    Eight = 3,
+}
+
+impl PartitionCount {
+    /// The count coded by the header's 2-bit field `bits` (its low two bits).
+    pub fn from_log2(bits: u32) -> Self {
+        [Self::One, Self::Two, Self::Four, Self::Eight][(bits & 3) as usize]
+    }
+
+    /// The value for `n` partitions, if VP8 can code it (1, 2, 4 or 8).
+    pub fn from_count(n: usize) -> Option<Self> {
+        match n {
+            1 => Some(Self::One),
+            2 => Some(Self::Two),
+            4 => Some(Self::Four),
+            8 => Some(Self::Eight),
+            _ => None,
+        }
+    }
+
+    /// The number of token partitions.
+    #[inline]
+    pub fn count(self) -> usize {
+        1 << self as u8
+    }
+
+    /// The header's 2-bit field.
+    pub fn log2(self) -> u32 {
+        self as u32
+    }
+}
+
+/// What an inter frame copies into the golden or the alt-ref buffer,
+/// before this frame's refreshes (RFC 6386 section 9.7,
+/// `copy_buffer_to_golden` / `copy_buffer_to_alternate`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BufferCopy {
+    /// Nothing.
+    #[default]
+    None = 0,
+    /// The last frame.
+    Last = 1,
+    /// The other of the two: the alt-ref frame into golden, the golden
+    /// frame into alt-ref.
+    Other = 2,
+    /// The 2-bit field's unassigned value 3; copies nothing, and is kept
+    /// so that a header is written back as it was read.
+    Reserved = 3,
+}
+
+impl BufferCopy {
+    /// The value of the header's 2-bit field `bits` (its low two bits).
+    pub fn from_bits(bits: u32) -> Self {
+        [Self::None, Self::Last, Self::Other, Self::Reserved][(bits & 3) as usize]
+    }
+
+    /// The value of the encoder's `copy_to_golden`/`copy_to_altref`
+    /// parameter (0 none, 1 last, 2 the other), if it is one.
+    pub fn from_param(v: u8) -> Option<Self> {
+        (v <= 2).then(|| Self::from_bits(u32::from(v)))
+    }
+}
+
 /// The three-byte frame tag that starts every frame (RFC 9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameTag {
@@ -159,8 +236,8 @@ pub struct FrameHeader {
     pub update_filter_deltas: bool,
     /// Deltas in force for this frame.
     pub filter_deltas: FilterDeltas,
-    /// Number of DCT token partitions: 1, 2, 4 or 8.
-    pub partitions: usize,
+    /// Number of DCT token partitions.
+    pub partitions: PartitionCount,
     /// Quantizer indices.
     pub quant: QuantIndices,
     /// Copy this frame into the golden reference.
@@ -168,9 +245,9 @@ pub struct FrameHeader {
     /// Copy this frame into the altref reference.
     pub refresh_altref: bool,
     /// 0: none, 1: last frame, 2: altref → golden (before the refreshes).
-    pub copy_to_golden: u8,
+    pub copy_to_golden: BufferCopy,
     /// 0: none, 1: last frame, 2: golden → altref (before the refreshes).
-    pub copy_to_altref: u8,
+    pub copy_to_altref: BufferCopy,
     /// Sign bias of the golden reference (MV prediction).
     pub sign_bias_golden: bool,
     /// Sign bias of the altref reference (MV prediction).
@@ -277,7 +354,7 @@ pub fn parse_header(
         }
     }
 
-    let partitions = 1usize << bd.read_literal(2);
+    let partitions = PartitionCount::from_log2(bd.read_literal(2));
 
     let quant = QuantIndices {
         q_index: bd.read_literal(7) as u8,
@@ -289,16 +366,16 @@ pub fn parse_header(
     };
 
     let (mut refresh_golden, mut refresh_altref) = (true, true);
-    let (mut copy_to_golden, mut copy_to_altref) = (0, 0);
+    let (mut copy_to_golden, mut copy_to_altref) = (BufferCopy::None, BufferCopy::None);
     let (mut sign_bias_golden, mut sign_bias_altref) = (false, false);
     if !key {
         refresh_golden = bd.read_flag();
         refresh_altref = bd.read_flag();
         if !refresh_golden {
-            copy_to_golden = bd.read_literal(2) as u8;
+            copy_to_golden = BufferCopy::from_bits(bd.read_literal(2));
         }
         if !refresh_altref {
-            copy_to_altref = bd.read_literal(2) as u8;
+            copy_to_altref = BufferCopy::from_bits(bd.read_literal(2));
         }
         sign_bias_golden = bd.read_flag();
         sign_bias_altref = bd.read_flag();
@@ -463,7 +540,7 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
             }
         }
     }
-    bw.put_literal(2, hdr.partitions.trailing_zeros());
+    bw.put_literal(2, hdr.partitions.log2());
     let q = &hdr.quant;
     bw.put_literal(7, q.q_index as u32);
     for d in [q.y1_dc, q.y2_dc, q.y2_ac, q.uv_dc, q.uv_ac] {
@@ -531,5 +608,35 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every count VP8 codes comes back from its 2-bit field and from
+    /// itself; other counts have no value.
+    #[test]
+    fn partition_counts() {
+        for (bits, n) in [(0, 1), (1, 2), (2, 4), (3, 8)] {
+            let p = PartitionCount::from_log2(bits);
+            assert_eq!((p.count(), p.log2()), (n, bits));
+            assert_eq!(PartitionCount::from_count(n), Some(p));
+        }
+        for n in [0, 3, 5, 16] {
+            assert_eq!(PartitionCount::from_count(n), None);
+        }
+    }
+
+    /// The encoder's parameter values 0..=2 are the header's; 3 exists
+    /// only in the header.
+    #[test]
+    fn buffer_copies() {
+        for bits in 0..4 {
+            assert_eq!(BufferCopy::from_bits(bits) as u32, bits);
+        }
+        assert_eq!(BufferCopy::from_param(2), Some(BufferCopy::Other));
+        assert_eq!(BufferCopy::from_param(3), None);
     }
 }

@@ -56,7 +56,7 @@ fn check_block4(len: usize, pos: usize, stride: usize) {
 /// `clamp(prediction + residue, 0, 255)`. Bit-exact with dixie's
 /// `vp8_dixie_idct_add` and libvpx's `vp8_short_idct4x4llm_c`.
 ///
-/// Runs the SIMD kernel of [`crate::dsp::idct`] where there is one, else
+/// Runs the SIMD kernel of `crate::dsp::idct` where there is one, else
 /// [`idct4x4_add_scalar`]; both give the same bytes.
 ///
 /// # Panics
@@ -110,7 +110,7 @@ pub fn idct4x4_add_scalar(coeffs: &[i16; 16], dst: &mut [u8], pos: usize, stride
 /// `(dc + 4) >> 3`, so this is exactly [`idct4x4_add`] with `[dc, 0, ...]`
 /// but much cheaper.
 ///
-/// Runs the SIMD kernel of [`crate::dsp::idct`] where there is one, else
+/// Runs the SIMD kernel of `crate::dsp::idct` where there is one, else
 /// [`idct_dc_add_scalar`].
 ///
 /// # Panics

@@ -47,13 +47,20 @@ impl Plane {
     }
 }
 
-/// The name [`Image`] had before: kept so that code written against it
-/// still builds.
+/// The name [`Image`] had before. The codec says `Image`; the
+/// coordinator, worker and benches still say `Frame`, and once they
+/// move this alias becomes `#[deprecated]`.
 pub type Frame = Image;
 
 /// A 4:2:0 picture: Y at full size, U and V at half size rounded up.
 ///
-/// An uncompressed picture; a compressed VP8 frame is a byte slice.
+/// An uncompressed picture. A compressed VP8 frame stays a plain `&[u8]`
+/// at the API ([`crate::decode()`], [`crate::rebase()`],
+/// [`crate::EncodedFrame::data`]): every source of frames (IVF, WebM, the
+/// worker's store, the C API) hands them over as byte slices, the decoder
+/// validates each frame's tag and partitions itself and reports a bad one
+/// as a [`crate::DecodeError`], so a wrapper type would add a conversion at
+/// every call site and no check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Image {
     /// Luma width in pixels.

@@ -187,7 +187,7 @@ fn check_args(mx: usize, my: usize, h: usize) {
 /// # Panics
 /// On unsupported sizes or fractions, or out-of-bounds accesses.
 ///
-/// Runs the SIMD kernel of [`crate::dsp::subpel`] where the CPU has one,
+/// Runs the SIMD kernel of `crate::dsp::subpel` where the CPU has one,
 /// else [`sixtap_scalar`]; both give the same bytes.
 #[allow(clippy::too_many_arguments)]
 #[inline]

@@ -12,26 +12,7 @@
 //! exist; dixie gets the same result by copying the existing edge over the
 //! missing one (and 127/129 when neither exists, which averages to 128).
 
-/// 16x16 / chroma mode number of DC prediction (RFC 12.2).
-const DC_PRED: u8 = 0;
-/// 16x16 / chroma mode number of vertical prediction (RFC 12.2).
-const V_PRED: u8 = 1;
-/// 16x16 / chroma mode number of horizontal prediction (RFC 12.2).
-const H_PRED: u8 = 2;
-/// 16x16 / chroma mode number of TrueMotion prediction (RFC 12.2).
-const TM_PRED: u8 = 3;
-
-// Subblock modes (RFC 11.2 / 12.3).
-const B_DC_PRED: u8 = 0;
-const B_TM_PRED: u8 = 1;
-const B_VE_PRED: u8 = 2;
-const B_HE_PRED: u8 = 3;
-const B_LD_PRED: u8 = 4;
-const B_RD_PRED: u8 = 5;
-const B_VR_PRED: u8 = 6;
-const B_VL_PRED: u8 = 7;
-const B_HD_PRED: u8 = 8;
-const B_HU_PRED: u8 = 9;
+use crate::prediction::{ChromaMode, LumaMode, SubblockMode};
 
 /// Panics unless an `n` x `n` block at `pos` with `stride` fits in `len`.
 #[inline(always)]
@@ -47,7 +28,7 @@ fn check_block(len: usize, pos: usize, stride: usize, n: usize) {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn predict_block<const N: usize>(
-    mode: u8,
+    mode: ChromaMode,
     above: &[u8; N],
     left: &[u8; N],
     top_left: u8,
@@ -60,7 +41,7 @@ fn predict_block<const N: usize>(
     check_block(dst.len(), pos, stride, N);
     let rows = dst[pos..pos + (N - 1) * stride + N].chunks_mut(stride);
     match mode {
-        DC_PRED => {
+        ChromaMode::Dc => {
             // log2(N) - 1 + number of edges: (sum + half) >> shift, which is
             // exactly dixie's "duplicate the existing edge" trick.
             let log2n = N.trailing_zeros();
@@ -79,17 +60,17 @@ fn predict_block<const N: usize>(
                 row[..N].fill(dc);
             }
         }
-        V_PRED => {
+        ChromaMode::V => {
             for row in rows {
                 row[..N].copy_from_slice(above);
             }
         }
-        H_PRED => {
+        ChromaMode::H => {
             for (row, &l) in rows.zip(left) {
                 row[..N].fill(l);
             }
         }
-        TM_PRED => {
+        ChromaMode::Tm => {
             for (row, &l) in rows.zip(left) {
                 let d = i16::from(l) - i16::from(top_left);
                 for (px, &a) in row[..N].iter_mut().zip(above) {
@@ -97,12 +78,11 @@ fn predict_block<const N: usize>(
                 }
             }
         }
-        _ => panic!("invalid intra prediction mode {mode}"),
     }
 }
 
-/// Predicts a 16x16 luma block with one of `DC_PRED` (0), `V_PRED` (1),
-/// `H_PRED` (2) or `TM_PRED` (3) (RFC 12.2, 12.3).
+/// Predicts a 16x16 luma block with one of the whole-block modes
+/// `Dc`, `V`, `H` or `Tm` (RFC 12.2, 12.3).
 ///
 /// * DC: `(sum(above) + sum(left) + 16) >> 5` when both edges exist,
 ///   `(sum + 8) >> 4` of the one that exists, 128 if neither.
@@ -116,7 +96,7 @@ fn predict_block<const N: usize>(
 /// On an invalid mode or if the block does not fit in `dst`.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_luma16(
-    mode: u8,
+    mode: LumaMode,
     above: &[u8; 16],
     left: &[u8; 16],
     top_left: u8,
@@ -126,13 +106,20 @@ pub fn predict_luma16(
     pos: usize,
     stride: usize,
 ) {
+    // The whole-block modes share their numbers with the chroma modes.
+    let mode = match mode {
+        LumaMode::Dc => ChromaMode::Dc,
+        LumaMode::V => ChromaMode::V,
+        LumaMode::H => ChromaMode::H,
+        LumaMode::Tm => ChromaMode::Tm,
+        _ => panic!("{mode:?} is not a 16x16 intra prediction mode"),
+    };
     predict_block::<16>(
         mode, above, left, top_left, have_above, have_left, dst, pos, stride,
     );
 }
 
-/// Predicts one 8x8 chroma block with one of `DC_PRED` (0), `V_PRED` (1),
-/// `H_PRED` (2) or `TM_PRED` (3) (RFC 12.2).
+/// Predicts one 8x8 chroma block (RFC 12.2).
 ///
 /// Same as [`predict_luma16`] on 8x8: DC is `(sum + 8) >> 4` with both
 /// edges, `(sum + 4) >> 3` with one, 128 with none.
@@ -141,7 +128,7 @@ pub fn predict_luma16(
 /// On an invalid mode or if the block does not fit in `dst`.
 #[allow(clippy::too_many_arguments)]
 pub fn predict_chroma8(
-    mode: u8,
+    mode: ChromaMode,
     above: &[u8; 8],
     left: &[u8; 8],
     top_left: u8,
@@ -169,7 +156,12 @@ fn avg2(x: u8, y: u8) -> u8 {
 }
 
 /// Computes the 4x4 subblock prediction as rows (RFC 12.3).
-fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u8; 4]; 4] {
+fn subblock_rows(
+    mode: SubblockMode,
+    above: &[u8; 8],
+    left: &[u8; 4],
+    top_left: u8,
+) -> [[u8; 4]; 4] {
     let a = above;
     let l = left;
     let p = top_left;
@@ -179,20 +171,20 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
         l[3], l[2], l[1], l[0], p, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
     ];
     match mode {
-        B_DC_PRED => {
+        SubblockMode::Dc => {
             let sum: u32 = a[..4].iter().chain(l).map(|&v| u32::from(v)).sum();
             [[((sum + 4) >> 3) as u8; 4]; 4]
         }
-        B_TM_PRED => core::array::from_fn(|r| {
+        SubblockMode::Tm => core::array::from_fn(|r| {
             let d = i16::from(l[r]) - i16::from(p);
             core::array::from_fn(|c| (i16::from(a[c]) + d).clamp(0, 255) as u8)
         }),
-        B_VE_PRED => {
+        SubblockMode::Ve => {
             // Smoothed above row, using the corner and the first above-right.
             let row = core::array::from_fn(|c| avg3(e[4 + c], e[5 + c], e[6 + c]));
             [row; 4]
         }
-        B_HE_PRED => {
+        SubblockMode::He => {
             // Smoothed left column; the bottom row repeats L[3].
             let v = [
                 avg3(p, l[0], l[1]),
@@ -202,20 +194,20 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
             ];
             core::array::from_fn(|r| [v[r]; 4])
         }
-        B_LD_PRED => core::array::from_fn(|r| {
+        SubblockMode::Ld => core::array::from_fn(|r| {
             core::array::from_fn(|c| {
                 let i = r + c;
                 // The last sample repeats A[7].
                 avg3(a[i], a[i + 1], a[(i + 2).min(7)])
             })
         }),
-        B_RD_PRED => core::array::from_fn(|r| {
+        SubblockMode::Rd => core::array::from_fn(|r| {
             core::array::from_fn(|c| {
                 let i = 4 + c - r;
                 avg3(e[i - 1], e[i], e[i + 1])
             })
         }),
-        B_VR_PRED => {
+        SubblockMode::Vr => {
             let r0: [u8; 4] = core::array::from_fn(|c| avg2(e[4 + c], e[5 + c]));
             let r1: [u8; 4] = core::array::from_fn(|c| avg3(e[3 + c], e[4 + c], e[5 + c]));
             [
@@ -225,7 +217,7 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
                 [avg3(l[2], l[1], l[0]), r1[0], r1[1], r1[2]],
             ]
         }
-        B_VL_PRED => {
+        SubblockMode::Vl => {
             let r0: [u8; 4] = core::array::from_fn(|c| avg2(a[c], a[c + 1]));
             let r1: [u8; 4] = core::array::from_fn(|c| avg3(a[c], a[c + 1], a[c + 2]));
             [
@@ -235,7 +227,7 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
                 [r1[1], r1[2], r1[3], avg3(a[5], a[6], a[7])],
             ]
         }
-        B_HD_PRED => {
+        SubblockMode::Hd => {
             let r0 = [
                 avg2(l[0], p),
                 avg3(l[0], p, a[0]),
@@ -247,7 +239,7 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
             let r3 = [avg2(l[3], l[2]), avg3(l[3], l[2], l[1]), r2[0], r2[1]];
             [r0, r1, r2, r3]
         }
-        B_HU_PRED => [
+        SubblockMode::Hu => [
             [
                 avg2(l[0], l[1]),
                 avg3(l[0], l[1], l[2]),
@@ -263,25 +255,24 @@ fn subblock_rows(mode: u8, above: &[u8; 8], left: &[u8; 4], top_left: u8) -> [[u
             [avg2(l[2], l[3]), avg3(l[2], l[3], l[3]), l[3], l[3]],
             [l[3]; 4],
         ],
-        _ => panic!("invalid subblock prediction mode {mode}"),
     }
 }
 
 /// Predicts one 4x4 luma subblock with one of the ten subblock modes
-/// `B_DC_PRED` (0) .. `B_HU_PRED` (9) (RFC 12.3).
+/// `SubblockMode::Dc` (0) .. `SubblockMode::Hu` (9) (RFC 12.3).
 ///
 /// `above[0..4]` is the row above the subblock and `above[4..8]` the four
 /// pixels above and to the right; `left` is the column to the left (top to
 /// bottom) and `top_left` the corner pixel. Formulas are those of RFC 12.3
-/// and dixie's `predict_*_4x4`, including their edge quirks: `B_VE_PRED`
-/// smooths with the corner and `above[4]`, `B_HE_PRED`'s last row is
-/// `(L[2] + 3 L[3] + 2) >> 2`, `B_LD_PRED`'s last pixel repeats `above[7]`,
-/// and `B_HU_PRED` fills the bottom-right with `L[3]`.
+/// and dixie's `predict_*_4x4`, including their edge quirks: `SubblockMode::Ve`
+/// smooths with the corner and `above[4]`, `SubblockMode::He`'s last row is
+/// `(L[2] + 3 L[3] + 2) >> 2`, `SubblockMode::Ld`'s last pixel repeats `above[7]`,
+/// and `SubblockMode::Hu` fills the bottom-right with `L[3]`.
 ///
 /// # Panics
 /// On an invalid mode or if the block does not fit in `dst`.
 pub fn predict_4x4(
-    mode: u8,
+    mode: SubblockMode,
     above: &[u8; 8],
     left: &[u8; 4],
     top_left: u8,
@@ -301,7 +292,7 @@ pub fn predict_4x4(
 mod tests {
     use super::*;
 
-    fn run4(mode: u8, above: [u8; 8], left: [u8; 4], p: u8) -> [[u8; 4]; 4] {
+    fn run4(mode: SubblockMode, above: [u8; 8], left: [u8; 4], p: u8) -> [[u8; 4]; 4] {
         let mut buf = [0u8; 16];
         predict_4x4(mode, &above, &left, p, &mut buf, 0, 4);
         core::array::from_fn(|r| buf[4 * r..4 * r + 4].try_into().unwrap())
@@ -318,19 +309,29 @@ mod tests {
         left[0] = 51; // sum_left = 801
         let mut buf = [0u8; 16 * 20];
         // both: (1600 + 801 + 16) >> 5 = 75
-        predict_luma16(0, &above, &left, 0, true, true, &mut buf, 2, 20);
+        predict_luma16(LumaMode::Dc, &above, &left, 0, true, true, &mut buf, 2, 20);
         assert!(buf[2..18].iter().all(|&v| v == 75));
         assert_eq!(buf[0], 0);
         assert_eq!(buf[18], 0);
         assert!(buf[15 * 20 + 2..15 * 20 + 18].iter().all(|&v| v == 75));
         // above only: (1600 + 8) >> 4 = 100
-        predict_luma16(0, &above, &left, 0, true, false, &mut buf, 2, 20);
+        predict_luma16(LumaMode::Dc, &above, &left, 0, true, false, &mut buf, 2, 20);
         assert_eq!(buf[2], 100);
         // left only: (801 + 8) >> 4 = 50
-        predict_luma16(0, &above, &left, 0, false, true, &mut buf, 2, 20);
+        predict_luma16(LumaMode::Dc, &above, &left, 0, false, true, &mut buf, 2, 20);
         assert_eq!(buf[2], 50);
         // none: 128
-        predict_luma16(0, &above, &left, 0, false, false, &mut buf, 2, 20);
+        predict_luma16(
+            LumaMode::Dc,
+            &above,
+            &left,
+            0,
+            false,
+            false,
+            &mut buf,
+            2,
+            20,
+        );
         assert!(buf[2..18].iter().all(|&v| v == 128));
     }
 
@@ -344,7 +345,17 @@ mod tests {
             let sum: u32 = above.iter().map(|&v| u32::from(v)).sum();
             let dixie = ((2 * sum + 16) >> 5) as u8;
             let mut buf = [0u8; 256];
-            predict_luma16(0, &above, &[0; 16], 0, true, false, &mut buf, 0, 16);
+            predict_luma16(
+                LumaMode::Dc,
+                &above,
+                &[0; 16],
+                0,
+                true,
+                false,
+                &mut buf,
+                0,
+                16,
+            );
             assert_eq!(buf[0], dixie);
         }
     }
@@ -355,21 +366,41 @@ mod tests {
         let left: [u8; 8] = [5, 6, 7, 8, 9, 10, 11, 200];
         let mut buf = [0u8; 64];
         // DC both: sum = 530 + 256 = 786; (786 + 8) >> 4 = 49
-        predict_chroma8(0, &above, &left, 0, true, true, &mut buf, 0, 8);
+        predict_chroma8(ChromaMode::Dc, &above, &left, 0, true, true, &mut buf, 0, 8);
         assert!(buf.iter().all(|&v| v == 49));
         // DC left only: (256 + 4) >> 3 = 32
-        predict_chroma8(0, &above, &left, 0, false, true, &mut buf, 0, 8);
+        predict_chroma8(
+            ChromaMode::Dc,
+            &above,
+            &left,
+            0,
+            false,
+            true,
+            &mut buf,
+            0,
+            8,
+        );
         assert!(buf.iter().all(|&v| v == 32));
-        predict_chroma8(1, &above, &left, 0, true, true, &mut buf, 0, 8);
+        predict_chroma8(ChromaMode::V, &above, &left, 0, true, true, &mut buf, 0, 8);
         for r in 0..8 {
             assert_eq!(buf[8 * r..8 * r + 8], above);
         }
-        predict_chroma8(2, &above, &left, 0, true, true, &mut buf, 0, 8);
+        predict_chroma8(ChromaMode::H, &above, &left, 0, true, true, &mut buf, 0, 8);
         for r in 0..8 {
             assert!(buf[8 * r..8 * r + 8].iter().all(|&v| v == left[r]));
         }
         // TM with P = 20: row 0 (L=5): A - 15 clamped; row 7 (L=200): A + 180.
-        predict_chroma8(3, &above, &left, 20, true, true, &mut buf, 0, 8);
+        predict_chroma8(
+            ChromaMode::Tm,
+            &above,
+            &left,
+            20,
+            true,
+            true,
+            &mut buf,
+            0,
+            8,
+        );
         assert_eq!(buf[0..8], [0, 5, 15, 25, 35, 45, 55, 235]);
         assert_eq!(buf[56..64], [190, 200, 210, 220, 230, 240, 250, 255]);
     }
@@ -379,11 +410,21 @@ mod tests {
         let above: [u8; 16] = core::array::from_fn(|i| (i * 10) as u8);
         let left: [u8; 16] = core::array::from_fn(|i| (i * 16) as u8);
         let mut buf = [0u8; 256];
-        predict_luma16(1, &above, &left, 0, false, false, &mut buf, 0, 16);
+        predict_luma16(LumaMode::V, &above, &left, 0, false, false, &mut buf, 0, 16);
         assert_eq!(buf[16 * 9..16 * 10], above);
-        predict_luma16(2, &above, &left, 0, false, false, &mut buf, 0, 16);
+        predict_luma16(LumaMode::H, &above, &left, 0, false, false, &mut buf, 0, 16);
         assert!(buf[16 * 9..16 * 10].iter().all(|&v| v == 144));
-        predict_luma16(3, &above, &left, 100, true, true, &mut buf, 0, 16);
+        predict_luma16(
+            LumaMode::Tm,
+            &above,
+            &left,
+            100,
+            true,
+            true,
+            &mut buf,
+            0,
+            16,
+        );
         // r = 9: L = 144, d = 44; c = 15: 150 + 44 = 194; r = 15: L = 240,
         // d = 140; c = 15: 290 -> 255; r = 0, c = 0: 0 - 100 -> 0.
         assert_eq!(buf[16 * 9 + 15], 194);
@@ -395,12 +436,12 @@ mod tests {
     #[test]
     fn b_dc() {
         // (10+20+30+40 + 12+22+32+42 + 4) >> 3 = 212 >> 3 = 26
-        assert_eq!(run4(0, A, L, P), [[26; 4]; 4]);
+        assert_eq!(run4(SubblockMode::Dc, A, L, P), [[26; 4]; 4]);
     }
 
     #[test]
     fn b_tm() {
-        let out = run4(1, A, L, 30);
+        let out = run4(SubblockMode::Tm, A, L, 30);
         // row 0: L=12, d=-18: [-8->0, 2, 12, 22]; row 3: L=42, d=12
         assert_eq!(out[0], [0, 2, 12, 22]);
         assert_eq!(out[3], [22, 32, 42, 52]);
@@ -409,19 +450,19 @@ mod tests {
     #[test]
     fn b_ve() {
         // (4+20+20+2)>>2 = 11, (10+40+30+2)>>2 = 20, 30, (30+80+50+2)>>2 = 40
-        assert_eq!(run4(2, A, L, P), [[11, 20, 30, 40]; 4]);
+        assert_eq!(run4(SubblockMode::Ve, A, L, P), [[11, 20, 30, 40]; 4]);
         // above[4] matters for the last column.
         let mut a = A;
         a[4] = 255;
         // (30 + 80 + 255 + 2) >> 2 = 91
-        assert_eq!(run4(2, a, L, P)[0][3], 91);
+        assert_eq!(run4(SubblockMode::Ve, a, L, P)[0][3], 91);
     }
 
     #[test]
     fn b_he() {
         // (4+24+22+2)>>2 = 13, (12+44+32+2)>>2 = 22, (22+64+42+2)>>2 = 32,
         // (32+84+42+2)>>2 = 40
-        let out = run4(3, A, L, P);
+        let out = run4(SubblockMode::He, A, L, P);
         assert_eq!(out, [[13; 4], [22; 4], [32; 4], [40; 4]]);
     }
 
@@ -429,7 +470,7 @@ mod tests {
     fn b_ld() {
         // A is linear (step 10), so avg3 is exact except the last pixel:
         // (70 + 160 + 80 + 2) >> 2 = 78.
-        let out = run4(4, A, L, P);
+        let out = run4(SubblockMode::Ld, A, L, P);
         assert_eq!(out[0], [20, 30, 40, 50]);
         assert_eq!(out[1], [30, 40, 50, 60]);
         assert_eq!(out[2], [40, 50, 60, 70]);
@@ -444,7 +485,7 @@ mod tests {
         // (1,0) = (22 + 24 + 4 + 2) >> 2 = 13
         // (2,0) = (32 + 44 + 12 + 2) >> 2 = 22
         // (3,0) = (42 + 64 + 22 + 2) >> 2 = 32
-        let out = run4(5, A, L, P);
+        let out = run4(SubblockMode::Rd, A, L, P);
         assert_eq!(out[0], [8, 11, 20, 30]);
         assert_eq!(out[1], [13, 8, 11, 20]);
         assert_eq!(out[2], [22, 13, 8, 11]);
@@ -457,7 +498,7 @@ mod tests {
         // row 1: avg3(L0,P,A0)=8, avg3(P,A0,A1)=11, 20, 30
         // row 2: avg3(L1,L0,P) = (22+24+4+2)>>2 = 13, then row0[0..3]
         // row 3: avg3(L2,L1,L0) = (32+44+12+2)>>2 = 22, then row1[0..3]
-        let out = run4(6, A, L, P);
+        let out = run4(SubblockMode::Vr, A, L, P);
         assert_eq!(out[0], [7, 15, 25, 35]);
         assert_eq!(out[1], [8, 11, 20, 30]);
         assert_eq!(out[2], [13, 7, 15, 25]);
@@ -470,7 +511,7 @@ mod tests {
         // row 0: 15 25 35 45; row 1: 20 30 40 50
         // row 2: 25 35 45 avg3(50,60,70)=60
         // row 3: 30 40 50 avg3(60,70,90) = (60+140+90+2)>>2 = 73
-        let out = run4(7, a, L, P);
+        let out = run4(SubblockMode::Vl, a, L, P);
         assert_eq!(out[0], [15, 25, 35, 45]);
         assert_eq!(out[1], [20, 30, 40, 50]);
         assert_eq!(out[2], [25, 35, 45, 60]);
@@ -484,7 +525,7 @@ mod tests {
         // row 1: avg2(L1,L0) = 17, avg3(L1,L0,P) = 13, 8, 8
         // row 2: avg2(L2,L1) = 27, avg3(L2,L1,L0) = 22, 17, 13
         // row 3: avg2(L3,L2) = 37, avg3(L3,L2,L1) = 32, 27, 22
-        let out = run4(8, A, L, P);
+        let out = run4(SubblockMode::Hd, A, L, P);
         assert_eq!(out[0], [8, 8, 11, 20]);
         assert_eq!(out[1], [17, 13, 8, 8]);
         assert_eq!(out[2], [27, 22, 17, 13]);
@@ -497,7 +538,7 @@ mod tests {
         //        avg3(22,32,42)=32
         // row 1: 27, 32, avg2(32,42)=37, avg3(32,42,42)=(32+84+42+2)>>2=40
         // row 2: 37, 40, 42, 42; row 3: 42 x4
-        let out = run4(9, A, L, P);
+        let out = run4(SubblockMode::Hu, A, L, P);
         assert_eq!(out[0], [17, 22, 27, 32]);
         assert_eq!(out[1], [27, 32, 37, 40]);
         assert_eq!(out[2], [37, 40, 42, 42]);
@@ -507,7 +548,7 @@ mod tests {
     #[test]
     fn predict_4x4_respects_pos_and_stride() {
         let mut buf = [1u8; 7 * 6];
-        predict_4x4(0, &A, &L, P, &mut buf, 8, 7);
+        predict_4x4(SubblockMode::Dc, &A, &L, P, &mut buf, 8, 7);
         for r in 0..6 {
             for c in 0..7 {
                 let inside = (1..5).contains(&r) && (1..5).contains(&c);

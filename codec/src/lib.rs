@@ -46,10 +46,10 @@
 //! after it, so encoder and decoder never drift.
 //!
 //! ```
-//! use excam_codec::{decode, encode, DecoderState, EncodeParams, Frame};
+//! use excam_codec::{decode, encode, DecoderState, EncodeParams, Image};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let picture = Frame::filled(64, 48, [90, 120, 140]);
+//! let picture = Image::filled(64, 48, [90, 120, 140]);
 //! let key = encode(&DecoderState::default(), &picture, &EncodeParams::default())?;
 //! assert!(key.key_frame);
 //! let inter = encode(&key.state, &picture, &EncodeParams::default())?;
@@ -73,11 +73,11 @@
 //! parallel and stitch them together afterwards.
 //!
 //! ```
-//! use excam_codec::{decode, encode, rebase, DecoderState, EncodeParams, Frame};
+//! use excam_codec::{decode, encode, rebase, DecoderState, EncodeParams, Image};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let a = Frame::filled(64, 48, [60, 128, 128]);
-//! let b = Frame::filled(64, 48, [70, 128, 128]);
+//! let a = Image::filled(64, 48, [60, 128, 128]);
+//! let b = Image::filled(64, 48, [70, 128, 128]);
 //! let params = EncodeParams::default();
 //! // Two chunks, each started from a key frame of its own.
 //! let a_key = encode(&DecoderState::default(), &a, &params)?;
@@ -100,10 +100,10 @@
 //!
 //! ```
 //! use excam_codec::wire::{decode_state, encode_state, state_digest, Compression};
-//! use excam_codec::{encode, DecoderState, EncodeParams, Frame};
+//! use excam_codec::{encode, DecoderState, EncodeParams, Image};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let key = encode(&DecoderState::default(), &Frame::filled(32, 32, [16, 128, 128]), &EncodeParams::default())?;
+//! let key = encode(&DecoderState::default(), &Image::filled(32, 32, [16, 128, 128]), &EncodeParams::default())?;
 //! let bytes = encode_state(&key.state, Compression::Lz4);
 //! let back = decode_state(&bytes)?;
 //! assert_eq!(back, key.state);
@@ -129,27 +129,28 @@ pub mod bool_decoder;
 pub mod bool_encoder;
 pub mod container;
 #[allow(unsafe_code)]
-pub mod dsp;
+pub(crate) mod dsp;
 pub mod encode;
 pub mod error;
 pub mod idct;
 pub mod image;
 pub mod inter_pred;
-pub mod intra_pred;
+pub(crate) mod intra_pred;
 pub mod loop_filter;
 pub mod metrics;
 pub mod tables;
 
 pub mod decode;
 pub mod decoder;
-pub mod dequant;
+pub(crate) mod dequant;
 pub mod header;
 pub mod modes;
 pub mod picture;
+pub mod prediction;
 pub mod probs;
-pub mod recon;
+pub(crate) mod recon;
 pub mod state;
-pub mod tokens;
+pub(crate) mod tokens;
 pub mod wire;
 
 pub use decode::{decode, decode_picture, decode_picture_threaded, Decoded, FrameInfo};

@@ -20,7 +20,7 @@
 //! (e.g. +0.002 on 88-sample-wide chroma), so there only luma agrees
 //! exactly and "All:" to about 1e-3; `ffmpeg -cpuflags 0` gives our numbers.
 
-use crate::image::{Frame, Plane};
+use crate::image::{Image, Plane};
 
 /// The value PSNR is capped at, and reported for identical pictures
 /// (libvpx's `MAX_PSNR`).
@@ -80,7 +80,7 @@ pub struct FramePsnr {
 
 /// PSNR of `b` against `a`, per plane and over all planes. Panics if the
 /// frames differ in size.
-pub fn frame_psnr(a: &Frame, b: &Frame) -> FramePsnr {
+pub fn frame_psnr(a: &Image, b: &Image) -> FramePsnr {
     let mut sse = [0u64; 3];
     let mut samples = [0u64; 3];
     let mut planes = [0.0; 3];
@@ -119,7 +119,7 @@ impl PsnrStats {
     }
 
     /// Adds one frame pair and returns its PSNR.
-    pub fn add(&mut self, a: &Frame, b: &Frame) -> FramePsnr {
+    pub fn add(&mut self, a: &Image, b: &Image) -> FramePsnr {
         let p = frame_psnr(a, b);
         self.add_frame(&p);
         p
@@ -244,7 +244,7 @@ pub struct FrameSsim {
 
 /// SSIM of `b` against `a` per plane and combined as ffmpeg does. Panics if
 /// the frames differ in size.
-pub fn frame_ssim(a: &Frame, b: &Frame) -> FrameSsim {
+pub fn frame_ssim(a: &Image, b: &Image) -> FrameSsim {
     let planes: [f64; 3] = std::array::from_fn(|i| plane_ssim(&a.planes[i], &b.planes[i]));
     let sizes: [f64; 3] = std::array::from_fn(|i| (a.planes[i].width * a.planes[i].height) as f64);
     let total: f64 = sizes.iter().sum();
@@ -277,7 +277,7 @@ impl SsimStats {
     }
 
     /// Adds one frame pair and returns its SSIM.
-    pub fn add(&mut self, a: &Frame, b: &Frame) -> FrameSsim {
+    pub fn add(&mut self, a: &Image, b: &Image) -> FrameSsim {
         let s = frame_ssim(a, b);
         self.add_frame(&s);
         s
@@ -320,11 +320,11 @@ impl SsimStats {
 mod tests {
     use super::*;
 
-    fn noisy(w: usize, h: usize, seed: u32, amp: u32) -> Frame {
-        add_noise(Frame::filled(w, h, [128, 100, 160]), seed, amp)
+    fn noisy(w: usize, h: usize, seed: u32, amp: u32) -> Image {
+        add_noise(Image::filled(w, h, [128, 100, 160]), seed, amp)
     }
 
-    fn add_noise(mut f: Frame, seed: u32, amp: u32) -> Frame {
+    fn add_noise(mut f: Image, seed: u32, amp: u32) -> Image {
         let mut s = seed;
         for p in &mut f.planes {
             for v in &mut p.data {
@@ -350,8 +350,8 @@ mod tests {
     #[test]
     fn psnr_of_known_error() {
         // Every sample off by 5: MSE 25, PSNR = 10 log10(65025 / 25).
-        let a = Frame::filled(16, 16, [100, 100, 100]);
-        let b = Frame::filled(16, 16, [105, 95, 105]);
+        let a = Image::filled(16, 16, [100, 100, 100]);
+        let b = Image::filled(16, 16, [105, 95, 105]);
         let p = frame_psnr(&a, &b);
         let want = 10.0 * (65025.0f64 / 25.0).log10();
         for v in p.planes.iter().chain([&p.all]) {
@@ -364,9 +364,9 @@ mod tests {
 
     #[test]
     fn overall_is_total_sse_and_average_is_mean_of_frames() {
-        let a = Frame::filled(16, 16, [100, 100, 100]);
-        let b1 = Frame::filled(16, 16, [101, 100, 100]); // Y off by 1
-        let b2 = Frame::filled(16, 16, [110, 100, 100]); // Y off by 10
+        let a = Image::filled(16, 16, [100, 100, 100]);
+        let b1 = Image::filled(16, 16, [101, 100, 100]); // Y off by 1
+        let b2 = Image::filled(16, 16, [110, 100, 100]); // Y off by 10
         let mut st = PsnrStats::new();
         let p1 = st.add(&a, &b1);
         let p2 = st.add(&a, &b2);

@@ -3,6 +3,7 @@
 
 use crate::bool_decoder::BoolDecoder;
 use crate::header::FrameHeader;
+use crate::prediction::{ChromaMode, LumaMode, MvSplit, RefFrame, SubMvRef, SubblockMode};
 use crate::tables::{self, *};
 
 /// A motion vector in quarter-pixel units of luma, as coded in the stream.
@@ -23,35 +24,26 @@ impl MotionVector {
     }
 }
 
-/// Reference frame of a macroblock.
-pub const INTRA_FRAME: u8 = 0;
-/// The last frame.
-pub const LAST_FRAME: u8 = 1;
-/// The golden frame.
-pub const GOLDEN_FRAME: u8 = 2;
-/// The alternate reference frame.
-pub const ALTREF_FRAME: u8 = 3;
-
 /// Everything the first partition says about one macroblock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MbInfo {
-    /// Luma mode: DC_PRED..B_PRED for intra, NEARESTMV..SPLITMV for inter.
-    pub y_mode: u8,
+    /// Luma mode: intra (`Dc`..`B`) or inter (`NearestMv`..`SplitMv`).
+    pub y_mode: LumaMode,
     /// Chroma intra mode (intra macroblocks only).
-    pub uv_mode: u8,
-    /// INTRA_FRAME, LAST_FRAME, GOLDEN_FRAME or ALTREF_FRAME.
-    pub ref_frame: u8,
+    pub uv_mode: ChromaMode,
+    /// The picture the macroblock predicts from.
+    pub ref_frame: RefFrame,
     /// Segment id 0..3.
     pub segment: u8,
     /// The coded skip flag: no non-zero coefficients follow.
     pub skip: bool,
-    /// Split type (MV_16X8..MV_4X4) for SPLITMV.
-    pub partitioning: u8,
+    /// Split type of a SPLITMV macroblock.
+    pub partitioning: MvSplit,
     /// Macroblock motion vector (for SPLITMV, that of the last subblock).
     pub mv: MotionVector,
     /// Subblock modes for B_PRED; for other intra modes the implied
     /// subblock mode used as context by later key frame macroblocks.
-    pub b_modes: [u8; 16],
+    pub b_modes: [SubblockMode; 16],
     /// Per-subblock motion vectors (all equal unless SPLITMV; zero for intra).
     pub mvs: [MotionVector; 16],
 }
@@ -59,26 +51,16 @@ pub struct MbInfo {
 impl Default for MbInfo {
     fn default() -> Self {
         MbInfo {
-            y_mode: DC_PRED,
-            uv_mode: DC_PRED,
-            ref_frame: INTRA_FRAME,
+            y_mode: LumaMode::Dc,
+            uv_mode: ChromaMode::Dc,
+            ref_frame: RefFrame::Intra,
             segment: 0,
             skip: false,
-            partitioning: 0,
+            partitioning: MvSplit::TopBottom,
             mv: MotionVector::ZERO,
-            b_modes: [B_DC_PRED; 16],
+            b_modes: [SubblockMode::Dc; 16],
             mvs: [MotionVector::ZERO; 16],
         }
-    }
-}
-
-/// The subblock mode implied by a 16x16 intra mode, used as context.
-fn implied_b_mode(y_mode: u8) -> u8 {
-    match y_mode {
-        V_PRED => B_VE_PRED,
-        H_PRED => B_HE_PRED,
-        TM_PRED => B_TM_PRED,
-        _ => B_DC_PRED,
     }
 }
 
@@ -117,20 +99,10 @@ pub fn read_modes(
             // Neighbours by reference: an `MbInfo` is 90 bytes, and
             // copying three per macroblock showed in profiles.
             let (done, rest) = mbs.split_at_mut(idx);
-            let above = if mb_y > 0 {
-                &done[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &done[idx - 1] } else { &outside };
+            let [above, left, above_left] = mb_neighbours(done, mb_cols, mb_x, mb_y, &outside);
             if hdr.tag.key_frame {
                 read_kf_modes(bd, &mut mb, above, left);
             } else {
-                let above_left = if mb_x > 0 && mb_y > 0 {
-                    &done[idx - mb_cols - 1]
-                } else {
-                    &outside
-                };
                 let bounds = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
                 read_inter_modes(bd, hdr, &mut mb, [above, left, above_left], &bounds);
             }
@@ -140,18 +112,46 @@ pub fn read_modes(
     mbs
 }
 
+/// The records above, left of and above-left of macroblock (`mb_x`,
+/// `mb_y`) among a frame's records in raster order (only those before it
+/// are read, so `mbs` may end there), `outside` for those beyond the
+/// frame's edges (RFC 6386 sections 11.3 and 16.3). Reader, writer,
+/// counter and mode search take their neighbours from here.
+#[inline(always)]
+pub fn mb_neighbours<'a>(
+    mbs: &'a [MbInfo],
+    mb_cols: usize,
+    mb_x: usize,
+    mb_y: usize,
+    outside: &'a MbInfo,
+) -> [&'a MbInfo; 3] {
+    let idx = mb_y * mb_cols + mb_x;
+    let above = if mb_y > 0 {
+        &mbs[idx - mb_cols]
+    } else {
+        outside
+    };
+    let left = if mb_x > 0 { &mbs[idx - 1] } else { outside };
+    let above_left = if mb_x > 0 && mb_y > 0 {
+        &mbs[idx - mb_cols - 1]
+    } else {
+        outside
+    };
+    [above, left, above_left]
+}
+
 fn read_kf_modes(bd: &mut BoolDecoder, mb: &mut MbInfo, above: &MbInfo, left: &MbInfo) {
-    mb.ref_frame = INTRA_FRAME;
-    mb.y_mode = bd.read_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS);
-    if mb.y_mode == B_PRED {
+    mb.ref_frame = RefFrame::Intra;
+    mb.y_mode = bd.read_tree_as(&KF_YMODE_TREE, &KF_YMODE_PROBS);
+    if mb.y_mode == LumaMode::B {
         for b in 0..16 {
             let (a, l) = bmode_neighbours(above, left, &mb.b_modes, b);
-            mb.b_modes[b] = bd.read_tree(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize]);
+            mb.b_modes[b] = bd.read_tree_as(&BMODE_TREE, &KF_BMODE_PROBS[a as usize][l as usize]);
         }
     } else {
-        mb.b_modes = [implied_b_mode(mb.y_mode); 16];
+        mb.b_modes = [mb.y_mode.implied_subblock_mode(); 16];
     }
-    mb.uv_mode = bd.read_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS);
+    mb.uv_mode = bd.read_tree_as(&UV_MODE_TREE, &KF_UV_MODE_PROBS);
 }
 
 /// How far a macroblock's near, nearest and best vectors may point
@@ -206,16 +206,16 @@ pub struct InterContext {
 /// encoder so both see the same candidates.
 pub fn inter_context(
     neighbours: [&MbInfo; 3],
-    ref_frame: u8,
+    ref_frame: RefFrame,
     sign_bias: [bool; 4],
     clamp: &MvClamp,
 ) -> InterContext {
     let near = find_near_mvs(neighbours, ref_frame, sign_bias);
     let c = near.counts;
     // The split count uses the neighbours' modes, not their vectors.
-    let split_count = 2 * (neighbours[0].y_mode == SPLITMV) as usize
-        + 2 * (neighbours[1].y_mode == SPLITMV) as usize
-        + (neighbours[2].y_mode == SPLITMV) as usize;
+    let split_count = 2 * (neighbours[0].y_mode == LumaMode::SplitMv) as usize
+        + 2 * (neighbours[1].y_mode == LumaMode::SplitMv) as usize
+        + (neighbours[2].y_mode == LumaMode::SplitMv) as usize;
     let ctx = &tables::MODE_CONTEXTS;
     InterContext {
         nearest: clamp.clamp(near.mvs[1]),
@@ -285,13 +285,17 @@ pub struct NearMvs {
 /// Finds the neighbour-based candidate vectors for a macroblock whose
 /// reference frame is `ref_frame`, from the above, left and above-left
 /// macroblocks. `sign_bias` is indexed by reference frame.
-pub fn find_near_mvs(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 4]) -> NearMvs {
+pub fn find_near_mvs(
+    neighbours: [&MbInfo; 3],
+    ref_frame: RefFrame,
+    sign_bias: [bool; 4],
+) -> NearMvs {
     let mut mvs = [MotionVector::ZERO; 4];
     let mut counts = [0u8; 4];
     let mut n = 0usize; // index of the last candidate written
     let weights = [2u8, 2, 1];
     for (i, nb) in neighbours.iter().enumerate() {
-        if nb.ref_frame == INTRA_FRAME {
+        if nb.ref_frame == RefFrame::Intra {
             continue;
         }
         if nb.mv.is_zero() {
@@ -299,7 +303,7 @@ pub fn find_near_mvs(neighbours: [&MbInfo; 3], ref_frame: u8, sign_bias: [bool; 
             continue;
         }
         let mut mv = nb.mv;
-        if sign_bias[nb.ref_frame as usize] != sign_bias[ref_frame as usize] {
+        if sign_bias[nb.ref_frame.index()] != sign_bias[ref_frame.index()] {
             mv.row = mv.row.wrapping_neg();
             mv.col = mv.col.wrapping_neg();
         }
@@ -332,32 +336,35 @@ fn read_inter_modes(
     bounds: &MvClamp,
 ) {
     if !bd.read_bool(hdr.prob_intra) {
-        mb.ref_frame = INTRA_FRAME;
-        mb.y_mode = bd.read_tree(&YMODE_TREE, &hdr.probs.y_mode);
-        if mb.y_mode == B_PRED {
+        mb.ref_frame = RefFrame::Intra;
+        mb.y_mode = bd.read_tree_as(&YMODE_TREE, &hdr.probs.y_mode);
+        if mb.y_mode == LumaMode::B {
             for m in mb.b_modes.iter_mut() {
-                *m = bd.read_tree(&BMODE_TREE, &DEFAULT_BMODE_PROBS);
+                *m = bd.read_tree_as(&BMODE_TREE, &DEFAULT_BMODE_PROBS);
             }
         } else {
-            mb.b_modes = [implied_b_mode(mb.y_mode); 16];
+            mb.b_modes = [mb.y_mode.implied_subblock_mode(); 16];
         }
-        mb.uv_mode = bd.read_tree(&UV_MODE_TREE, &hdr.probs.uv_mode);
+        mb.uv_mode = bd.read_tree_as(&UV_MODE_TREE, &hdr.probs.uv_mode);
         return;
     }
-    mb.ref_frame = if bd.read_bool(hdr.prob_last) {
-        GOLDEN_FRAME + bd.read_bool(hdr.prob_golden) as u8
+    mb.ref_frame = if !bd.read_bool(hdr.prob_last) {
+        RefFrame::Last
+    } else if bd.read_bool(hdr.prob_golden) {
+        RefFrame::AltRef
     } else {
-        LAST_FRAME
+        RefFrame::Golden
     };
     let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
     let ictx = inter_context(nb, mb.ref_frame, sign_bias, bounds);
-    mb.y_mode = bd.read_tree(&MV_REF_TREE, &ictx.mode_probs);
+    mb.y_mode = bd.read_tree_as(&MV_REF_TREE, &ictx.mode_probs);
     let best = ictx.best;
     match mb.y_mode {
-        NEARESTMV => mb.mv = ictx.nearest,
-        NEARMV => mb.mv = ictx.near,
-        ZEROMV => mb.mv = MotionVector::ZERO,
-        NEWMV => mb.mv = add_mv(read_mv(bd, &hdr.probs.mv), best),
+        LumaMode::NearestMv => mb.mv = ictx.nearest,
+        LumaMode::NearMv => mb.mv = ictx.near,
+        LumaMode::ZeroMv => mb.mv = MotionVector::ZERO,
+        LumaMode::NewMv => mb.mv = add_mv(read_mv(bd, &hdr.probs.mv), best),
+        // SplitMv, the tree's only other leaf.
         _ => {
             read_split_mvs(bd, hdr, mb, nb[1], nb[0], best);
             mb.mv = mb.mvs[15];
@@ -375,18 +382,18 @@ fn read_split_mvs(
     above: &MbInfo,
     best: MotionVector,
 ) {
-    let s = bd.read_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS);
+    let s: MvSplit = bd.read_tree_as(&MBSPLIT_TREE, &MBSPLIT_PROBS);
     mb.partitioning = s;
-    let map = &MBSPLITS[s as usize];
-    for part in 0..MBSPLIT_COUNT[s as usize] {
+    let map = &MBSPLITS[s.index()];
+    for part in 0..MBSPLIT_COUNT[s.index()] {
         let k = split_first_block(s, part);
         let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
         let ctx = sub_mv_context(left_mv, above_mv);
-        let mv = match bd.read_tree(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx]) {
-            LEFT4X4 => left_mv,
-            ABOVE4X4 => above_mv,
-            ZERO4X4 => MotionVector::ZERO,
-            _ => add_mv(read_mv(bd, &hdr.probs.mv), best),
+        let mv = match bd.read_tree_as(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx]) {
+            SubMvRef::Left => left_mv,
+            SubMvRef::Above => above_mv,
+            SubMvRef::Zero => MotionVector::ZERO,
+            SubMvRef::New => add_mv(read_mv(bd, &hdr.probs.mv), best),
         };
         for (b, &p) in map.iter().enumerate() {
             if p as usize == part {
@@ -402,7 +409,12 @@ fn read_split_mvs(
 /// of a key frame's sub-block mode. Writer, reader and mode search all
 /// take it from here.
 #[inline]
-pub fn bmode_neighbours(above: &MbInfo, left: &MbInfo, modes: &[u8; 16], b: usize) -> (u8, u8) {
+pub fn bmode_neighbours(
+    above: &MbInfo,
+    left: &MbInfo,
+    modes: &[SubblockMode; 16],
+    b: usize,
+) -> (SubblockMode, SubblockMode) {
     let a = if b < 4 {
         above.b_modes[b + 12]
     } else {
@@ -420,8 +432,8 @@ pub fn bmode_neighbours(above: &MbInfo, left: &MbInfo, modes: &[u8; 16], b: usiz
 /// type `split` (RFC 6386 section 16.4): whose neighbours give the
 /// partition's context.
 #[inline]
-pub fn split_first_block(split: u8, part: usize) -> usize {
-    MBSPLITS[split as usize]
+pub fn split_first_block(split: MvSplit, part: usize) -> usize {
+    MBSPLITS[split.index()]
         .iter()
         .position(|&p| p as usize == part)
         .unwrap_or(0)
@@ -447,6 +459,24 @@ pub fn split_mv_neighbours(
     };
     let above_mv = if k < 4 { above.mvs[k + 12] } else { mvs[k - 4] };
     (left_mv, above_mv)
+}
+
+/// The sub-vector reference a SPLITMV partition whose vector is `mv`
+/// codes, given the vectors `left` and `above` of its first sub-block
+/// (RFC 6386 section 16.4): the first of LEFT, ABOVE, ZERO that yields
+/// `mv`, else NEW, as libvpx's writer chooses. Writer, counter and split
+/// search all take it from here.
+#[inline]
+pub fn sub_mv_ref(mv: MotionVector, left: MotionVector, above: MotionVector) -> SubMvRef {
+    if mv == left {
+        SubMvRef::Left
+    } else if mv == above {
+        SubMvRef::Above
+    } else if mv == MotionVector::ZERO {
+        SubMvRef::Zero
+    } else {
+        SubMvRef::New
+    }
 }
 
 /// Sub-MV reference context from the left and above vectors (RFC 16.4).

@@ -1,7 +1,7 @@
 //! Reference pictures: macroblock-aligned planes with a replicated border,
 //! shared between states through `Arc`.
 
-use crate::image::{Frame, Plane};
+use crate::image::{Image, Plane};
 
 /// Border around luma reference planes, in pixels. Motion vectors may
 /// point up to about 19 pixels outside the picture before the decoder
@@ -141,11 +141,11 @@ impl Picture {
         })
     }
 
-    /// The visible picture as a [`Frame`].
-    pub fn to_frame(&self) -> Frame {
+    /// The visible picture as an [`Image`].
+    pub fn to_frame(&self) -> Image {
         let cw = self.width.div_ceil(2);
         let ch = self.height.div_ceil(2);
-        Frame {
+        Image {
             width: self.width,
             height: self.height,
             planes: [

@@ -6,9 +6,9 @@
 use crate::idct;
 use crate::inter_pred;
 use crate::intra_pred;
-use crate::modes::{MbInfo, MotionVector, INTRA_FRAME};
+use crate::modes::{MbInfo, MotionVector};
 use crate::picture::{Picture, PlaneBuf};
-use crate::tables::{B_PRED, SPLITMV};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::tokens::MbCoeffs;
 
 /// Which sub-pixel filter a frame's version selects.
@@ -62,9 +62,11 @@ pub fn extend_row_right(pic: &mut Picture, mb_y: usize) {
     p.data[i + 1..i + 5].fill(v);
 }
 
-/// Adds the residual of one 4x4 block at `pos`.
+/// Adds the residual of one 4x4 block at `pos`: the whole inverse DCT
+/// when AC coefficients follow (`eob > 1`), else the DC alone. The
+/// encoder's B_PRED search and rebase reconstruct sub-blocks with it too.
 #[inline]
-fn add_block(coeffs: &[i16; 16], eob: u8, dst: &mut [u8], pos: usize, stride: usize) {
+pub(crate) fn add_block(coeffs: &[i16; 16], eob: u8, dst: &mut [u8], pos: usize, stride: usize) {
     if eob > 1 {
         idct::idct4x4_add(coeffs, dst, pos, stride);
     } else if coeffs[0] != 0 {
@@ -83,9 +85,9 @@ pub fn reconstruct_mb(
     mb_x: usize,
     mb_y: usize,
 ) {
-    if mb.ref_frame == INTRA_FRAME {
+    if mb.ref_frame == RefFrame::Intra {
         predict_intra_chroma(pic, mb, mb_x, mb_y);
-        if mb.y_mode == B_PRED {
+        if mb.y_mode == LumaMode::B {
             predict_and_add_bpred(pic, mb, coeffs.as_deref(), mb_x, mb_y);
             if let Some(c) = coeffs {
                 add_chroma(pic, c, mb_x, mb_y);
@@ -107,7 +109,7 @@ pub fn add_residual(pic: &mut Picture, mb: &MbInfo, c: &mut MbCoeffs, mb_x: usiz
     let y = &mut pic.planes[0];
     let stride = y.stride;
     let base = y.index(mb_x as isize * 16, mb_y as isize * 16);
-    if mb.y_mode != SPLITMV {
+    if mb.y_mode != LumaMode::SplitMv {
         // The Y2 block carries the luma DCs.
         let dcs = if c.eobs[24] > 1 {
             idct::iwht4x4(&c.blocks[24])
@@ -192,7 +194,8 @@ fn predict_intra_luma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) 
     );
 }
 
-fn predict_intra_chroma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
+/// Predicts both chroma planes of an intra macroblock with its chroma mode.
+pub(crate) fn predict_intra_chroma(pic: &mut Picture, mb: &MbInfo, mb_x: usize, mb_y: usize) {
     for p in pic.planes[1..].iter_mut() {
         let (x, y) = (mb_x * 8, mb_y * 8);
         let (above, left, tl) = edges::<8>(p, x, y);
@@ -398,7 +401,7 @@ fn predict_inter(
     let full_pixel = filter == SubpelFilter::BilinearFullPixelChroma;
     let (x0, y0) = (mb_x * 16, mb_y * 16);
     let [py, pu, pv] = &mut pic.planes;
-    if mb.y_mode != SPLITMV {
+    if mb.y_mode != LumaMode::SplitMv {
         let (dx, fx) = luma_offset(mb.mv.col);
         let (dy, fy) = luma_offset(mb.mv.row);
         predict_block(

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::header::{FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
-use crate::image::Frame;
+use crate::header::{BufferCopy, FilterDeltas, FrameHeader, FrameSize, SegmentFeatures};
+use crate::image::Image;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
+use crate::prediction::RefFrame;
 use crate::probs::Probabilities;
 
 /// The three reference pictures.
@@ -20,12 +21,13 @@ pub struct References {
 }
 
 impl References {
-    /// The reference for `ref_frame` 1 (last), 2 (golden) or 3 (altref).
-    pub fn get(&self, ref_frame: u8) -> &Arc<Picture> {
+    /// The picture of reference `ref_frame`; the last frame for
+    /// [`RefFrame::Intra`], which predicts from none.
+    pub fn get(&self, ref_frame: RefFrame) -> &Arc<Picture> {
         match ref_frame {
-            2 => &self.golden,
-            3 => &self.altref,
-            _ => &self.last,
+            RefFrame::Golden => &self.golden,
+            RefFrame::AltRef => &self.altref,
+            RefFrame::Intra | RefFrame::Last => &self.last,
         }
     }
 }
@@ -78,7 +80,7 @@ impl DecoderState {
     }
 
     /// The last-frame reference as a picture, if any.
-    pub fn last_frame(&self) -> Option<Frame> {
+    pub fn last_frame(&self) -> Option<Image> {
         self.refs.as_ref().map(|r| r.last.to_frame())
     }
 }
@@ -99,14 +101,14 @@ pub(crate) fn next_state(
             let mut r = old.clone();
             // Copies use the references as they were before this frame.
             match hdr.copy_to_altref {
-                1 => r.altref = old.last.clone(),
-                2 => r.altref = old.golden.clone(),
-                _ => {}
+                BufferCopy::Last => r.altref = old.last.clone(),
+                BufferCopy::Other => r.altref = old.golden.clone(),
+                BufferCopy::None | BufferCopy::Reserved => {}
             }
             match hdr.copy_to_golden {
-                1 => r.golden = old.last.clone(),
-                2 => r.golden = old.altref.clone(),
-                _ => {}
+                BufferCopy::Last => r.golden = old.last.clone(),
+                BufferCopy::Other => r.golden = old.altref.clone(),
+                BufferCopy::None | BufferCopy::Reserved => {}
             }
             if hdr.refresh_golden {
                 r.golden = pic.clone();

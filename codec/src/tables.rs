@@ -21,191 +21,121 @@
 // Prediction modes
 // ---------------------------------------------------------------------------
 
-/// 16x16 intra mode: predict DC from the row above and column left
-/// (RFC 6386 Section 8.1 `intra_mbmode`; Section 20.5 `prediction_mode`).
-pub const DC_PRED: u8 = 0;
-/// 16x16 intra mode: copy the row above (RFC 6386 Section 8.1).
-pub const V_PRED: u8 = 1;
-/// 16x16 intra mode: copy the column to the left (RFC 6386 Section 8.1).
-pub const H_PRED: u8 = 2;
-/// 16x16 intra mode: "TrueMotion" (RFC 6386 Section 8.1).
-pub const TM_PRED: u8 = 3;
-/// Luma mode: each 4x4 subblock is predicted separately (RFC 6386
-/// Section 8.1). Not valid for chroma.
-pub const B_PRED: u8 = 4;
-/// Inter mode: use the "nearest" reference motion vector (RFC 6386
-/// Section 16.2 `mv_nearest = num_ymodes`).
-pub const NEARESTMV: u8 = 5;
-/// Inter mode: use the "near" reference motion vector (RFC 6386
-/// Section 16.2).
-pub const NEARMV: u8 = 6;
-/// Inter mode: zero motion vector (RFC 6386 Section 16.2).
-pub const ZEROMV: u8 = 7;
-/// Inter mode: explicit motion vector coded relative to the best
-/// reference (RFC 6386 Section 16.2).
-pub const NEWMV: u8 = 8;
-/// Inter mode: the macroblock is split into partitions, each with its own
-/// motion vector (RFC 6386 Section 16.2).
-pub const SPLITMV: u8 = 9;
+// The modes themselves are the enums of [`crate::prediction`]; their
+// discriminants are the leaf values of the trees below.
+use crate::prediction::{ChromaMode, LumaMode, MvSplit, SubMvRef, SubblockMode};
 
 /// Number of luma intra modes (`num_ymodes`, RFC 6386 Section 8.1).
 pub const NUM_YMODES: usize = 5;
+
 /// Number of chroma intra modes (`num_uv_modes`, RFC 6386 Section 8.1).
 pub const NUM_UV_MODES: usize = 4;
 
-/// Subblock intra mode: DC (RFC 6386 Section 11.2 `intra_bmode`).
-pub const B_DC_PRED: u8 = 0;
-/// Subblock intra mode: TrueMotion (RFC 6386 Section 11.2).
-pub const B_TM_PRED: u8 = 1;
-/// Subblock intra mode: vertical, smoothed (RFC 6386 Section 11.2).
-pub const B_VE_PRED: u8 = 2;
-/// Subblock intra mode: horizontal, smoothed (RFC 6386 Section 11.2).
-pub const B_HE_PRED: u8 = 3;
-/// Subblock intra mode: southwest diagonal, "left down" (RFC 6386
-/// Section 11.2).
-pub const B_LD_PRED: u8 = 4;
-/// Subblock intra mode: southeast diagonal, "right down" (RFC 6386
-/// Section 11.2).
-pub const B_RD_PRED: u8 = 5;
-/// Subblock intra mode: vertical right (RFC 6386 Section 11.2).
-pub const B_VR_PRED: u8 = 6;
-/// Subblock intra mode: vertical left (RFC 6386 Section 11.2).
-pub const B_VL_PRED: u8 = 7;
-/// Subblock intra mode: horizontal down (RFC 6386 Section 11.2).
-pub const B_HD_PRED: u8 = 8;
-/// Subblock intra mode: horizontal up (RFC 6386 Section 11.2).
-pub const B_HU_PRED: u8 = 9;
 /// Number of subblock intra modes (`num_intra_bmodes`, RFC 6386
 /// Section 11.2).
 pub const NUM_INTRA_BMODES: usize = 10;
-
-/// Split sub-MV reference: take the motion vector of the subblock to the
-/// left (RFC 6386 Section 16.4 `LEFT4x4 = num_intra_bmodes`).
-pub const LEFT4X4: u8 = 10;
-/// Split sub-MV reference: take the motion vector of the subblock above
-/// (RFC 6386 Section 16.4).
-pub const ABOVE4X4: u8 = 11;
-/// Split sub-MV reference: zero motion vector (RFC 6386 Section 16.4).
-pub const ZERO4X4: u8 = 12;
-/// Split sub-MV reference: explicit motion vector relative to the best
-/// reference (RFC 6386 Section 16.4).
-pub const NEW4X4: u8 = 13;
-
-/// Split-MV partitioning "top/bottom": two 16x8 halves, subblocks
-/// {0..7} and {8..15} (RFC 6386 Section 16.4 `mv_top_bottom = 0`; dixie's
-/// `SPLITMV_16X8`, Section 20.5).
-pub const MV_16X8: u8 = 0;
-/// Split-MV partitioning "left/right": two 8x16 halves (RFC 6386
-/// Section 16.4 `mv_left_right = 1`; dixie's `SPLITMV_8X16`).
-pub const MV_8X16: u8 = 1;
-/// Split-MV partitioning into four 8x8 quarters (RFC 6386 Section 16.4
-/// `mv_quarters = 2`; dixie's `SPLITMV_8X8`).
-pub const MV_QUARTERS: u8 = 2;
-/// Split-MV partitioning with one vector per 4x4 subblock (RFC 6386
-/// Section 16.4 `MV_16 = 3`; dixie's `SPLITMV_4X4`).
-pub const MV_4X4: u8 = 3;
 
 // ---------------------------------------------------------------------------
 // Trees
 // ---------------------------------------------------------------------------
 
 /// Luma mode tree for inter frames (RFC 6386 Section 8.1 `ymode_tree`),
-/// yielding [`DC_PRED`]..=[`B_PRED`]. Probabilities: [`DEFAULT_YMODE_PROBS`]
+/// yielding [`LumaMode::Dc`]..=[`LumaMode::B`]. Probabilities: [`DEFAULT_YMODE_PROBS`]
 /// as updated by the frame header.
 pub const YMODE_TREE: [i8; 8] = [
-    -(DC_PRED as i8),
+    -(LumaMode::Dc as i8),
     2,
     4,
     6,
-    -(V_PRED as i8),
-    -(H_PRED as i8),
-    -(TM_PRED as i8),
-    -(B_PRED as i8),
+    -(LumaMode::V as i8),
+    -(LumaMode::H as i8),
+    -(LumaMode::Tm as i8),
+    -(LumaMode::B as i8),
 ];
 
 /// Luma mode tree for key frames (RFC 6386 Section 11.2 `kf_ymode_tree`),
-/// yielding [`DC_PRED`]..=[`B_PRED`]. Probabilities: [`KF_YMODE_PROBS`].
+/// yielding [`LumaMode::Dc`]..=[`LumaMode::B`]. Probabilities: [`KF_YMODE_PROBS`].
 pub const KF_YMODE_TREE: [i8; 8] = [
-    -(B_PRED as i8),
+    -(LumaMode::B as i8),
     2,
     4,
     6,
-    -(DC_PRED as i8),
-    -(V_PRED as i8),
-    -(H_PRED as i8),
-    -(TM_PRED as i8),
+    -(LumaMode::Dc as i8),
+    -(LumaMode::V as i8),
+    -(LumaMode::H as i8),
+    -(LumaMode::Tm as i8),
 ];
 
 /// Chroma mode tree (RFC 6386 Section 8.1 / 11.4 `uv_mode_tree`), yielding
-/// [`DC_PRED`]..=[`TM_PRED`].
+/// [`ChromaMode::Dc`]..=[`ChromaMode::Tm`].
 pub const UV_MODE_TREE: [i8; 6] = [
-    -(DC_PRED as i8),
+    -(ChromaMode::Dc as i8),
     2,
-    -(V_PRED as i8),
+    -(ChromaMode::V as i8),
     4,
-    -(H_PRED as i8),
-    -(TM_PRED as i8),
+    -(ChromaMode::H as i8),
+    -(ChromaMode::Tm as i8),
 ];
 
 /// Subblock intra mode tree (RFC 6386 Section 11.2 `bmode_tree`), yielding
-/// [`B_DC_PRED`]..=[`B_HU_PRED`].
+/// [`SubblockMode::Dc`]..=[`SubblockMode::Hu`].
 pub const BMODE_TREE: [i8; 18] = [
-    -(B_DC_PRED as i8),
+    -(SubblockMode::Dc as i8),
     2,
-    -(B_TM_PRED as i8),
+    -(SubblockMode::Tm as i8),
     4,
-    -(B_VE_PRED as i8),
+    -(SubblockMode::Ve as i8),
     6,
     8,
     12,
-    -(B_HE_PRED as i8),
+    -(SubblockMode::He as i8),
     10,
-    -(B_RD_PRED as i8),
-    -(B_VR_PRED as i8),
-    -(B_LD_PRED as i8),
+    -(SubblockMode::Rd as i8),
+    -(SubblockMode::Vr as i8),
+    -(SubblockMode::Ld as i8),
     14,
-    -(B_VL_PRED as i8),
+    -(SubblockMode::Vl as i8),
     16,
-    -(B_HD_PRED as i8),
-    -(B_HU_PRED as i8),
+    -(SubblockMode::Hd as i8),
+    -(SubblockMode::Hu as i8),
 ];
 
 /// Inter-frame macroblock mode tree (RFC 6386 Section 16.2 `mv_ref_tree`),
-/// yielding [`NEARESTMV`]..=[`SPLITMV`]. Probabilities are derived from
+/// yielding [`LumaMode::NearestMv`]..=[`LumaMode::SplitMv`]. Probabilities are derived from
 /// [`MODE_CONTEXTS`] (Section 16.3).
 pub const MV_REF_TREE: [i8; 8] = [
-    -(ZEROMV as i8),
+    -(LumaMode::ZeroMv as i8),
     2,
-    -(NEARESTMV as i8),
+    -(LumaMode::NearestMv as i8),
     4,
-    -(NEARMV as i8),
+    -(LumaMode::NearMv as i8),
     6,
-    -(NEWMV as i8),
-    -(SPLITMV as i8),
+    -(LumaMode::NewMv as i8),
+    -(LumaMode::SplitMv as i8),
 ];
 
 /// Split sub-MV reference tree (RFC 6386 Section 16.4 `sub_mv_ref_tree`),
-/// yielding [`LEFT4X4`]..=[`NEW4X4`]. Probabilities: a row of
+/// yielding [`SubMvRef::Left`]..=[`SubMvRef::New`]. Probabilities: a row of
 /// [`SUB_MV_REF_PROBS`].
 pub const SUB_MV_REF_TREE: [i8; 6] = [
-    -(LEFT4X4 as i8),
+    -(SubMvRef::Left as i8),
     2,
-    -(ABOVE4X4 as i8),
+    -(SubMvRef::Above as i8),
     4,
-    -(ZERO4X4 as i8),
-    -(NEW4X4 as i8),
+    -(SubMvRef::Zero as i8),
+    -(SubMvRef::New as i8),
 ];
 
 /// Split-MV partitioning tree (RFC 6386 Section 16.4 `mvpartition_tree`;
-/// dixie's `split_mv_tree`, Section 20.13), yielding [`MV_16X8`]..=
-/// [`MV_4X4`]. Probabilities: [`MBSPLIT_PROBS`].
+/// dixie's `split_mv_tree`, Section 20.13), yielding [`MvSplit::TopBottom`]..=
+/// [`MvSplit::Sixteen`]. Probabilities: [`MBSPLIT_PROBS`].
 pub const MBSPLIT_TREE: [i8; 6] = [
-    -(MV_4X4 as i8),
+    -(MvSplit::Sixteen as i8),
     2,
-    -(MV_QUARTERS as i8),
+    -(MvSplit::Quarters as i8),
     4,
-    -(MV_16X8 as i8),
-    -(MV_8X16 as i8),
+    -(MvSplit::TopBottom as i8),
+    -(MvSplit::LeftRight as i8),
 ];
 
 /// Tree for short motion-vector magnitudes 0..=7 (RFC 6386 Section 17.1
@@ -941,7 +871,7 @@ pub const SUB_MV_REF_PROBS: [[u8; 3]; 5] = [
 pub const MBSPLIT_PROBS: [u8; 3] = [110, 111, 150];
 
 /// Partition index of each of the 16 luma subblocks (raster order), per
-/// partitioning [`MV_16X8`]..=[`MV_4X4`] (RFC 6386 Section 16.4 comments on
+/// partitioning [`MvSplit::TopBottom`]..=[`MvSplit::Sixteen`] (RFC 6386 Section 16.4 comments on
 /// `MVpartition`; dixie's `mv_partitions`, Section 20.13).
 pub const MBSPLITS: [[u8; 16]; 4] = [
     [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
@@ -951,12 +881,13 @@ pub const MBSPLITS: [[u8; 16]; 4] = [
 ];
 
 /// Number of partitions (motion vectors) of each partitioning
-/// [`MV_16X8`]..=[`MV_4X4`] (RFC 6386 Section 16.4).
+/// [`MvSplit::TopBottom`]..=[`MvSplit::Sixteen`] (RFC 6386 Section 16.4).
 pub const MBSPLIT_COUNT: [usize; 4] = [2, 2, 4, 16];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prediction::TreeLeaf;
 
     /// Walks `tree` from the root and returns its leaves in visiting order,
     /// asserting that every pair is reached exactly once and links stay in
@@ -986,6 +917,10 @@ mod tests {
         out
     }
 
+    fn leaves_of<T: TreeLeaf>(values: &[T]) -> Vec<u8> {
+        values.iter().map(|v| v.leaf()).collect()
+    }
+
     fn assert_tree(tree: &[i8], mut expected: Vec<u8>) {
         let mut got = leaves(tree);
         assert_eq!(got.len(), tree.len() / 2 + 1);
@@ -996,13 +931,13 @@ mod tests {
 
     #[test]
     fn trees_are_well_formed() {
-        assert_tree(&YMODE_TREE, (DC_PRED..=B_PRED).collect());
-        assert_tree(&KF_YMODE_TREE, (DC_PRED..=B_PRED).collect());
-        assert_tree(&UV_MODE_TREE, (DC_PRED..=TM_PRED).collect());
-        assert_tree(&BMODE_TREE, (B_DC_PRED..=B_HU_PRED).collect());
-        assert_tree(&MV_REF_TREE, (NEARESTMV..=SPLITMV).collect());
-        assert_tree(&SUB_MV_REF_TREE, (LEFT4X4..=NEW4X4).collect());
-        assert_tree(&MBSPLIT_TREE, (MV_16X8..=MV_4X4).collect());
+        assert_tree(&YMODE_TREE, leaves_of(&LumaMode::ALL[..5]));
+        assert_tree(&KF_YMODE_TREE, leaves_of(&LumaMode::ALL[..5]));
+        assert_tree(&UV_MODE_TREE, leaves_of(&ChromaMode::ALL));
+        assert_tree(&BMODE_TREE, leaves_of(&SubblockMode::ALL));
+        assert_tree(&MV_REF_TREE, leaves_of(&LumaMode::ALL[5..]));
+        assert_tree(&SUB_MV_REF_TREE, leaves_of(&SubMvRef::ALL));
+        assert_tree(&MBSPLIT_TREE, leaves_of(&MvSplit::ALL));
         assert_tree(&SMALL_MV_TREE, (0..=7).collect());
         assert_tree(&COEFF_TREE, (ZERO_TOKEN..=DCT_EOB_TOKEN).collect());
         assert_tree(&SEGMENT_ID_TREE, (0..=3).collect());
@@ -1015,13 +950,16 @@ mod tests {
     fn tree_shapes_match_rfc_codes() {
         // Leaves in depth-first order, "0" branch first, match the RFC's
         // code assignments (e.g. B_PRED = "0" in kf_ymode_tree).
-        assert_eq!(KF_YMODE_TREE[0], -(B_PRED as i8));
-        assert_eq!(MV_REF_TREE[0], -(ZEROMV as i8));
-        assert_eq!(MBSPLIT_TREE[0], -(MV_4X4 as i8));
+        assert_eq!(KF_YMODE_TREE[0], -(LumaMode::B as i8));
+        assert_eq!(MV_REF_TREE[0], -(LumaMode::ZeroMv as i8));
+        assert_eq!(MBSPLIT_TREE[0], -(MvSplit::Sixteen as i8));
         assert_eq!(COEFF_TREE[0], -(DCT_EOB_TOKEN as i8));
         assert_eq!(COEFF_TREE[COEFF_TREE_NO_EOB_START], -(ZERO_TOKEN as i8));
         assert_eq!(COEFF_TREE[21], -(DCT_CAT6 as i8));
-        assert_eq!(BMODE_TREE[16..], [-(B_HD_PRED as i8), -(B_HU_PRED as i8)]);
+        assert_eq!(
+            BMODE_TREE[16..],
+            [-(SubblockMode::Hd as i8), -(SubblockMode::Hu as i8)]
+        );
     }
 
     #[test]
@@ -1133,9 +1071,9 @@ mod tests {
             let max = *parts.iter().max().unwrap() as usize;
             assert_eq!(max + 1, MBSPLIT_COUNT[split]);
         }
-        assert_eq!(MBSPLITS[MV_16X8 as usize][7..9], [0, 1]);
-        assert_eq!(MBSPLITS[MV_8X16 as usize][..4], [0, 0, 1, 1]);
-        assert_eq!(MBSPLITS[MV_QUARTERS as usize][8..12], [2, 2, 3, 3]);
-        assert_eq!(MBSPLITS[MV_4X4 as usize][15], 15);
+        assert_eq!(MBSPLITS[MvSplit::TopBottom as usize][7..9], [0, 1]);
+        assert_eq!(MBSPLITS[MvSplit::LeftRight as usize][..4], [0, 0, 1, 1]);
+        assert_eq!(MBSPLITS[MvSplit::Quarters as usize][8..12], [2, 2, 3, 3]);
+        assert_eq!(MBSPLITS[MvSplit::Sixteen as usize][15], 15);
     }
 }

@@ -4,20 +4,13 @@
 use crate::bool_decoder::BoolDecoder;
 use crate::dequant::Dequant;
 use crate::probs::CoeffProbs;
-use crate::tables::{COEFF_BANDS, PCAT1, PCAT2, PCAT3, PCAT4, PCAT5, PCAT6, ZIGZAG};
+use crate::tables::{COEFF_BANDS, DCT_CAT_PROBS, PCAT1, PCAT2, ZIGZAG};
 
 /// Block types indexing the coefficient probabilities.
 const TYPE_Y_AFTER_Y2: usize = 0;
 const TYPE_Y2: usize = 1;
 const TYPE_UV: usize = 2;
 const TYPE_Y_WITH_DC: usize = 3;
-
-// The extra-bit probabilities of the large-value categories, from
-// the tables (RFC 13.2).
-const CAT3: &[u8] = &PCAT3;
-const CAT4: &[u8] = &PCAT4;
-const CAT5: &[u8] = &PCAT5;
-const CAT6: &[u8] = &PCAT6;
 
 /// Dequantized coefficients of one macroblock, in raster order per block:
 /// blocks 0..16 luma, 16..20 U, 20..24 V, 24 Y2.
@@ -122,7 +115,8 @@ fn read_block(
                 let b1 = bd.read_bool(p[8]) as usize;
                 let b0 = bd.read_bool(p[9 + b1]) as usize;
                 let cat = 2 * b1 + b0;
-                let table = [CAT3, CAT4, CAT5, CAT6][cat];
+                // Categories 3..=6 (RFC 6386 section 13.2).
+                let table = DCT_CAT_PROBS[2 + cat];
                 let mut e = 0i32;
                 for &prob in table {
                     e = 2 * e + bd.read_bool(prob) as i32;

@@ -5,20 +5,17 @@
 //! the state the encoder reports; vpxdec shows exactly the shown frames'
 //! pictures; rebase keeps a hidden frame hidden with its decisions.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::decode::parse_frame_header;
-use excam_codec::encode::encoder::{
-    Encoder, EncoderConfig, EncoderStatus, Packet, RateControl, MAX_LAG,
-};
-use excam_codec::{decode_picture, rebase, DecoderState, Frame};
-use md5::{Digest, Md5};
+use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, RateControl, MAX_LAG};
+use excam_codec::{decode_picture, rebase, DecoderState, Image};
+
+use common::{check_decodes, encode_all, have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A textured picture panning right and down, with a square moving the
 /// other way and some deterministic noise (which the filter removes).
-fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize) -> Vec<Image> {
     let mut seed = 0x9e37_79b9u32;
     let mut noise = move || {
         seed ^= seed << 13;
@@ -28,7 +25,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let s = if pi == 0 { 1 } else { 2 };
                 for y in 0..plane.height {
@@ -46,56 +43,6 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
             f
         })
         .collect()
-}
-
-/// Every packet of `frames` through `cfg`'s encoder, sending frames as the
-/// lookahead admits them.
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame]) -> Vec<Packet> {
-    let mut enc: Encoder = cfg.build().unwrap();
-    let mut out = Vec::new();
-    let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
-        match enc.receive_packet() {
-            Ok(p) => out.push(p),
-            Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    for f in frames {
-        enc.send_frame(Some(f.clone())).unwrap();
-        drain(&mut enc, &mut out);
-    }
-    enc.flush();
-    drain(&mut enc, &mut out);
-    assert_eq!(
-        enc.receive_packet().unwrap_err(),
-        EncoderStatus::LimitReached
-    );
-    out
-}
-
-/// Decodes every packet and checks state and picture against the
-/// encoder's; returns the shown packets' pts.
-fn check_decodes(packets: &[Packet], what: &str) -> Vec<u64> {
-    let mut state = DecoderState::new();
-    let mut shown = Vec::new();
-    for (i, p) in packets.iter().enumerate() {
-        let d = decode_picture(&state, &p.data).unwrap_or_else(|e| panic!("{what} {i}: {e}"));
-        assert!(
-            d.state == p.state,
-            "{what} packet {i}: decoder state differs"
-        );
-        assert_eq!(d.shown.is_some(), p.show_frame, "{what} packet {i}");
-        assert_eq!(
-            d.shown.map(|s| s.to_frame()),
-            p.reconstruction.as_ref().map(|r| r.to_frame()),
-            "{what} packet {i}: picture differs"
-        );
-        if p.show_frame {
-            shown.push(p.pts);
-        }
-        state = d.state;
-    }
-    shown
 }
 
 fn arf_config(w: usize, h: usize, speed: u8) -> EncoderConfig {
@@ -241,35 +188,12 @@ fn groups_end_at_key_frames_and_at_the_end_of_the_stream() {
     assert!(packets.iter().all(|p| p.show_frame), "3 frames: no alt-ref");
 }
 
-/// Per-frame MD5s of `vpxdec --md5 --i420` on `ivf`: shown frames only.
-fn vpxdec_md5s(ivf: &Path) -> Option<Vec<String>> {
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(ivf)
-        .current_dir(ivf.parent().unwrap())
-        .output()
-        .ok()?;
-    assert!(out.status.success(), "vpxdec failed on {}", ivf.display());
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l[..32].to_owned())
-            .collect(),
-    )
-}
-
 /// libvpx decodes streams with hidden alt-refs to exactly the pictures of
 /// our shown frames, over speeds, quantizers, partitions, key frame
 /// intervals and the bitrate mode.
 #[test]
 fn vpxdec_agrees_on_alt_ref_streams() {
-    if Command::new("vpxdec").arg("--help").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "vpxdec not on PATH under CI (apt-get install vpx-tools)"
-        );
-        eprintln!("skipping: vpxdec not on PATH (apt-get install vpx-tools)");
+    if !have_vpxdec() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -293,17 +217,8 @@ fn vpxdec_agrees_on_alt_ref_streams() {
         check_decodes(&packets, &format!("case {i}"));
         hidden += packets.iter().filter(|p| !p.show_frame).count();
         let ivf = dir.path().join("a.ivf");
-        let file = std::fs::File::create(&ivf).unwrap();
-        let mut w = IvfWriter::new(file, &IvfHeader::vp8(72, 40, 1, 30)).unwrap();
-        for p in &packets {
-            w.write_frame(p.pts, &p.data).unwrap();
-        }
-        w.finish().unwrap();
-        let ours: Vec<String> = packets
-            .iter()
-            .filter_map(|p| p.reconstruction.as_ref())
-            .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-            .collect();
+        write_ivf(&ivf, 72, 40, &packets);
+        let ours = shown_md5s(&packets);
         assert_eq!(ours.len(), frames.len());
         assert_eq!(vpxdec_md5s(&ivf).unwrap(), ours, "case {i}");
     }

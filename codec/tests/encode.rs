@@ -5,23 +5,24 @@
 //! vpxdec agrees with our decoder on the encoder's streams, and the
 //! bitrate mode meets its target.
 
+mod common;
+
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, GoldenPolicy, Packet, RateControl, MAX_SPEED,
 };
 use excam_codec::encode::quantize::quantizer_to_qindex;
-use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Frame};
-use md5::{Digest, Md5};
+use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
+
+use common::{have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A moving test pattern: a gradient that drifts, a bright square that
 /// moves diagonally, and a little deterministic noise, so motion search,
 /// intra prediction and residual coding all have work to do.
-fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn synthetic(w: usize, h: usize, n: usize) -> Vec<Image> {
     let mut seed = 0x1234_5678u32;
     let mut noise = move || {
         seed ^= seed << 13;
@@ -31,7 +32,7 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let (pw, ph) = (plane.width, plane.height);
                 let scale = if pi == 0 { 1 } else { 2 };
@@ -54,7 +55,7 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Frame> {
 
 /// The shared carphone clip's first `n` frames, or `None` (with a printed
 /// reason) when ../shared is absent.
-fn carphone(n: usize) -> Option<Vec<Frame>> {
+fn carphone(n: usize) -> Option<Vec<Image>> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
     let Ok(file) = std::fs::File::open(&path) else {
@@ -79,7 +80,7 @@ fn check_decodes_to(state: &DecoderState, p: &Packet, what: &str) -> DecoderStat
 }
 
 /// Encodes `frames` with `cfg` and checks every packet against the decoder.
-fn round_trip(cfg: &EncoderConfig, frames: &[Frame], what: &str) -> Vec<Packet> {
+fn round_trip(cfg: &EncoderConfig, frames: &[Image], what: &str) -> Vec<Packet> {
     let mut enc: Encoder = cfg.build().unwrap();
     let mut state = DecoderState::new();
     let mut packets = Vec::new();
@@ -207,44 +208,15 @@ fn carphone_every_speed() {
     }
 }
 
-/// Per-frame MD5s of `vpxdec --md5 --i420` on `ivf`, or `None` when
-/// vpxdec is not installed.
-fn vpxdec_md5s(ivf: &Path) -> Option<Vec<String>> {
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(ivf)
-        .current_dir(ivf.parent().unwrap())
-        .output()
-        .ok()?;
-    assert!(out.status.success(), "vpxdec failed on {}", ivf.display());
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l[..32].to_owned())
-            .collect(),
-    )
-}
-
-fn write_ivf(path: &Path, w: usize, h: usize, packets: &[Packet]) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut ivf = IvfWriter::new(file, &IvfHeader::vp8(w as u16, h as u16, 1, 30)).unwrap();
-    for p in packets {
-        ivf.write_frame(p.pts, &p.data).unwrap();
-    }
-    ivf.finish().unwrap();
-}
-
 /// The contract with the outside world: libvpx decodes the encoder's
 /// streams to the very pictures our decoder (and so the encoder) has.
 #[test]
 fn vpxdec_agrees_on_a_matrix_of_settings() {
-    if Command::new("vpxdec").arg("--help").output().is_err() {
-        eprintln!("skipping: vpxdec not on PATH (apt-get install vpx-tools)");
+    if !have_vpxdec() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut clips: Vec<(String, Vec<Frame>)> = vec![
+    let mut clips: Vec<(String, Vec<Image>)> = vec![
         ("synthetic 33x31".into(), synthetic(33, 31, 8)),
         ("synthetic 175x143".into(), synthetic(175, 143, 5)),
     ];
@@ -274,11 +246,7 @@ fn vpxdec_agrees_on_a_matrix_of_settings() {
                 let ivf: PathBuf = dir.path().join("s.ivf");
                 write_ivf(&ivf, w, h, &packets);
                 let theirs = vpxdec_md5s(&ivf).unwrap();
-                let ours: Vec<String> = packets
-                    .iter()
-                    .filter_map(|p| p.reconstruction.as_ref())
-                    .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-                    .collect();
+                let ours = shown_md5s(&packets);
                 assert_eq!(theirs, ours, "{what}");
                 checked += 1;
             }

@@ -25,7 +25,7 @@ use excam_codec::encode::encoder::{
 use excam_codec::encode::quantize::quantizer_to_qindex;
 use excam_codec::wire::state_digest;
 use excam_codec::{
-    decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, EncodedFrame, Frame,
+    decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, EncodedFrame, Image,
 };
 use sha2::{Digest, Sha256};
 
@@ -45,11 +45,11 @@ impl Lcg {
 /// prediction, smooth residual), a textured square moving by a few
 /// pixels a frame (motion search, split MVs), a second shape moving the
 /// other way, and low-amplitude noise (tokens, skip decisions).
-fn synthetic(w: usize, h: usize, n: usize, seed: u32) -> Vec<Frame> {
+fn synthetic(w: usize, h: usize, n: usize, seed: u32) -> Vec<Image> {
     let mut rng = Lcg(seed);
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             let (sx, sy) = (3 * t + 2, 2 * t + 1);
             let (bx, by) = ((w + 7).saturating_sub(5 * t) % w.max(1), (h / 3 + t) % h);
             for y in 0..h {
@@ -82,7 +82,7 @@ fn synthetic(w: usize, h: usize, n: usize, seed: u32) -> Vec<Frame> {
 /// The first `n` frames of carphone (176x144), if the shared clips are
 /// present. Absent, the cases that use it are skipped with a message, or
 /// fail under `CI=true`.
-fn carphone(n: usize) -> Option<Vec<Frame>> {
+fn carphone(n: usize) -> Option<Vec<Image>> {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
     let Ok(file) = std::fs::File::open(&path) else {
@@ -143,7 +143,7 @@ impl Stream {
 
 /// Encodes `frames` one `encode` call each with the params `per_frame`
 /// gives (frame index, params).
-fn per_frame(name: &str, frames: &[Frame], per_frame: impl Fn(usize) -> EncodeParams) -> String {
+fn per_frame(name: &str, frames: &[Image], per_frame: impl Fn(usize) -> EncodeParams) -> String {
     let mut state = DecoderState::default();
     let mut s = Stream::default();
     for (i, f) in frames.iter().enumerate() {
@@ -266,7 +266,7 @@ fn encode_matrix(out: &mut BTreeMap<String, String>) {
 
 /// Runs the streaming encoder over `frames` and returns every packet's
 /// bytes and the states before and after them.
-fn stream(name: &str, cfg: &EncoderConfig, frames: &[Frame]) -> (String, Vec<EncodedFrame>) {
+fn stream(name: &str, cfg: &EncoderConfig, frames: &[Image]) -> (String, Vec<EncodedFrame>) {
     let mut enc: Encoder = cfg.build().unwrap();
     let mut state = DecoderState::default();
     let mut s = Stream::default();
@@ -294,7 +294,7 @@ fn stream(name: &str, cfg: &EncoderConfig, frames: &[Frame]) -> (String, Vec<Enc
     (s.finish(&state), coded)
 }
 
-fn encoder_matrix(out: &mut BTreeMap<String, String>, clip: &[Frame], tag: &str) {
+fn encoder_matrix(out: &mut BTreeMap<String, String>, clip: &[Image], tag: &str) {
     let (w, h) = (clip[0].width, clip[0].height);
     let cfgs: Vec<(String, EncoderConfig)> = vec![
         ("q20-keyint5-golden3".into(), {
@@ -348,13 +348,13 @@ fn encoder_matrix(out: &mut BTreeMap<String, String>, clip: &[Frame], tag: &str)
 fn excamera(
     out: &mut BTreeMap<String, String>,
     tag: &str,
-    clip: &[Frame],
+    clip: &[Image],
     cfg: &EncoderConfig,
     chunk_frames: usize,
     group_chunks: usize,
 ) {
     let name = format!("excamera/{tag}/[{chunk_frames},{group_chunks}]");
-    let chunks: Vec<&[Frame]> = clip.chunks(chunk_frames).collect();
+    let chunks: Vec<&[Image]> = clip.chunks(chunk_frames).collect();
     let phase1: Vec<Vec<EncodedFrame>> = chunks
         .iter()
         .enumerate()
@@ -362,7 +362,7 @@ fn excamera(
         .collect();
     let first = Encoder::given_state_params_for(cfg, true).unwrap();
     // States before each frame of a coded chunk starting from `start`.
-    let code_from = |frames: &[Frame],
+    let code_from = |frames: &[Image],
                      decisions: &[EncodedFrame],
                      sources: &[DecoderState],
                      start: DecoderState| {
@@ -451,7 +451,7 @@ fn vector_rebases(out: &mut BTreeMap<String, String>) {
             pictures.push(
                 d.state
                     .last_frame()
-                    .unwrap_or_else(|| Frame::filled(1, 1, [0; 3])),
+                    .unwrap_or_else(|| Image::filled(1, 1, [0; 3])),
             );
             states.push(d.state);
             data.push(frame.data);

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use excam_codec::image::{i420_len, Frame};
+use excam_codec::image::{i420_len, Image};
 use excam_codec::metrics::{PsnrStats, SsimStats};
 
 const FRAMES: usize = 10;
 
 /// A minimal Y4M reader: header line, then `FRAME...\n` + I420 bytes.
 /// Returns the header line and the frames.
-fn read_y4m(bytes: &[u8], limit: usize) -> (String, Vec<Frame>) {
+fn read_y4m(bytes: &[u8], limit: usize) -> (String, Vec<Image>) {
     let eol = bytes.iter().position(|&b| b == b'\n').expect("header line");
     let header = std::str::from_utf8(&bytes[..eol])
         .expect("ascii header")
@@ -41,13 +41,13 @@ fn read_y4m(bytes: &[u8], limit: usize) -> (String, Vec<Frame>) {
                 .expect("frame header");
         assert!(bytes[pos..eol].starts_with(b"FRAME"), "bad frame header");
         pos = eol + 1;
-        frames.push(Frame::from_i420(w, h, &bytes[pos..pos + len]).expect("frame size"));
+        frames.push(Image::from_i420(w, h, &bytes[pos..pos + len]).expect("frame size"));
         pos += len;
     }
     (header, frames)
 }
 
-fn write_y4m(path: &Path, header: &str, frames: &[Frame]) {
+fn write_y4m(path: &Path, header: &str, frames: &[Image]) {
     let mut out = Vec::new();
     out.extend_from_slice(header.as_bytes());
     out.push(b'\n');

@@ -4,24 +4,24 @@
 //! floor and its target as a cap, `--min-q/--max-q` bound every frame
 //! header, and every mode's stream decodes in vpxdec to our pictures.
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 
 use excam_codec::container::ivf::{IvfHeader, IvfWriter};
 use excam_codec::decode::parse_frame_header;
-use excam_codec::encode::encoder::{
-    BufferModel, Encoder, EncoderConfig, EncoderStatus, FirstPass, Packet, RateControl,
-};
+use excam_codec::encode::encoder::{BufferModel, EncoderConfig, FirstPass, Packet, RateControl};
 use excam_codec::encode::quantize::quantizer_to_qindex;
 use excam_codec::encode::EncodeError;
-use excam_codec::{decode_picture, DecoderState, Frame};
-use md5::{Digest, Md5};
+use excam_codec::{DecoderState, Image};
+
+use common::{check_decodes, shown_md5s, vpxdec_md5s};
 
 /// A textured picture panning, with deterministic noise of amplitude
 /// `noise`; from frame `cut` on, different content with much more noise
 /// (a scene cut to something costlier).
-fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Image> {
     let mut seed = 0x1234_5679u32;
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -31,7 +31,7 @@ fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
     };
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 0, 0]);
+            let mut f = Image::filled(w, h, [0, 0, 0]);
             let hard = t >= cut;
             for (pi, plane) in f.planes.iter_mut().enumerate() {
                 let s = if pi == 0 { 1 } else { 2 };
@@ -56,7 +56,7 @@ fn clip(w: usize, h: usize, n: usize, cut: usize) -> Vec<Frame> {
 
 /// Every packet of `frames` through `cfg`'s encoder; with `two_pass`, a
 /// first pass over the same frames first.
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame], two_pass: bool) -> Vec<Packet> {
+fn encode_all(cfg: &EncoderConfig, frames: &[Image], two_pass: bool) -> Vec<Packet> {
     let mut cfg = cfg.clone();
     if two_pass {
         let mut fp = FirstPass::new(&cfg).unwrap();
@@ -65,21 +65,7 @@ fn encode_all(cfg: &EncoderConfig, frames: &[Frame], two_pass: bool) -> Vec<Pack
         }
         cfg.first_pass = Some(Arc::new(fp.finish()));
     }
-    let mut enc: Encoder = cfg.build().unwrap();
-    let mut out = Vec::new();
-    let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
-        match enc.receive_packet() {
-            Ok(p) => out.push(p),
-            Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    for f in frames {
-        enc.send_frame(Some(f.clone())).unwrap();
-        drain(&mut enc, &mut out);
-    }
-    enc.flush();
-    drain(&mut enc, &mut out);
+    let out = common::encode_all(&cfg, frames);
     assert_eq!(out.iter().filter(|p| p.show_frame).count(), frames.len());
     out
 }
@@ -108,22 +94,6 @@ fn bucket_min(packets: &[Packet], kbps: u32, model: &BufferModel, fps: f64) -> f
         level = level.min(size);
     }
     min
-}
-
-/// Decodes every packet and checks state and picture against the
-/// encoder's.
-fn check_decodes(packets: &[Packet], what: &str) {
-    let mut state = DecoderState::new();
-    for (i, p) in packets.iter().enumerate() {
-        let d = decode_picture(&state, &p.data).unwrap_or_else(|e| panic!("{what} {i}: {e}"));
-        assert!(d.state == p.state, "{what} packet {i}: state differs");
-        assert_eq!(
-            d.shown.map(|s| s.to_frame()),
-            p.reconstruction.as_ref().map(|r| r.to_frame()),
-            "{what} packet {i}: picture differs"
-        );
-        state = d.state;
-    }
 }
 
 /// Each packet's q index as its frame header codes it.
@@ -351,7 +321,7 @@ fn bad_rate_settings_are_refused() {
     cfg.first_pass = Some(Arc::new(fp.finish()));
     assert!(matches!(cfg.build(), Err(EncodeError::BadParam(m)) if m.contains("no frame")));
     let mut fp = FirstPass::new(&cfg).unwrap();
-    fp.add_frame(&Frame::filled(96, 64, [1, 2, 3])).unwrap();
+    fp.add_frame(&Image::filled(96, 64, [1, 2, 3])).unwrap();
     cfg.first_pass = Some(Arc::new(fp.finish()));
     cfg.build().unwrap();
     cfg.rate = RateControl::Quantizer(20);
@@ -361,22 +331,6 @@ fn bad_rate_settings_are_refused() {
         buffer: BufferModel::default(),
     };
     assert!(cfg.build().is_err());
-}
-
-/// Per-frame MD5s of `vpxdec --md5 --i420` on `ivf`: shown frames only.
-fn vpxdec_md5s(ivf: &Path) -> Vec<String> {
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(ivf)
-        .current_dir(ivf.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "vpxdec failed on {}", ivf.display());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l[..32].to_owned())
-        .collect()
 }
 
 /// libvpx decodes every rate control mode's stream (re-coded and minimal
@@ -445,12 +399,12 @@ fn vpxdec_agrees_on_every_rate_control_mode() {
             wr.write_frame(n as u64, &p.data).unwrap();
         }
         wr.finish().unwrap();
-        let ours: Vec<String> = packets
-            .iter()
-            .filter_map(|p| p.reconstruction.as_ref())
-            .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-            .collect();
+        let ours = shown_md5s(&packets);
         assert_eq!(ours.len(), frames.len());
-        assert_eq!(vpxdec_md5s(&ivf), ours, "case {i}: {rate:?}");
+        assert_eq!(
+            vpxdec_md5s(&ivf).expect("vpxdec runs"),
+            ours,
+            "case {i}: {rate:?}"
+        );
     }
 }

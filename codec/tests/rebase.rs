@@ -1,10 +1,10 @@
 //! rebase and encode-given-state: decisions kept, residual redone, and the
 //! result always decodes to the reconstruction the encoder reports.
 
-use excam_codec::{decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, Frame};
+use excam_codec::{decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, Image};
 
 /// A small moving, textured synthetic clip (deterministic).
-fn clip(w: usize, h: usize, n: usize, seed: u32) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize, seed: u32) -> Vec<Image> {
     (0..n)
         .map(|t| {
             let mut bytes = Vec::new();
@@ -23,14 +23,14 @@ fn clip(w: usize, h: usize, n: usize, seed: u32) -> Vec<Frame> {
                     }
                 }
             }
-            Frame::from_i420(w, h, &bytes).unwrap()
+            Image::from_i420(w, h, &bytes).unwrap()
         })
         .collect()
 }
 
 /// Encodes a clip serially and returns the states before each frame and
 /// the frames' bytes.
-fn encode_clip(frames: &[Frame], q: u8, speed: u8) -> (Vec<DecoderState>, Vec<Vec<u8>>) {
+fn encode_clip(frames: &[Image], q: u8, speed: u8) -> (Vec<DecoderState>, Vec<Vec<u8>>) {
     let mut states = vec![DecoderState::default()];
     let mut out = Vec::new();
     for f in frames {

@@ -4,16 +4,16 @@
 //! `kf_min_dist`); every stream decodes to the encoder's states, and
 //! vpxdec shows exactly our pictures.
 
-use std::process::Command;
+mod common;
 
-use excam_codec::container::ivf::{IvfHeader, IvfWriter};
-use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet, RateControl};
-use excam_codec::{decode_picture, DecoderState, Frame};
-use md5::{Digest, Md5};
+use excam_codec::encode::encoder::{EncoderConfig, Packet, RateControl};
+use excam_codec::Image;
+
+use common::{check_decodes, encode_all, have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A textured picture: `scene` picks the texture, `pan` shifts it, a
 /// bright square moves across at `t`, `noise` adds deterministic noise.
-fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -> Frame {
+fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -> Image {
     let mut seed = 0x9e37_79b9u32 ^ (t as u32).wrapping_mul(0x85eb_ca6b);
     let mut rnd = move || {
         seed ^= seed << 13;
@@ -21,7 +21,7 @@ fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -
         seed ^= seed << 5;
         seed
     };
-    let mut f = Frame::filled(w, h, [0, 0, 0]);
+    let mut f = Image::filled(w, h, [0, 0, 0]);
     for (pi, plane) in f.planes.iter_mut().enumerate() {
         let s = if pi == 0 { 1 } else { 2 };
         for y in 0..plane.height {
@@ -44,41 +44,6 @@ fn picture(w: usize, h: usize, scene: usize, pan: usize, t: usize, noise: u32) -
         }
     }
     f
-}
-
-fn encode_all(cfg: &EncoderConfig, frames: &[Frame]) -> Vec<Packet> {
-    let mut enc: Encoder = cfg.build().unwrap();
-    let mut out = Vec::new();
-    let drain = |enc: &mut Encoder, out: &mut Vec<Packet>| loop {
-        match enc.receive_packet() {
-            Ok(p) => out.push(p),
-            Err(EncoderStatus::NeedMoreData | EncoderStatus::LimitReached) => break,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    for f in frames {
-        enc.send_frame(Some(f.clone())).unwrap();
-        drain(&mut enc, &mut out);
-    }
-    enc.flush();
-    drain(&mut enc, &mut out);
-    out
-}
-
-/// Decodes every packet and checks state and picture against the
-/// encoder's.
-fn check_decodes(packets: &[Packet], what: &str) {
-    let mut state = DecoderState::new();
-    for (i, p) in packets.iter().enumerate() {
-        let d = decode_picture(&state, &p.data).unwrap_or_else(|e| panic!("{what} {i}: {e}"));
-        assert!(d.state == p.state, "{what} packet {i}: state differs");
-        assert_eq!(
-            d.shown.map(|s| s.to_frame()),
-            p.reconstruction.as_ref().map(|r| r.to_frame()),
-            "{what} packet {i}: picture differs"
-        );
-        state = d.state;
-    }
 }
 
 /// K key, A hidden alt-ref, G golden, i inter.
@@ -115,7 +80,7 @@ fn cfg(w: usize, h: usize) -> EncoderConfig {
 #[test]
 fn static_content_gets_long_groups_busy_content_short_ones() {
     let (w, h) = (96, 64);
-    let still: Vec<Frame> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
+    let still: Vec<Image> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
     let c = cfg(w, h);
     let packets = encode_all(&c, &still);
     check_decodes(&packets, "still");
@@ -137,7 +102,7 @@ fn static_content_gets_long_groups_busy_content_short_ones() {
         "key q index {} vs inter {inter_qi}",
         packets[0].q_index
     );
-    let busy: Vec<Frame> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
+    let busy: Vec<Image> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
     let packets = encode_all(&c, &busy);
     check_decodes(&packets, "busy");
     let lay = layout(&packets);
@@ -152,7 +117,7 @@ fn static_content_gets_long_groups_busy_content_short_ones() {
 #[test]
 fn scene_cut_gets_a_key_frame() {
     let (w, h) = (96, 64);
-    let frames: Vec<Frame> = (0..32)
+    let frames: Vec<Image> = (0..32)
         .map(|t| {
             if t < 14 {
                 picture(w, h, 0, t, t, 2)
@@ -182,42 +147,14 @@ fn scene_cut_gets_a_key_frame() {
     off.scene_cuts = false;
     assert_eq!(key_pts(&encode_all(&off, &frames)), [0]);
 
-    if Command::new("vpxdec").arg("--help").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "vpxdec not on PATH under CI (apt-get install vpx-tools)"
-        );
-        eprintln!("skipping vpxdec: not on PATH (apt-get install vpx-tools)");
+    if !have_vpxdec() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let ivf = dir.path().join("cut.ivf");
-    let mut wr = IvfWriter::new(
-        std::fs::File::create(&ivf).unwrap(),
-        &IvfHeader::vp8(w as u16, h as u16, 1, 30),
-    )
-    .unwrap();
-    for p in &packets {
-        wr.write_frame(p.pts, &p.data).unwrap();
-    }
-    wr.finish().unwrap();
-    let out = Command::new("vpxdec")
-        .args(["--codec=vp8", "--md5", "--i420", "-o", "f-%wx%h-%4.i420"])
-        .arg(&ivf)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let theirs: Vec<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l[..32].to_owned())
-        .collect();
-    let ours: Vec<String> = packets
-        .iter()
-        .filter_map(|p| p.reconstruction.as_ref())
-        .map(|r| format!("{:x}", Md5::digest(r.to_frame().to_i420())))
-        .collect();
+    write_ivf(&ivf, w, h, &packets);
+    let theirs = vpxdec_md5s(&ivf).expect("vpxdec runs");
+    let ours = shown_md5s(&packets);
     assert_eq!(ours.len(), frames.len());
     assert_eq!(theirs, ours);
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use excam_codec::decode::{decode_picture, parse_frame_header};
-use excam_codec::header::FrameHeader;
+use excam_codec::header::{BufferCopy, FrameHeader};
 use excam_codec::{DecoderState, FrameError};
 use excam_coordinator::container::VideoReader;
 
@@ -60,11 +60,11 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 }
 
 /// Names a reference-copy code (RFC 6386 section 9.7).
-fn copy_source(code: u8, other: &'static str) -> &'static str {
+fn copy_source(code: BufferCopy, other: &'static str) -> &'static str {
     match code {
-        1 => "last",
-        2 => other,
-        _ => "-",
+        BufferCopy::Last => "last",
+        BufferCopy::Other => other,
+        BufferCopy::None | BufferCopy::Reserved => "-",
     }
 }
 
@@ -98,7 +98,7 @@ fn describe(index: u64, bytes: usize, h: &FrameHeader) -> String {
         copy_source(h.copy_to_golden, "altref"),
         copy_source(h.copy_to_altref, "golden"),
         if h.refresh_entropy { "keep" } else { "drop" },
-        h.partitions,
+        h.partitions.count(),
         if h.filter_simple { "simple" } else { "normal" },
         h.filter_level,
         h.sharpness,

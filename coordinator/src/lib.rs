@@ -36,6 +36,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod container;
 pub mod encode_cmd;
 pub mod encode_runtime;

@@ -5,6 +5,8 @@
 //! `anyhow::Error` and are printed once, with their causes, before a
 //! non-zero exit.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -28,6 +28,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod bench;
 mod client;

@@ -13,6 +13,7 @@
 //! - [`keys`]: the names of mailboxes and store keys, the frame-list format;
 //! - [`run`]: [`run::run_task`], one task from start to finish.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "fault-injection")]

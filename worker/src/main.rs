@@ -4,6 +4,8 @@
 //! invocation's payload is a task and its response the result; otherwise
 //! one task is read as JSON from stdin and its result printed on stdout.
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::process::ExitCode;
 

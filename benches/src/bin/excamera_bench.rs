@@ -9,6 +9,8 @@
 //!
 //! `cargo run --release -p excam-benches --bin excamera-bench -- CLIP.y4m...`
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

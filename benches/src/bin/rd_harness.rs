@@ -24,6 +24,8 @@
 //! clip name and size, mode and quantizer, since they do not change from
 //! one excam experiment to the next.
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};

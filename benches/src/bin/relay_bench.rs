@@ -11,6 +11,8 @@
 //! peak resident memory (VmHWM) is measured apart from the clients'; it is
 //! restarted for every ring so each peak belongs to one ring.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;

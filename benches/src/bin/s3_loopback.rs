@@ -8,6 +8,8 @@
 //! Prints the port it listens on (127.0.0.1) on one line, then serves until
 //! its standard input closes, so it never outlives the script that started it.
 
+#![forbid(unsafe_code)]
+
 use std::io::BufRead;
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::image::{i420_len, Frame};
+use crate::image::{i420_len, Image};
 
 /// Errors from reading raw I420.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ impl<R: Read> I420Reader<R> {
     }
 
     /// The next frame, or `None` at a clean end of input.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, I420Error> {
+    pub fn next_frame(&mut self) -> Result<Option<Image>, I420Error> {
         // The buffer grows with the data, so a wrong (huge) size given by a
         // caller costs memory only if the input really is that long.
         let mut buf = Vec::new();
@@ -101,12 +101,12 @@ impl<R: Read> I420Reader<R> {
             });
         }
         self.frames_read += 1;
-        Ok(Frame::from_i420(self.width, self.height, &buf))
+        Ok(Image::from_i420(self.width, self.height, &buf))
     }
 }
 
 impl<R: Read> Iterator for I420Reader<R> {
-    type Item = Result<Frame, I420Error>;
+    type Item = Result<Image, I420Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -125,7 +125,7 @@ impl<R: Read> Iterator for I420Reader<R> {
 
 /// Writes one frame as tightly packed I420 (stride padding dropped), the
 /// same bytes `vpxdec --i420` writes for it.
-pub fn write_i420_frame<W: Write>(writer: &mut W, frame: &Frame) -> io::Result<()> {
+pub fn write_i420_frame<W: Write>(writer: &mut W, frame: &Image) -> io::Result<()> {
     for p in &frame.planes {
         if p.stride == p.width {
             // Common case: one write per plane.
@@ -144,9 +144,9 @@ mod tests {
     use super::*;
     use crate::image::Plane;
 
-    fn frame(w: usize, h: usize, seed: u8) -> Frame {
+    fn frame(w: usize, h: usize, seed: u8) -> Image {
         let b: Vec<u8> = (0..i420_len(w, h)).map(|i| (i as u8) ^ seed).collect();
-        Frame::from_i420(w, h, &b).unwrap()
+        Image::from_i420(w, h, &b).unwrap()
     }
 
     #[test]
@@ -159,7 +159,7 @@ mod tests {
         // 7x5 luma + 2 * 4x3 chroma.
         assert_eq!(out.len(), 3 * (35 + 24));
         assert_eq!(&out[..59], &frames[0].to_i420()[..]);
-        let got: Vec<Frame> = I420Reader::new(&out[..], 7, 5)
+        let got: Vec<Image> = I420Reader::new(&out[..], 7, 5)
             .unwrap()
             .map(Result::unwrap)
             .collect();

@@ -11,7 +11,7 @@ use std::io::{self, Cursor, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::image::{chroma_size, i420_len, Frame, Plane};
+use crate::image::{chroma_size, i420_len, Image, Plane};
 
 /// Largest width or height accepted. VP8 stores sizes in 14 bits; the cap
 /// also bounds the frame buffer the `y4m` crate allocates from the header.
@@ -226,7 +226,7 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Reads 8-bit 4:2:0 Y4M frames as [`Frame`]s from any [`Read`].
+/// Reads 8-bit 4:2:0 Y4M frames as [`Image`]s from any [`Read`].
 ///
 /// Use [`next_frame`](Y4mReader::next_frame) or iterate: the iterator yields
 /// `Result<Frame, Y4mError>` and ends after the first error.
@@ -310,7 +310,7 @@ impl<R: Read> Y4mReader<R> {
     }
 
     /// The next frame, or `None` at a clean end of input.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, Y4mError> {
+    pub fn next_frame(&mut self) -> Result<Option<Image>, Y4mError> {
         let index = self.frames_read;
         let before = self.count.load(Ordering::Relaxed);
         let (w, h) = (self.header.width, self.header.height);
@@ -323,7 +323,7 @@ impl<R: Read> Y4mReader<R> {
                     stride: pw,
                     data: data.to_vec(),
                 };
-                let frame = Frame {
+                let frame = Image {
                     width: w,
                     height: h,
                     planes: [
@@ -353,7 +353,7 @@ impl<R: Read> Y4mReader<R> {
 }
 
 impl<R: Read> Iterator for Y4mReader<R> {
-    type Item = Result<Frame, Y4mError>;
+    type Item = Result<Image, Y4mError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // After an error the position in the stream is unknown.
@@ -371,7 +371,7 @@ impl<R: Read> Iterator for Y4mReader<R> {
     }
 }
 
-/// Writes [`Frame`]s as a `C420jpeg` Y4M stream to any [`Write`].
+/// Writes [`Image`]s as a `C420jpeg` Y4M stream to any [`Write`].
 pub struct Y4mWriter<W: Write> {
     encoder: ::y4m::Encoder<W>,
     width: usize,
@@ -416,7 +416,7 @@ impl<W: Write> Y4mWriter<W> {
     }
 
     /// Appends one frame; it must have the stream's size.
-    pub fn write_frame(&mut self, frame: &Frame) -> Result<(), Y4mError> {
+    pub fn write_frame(&mut self, frame: &Image) -> Result<(), Y4mError> {
         if (frame.width, frame.height) != (self.width, self.height) {
             return Err(Y4mError::SizeMismatch {
                 width: self.width,
@@ -458,11 +458,11 @@ fn y4m_write_error(e: ::y4m::Error) -> Y4mError {
 mod tests {
     use super::*;
 
-    fn test_frame(w: usize, h: usize, seed: u8) -> Frame {
+    fn test_frame(w: usize, h: usize, seed: u8) -> Image {
         let bytes: Vec<u8> = (0..i420_len(w, h))
             .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
             .collect();
-        Frame::from_i420(w, h, &bytes).unwrap()
+        Image::from_i420(w, h, &bytes).unwrap()
     }
 
     fn stream(header: &str, frames: &[&[u8]]) -> Vec<u8> {
@@ -520,7 +520,7 @@ mod tests {
         let mut w = Y4mWriter::new(&mut out, 4, 2, (25, 1)).unwrap();
         w.write_frame(&padded).unwrap();
         drop(w);
-        let got: Vec<Frame> = Y4mReader::new(&out[..])
+        let got: Vec<Image> = Y4mReader::new(&out[..])
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(h.framerate, (30000, 1001));
         assert_eq!(h.pixel_aspect, (128, 117));
         assert_eq!(h.colorspace, Y4mColorspace::C420mpeg2);
-        let frames: Vec<Frame> = r.map(Result::unwrap).collect();
+        let frames: Vec<Image> = r.map(Result::unwrap).collect();
         assert_eq!(frames.len(), 120);
         // The last frame's bytes are the last bytes of the file.
         let last = frames[119].to_i420();

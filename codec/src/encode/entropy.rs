@@ -11,7 +11,10 @@
 use crate::bool_encoder::cost_bool;
 use crate::encode::modes::{inter_context, MvClamp};
 use crate::encode::tokenize::TokenCounts;
-use crate::modes::{split_first_block, split_mv_neighbours, MbInfo, MotionVector, INTRA_FRAME};
+use crate::modes::{
+    mb_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref, MbInfo, MotionVector,
+};
+use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
 use crate::probs::Probabilities;
 use crate::tables::*;
 
@@ -32,7 +35,8 @@ pub(crate) struct ModeCounts {
 
 /// Records the branch events of `leaf` in `tree`: one per node on the
 /// path from the root, indexed like the tree's probabilities.
-fn count_tree(tree: &[i8], leaf: u8, counts: &mut [[u32; 2]]) {
+fn count_tree(tree: &[i8], leaf: impl TreeLeaf, counts: &mut [[u32; 2]]) {
+    let leaf = leaf.leaf();
     fn walk(tree: &[i8], node: usize, leaf: u8, counts: &mut [[u32; 2]]) -> bool {
         for bit in 0..2 {
             let t = tree[node + bit];
@@ -92,37 +96,27 @@ pub(crate) fn count_modes(
         for mb_x in 0..mb_cols {
             let idx = mb_y * mb_cols + mb_x;
             let mb = &mbs[idx];
-            if mb.ref_frame == INTRA_FRAME {
+            if mb.ref_frame == RefFrame::Intra {
                 count_tree(&YMODE_TREE, mb.y_mode, &mut out.y_mode);
                 count_tree(&UV_MODE_TREE, mb.uv_mode, &mut out.uv_mode);
                 continue;
             }
-            if mb.y_mode != NEWMV && mb.y_mode != SPLITMV {
+            if mb.y_mode != LumaMode::NewMv && mb.y_mode != LumaMode::SplitMv {
                 continue;
             }
-            let above = if mb_y > 0 {
-                &mbs[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
-            let above_left = if mb_x > 0 && mb_y > 0 {
-                &mbs[idx - mb_cols - 1]
-            } else {
-                &outside
-            };
+            let [above, left, above_left] = mb_neighbours(mbs, mb_cols, mb_x, mb_y, &outside);
             let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
             let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
-            if mb.y_mode == NEWMV {
+            if mb.y_mode == LumaMode::NewMv {
                 count_mv(mb.mv, ctx.best, &mut out.mv);
                 continue;
             }
             // SPLITMV: only the partitions coded as NEW4X4 carry a vector.
-            for part in 0..MBSPLIT_COUNT[mb.partitioning as usize] {
+            for part in 0..MBSPLIT_COUNT[mb.partitioning.index()] {
                 let k = split_first_block(mb.partitioning, part);
                 let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
                 let mv = mb.mvs[k];
-                if mv != left_mv && mv != above_mv && mv != MotionVector::ZERO {
+                if sub_mv_ref(mv, left_mv, above_mv) == SubMvRef::New {
                     count_mv(mv, ctx.best, &mut out.mv);
                 }
             }
@@ -253,14 +247,14 @@ mod tests {
     #[test]
     fn tree_counts_follow_the_path() {
         let mut c = [[0u32; 2]; 4];
-        count_tree(&YMODE_TREE, DC_PRED, &mut c);
+        count_tree(&YMODE_TREE, LumaMode::Dc, &mut c);
         assert_eq!(c, [[1, 0], [0, 0], [0, 0], [0, 0]]);
         let mut c = [[0u32; 2]; 4];
-        count_tree(&YMODE_TREE, B_PRED, &mut c);
+        count_tree(&YMODE_TREE, LumaMode::B, &mut c);
         // DC | (V,H) vs (TM,B) | TM vs B
         assert_eq!(c, [[0, 1], [0, 1], [0, 0], [0, 1]]);
         let mut c = [[0u32; 2]; 3];
-        count_tree(&UV_MODE_TREE, H_PRED, &mut c);
+        count_tree(&UV_MODE_TREE, LumaMode::H, &mut c);
         assert_eq!(c, [[0, 1], [0, 1], [1, 0]]);
     }
 
@@ -310,7 +304,7 @@ mod tests {
     #[test]
     fn few_events_do_not_update() {
         let mut counts = ModeCounts::default();
-        count_tree(&YMODE_TREE, B_PRED, &mut counts.y_mode);
+        count_tree(&YMODE_TREE, LumaMode::B, &mut counts.y_mode);
         count_mv_component(3, &mut counts.mv[1]);
         let mut p = Probabilities::default();
         optimize_mode_probs(&mut p, &counts);

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::bool_encoder::BoolEncoder;
-use crate::decode::apply_loop_filter;
 use crate::encode::analysis::MbCoded;
 use crate::encode::entropy::{
     count_modes, optimize_coeff_probs, optimize_mode_probs, prob_from_counts,
@@ -15,9 +14,9 @@ use crate::encode::syntax::{Decided, FrameSyntax};
 use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWriter};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{self, FrameHeader, Inherited};
-use crate::modes::{GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
+use crate::loop_filter::apply_loop_filter;
+use crate::prediction::RefFrame;
 use crate::state::{next_state, DecoderState};
-use crate::tables::{B_PRED, SPLITMV};
 use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
 
 /// Turns a decided frame into bytes and the state after them: chooses
@@ -96,9 +95,15 @@ fn choose_probabilities(syntax: &mut FrameSyntax) {
     }
     let n = mbs.len() as u32;
     let skipped = mbs.iter().filter(|m| m.skip).count() as u32;
-    let intra = mbs.iter().filter(|m| m.ref_frame == INTRA_FRAME).count() as u32;
-    let last = mbs.iter().filter(|m| m.ref_frame == LAST_FRAME).count() as u32;
-    let golden = mbs.iter().filter(|m| m.ref_frame == GOLDEN_FRAME).count() as u32;
+    let intra = mbs
+        .iter()
+        .filter(|m| m.ref_frame == RefFrame::Intra)
+        .count() as u32;
+    let last = mbs.iter().filter(|m| m.ref_frame == RefFrame::Last).count() as u32;
+    let golden = mbs
+        .iter()
+        .filter(|m| m.ref_frame == RefFrame::Golden)
+        .count() as u32;
     let inter = n - intra;
     hdr.skip_prob = Some(prob_from_counts(n - skipped, skipped));
     hdr.prob_intra = prob_from_counts(intra, inter);
@@ -123,7 +128,7 @@ fn walk_frame_tokens(
         if mb_x == 0 {
             left = [0; 9];
         }
-        let y2 = c.info.y_mode != B_PRED && c.info.y_mode != SPLITMV;
+        let y2 = c.info.y_mode.has_y2();
         if !c.has_residual {
             skip_mb_coeffs(y2, &mut above[mb_x], &mut left);
         } else {
@@ -150,7 +155,7 @@ fn write_frame(state: &DecoderState, syntax: &mut FrameSyntax) -> Result<Vec<u8>
     );
     write_modes(&mut bw, hdr, &syntax.modes, syntax.mb_cols, syntax.mb_rows);
     let first = bw.finish();
-    let np = hdr.partitions;
+    let np = hdr.partitions.count();
     let mut parts: Vec<BoolEncoder> = (0..np).map(|_| BoolEncoder::new()).collect();
     walk_frame_tokens(
         &syntax.residual,

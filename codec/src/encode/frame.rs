@@ -6,8 +6,11 @@ use crate::dequant::libvpx_quant_indices;
 use crate::encode::finish::finish;
 use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
-use crate::header::{FilterDeltas, FrameHeader, FrameSize, FrameTag, SegmentFeatures};
-use crate::image::Frame;
+use crate::header::{
+    BufferCopy, FilterDeltas, FrameHeader, FrameSize, FrameTag, PartitionCount, SegmentFeatures,
+};
+use crate::image::Image;
+use crate::prediction::RefFrame;
 use crate::state::DecoderState;
 
 /// libvpx's default loop filter deltas: intra and golden/altref frames get
@@ -20,7 +23,7 @@ const DEFAULT_FILTER_DELTAS: FilterDeltas = FilterDeltas {
 /// Encodes `frame` against `state` (see [`crate::encode::encode`]).
 pub(crate) fn encode_frame(
     state: &DecoderState,
-    frame: &Frame,
+    frame: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
     check_picture(frame)?;
@@ -33,7 +36,7 @@ pub(crate) fn encode_frame(
 /// Decides a new frame for `frame` against `state` by rate-distortion
 /// search: a key frame if the state is empty, the size changed or
 /// `params` ask for one, else an inter frame.
-pub(crate) fn decide_search(state: &DecoderState, frame: &Frame, params: &EncodeParams) -> Decided {
+pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &EncodeParams) -> Decided {
     let (w, h) = (frame.width, frame.height);
     let key = params.key_frame || state.is_empty() || state.dimensions() != (w, h);
     let quant = libvpx_quant_indices(params.q_index);
@@ -44,7 +47,12 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Frame, params: &Encode
         !key && params.sign_bias_golden,
         !key && params.sign_bias_altref,
     ];
-    let refs = search_refs(state, key, params.speed, sign_bias[3]);
+    let refs = search_refs(
+        state,
+        key,
+        params.speed,
+        sign_bias[RefFrame::AltRef.index()],
+    );
     let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
     let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, modes, mb_x, mb_y| {
         analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
@@ -103,19 +111,21 @@ fn search_header(
         filter_deltas_enabled: true,
         update_filter_deltas: key || state.filter_deltas != filter_deltas,
         filter_deltas,
-        partitions: params.partitions,
+        // encode() refused counts and copies the header cannot carry.
+        partitions: PartitionCount::from_count(params.partitions)
+            .expect("encode() checks the partition count"),
         quant: libvpx_quant_indices(params.q_index),
         refresh_golden: key || params.refresh_golden,
         refresh_altref: key || params.refresh_altref,
         copy_to_golden: if key || params.refresh_golden {
-            0
+            BufferCopy::None
         } else {
-            params.copy_to_golden
+            BufferCopy::from_param(params.copy_to_golden).expect("encode() checks copy_to_golden")
         },
         copy_to_altref: if key || params.refresh_altref {
-            0
+            BufferCopy::None
         } else {
-            params.copy_to_altref
+            BufferCopy::from_param(params.copy_to_altref).expect("encode() checks copy_to_altref")
         },
         sign_bias_golden: !key && params.sign_bias_golden,
         sign_bias_altref: !key && params.sign_bias_altref,

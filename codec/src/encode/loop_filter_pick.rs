@@ -36,7 +36,7 @@ fn luma_sse(p: &PlaneBuf, src: &PlaneBuf) -> u64 {
 }
 
 /// Loop filters only the luma of `pic` into `out` at `hdr`'s level: the
-/// luma the decoder's [`crate::decode::apply_loop_filter`] would leave
+/// luma the decoder's [`crate::loop_filter::apply_loop_filter`] would leave
 /// (through the same driver; chroma never affects it), without copying or
 /// filtering chroma.
 fn filter_luma(

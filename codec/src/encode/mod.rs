@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::image::Frame;
+use crate::header::{BufferCopy, PartitionCount};
+use crate::image::Image;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
@@ -167,10 +168,10 @@ pub struct EncodedFrame {
 /// predicted from the state's references.
 pub fn encode(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
-    if !matches!(params.partitions, 1 | 2 | 4 | 8) {
+    if PartitionCount::from_count(params.partitions).is_none() {
         return Err(EncodeError::BadParam("partitions must be 1, 2, 4 or 8"));
     }
     if params.sharpness > 7 {
@@ -179,7 +180,9 @@ pub fn encode(
     // The header has two bits for each; a value it cannot carry as given
     // would leave the encoder's idea of the references apart from the
     // decoder's (found by the encode_state fuzz target).
-    if params.copy_to_golden > 2 || params.copy_to_altref > 2 {
+    if BufferCopy::from_param(params.copy_to_golden).is_none()
+        || BufferCopy::from_param(params.copy_to_altref).is_none()
+    {
         return Err(EncodeError::BadParam(
             "copy_to_golden and copy_to_altref must be 0..=2",
         ));

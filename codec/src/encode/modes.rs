@@ -3,10 +3,13 @@
 
 use crate::bool_encoder::{cost_bool, BitCost, BitSink, BoolEncoder};
 use crate::header::FrameHeader;
-use crate::modes::{MbInfo, MotionVector, GOLDEN_FRAME, INTRA_FRAME, LAST_FRAME};
+use crate::modes::{MbInfo, MotionVector};
+use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
 use crate::tables::*;
 
-use crate::modes::{bmode_neighbours, split_first_block, split_mv_neighbours};
+use crate::modes::{
+    bmode_neighbours, mb_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref,
+};
 pub use crate::modes::{inter_context, sub_mv_context, InterContext, MvClamp};
 
 /// Largest magnitude of a coded vector component (quarter pixels).
@@ -122,7 +125,8 @@ pub fn bmode_costs() -> &'static BModeCosts {
 }
 
 /// Cost in 1/256 bits of a tree leaf.
-pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: u8) -> u32 {
+pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: impl TreeLeaf) -> u32 {
+    let leaf = leaf.leaf();
     // Find the path by searching the tree from the root.
     fn walk(tree: &[i8], probs: &[u8], node: usize, leaf: u8) -> Option<u32> {
         for bit in 0..2 {
@@ -168,15 +172,10 @@ pub fn write_modes(
             if let Some(p) = hdr.skip_prob {
                 bw.put_bool(p, mb.skip);
             }
-            let above = if mb_y > 0 {
-                &mbs[idx - mb_cols]
-            } else {
-                &outside
-            };
-            let left = if mb_x > 0 { &mbs[idx - 1] } else { &outside };
+            let [above, left, above_left] = mb_neighbours(mbs, mb_cols, mb_x, mb_y, &outside);
             if hdr.tag.key_frame {
                 bw.put_tree(&KF_YMODE_TREE, &KF_YMODE_PROBS, mb.y_mode);
-                if mb.y_mode == B_PRED {
+                if mb.y_mode == LumaMode::B {
                     for b in 0..16 {
                         let (a, l) = bmode_neighbours(above, left, &mb.b_modes, b);
                         bw.put_tree(
@@ -189,10 +188,10 @@ pub fn write_modes(
                 bw.put_tree(&UV_MODE_TREE, &KF_UV_MODE_PROBS, mb.uv_mode);
                 continue;
             }
-            bw.put_bool(hdr.prob_intra, mb.ref_frame != INTRA_FRAME);
-            if mb.ref_frame == INTRA_FRAME {
+            bw.put_bool(hdr.prob_intra, mb.ref_frame != RefFrame::Intra);
+            if mb.ref_frame == RefFrame::Intra {
                 bw.put_tree(&YMODE_TREE, &hdr.probs.y_mode, mb.y_mode);
-                if mb.y_mode == B_PRED {
+                if mb.y_mode == LumaMode::B {
                     for &m in &mb.b_modes {
                         bw.put_tree(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m);
                     }
@@ -200,21 +199,16 @@ pub fn write_modes(
                 bw.put_tree(&UV_MODE_TREE, &hdr.probs.uv_mode, mb.uv_mode);
                 continue;
             }
-            bw.put_bool(hdr.prob_last, mb.ref_frame != LAST_FRAME);
-            if mb.ref_frame != LAST_FRAME {
-                bw.put_bool(hdr.prob_golden, mb.ref_frame != GOLDEN_FRAME);
+            bw.put_bool(hdr.prob_last, mb.ref_frame != RefFrame::Last);
+            if mb.ref_frame != RefFrame::Last {
+                bw.put_bool(hdr.prob_golden, mb.ref_frame != RefFrame::Golden);
             }
-            let above_left = if mb_x > 0 && mb_y > 0 {
-                &mbs[idx - mb_cols - 1]
-            } else {
-                &outside
-            };
             let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
             let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
             bw.put_tree(&MV_REF_TREE, &ctx.mode_probs, mb.y_mode);
             match mb.y_mode {
-                NEWMV => write_mv(bw, mb.mv, ctx.best, &hdr.probs.mv),
-                SPLITMV => write_split(bw, hdr, mb, left, above, ctx.best),
+                LumaMode::NewMv => write_mv(bw, mb.mv, ctx.best, &hdr.probs.mv),
+                LumaMode::SplitMv => write_split(bw, hdr, mb, left, above, ctx.best),
                 _ => {}
             }
         }
@@ -229,24 +223,16 @@ fn write_split(
     above: &MbInfo,
     best: MotionVector,
 ) {
-    let s = mb.partitioning as usize;
-    bw.put_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS, s as u8);
-    for part in 0..MBSPLIT_COUNT[s] {
-        let k = split_first_block(s as u8, part);
+    let s = mb.partitioning;
+    bw.put_tree(&MBSPLIT_TREE, &MBSPLIT_PROBS, s);
+    for part in 0..MBSPLIT_COUNT[s.index()] {
+        let k = split_first_block(s, part);
         let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
         let ctx = sub_mv_context(left_mv, above_mv);
         let mv = mb.mvs[k];
-        let leaf = if mv == left_mv {
-            LEFT4X4
-        } else if mv == above_mv {
-            ABOVE4X4
-        } else if mv == MotionVector::ZERO {
-            ZERO4X4
-        } else {
-            NEW4X4
-        };
+        let leaf = sub_mv_ref(mv, left_mv, above_mv);
         bw.put_tree(&SUB_MV_REF_TREE, &SUB_MV_REF_PROBS[ctx], leaf);
-        if leaf == NEW4X4 {
+        if leaf == SubMvRef::New {
             write_mv(bw, mv, best, &hdr.probs.mv);
         }
     }

@@ -2,7 +2,7 @@
 //! 0..63 quantizer scale to the 0..127 q index.
 //!
 //! The dequantization factors are fixed by the bitstream (RFC 6386 section
-//! 14.1) and come from the decoder's [`Dequant`]; how coefficients are
+//! 14.1) and come from the decoder's `Dequant`; how coefficients are
 //! rounded to levels is the encoder's choice.
 //! [`quantize_block`] reproduces libvpx's "regular" quantizer (zero bin,
 //! rounding offset, zero-run zero-bin boost, reciprocal multiply), so that
@@ -157,7 +157,7 @@ impl Quantizer {
     }
 
     /// The quantizer libvpx's encoder uses at `qindex`, with its
-    /// quantizer deltas ([`libvpx_quant_indices`]).
+    /// quantizer deltas (`libvpx_quant_indices`).
     pub fn libvpx(qindex: u8) -> Self {
         let qi = libvpx_quant_indices(qindex.min(127));
         Quantizer::new(qi.q_index, &Dequant::new(qi.q_index as i32, &qi))

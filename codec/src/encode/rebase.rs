@@ -14,13 +14,13 @@ use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, Fr
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
 use crate::header::{FrameHeader, FrameTag};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::intra_pred;
-use crate::modes::{MbInfo, INTRA_FRAME};
+use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
+use crate::prediction::{LumaMode, RefFrame};
 use crate::recon;
 use crate::state::DecoderState;
-use crate::tables::{B_PRED, SPLITMV};
 use crate::tokens::MbCoeffs;
 
 /// Why a frame could not be rebased.
@@ -48,7 +48,7 @@ pub enum RebaseError {
 pub fn rebase(
     original: &DecoderState,
     target: &DecoderState,
-    image: &Frame,
+    image: &Image,
     frame: &[u8],
 ) -> Result<EncodedFrame, RebaseError> {
     let (h, modes) = parse_modes(original, frame)?;
@@ -80,7 +80,7 @@ pub fn rebase(
         sign_bias_altref: h.sign_bias_altref,
         filter_level: Some(h.filter_level),
         sharpness: h.sharpness,
-        partitions: h.partitions,
+        partitions: h.partitions.count(),
         ..EncodeParams::default()
     };
     let decided = decide_forced(target, image, &h, &modes, moved, params.lambda_scale);
@@ -94,7 +94,7 @@ pub fn rebase(
 /// were made against (see [`code_forced_mb`]).
 pub(crate) fn decide_forced(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     orig: &FrameHeader,
     orig_modes: &[MbInfo],
     moved: bool,
@@ -164,7 +164,7 @@ fn forced_header(state: &DecoderState, orig: &FrameHeader, modes: &[MbInfo]) -> 
 /// its predecessor ends in.
 pub fn encode_given_state(
     state: &DecoderState,
-    image: &Frame,
+    image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
     if state.is_empty() || state.dimensions() != (image.width, image.height) {
@@ -227,7 +227,7 @@ pub(crate) fn code_forced_mb(
         has_residual: false,
     };
     let src = a.src;
-    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
+    if info.ref_frame == RefFrame::Intra && info.y_mode == LumaMode::B {
         // Subblocks predict from each other's reconstruction: code them in
         // order, reconstructing as we go (recon's own B_PRED code path).
         let (x0, y0) = (mb_x * 16, mb_y * 16);
@@ -240,33 +240,13 @@ pub(crate) fn code_forced_mb(
             intra_pred::predict_4x4(info.b_modes[b], &above, &left, tl, &mut p.data, pos, stride);
             let c = fdct4x4(&residual4(&src[0], &p.data, pos, stride, x, y));
             let qb = quantize(&c, &q.y1, false);
-            if qb.eob > 1 {
-                crate::idct::idct4x4_add(&qb.dequant, &mut p.data, pos, stride);
-            } else if qb.dequant[0] != 0 {
-                crate::idct::idct_dc_add(qb.dequant[0], &mut p.data, pos, stride);
-            }
+            recon::add_block(&qb.dequant, qb.eob as u8, &mut p.data, pos, stride);
             out.levels[b] = qb.levels;
             out.coeffs.blocks[b] = qb.dequant;
             out.coeffs.eobs[b] = qb.eob as u8;
             out.has_residual |= qb.eob > 0;
         }
-        for pl in 1..3 {
-            let p = &mut pic.planes[pl];
-            let (above, left, tl) = recon::edges::<8>(p, mb_x * 8, mb_y * 8);
-            let pos = p.index((mb_x * 8) as isize, (mb_y * 8) as isize);
-            let stride = p.stride;
-            intra_pred::predict_chroma8(
-                info.uv_mode,
-                &above,
-                &left,
-                tl,
-                mb_y > 0,
-                mb_x > 0,
-                &mut p.data,
-                pos,
-                stride,
-            );
-        }
+        recon::predict_intra_chroma(pic, info, mb_x, mb_y);
         let mut chroma = MbCoded {
             info: *info,
             levels: [[0; 16]; 25],
@@ -290,7 +270,7 @@ pub(crate) fn code_forced_mb(
         // The encoder's own residual coding (RD-optimised levels), so a
         // frame rebased onto its own state comes out as it went in.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
-        let y2 = info.y_mode != SPLITMV;
+        let y2 = info.y_mode != LumaMode::SplitMv;
         let mut coded = a.code_residual_rd(pic, ctx, mb_x, mb_y, y2);
         coded.info = *info;
         out = coded;
@@ -314,7 +294,7 @@ pub(crate) fn code_forced_mb(
     } else {
         // Segments with their own quantizer: plain quantization.
         recon::reconstruct_mb(pic, a.refs, a.filter, info, None, mb_x, mb_y);
-        out = a.code_residual_with(q, pic, mb_x, mb_y, info.y_mode != SPLITMV);
+        out = a.code_residual_with(q, pic, mb_x, mb_y, info.y_mode != LumaMode::SplitMv);
         out.info = *info;
     }
     out.info.skip = !out.has_residual;
@@ -324,7 +304,7 @@ pub(crate) fn code_forced_mb(
     let mut c = MbCoeffs::new();
     c.blocks = out.coeffs.blocks;
     c.eobs = out.coeffs.eobs;
-    if info.ref_frame == INTRA_FRAME && info.y_mode == B_PRED {
+    if info.ref_frame == RefFrame::Intra && info.y_mode == LumaMode::B {
         let res = if out.has_residual { Some(&mut c) } else { None };
         recon::reconstruct_mb(pic, a.refs, a.filter, &out.info, res, mb_x, mb_y);
     } else if out.has_residual {

@@ -11,18 +11,18 @@
 use crate::encode::modes::{sub_mv_context, tree_cost, MvCosts, MV_MAX};
 use crate::encode::motion::{self, MotionSearch};
 use crate::encode::subpel::SubpelPlanes;
-use crate::modes::{split_first_block, split_mv_neighbours, MbInfo, MotionVector};
+use crate::modes::{split_first_block, split_mv_neighbours, sub_mv_ref, MbInfo, MotionVector};
 use crate::picture::PlaneBuf;
+use crate::prediction::{MvSplit, SubMvRef};
 use crate::tables::{
-    ABOVE4X4, LEFT4X4, MBSPLITS, MBSPLIT_COUNT, MBSPLIT_PROBS, MBSPLIT_TREE, MV_16X8, MV_4X4,
-    MV_8X16, MV_QUARTERS, NEW4X4, SUB_MV_REF_PROBS, SUB_MV_REF_TREE, ZERO4X4,
+    MBSPLITS, MBSPLIT_COUNT, MBSPLIT_PROBS, MBSPLIT_TREE, SUB_MV_REF_PROBS, SUB_MV_REF_TREE,
 };
 
 /// A SPLITMV choice for one macroblock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SplitChoice {
-    /// MV_16X8, MV_8X16, MV_QUARTERS or MV_4X4.
-    pub partitioning: u8,
+    /// How the macroblock is split.
+    pub partitioning: MvSplit,
     /// The vector of every 4x4 subblock.
     pub mvs: [MotionVector; 16],
     /// Bits (1/256) of the partitioning and the sub-vectors, without the
@@ -52,28 +52,14 @@ pub(crate) struct SplitSearch<'a> {
     pub sixtap: bool,
 }
 
-/// The sub-mode the bitstream will carry for `mv`, in the writer's order
-/// of preference (LEFT, ABOVE, ZERO, NEW).
-pub(crate) fn sub_mv_leaf(mv: MotionVector, left: MotionVector, above: MotionVector) -> u8 {
-    if mv == left {
-        LEFT4X4
-    } else if mv == above {
-        ABOVE4X4
-    } else if mv == MotionVector::ZERO {
-        ZERO4X4
-    } else {
-        NEW4X4
-    }
-}
-
 /// Pixel rectangle `(x, y, w, h)` inside the macroblock of partition
 /// `part` of partitioning `s`.
-fn part_rect(s: u8, part: usize) -> (usize, usize, usize, usize) {
+fn part_rect(s: MvSplit, part: usize) -> (usize, usize, usize, usize) {
     match s {
-        0 => (0, part * 8, 16, 8),
-        1 => (part * 8, 0, 8, 16),
-        2 => ((part & 1) * 8, (part >> 1) * 8, 8, 8),
-        _ => ((part & 3) * 4, (part >> 2) * 4, 4, 4),
+        MvSplit::TopBottom => (0, part * 8, 16, 8),
+        MvSplit::LeftRight => (part * 8, 0, 8, 16),
+        MvSplit::Quarters => ((part & 1) * 8, (part >> 1) * 8, 8, 8),
+        MvSplit::Sixteen => ((part & 3) * 4, (part >> 2) * 4, 4, 4),
     }
 }
 
@@ -87,12 +73,12 @@ impl SplitSearch<'_> {
         if self.speed > 4 {
             return out;
         }
-        for s in [MV_16X8, MV_8X16, MV_QUARTERS] {
+        for s in [MvSplit::TopBottom, MvSplit::LeftRight, MvSplit::Quarters] {
             out.push(self.choose(s, None));
         }
         let quarters = out[2];
         if self.speed <= 2 && quarters.cost < out[0].cost.min(out[1].cost) {
-            out.push(self.choose(MV_4X4, Some(&quarters.mvs)));
+            out.push(self.choose(MvSplit::Sixteen, Some(&quarters.mvs)));
         }
         out.sort_by_key(|c| c.cost);
         out
@@ -101,12 +87,12 @@ impl SplitSearch<'_> {
     /// Chooses every partition's vector for partitioning `s`. `seeds`,
     /// if given, are per-subblock vectors of a coarser partitioning to
     /// start from; the integer search around them is then short.
-    pub fn choose(&self, s: u8, seeds: Option<&[MotionVector; 16]>) -> SplitChoice {
-        let map = &MBSPLITS[s as usize];
+    pub fn choose(&self, s: MvSplit, seeds: Option<&[MotionVector; 16]>) -> SplitChoice {
+        let map = &MBSPLITS[s.index()];
         let mut mvs = [MotionVector::ZERO; 16];
         let mut rate = tree_cost(&MBSPLIT_TREE, &MBSPLIT_PROBS, s);
         let mut cost = (motion::sad_lambda(self.lambda) * rate as u64) >> 8;
-        for part in 0..MBSPLIT_COUNT[s as usize] {
+        for part in 0..MBSPLIT_COUNT[s.index()] {
             let k = split_first_block(s, part);
             let (left_mv, above_mv) = split_mv_neighbours(self.left, self.above, &mvs, k);
             let probs = &SUB_MV_REF_PROBS[sub_mv_context(left_mv, above_mv)];
@@ -130,9 +116,9 @@ impl SplitSearch<'_> {
                 sixtap: self.sixtap,
             };
             let sub_rate = |mv: MotionVector| {
-                let leaf = sub_mv_leaf(mv, left_mv, above_mv);
+                let leaf = sub_mv_ref(mv, left_mv, above_mv);
                 tree_cost(&SUB_MV_REF_TREE, probs, leaf)
-                    + if leaf == NEW4X4 {
+                    + if leaf == SubMvRef::New {
                         self.mv_costs.cost(mv, self.best)
                     } else {
                         0
@@ -188,15 +174,15 @@ impl SplitSearch<'_> {
 mod tests {
     use super::*;
     use crate::encode::{encode, EncodeParams};
-    use crate::image::Frame;
-    use crate::tables::SPLITMV;
+    use crate::image::Image;
+    use crate::prediction::LumaMode;
     use crate::{decode, decode_picture, DecoderState};
 
     /// A smooth but textured picture, shifted by `dx` in the top half of
     /// every macroblock row and by `-dx` in the bottom half, so motion
     /// differs inside each macroblock.
-    fn picture(w: usize, h: usize, dx: isize) -> Frame {
-        let mut f = Frame::filled(w, h, [128, 128, 128]);
+    fn picture(w: usize, h: usize, dx: isize) -> Image {
+        let mut f = Image::filled(w, h, [128, 128, 128]);
         for y in 0..h {
             let shift = if y % 16 < 8 { dx } else { -dx };
             let row = f.planes[0].row_mut(y);
@@ -214,14 +200,17 @@ mod tests {
     fn split_sub_mv_leaf_prefers_left_then_above_then_zero() {
         let a = MotionVector { row: 4, col: 0 };
         let b = MotionVector { row: 0, col: 8 };
-        assert_eq!(sub_mv_leaf(a, a, b), LEFT4X4);
-        assert_eq!(sub_mv_leaf(b, a, b), ABOVE4X4);
-        assert_eq!(sub_mv_leaf(MotionVector::ZERO, a, b), ZERO4X4);
+        assert_eq!(sub_mv_ref(a, a, b), SubMvRef::Left);
+        assert_eq!(sub_mv_ref(b, a, b), SubMvRef::Above);
+        assert_eq!(sub_mv_ref(MotionVector::ZERO, a, b), SubMvRef::Zero);
         assert_eq!(
-            sub_mv_leaf(MotionVector::ZERO, MotionVector::ZERO, b),
-            LEFT4X4
+            sub_mv_ref(MotionVector::ZERO, MotionVector::ZERO, b),
+            SubMvRef::Left
         );
-        assert_eq!(sub_mv_leaf(MotionVector { row: 1, col: 1 }, a, b), NEW4X4);
+        assert_eq!(
+            sub_mv_ref(MotionVector { row: 1, col: 1 }, a, b),
+            SubMvRef::New
+        );
     }
 
     /// SPLITMV macroblocks the encoder chooses decode to exactly the
@@ -242,9 +231,13 @@ mod tests {
             let (ds, _) = decode(&state, &e.data).expect("decodes");
             assert!(ds == e.state, "frame {i}: decoder state differs");
             let d = decode_picture(&state, &e.data).expect("decodes");
-            splits += d.modes.iter().filter(|m| m.y_mode == SPLITMV).count();
+            splits += d
+                .modes
+                .iter()
+                .filter(|m| m.y_mode == LumaMode::SplitMv)
+                .count();
             state = e.state;
         }
-        assert!(splits > 0, "no macroblock used SPLITMV");
+        assert!(splits > 0, "no macroblock used LumaMode::SplitMv");
     }
 }

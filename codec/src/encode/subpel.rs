@@ -15,6 +15,7 @@ use std::cell::{OnceCell, RefCell};
 use crate::encode::modes::MvCosts;
 use crate::inter_pred::{self, SIXTAP_FILTERS};
 use crate::picture::PlaneBuf;
+use crate::prediction::RefFrame;
 
 /// One reference's luma filtered at the 15 fractional quarter-pixel
 /// phases, each with the reference's geometry (border and stride).
@@ -245,14 +246,14 @@ impl SearchCache {
     }
 
     /// The sub-pixel planes of reference `rf` if already built.
-    pub fn built_subpel(&self, rf: u8) -> Option<&SubpelPlanes> {
-        self.subpel[rf as usize].get()
+    pub fn built_subpel(&self, rf: RefFrame) -> Option<&SubpelPlanes> {
+        self.subpel[rf.index()].get()
     }
 
-    /// The sub-pixel planes of reference `rf` (1..=3), whose luma is
+    /// The sub-pixel planes of inter reference `rf`, whose luma is
     /// `reference`.
-    pub fn subpel(&self, rf: u8, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
-        self.subpel[rf as usize].get_or_init(|| SubpelPlanes::new(reference, sixtap))
+    pub fn subpel(&self, rf: RefFrame, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
+        self.subpel[rf.index()].get_or_init(|| SubpelPlanes::new(reference, sixtap))
     }
 }
 

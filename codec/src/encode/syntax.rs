@@ -15,9 +15,10 @@ use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
 use crate::encode::EncodeError;
 use crate::header::{FrameHeader, QuantIndices, SegmentFeatures};
-use crate::image::Frame;
-use crate::modes::{MbInfo, ALTREF_FRAME, GOLDEN_FRAME, LAST_FRAME};
+use crate::image::Image;
+use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
+use crate::prediction::RefFrame;
 use crate::probs::Probabilities;
 use crate::recon::{self, SubpelFilter};
 use crate::state::DecoderState;
@@ -82,7 +83,7 @@ pub(crate) struct FrameInputs {
 }
 
 /// Checks the picture against VP8's limits and its own size.
-pub(crate) fn check_picture(frame: &Frame) -> Result<(), EncodeError> {
+pub(crate) fn check_picture(frame: &Image) -> Result<(), EncodeError> {
     let (w, h) = (frame.width, frame.height);
     if w == 0 || h == 0 || w > 16383 || h > 16383 {
         return Err(EncodeError::BadDimensions(w, h));
@@ -102,7 +103,7 @@ impl FrameInputs {
     /// given segmentation, interpolation `version` and lambda scale.
     pub fn new(
         state: &DecoderState,
-        frame: &Frame,
+        frame: &Image,
         key: bool,
         quant: &QuantIndices,
         segmentation: Option<&SegmentFeatures>,
@@ -143,7 +144,7 @@ impl FrameInputs {
         &'a self,
         state: &'a DecoderState,
         speed: u8,
-        search_refs: &'a [u8],
+        search_refs: &'a [RefFrame],
         sign_bias: [bool; 4],
     ) -> FrameAnalysis<'a> {
         FrameAnalysis {
@@ -206,12 +207,12 @@ pub(crate) fn search_refs(
     key: bool,
     speed: u8,
     altref_sign_bias: bool,
-) -> Vec<u8> {
+) -> Vec<RefFrame> {
     let altref_speed = if altref_sign_bias { 4 } else { 2 };
-    let mut out = vec![LAST_FRAME];
+    let mut out = vec![RefFrame::Last];
     if let Some(r) = state.refs.as_ref().filter(|_| !key) {
         if speed <= 4 && !std::sync::Arc::ptr_eq(&r.golden, &r.last) && r.golden != r.last {
-            out.push(GOLDEN_FRAME);
+            out.push(RefFrame::Golden);
         }
         if speed <= altref_speed
             && !std::sync::Arc::ptr_eq(&r.altref, &r.last)
@@ -219,7 +220,7 @@ pub(crate) fn search_refs(
             && r.altref != r.golden
             && r.altref != r.last
         {
-            out.push(ALTREF_FRAME);
+            out.push(RefFrame::AltRef);
         }
     }
     out
@@ -227,7 +228,7 @@ pub(crate) fn search_refs(
 
 /// Copies a frame into macroblock-aligned planes, replicating the right
 /// and bottom edges into the padding.
-fn pad_source(frame: &Frame) -> [PlaneBuf; 3] {
+fn pad_source(frame: &Image) -> [PlaneBuf; 3] {
     let mbw = frame.width.div_ceil(16);
     let mbh = frame.height.div_ceil(16);
     core::array::from_fn(|i| {

@@ -1,20 +1,13 @@
-//! DCT token coding, the mirror of [`crate::tokens`]: turns quantized
+//! DCT token coding, the mirror of `crate::tokens`: turns quantized
 //! levels into the branch decisions of the token tree (RFC 6386 section
 //! 13), which a writer, a counter and a cost estimator all consume.
 
 use crate::bool_encoder::{cost_bool, BoolEncoder};
 use crate::probs::CoeffProbs;
-use crate::tables::{COEFF_BANDS, PCAT1, PCAT2, PCAT3, PCAT4, PCAT5, PCAT6};
+use crate::tables::{COEFF_BANDS, DCT_CAT_BASE, DCT_CAT_PROBS, PCAT1, PCAT2};
 
 /// Largest level a token can carry (DCT_CAT6: 67 + 2^11 - 1).
 pub const MAX_LEVEL: i32 = 2048 + 66;
-
-// The extra-bit probabilities of the large-value categories, from
-// the tables (RFC 13.2).
-const CAT3: &[u8] = &PCAT3;
-const CAT4: &[u8] = &PCAT4;
-const CAT5: &[u8] = &PCAT5;
-const CAT6: &[u8] = &PCAT6;
 
 /// Receives the branch decisions of one block's tokens.
 pub trait TokenSink {
@@ -83,12 +76,14 @@ pub fn tokenize_block<S: TokenSink>(
                     }
                 } else {
                     sink.tree(band, ctx, 6, true);
-                    let (cat, base, probs) = match v {
-                        11..=18 => (0, 11, CAT3),
-                        19..=34 => (1, 19, CAT4),
-                        35..=66 => (2, 35, CAT5),
-                        _ => (3, 67, CAT6),
+                    // Categories 3..=6 (RFC 6386 section 13.2).
+                    let cat = match v {
+                        11..=18 => 0,
+                        19..=34 => 1,
+                        35..=66 => 2,
+                        _ => 3,
                     };
+                    let (base, probs) = (DCT_CAT_BASE[2 + cat], DCT_CAT_PROBS[2 + cat]);
                     sink.tree(band, ctx, 8, cat >= 2);
                     sink.tree(band, ctx, 9 + (cat >= 2) as usize, cat & 1 == 1);
                     let e = v - base;
