@@ -11,7 +11,7 @@
 //!   job come back with the right bytes;
 //! - nothing leaks: with every job of the script ended, the connection
 //!   counts, the mailbox count and the bytes held return to zero within
-//!   two seconds (so no reservation of a dead put, no waiter of a dead
+//!   five seconds (so no reservation of a dead put, no waiter of a dead
 //!   connection, no connection slot is kept);
 //! - the bytes held never went above the mailbox part of the memory
 //!   budget.
@@ -49,8 +49,9 @@ const MAILBOXES: u8 = 4;
 const MAX_MESSAGE: u64 = 256 << 10;
 /// Each client operation's own bound: the script never waits longer.
 const OP_BOUND: Duration = Duration::from_millis(60);
-/// How long the relay's state may take to settle after a script.
-const SETTLE: Duration = Duration::from_secs(2);
+/// How long the relay's state may take to settle after a script (a bound
+/// for a machine under heavy load; it settles in milliseconds).
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// What a connection says first.
 #[derive(Arbitrary, Debug, Clone)]
@@ -64,7 +65,7 @@ pub enum Hello {
     /// A hello for job `n` whose token's expiry was moved into the past
     /// (so its MAC no longer matches).
     Tampered(u8),
-    /// A valid hello, sent after `ms` milliseconds.
+    /// A valid hello, sent after 4 x `ms` milliseconds.
     Late(u8, u8),
     /// Raw bytes instead of a hello.
     Raw(Vec<u8>),
@@ -165,9 +166,13 @@ fn config(secret: RelaySecret) -> RelayConfig {
     c.max_message = MAX_MESSAGE;
     c.max_connections = 16;
     c.max_unauthenticated = 8;
-    c.hello_timeout = Duration::from_millis(150);
-    c.body_timeout = Duration::from_millis(150);
-    c.response_timeout = Duration::from_millis(150);
+    // Short enough that scripts reach every deadline (a late hello waits
+    // up to 1 s), long enough that an honest handshake on a loaded machine
+    // under ASan makes it (150 ms did not: a false alarm, kept as the
+    // first regression input).
+    c.hello_timeout = Duration::from_millis(500);
+    c.body_timeout = Duration::from_millis(300);
+    c.response_timeout = Duration::from_millis(300);
     c.ttl = Duration::from_secs(2);
     c.max_waiters_per_mailbox = 4;
     c.max_streams_per_connection = 8;
@@ -352,7 +357,7 @@ async fn run_conn(live: &'static Live, script: u64, c: ConnScript) {
             )
         }
         Hello::Late(j, ms) => {
-            tokio::time::sleep(Duration::from_millis(u64::from(*ms) * 2)).await;
+            tokio::time::sleep(Duration::from_millis(u64::from(*ms) * 4)).await;
             let n = job_name(script, *j);
             Some(hello_bytes(live, &n, &n, None))
         }
@@ -389,7 +394,9 @@ fn honest_config(live: &Live, job: &str) -> ClientConfig {
     );
     c.backoff_initial = Duration::from_millis(10);
     c.backoff_max = Duration::from_millis(100);
-    c.retry_for = Duration::from_secs(3);
+    // The relay may close a handshake it finds too slow; the client retries
+    // as workers do. Failing for this long is a finding.
+    c.retry_for = Duration::from_secs(15);
     c.connect_timeout = Duration::from_secs(1);
     c.max_message = MAX_MESSAGE;
     c
