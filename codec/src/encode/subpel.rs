@@ -73,8 +73,18 @@ fn filter_h(row: &[u8], t: &[u16; 6], out: &mut [u8]) {
 fn filter_v(rows: [&[u8]; 6], t: &[u16; 6], out: &mut [u8]) {
     let n = out.len();
     let r: [&[u8]; 6] = rows.map(|r| &r[..n]);
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = tap6([r[0][i], r[1][i], r[2][i], r[3][i], r[4][i], r[5][i]], t);
+    // Zipped iterators rather than indices: no bounds checks left in the
+    // loop, so it vectorises in every build (indexing did only in some,
+    // depending on how the crate was split into codegen units).
+    let taps = r[0]
+        .iter()
+        .zip(r[1])
+        .zip(r[2])
+        .zip(r[3])
+        .zip(r[4])
+        .zip(r[5]);
+    for (o, (((((&a, &b), &c), &d), &e), &f)) in out.iter_mut().zip(taps) {
+        *o = tap6([a, b, c, d, e, f], t);
     }
 }
 
