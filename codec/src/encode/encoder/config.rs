@@ -37,6 +37,11 @@ pub struct AltRefPolicy {
     /// frame the alt-ref stands for, mostly predicted from it) keeps the
     /// golden boost; if not, it is coded at the inter frames' q index.
     pub overlay_boost: bool,
+    /// Whether a group filmed by a steady camera (as the lookahead sees
+    /// it) gets a stronger filter than [`arnr`](Self::arnr)
+    /// ([`arnr_for_group`](super::lookahead::arnr_for_group)); needs the
+    /// lookahead's statistics ([`GroupPolicy::adaptive`] or scene cuts).
+    pub adaptive_filter: bool,
 }
 
 /// vpxenc's ARNR settings of the libvpx anchor (`--arnr-maxframes=7
@@ -55,6 +60,7 @@ impl Default for AltRefPolicy {
             // boost carphone went +7.41% -> +5.22% and the static-camera
             // composite +28.97% -> +27.52% (BD-rate PSNR against vpxenc).
             overlay_boost: false,
+            adaptive_filter: false,
         }
     }
 }
@@ -315,6 +321,7 @@ impl EncoderConfig {
         if speed < 6 {
             cfg.lag_in_frames = MAX_LAG;
             cfg.alt_ref.enabled = true;
+            cfg.alt_ref.adaptive_filter = true;
             cfg.group.adaptive = true;
             cfg.scene_cuts = true;
         }
@@ -464,6 +471,7 @@ impl EncoderConfig {
             group_weight: 0.0,
             start_weight: 0.0,
             arf_due: None,
+            arf_arnr: self.alt_ref.arnr,
             arf_active: false,
             next_q: None,
             flushing: false,

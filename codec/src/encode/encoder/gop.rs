@@ -120,6 +120,14 @@ impl super::Encoder {
             return false;
         }
         self.arf_due = Some(target as usize - 1);
+        self.arf_arnr = policy.arnr;
+        if policy.adaptive_filter && self.cfg.wants_stats() {
+            // `stats[i]` compares frame i + 1 after this one with its
+            // predecessor: the group's frames up to the alt-ref's.
+            let stats = self.stats.make_contiguous();
+            let n = (target as usize).min(stats.len());
+            self.arf_arnr = lookahead::arnr_for_group(policy.arnr, &stats[..n]);
+        }
         true
     }
 
@@ -148,11 +156,12 @@ impl super::Encoder {
     /// Codes the hidden alt-ref frame built around `queue[center]`.
     pub(super) fn encode_alt_ref(&mut self, center: usize) -> Result<Packet, EncoderStatus> {
         self.arf_due = None;
-        let half = (self.cfg.alt_ref.arnr.max_frames.max(1) as usize - 1) / 2;
+        let arnr = self.arf_arnr;
+        let half = (arnr.max_frames.max(1) as usize - 1) / 2;
         let lo = center.saturating_sub(half);
         let hi = (center + half + 1).min(self.queue.len());
         let window: Vec<Frame> = self.queue.range(lo..hi).map(|(_, f)| f.clone()).collect();
-        let source = temporal_filter::filter(&window, center - lo, &self.cfg.alt_ref.arnr);
+        let source = temporal_filter::filter(&window, center - lo, &arnr);
         let pts = self.queue.front().map_or(self.frames_in, |(p, _)| *p);
         let q_index = if self.adaptive_q() {
             lookahead::reference_q_index(

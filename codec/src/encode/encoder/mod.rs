@@ -144,6 +144,8 @@ pub struct Encoder {
     /// An alt-ref frame to code before the next shown frame, built
     /// around this index of the queue.
     arf_due: Option<usize>,
+    /// The temporal filter for that alt-ref.
+    arf_arnr: crate::encode::temporal_filter::ArnrParams,
     /// Whether the alt-ref reference holds a hidden frame from the
     /// current group's future.
     arf_active: bool,
