@@ -38,7 +38,7 @@ EXCAM=$(realpath "$EXCAM")
 for t in ffmpeg vpxdec sha256sum; do
     command -v "$t" >/dev/null || { echo "identical.sh: $t not found" >&2; exit 1; }
 done
-[ -x "$EXCAM" ] || { echo "identical.sh: $EXCAM not built (cargo build --release -p excam-coordinator -p excam-worker)" >&2; exit 1; }
+[ -x "$EXCAM" ] || { echo "identical.sh: $EXCAM not built (cargo build --release --workspace --bins)" >&2; exit 1; }
 [ -x "$(dirname "$EXCAM")/excam-worker" ] || { echo "identical.sh: no excam-worker beside $EXCAM" >&2; exit 1; }
 
 WORK=$(mktemp -d)

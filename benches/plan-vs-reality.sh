@@ -32,7 +32,7 @@ GROUP=${GROUP:-16}
 EXTRA=${EXTRA:-}
 
 die() { echo "plan-vs-reality.sh: $*" >&2; exit 1; }
-[ -x "$excam" ] || die "$excam not found: cargo build --release -p excam-coordinator (or set CARGO_TARGET_DIR)"
+[ -x "$excam" ] || die "$excam not found: cargo build --release --workspace --bins (or set CARGO_TARGET_DIR)"
 command -v python3 >/dev/null || die "python3 is needed to read JSON"
 mkdir -p "$OUT"
 

@@ -49,5 +49,5 @@ if [ ${#clips[@]} -eq 0 ]; then
     clips=("$data/carphone_176x144_120f.y4m" "$data/box_640x480_120f.y4m")
 fi
 
-(cd "$repo" && cargo build --release -q -p excam-benches --bin rd-harness)
+(cd "$repo" && cargo build --release -q --workspace --bin rd-harness)
 (cd "$repo" && "$target/release/rd-harness" "${clips[@]}" "$@")

@@ -5,5 +5,5 @@
 # Extra arguments go to relay_bench (e.g. --clients 100,500 --size 262144).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p excam-benches --bin relay_bench
+cargo build --release --workspace --bin relay_bench
 exec "${CARGO_TARGET_DIR:-target}/release/relay_bench" "$@"
