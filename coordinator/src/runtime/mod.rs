@@ -170,6 +170,13 @@ pub async fn run_job(
         #[cfg(not(feature = "cloud"))]
         BackendChoice::Lambda { .. } => return Err(JobError::Backend(anyhow::anyhow!(NO_CLOUD))),
     };
+    // Tasks in this process share its cores: more of them at once than
+    // `local::max_in_flight` adds memory (each holds its chunk's frames
+    // and states), not speed.
+    let mut sched_cfg = policy.scheduler.clone();
+    if matches!(infra.backend, BackendChoice::Local { .. }) {
+        sched_cfg.max_concurrency = sched_cfg.max_concurrency.min(local::max_in_flight());
+    }
     let store = worker_api::open_store(&store_spec)
         .await
         .map_err(JobError::Store)?;
@@ -368,7 +375,7 @@ pub async fn run_job(
                 make_tasks(&run),
                 expected.clone(),
                 reused,
-                &policy.scheduler,
+                &sched_cfg,
                 &hooks.faults,
                 &display,
                 &on_done,
