@@ -5,7 +5,7 @@
 //! Three ways through, all giving the same bytes for the same spec:
 //! - [`encode`] with no [`ExCameraShape`]: the streaming
 //!   [`Encoder`](excam_codec::encode::encoder::Encoder), frame by frame
-//!   ([`serial`]);
+//!   (`encode/serial.rs`);
 //! - [`encode`] with one: the in-memory ExCamera pipeline
 //!   ([`crate::pipeline`]), which reads the whole clip (for standard input
 //!   and output and devices);
@@ -16,7 +16,7 @@
 //! The output is written to a temporary file beside the destination and
 //! renamed over it only when the whole stream has been encoded, so a
 //! failure (bad input, a truncated frame, a full disk) never leaves a
-//! half-written file at the output path ([`sink`]).
+//! half-written file at the output path (`encode/sink.rs`).
 
 mod excamera;
 pub mod on_runtime;

@@ -12,7 +12,7 @@ use super::scheduler::SchedulerConfig;
 /// Where the workers run.
 #[derive(Clone, Debug)]
 pub enum BackendChoice {
-    /// Tasks run in this process ([`local::LocalBackend`]), a store in a
+    /// Tasks run in this process ([`super::local::LocalBackend`]), a store in a
     /// directory.
     Local {
         /// Store root.

@@ -36,7 +36,7 @@ pub enum JobError {
     Cancelled,
     /// A chunk failed for good: out of tries, throttled past its
     /// deadline, or its handed-on states lost too often
-    /// ([`scheduler::ScheduleError`] says which).
+    /// ([`ScheduleError`] says which).
     #[error("job {} failed; no output written", short(.job))]
     Failed {
         /// Job id.

@@ -8,7 +8,7 @@ use crate::chunk::{Coded, Phase};
 use crate::graph::JobGraph;
 
 /// Runs the job's [`JobGraph`] over whole-clip `frames` in one process,
-/// node by node in [`JobGraph::topological`] order, as [`run_task`] would
+/// node by node in [`JobGraph::topological`] order, as [`run_task`](super::run_task) would
 /// chunk by chunk: the reference output of a job (for tests and checks).
 /// Returns each chunk's frames.
 ///
