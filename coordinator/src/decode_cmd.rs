@@ -83,7 +83,27 @@ pub struct DecodeArgs {
     /// `full`. Default: what the WebM file's Colour element says, else
     /// limited.
     #[arg(long, value_enum)]
-    pub range: Option<Range>,
+    pub range: Option<RangeArg>,
+}
+
+/// `--range`: [`Range`] for clap (the library's enum has no clap derive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RangeArg {
+    /// Studio swing, as BT.601 video: Y 16..235 and Cb/Cr 16..240 span the
+    /// full RGB range (what VP8 streams are unless a container says
+    /// otherwise).
+    Limited,
+    /// Full swing, as JPEG: Y, Cb and Cr use all of 0..255.
+    Full,
+}
+
+impl From<RangeArg> for Range {
+    fn from(r: RangeArg) -> Range {
+        match r {
+            RangeArg::Limited => Range::Limited,
+            RangeArg::Full => Range::Full,
+        }
+    }
 }
 
 /// Picture formats `excam decode` writes.
@@ -123,10 +143,13 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
         return print_md5s(reader, &stem, BufWriter::new(stdout), args);
     }
     if let Some(pattern) = &args.frames {
-        let range = args.range.unwrap_or(match reader.full_range {
-            Some(true) => Range::Full,
-            _ => Range::Limited,
-        });
+        let range = args
+            .range
+            .map(Range::from)
+            .unwrap_or(match reader.full_range {
+                Some(true) => Range::Full,
+                _ => Range::Limited,
+            });
         return write_images(reader, &args.input, Pattern::parse(pattern)?, range);
     }
     let out = match args.output.as_deref() {

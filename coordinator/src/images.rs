@@ -16,12 +16,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use excam_codec::Picture;
 use rayon::prelude::*;
 
 /// How luma and chroma samples map to 0..255 RGB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
     /// Studio swing, as BT.601 video: Y 16..235 and Cb/Cr 16..240 span the
     /// full RGB range (what VP8 streams are unless a container says

@@ -39,11 +39,9 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
-pub mod encode_cmd;
-pub mod encode_runtime;
+pub mod encode;
 pub mod images;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
-pub mod relay_cmd;
 pub mod runtime;

@@ -13,10 +13,10 @@ use clap::{Parser, Subcommand};
 
 mod calibrate_cmd;
 mod decode_cmd;
+mod encode_cmd;
 mod info_cmd;
 mod plan_cmd;
-
-use excam_coordinator::{encode_cmd, relay_cmd};
+mod relay_cmd;
 
 /// excam: a pure-Rust VP8 codec built for ExCamera-style parallel encoding.
 #[derive(Debug, Parser)]
@@ -60,7 +60,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<excam_coordinator::runtime::Cancelled>() => {
+        Err(e)
+            if e.downcast_ref::<excam_coordinator::runtime::JobError>()
+                .is_some_and(|e| e.is_cancelled()) =>
+        {
             eprintln!("excam: {e}");
             ExitCode::from(130)
         }

@@ -8,7 +8,12 @@ use clap::Parser;
 use excam_codec::container::ivf::IvfReader;
 use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::{decode, DecoderState, Frame};
-use excam_coordinator::encode_cmd::{encode, EncodeArgs};
+// The command's flags are the binary's (the library takes a typed spec):
+// the binary's module, compiled here as well, parses and resolves them.
+#[allow(dead_code)]
+#[path = "../src/encode_cmd/mod.rs"]
+mod encode_cmd;
+use encode_cmd::{encode, EncodeArgs};
 
 #[derive(Parser)]
 struct Cli {

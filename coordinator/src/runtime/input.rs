@@ -13,7 +13,7 @@ use excam_worker::store::Store;
 use excam_worker::task::StoreSpec;
 use sha2::{Digest, Sha256};
 
-use super::{InputSource, JobConfig};
+use super::InputSource;
 
 /// Parses a Y4M header from the file's first bytes: the frame geometry
 /// and where frames start. Only `FRAME` lines without parameters are
@@ -40,11 +40,11 @@ pub(super) fn parse_header(
 
 /// Identity, store key, first bytes and total size of the input.
 pub(super) async fn locate_input(
-    cfg: &JobConfig,
+    input: &InputSource,
     spec: &StoreSpec,
     store: &dyn Store,
 ) -> anyhow::Result<(String, String, Vec<u8>, u64)> {
-    match &cfg.input {
+    match input {
         InputSource::File(path) => {
             let meta = std::fs::metadata(path)
                 .with_context(|| format!("cannot open {}", path.display()))?;

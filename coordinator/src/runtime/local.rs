@@ -11,6 +11,17 @@ use excam_worker::task::{Fault, Task, TaskResult};
 
 use super::backend::{AttemptError, Backend, FailureKind};
 
+/// Most local tasks in flight at once: twice the cores this process may
+/// use. Each task holds its chunk's frames, its encoder and the states it
+/// receives and hands on (about 30 MB at 640x480, N = 6), and tasks in
+/// flight beyond the cores only wait, so `--workers 2000` would hold the
+/// whole clip several times over. Twice the cores keeps the cores busy
+/// while some tasks wait for their predecessor's state (the scheduler
+/// starts chunks in chain order, so a capped job cannot deadlock).
+pub fn max_in_flight() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Runs tasks in this process with [`excam_worker::run_task_as`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LocalBackend;

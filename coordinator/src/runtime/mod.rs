@@ -11,8 +11,9 @@
 
 pub mod backend;
 pub mod chain;
-pub mod cli;
+mod config;
 mod embedded_relay;
+mod error;
 mod input;
 #[cfg(feature = "cloud")]
 pub mod lambda;
@@ -23,155 +24,37 @@ pub mod report;
 mod resume;
 pub mod scheduler;
 mod state_audit;
+mod store_dir;
 pub mod timeline;
 pub mod worker_api;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use excam_codec::image::i420_len;
-use excam_rendezvous::{Fingerprint, RelaySecret};
 use excam_worker::task::{
-    codec_version, CodecParams, Fault, InputSpec, RelaySpec, StoreSpec, Task, TASK_VERSION,
+    codec_version, CodecParams, InputSpec, RelaySpec, StoreSpec, Task, TASK_VERSION,
 };
 use sha2::{Digest, Sha256};
 
 use backend::Backend;
+pub use config::{
+    BackendChoice, Infrastructure, InputSource, JobConfig, JobSpec, Policy, Pricing, RelayChoice,
+    TestHooks,
+};
 use embedded_relay::EmbeddedRelay;
+pub use error::JobError;
 #[cfg(not(feature = "cloud"))]
 use input::NO_CLOUD;
 use input::{locate_input, parse_header, upload_input};
 use report::build_report;
 use report::Report;
 use resume::load_reusable;
-use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError, SchedulerConfig};
+use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError};
+pub use store_dir::default_store_dir;
 use worker_api::{job_prefix, result_key};
-
-/// Where the workers run.
-#[derive(Clone, Debug)]
-pub enum BackendChoice {
-    /// Tasks run in this process ([`local::LocalBackend`]), a store in a
-    /// directory.
-    Local {
-        /// Store root.
-        store_dir: PathBuf,
-    },
-    /// `excam-worker` processes on this machine, a store in a directory.
-    Processes {
-        /// The worker executable.
-        worker_bin: PathBuf,
-        /// Store root.
-        store_dir: PathBuf,
-    },
-    /// Lambda invocations, a store in S3.
-    Lambda {
-        /// Function name.
-        function: String,
-        /// Bucket.
-        bucket: String,
-        /// Key prefix ("" for none).
-        prefix: String,
-    },
-}
-
-/// How states travel between workers.
-#[derive(Clone, Debug)]
-pub enum RelayChoice {
-    /// Through the store alone.
-    None,
-    /// A relay run inside the coordinator for the job's duration.
-    Embedded {
-        /// UDP address to bind.
-        listen: SocketAddr,
-        /// `host:port` workers dial (default: the bound address).
-        public: Option<String>,
-    },
-    /// A relay run elsewhere.
-    External {
-        /// `host:port`.
-        addr: String,
-        /// Its certificate's fingerprint.
-        fingerprint: Fingerprint,
-        /// The relay's secret, to mint the job's token.
-        secret: RelaySecret,
-    },
-}
-
-/// The input video.
-#[derive(Clone, Debug)]
-pub enum InputSource {
-    /// A local Y4M file, uploaded (or linked) into the store.
-    File(PathBuf),
-    /// A Y4M object in the job's S3 bucket, used in place.
-    S3 {
-        /// Bucket (must be the store's).
-        bucket: String,
-        /// Key.
-        key: String,
-    },
-}
-
-impl InputSource {
-    /// Parses `s3://bucket/key` or a path.
-    pub fn parse(s: &str) -> InputSource {
-        match s.strip_prefix("s3://").and_then(|r| r.split_once('/')) {
-            Some((b, k)) => InputSource::S3 {
-                bucket: b.to_string(),
-                key: k.to_string(),
-            },
-            None => InputSource::File(PathBuf::from(s)),
-        }
-    }
-}
-
-/// Everything a distributed encode needs.
-#[derive(Clone, Debug)]
-pub struct JobConfig {
-    /// Input.
-    pub input: InputSource,
-    /// Output file (written atomically).
-    pub output: PathBuf,
-    /// The output's container.
-    pub container: crate::container::Container,
-    /// Codec settings; width, height and frame rate are taken from the input.
-    pub codec: CodecParams,
-    /// N.
-    pub chunk_frames: usize,
-    /// x.
-    pub group_chunks: usize,
-    /// Skip this many frames of the input first.
-    pub skip: usize,
-    /// Encode at most this many frames (after `skip`).
-    pub limit: Option<usize>,
-    /// Where workers run.
-    pub backend: BackendChoice,
-    /// How states travel.
-    pub relay: RelayChoice,
-    /// Concurrency, retries, stragglers, timeouts.
-    pub scheduler: SchedulerConfig,
-    /// Reuse verified chunks of an earlier run of the same job.
-    pub resume: bool,
-    /// Keep `jobs/{job}/` after success.
-    pub keep_intermediate: bool,
-    /// Write the JSON report here (and the SVG beside it).
-    pub report: Option<PathBuf>,
-    /// No display, no log lines.
-    pub quiet: bool,
-    /// Memory for the cost estimate, MB.
-    pub lambda_memory_mb: u32,
-    /// USD per GB-second.
-    pub price_per_gb_s: f64,
-    /// USD per request.
-    pub price_per_request: f64,
-    /// Faults to inject: (chunk, attempt) -> fault (tests).
-    pub faults: HashMap<(usize, u32), Fault>,
-    /// Restart the embedded relay once this many chunks are done (tests).
-    pub restart_relay_after: Option<usize>,
-}
 
 /// What a finished job produced.
 #[derive(Clone, Debug)]
@@ -195,11 +78,6 @@ pub struct JobOutcome {
     /// The report (also written when asked).
     pub report: Report,
 }
-
-/// The job was cancelled (Ctrl-C); the CLI exits with 130.
-#[derive(Debug, thiserror::Error)]
-#[error("cancelled: no output written")]
-pub struct Cancelled;
 
 /// Hex SHA-256 naming a job: same input, parameters and codec version give
 /// the same id, so a rerun finds its earlier results.
@@ -229,21 +107,34 @@ pub fn job_id(
 ///
 /// # Errors
 /// Bad input or settings, store or relay failures, a chunk that failed
-/// `max_tries` times (the message names chunk, phase and last error), or
-/// [`Cancelled`] when `cancel` turns true. No output file is left then.
+/// `max_tries` times (the message names chunk, phase and last error), a
+/// broken chain, or [`JobError::Cancelled`] when `cancel` turns true (see
+/// [`JobError`]). No output file is left then.
 pub async fn run_job(
     cfg: JobConfig,
     cancel: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<JobOutcome> {
+) -> Result<JobOutcome, JobError> {
     let t0 = Instant::now();
     let started_unix_s = unix_now();
-    if cfg.chunk_frames == 0 || cfg.group_chunks == 0 {
-        bail!("chunk frames and group chunks must be at least 1");
+    let JobConfig {
+        job: spec,
+        infra,
+        policy,
+        hooks,
+    } = &cfg;
+    if spec.chunk_frames == 0 || spec.group_chunks == 0 {
+        return Err(JobError::Settings(
+            "chunk frames and group chunks must be at least 1".into(),
+        ));
     }
-    let (store_spec, backend): (StoreSpec, Arc<dyn Backend>) = match &cfg.backend {
+    let store_root = |dir: &Path| {
+        std::path::absolute(dir)
+            .with_context(|| format!("bad store dir {}", dir.display()))
+            .map_err(JobError::Backend)
+    };
+    let (store_spec, backend): (StoreSpec, Arc<dyn Backend>) = match &infra.backend {
         BackendChoice::Local { store_dir } => {
-            let root = std::path::absolute(store_dir)
-                .with_context(|| format!("bad store dir {}", store_dir.display()))?;
+            let root = store_root(store_dir)?;
             (StoreSpec::Local { root }, Arc::new(local::LocalBackend))
         }
         BackendChoice::Processes {
@@ -251,13 +142,12 @@ pub async fn run_job(
             store_dir,
         } => {
             if !worker_bin.is_file() {
-                bail!(
+                return Err(JobError::Backend(anyhow::anyhow!(
                     "worker executable {} not found (build excam-worker or pass --worker-bin)",
                     worker_bin.display()
-                );
+                )));
             }
-            let root = std::path::absolute(store_dir)
-                .with_context(|| format!("bad store dir {}", store_dir.display()))?;
+            let root = store_root(store_dir)?;
             (
                 StoreSpec::Local { root },
                 Arc::new(processes::ProcessBackend {
@@ -278,63 +168,76 @@ pub async fn run_job(
             Arc::new(lambda::LambdaBackend::new(function.clone()).await),
         ),
         #[cfg(not(feature = "cloud"))]
-        BackendChoice::Lambda { .. } => bail!(NO_CLOUD),
+        BackendChoice::Lambda { .. } => return Err(JobError::Backend(anyhow::anyhow!(NO_CLOUD))),
     };
-    let store = worker_api::open_store(&store_spec).await?;
+    // Tasks in this process share its cores: more of them at once than
+    // `local::max_in_flight` adds memory (each holds its chunk's frames
+    // and states), not speed.
+    let mut sched_cfg = policy.scheduler.clone();
+    if matches!(infra.backend, BackendChoice::Local { .. }) {
+        sched_cfg.max_concurrency = sched_cfg.max_concurrency.min(local::max_in_flight());
+    }
+    let store = worker_api::open_store(&store_spec)
+        .await
+        .map_err(JobError::Store)?;
 
     // The input: its identity (for the job id), header and store key.
-    let (identity, input_key, head, total) =
-        locate_input(&cfg, &store_spec, store.as_ref()).await?;
-    let (hdr, mut first_frame_offset, mut frames) = parse_header(&head, total)?;
+    let (identity, input_key, head, total) = locate_input(&spec.input, &store_spec, store.as_ref())
+        .await
+        .map_err(JobError::Input)?;
+    let (hdr, mut first_frame_offset, mut frames) =
+        parse_header(&head, total).map_err(JobError::Input)?;
     let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
     let mut identity = identity;
-    if cfg.skip > 0 {
-        if cfg.skip >= frames {
-            bail!(
+    if spec.skip > 0 {
+        if spec.skip >= frames {
+            return Err(JobError::Input(anyhow::anyhow!(
                 "--skip {} skips the whole input: it has {frames} frames",
-                cfg.skip
-            );
+                spec.skip
+            )));
         }
-        first_frame_offset += cfg.skip as u64 * stride;
-        frames -= cfg.skip;
-        identity = format!("{identity}:skip={}", cfg.skip);
+        first_frame_offset += spec.skip as u64 * stride;
+        frames -= spec.skip;
+        identity = format!("{identity}:skip={}", spec.skip);
     }
-    if let Some(l) = cfg.limit {
+    if let Some(l) = spec.limit {
         frames = frames.min(l);
     }
     if frames == 0 {
-        bail!("the input has no frames");
+        return Err(JobError::Input(anyhow::anyhow!("the input has no frames")));
     }
-    let mut codec = cfg.codec.clone();
+    let mut codec = spec.codec.clone();
     codec.width = hdr.width;
     codec.height = hdr.height;
     codec.framerate = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
     codec
         .to_config()
-        .map_err(|e| anyhow::anyhow!("invalid encoder settings: {e}"))?;
+        .map_err(|e| JobError::Settings(format!("invalid encoder settings: {e}")))?;
     let job = job_id(
         &identity,
         &codec,
-        cfg.chunk_frames,
-        cfg.group_chunks,
+        spec.chunk_frames,
+        spec.group_chunks,
         frames,
     );
-    let chunks = frames.div_ceil(cfg.chunk_frames);
+    let chunks = frames.div_ceil(spec.chunk_frames);
     let input = InputSpec {
         key: input_key.clone(),
         first_frame_offset,
         frame_stride: 6 + i420_len(hdr.width, hdr.height) as u64,
         frames,
     };
-    if let InputSource::File(path) = &cfg.input {
-        upload_input(store.as_ref(), &input_key, path, total, cfg.quiet).await?;
+    if let InputSource::File(path) = &spec.input {
+        upload_input(store.as_ref(), &input_key, path, total, spec.quiet)
+            .await
+            .map_err(JobError::Input)?;
     }
 
     let mut relay_handle: Option<EmbeddedRelay> = None;
-    let relay = match &cfg.relay {
+    let relay = match &infra.relay {
         RelayChoice::None => None,
         RelayChoice::Embedded { listen, public } => {
-            let r = EmbeddedRelay::start(*listen)?;
+            let r = EmbeddedRelay::start(*listen).map_err(JobError::Relay)?;
             let spec = RelaySpec {
                 addr: public.clone().unwrap_or_else(|| r.addr.to_string()),
                 fingerprint: r.identity.fingerprint().to_string(),
@@ -364,25 +267,25 @@ pub async fn run_job(
                 run: run.to_string(),
                 chunk: i,
                 chunks,
-                chunk_frames: cfg.chunk_frames,
-                group_chunks: cfg.group_chunks,
+                chunk_frames: spec.chunk_frames,
+                group_chunks: spec.group_chunks,
                 input: input.clone(),
                 codec: codec.clone(),
                 store: store_spec.clone(),
                 relay: relay.clone(),
                 attempt: 0,
-                wait_timeout_s: cfg.scheduler.task_timeout.as_secs_f64(),
+                wait_timeout_s: policy.scheduler.task_timeout.as_secs_f64(),
                 fault: None,
             })
             .collect()
     };
     let expected: Vec<usize> = (0..chunks)
-        .map(|i| (frames - i * cfg.chunk_frames).min(cfg.chunk_frames))
+        .map(|i| (frames - i * spec.chunk_frames).min(spec.chunk_frames))
         .collect();
 
     // The restart hook runs on the scheduler's task: hand it to a helper.
     let relay_cell = Arc::new(tokio::sync::Mutex::new(relay_handle));
-    let restart_at = cfg.restart_relay_after;
+    let restart_at = hooks.restart_relay_after;
     let restarted = Arc::new(Mutex::new(false));
     let on_done = {
         let relay_cell = relay_cell.clone();
@@ -431,33 +334,33 @@ pub async fn run_job(
         for round in 0..2 {
             let run = hex::encode(rand::random::<[u8; 8]>());
             let mut reused: Vec<Option<ChunkDone>> = vec![None; chunks];
-            if cfg.resume || round > 0 {
+            if policy.resume || round > 0 {
                 reused = load_reusable(
                     store.as_ref(),
                     &make_tasks(&run),
                     &job,
                     &run,
                     &expected,
-                    cfg.group_chunks,
+                    spec.group_chunks,
                     (codec.width as u16, codec.height as u16),
-                    cfg.quiet,
+                    spec.quiet,
                 )
                 .await;
             }
             n_reused = reused.iter().filter(|r| r.is_some()).count();
-            let display = progress::Display::new(chunks, n_reused, cfg.quiet).with_prices(
+            let display = progress::Display::new(chunks, n_reused, spec.quiet).with_prices(
                 progress::Prices::new(
-                    cfg.lambda_memory_mb,
-                    cfg.price_per_gb_s,
-                    cfg.price_per_request,
+                    infra.pricing.lambda_memory_mb,
+                    infra.pricing.price_per_gb_s,
+                    infra.pricing.price_per_request,
                 ),
             );
-            if !cfg.quiet {
+            if !spec.quiet {
                 eprintln!(
                     "job {}: {frames} frames in {chunks} chunks of {} (x={}) on {}{}",
                     &job[..16],
-                    cfg.chunk_frames,
-                    cfg.group_chunks,
+                    spec.chunk_frames,
+                    spec.group_chunks,
                     backend.name(),
                     if n_reused > 0 {
                         format!(", {n_reused} chunks reused")
@@ -472,8 +375,8 @@ pub async fn run_job(
                 make_tasks(&run),
                 expected.clone(),
                 reused,
-                &cfg.scheduler,
-                &cfg.faults,
+                &sched_cfg,
+                &hooks.faults,
                 &display,
                 &on_done,
                 cancel.clone(),
@@ -483,23 +386,25 @@ pub async fn run_job(
             let s = match s {
                 Ok(s) => s,
                 Err((e, s)) => {
-                    if let Some(path) = &cfg.report {
+                    if let Some(path) = &spec.report {
                         let _ = timeline::write_with_svg(&report_of(&s, 0), path);
                     }
                     return Err(match e {
-                        ScheduleError::Cancelled => anyhow::Error::new(Cancelled),
-                        other => anyhow::Error::new(other)
-                            .context(format!("job {} failed; no output written", &job[..16])),
+                        ScheduleError::Cancelled => JobError::Cancelled,
+                        source => JobError::Failed {
+                            job: job.clone(),
+                            source,
+                        },
                     });
                 }
             };
             // Nothing is written unless every chunk starts where its
             // predecessor ends; the job's objects stay for inspection then.
-            match chain::check(&s.chunks, cfg.group_chunks) {
+            match chain::check(&s.chunks, spec.group_chunks) {
                 Ok(()) => return Ok(s),
-                Err(e) => match chain::rerun_after(&s.chunks, &e, cfg.group_chunks) {
+                Err(e) => match chain::rerun_after(&s.chunks, &e, spec.group_chunks) {
                     Some(range) if round == 0 => {
-                        if !cfg.quiet {
+                        if !spec.quiet {
                             eprintln!("{e}: running chunks {range:?} again");
                         }
                         for i in range {
@@ -509,19 +414,16 @@ pub async fn run_job(
                         }
                     }
                     _ => {
-                        return Err(anyhow::Error::new(e).context(format!(
-                            "job {} failed; its objects are kept for inspection",
-                            &job[..16]
-                        )))
+                        return Err(JobError::Chain {
+                            job: job.clone(),
+                            source: e,
+                        })
                     }
                 },
             }
         }
         // Each arm of the second run returns; kept an error, not a panic.
-        Err(anyhow::anyhow!(
-            "job {}: the chain check failed twice; no output written",
-            &job[..16]
-        ))
+        Err(JobError::ChainTwice { job: job.clone() })
     };
     let sched = runs.await;
     if let Some(r) = relay_cell.lock().await.as_mut() {
@@ -530,23 +432,24 @@ pub async fn run_job(
     let sched = sched?;
 
     // Assemble in chunk order; the temporary file vanishes on any error.
-    let (output_bytes, stats) = write_output(&cfg.output, cfg.container, &codec, &sched)?;
-    if !cfg.keep_intermediate {
+    let (output_bytes, stats) =
+        write_output(&spec.output, spec.container, &codec, &sched).map_err(JobError::Output)?;
+    if !policy.keep_intermediate {
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
         }
         // A local job's copy of its input file (a hard link when the store
         // shares its file system) is cheap to make again for a rerun; the
         // default store must not collect every clip ever encoded.
-        if matches!(cfg.backend, BackendChoice::Local { .. })
-            && matches!(cfg.input, InputSource::File(_))
+        if matches!(infra.backend, BackendChoice::Local { .. })
+            && matches!(spec.input, InputSource::File(_))
         {
             let _ = store.delete_prefix(&input.key).await;
         }
     }
     let report = report_of(&sched, output_bytes);
-    if let Some(path) = &cfg.report {
-        timeline::write_with_svg(&report, path)?;
+    if let Some(path) = &spec.report {
+        timeline::write_with_svg(&report, path).map_err(JobError::Output)?;
     }
     let secs = frames as f64 * codec.framerate.1 as f64 / codec.framerate.0.max(1) as f64;
     Ok(JobOutcome {
@@ -560,6 +463,30 @@ pub async fn run_job(
         reused: n_reused,
         report,
     })
+}
+
+/// Runs the job `cfg` on a runtime of its own, Ctrl-C cancelling it.
+///
+/// # Errors
+/// As [`run_job`]; [`JobError::Cancelled`] on Ctrl-C.
+pub fn run_job_blocking(cfg: JobConfig) -> Result<JobOutcome, JobError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(JobError::Runtime)?;
+    let out = rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = tx.send(true);
+            }
+        });
+        run_job(cfg, rx).await
+    });
+    // Worker processes were killed when their futures dropped; do not wait
+    // for stray blocking tasks.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    out
 }
 
 fn unix_now() -> f64 {

@@ -282,7 +282,7 @@ pub(super) fn build_report(
     }
     let mut hops = Vec::new();
     for i in 1..chunks {
-        if i % cfg.group_chunks == 0 {
+        if i % cfg.job.group_chunks == 0 {
             continue;
         }
         let find = |t: &TaskReport| {
@@ -305,15 +305,15 @@ pub(super) fn build_report(
         }
     }
     let requests = sched.attempts.len();
-    let gb_seconds = worker_seconds * cfg.lambda_memory_mb as f64 / 1024.0;
+    let gb_seconds = worker_seconds * cfg.infra.pricing.lambda_memory_mb as f64 / 1024.0;
     Report {
         version: REPORT_VERSION,
         job: job.to_string(),
         backend: backend.to_string(),
         frames,
         chunks,
-        chunk_frames: cfg.chunk_frames,
-        group_chunks: cfg.group_chunks,
+        chunk_frames: cfg.job.chunk_frames,
+        group_chunks: cfg.job.group_chunks,
         started_unix_s,
         wall_seconds: t0.elapsed().as_secs_f64(),
         output_bytes,
@@ -326,10 +326,11 @@ pub(super) fn build_report(
             worker_seconds,
             gb_seconds,
             requests,
-            lambda_memory_mb: cfg.lambda_memory_mb,
-            price_per_gb_s: cfg.price_per_gb_s,
-            price_per_request: cfg.price_per_request,
-            cost_usd: gb_seconds * cfg.price_per_gb_s + requests as f64 * cfg.price_per_request,
+            lambda_memory_mb: cfg.infra.pricing.lambda_memory_mb,
+            price_per_gb_s: cfg.infra.pricing.price_per_gb_s,
+            price_per_request: cfg.infra.pricing.price_per_request,
+            cost_usd: gb_seconds * cfg.infra.pricing.price_per_gb_s
+                + requests as f64 * cfg.infra.pricing.price_per_request,
         },
         tasks,
     }

@@ -13,22 +13,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state_for, encode_state, state_digest, Compression};
-use excam_codec::{DecoderState, Frame};
-use excam_rendezvous::{ClientConfig, ClientError, Fingerprint, RelayClient, ServerAuth};
+use excam_codec::DecoderState;
+use excam_rendezvous::ClientError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::chunk::{
     encode_chunk, encode_given_state_chunk, rebase_chunk, replay, ChunkError, ChunkPlan, Coded,
     Phase,
 };
-use crate::graph::JobGraph;
 use crate::input::read_frames;
 use crate::keys;
 use crate::store::{open_store, Store, StoreError};
-use crate::task::{PhaseReport, RelaySpec, Task, TaskResult, TASK_VERSION};
+use crate::task::{PhaseReport, Task, TaskResult, TASK_VERSION};
+
+mod faults;
+mod relay_link;
+mod serial;
+
+use faults::{inject_fault, lose_state};
+use relay_link::RelayLink;
+pub use serial::encode_serially;
 
 /// How long one relay `get` waits before the store is looked at.
 const RELAY_SLICE: Duration = Duration::from_secs(2);
@@ -177,111 +183,6 @@ fn validate(task: &Task) -> Result<(), TaskError> {
         return Err(setup_err("wait_timeout_s must be a non-negative number"));
     }
     Ok(())
-}
-
-/// The relay as the task sees it: connecting in the background, connected,
-/// or given up on (the store carries everything then).
-enum RelayState {
-    None,
-    Connecting(JoinHandle<Result<RelayClient, ClientError>>),
-    Ready(Arc<RelayClient>),
-}
-
-struct RelayLink {
-    state: tokio::sync::Mutex<RelayState>,
-    addr: String,
-}
-
-impl RelayLink {
-    /// Starts connecting (the handshake overlaps reading the input and
-    /// phase 1).
-    fn start(spec: Option<&RelaySpec>) -> Result<RelayLink, TaskError> {
-        let Some(spec) = spec else {
-            return Ok(RelayLink {
-                state: tokio::sync::Mutex::new(RelayState::None),
-                addr: String::new(),
-            });
-        };
-        let fp = Fingerprint::parse(&spec.fingerprint)
-            .map_err(|e| setup_err(format!("relay fingerprint: {e}")))?;
-        let mut cfg = ClientConfig::new(
-            spec.addr.clone(),
-            ServerAuth::Pinned(fp),
-            spec.job.clone(),
-            spec.token.clone(),
-        );
-        cfg.retry_for = RELAY_RETRY;
-        let handle = tokio::spawn(RelayClient::connect(cfg));
-        Ok(RelayLink {
-            state: tokio::sync::Mutex::new(RelayState::Connecting(handle)),
-            addr: spec.addr.clone(),
-        })
-    }
-
-    /// The client, once connected; `None` if there is no relay or it was
-    /// given up on, for whatever reason: a refused token or certificate too
-    /// (a relay restarted with a new identity), since the store has every
-    /// state the relay would have passed on.
-    async fn client(&self) -> Option<Arc<RelayClient>> {
-        let mut state = self.state.lock().await;
-        let joined = match &mut *state {
-            RelayState::None => return None,
-            RelayState::Ready(c) => return Some(c.clone()),
-            RelayState::Connecting(h) => h.await,
-        };
-        let result = match joined {
-            Ok(Ok(c)) => {
-                debug!(relay = %self.addr, "relay connected");
-                let c = Arc::new(c);
-                *state = RelayState::Ready(c.clone());
-                Some(c)
-            }
-            Ok(Err(e @ (ClientError::Auth | ClientError::Tls(_)))) => {
-                // A relay restarted with a new certificate or secret: the
-                // store carries every state too, so the task goes on
-                // without it (slower, never wrong: states are checked by
-                // digest whichever way they come).
-                warn!(
-                    relay = %self.addr,
-                    "relay refused this task or is not the one pinned ({e}); using the store alone"
-                );
-                *state = RelayState::None;
-                None
-            }
-            Ok(Err(e)) => {
-                warn!(relay = %self.addr, "relay unusable, using the store alone: {e}");
-                *state = RelayState::None;
-                None
-            }
-            Err(e) => {
-                warn!(relay = %self.addr, "relay connection task failed: {e}");
-                *state = RelayState::None;
-                None
-            }
-        };
-        result
-    }
-
-    /// Gives up on the relay for the rest of the task.
-    async fn drop_relay(&self, why: &str) {
-        let mut state = self.state.lock().await;
-        if !matches!(*state, RelayState::None) {
-            warn!(relay = %self.addr, "relay unusable, using the store alone: {why}");
-            if let RelayState::Ready(c) = &*state {
-                c.close().await;
-            }
-            *state = RelayState::None;
-        }
-    }
-
-    async fn close(&self) {
-        let mut state = self.state.lock().await;
-        match std::mem::replace(&mut *state, RelayState::None) {
-            RelayState::Ready(c) => c.close().await,
-            RelayState::Connecting(h) => h.abort(),
-            RelayState::None => {}
-        }
-    }
 }
 
 /// A task being run.
@@ -795,110 +696,4 @@ impl PhaseTimer {
             received_unix_s: self.received_unix_s,
         }
     }
-}
-
-/// Honours `task.fault` at the start of `phase` (test builds only).
-#[cfg(feature = "fault-injection")]
-async fn inject_fault(task: &Task, phase: Phase) -> Result<(), TaskError> {
-    use crate::task::Fault;
-    match &task.fault {
-        Some(Fault::Crash { phase: p }) if *p == phase => {
-            warn!(chunk = task.chunk, "injected fault: crash at {phase}");
-            std::process::abort();
-        }
-        Some(Fault::Hang { phase: p }) if *p == phase => {
-            warn!(chunk = task.chunk, "injected fault: hang at {phase}");
-            std::future::pending::<()>().await;
-            Ok(())
-        }
-        Some(Fault::Error { phase: p }) if *p == phase => Err(TaskError::new(
-            Some(phase),
-            format!("injected fault: error at the start of {phase}"),
-        )),
-        Some(Fault::Slow { phase: p, seconds }) if *p == phase => {
-            warn!(
-                chunk = task.chunk,
-                "injected fault: {seconds} s pause at {phase}"
-            );
-            tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Whether the task's injected fault loses the state `phase` hands on.
-#[cfg(feature = "fault-injection")]
-fn lose_state(task: &Task, phase: Phase) -> bool {
-    let lose =
-        matches!(&task.fault, Some(crate::task::Fault::LoseState { phase: p }) if *p == phase);
-    if lose {
-        warn!(
-            chunk = task.chunk,
-            "injected fault: the state of {phase} is lost"
-        );
-    }
-    lose
-}
-
-/// Without the `fault-injection` feature, `task.fault` is ignored.
-#[cfg(not(feature = "fault-injection"))]
-fn lose_state(_task: &Task, _phase: Phase) -> bool {
-    false
-}
-
-/// Without the `fault-injection` feature, `task.fault` is ignored.
-#[cfg(not(feature = "fault-injection"))]
-async fn inject_fault(_task: &Task, _phase: Phase) -> Result<(), TaskError> {
-    Ok(())
-}
-
-/// Runs the job's [`JobGraph`] over whole-clip `frames` in one process,
-/// node by node in [`JobGraph::topological`] order, as [`run_task`] would
-/// chunk by chunk: the reference output of a job (for tests and checks).
-/// Returns each chunk's frames.
-///
-/// # Errors
-/// The first chunk's error.
-pub fn encode_serially(
-    frames: &[Frame],
-    cfg: &EncoderConfig,
-    chunk_frames: usize,
-    group_chunks: usize,
-) -> Result<Vec<Vec<Vec<u8>>>, TaskError> {
-    if chunk_frames == 0 || group_chunks == 0 {
-        return Err(setup_err(
-            "chunk_frames and group_chunks must be at least 1",
-        ));
-    }
-    if frames.is_empty() {
-        return Ok(Vec::new());
-    }
-    let graph = JobGraph::new(frames.len(), chunk_frames, group_chunks)
-        .map_err(|e| setup_err(e.to_string()))?;
-    // Per chunk: the latest phase's output. Phase 2 reads its own phase 1
-    // and the predecessor's phase-1 state, so phase-1 states are kept
-    // apart until every phase 2 that needs them has run.
-    let mut latest: Vec<Option<Coded>> = vec![None; graph.chunks()];
-    let mut phase1_state: Vec<Option<DecoderState>> = vec![None; graph.chunks()];
-    for node in graph.topological() {
-        let i = node.chunk;
-        let src = &frames[graph.frame_range(i)];
-        let pred = match node.phase {
-            Phase::Encode => None,
-            Phase::EncodeGivenState => phase1_state[i - 1].clone(),
-            Phase::Rebase => latest[i - 1].as_ref().map(|c| c.final_state.clone()),
-        };
-        let coded = graph
-            .run_node(node, cfg, src, latest[i].as_ref(), pred)
-            .map_err(chunk_err)?;
-        if node.phase == Phase::Encode {
-            phase1_state[i] = Some(coded.final_state.clone());
-        }
-        latest[i] = Some(coded);
-    }
-    Ok(latest
-        .into_iter()
-        .map(|c| c.map(|c| c.frames).unwrap_or_default())
-        .collect())
 }

@@ -1,14 +1,13 @@
-//! `excam encode` on the runtime ([`crate::runtime::run_job`]): the
-//! distributed backends, and `--workers N` on the local backend, whose
-//! tasks run in this process ([`crate::runtime::local::LocalBackend`]).
-//! So local ExCamera runs get the scheduler's retries, `--report`,
+//! A local ExCamera encode on the runtime ([`crate::runtime::run_job`]):
+//! its tasks run in this process ([`crate::runtime::local::LocalBackend`]),
+//! so local ExCamera runs get the scheduler's retries, `--report`,
 //! `--resume` and the chain check, and hold only the frames of the tasks
 //! in flight, not the clip.
 //!
 //! The runtime reads the input by ranged reads and writes the output by
 //! renaming a finished file, so it needs a regular input file and an
 //! output path; standard input, standard output and devices (`/dev/null`,
-//! a FIFO) go through the in-memory pipeline ([`crate::pipeline`]) instead,
+//! a FIFO) go through the in-memory pipeline ([`super::encode`]) instead,
 //! which gives the same bytes.
 
 use std::path::Path;
@@ -17,8 +16,9 @@ use anyhow::Context;
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::metrics::PsnrStats;
 
+use super::Summary;
 use crate::container::VideoReader;
-use crate::runtime::{cli, JobConfig, JobOutcome};
+use crate::runtime::{run_job_blocking, InputSource, JobConfig};
 
 /// Whether a local ExCamera encode from `input` to `output` can run on the
 /// runtime: a regular input file and an output path that is not standard
@@ -29,50 +29,30 @@ pub fn applies(input: &Path, output: &Path) -> bool {
     input_ok && output_ok
 }
 
-/// Runs `excam encode --backend processes|lambda`: the job and the
-/// summary line.
-///
-/// # Errors
-/// As [`crate::runtime::run_job`]; [`crate::runtime::Cancelled`] on Ctrl-C.
-pub fn run_distributed(cfg: JobConfig) -> anyhow::Result<()> {
-    let quiet = cfg.quiet;
-    let output = cfg.output.clone();
-    let out = cli::run_job_blocking(cfg)?;
-    if !quiet {
-        let t = &out.report.totals;
-        eprintln!(
-            "{} frames ({} key) -> {}: {:.2} kbit/s, {:.2} s wall, {} tasks run ({} reused), \
-             {} retries, {} twins, {:.1} worker-s, {:.1} GB-s, est. ${:.6}",
-            out.frames,
-            out.key_frames,
-            output.display(),
-            out.kbps,
-            out.wall.as_secs_f64(),
-            out.tasks_run,
-            out.reused,
-            t.retries,
-            t.speculative,
-            t.worker_seconds,
-            t.gb_seconds,
-            t.cost_usd
-        );
-    }
-    Ok(())
-}
-
-/// Runs the local job `cfg` on the runtime; returns its outcome and the
+/// Runs the local job `cfg` on the runtime; returns its summary, with the
 /// PSNR of its output against its input (decoded frame by frame).
 ///
 /// # Errors
-/// As [`crate::runtime::run_job`]; no output is left then.
-pub fn encode_local(cfg: JobConfig) -> anyhow::Result<(JobOutcome, PsnrStats)> {
-    let crate::runtime::InputSource::File(input) = cfg.input.clone() else {
+/// A [`JobError`](crate::runtime::JobError) from the job, or a failure to
+/// read the output back for the PSNR; no output is left after the former.
+pub fn encode_local(cfg: JobConfig) -> anyhow::Result<Summary> {
+    let InputSource::File(input) = cfg.job.input.clone() else {
         anyhow::bail!("the local backend reads a local file");
     };
-    let (skip, output) = (cfg.skip, cfg.output.clone());
-    let out = cli::run_job_blocking(cfg)?;
+    let (skip, output) = (cfg.job.skip, cfg.job.output.clone());
+    let out = run_job_blocking(cfg)?;
     let psnr = psnr(&input, skip, &output)?;
-    Ok((out, psnr))
+    Ok(Summary {
+        frames: out.frames as u64,
+        key_frames: out.key_frames as u64,
+        bytes: out.bytes,
+        kbps: out.kbps,
+        psnr: psnr.overall(),
+        psnr_planes: psnr.overall_planes(),
+        psnr_avg: psnr.average(),
+        psnr_avg_planes: psnr.average_planes(),
+        elapsed: out.wall,
+    })
 }
 
 /// The PSNR of the stream at `output` against `input` after `skip`

@@ -1,5 +1,6 @@
-//! The `excam encode` flags of the distributed backends, and the glue from
-//! them to [`run_job`](super::run_job).
+//! The `excam encode` flags of the distributed runtime (`--backend`,
+//! the store, the relay, retries and deadlines) and their mapping onto a
+//! [`JobConfig`]'s infrastructure, policy and test hooks.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,12 +8,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use excam_coordinator::runtime::scheduler::SchedulerConfig;
+use excam_coordinator::runtime::{
+    default_store_dir, processes, run_job_blocking, BackendChoice, Infrastructure, JobConfig,
+    JobSpec, Policy, Pricing, RelayChoice, TestHooks,
+};
 use excam_rendezvous::{Fingerprint, RelaySecret};
 use excam_worker::chunk::Phase;
-use excam_worker::task::{CodecParams, Fault};
+use excam_worker::task::Fault;
 
-use super::{BackendChoice, InputSource, JobConfig, RelayChoice};
-use crate::runtime::scheduler::SchedulerConfig;
+use super::EncodeArgs;
 
 /// Which backend encodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -138,55 +143,29 @@ fn parse_fault(s: &str) -> anyhow::Result<((usize, u32), Fault)> {
     Ok(((chunk, attempt), fault))
 }
 
-/// What `excam encode` asks of a job besides the runtime's own flags
-/// ([`DistArgs`]): typed, so this module needs nothing of the command's.
-#[derive(Clone, Debug)]
-pub struct EncodeJob {
-    /// Input path, `s3://bucket/key` or `-`.
-    pub input: String,
-    /// Output path.
-    pub output: PathBuf,
-    /// Output container.
-    pub container: crate::container::Container,
-    /// Codec settings (size and rate are filled from the input).
-    pub codec: CodecParams,
-    /// N.
-    pub chunk_frames: usize,
-    /// x.
-    pub group_chunks: usize,
-    /// Frames to skip first.
-    pub skip: usize,
-    /// Most frames to encode.
-    pub limit: Option<usize>,
-    /// Whether PSNR was asked for.
-    pub psnr: bool,
-    /// `--workers`.
-    pub workers: Option<usize>,
-    /// No display, no log lines.
-    pub quiet: bool,
-}
-
-/// The job `job` and the runtime flags `d` describe.
+/// The job `job` with the runtime flags of `args` (`--backend`, the
+/// store, the relay, retries, deadlines, test faults).
 ///
 /// # Errors
 /// Inconsistent flags.
-pub fn job_config(args: &EncodeJob, d: &DistArgs) -> anyhow::Result<JobConfig> {
-    let input_text = args.input.clone();
+pub(super) fn job_config(job: JobSpec, args: &EncodeArgs) -> anyhow::Result<JobConfig> {
+    let d = &args.dist;
     let local = d.backend == BackendArg::Local;
-    if args.skip > 0 && !local {
+    if job.skip > 0 && !local {
         bail!("--skip is supported by the local backend only (yet)");
     }
     if args.psnr && !local {
         bail!("--psnr is computed by the local backend only (yet)");
     }
 
-    if input_text == "-" {
+    if args.input.as_os_str() == "-" {
         bail!("the distributed backends need a file or s3:// input, not standard input");
     }
     let mut max_concurrency = d.max_concurrency as usize;
+    let workers = args.workers.map(|w| w as usize);
     let backend = match d.backend {
         BackendArg::Local => {
-            if let Some(w) = args.workers {
+            if let Some(w) = workers {
                 max_concurrency = max_concurrency.min(w);
             }
             BackendChoice::Local {
@@ -197,14 +176,14 @@ pub fn job_config(args: &EncodeJob, d: &DistArgs) -> anyhow::Result<JobConfig> {
             }
         }
         BackendArg::Processes => {
-            if let Some(w) = args.workers {
+            if let Some(w) = workers {
                 max_concurrency = max_concurrency.min(w);
             }
             BackendChoice::Processes {
                 worker_bin: d
                     .worker_bin
                     .clone()
-                    .unwrap_or_else(super::processes::default_worker_bin),
+                    .unwrap_or_else(processes::default_worker_bin),
                 store_dir: match &d.store_dir {
                     Some(dir) => dir.clone(),
                     None => default_store_dir()?,
@@ -257,132 +236,63 @@ pub fn job_config(args: &EncodeJob, d: &DistArgs) -> anyhow::Result<JobConfig> {
         bail!("--task-timeout, --throttle-timeout and --straggler-factor must be positive, --straggler-floor not negative");
     }
     Ok(JobConfig {
-        input: InputSource::parse(&input_text),
-        output: args.output.clone(),
-        container: args.container,
-        codec: args.codec.clone(),
-        chunk_frames: args.chunk_frames,
-        group_chunks: args.group_chunks,
-        skip: args.skip,
-        limit: args.limit,
-        backend,
-        relay,
-        scheduler: SchedulerConfig {
-            max_concurrency,
-            max_tries: d.max_tries,
-            task_timeout: Duration::from_secs_f64(d.task_timeout),
-            throttle_timeout: Duration::from_secs_f64(d.throttle_timeout),
-            straggler_factor: d.straggler_factor,
-            straggler_floor: Duration::from_secs_f64(d.straggler_floor),
-            ..SchedulerConfig::default()
+        job,
+        infra: Infrastructure {
+            backend,
+            relay,
+            pricing: Pricing {
+                lambda_memory_mb: d.lambda_memory,
+                price_per_gb_s: d.price_per_gb_s,
+                price_per_request: d.price_per_request,
+            },
         },
-        resume: d.resume,
-        keep_intermediate: d.keep_intermediate,
-        report: d.report.clone(),
-        quiet: args.quiet,
-        lambda_memory_mb: d.lambda_memory,
-        price_per_gb_s: d.price_per_gb_s,
-        price_per_request: d.price_per_request,
-        faults,
-        restart_relay_after: d.restart_relay_after,
+        policy: Policy {
+            scheduler: SchedulerConfig {
+                max_concurrency,
+                max_tries: d.max_tries,
+                task_timeout: Duration::from_secs_f64(d.task_timeout),
+                throttle_timeout: Duration::from_secs_f64(d.throttle_timeout),
+                straggler_factor: d.straggler_factor,
+                straggler_floor: Duration::from_secs_f64(d.straggler_floor),
+                ..SchedulerConfig::default()
+            },
+            resume: d.resume,
+            keep_intermediate: d.keep_intermediate,
+        },
+        hooks: TestHooks {
+            faults,
+            restart_relay_after: d.restart_relay_after,
+        },
     })
 }
 
-/// Runs the job `cfg` on a runtime of its own, Ctrl-C cancelling it.
+/// Runs `excam encode --backend processes|lambda`: the job and the
+/// summary line.
 ///
 /// # Errors
-/// As [`run_job`](super::run_job); [`Cancelled`](super::Cancelled) on Ctrl-C.
-pub fn run_job_blocking(cfg: super::JobConfig) -> anyhow::Result<super::JobOutcome> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let out = rt.block_on(async move {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = tx.send(true);
-            }
-        });
-        super::run_job(cfg, rx).await
-    });
-    // Worker processes were killed when their futures dropped; do not wait
-    // for stray blocking tasks.
-    rt.shutdown_timeout(Duration::from_secs(1));
-    out
-}
-
-/// `$TMPDIR/excam-UID/store`: the processes backend's store when none is
-/// given. States and tasks are private to the user who runs the job, so
-/// the per-user directory is created 0700, and one that already exists is
-/// used only if it is a real directory (not a symlink) of this user that
-/// nobody else can enter; otherwise another user could read, plant or
-/// delete states under predictable job ids.
-pub fn default_store_dir() -> anyhow::Result<PathBuf> {
-    let uid = rustix::process::geteuid().as_raw();
-    let base = std::env::temp_dir().join(format!("excam-{uid}"));
-    private_dir(&base, uid)?;
-    Ok(base.join("store"))
-}
-
-/// Creates `dir` with mode 0700, or checks that the existing one is this
-/// user's own private directory.
-fn private_dir(dir: &std::path::Path, uid: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
-    }
-    let m = std::fs::symlink_metadata(dir)
-        .with_context(|| format!("cannot inspect {}", dir.display()))?;
-    if !m.file_type().is_dir() {
-        bail!(
-            "{} is not a directory (a symlink or file is in the way); remove it or pass --store-dir",
-            dir.display()
-        );
-    }
-    if m.uid() != uid {
-        bail!(
-            "{} belongs to user {}, not to you ({uid}); remove it or pass --store-dir",
-            dir.display(),
-            m.uid()
-        );
-    }
-    if m.mode() & 0o077 != 0 {
-        bail!(
-            "{} is open to other users (mode {:o}); run chmod 700 on it or pass --store-dir",
-            dir.display(),
-            m.mode() & 0o777
+/// As [`run_job_blocking`].
+pub(super) fn run_distributed(cfg: JobConfig) -> anyhow::Result<()> {
+    let quiet = cfg.job.quiet;
+    let output = cfg.job.output.clone();
+    let out = run_job_blocking(cfg)?;
+    if !quiet {
+        let t = &out.report.totals;
+        eprintln!(
+            "{} frames ({} key) -> {}: {:.2} kbit/s, {:.2} s wall, {} tasks run ({} reused), \
+             {} retries, {} twins, {:.1} worker-s, {:.1} GB-s, est. ${:.6}",
+            out.frames,
+            out.key_frames,
+            output.display(),
+            out.kbps,
+            out.wall.as_secs_f64(),
+            out.tasks_run,
+            out.reused,
+            t.retries,
+            t.speculative,
+            t.worker_seconds,
+            t.gb_seconds,
+            t.cost_usd
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::private_dir;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-    #[test]
-    fn private_dir_is_made_0700_and_refuses_open_or_foreign_ones() {
-        let t = tempfile::tempdir().unwrap();
-        let uid = rustix::process::geteuid().as_raw();
-        let d = t.path().join("mine");
-        private_dir(&d, uid).unwrap();
-        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
-        private_dir(&d, uid).unwrap();
-
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let e = private_dir(&d, uid).unwrap_err().to_string();
-        assert!(e.contains("open to other users"), "{e}");
-
-        let link = t.path().join("link");
-        std::os::unix::fs::symlink(t.path(), &link).unwrap();
-        let e = private_dir(&link, uid).unwrap_err().to_string();
-        assert!(e.contains("not a directory"), "{e}");
-
-        let e = private_dir(&d, uid + 1).unwrap_err().to_string();
-        assert!(e.contains("belongs to user"), "{e}");
-    }
 }

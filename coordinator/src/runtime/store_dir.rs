@@ -1,0 +1,81 @@
+//! The default store directory of the local and processes backends: one
+//! per user, private to them.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+/// `$TMPDIR/excam-UID/store`: the processes backend's store when none is
+/// given. States and tasks are private to the user who runs the job, so
+/// the per-user directory is created 0700, and one that already exists is
+/// used only if it is a real directory (not a symlink) of this user that
+/// nobody else can enter; otherwise another user could read, plant or
+/// delete states under predictable job ids.
+pub fn default_store_dir() -> anyhow::Result<PathBuf> {
+    let uid = rustix::process::geteuid().as_raw();
+    let base = std::env::temp_dir().join(format!("excam-{uid}"));
+    private_dir(&base, uid)?;
+    Ok(base.join("store"))
+}
+
+/// Creates `dir` with mode 0700, or checks that the existing one is this
+/// user's own private directory.
+fn private_dir(dir: &std::path::Path, uid: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    let m = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
+    if !m.file_type().is_dir() {
+        bail!(
+            "{} is not a directory (a symlink or file is in the way); remove it or pass --store-dir",
+            dir.display()
+        );
+    }
+    if m.uid() != uid {
+        bail!(
+            "{} belongs to user {}, not to you ({uid}); remove it or pass --store-dir",
+            dir.display(),
+            m.uid()
+        );
+    }
+    if m.mode() & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {:o}); run chmod 700 on it or pass --store-dir",
+            dir.display(),
+            m.mode() & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_dir;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn private_dir_is_made_0700_and_refuses_open_or_foreign_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let uid = rustix::process::geteuid().as_raw();
+        let d = t.path().join("mine");
+        private_dir(&d, uid).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        private_dir(&d, uid).unwrap();
+
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = private_dir(&d, uid).unwrap_err().to_string();
+        assert!(e.contains("open to other users"), "{e}");
+
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(t.path(), &link).unwrap();
+        let e = private_dir(&link, uid).unwrap_err().to_string();
+        assert!(e.contains("not a directory"), "{e}");
+
+        let e = private_dir(&d, uid + 1).unwrap_err().to_string();
+        assert!(e.contains("belongs to user"), "{e}");
+    }
+}
