@@ -164,6 +164,21 @@ pub fn parse_tag(data: &[u8]) -> Result<(FrameTag, Option<FrameSize>, usize), De
     Ok((tag, size, offset))
 }
 
+/// Writes the frame tag and key frame header: the uncompressed chunk
+/// (RFC 9.1). `first_part_size` is the size of the first partition.
+pub fn write_tag(tag: &FrameTag, size: Option<&FrameSize>, out: &mut Vec<u8>) {
+    let raw = (!tag.key_frame as u32)
+        | (tag.version as u32 & 7) << 1
+        | (tag.show_frame as u32) << 4
+        | (tag.first_part_size as u32) << 5;
+    out.extend_from_slice(&raw.to_le_bytes()[..3]);
+    if let Some(s) = size {
+        out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        out.extend_from_slice(&(s.width | (s.horiz_scale as u16) << 14).to_le_bytes());
+        out.extend_from_slice(&(s.height | (s.vert_scale as u16) << 14).to_le_bytes());
+    }
+}
+
 /// Per-segment quantizer and loop filter adjustments (RFC 9.3). They
 /// persist until a frame updates them or a key frame resets them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -308,171 +323,55 @@ pub fn parse_header(
         prev.probs.clone()
     };
 
-    let segmentation_enabled = bd.read_flag();
-    let mut update_segment_map = false;
-    let mut update_segment_features = false;
-    let mut segment_tree_probs = [255u8; 3];
-    if segmentation_enabled {
-        update_segment_map = bd.read_flag();
-        update_segment_features = bd.read_flag();
-        if update_segment_features {
-            segment_features.absolute = bd.read_flag();
-            for q in segment_features.quant.iter_mut() {
-                *q = bd.read_optional_signed(7) as i8;
-            }
-            for l in segment_features.filter_level.iter_mut() {
-                *l = bd.read_optional_signed(6) as i8;
-            }
-        }
-        if update_segment_map {
-            for p in segment_tree_probs.iter_mut() {
-                if bd.read_flag() {
-                    *p = bd.read_literal(8) as u8;
-                }
-            }
-        }
-    }
-
-    let filter_simple = bd.read_flag();
-    let filter_level = bd.read_literal(6) as u8;
-    let sharpness = bd.read_literal(3) as u8;
-    let filter_deltas_enabled = bd.read_flag();
-    let mut update_filter_deltas = false;
-    if filter_deltas_enabled {
-        update_filter_deltas = bd.read_flag();
-        if update_filter_deltas {
-            // Unlike the segment features, an absent delta keeps its old value.
-            for d in filter_deltas
-                .ref_frame
-                .iter_mut()
-                .chain(filter_deltas.mode.iter_mut())
-            {
-                if bd.read_flag() {
-                    *d = bd.read_signed(6) as i8;
-                }
-            }
-        }
-    }
-
+    let seg = read_segmentation(bd, &mut segment_features);
+    let lf = read_loop_filter(bd, &mut filter_deltas);
     let partitions = PartitionCount::from_log2(bd.read_literal(2));
-
-    let quant = QuantIndices {
-        q_index: bd.read_literal(7) as u8,
-        y1_dc: bd.read_optional_signed(4) as i8,
-        y2_dc: bd.read_optional_signed(4) as i8,
-        y2_ac: bd.read_optional_signed(4) as i8,
-        uv_dc: bd.read_optional_signed(4) as i8,
-        uv_ac: bd.read_optional_signed(4) as i8,
-    };
-
-    let (mut refresh_golden, mut refresh_altref) = (true, true);
-    let (mut copy_to_golden, mut copy_to_altref) = (BufferCopy::None, BufferCopy::None);
-    let (mut sign_bias_golden, mut sign_bias_altref) = (false, false);
-    if !key {
-        refresh_golden = bd.read_flag();
-        refresh_altref = bd.read_flag();
-        if !refresh_golden {
-            copy_to_golden = BufferCopy::from_bits(bd.read_literal(2));
-        }
-        if !refresh_altref {
-            copy_to_altref = BufferCopy::from_bits(bd.read_literal(2));
-        }
-        sign_bias_golden = bd.read_flag();
-        sign_bias_altref = bd.read_flag();
-    }
-    let refresh_entropy = bd.read_flag();
-    let refresh_last = key || bd.read_flag();
-
-    for (i, plane) in probs.coeff.iter_mut().enumerate() {
-        for (j, band) in plane.iter_mut().enumerate() {
-            for (k, ctx) in band.iter_mut().enumerate() {
-                for (l, p) in ctx.iter_mut().enumerate() {
-                    if bd.read_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l]) {
-                        *p = bd.read_literal(8) as u8;
-                    }
-                }
-            }
-        }
-    }
-
+    let quant = read_quant(bd);
+    let refresh = read_refresh(bd, key);
+    read_coeff_updates(bd, &mut probs);
     let skip_prob = if bd.read_flag() {
         Some(bd.read_literal(8) as u8)
     } else {
         None
     };
-
-    let (mut prob_intra, mut prob_last, mut prob_golden) = (0, 0, 0);
-    if !key {
-        prob_intra = bd.read_literal(8) as u8;
-        prob_last = bd.read_literal(8) as u8;
-        prob_golden = bd.read_literal(8) as u8;
-        if bd.read_flag() {
-            for p in probs.y_mode.iter_mut() {
-                *p = bd.read_literal(8) as u8;
-            }
-        }
-        if bd.read_flag() {
-            for p in probs.uv_mode.iter_mut() {
-                *p = bd.read_literal(8) as u8;
-            }
-        }
-        for (i, comp) in probs.mv.iter_mut().enumerate() {
-            for (j, p) in comp.iter_mut().enumerate() {
-                if bd.read_bool(tables::MV_UPDATE_PROBS[i][j]) {
-                    let x = bd.read_literal(7) as u8;
-                    *p = if x == 0 { 1 } else { x << 1 };
-                }
-            }
-        }
-    }
+    let [prob_intra, prob_last, prob_golden] = if key {
+        [0; 3]
+    } else {
+        read_inter_probs(bd, &mut probs)
+    };
 
     Ok(FrameHeader {
         tag,
         size,
         color_space,
         clamping_type,
-        segmentation_enabled,
-        update_segment_map,
-        update_segment_features,
-        segment_tree_probs,
+        segmentation_enabled: seg.enabled,
+        update_segment_map: seg.update_map,
+        update_segment_features: seg.update_features,
+        segment_tree_probs: seg.tree_probs,
         segment_features,
-        filter_simple,
-        filter_level,
-        sharpness,
-        filter_deltas_enabled,
-        update_filter_deltas,
+        filter_simple: lf.simple,
+        filter_level: lf.level,
+        sharpness: lf.sharpness,
+        filter_deltas_enabled: lf.deltas_enabled,
+        update_filter_deltas: lf.update_deltas,
         filter_deltas,
         partitions,
         quant,
-        refresh_golden,
-        refresh_altref,
-        copy_to_golden,
-        copy_to_altref,
-        sign_bias_golden,
-        sign_bias_altref,
-        refresh_entropy,
-        refresh_last,
+        refresh_golden: refresh.golden,
+        refresh_altref: refresh.altref,
+        copy_to_golden: refresh.copy_to_golden,
+        copy_to_altref: refresh.copy_to_altref,
+        sign_bias_golden: refresh.sign_bias_golden,
+        sign_bias_altref: refresh.sign_bias_altref,
+        refresh_entropy: refresh.entropy,
+        refresh_last: refresh.last,
         probs,
         skip_prob,
         prob_intra,
         prob_last,
         prob_golden,
     })
-}
-
-/// Writes the frame tag and key frame header: the uncompressed chunk
-/// (RFC 9.1). `first_part_size` is the size of the first partition.
-pub fn write_tag(tag: &FrameTag, size: Option<&FrameSize>, out: &mut Vec<u8>) {
-    let raw = (!tag.key_frame as u32)
-        | (tag.version as u32 & 7) << 1
-        | (tag.show_frame as u32) << 4
-        | (tag.first_part_size as u32) << 5;
-    out.extend_from_slice(&raw.to_le_bytes()[..3]);
-    if let Some(s) = size {
-        out.extend_from_slice(&[0x9d, 0x01, 0x2a]);
-        out.extend_from_slice(&(s.width | (s.horiz_scale as u16) << 14).to_le_bytes());
-        out.extend_from_slice(&(s.height | (s.vert_scale as u16) << 14).to_le_bytes());
-    }
 }
 
 /// Writes the frame header into the first partition, the mirror of
@@ -490,6 +389,70 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
     } else {
         prev.probs.clone()
     };
+    let base_deltas = if key {
+        FilterDeltas::default()
+    } else {
+        *prev.filter_deltas
+    };
+    write_segmentation(bw, hdr);
+    write_loop_filter(bw, hdr, &base_deltas);
+    bw.put_literal(2, hdr.partitions.log2());
+    write_quant(bw, &hdr.quant);
+    write_refresh(bw, hdr);
+    write_coeff_updates(bw, &hdr.probs, &base_probs);
+    bw.put_bit(hdr.skip_prob.is_some());
+    if let Some(p) = hdr.skip_prob {
+        bw.put_literal(8, p as u32);
+    }
+    if !key {
+        write_inter_probs(bw, hdr, &base_probs);
+    }
+}
+
+// Each section of the header below is read and written side by side, in
+// the order the header codes them, so the two cannot drift apart.
+
+/// The segmentation section's flags and tree probabilities (RFC 9.3).
+struct Segmentation {
+    enabled: bool,
+    update_map: bool,
+    update_features: bool,
+    tree_probs: [u8; 3],
+}
+
+/// Reads the segmentation section; updated features replace `features`.
+fn read_segmentation(bd: &mut BoolDecoder, features: &mut SegmentFeatures) -> Segmentation {
+    let mut seg = Segmentation {
+        enabled: bd.read_flag(),
+        update_map: false,
+        update_features: false,
+        tree_probs: [255u8; 3],
+    };
+    if seg.enabled {
+        seg.update_map = bd.read_flag();
+        seg.update_features = bd.read_flag();
+        if seg.update_features {
+            features.absolute = bd.read_flag();
+            for q in features.quant.iter_mut() {
+                *q = bd.read_optional_signed(7) as i8;
+            }
+            for l in features.filter_level.iter_mut() {
+                *l = bd.read_optional_signed(6) as i8;
+            }
+        }
+        if seg.update_map {
+            for p in seg.tree_probs.iter_mut() {
+                if bd.read_flag() {
+                    *p = bd.read_literal(8) as u8;
+                }
+            }
+        }
+    }
+    seg
+}
+
+/// Writes the segmentation section of `hdr`.
+fn write_segmentation(bw: &mut BoolEncoder, hdr: &FrameHeader) {
     bw.put_bit(hdr.segmentation_enabled);
     if hdr.segmentation_enabled {
         bw.put_bit(hdr.update_segment_map);
@@ -513,6 +476,43 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
             }
         }
     }
+}
+
+/// The loop filter section's fields (RFC 9.6) and its delta flags (9.4).
+struct LoopFilter {
+    simple: bool,
+    level: u8,
+    sharpness: u8,
+    deltas_enabled: bool,
+    update_deltas: bool,
+}
+
+/// Reads the loop filter section; updated deltas replace those in `deltas`.
+fn read_loop_filter(bd: &mut BoolDecoder, deltas: &mut FilterDeltas) -> LoopFilter {
+    let mut lf = LoopFilter {
+        simple: bd.read_flag(),
+        level: bd.read_literal(6) as u8,
+        sharpness: bd.read_literal(3) as u8,
+        deltas_enabled: bd.read_flag(),
+        update_deltas: false,
+    };
+    if lf.deltas_enabled {
+        lf.update_deltas = bd.read_flag();
+        if lf.update_deltas {
+            // Unlike the segment features, an absent delta keeps its old value.
+            for d in deltas.ref_frame.iter_mut().chain(deltas.mode.iter_mut()) {
+                if bd.read_flag() {
+                    *d = bd.read_signed(6) as i8;
+                }
+            }
+        }
+    }
+    lf
+}
+
+/// Writes the loop filter section of `hdr`; deltas equal to `old` (those
+/// in force before this frame) are not sent.
+fn write_loop_filter(bw: &mut BoolEncoder, hdr: &FrameHeader, old: &FilterDeltas) {
     bw.put_bit(hdr.filter_simple);
     bw.put_literal(6, hdr.filter_level as u32);
     bw.put_literal(3, hdr.sharpness as u32);
@@ -520,11 +520,6 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
     if hdr.filter_deltas_enabled {
         bw.put_bit(hdr.update_filter_deltas);
         if hdr.update_filter_deltas {
-            let old = if key {
-                FilterDeltas::default()
-            } else {
-                *prev.filter_deltas
-            };
             let new = &hdr.filter_deltas;
             let pairs = old
                 .ref_frame
@@ -540,12 +535,74 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
             }
         }
     }
-    bw.put_literal(2, hdr.partitions.log2());
-    let q = &hdr.quant;
+}
+
+/// Reads the quantizer indices (RFC 9.6).
+fn read_quant(bd: &mut BoolDecoder) -> QuantIndices {
+    QuantIndices {
+        q_index: bd.read_literal(7) as u8,
+        y1_dc: bd.read_optional_signed(4) as i8,
+        y2_dc: bd.read_optional_signed(4) as i8,
+        y2_ac: bd.read_optional_signed(4) as i8,
+        uv_dc: bd.read_optional_signed(4) as i8,
+        uv_ac: bd.read_optional_signed(4) as i8,
+    }
+}
+
+/// Writes the quantizer indices.
+fn write_quant(bw: &mut BoolEncoder, q: &QuantIndices) {
     bw.put_literal(7, q.q_index as u32);
     for d in [q.y1_dc, q.y2_dc, q.y2_ac, q.uv_dc, q.uv_ac] {
         bw.put_optional_signed(4, d as i32);
     }
+}
+
+/// Which references this frame refreshes or copies, their sign biases and
+/// whether its probabilities persist (RFC 9.7–9.8).
+struct Refresh {
+    golden: bool,
+    altref: bool,
+    copy_to_golden: BufferCopy,
+    copy_to_altref: BufferCopy,
+    sign_bias_golden: bool,
+    sign_bias_altref: bool,
+    entropy: bool,
+    last: bool,
+}
+
+/// Reads the refresh flags; a key frame codes only `refresh_entropy` and
+/// refreshes every reference.
+fn read_refresh(bd: &mut BoolDecoder, key: bool) -> Refresh {
+    let mut r = Refresh {
+        golden: true,
+        altref: true,
+        copy_to_golden: BufferCopy::None,
+        copy_to_altref: BufferCopy::None,
+        sign_bias_golden: false,
+        sign_bias_altref: false,
+        entropy: false,
+        last: true,
+    };
+    if !key {
+        r.golden = bd.read_flag();
+        r.altref = bd.read_flag();
+        if !r.golden {
+            r.copy_to_golden = BufferCopy::from_bits(bd.read_literal(2));
+        }
+        if !r.altref {
+            r.copy_to_altref = BufferCopy::from_bits(bd.read_literal(2));
+        }
+        r.sign_bias_golden = bd.read_flag();
+        r.sign_bias_altref = bd.read_flag();
+    }
+    r.entropy = bd.read_flag();
+    r.last = key || bd.read_flag();
+    r
+}
+
+/// Writes the refresh flags of `hdr`.
+fn write_refresh(bw: &mut BoolEncoder, hdr: &FrameHeader) {
+    let key = hdr.tag.key_frame;
     if !key {
         bw.put_bit(hdr.refresh_golden);
         bw.put_bit(hdr.refresh_altref);
@@ -562,50 +619,100 @@ pub fn write_header(bw: &mut BoolEncoder, hdr: &FrameHeader, prev: Inherited) {
     if !key {
         bw.put_bit(hdr.refresh_last);
     }
-    for i in 0..4 {
-        for j in 0..8 {
-            for k in 0..3 {
-                for l in 0..11 {
-                    let new = hdr.probs.coeff[i][j][k][l];
-                    let changed = new != base_probs.coeff[i][j][k][l];
-                    bw.put_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l], changed);
-                    if changed {
-                        bw.put_literal(8, new as u32);
+}
+
+/// Reads the token probability updates into `probs` (RFC 13.4).
+fn read_coeff_updates(bd: &mut BoolDecoder, probs: &mut Probabilities) {
+    for (i, plane) in probs.coeff.iter_mut().enumerate() {
+        for (j, band) in plane.iter_mut().enumerate() {
+            for (k, ctx) in band.iter_mut().enumerate() {
+                for (l, p) in ctx.iter_mut().enumerate() {
+                    if bd.read_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l]) {
+                        *p = bd.read_literal(8) as u8;
                     }
                 }
             }
         }
     }
-    bw.put_bit(hdr.skip_prob.is_some());
-    if let Some(p) = hdr.skip_prob {
-        bw.put_literal(8, p as u32);
-    }
-    if !key {
-        bw.put_literal(8, hdr.prob_intra as u32);
-        bw.put_literal(8, hdr.prob_last as u32);
-        bw.put_literal(8, hdr.prob_golden as u32);
-        let y_changed = hdr.probs.y_mode != base_probs.y_mode;
-        bw.put_bit(y_changed);
-        if y_changed {
-            for &p in &hdr.probs.y_mode {
-                bw.put_literal(8, p as u32);
-            }
-        }
-        let uv_changed = hdr.probs.uv_mode != base_probs.uv_mode;
-        bw.put_bit(uv_changed);
-        if uv_changed {
-            for &p in &hdr.probs.uv_mode {
-                bw.put_literal(8, p as u32);
-            }
-        }
-        for i in 0..2 {
-            for j in 0..19 {
-                let new = hdr.probs.mv[i][j];
-                let changed = new != base_probs.mv[i][j];
-                bw.put_bool(tables::MV_UPDATE_PROBS[i][j], changed);
-                if changed {
-                    bw.put_literal(7, (new >> 1) as u32);
+}
+
+/// Writes as updates the token probabilities of `new` that differ from
+/// `base`.
+fn write_coeff_updates(bw: &mut BoolEncoder, new: &Probabilities, base: &Probabilities) {
+    for i in 0..4 {
+        for j in 0..8 {
+            for k in 0..3 {
+                for l in 0..11 {
+                    let p = new.coeff[i][j][k][l];
+                    let changed = p != base.coeff[i][j][k][l];
+                    bw.put_bool(tables::COEFF_UPDATE_PROBS[i][j][k][l], changed);
+                    if changed {
+                        bw.put_literal(8, p as u32);
+                    }
                 }
+            }
+        }
+    }
+}
+
+/// Reads an inter frame's reference probabilities, returned as
+/// `[prob_intra, prob_last, prob_golden]`, and its mode and MV probability
+/// updates into `probs` (RFC 9.10, 16.2, 17.2).
+fn read_inter_probs(bd: &mut BoolDecoder, probs: &mut Probabilities) -> [u8; 3] {
+    // Array elements are evaluated left to right, the header's order.
+    let refs = [
+        bd.read_literal(8) as u8,
+        bd.read_literal(8) as u8,
+        bd.read_literal(8) as u8,
+    ];
+    if bd.read_flag() {
+        for p in probs.y_mode.iter_mut() {
+            *p = bd.read_literal(8) as u8;
+        }
+    }
+    if bd.read_flag() {
+        for p in probs.uv_mode.iter_mut() {
+            *p = bd.read_literal(8) as u8;
+        }
+    }
+    for (i, comp) in probs.mv.iter_mut().enumerate() {
+        for (j, p) in comp.iter_mut().enumerate() {
+            if bd.read_bool(tables::MV_UPDATE_PROBS[i][j]) {
+                let x = bd.read_literal(7) as u8;
+                *p = if x == 0 { 1 } else { x << 1 };
+            }
+        }
+    }
+    refs
+}
+
+/// Writes an inter frame's reference probabilities and, as updates, its
+/// mode and MV probabilities that differ from `base`.
+fn write_inter_probs(bw: &mut BoolEncoder, hdr: &FrameHeader, base: &Probabilities) {
+    bw.put_literal(8, hdr.prob_intra as u32);
+    bw.put_literal(8, hdr.prob_last as u32);
+    bw.put_literal(8, hdr.prob_golden as u32);
+    let y_changed = hdr.probs.y_mode != base.y_mode;
+    bw.put_bit(y_changed);
+    if y_changed {
+        for &p in &hdr.probs.y_mode {
+            bw.put_literal(8, p as u32);
+        }
+    }
+    let uv_changed = hdr.probs.uv_mode != base.uv_mode;
+    bw.put_bit(uv_changed);
+    if uv_changed {
+        for &p in &hdr.probs.uv_mode {
+            bw.put_literal(8, p as u32);
+        }
+    }
+    for i in 0..2 {
+        for j in 0..19 {
+            let new = hdr.probs.mv[i][j];
+            let changed = new != base.mv[i][j];
+            bw.put_bool(tables::MV_UPDATE_PROBS[i][j], changed);
+            if changed {
+                bw.put_literal(7, (new >> 1) as u32);
             }
         }
     }
