@@ -4,7 +4,30 @@
 use crate::encode::{encode, EncodeError, EncodeParams, EncodedFrame};
 use crate::image::Frame;
 
-use super::config::BufferModel;
+/// The decoder buffer of [`RateControl::Cbr`](super::RateControl::Cbr), in milliseconds of the
+/// channel rate (vpxenc's `--buf-sz`, `--buf-initial-sz`,
+/// `--buf-optimal-sz`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferModel {
+    /// Capacity: bits beyond it are lost to the channel (the buffer never
+    /// holds more).
+    pub size_ms: u32,
+    /// Fill before the first frame is decoded.
+    pub initial_ms: u32,
+    /// The level the controller steers toward.
+    pub optimal_ms: u32,
+}
+
+/// vpxenc's defaults: 6000, 4000 and 5000 ms.
+impl Default for BufferModel {
+    fn default() -> Self {
+        BufferModel {
+            size_ms: 6000,
+            initial_ms: 4000,
+            optimal_ms: 5000,
+        }
+    }
+}
 
 /// Bits an inter frame that repeats the last one (every macroblock
 /// skipped, no motion, no loop filter) takes at most: the header and a

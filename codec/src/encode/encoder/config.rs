@@ -1,14 +1,12 @@
 //! What an [`Encoder`](super::Encoder) is built from: size, speed, rate control, key/golden/alt-ref policies and lookahead.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::encode::temporal_filter::ArnrParams;
 use crate::encode::EncodeError;
-use crate::state::DecoderState;
 
-use super::first_pass::FirstPassStats;
-use super::{rate_control::RateController, Encoder};
+use super::buffer::BufferModel;
+use super::pass_stats::FirstPassStats;
 
 /// Fastest speed preset; 0 is the slowest and best.
 pub const MAX_SPEED: u8 = 8;
@@ -166,31 +164,6 @@ impl RateControl {
     }
 }
 
-/// The decoder buffer of [`RateControl::Cbr`], in milliseconds of the
-/// channel rate (vpxenc's `--buf-sz`, `--buf-initial-sz`,
-/// `--buf-optimal-sz`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BufferModel {
-    /// Capacity: bits beyond it are lost to the channel (the buffer never
-    /// holds more).
-    pub size_ms: u32,
-    /// Fill before the first frame is decoded.
-    pub initial_ms: u32,
-    /// The level the controller steers toward.
-    pub optimal_ms: u32,
-}
-
-/// vpxenc's defaults: 6000, 4000 and 5000 ms.
-impl Default for BufferModel {
-    fn default() -> Self {
-        BufferModel {
-            size_ms: 6000,
-            initial_ms: 4000,
-            optimal_ms: 5000,
-        }
-    }
-}
-
 /// When golden frames are refreshed, and how much better they are coded.
 ///
 /// A golden frame is a long-lived second reference. Refreshing it every
@@ -258,8 +231,8 @@ pub struct EncoderConfig {
     /// streams where each frame's entropy decoding depends only on the
     /// last key frame.
     pub refresh_entropy: bool,
-    /// Frames [`Encoder::send_frame`] takes before the first packet comes
-    /// out, 0..=[`MAX_LAG`] (vpxenc's `--lag-in-frames`): the lookahead
+    /// Frames [`Encoder::send_frame`](super::Encoder::send_frame) takes
+    /// before the first packet comes out, 0..=[`MAX_LAG`] (vpxenc's `--lag-in-frames`): the lookahead
     /// the alt-ref frames are built from.
     pub lag_in_frames: u32,
     /// Hidden alt-ref frames.
@@ -448,33 +421,5 @@ impl EncoderConfig {
             return Err(EncodeError::BadParam("arnr strength must be 0..=6"));
         }
         Ok(())
-    }
-
-    /// Builds an encoder (rav1e's `Config::new_context`).
-    ///
-    /// # Errors
-    ///
-    /// As [`validate`](Self::validate).
-    pub fn build(&self) -> Result<Encoder, EncodeError> {
-        self.validate()?;
-        Ok(Encoder {
-            rc: RateController::new(self),
-            cfg: self.clone(),
-            state: DecoderState::new(),
-            queue: VecDeque::new(),
-            stats: VecDeque::new(),
-            last_in: None,
-            frames_in: 0,
-            since_key: 0,
-            since_golden: 0,
-            group_len: self.golden.interval as u64,
-            group_weight: 0.0,
-            start_weight: 0.0,
-            arf_due: None,
-            arf_arnr: self.alt_ref.arnr,
-            arf_active: false,
-            next_q: None,
-            flushing: false,
-        })
     }
 }

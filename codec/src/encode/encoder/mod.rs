@@ -40,6 +40,7 @@ mod config;
 mod first_pass;
 mod gop;
 pub mod lookahead;
+mod pass_stats;
 mod rate_control;
 
 use std::collections::VecDeque;
@@ -52,12 +53,13 @@ use crate::image::Frame;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
+pub use buffer::BufferModel;
 pub use config::{
-    AltRefPolicy, BufferModel, EncoderConfig, GoldenPolicy, GroupPolicy, RateControl, MAX_LAG,
-    MAX_SPEED,
+    AltRefPolicy, EncoderConfig, GoldenPolicy, GroupPolicy, RateControl, MAX_LAG, MAX_SPEED,
 };
-pub use first_pass::{FirstPass, FirstPassStats, PassFrameStats};
+pub use first_pass::FirstPass;
 pub use lookahead::FrameStats;
+pub use pass_stats::{FirstPassStats, PassFrameStats};
 use rate_control::{FrameKind, RateController, MAX_QI};
 
 /// One compressed frame.
@@ -152,6 +154,38 @@ pub struct Encoder {
     /// Quantizer index forced on the next frame, if any.
     next_q: Option<u8>,
     flushing: bool,
+}
+
+// The encoder's constructor lives beside its fields, so that config.rs
+// describes the configuration without knowing the encoder's parts.
+impl EncoderConfig {
+    /// Builds an encoder (rav1e's `Config::new_context`).
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn build(&self) -> Result<Encoder, EncodeError> {
+        self.validate()?;
+        Ok(Encoder {
+            rc: RateController::new(self),
+            cfg: self.clone(),
+            state: DecoderState::new(),
+            queue: VecDeque::new(),
+            stats: VecDeque::new(),
+            last_in: None,
+            frames_in: 0,
+            since_key: 0,
+            since_golden: 0,
+            group_len: self.golden.interval as u64,
+            group_weight: 0.0,
+            start_weight: 0.0,
+            arf_due: None,
+            arf_arnr: self.alt_ref.arnr,
+            arf_active: false,
+            next_q: None,
+            flushing: false,
+        })
+    }
 }
 
 impl Encoder {

@@ -9,8 +9,8 @@ use crate::tables::AC_QUANT;
 use crate::encode::quantize::quantizer_to_qindex;
 
 use super::buffer::Bucket;
-use super::first_pass::FirstPassStats;
-use super::{EncoderConfig, RateControl};
+use super::config::{EncoderConfig, RateControl};
+use super::pass_stats::FirstPassStats;
 
 /// The three kinds of frame the rate controller models separately: their
 /// bits per quantizer step differ several-fold.
@@ -98,7 +98,7 @@ pub(super) struct RateController {
 #[derive(Clone, Debug)]
 struct TwoPass {
     stats: Arc<FirstPassStats>,
-    /// Each analysed frame's rate curve (see [`FirstPassStats::curves`]).
+    /// Each analysed frame's rate curve (see [`rate_curves`]).
     curves: Vec<(f64, f64)>,
     /// Bits the whole clip may take.
     total: f64,
@@ -127,6 +127,33 @@ pub(super) fn step(qi: u8) -> f64 {
     AC_QUANT[qi as usize] as f64
 }
 
+/// Bounds of a frame's measured rate exponent (a frame whose two sizes
+/// barely differ is mostly header, but bits still grow somewhat at finer
+/// q), and the exponent when the two q indices coincide.
+const MIN_EXP: f64 = 0.3;
+const MAX_EXP: f64 = 3.0;
+const DEFAULT_EXP: f64 = 1.2;
+
+/// Each frame's rate curve: `ln` of its bits at
+/// [`q_index`](FirstPassStats::q_index) and its exponent `a` in
+/// `bits ~ step^-a`, from the two analysis sizes.
+fn rate_curves(stats: &FirstPassStats) -> Vec<(f64, f64)> {
+    let (s1, s0) = (step(stats.q_index).ln(), step(stats.fine_q_index).ln());
+    stats
+        .frames
+        .iter()
+        .map(|f| {
+            let (b1, b0) = (f64::from(f.bits.max(8)), f64::from(f.fine_bits.max(8)));
+            let a = if s1 > s0 {
+                ((b0 / b1).ln() / (s1 - s0)).clamp(MIN_EXP, MAX_EXP)
+            } else {
+                DEFAULT_EXP
+            };
+            (b1.ln(), a)
+        })
+        .collect()
+}
+
 impl TwoPass {
     /// Bits of a frame with rate curve `curve` at q index `qi`, as the
     /// analysis saw it.
@@ -143,7 +170,7 @@ impl RateController {
         let two_pass = cfg.first_pass.as_ref().map(|stats| {
             let mean = stats.bits_from(0) / stats.frames.len().max(1) as f64;
             TwoPass {
-                curves: stats.curves(),
+                curves: rate_curves(stats),
                 total: budget * stats.frames.len() as f64,
                 stats: stats.clone(),
                 spent: 0.0,
