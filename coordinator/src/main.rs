@@ -46,6 +46,14 @@ enum Command {
     /// Measure the codec's costs on this machine for `excam plan`.
     #[command(long_about = calibrate_cmd::LONG_ABOUT)]
     Calibrate(calibrate_cmd::CalibrateArgs),
+    /// Run one chunk task (JSON on stdin): the worker of `--backend
+    /// processes`, the same program as `excam-worker` (`excam worker --help`).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Worker {
+        /// The worker's own arguments (`--help`, `--version`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +65,8 @@ fn main() -> ExitCode {
         Command::Relay(cmd) => relay_cmd::run(cmd),
         Command::Plan(args) => plan_cmd::run(&args),
         Command::Calibrate(args) => calibrate_cmd::run(&args),
+        // The worker prints its own errors in its protocol's form.
+        Command::Worker { args } => return excam_worker::cli::main("excam worker", args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

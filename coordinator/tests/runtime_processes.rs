@@ -74,6 +74,62 @@ fn processes_output_equals_local_and_vpxdec() {
     }
 }
 
+/// A lone `excam` (as `cargo install --path coordinator` leaves it, with no
+/// `excam-worker` beside it) runs the processes backend with itself as the
+/// worker (`excam worker`): same bytes as the local backend.
+#[test]
+fn lone_excam_is_its_own_worker() {
+    let reference = local_reference();
+    let _g = serial();
+    let dir = scratch("lone-excam");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let excam_copy = bin.join("excam");
+    std::fs::copy(env!("CARGO_BIN_EXE_excam"), &excam_copy).unwrap();
+    assert!(!bin.join("excam-worker").exists() && !dir.join("excam-worker").exists());
+    let out = dir.join("out.ivf");
+    let mut a = common_args(&out);
+    a.extend(
+        [
+            "--backend",
+            "processes",
+            "--store-dir",
+            &dir.join("store").display().to_string(),
+            "--report",
+            &dir.join("report.json").display().to_string(),
+        ]
+        .map(String::from),
+    );
+    let o = Command::new(&excam_copy).args(&a).output().unwrap();
+    assert!(
+        o.status.success(),
+        "lone excam: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == reference,
+        "output differs from --backend local"
+    );
+    // Every attempt ran in a child process (the processes backend), not in
+    // the coordinator.
+    let rep = report(&dir);
+    assert_eq!(rep["backend"], "processes", "{rep}");
+    // The worker's own command line answers under `excam worker`.
+    let v = Command::new(&excam_copy)
+        .args(["worker", "--version"])
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("excam worker "));
+    let bad = Command::new(&excam_copy)
+        .arg("worker")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("bad task JSON"));
+}
+
 #[test]
 fn processes_backend_writes_webm_with_the_local_frames() {
     let Some(worker) = worker_bin() else { return };

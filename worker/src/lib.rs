@@ -11,7 +11,8 @@
 //!   with the default `cloud` feature, [`store::open_store`]);
 //! - [`input`]: the Y4M input, read chunk by chunk with ranged reads;
 //! - [`keys`]: the names of mailboxes and store keys, the frame-list format;
-//! - [`run`]: [`run::run_task`], one task from start to finish.
+//! - [`run`]: [`run::run_task`], one task from start to finish;
+//! - [`cli`]: the worker's command line (`excam-worker`, `excam worker`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@
 #[cfg(feature = "fault-injection")]
 pub mod chaos;
 pub mod chunk;
+pub mod cli;
 pub mod graph;
 pub mod input;
 pub mod keys;

@@ -50,7 +50,8 @@ pub struct DistArgs {
     /// in the temp dir, private to this user (0700)].
     #[arg(long)]
     pub store_dir: Option<PathBuf>,
-    /// The excam-worker executable [default: next to this one].
+    /// The worker executable (processes backend) [default: excam-worker
+    /// next to this excam, else this excam itself as `excam worker`].
     #[arg(long)]
     pub worker_bin: Option<PathBuf>,
     /// Lambda memory size in MB used for the cost estimate.
@@ -179,11 +180,10 @@ pub(super) fn job_config(job: JobSpec, args: &EncodeArgs) -> anyhow::Result<JobC
             if let Some(w) = workers {
                 max_concurrency = max_concurrency.min(w);
             }
+            let (worker_bin, worker_args) = worker_command(d.worker_bin.as_ref())?;
             BackendChoice::Processes {
-                worker_bin: d
-                    .worker_bin
-                    .clone()
-                    .unwrap_or_else(processes::default_worker_bin),
+                worker_bin,
+                worker_args,
                 store_dir: match &d.store_dir {
                     Some(dir) => dir.clone(),
                     None => default_store_dir()?,
@@ -295,4 +295,19 @@ pub(super) fn run_distributed(cfg: JobConfig) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The worker the processes backend starts: `--worker-bin`, else an
+/// `excam-worker` beside this executable, else this `excam` as `excam
+/// worker` (so that a lone `cargo install`ed excam runs the processes
+/// backend too).
+fn worker_command(given: Option<&PathBuf>) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    if let Some(bin) = given {
+        return Ok((bin.clone(), Vec::new()));
+    }
+    if let Some(bin) = processes::sibling_worker_bin() {
+        return Ok((bin, Vec::new()));
+    }
+    let me = std::env::current_exe().context("cannot find this executable to run as the worker")?;
+    Ok((me, vec!["worker".to_string()]))
 }

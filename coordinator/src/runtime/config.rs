@@ -18,10 +18,12 @@ pub enum BackendChoice {
         /// Store root.
         store_dir: PathBuf,
     },
-    /// `excam-worker` processes on this machine, a store in a directory.
+    /// Worker processes on this machine, a store in a directory.
     Processes {
         /// The worker executable.
         worker_bin: PathBuf,
+        /// Its arguments before the task (`["worker"]` when it is `excam`).
+        worker_args: Vec<String>,
         /// Store root.
         store_dir: PathBuf,
     },

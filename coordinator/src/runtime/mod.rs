@@ -139,6 +139,7 @@ pub async fn run_job(
         }
         BackendChoice::Processes {
             worker_bin,
+            worker_args,
             store_dir,
         } => {
             if !worker_bin.is_file() {
@@ -152,6 +153,7 @@ pub async fn run_job(
                 StoreSpec::Local { root },
                 Arc::new(processes::ProcessBackend {
                     worker_bin: worker_bin.clone(),
+                    worker_args: worker_args.clone(),
                 }),
             )
         }

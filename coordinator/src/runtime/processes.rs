@@ -1,5 +1,6 @@
-//! The `processes` backend: each attempt is one `excam-worker` process on
-//! this machine, the task JSON on its stdin and the result on its stdout.
+//! The `processes` backend: each attempt is one worker process on this
+//! machine (`excam-worker`, or `excam worker`), the task JSON on its stdin
+//! and the result on its stdout.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,25 +14,26 @@ use super::backend::{parse_answer, tail, AttemptError, Backend, FailureKind};
 /// Exit status (`EX_TEMPFAIL`) of a worker that refuses a task for now.
 const TEMPFAIL: i32 = 75;
 
-/// Runs tasks as child processes of `worker_bin`.
+/// Runs tasks as child processes of `worker_bin worker_args...`.
 pub struct ProcessBackend {
-    /// The `excam-worker` executable.
+    /// The worker executable (`excam-worker`, or `excam` with `worker`).
     pub worker_bin: PathBuf,
+    /// Arguments before the task: empty for `excam-worker`, `["worker"]`
+    /// for `excam`.
+    pub worker_args: Vec<String>,
 }
 
-/// `excam-worker` next to the running executable.
-pub fn default_worker_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let dir = exe.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    // Test binaries live in target/*/deps; the worker one level up.
-    let here = dir.join("excam-worker");
-    if here.exists() {
-        return here;
-    }
-    dir.parent()
-        .map(|p| p.join("excam-worker"))
-        .filter(|p| p.exists())
-        .unwrap_or(here)
+/// `excam-worker` next to the running executable (test binaries live in
+/// target/*/deps, so one level up too), if there is one.
+pub fn sibling_worker_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let found = [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("excam-worker"))
+        .find(|p| p.is_file());
+    found
 }
 
 #[async_trait]
@@ -46,6 +48,7 @@ impl Backend for ProcessBackend {
         // kill_on_drop: an abandoned attempt (lost race, timeout, Ctrl-C)
         // must not keep computing or writing to the store.
         let mut child = tokio::process::Command::new(&self.worker_bin)
+            .args(&self.worker_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
