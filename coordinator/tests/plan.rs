@@ -31,7 +31,10 @@ fn tiny() -> SimParams {
         chunk_frames: 2,
         group_chunks: 2,
         concurrency: 2,
+        scale_step: 1000.0,
+        scale_period: 10.0,
         invoke_rate: 10.0,
+        position_major: false,
         speed: 2.0,
         cores: 0.0,
         cold_median: 0.5,
@@ -45,6 +48,11 @@ fn tiny() -> SimParams {
         relay_latency: 0.05,
         state_bytes: 1e6,
         relay_bw: 1e7,
+        use_relay: true,
+        relay_capacity: f64::INFINITY,
+        relay_memory: f64::INFINITY,
+        relay_slots: 100,
+        store_poll: 0.5,
         s3_latency: 0.1,
         s3_bw: 1e6,
         in_frame_bytes: 1e5,
@@ -52,6 +60,7 @@ fn tiny() -> SimParams {
         upload_s: 0.0,
         coord_bw: 1e6,
         assembly_parallelism: 1,
+        write_bw: 1e6,
         straggler_prob: 0.0,
         straggler_alpha: 1.5,
         straggler_max: 10.0,
@@ -61,6 +70,8 @@ fn tiny() -> SimParams {
         speculation_factor: 2.0,
         speculation_min_finished: 1,
         speculation_floor: 0.0,
+        chain_tail_twins: false,
+        speculation_tail_floor: 0.0,
     }
 }
 
@@ -78,7 +89,9 @@ fn tiny_job_matches_the_hand_computed_schedule() {
     // Chunk 1, invoked at 1/10 s: 0.6, 0.9, phase 1 -> 1.2, waits for the
     // state until 1.26, deserialize 0.005, phase 2 (0.4 + 0.1) / 2 -> 1.515,
     // final state already there: deserialize -> 1.52, phase 3 -> 1.77,
-    // write -> 1.97. Assembly: 2 GETs x 0.1 + 2e5 B / 1e6 B/s = 0.4.
+    // write -> 1.97. Assembly: chunk 0 fetched when done (1.32 + 0.1 +
+    // 1e5 B / 1e6 B/s -> 1.52), chunk 1 likewise -> 2.17, then the output
+    // written: 2e5 B / 1e6 B/s = 0.2; 0.4 after the last chunk.
     assert!(close(r.wall_s, 2.37), "{r:?}");
     assert!(close(r.phase_end_s[0], 1.2), "{:?}", r.phase_end_s);
     assert!(close(r.phase_end_s[1], 1.515), "{:?}", r.phase_end_s);
@@ -108,7 +121,10 @@ fn tiny_job_matches_the_hand_computed_schedule() {
     assert!(close(r.relay_bytes, 2e6));
     // Both states are held between 1.12 and 1.26.
     assert!(close(r.peak_relay_bytes, 2e6));
-    assert_eq!((r.attempts, r.s3_gets, r.s3_puts), (2, 4, 2));
+    // PUTs: 2 chunks and 2 states (the store always gets them); GETs: 2
+    // fetches and 2 chunks (the states came by the relay).
+    assert_eq!((r.attempts, r.s3_gets, r.s3_puts), (2, 4, 4));
+    assert_eq!(r.store_hops, 0);
 }
 
 #[test]
@@ -179,6 +195,10 @@ fn a_slower_hop_never_makes_the_chain_faster() {
     for latency in [0.0, 0.01, 0.1, 0.5, 2.0] {
         let mut cloud = CloudParams::default();
         cloud.set("relay_latency_s", latency).unwrap();
+        // States go by the relay and the store, whichever arrives first:
+        // a slow store keeps the relay's hops on the path.
+        cloud.set("state_channel", 1.0).unwrap();
+        cloud.set("store_poll_s", 10.0).unwrap();
         let p = plan_job_with(&job(960, 160), &cal, &cloud, &o).unwrap();
         assert!(p.wall_s >= last, "latency {latency}: {} < {last}", p.wall_s);
         last = p.wall_s;
@@ -406,4 +426,153 @@ fn encode_dry_run_and_max_cost_need_no_aws() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("exceeds --max-cost"), "{err}");
     assert!(!out_path.exists());
+}
+
+/// A long chain of one group, many workers: the hops are what matter.
+fn relay_heavy() -> SimParams {
+    SimParams {
+        frames: 400,
+        chunk_frames: 2,
+        group_chunks: 200,
+        concurrency: 200,
+        relay_slots: 1000,
+        state_bytes: 1e7,
+        relay_bw: 1e8,
+        s3_bw: 5e7,
+        ..tiny()
+    }
+}
+
+#[test]
+fn a_relay_of_finite_capacity_queues_and_the_store_takes_over() {
+    let wide = simulate(&relay_heavy(), 3);
+    assert_eq!(wide.store_hops, 0);
+    assert!(wide.relay_saturated_s == 0.0, "{}", wide.relay_saturated_s);
+    // Phase-1 states of 199 chunks leave at about the same time: a relay
+    // of one connection's throughput queues them.
+    let narrow = simulate(
+        &SimParams {
+            relay_capacity: 1e8,
+            ..relay_heavy()
+        },
+        3,
+    );
+    assert!(
+        narrow.relay_saturated_s > 1.0,
+        "{}",
+        narrow.relay_saturated_s
+    );
+    assert!(
+        narrow.relay_utilisation > 0.2 && narrow.relay_utilisation <= 1.0 + 1e-9,
+        "{}",
+        narrow.relay_utilisation
+    );
+    // Queued hops lose to the store (0.2 + 0.2 + 0.5 s poll) for some.
+    assert!(narrow.store_hops > 0, "{narrow:?}");
+    assert!(
+        narrow.wall_s >= wide.wall_s,
+        "{} < {}",
+        narrow.wall_s,
+        wide.wall_s
+    );
+    // A relay with no room for a state: every hop by the store.
+    let full = simulate(
+        &SimParams {
+            relay_memory: 5e6,
+            ..relay_heavy()
+        },
+        3,
+    );
+    assert_eq!(full.relay_bytes, 0.0);
+    assert_eq!(full.store_hops, 2 * 199);
+    // No connection slots: likewise.
+    let no_slots = simulate(
+        &SimParams {
+            relay_slots: 0,
+            ..relay_heavy()
+        },
+        3,
+    );
+    assert_eq!(no_slots.store_hops, 2 * 199);
+    assert!(no_slots.wall_s > wide.wall_s);
+}
+
+#[test]
+fn lambda_scaling_staggers_the_starts() {
+    // 3,000 one-chunk groups of 15 s each, 1,000 environments more every
+    // 10 s: the last thousand start when the first thousand's environments
+    // come free (~16 s), not at once.
+    let p = SimParams {
+        frames: 3000,
+        chunk_frames: 1,
+        group_chunks: 1,
+        concurrency: 3000,
+        invoke_rate: 1e6,
+        frame_work: [30.0, 0.4, 0.1],
+        coord_bw: 1e12,
+        write_bw: 1e12,
+        ..tiny()
+    };
+    let free = simulate(
+        &SimParams {
+            scale_step: 1e9,
+            ..p.clone()
+        },
+        1,
+    );
+    let ramped = simulate(&p, 1);
+    assert!(free.wall_s > 15.0 && free.wall_s < 20.0, "{}", free.wall_s);
+    assert!(ramped.wall_s > 30.0, "{}", ramped.wall_s);
+    assert!(ramped.breakdown[1] >= 15.0, "queue {:?}", ramped.breakdown);
+    // An account limit of 1,000: three waves of 15 s.
+    let capped = simulate(
+        &SimParams {
+            concurrency: 1000,
+            scale_step: 1e9,
+            ..p
+        },
+        1,
+    );
+    assert!(capped.wall_s > 45.0, "{}", capped.wall_s);
+}
+
+#[test]
+fn position_major_starts_and_tail_twins_shorten_a_ramped_chained_job() {
+    // 40 groups of 10 chunks, tasks ~4 s, 100 environments more every
+    // 10 s, a heavy straggler tail.
+    let base = SimParams {
+        frames: 400,
+        chunk_frames: 1,
+        group_chunks: 10,
+        concurrency: 400,
+        invoke_rate: 1e6,
+        scale_step: 100.0,
+        frame_work: [6.0, 1.0, 1.0],
+        coord_bw: 1e12,
+        write_bw: 1e12,
+        straggler_prob: 0.05,
+        straggler_alpha: 1.2,
+        straggler_max: 30.0,
+        speculation: true,
+        speculation_min_finished: 3,
+        speculation_floor: 1.0,
+        speculation_tail_floor: 1.0,
+        ..tiny()
+    };
+    let mean = |p: &SimParams| (0..8).map(|s| simulate(p, s).wall_s).sum::<f64>() / 8.0;
+    let chain_order = mean(&base);
+    let position_major = mean(&SimParams {
+        position_major: true,
+        ..base.clone()
+    });
+    assert!(
+        position_major < 0.9 * chain_order,
+        "{position_major} vs {chain_order}"
+    );
+    let tails = mean(&SimParams {
+        position_major: true,
+        chain_tail_twins: true,
+        ..base
+    });
+    assert!(tails < position_major, "{tails} vs {position_major}");
 }

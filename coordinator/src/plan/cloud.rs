@@ -73,6 +73,14 @@ cloud_params! {
     invoke_rate_per_s,
     /// Cap on concurrent workers (0: the worker count).
     max_concurrency,
+    /// 0: invoke in chunk order; 1: position-major.
+    launch_order,
+    /// Execution environments Lambda adds per scaling period.
+    lambda_scale_step,
+    /// Lambda's scaling period, seconds.
+    lambda_scale_period_s,
+    /// The account's concurrent executions.
+    account_concurrency,
     /// S3 first-byte latency, seconds.
     s3_latency_s,
     /// S3 throughput per connection, MB/s.
@@ -83,12 +91,30 @@ cloud_params! {
     coordinator_throughput_mb_s,
     /// Chunk GETs in flight during assembly.
     assembly_parallelism,
+    /// Speed of the coordinator's output write, MB/s.
+    output_write_mb_s,
     /// Fixed seconds of the coordinator's wrap-up after the last task.
     finish_s,
     /// Relay latency per hop, seconds.
     relay_latency_s,
     /// Relay throughput per connection, MB/s.
     relay_throughput_mb_s,
+    /// Relay instances.
+    relays,
+    /// vCPUs of each relay's machine.
+    relay_cores,
+    /// Delivered MB per relay CPU-second.
+    relay_mb_per_cpu_s,
+    /// Network limit of each relay, MB/s.
+    relay_nic_mb_s,
+    /// MB of states each relay holds for the job.
+    relay_memory_mb,
+    /// Connection slots of each relay.
+    relay_max_connections,
+    /// 0: the faster of relay and store; 1: relay; 2: store alone.
+    state_channel,
+    /// Mean delay of a store poll, seconds.
+    store_poll_s,
     /// Fraction of attempts that straggle.
     straggler_prob,
     /// Pareto shape of a straggler's slowdown.
@@ -109,8 +135,18 @@ cloud_params! {
     speculation_min_finished,
     /// Shortest twin deadline, seconds.
     speculation_floor_s,
+    /// 1: chain tasks' twins timed by the median tail.
+    twin_chain_tails,
+    /// Shortest twin deadline of a chain tail, seconds.
+    speculation_tail_floor_s,
     /// USD per GB-second of Lambda.
     price_gb_s,
+    /// 1: plan for arm64 workers.
+    arm64,
+    /// Speed of an arm64 vCPU relative to an x86 one.
+    arm64_speed,
+    /// USD per GB-second of Lambda on arm64.
+    price_gb_s_arm64,
     /// USD per Lambda request.
     price_per_request,
     /// USD per S3 GET.
@@ -176,6 +212,16 @@ impl CloudParams {
                 | "coordinator_throughput_mb_s"
                 | "assembly_parallelism"
                 | "relay_throughput_mb_s"
+                | "lambda_scale_step"
+                | "lambda_scale_period_s"
+                | "account_concurrency"
+                | "output_write_mb_s"
+                | "relays"
+                | "relay_cores"
+                | "relay_mb_per_cpu_s"
+                | "relay_nic_mb_s"
+                | "relay_max_connections"
+                | "arm64_speed"
                 | "straggler_alpha"
                 | "max_attempts"
                 | "speculation_factor"
@@ -195,6 +241,11 @@ impl CloudParams {
         }
         if probability && value >= 1.0 {
             return Err(ParamError(format!("{key} must be below 1, got {value}")));
+        }
+        if matches!(key, "state_channel") && !matches!(value as i64, 0..=2) {
+            return Err(ParamError(format!(
+                "{key} must be 0 (auto), 1 (relay) or 2 (store), got {value}"
+            )));
         }
         if key == "straggler_max_factor" && value < 1.0 {
             return Err(ParamError(format!("{key} must be >= 1, got {value}")));
@@ -244,7 +295,26 @@ impl CloudParams {
     /// machine, before any sharing of cores: Lambda gives CPU in proportion
     /// to memory, and a worker uses at most `worker_threads` of it.
     pub fn worker_speed(&self) -> f64 {
-        self.lambda_vcpu_speed * self.vcpus().min(self.worker_threads) / self.worker_threads
+        let arch = if self.arm64 > 0.0 {
+            self.arm64_speed
+        } else {
+            1.0
+        };
+        arch * self.lambda_vcpu_speed * self.vcpus().min(self.worker_threads) / self.worker_threads
+    }
+
+    /// USD per GB-second for the workers' architecture.
+    pub fn price_gb_s_now(&self) -> f64 {
+        if self.arm64 > 0.0 {
+            self.price_gb_s_arm64
+        } else {
+            self.price_gb_s
+        }
+    }
+
+    /// Delivered state bytes per second all relays together can move.
+    pub fn relay_capacity_bytes_s(&self) -> f64 {
+        self.relays * (self.relay_cores * self.relay_mb_per_cpu_s).min(self.relay_nic_mb_s) * 1e6
     }
 }
 

@@ -290,6 +290,25 @@ pub struct Plan {
     pub relay_bytes: f64,
     /// Most state bytes the relay holds at once.
     pub peak_relay_bytes: f64,
+    /// How states travel in this plan: "relay" (and the store) or "store".
+    pub channel: &'static str,
+    /// With `state_channel` 0, the wall time of the channel not taken.
+    pub other_channel_wall_s: Option<f64>,
+    /// Delivered bytes per second the relays can move.
+    pub relay_capacity_bytes_s: f64,
+    /// Bytes the relays hold at most for the job.
+    pub relay_memory_bytes: f64,
+    /// Relay bytes / (capacity x the time states were moving): above 1
+    /// the relays cannot keep up.
+    pub relay_utilisation: f64,
+    /// Seconds the relay's capacity slowed hops below a connection's speed.
+    pub relay_saturated_s: f64,
+    /// Hand-offs whose state came by the store.
+    pub store_hops: f64,
+    /// Hand-offs in the job.
+    pub hops: f64,
+    /// Planned for arm64 workers.
+    pub arm64: bool,
     /// S3 GETs.
     pub s3_gets: f64,
     /// S3 PUTs.
@@ -333,11 +352,12 @@ pub fn sim_params(
     let mpx = px / 1e6;
     let raw_mb = cal.state_raw_bytes_per_px * px / 1e6;
     let in_frame = i420_len(shape.width, shape.height) as f64;
-    let concurrency = if cloud.max_concurrency >= 1.0 {
+    let mut concurrency = if cloud.max_concurrency >= 1.0 {
         shape.workers.min(cloud.max_concurrency as usize)
     } else {
         shape.workers
     };
+    concurrency = concurrency.min(cloud.account_concurrency.max(1.0) as usize);
     let upload_s = if cloud.upload_input > 0.0 {
         cloud.s3_latency_s
             + shape.frames as f64 * in_frame / (cloud.coordinator_throughput_mb_s * 1e6)
@@ -349,7 +369,10 @@ pub fn sim_params(
         chunk_frames: shape.chunk_frames,
         group_chunks: shape.group_chunks,
         concurrency,
+        scale_step: cloud.lambda_scale_step,
+        scale_period: cloud.lambda_scale_period_s,
         invoke_rate: cloud.invoke_rate_per_s,
+        position_major: cloud.launch_order == 1.0,
         speed: cloud.worker_speed(),
         cores: cloud.machine_cores,
         cold_median: cloud.cold_start_s,
@@ -367,6 +390,11 @@ pub fn sim_params(
         relay_latency: cloud.relay_latency_s,
         state_bytes: cal.state_wire_bytes_per_px * px,
         relay_bw: cloud.relay_throughput_mb_s * 1e6,
+        use_relay: cloud.state_channel != 2.0,
+        relay_capacity: cloud.relay_capacity_bytes_s(),
+        relay_memory: cloud.relays * cloud.relay_memory_mb * 1e6,
+        relay_slots: (cloud.relays * cloud.relay_max_connections) as usize,
+        store_poll: cloud.store_poll_s,
         s3_latency: cloud.s3_latency_s,
         s3_bw: cloud.s3_throughput_mb_s * 1e6,
         in_frame_bytes: in_frame,
@@ -374,6 +402,7 @@ pub fn sim_params(
         upload_s,
         coord_bw: cloud.coordinator_throughput_mb_s * 1e6,
         assembly_parallelism: cloud.assembly_parallelism.max(1.0) as usize,
+        write_bw: cloud.output_write_mb_s * 1e6,
         straggler_prob: cloud.straggler_prob,
         straggler_alpha: cloud.straggler_alpha,
         straggler_max: cloud.straggler_max_factor,
@@ -383,6 +412,8 @@ pub fn sim_params(
         speculation_factor: cloud.speculation_factor,
         speculation_min_finished: cloud.speculation_min_finished as usize,
         speculation_floor: cloud.speculation_floor_s,
+        chain_tail_twins: cloud.twin_chain_tails > 0.0,
+        speculation_tail_floor: cloud.speculation_tail_floor_s,
     })
 }
 
@@ -409,10 +440,30 @@ pub fn plan_job_with(
     cloud: &CloudParams,
     opts: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let p = sim_params(shape, cal, cloud)?;
-    let runs: Vec<RunResult> = (0..opts.runs.max(1) as u64)
-        .map(|k| sim::simulate(&p, opts.seed.wrapping_add(k)))
-        .collect();
+    let mut p = sim_params(shape, cal, cloud)?;
+    let simulate = |p: &SimParams| -> Vec<RunResult> {
+        (0..opts.runs.max(1) as u64)
+            .map(|k| sim::simulate(p, opts.seed.wrapping_add(k)))
+            .collect()
+    };
+    let mean_wall = |r: &[RunResult]| r.iter().map(|r| r.wall_s).sum::<f64>() / r.len() as f64;
+    let mut runs = simulate(&p);
+    // state_channel 0: plan the store alone too, keep the faster.
+    let mut other_channel_wall_s = None;
+    if cloud.state_channel == 0.0 {
+        let mut q = p.clone();
+        q.use_relay = false;
+        let store_runs = simulate(&q);
+        let (a, b) = (mean_wall(&runs), mean_wall(&store_runs));
+        // Equal times (every hop by the store anyway): no relay needed.
+        if b <= a {
+            other_channel_wall_s = Some(a);
+            runs = store_runs;
+            p = q;
+        } else {
+            other_channel_wall_s = Some(b);
+        }
+    }
     let n = runs.len() as f64;
     let mean = |f: &dyn Fn(&RunResult) -> f64| runs.iter().map(f).sum::<f64>() / n;
     let mut breakdown = [0.0; 11];
@@ -434,7 +485,7 @@ pub fn plan_job_with(
     let s3_puts = mean(&|r| r.s3_puts as f64) + upload_parts;
     let wall_s = mean(&|r| r.wall_s);
     let cost = CostBreakdown {
-        lambda_compute: gb_seconds * cloud.price_gb_s,
+        lambda_compute: gb_seconds * cloud.price_gb_s_now(),
         lambda_requests: lambda_requests * cloud.price_per_request,
         s3_requests: s3_gets * cloud.price_s3_get + s3_puts * cloud.price_s3_put,
         relay: wall_s / 3600.0 * cloud.relay_usd_per_hour,
@@ -444,7 +495,12 @@ pub fn plan_job_with(
     let task = TaskCosts {
         encode: nf * p.frame_work[0] / p.speed,
         given_state: (p.frame_work[1] + (nf - 1.0) * p.frame_work[2]) / p.speed,
-        hop: (p.ser_work + p.deser_work) / p.speed + p.relay_latency + p.state_bytes / p.relay_bw,
+        hop: (p.ser_work + p.deser_work) / p.speed
+            + if p.use_relay {
+                p.relay_latency + p.state_bytes / p.relay_bw
+            } else {
+                2.0 * (p.s3_latency + p.state_bytes / p.s3_bw) + p.store_poll
+            },
         fetch: p.s3_latency + nf * p.in_frame_bytes / p.s3_bw,
     };
     let chunks = shape.chunks();
@@ -475,6 +531,15 @@ pub fn plan_job_with(
         cost,
         relay_bytes: mean(&|r| r.relay_bytes),
         peak_relay_bytes: mean(&|r| r.peak_relay_bytes),
+        channel: if p.use_relay { "relay" } else { "store" },
+        other_channel_wall_s,
+        relay_capacity_bytes_s: p.relay_capacity,
+        relay_memory_bytes: p.relay_memory,
+        relay_utilisation: mean(&|r| r.relay_utilisation),
+        relay_saturated_s: mean(&|r| r.relay_saturated_s),
+        store_hops: mean(&|r| r.store_hops as f64),
+        hops: 2.0 * (chunks - shape.groups().min(chunks)) as f64,
+        arm64: cloud.arm64 > 0.0,
         s3_gets,
         s3_puts,
         worker_speed: p.speed,
@@ -606,14 +671,47 @@ pub fn render(plan: &Plan) -> String {
         plan.cost.s3_requests,
         plan.cost.relay
     );
+    let other = match plan.other_channel_wall_s {
+        Some(w) => format!(
+            " (the {} would take {w:.2} s)",
+            if plan.channel == "relay" {
+                "store alone"
+            } else {
+                "relay"
+            }
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         o,
-        "relay {} in total, {} per state, peak held {}; S3 {:.0} GETs, {:.0} PUTs",
-        bytes(plan.relay_bytes),
+        "states by {}{other}: {} per state, {:.0} of {:.0} hops by the store",
+        if plan.channel == "relay" {
+            "the relay and the store"
+        } else {
+            "the store alone (--relay none)"
+        },
         bytes(plan.state_bytes),
-        bytes(plan.peak_relay_bytes),
+        plan.store_hops,
+        plan.hops
+    );
+    if plan.channel == "relay" {
+        let _ = writeln!(
+            o,
+            "relay {} in total at {}/s capacity: utilisation {:.0}%, saturated {:.1} s; peak held {} of {}",
+            bytes(plan.relay_bytes),
+            bytes(plan.relay_capacity_bytes_s),
+            100.0 * plan.relay_utilisation,
+            plan.relay_saturated_s,
+            bytes(plan.peak_relay_bytes),
+            bytes(plan.relay_memory_bytes)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "S3 {:.0} GETs, {:.0} PUTs{}",
         plan.s3_gets,
-        plan.s3_puts
+        plan.s3_puts,
+        if plan.arm64 { "; arm64 workers" } else { "" }
     );
     if plan.p_job_failure > 1e-6 {
         let _ = writeln!(

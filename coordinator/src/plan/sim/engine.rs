@@ -59,10 +59,25 @@ impl Ord for T {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Launch,
-    StepDone { aid: usize, step: usize },
-    DepArrive { dep: usize },
-    Retry { task: usize },
-    TwinCheck { gen: u64 },
+    StepDone {
+        aid: usize,
+        step: usize,
+    },
+    DepArrive {
+        dep: usize,
+    },
+    /// A state offered by the store path arrives (it may lose to the relay).
+    StoreArrive {
+        dep: usize,
+        aid: usize,
+        emitted: T,
+    },
+    Retry {
+        task: usize,
+    },
+    TwinCheck {
+        gen: u64,
+    },
 }
 
 enum Action {
@@ -82,6 +97,8 @@ struct Attempt {
     start: f64,
     end: f64,
     ends: [f64; NSTEPS],
+    /// Holds one of the relays' connection slots.
+    slot: bool,
     cold: f64,
     slow: f64,
     fail_step: Option<usize>,
@@ -89,7 +106,12 @@ struct Attempt {
 
 #[derive(Clone, Debug, Default)]
 struct Task {
+    launched: bool,
     launch: f64,
+    /// When its twin clock started (see [`Sim::start_twin_clock`]).
+    clock: Option<f64>,
+    /// The clock started at the predecessor's end, not at launch.
+    tail_clock: bool,
     done: Option<f64>,
     live: usize,
     tries: u64,
@@ -113,6 +135,8 @@ struct Sim<'a> {
     attempts: Vec<Attempt>,
     tasks: Vec<Task>,
     next_task: usize,
+    /// The order tasks are invoked in (see [`SimParams::position_major`]).
+    order: Vec<usize>,
     running: usize,
     launch_pending: bool,
     avail: Vec<f64>,
@@ -123,6 +147,11 @@ struct Sim<'a> {
     finished: usize,
     durations: Vec<f64>,
     spec_set: BTreeSet<(u64, usize)>,
+    /// Tasks whose clock started when their predecessor finished: only
+    /// their tail (phase 3) is left, so they get a deadline of their own.
+    tail_set: BTreeSet<(u64, usize)>,
+    /// Sorted tail times (predecessor done to done) of finished tasks.
+    tails: Vec<f64>,
     spec_gen: u64,
     all_done: f64,
     retries: usize,
@@ -130,6 +159,22 @@ struct Sim<'a> {
     relay_bytes: f64,
     s3_gets: usize,
     s3_puts: usize,
+    /// The relay's work clock: bytes one hop has moved since the start.
+    relay_work: f64,
+    /// Hops in flight through the relay: (work target, seq, dep, sender,
+    /// emission time).
+    flows: BinaryHeap<Reverse<(T, u64, usize, usize, T)>>,
+    held: f64,
+    peak_held: f64,
+    /// Bytes the relay holds for each hand-off until it is taken.
+    held_for: Vec<f64>,
+    /// Whether the hand-off's first arrival came by the store.
+    by_store: Vec<bool>,
+    slots_used: usize,
+    relay_busy: f64,
+    relay_saturated: f64,
+    first_relay: f64,
+    last_relay: f64,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -164,6 +209,7 @@ pub(super) fn run(p: &SimParams, seed: u64) -> RunResult {
         attempts: Vec::with_capacity(chunks + chunks / 8),
         tasks: vec![Task::default(); chunks],
         next_task: 0,
+        order: Vec::new(),
         running: 0,
         launch_pending: false,
         avail: vec![f64::INFINITY; 2 * chunks],
@@ -174,6 +220,8 @@ pub(super) fn run(p: &SimParams, seed: u64) -> RunResult {
         finished: 0,
         durations: Vec::with_capacity(chunks),
         spec_set: BTreeSet::new(),
+        tail_set: BTreeSet::new(),
+        tails: Vec::new(),
         spec_gen: 0,
         all_done: 0.0,
         retries: 0,
@@ -181,6 +229,22 @@ pub(super) fn run(p: &SimParams, seed: u64) -> RunResult {
         relay_bytes: 0.0,
         s3_gets: 0,
         s3_puts: 0,
+        relay_work: 0.0,
+        flows: BinaryHeap::new(),
+        held: 0.0,
+        peak_held: 0.0,
+        held_for: vec![0.0; 2 * chunks],
+        by_store: vec![false; 2 * chunks],
+        slots_used: 0,
+        relay_busy: 0.0,
+        relay_saturated: 0.0,
+        first_relay: f64::INFINITY,
+        last_relay: 0.0,
+    };
+    sim.order = if p.position_major {
+        sim.graph.launch_order()
+    } else {
+        (0..chunks).collect()
     };
     sim.run();
     sim.result()
@@ -198,6 +262,19 @@ impl Sim<'_> {
         } else {
             self.p.speed
         }
+    }
+
+    /// Bytes per second each hop in flight through the relay moves.
+    fn flow_rate(&self) -> f64 {
+        let n = self.flows.len().max(1) as f64;
+        self.p.relay_bw.min(self.p.relay_capacity / n)
+    }
+
+    /// Environments Lambda lets run at `t`, within the concurrency cap.
+    fn scale_cap(&self, t: f64) -> usize {
+        let steps = 1.0 + (t / self.p.scale_period.max(1e-9)).floor();
+        let cap = (self.p.scale_step * steps).min(self.p.concurrency.max(1) as f64);
+        (cap as usize).max(1)
     }
 
     fn is_head(&self, i: usize) -> bool {
@@ -241,23 +318,41 @@ impl Sim<'_> {
                 .peek()
                 .map(|Reverse((w, _, _))| self.now + (w.0 - self.work).max(0.0) / rate);
             let t_ev = self.timed.peek().map(|Reverse((t, _, _))| t.0);
-            let (t, is_cpu) = match (t_cpu, t_ev) {
-                (None, None) => break,
-                (Some(a), None) => (a, true),
-                (None, Some(b)) => (b, false),
-                (Some(a), Some(b)) => {
-                    if a <= b {
-                        (a, true)
-                    } else {
-                        (b, false)
+            let flow_rate = self.flow_rate();
+            let t_flow = self
+                .flows
+                .peek()
+                .map(|Reverse((w, ..))| self.now + (w.0 - self.relay_work).max(0.0) / flow_rate);
+            // The earliest of the three clocks; ties go to the CPU, then
+            // the relay, then timed events (as before the relay had a clock).
+            let mut next = None::<(f64, u8)>;
+            for (t, k) in [(t_cpu, 0u8), (t_flow, 1), (t_ev, 2)] {
+                if let Some(t) = t {
+                    if next.is_none_or(|(b, _)| t < b) {
+                        next = Some((t, k));
                     }
                 }
-            };
+            }
+            let Some((t, kind)) = next else { break };
             if self.n_cpu > 0 {
                 self.work += (t - self.now) * rate;
             }
+            if !self.flows.is_empty() {
+                let dt = (t - self.now).max(0.0);
+                self.relay_work += dt * flow_rate;
+                self.relay_busy += dt;
+                if flow_rate < self.p.relay_bw {
+                    self.relay_saturated += dt;
+                }
+            }
             self.now = t.max(self.now);
-            if is_cpu {
+            if kind == 1 {
+                let Reverse((w, _, dep, aid, emitted)) = self.flows.pop().expect("peeked");
+                self.relay_work = self.relay_work.max(w.0);
+                self.last_relay = self.now;
+                let arrival = self.now + self.p.relay_latency;
+                self.offer(dep, arrival, aid, emitted.0, false);
+            } else if kind == 0 {
                 let Reverse((w, _, aid)) = self.cpu.pop().expect("peeked");
                 self.work = self.work.max(w.0);
                 self.attempts[aid].in_cpu = false;
@@ -284,6 +379,9 @@ impl Sim<'_> {
                     self.advance(aid);
                 }
             }
+            Event::StoreArrive { dep, aid, emitted } => {
+                self.offer(dep, self.now, aid, emitted.0, true);
+            }
             Event::DepArrive { dep } => {
                 if self.avail[dep] > self.now + EPS {
                     return;
@@ -309,15 +407,25 @@ impl Sim<'_> {
                 if gen != self.spec_gen {
                     return;
                 }
-                let m = self.median();
-                while let Some(&(lb, task)) = self.spec_set.first() {
-                    if f64::from_bits(lb) + self.deadline(m) > self.now + 1e-9 {
-                        break;
-                    }
-                    self.spec_set.pop_first();
-                    if self.tasks[task].done.is_none() {
-                        self.twins += 1;
-                        self.start_attempt(task);
+                for tail in [false, true] {
+                    let limit = self.deadline(tail);
+                    loop {
+                        let set = if tail {
+                            &mut self.tail_set
+                        } else {
+                            &mut self.spec_set
+                        };
+                        let Some(&(lb, task)) = set.first() else {
+                            break;
+                        };
+                        if f64::from_bits(lb) + limit > self.now + 1e-9 {
+                            break;
+                        }
+                        set.pop_first();
+                        if self.tasks[task].done.is_none() {
+                            self.twins += 1;
+                            self.start_attempt(task);
+                        }
                     }
                 }
                 self.schedule_twin_check();
@@ -327,6 +435,16 @@ impl Sim<'_> {
 
     fn try_launch(&mut self) {
         while self.next_task < self.chunks && self.running < self.p.concurrency.max(1) {
+            if self.running >= self.scale_cap(self.now) {
+                // Lambda adds environments at the next scaling step.
+                if !self.launch_pending {
+                    self.launch_pending = true;
+                    let period = self.p.scale_period.max(1e-9);
+                    let next = ((self.now / period).floor() + 1.0) * period;
+                    self.push(next, Event::Launch);
+                }
+                return;
+            }
             let t = self.p.upload_s + self.next_task as f64 / self.p.invoke_rate;
             if t > self.now + EPS {
                 if !self.launch_pending {
@@ -335,23 +453,43 @@ impl Sim<'_> {
                 }
                 return;
             }
-            let i = self.next_task;
+            let i = self.order[self.next_task];
             self.next_task += 1;
             self.running += 1;
             self.tasks[i].launch = self.now;
-            if self.p.speculation {
-                let was_empty = self.spec_set.is_empty();
-                self.spec_set.insert((self.now.to_bits(), i));
-                if was_empty {
-                    self.schedule_twin_check();
-                }
+            self.tasks[i].launched = true;
+            let pred_done = self
+                .graph
+                .chain_pred(i)
+                .is_none_or(|p| self.tasks[p].done.is_some());
+            if pred_done {
+                self.start_twin_clock(i);
             }
             self.start_attempt(i);
         }
     }
 
-    fn median(&self) -> f64 {
-        let d = &self.durations;
+    /// Starts the time after which `task` gets a twin, as the runtime's
+    /// scheduler does: from its launch, or for a chunk that waits for a
+    /// predecessor's final state, from when that predecessor finished
+    /// (waiting is not the task's fault).
+    fn start_twin_clock(&mut self, task: usize) {
+        if !self.p.speculation || self.tasks[task].clock.is_some() {
+            return;
+        }
+        let tail = self.p.chain_tail_twins && self.tasks[task].launch < self.now;
+        self.tasks[task].clock = Some(self.now);
+        self.tasks[task].tail_clock = tail;
+        let set = if tail {
+            &mut self.tail_set
+        } else {
+            &mut self.spec_set
+        };
+        set.insert((self.now.to_bits(), task));
+        self.schedule_twin_check();
+    }
+
+    fn median(d: &[f64]) -> f64 {
         let n = d.len();
         if n.is_multiple_of(2) {
             (d[n / 2 - 1] + d[n / 2]) / 2.0
@@ -360,9 +498,18 @@ impl Sim<'_> {
         }
     }
 
-    /// How long a task may run before it gets a twin.
-    fn deadline(&self, median: f64) -> f64 {
-        (self.p.speculation_factor * median).max(self.p.speculation_floor)
+    /// How long a task may run before it gets a twin: a multiple of the
+    /// median working time, or for a task whose predecessor has finished
+    /// while it ran (`tail`), of the median tail once enough are known.
+    fn deadline(&self, tail: bool) -> f64 {
+        let enough = self.p.speculation_min_finished.max(1);
+        if tail && self.tails.len() >= enough {
+            (self.p.speculation_factor * Self::median(&self.tails))
+                .max(self.p.speculation_tail_floor)
+        } else {
+            (self.p.speculation_factor * Self::median(&self.durations))
+                .max(self.p.speculation_floor)
+        }
     }
 
     fn schedule_twin_check(&mut self) {
@@ -372,8 +519,15 @@ impl Sim<'_> {
         {
             return;
         }
-        if let Some(&(lb, _)) = self.spec_set.first() {
-            let deadline = f64::from_bits(lb) + self.deadline(self.median());
+        let first = |set: &BTreeSet<(u64, usize)>| set.first().map(|&(lb, _)| f64::from_bits(lb));
+        let due = [
+            first(&self.spec_set).map(|c| c + self.deadline(false)),
+            first(&self.tail_set).map(|c| c + self.deadline(true)),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min);
+        if let Some(deadline) = due {
             self.spec_gen += 1;
             let gen = self.spec_gen;
             self.push(deadline.max(self.now), Event::TwinCheck { gen });
@@ -411,10 +565,15 @@ impl Sim<'_> {
             start: self.now,
             end: f64::NAN,
             ends: [f64::NAN; NSTEPS],
+            slot: false,
             cold,
             slow,
             fail_step,
         });
+        if p.use_relay && self.slots_used < p.relay_slots {
+            self.slots_used += 1;
+            self.attempts[aid].slot = true;
+        }
         self.tasks[task].live += 1;
         self.tasks[task].attempts.push(aid);
         self.advance(aid);
@@ -486,17 +645,57 @@ impl Sim<'_> {
     fn consume(&mut self, dep: usize) {
         if self.consumed[dep].is_infinite() {
             self.consumed[dep] = self.now;
+            if self.by_store[dep] {
+                self.s3_gets += 1;
+            }
+            // Taken: the relay lets go of it.
+            self.held -= self.held_for[dep];
+            self.held_for[dep] = 0.0;
         }
     }
 
+    /// Gives back the relay connection slot `aid` holds.
+    fn release_slot(&mut self, aid: usize) {
+        if std::mem::take(&mut self.attempts[aid].slot) {
+            self.slots_used -= 1;
+        }
+    }
+
+    /// Sends a state both ways: a PUT to the store (always) and, when
+    /// there is room, through the relay.
     fn emit(&mut self, dep: usize, aid: usize) {
         let p = self.p;
-        self.relay_bytes += p.state_bytes;
-        let arrival = self.now + p.relay_latency + p.state_bytes / p.relay_bw;
+        let b = p.state_bytes;
+        self.s3_puts += 1;
+        let store = self.now + 2.0 * (p.s3_latency + b / p.s3_bw) + p.store_poll;
+        let emitted = T(self.now);
+        self.push(store, Event::StoreArrive { dep, aid, emitted });
+        let wanted = self.consumed[dep].is_infinite() && self.avail[dep].is_infinite();
+        if wanted && p.use_relay && self.attempts[aid].slot && self.held + b <= p.relay_memory {
+            self.held += b;
+            self.held_for[dep] += b;
+            self.peak_held = self.peak_held.max(self.held);
+            self.relay_bytes += b;
+            self.first_relay = self.first_relay.min(self.now);
+            self.seq += 1;
+            self.flows.push(Reverse((
+                T(self.relay_work + b),
+                self.seq,
+                dep,
+                aid,
+                emitted,
+            )));
+        }
+    }
+
+    /// A state of `dep` reachable at `arrival` (sent at `emitted` by
+    /// `aid`); the first offer wins.
+    fn offer(&mut self, dep: usize, arrival: f64, aid: usize, emitted: f64, store: bool) {
         if arrival < self.avail[dep] {
             self.avail[dep] = arrival;
             self.source[dep] = aid;
-            self.emitted_at[dep] = self.now;
+            self.emitted_at[dep] = emitted;
+            self.by_store[dep] = store;
             self.push(arrival, Event::DepArrive { dep });
         }
     }
@@ -510,6 +709,7 @@ impl Sim<'_> {
             (a.task, a.step)
         };
         if self.attempts[aid].fail_step == Some(step) {
+            self.release_slot(aid);
             let a = &mut self.attempts[aid];
             a.alive = false;
             a.end = now;
@@ -537,6 +737,9 @@ impl Sim<'_> {
         self.attempts[aid].alive = false;
         self.attempts[aid].end = now;
         let others = self.tasks[task].attempts.clone();
+        for &o in &others {
+            self.release_slot(o);
+        }
         for o in others {
             let a = &mut self.attempts[o];
             if o != aid && a.alive {
@@ -548,12 +751,34 @@ impl Sim<'_> {
                 }
             }
         }
+        // The runtime's medians are of working time: the winner's run
+        // less its waits for states.
+        let a = &self.attempts[aid];
+        let waited: f64 = [S_WAIT1, S_WAITF]
+            .iter()
+            .map(|&st| a.ends[st] - a.ends[st - 1])
+            .filter(|d| d.is_finite())
+            .sum();
+        let d = (now - a.start - waited).max(0.0);
         let t = &mut self.tasks[task];
         t.done = Some(now);
         t.winner = aid;
         t.live = 0;
-        let d = now - t.launch;
-        self.spec_set.remove(&(t.launch.to_bits(), task));
+        if let Some(c) = t.clock {
+            if t.tail_clock {
+                self.tail_set.remove(&(c.to_bits(), task));
+                let tail = now - c;
+                let at = self.tails.partition_point(|&x| x < tail);
+                self.tails.insert(at, tail);
+            } else {
+                self.spec_set.remove(&(c.to_bits(), task));
+            }
+        }
+        if let Some(s) = self.graph.chain_succ(task) {
+            if self.tasks[s].launched && self.tasks[s].done.is_none() {
+                self.start_twin_clock(s);
+            }
+        }
         let at = self.durations.partition_point(|&x| x < d);
         self.durations.insert(at, d);
         self.running -= 1;
@@ -569,8 +794,19 @@ impl Sim<'_> {
         let p = self.p;
         let c = self.chunks;
         let out_bytes = p.frames as f64 * p.out_frame_bytes;
-        let rounds = c.div_ceil(p.assembly_parallelism.max(1)) as f64;
-        let assembly = rounds * p.s3_latency + out_bytes / p.coord_bw + p.finish;
+        // Each chunk is fetched as soon as its task is done, over the
+        // coordinator's one link (GETs overlap their first-byte latency);
+        // the output is written after the last.
+        let mut done: Vec<(f64, usize)> = (0..c)
+            .map(|i| (self.tasks[i].done.unwrap_or(self.all_done), i))
+            .collect();
+        done.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut link = 0.0f64;
+        for (t, i) in done {
+            let bytes = self.len(i) as f64 * p.out_frame_bytes;
+            link = link.max(t + p.s3_latency) + bytes / p.coord_bw;
+        }
+        let assembly = (link - self.all_done).max(0.0) + out_bytes / p.write_bw.max(1.0) + p.finish;
         let wall = self.all_done + assembly;
 
         let mut path = vec![PathStep {
@@ -660,20 +896,15 @@ impl Sim<'_> {
             }
         }
 
-        // Relay memory: a state is held from its sending until first taken.
-        let mut ev: Vec<(f64, f64)> = Vec::new();
-        for dep in 0..2 * c {
-            if self.source[dep] != usize::MAX {
-                ev.push((self.emitted_at[dep], p.state_bytes));
-                ev.push((self.consumed[dep].min(wall), -p.state_bytes));
-            }
-        }
-        ev.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let (mut cur, mut peak) = (0.0f64, 0.0f64);
-        for (_, b) in ev {
-            cur += b;
-            peak = peak.max(cur);
-        }
+        let span = self.last_relay - self.first_relay;
+        let relay_utilisation = if self.relay_bytes > 0.0 && p.relay_capacity.is_finite() {
+            self.relay_bytes / p.relay_capacity / span.max(1e-9)
+        } else {
+            0.0
+        };
+        let store_hops = (0..2 * c)
+            .filter(|&d| self.source[d] != usize::MAX && self.by_store[d])
+            .count();
 
         RunResult {
             wall_s: wall,
@@ -685,7 +916,11 @@ impl Sim<'_> {
             retries: self.retries,
             twins: self.twins,
             relay_bytes: self.relay_bytes,
-            peak_relay_bytes: peak,
+            peak_relay_bytes: self.peak_held,
+            store_hops,
+            relay_busy_s: self.relay_busy,
+            relay_saturated_s: self.relay_saturated,
+            relay_utilisation,
             s3_gets: self.s3_gets + c,
             s3_puts: self.s3_puts,
         }

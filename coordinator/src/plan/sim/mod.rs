@@ -6,9 +6,20 @@
 //! state, wait for the predecessor's phase-1 state, phase 2, wait for the
 //! predecessor's true final state, phase 3, send its own, write the chunk.
 //! Steps are delays (start-up, S3), CPU work (coding, (de)serializing
-//! states) or waits on a predecessor's state; a state arrives
-//! `relay_latency + bytes / relay_throughput` after its sender finishes
-//! serializing it.
+//! states) or waits on a predecessor's state. A state travels two ways at
+//! once, as the worker sends it: through the store (a PUT and a GET, each
+//! `s3_latency + bytes / s3_throughput`, plus the receiver's polling
+//! delay) and, when the relay is in use, has room for it and the sender
+//! holds one of its connection slots, through the relay. The relay is a
+//! server of finite capacity: the hops in flight share it equally, each at
+//! most at one connection's throughput (processor sharing, with a work
+//! clock like the CPU's below), and the state arrives `relay_latency`
+//! after its bytes are through. The receiver takes whichever comes first.
+//!
+//! Lambda's scaling rate limits how many workers run: `scale_step` more
+//! execution environments every `scale_period` seconds, up to the
+//! concurrency cap. The coordinator fetches each chunk as soon as its task
+//! is done, over its own link, and writes the output after the last one.
 //!
 //! CPU work is measured in seconds of the calibrating machine and
 //! progresses at the worker's speed; when `machine_cores > 0` the workers
@@ -97,10 +108,18 @@ pub struct SimParams {
     pub chunk_frames: usize,
     /// x.
     pub group_chunks: usize,
-    /// Most tasks running at once.
+    /// Most tasks running at once (the runtime's cap and the account's).
     pub concurrency: usize,
+    /// Execution environments Lambda adds every `scale_period` seconds
+    /// (the first step at time 0).
+    pub scale_step: f64,
+    /// Lambda's scaling period, seconds.
+    pub scale_period: f64,
     /// Invocations per second.
     pub invoke_rate: f64,
+    /// Invoke position-major (every group's first chunk, then every
+    /// group's second, ...) instead of in chunk order.
+    pub position_major: bool,
     /// Worker speed relative to the calibrating machine.
     pub speed: f64,
     /// 0: a CPU each; >0: shared cores.
@@ -129,8 +148,19 @@ pub struct SimParams {
     pub relay_latency: f64,
     /// State bytes on the wire.
     pub state_bytes: f64,
-    /// Relay bytes per second.
+    /// Relay bytes per second of one connection.
     pub relay_bw: f64,
+    /// Whether states go through the relay (besides the store).
+    pub use_relay: bool,
+    /// Delivered bytes per second all relays together move (infinite:
+    /// no limit).
+    pub relay_capacity: f64,
+    /// Bytes of states the relays hold at most.
+    pub relay_memory: f64,
+    /// Connection slots of all relays.
+    pub relay_slots: usize,
+    /// Mean delay of the receiver's store polling, seconds.
+    pub store_poll: f64,
     /// S3 first-byte latency.
     pub s3_latency: f64,
     /// S3 bytes per second per worker.
@@ -145,6 +175,8 @@ pub struct SimParams {
     pub coord_bw: f64,
     /// Chunk GETs in flight while assembling.
     pub assembly_parallelism: usize,
+    /// Bytes per second of the coordinator's output write.
+    pub write_bw: f64,
     /// Probability an attempt straggles.
     pub straggler_prob: f64,
     /// Pareto shape of the slowdown.
@@ -163,6 +195,13 @@ pub struct SimParams {
     pub speculation_min_finished: usize,
     /// Shortest twin deadline, seconds.
     pub speculation_floor: f64,
+    /// A task whose predecessor finished while it ran gets its twin after
+    /// a multiple of the median *tail* (predecessor done to done), not of
+    /// the median working time: a late task in a chain delays every later
+    /// one, and by then only its phase 3 should be left.
+    pub chain_tail_twins: bool,
+    /// Shortest twin deadline of a chain tail, seconds.
+    pub speculation_tail_floor: f64,
 }
 
 /// One stretch of the critical path.
@@ -200,9 +239,20 @@ pub struct RunResult {
     pub relay_bytes: f64,
     /// Most state bytes held by the relay at once.
     pub peak_relay_bytes: f64,
+    /// Hops whose state went by the store alone (no relay slot, memory or
+    /// relay) or arrived there first.
+    pub store_hops: usize,
+    /// Seconds during which some state was going through the relay.
+    pub relay_busy_s: f64,
+    /// Of those, seconds in which the relay's capacity held hops below one
+    /// connection's throughput (queueing).
+    pub relay_saturated_s: f64,
+    /// Relay bytes over capacity x the span from the first state sent to
+    /// the last one delivered: above 1 the relay cannot keep up.
+    pub relay_utilisation: f64,
     /// S3 GET requests.
     pub s3_gets: usize,
-    /// S3 PUT requests (chunks written).
+    /// S3 PUT requests (chunks and states written).
     pub s3_puts: usize,
 }
 

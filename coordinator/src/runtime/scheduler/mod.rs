@@ -3,12 +3,22 @@
 //! starts, retries with backoff, speculative twins for stragglers,
 //! per-attempt timeouts and cancellation.
 //!
-//! Chain order matters when fewer tasks can run at once than there are
-//! chunks: a running task may wait for its predecessor's state, so a slot
-//! is never given to a chunk while a lower chunk that is ready to start is
-//! waiting for one, and slots are held back for lower chunks that are only
-//! waiting out a backoff. Every running task's predecessors are therefore
-//! running or done, and the job cannot deadlock on slots.
+//! Start order matters when fewer tasks can run at once than there are
+//! chunks: a running task may wait for its predecessor's state. Chunks
+//! start in [`JobGraph::launch_order`] (every group's head, then every
+//! group's second chunk, ...: a chain predecessor always comes first), a
+//! slot is never given to a chunk while one earlier in that order that is
+//! ready to start is waiting for one, and slots are held back for earlier
+//! chunks that are only waiting out a backoff. Every running task's
+//! predecessors are therefore running or done, and the job cannot
+//! deadlock on slots.
+//!
+//! A twin starts when an attempt has run `straggler_factor` times the
+//! median working time (floored at `straggler_floor`); for a chunk whose
+//! chain predecessor finished while it ran, counting from that moment and
+//! against the median *tail* (predecessor done to done) of finished
+//! chunks: by then only its phase 3 should be left, and a late chunk in a
+//! chain delays every later one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -297,11 +307,28 @@ pub async fn run_schedule(
     let mut slots: Vec<Slot> = (0..n).map(|_| Slot::default()).collect();
     let mut done: Vec<Option<ChunkDone>> = reused;
     done.resize_with(n, || None);
-    let mut pending: BTreeSet<usize> = (0..n).filter(|&i| done[i].is_none()).collect();
+    // Chunks waiting to start, keyed by their place in the start order.
+    let rank: Vec<usize> = {
+        let order = graph
+            .as_ref()
+            .filter(|g| g.chunks() == n)
+            .map_or_else(|| (0..n).collect(), JobGraph::launch_order);
+        let mut rank = vec![0; n];
+        for (k, &c) in order.iter().enumerate() {
+            rank[c] = k;
+        }
+        rank
+    };
+    let mut pending: BTreeSet<(usize, usize)> = (0..n)
+        .filter(|&i| done[i].is_none())
+        .map(|i| (rank[i], i))
+        .collect();
     let mut not_before: Vec<Instant> = vec![t0; n];
     let mut log = AttemptLog::default();
     let mut set: Attempts = JoinSet::new();
     let mut working_times: Vec<f64> = Vec::new();
+    // Predecessor done to done, of chunks that were running by then.
+    let mut tail_times: Vec<f64> = Vec::new();
     let mut running = 0usize;
     let mut twins = 0usize;
     let mut cancel_open = true;
@@ -339,6 +366,13 @@ pub async fn run_schedule(
         if let Some(median) = median_working(&working_times) {
             let deadline =
                 Duration::from_secs_f64(median * cfg.straggler_factor).max(cfg.straggler_floor);
+            let tail_deadline = if tail_times.len() >= 3 {
+                median_working(&tail_times).map_or(deadline, |m| {
+                    Duration::from_secs_f64(m * cfg.straggler_factor).max(cfg.straggler_floor)
+                })
+            } else {
+                deadline
+            };
             for c in 0..n {
                 if running >= limit {
                     break;
@@ -351,13 +385,20 @@ pub async fn run_schedule(
                 // Time spent waiting for the predecessor is not the task's
                 // fault: count from when that predecessor finished.
                 let pred_done = match graph.and_then(|g| g.chain_pred(c)) {
-                    None => Some(*started),
+                    None => Some((*started, deadline)),
                     Some(p) if done[p].is_some() => {
-                        Some(slots[p].done_at.unwrap_or(t0).max(*started))
+                        let p_done = slots[p].done_at.unwrap_or(t0);
+                        // Started after its predecessor finished: the whole
+                        // task is left, not a tail.
+                        if p_done > *started {
+                            Some((p_done, tail_deadline))
+                        } else {
+                            Some((*started, deadline))
+                        }
                     }
                     Some(_) => None,
                 };
-                if let Some(from) = pred_done {
+                if let Some((from, deadline)) = pred_done {
                     if now.duration_since(from) > deadline {
                         slots[c].twin_launched = true;
                         twins += 1;
@@ -399,7 +440,7 @@ pub async fn run_schedule(
         // Then new tries, lowest chunk first; a chunk in backoff keeps a
         // slot reserved so no higher chunk takes it.
         let mut reserved = 0usize;
-        let ready: Vec<usize> = pending.iter().copied().collect();
+        let ready: Vec<usize> = pending.iter().map(|&(_, c)| c).collect();
         for c in ready {
             if running + reserved >= limit {
                 break;
@@ -408,7 +449,7 @@ pub async fn run_schedule(
                 reserved += 1;
                 continue;
             }
-            pending.remove(&c);
+            pending.remove(&(rank[c], c));
             launcher.launch(c, false, &mut slots, &mut set, &mut log, &mut running);
         }
 
@@ -437,7 +478,7 @@ pub async fn run_schedule(
                 s.done_at = None;
                 s.twin_launched = false;
                 not_before[p] = Instant::now();
-                pending.insert(p);
+                pending.insert((rank[p], p));
                 None
             }
             _ = tokio::time::sleep(Duration::from_millis(100)) => None,
@@ -470,7 +511,14 @@ pub async fn run_schedule(
                 rec.result = Some(result.clone());
                 let wait: f64 = result.phases.iter().map(|p| p.wait_seconds).sum();
                 working_times.push((result.total_seconds - wait).max(0.0));
-                slots[c].done_at = Some(Instant::now());
+                let now = Instant::now();
+                if let Some(p) = graph.as_ref().and_then(|g| g.chain_pred(c)) {
+                    let started = log.get_mut(c, attempt).start;
+                    if let Some(p_done) = slots[p].done_at.filter(|&d| d > started) {
+                        tail_times.push(now.duration_since(p_done).as_secs_f64());
+                    }
+                }
+                slots[c].done_at = Some(now);
                 // The race is over: stop the other attempts of this chunk.
                 let losers: Vec<(u32, AbortHandle)> = std::mem::take(&mut slots[c].running)
                     .into_iter()
@@ -566,7 +614,7 @@ pub async fn run_schedule(
                 let jitter = rand::random::<f64>() * 0.1;
                 not_before[c] = Instant::now() + Duration::from_secs_f64(backoff + jitter);
                 s.twin_launched = false;
-                pending.insert(c);
+                pending.insert((rank[c], c));
             }
         }
     }
