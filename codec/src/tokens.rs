@@ -17,9 +17,11 @@ const TYPE_Y_WITH_DC: usize = 3;
 pub struct MbCoeffs {
     /// Coefficients per block.
     pub blocks: [[i16; 16]; 25],
-    /// Per block: number of coded positions (0 = nothing coded). For luma
-    /// blocks after a Y2 block, the DC position counts as coded, as in
-    /// libvpx, so any value above 1 means AC coefficients are present.
+    /// Per block: the position after the last coded token, 0 when none
+    /// is (the encoder records 1 for an empty luma block after a Y2
+    /// block, whose position 0 the Y2 block fills). Either way a value
+    /// above 1 means AC coefficients are present, all that
+    /// reconstruction asks.
     pub eobs: [u8; 25],
 }
 
@@ -215,7 +217,7 @@ pub fn read_mb_coeffs(
         let nz = (eob > 0) as u8;
         above[ax] = nz;
         left[ly] = nz;
-        out.eobs[b] = (eob + first) as u8;
+        out.eobs[b] = eob as u8;
     }
     for (b, &(ax, ly)) in (16..24).zip(&CHROMA_CONTEXT) {
         let (ax, ly) = (usize::from(ax), usize::from(ly));
@@ -229,12 +231,8 @@ pub fn read_mb_coeffs(
     *decoder = local;
     // Whether any block had a token, from the end positions rather than
     // a flag carried through the loops (one live value less around the
-    // token loop, which spilled it): a luma block after Y2 records an
-    // empty block as 1.
-    let luma_empty = first as u8;
-    out.eobs[..16].iter().any(|&e| e > luma_empty)
-        || out.eobs[16..24].iter().any(|&e| e > 0)
-        || (has_y2 && out.eobs[24] > 0)
+    // token loop, which spilled it).
+    out.eobs[..24].iter().any(|&e| e > 0) || (has_y2 && out.eobs[24] > 0)
 }
 
 /// The above and left context slots of the chroma blocks 16..24: U
