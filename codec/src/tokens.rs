@@ -45,16 +45,24 @@ impl Default for MbCoeffs {
 /// position instead of band (`[type][position][context][node]`, position
 /// 16 a copy of band 0 that is never read for a token), so that the token
 /// reader's inner loop needs no band lookup. Built once per frame.
+///
+/// Context 3 repeats context 2: contexts are sums of two 0/1 flags, so it
+/// is never chosen, but with four rows a context masked with `& 3` is an
+/// index LLVM can see is in range (no check and branch per block).
 #[derive(Clone)]
-pub struct TokenProbs(Box<[[[[u8; 11]; 3]; 17]; 4]>);
+pub struct TokenProbs(Box<[PositionProbs; 4]>);
+
+/// One block type's probabilities by position, context and node.
+type PositionProbs = [[[u8; 11]; 4]; 17];
 
 impl TokenProbs {
     /// Expands `probs` (indexed by band).
     pub fn new(probs: &CoeffProbs) -> Self {
-        let mut out = Box::new([[[[0u8; 11]; 3]; 17]; 4]);
+        let mut out = Box::new([[[[0u8; 11]; 4]; 17]; 4]);
         for (t, by_pos) in out.iter_mut().enumerate() {
             for (n, p) in by_pos.iter_mut().enumerate() {
-                *p = probs[t][COEFF_BANDS[n]];
+                let band = &probs[t][COEFF_BANDS[n]];
+                *p = [band[0], band[1], band[2], band[2]];
             }
         }
         TokenProbs(out)
@@ -74,14 +82,14 @@ pub type TokenContext = [u8; 9];
 #[inline(always)]
 fn read_block(
     bd: &mut BoolDecoder,
-    probs: &[[[u8; 11]; 3]; 17],
+    probs: &PositionProbs,
     ctx: usize,
     first: usize,
     dq: [i32; 2],
     out: &mut [i16; 16],
 ) -> usize {
     let mut n = first;
-    let mut p = &probs[n][ctx];
+    let mut p = &probs[n][ctx & 3];
     if !bd.read_bool(p[0]) {
         return 0;
     }
