@@ -236,14 +236,15 @@ pub fn read_mb_coeffs(
             *e = eob as u8;
         }
     }
-    for (b, &(ax, ly)) in (16..24).zip(&CHROMA_CONTEXT) {
+    let chroma = out.blocks[16..24].iter_mut().zip(&mut out.eobs[16..24]);
+    for ((block, e), &(ax, ly)) in chroma.zip(&CHROMA_CONTEXT) {
         let (ax, ly) = (usize::from(ax), usize::from(ly));
         let ctx = (above[ax] + left[ly]) as usize;
-        let eob = read_block(bd, &probs[TYPE_UV], ctx, 0, dq.uv, &mut out.blocks[b]);
+        let eob = read_block(bd, &probs[TYPE_UV], ctx, 0, dq.uv, block);
         let nz = (eob > 0) as u8;
         above[ax] = nz;
         left[ly] = nz;
-        out.eobs[b] = eob as u8;
+        *e = eob as u8;
     }
     *decoder = local;
     // Whether any block had a token, from the end positions rather than
