@@ -52,17 +52,21 @@ impl Default for MbCoeffs {
 #[derive(Clone)]
 pub struct TokenProbs(Box<[PositionProbs; 4]>);
 
-/// One block type's probabilities by position, context and node.
-type PositionProbs = [[[u8; 11]; 4]; 17];
+/// One block type's probabilities by position, context and node; the
+/// 11 nodes padded to 16 so that rows lie a power of two apart (a shift
+/// instead of a multiply-by-11 chain for each row the token loop takes).
+type PositionProbs = [[[u8; 16]; 4]; 17];
 
 impl TokenProbs {
     /// Expands `probs` (indexed by band).
     pub fn new(probs: &CoeffProbs) -> Self {
-        let mut out = Box::new([[[[0u8; 11]; 4]; 17]; 4]);
+        let mut out = Box::new([[[[0u8; 16]; 4]; 17]; 4]);
         for (t, by_pos) in out.iter_mut().enumerate() {
             for (n, p) in by_pos.iter_mut().enumerate() {
                 let band = &probs[t][COEFF_BANDS[n]];
-                *p = [band[0], band[1], band[2], band[2]];
+                for (row, ctx) in p.iter_mut().zip([0, 1, 2, 2]) {
+                    row[..11].copy_from_slice(&band[ctx]);
+                }
             }
         }
         TokenProbs(out)
