@@ -54,9 +54,10 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &Encode
         sign_bias[RefFrame::AltRef.index()],
     );
     let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
-    let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, modes, mb_x, mb_y| {
-        analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
-    });
+    let (modes, residual, recon) = inputs
+        .code_macroblocks(params.threads, |pic, ctx, modes, mb_x, mb_y| {
+            analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
+        });
     let header = search_header(state, params, key, (w, h), &inputs);
     Decided {
         syntax: FrameSyntax {

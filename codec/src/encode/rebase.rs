@@ -115,7 +115,7 @@ pub(crate) fn decide_forced(
     let refs = search_refs(state, false, speed, orig.sign_bias_altref);
     let analysis = inputs.analysis(state, speed, &refs, sign_bias);
     let mb_cols = inputs.mb_cols;
-    let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, _, mb_x, mb_y| {
+    let (modes, residual, recon) = inputs.code_macroblocks(1, |pic, ctx, _, mb_x, mb_y| {
         let info = &orig_modes[mb_y * mb_cols + mb_x];
         code_forced_mb(&analysis, &inputs.quants, pic, ctx, info, moved, mb_x, mb_y)
     });

@@ -10,7 +10,8 @@
 //! predictions of every block at that phase. Samples near the plane's
 //! border read clamped coordinates, as the decoder's edge path does.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use crate::encode::modes::MvCosts;
 use crate::inter_pred::{self, SIXTAP_FILTERS};
@@ -243,7 +244,7 @@ crate::dsp::dispatch::dispatch! {
 pub(crate) struct SearchCache {
     /// Vector costs under the frame's vector probabilities.
     pub mv_costs: MvCosts,
-    subpel: [OnceCell<SubpelPlanes>; 4],
+    subpel: [OnceLock<SubpelPlanes>; 4],
 }
 
 impl SearchCache {
