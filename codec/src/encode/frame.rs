@@ -53,7 +53,7 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &Encode
         params.speed,
         sign_bias[RefFrame::AltRef.index()],
     );
-    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
+    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias, params.threads);
     let (modes, residual, recon) = inputs
         .code_macroblocks(params.threads, |pic, ctx, modes, mb_x, mb_y| {
             analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)

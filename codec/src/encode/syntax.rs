@@ -143,13 +143,15 @@ impl FrameInputs {
 
     /// The macroblock decision context over these inputs, predicting
     /// from `state`'s references (inter frames) and searching those of
-    /// them `speed` allows.
+    /// them `speed` allows; its per-frame motion search planes are built
+    /// on up to `threads` threads.
     pub fn analysis<'a>(
         &'a self,
         state: &'a DecoderState,
         speed: u8,
         search_refs: &'a [RefFrame],
         sign_bias: [bool; 4],
+        threads: usize,
     ) -> FrameAnalysis<'a> {
         FrameAnalysis {
             src: &self.src,
@@ -168,7 +170,7 @@ impl FrameInputs {
             prob_last: 200,
             prob_golden: 128,
             search_refs,
-            search: SearchCache::new(&self.base_probs.mv),
+            search: SearchCache::new(&self.base_probs.mv, threads.min(MAX_THREADS)),
         }
     }
 
