@@ -17,8 +17,9 @@
 //! thread count. Rows are handed out in order from a counter, so the row
 //! a thread waits for is always being coded by another one.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::encode::analysis::{MbCoded, TokenContexts};
 use crate::encode::syntax::FrameInputs;
@@ -29,11 +30,9 @@ use crate::tokens::TokenContext;
 
 /// What one row has published for the row below.
 struct Published {
-    /// Macroblocks of the row published so far; `mb_cols` also means the
-    /// pixels right of the picture (see [`recon::extend_row_right`]).
-    done: usize,
-    /// A thread panicked: nobody will publish more, waiters give up.
-    failed: bool,
+    /// Threads blocked in [`Row::ready`] (so the publisher knows to wake
+    /// them).
+    waiters: usize,
     /// The row's bottom luma line (plus the 4 pixels right of the
     /// picture) and bottom chroma lines, from x = 0.
     lines: [Vec<u8>; 3],
@@ -46,6 +45,12 @@ struct Published {
 /// One row's hand-over point.
 struct Row {
     published: Mutex<Published>,
+    /// Macroblocks of the row published so far; `mb_cols` also means the
+    /// pixels right of the picture (see [`recon::extend_row_right`]).
+    /// Stored under the lock, after the data.
+    done: AtomicUsize,
+    /// A thread panicked: nobody will publish more, waiters give up.
+    failed: AtomicBool,
     ready: Condvar,
 }
 
@@ -57,14 +62,46 @@ impl Row {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits until `need` macroblocks are published; false if a thread
+    /// failed. A macroblock takes some microseconds at the fast speeds,
+    /// less than a sleeping thread takes to wake on a busy machine, so
+    /// the wait spins for a while before it sleeps (libvpx's encoder
+    /// threads spin too).
+    fn wait_for(&self, need: usize) -> bool {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if self.done.load(Ordering::Acquire) >= need {
+                return true;
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return false;
+            }
+            spins += 1;
+            if spins % 64 != 0 || start.elapsed() < SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut p = self.lock();
+            p.waiters += 1;
+            while self.done.load(Ordering::Acquire) < need && !self.failed.load(Ordering::Acquire) {
+                p = self.ready.wait(p).unwrap_or_else(PoisonError::into_inner);
+            }
+            p.waiters -= 1;
+        }
+    }
 }
 
-/// A coded row: its macroblocks and its pixel lines (every plane's lines
-/// of the row, whole strides with their borders).
-struct RowOut {
-    mb_y: usize,
-    coded: Vec<MbCoded>,
-    strips: [Vec<u8>; 3],
+/// How long a thread spins for the row above before it sleeps: a few
+/// macroblocks' time at speed 8.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// What one thread coded: its picture, which holds the pixels of its
+/// rows, and those rows' macroblocks.
+struct ThreadOut {
+    pic: Picture,
+    rows: Vec<(usize, Vec<MbCoded>)>,
 }
 
 /// Marks every row failed if the thread holding it unwinds, so no
@@ -75,7 +112,9 @@ impl Drop for FailGuard<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for row in self.0 {
-                row.lock().failed = true;
+                let p = row.lock();
+                row.failed.store(true, Ordering::Release);
+                drop(p);
                 row.ready.notify_all();
             }
         }
@@ -99,8 +138,7 @@ where
     let rows: Vec<Row> = (0..mb_rows)
         .map(|_| Row {
             published: Mutex::new(Published {
-                done: 0,
-                failed: false,
+                waiters: 0,
                 lines: [
                     vec![0; mb_cols * 16 + 4],
                     vec![0; mb_cols * 8],
@@ -109,55 +147,67 @@ where
                 ctx: vec![[0; 9]; mb_cols],
                 info: vec![MbInfo::default(); mb_cols],
             }),
+            done: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
             ready: Condvar::new(),
         })
         .collect();
     let next = AtomicUsize::new(0);
     let work = || code_rows_on_this_thread(inputs, code_mb, &rows, &next);
-    let mut outs: Vec<RowOut> = std::thread::scope(|scope| {
+    let (mine, theirs) = std::thread::scope(|scope| {
         let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut outs = work();
-        for h in helpers {
-            match h.join() {
-                Ok(o) => outs.extend(o),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        outs
+        let mine = work();
+        let theirs: Vec<ThreadOut> = helpers
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        (mine, theirs)
     });
-    outs.sort_by_key(|o| o.mb_y);
-    assert_eq!(outs.len(), mb_rows, "every row coded once");
 
-    let mut pic = Picture::new(inputs.width, inputs.height);
-    recon::init_intra_borders(&mut pic);
+    // This thread's picture becomes the frame's: the other threads' rows
+    // are copied in, whole lines with their borders.
+    let mut pic = mine.pic;
+    let mut by_row: Vec<Option<Vec<MbCoded>>> = (0..mb_rows).map(|_| None).collect();
+    for (mb_y, coded) in mine.rows {
+        by_row[mb_y] = Some(coded);
+    }
+    for t in theirs {
+        for (mb_y, coded) in t.rows {
+            for (p, (dst, src)) in pic.planes.iter_mut().zip(&t.pic.planes).enumerate() {
+                let start = dst.index(-(dst.border as isize), (mb_y * ROW_LINES[p]) as isize);
+                let end = start + ROW_LINES[p] * dst.stride;
+                dst.data[start..end].copy_from_slice(&src.data[start..end]);
+            }
+            by_row[mb_y] = Some(coded);
+        }
+    }
     let mut modes = Vec::with_capacity(mb_cols * mb_rows);
     let mut coded = Vec::with_capacity(mb_cols * mb_rows);
-    for o in outs {
-        for (p, (plane, strip)) in pic.planes.iter_mut().zip(&o.strips).enumerate() {
-            let start = plane.index(-(plane.border as isize), (o.mb_y * ROW_LINES[p]) as isize);
-            plane.data[start..start + strip.len()].copy_from_slice(strip);
-        }
-        modes.extend(o.coded.iter().map(|c| c.info));
-        coded.extend(o.coded);
+    for row in by_row {
+        let row = row.expect("every row is coded");
+        modes.extend(row.iter().map(|c| c.info));
+        coded.extend(row);
     }
     (modes, coded, pic)
 }
 
-/// Takes rows from `next` until none is left and codes them; returns the
-/// rows coded, or those coded so far if another thread failed.
+/// Takes rows from `next` until none is left and codes them; returns
+/// the rows coded, or those coded so far if another thread failed (it
+/// then panicked, and the scope passes that on).
 fn code_rows_on_this_thread<F>(
     inputs: &FrameInputs,
     code_mb: &F,
     rows: &[Row],
     next: &AtomicUsize,
-) -> Vec<RowOut>
+) -> ThreadOut
 where
     F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
 {
     let _guard = FailGuard(rows);
     let (mb_cols, mb_rows) = (inputs.mb_cols, inputs.mb_rows);
-    let mut pic = Picture::new(inputs.width, inputs.height);
-    recon::init_intra_borders(&mut pic);
     let mut ctx = TokenContexts {
         above: vec![[0; 9]; mb_cols],
         left: [0; 9],
@@ -165,11 +215,15 @@ where
     // Only this thread's rows and the rows above them are filled in:
     // a decision reads no other records.
     let mut modes = vec![MbInfo::default(); mb_cols * mb_rows];
-    let mut outs = Vec::new();
+    let mut out = ThreadOut {
+        pic: Picture::new(inputs.width, inputs.height),
+        rows: Vec::new(),
+    };
+    recon::init_intra_borders(&mut out.pic);
     loop {
         let mb_y = next.fetch_add(1, Ordering::Relaxed);
         if mb_y >= mb_rows {
-            return outs;
+            return out;
         }
         ctx.left = [0; 9];
         if mb_y == 0 {
@@ -186,24 +240,24 @@ where
                         &rows[mb_y - 1],
                         need,
                         have,
-                        &mut pic,
+                        &mut out.pic,
                         &mut ctx,
                         &mut modes,
                         mb_y,
                     ) {
                         Some(n) => have = n,
-                        None => return outs,
+                        None => return out,
                     }
                 }
             }
-            let c = code_mb(&mut pic, &mut ctx, &modes, mb_x, mb_y);
+            let c = code_mb(&mut out.pic, &mut ctx, &modes, mb_x, mb_y);
             modes[mb_y * mb_cols + mb_x] = c.info;
             if mb_x + 1 == mb_cols {
-                recon::extend_row_right(&mut pic, mb_y);
+                recon::extend_row_right(&mut out.pic, mb_y);
             }
             publish(
                 &rows[mb_y],
-                &pic,
+                &out.pic,
                 ctx.above[mb_x],
                 c.info,
                 mb_x,
@@ -212,16 +266,7 @@ where
             );
             coded.push(c);
         }
-        let strips = std::array::from_fn(|p| {
-            let plane = &pic.planes[p];
-            let start = plane.index(-(plane.border as isize), (mb_y * ROW_LINES[p]) as isize);
-            plane.data[start..start + ROW_LINES[p] * plane.stride].to_vec()
-        });
-        outs.push(RowOut {
-            mb_y,
-            coded,
-            strips,
-        });
+        out.rows.push((mb_y, coded));
     }
 }
 
@@ -238,14 +283,11 @@ fn take_above(
     modes: &mut [MbInfo],
     mb_y: usize,
 ) -> Option<usize> {
-    let mut p = above.lock();
-    while p.done < need && !p.failed {
-        p = above.ready.wait(p).unwrap_or_else(PoisonError::into_inner);
-    }
-    if p.failed {
+    if !above.wait_for(need) {
         return None;
     }
-    let done = p.done;
+    let p = above.lock();
+    let done = above.done.load(Ordering::Acquire);
     let mb_cols = ctx.above.len();
     for (i, plane) in pic.planes.iter_mut().enumerate() {
         let size = ROW_LINES[i];
@@ -287,7 +329,44 @@ fn publish(
     }
     p.ctx[mb_x] = ctx;
     p.info[mb_x] = info;
-    p.done = mb_x + 1;
+    row.done.store(mb_x + 1, Ordering::Release);
+    let wake = p.waiters > 0;
     drop(p);
-    row.ready.notify_all();
+    if wake {
+        row.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use crate::dequant::libvpx_quant_indices;
+    use crate::image::Image;
+    use crate::state::DecoderState;
+
+    use super::*;
+
+    /// A panic while coding one macroblock reaches the caller on any
+    /// thread count; the threads waiting for its row give up instead of
+    /// waiting for ever.
+    #[test]
+    fn a_panicking_macroblock_fails_the_frame_without_hanging() {
+        let state = DecoderState::new();
+        let image = Image::filled(64, 128, [90, 128, 128]);
+        let quant = libvpx_quant_indices(40);
+        let inputs = FrameInputs::new(&state, &image, true, &quant, None, 0, 60);
+        let analysis = inputs.analysis(&state, 4, &[], [false; 4], 1);
+        for threads in [1, 2, 3, 8] {
+            for at in [(0, 0), (1, 3), (3, 7)] {
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    inputs.code_macroblocks(threads, |pic, ctx, modes, x, y| {
+                        assert!((x, y) != at, "planted failure");
+                        analysis.encode_mb(pic, ctx, modes, x, y)
+                    })
+                }));
+                assert!(r.is_err(), "{threads} threads, failure at {at:?}");
+            }
+        }
+    }
 }
