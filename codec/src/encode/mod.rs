@@ -94,10 +94,11 @@ pub struct EncodeParams {
     /// from the probabilities this frame inherited, so a lost or skipped
     /// frame does not change how later frames decode (error resilience).
     pub refresh_entropy: bool,
-    /// Threads to decide the frame's macroblocks on (a row wavefront, see
-    /// [`wavefront`](self::wavefront)); 0 and 1 both mean the calling thread only, and at
-    /// most 64 or one per macroblock row are used. The bytes are the
-    /// same for any count.
+    /// Threads to decide the frame's macroblocks on, as a wavefront over
+    /// macroblock rows (a row's macroblock starts once the row above is
+    /// two macroblocks ahead, as libvpx's encoder threads); 0 and 1 both
+    /// mean the calling thread only, and at most 64 or one per macroblock
+    /// row are used. The bytes are the same for any count.
     pub threads: usize,
 }
 
