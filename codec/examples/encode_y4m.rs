@@ -1,5 +1,5 @@
 //! The streaming encoder end to end, with nothing but the codec crate:
-//! `cargo run --release -p excam-codec --example encode_y4m -- IN.y4m OUT.ivf [Q]`.
+//! `cargo run --release -p excam-codec --example encode_y4m -- IN.y4m OUT.ivf [Q [THREADS]]`.
 //!
 //! Reads an 8-bit 4:2:0 Y4M clip, encodes it at quantizer Q (vpxenc's
 //! 0..63 scale, default 30) with [`Encoder`] (send a frame, receive its
@@ -18,12 +18,18 @@ use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_codec::metrics::PsnrStats;
 use excam_codec::{decode, DecoderState, Image};
 
-fn run(input: &str, output: &str, q: u8) -> Result<String, Box<dyn std::error::Error>> {
+fn run(
+    input: &str,
+    output: &str,
+    q: u8,
+    threads: usize,
+) -> Result<String, Box<dyn std::error::Error>> {
     let mut y4m = Y4mReader::new(BufReader::new(File::open(input)?))?;
     let h = *y4m.header();
     let mut cfg = EncoderConfig::new(h.width, h.height);
     cfg.framerate = (h.framerate.0 as u32, h.framerate.1 as u32);
     cfg.rate = RateControl::Quantizer(q);
+    cfg.threads = threads;
     let mut encoder = cfg.build()?;
 
     // IVF's timebase is one tick per frame: 1/fps seconds.
@@ -80,9 +86,9 @@ fn run(input: &str, output: &str, q: u8) -> Result<String, Box<dyn std::error::E
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (input, output) = match &args[..] {
-        [i, o] | [i, o, _] => (i, o),
+        [i, o] | [i, o, _] | [i, o, _, _] => (i, o),
         _ => {
-            eprintln!("usage: encode_y4m IN.y4m OUT.ivf [QUANTIZER 0..63]");
+            eprintln!("usage: encode_y4m IN.y4m OUT.ivf [QUANTIZER 0..63 [THREADS]]");
             return ExitCode::from(2);
         }
     };
@@ -94,7 +100,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(input, output, q) {
+    // Threads per frame (EncoderConfig::threads); the bytes are the same
+    // for any count.
+    let threads = match args.get(3).map(|t| t.parse::<usize>()) {
+        None => 1,
+        Some(Ok(t)) => t,
+        _ => {
+            eprintln!("encode_y4m: THREADS is a number");
+            return ExitCode::from(2);
+        }
+    };
+    match run(input, output, q, threads) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS

@@ -325,7 +325,8 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
         assert!(a == p, "{alias:?} differs from {primary:?}");
         assert!(a != default, "{alias:?} gives the default's bytes");
     }
-    // The defaults' own spellings, and --threads, which changes nothing.
+    // The defaults' own spellings, and --threads, which changes nothing
+    // (the default is the cores available).
     for same in [
         &["--good"][..],
         &["--speed", "4"],
@@ -334,6 +335,8 @@ fn vpxenc_aliases_give_the_primary_flags_bytes() {
         &["-q", "32"],
         &["--keyint", "128"],
         &["--threads", "4"],
+        &["--threads", "1"],
+        &["-t", "3"],
         &[
             "--lag-in-frames",
             "25",

@@ -369,6 +369,9 @@ impl ParamsSpec {
             refresh_entropy: self.refresh_entropy,
             sign_bias_golden: self.sign_bias_golden,
             sign_bias_altref: self.sign_bias_altref,
+            // Not a field of the spec, so stored inputs keep their
+            // meaning; tests/threads.rs checks that thread counts agree.
+            threads: 1,
         }
     }
 }

@@ -53,10 +53,11 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &Encode
         params.speed,
         sign_bias[RefFrame::AltRef.index()],
     );
-    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias);
-    let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, modes, mb_x, mb_y| {
-        analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
-    });
+    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias, params.threads);
+    let (modes, residual, recon) = inputs
+        .code_macroblocks(params.threads, |pic, ctx, modes, mb_x, mb_y| {
+            analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
+        });
     let header = search_header(state, params, key, (w, h), &inputs);
     Decided {
         syntax: FrameSyntax {

@@ -31,6 +31,7 @@ mod syntax;
 pub mod temporal_filter;
 pub mod tokenize;
 pub mod trellis;
+mod wavefront;
 
 /// Why a frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -93,6 +94,12 @@ pub struct EncodeParams {
     /// from the probabilities this frame inherited, so a lost or skipped
     /// frame does not change how later frames decode (error resilience).
     pub refresh_entropy: bool,
+    /// Threads to decide the frame's macroblocks on, as a wavefront over
+    /// macroblock rows (a row's macroblock starts once the row above is
+    /// two macroblocks ahead, as libvpx's encoder threads); 0 and 1 both
+    /// mean the calling thread only, and at most 64 or one per macroblock
+    /// row are used. The bytes are the same for any count.
+    pub threads: usize,
 }
 
 /// [`EncodeParams::lambda_scale`] of an inter frame that only the next
@@ -142,6 +149,7 @@ impl Default for EncodeParams {
             partitions: 1,
             lambda_scale: INTER_LAMBDA_SCALE,
             refresh_entropy: true,
+            threads: 1,
         }
     }
 }

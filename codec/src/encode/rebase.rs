@@ -113,9 +113,9 @@ pub(crate) fn decide_forced(
     let sign_bias = [false, false, orig.sign_bias_golden, orig.sign_bias_altref];
     let speed = EncodeParams::default().speed;
     let refs = search_refs(state, false, speed, orig.sign_bias_altref);
-    let analysis = inputs.analysis(state, speed, &refs, sign_bias);
+    let analysis = inputs.analysis(state, speed, &refs, sign_bias, 1);
     let mb_cols = inputs.mb_cols;
-    let (modes, residual, recon) = inputs.code_macroblocks(|pic, ctx, _, mb_x, mb_y| {
+    let (modes, residual, recon) = inputs.code_macroblocks(1, |pic, ctx, _, mb_x, mb_y| {
         let info = &orig_modes[mb_y * mb_cols + mb_x];
         code_forced_mb(&analysis, &inputs.quants, pic, ctx, info, moved, mb_x, mb_y)
     });

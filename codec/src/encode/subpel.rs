@@ -10,7 +10,8 @@
 //! predictions of every block at that phase. Samples near the plane's
 //! border read clamped coordinates, as the decoder's edge path does.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::encode::modes::MvCosts;
 use crate::inter_pred::{self, SIXTAP_FILTERS};
@@ -126,12 +127,31 @@ const PAD: usize = 3;
 
 impl SubpelPlanes {
     /// Filters `reference` at every fractional phase.
+    #[cfg(test)]
     pub fn new(reference: &PlaneBuf, sixtap: bool) -> Self {
-        build_planes(reference, sixtap)
+        Self::build(reference, sixtap, 1, None)
     }
 
-    #[inline(always)]
-    fn build(reference: &PlaneBuf, sixtap: bool) -> Self {
+    /// [`new`](Self::new) on up to `threads` threads (one per horizontal
+    /// phase at most), taking and returning scratch buffers from `spare`
+    /// before the thread's own pool. The planes are the same for any
+    /// count.
+    fn build(
+        reference: &PlaneBuf,
+        sixtap: bool,
+        threads: usize,
+        spare: Option<&Mutex<Vec<Vec<u8>>>>,
+    ) -> Self {
+        let take = |n: usize| {
+            let v = spare.and_then(|s| s.lock().unwrap_or_else(PoisonError::into_inner).pop());
+            let mut v = v.unwrap_or_else(|| take_buffer(n));
+            v.resize(n, 0);
+            v
+        };
+        let give = |v: Vec<u8>| match spare {
+            Some(s) => s.lock().unwrap_or_else(PoisonError::into_inner).push(v),
+            None => give_buffer(v),
+        };
         let (bw, bh) = (
             reference.width + 2 * reference.border,
             reference.height + 2 * reference.border,
@@ -140,7 +160,7 @@ impl SubpelPlanes {
         // the 16x16 filter calls below never read outside.
         let es = bw + 2 * PAD;
         let eh = bh + 2 * PAD;
-        let mut ext = take_buffer(es * eh);
+        let mut ext = take(es * eh);
         for y in 0..eh {
             let sy = y.saturating_sub(PAD).min(bh - 1);
             let row = &reference.data[sy * reference.stride..sy * reference.stride + bw];
@@ -150,77 +170,58 @@ impl SubpelPlanes {
             out[PAD + bw..].fill(row[bw - 1]);
         }
         if !sixtap {
-            let planes = Self::by_blocks(&ext, es, bw, bh, false);
-            give_buffer(ext);
+            let planes = by_blocks(&ext, es, bw, bh, false);
+            give(ext);
             return planes;
         }
-        // Horizontal passes over every extended row, then vertical passes
-        // over those (or over the reference for whole-pixel columns): the
-        // same two roundings as the block filter, without recomputing the
-        // first pass for each vertical phase.
-        let taps = |f: usize| SIXTAP_FILTERS[f].map(|t| t as u16);
-        let hpass: Vec<Vec<u8>> = [2usize, 4, 6]
-            .iter()
-            .map(|&fx| {
-                let mut hp = take_buffer(bw * eh);
-                for y in 0..eh {
-                    let row = &ext[y * es + PAD - 2..y * es + PAD + bw + 3];
-                    filter_h(row, &taps(fx), &mut hp[y * bw..(y + 1) * bw]);
-                }
-                hp
+        // One column of phases per horizontal phase: its horizontal pass
+        // (none for whole pixels) and the planes of every vertical phase.
+        let mut columns: Vec<Column> = (0..4)
+            .map(|c| Column {
+                fx: c * 2,
+                hpass: if c == 0 { Vec::new() } else { take(bw * eh) },
+                planes: (usize::from(c == 0)..4).map(|_| take(bw * bh)).collect(),
             })
             .collect();
-        let mut planes = vec![Vec::new()];
-        for phase in 1..16 {
-            let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
-            let mut p = take_buffer(bw * bh);
-            let (src, stride, col) = if fx == 0 {
-                (&ext[..], es, PAD)
-            } else {
-                (&hpass[fx / 2 - 1][..], bw, 0)
-            };
-            for y in 0..bh {
-                let out = &mut p[y * bw..(y + 1) * bw];
-                if fy == 0 {
-                    let at = (y + PAD) * stride + col;
-                    out.copy_from_slice(&src[at..at + bw]);
-                } else {
-                    let rows: [&[u8]; 6] = core::array::from_fn(|k| {
-                        let at = (y + PAD + k - 2) * stride + col;
-                        &src[at..at + bw]
+        let threads = threads.clamp(1, columns.len());
+        if threads == 1 {
+            for c in &mut columns {
+                fill_column(&ext, es, bw, bh, c);
+            }
+        } else {
+            // Column i on thread i % threads; the calling thread takes
+            // those of thread 0.
+            let mut groups: Vec<Vec<&mut Column>> = (0..threads).map(|_| Vec::new()).collect();
+            for (i, c) in columns.iter_mut().enumerate() {
+                groups[i % threads].push(c);
+            }
+            let ext = &ext[..];
+            std::thread::scope(|scope| {
+                let mut groups = groups.into_iter();
+                let mine = groups.next().expect("at least one group");
+                for g in groups {
+                    scope.spawn(move || {
+                        for c in g {
+                            fill_column(ext, es, bw, bh, c);
+                        }
                     });
-                    filter_v(rows, &taps(fy), out);
                 }
-            }
-            planes.push(p);
-        }
-        for v in hpass {
-            give_buffer(v);
-        }
-        give_buffer(ext);
-        SubpelPlanes { planes }
-    }
-
-    /// Filters block by block with the decoder's kernels (used for the
-    /// bilinear filter, which the encoder does not otherwise pick).
-    fn by_blocks(ext: &[u8], es: usize, bw: usize, bh: usize, sixtap: bool) -> Self {
-        let mut planes = vec![Vec::new()];
-        for phase in 1..16 {
-            let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
-            let mut p = take_buffer(bw * bh);
-            for ty in (0..bh).step_by(16) {
-                for tx in (0..bw).step_by(16) {
-                    let pos = (ty + PAD) * es + tx + PAD;
-                    let dpos = ty * bw + tx;
-                    if sixtap {
-                        inter_pred::sixtap(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
-                    } else {
-                        inter_pred::bilinear(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
-                    }
+                for c in mine {
+                    fill_column(ext, es, bw, bh, c);
                 }
-            }
-            planes.push(p);
+            });
         }
+        let mut planes = vec![Vec::new(); 16];
+        for c in columns {
+            let first_fy = usize::from(c.fx == 0);
+            for (k, p) in c.planes.into_iter().enumerate() {
+                planes[(first_fy + k) * 4 + c.fx / 2] = p;
+            }
+            if c.hpass.capacity() > 0 {
+                give(c.hpass);
+            }
+        }
+        give(ext);
         SubpelPlanes { planes }
     }
 
@@ -231,27 +232,116 @@ impl SubpelPlanes {
     }
 }
 
-crate::dsp::dispatch::dispatch! {
-    /// [`SubpelPlanes::new`], vectorised for the CPU at hand.
-    fn build_planes(reference: &PlaneBuf, sixtap: bool) -> SubpelPlanes {
-        SubpelPlanes::build(reference, sixtap)
+/// The planes of one horizontal phase `fx`, and its horizontal pass.
+struct Column {
+    fx: usize,
+    /// The horizontal pass over every extended row (empty for `fx` 0).
+    hpass: Vec<u8>,
+    /// The planes of vertical phases 0, 2, 4, 6 (2, 4, 6 for `fx` 0).
+    planes: Vec<Vec<u8>>,
+}
+
+/// Filters block by block with the decoder's kernels (used for the
+/// bilinear filter, which the encoder does not otherwise pick).
+fn by_blocks(ext: &[u8], es: usize, bw: usize, bh: usize, sixtap: bool) -> SubpelPlanes {
+    let mut planes = vec![Vec::new()];
+    for phase in 1..16 {
+        let (fx, fy) = ((phase & 3) * 2, (phase >> 2) * 2);
+        let mut p = take_buffer(bw * bh);
+        for ty in (0..bh).step_by(16) {
+            for tx in (0..bw).step_by(16) {
+                let pos = (ty + PAD) * es + tx + PAD;
+                let dpos = ty * bw + tx;
+                if sixtap {
+                    inter_pred::sixtap(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                } else {
+                    inter_pred::bilinear(ext, pos, es, fx, fy, 16, 16, &mut p, dpos, bw);
+                }
+            }
+        }
+        planes.push(p);
+    }
+    SubpelPlanes { planes }
+}
+
+/// The six-tap filtering of one [`Column`] from the extended plane
+/// `ext` (stride `es`) of a `bw` x `bh` bordered reference.
+#[inline(always)]
+fn fill_column_body(ext: &[u8], es: usize, bw: usize, bh: usize, c: &mut Column) {
+    // The horizontal pass over every extended row, then vertical passes
+    // over it (or over the reference for whole-pixel columns): the same
+    // two roundings as the block filter, without recomputing the first
+    // pass for each vertical phase.
+    let taps = |f: usize| SIXTAP_FILTERS[f].map(|t| t as u16);
+    let eh = bh + 2 * PAD;
+    let fx = c.fx;
+    if fx != 0 {
+        for y in 0..eh {
+            let row = &ext[y * es + PAD - 2..y * es + PAD + bw + 3];
+            filter_h(row, &taps(fx), &mut c.hpass[y * bw..(y + 1) * bw]);
+        }
+    }
+    let (src, stride, col) = if fx == 0 {
+        (ext, es, PAD)
+    } else {
+        (&c.hpass[..], bw, 0)
+    };
+    let first_fy = usize::from(fx == 0);
+    for (k, p) in c.planes.iter_mut().enumerate() {
+        let fy = (first_fy + k) * 2;
+        for y in 0..bh {
+            let out = &mut p[y * bw..(y + 1) * bw];
+            if fy == 0 {
+                let at = (y + PAD) * stride + col;
+                out.copy_from_slice(&src[at..at + bw]);
+            } else {
+                let rows: [&[u8]; 6] = core::array::from_fn(|k| {
+                    let at = (y + PAD + k - 2) * stride + col;
+                    &src[at..at + bw]
+                });
+                filter_v(rows, &taps(fy), out);
+            }
+        }
     }
 }
 
-/// Per-frame search data shared by all macroblocks: vector costs and,
-/// built on first use, each reference's sub-pixel planes.
+crate::dsp::dispatch::dispatch! {
+    /// [`fill_column_body`], vectorised for the CPU at hand.
+    fn fill_column(ext: &[u8], es: usize, bw: usize, bh: usize, c: &mut Column) -> () {
+        fill_column_body(ext, es, bw, bh, c)
+    }
+}
+
+/// What the motion search of one frame reuses across macroblocks.
 pub(crate) struct SearchCache {
     /// Vector costs under the frame's vector probabilities.
     pub mv_costs: MvCosts,
-    subpel: [OnceCell<SubpelPlanes>; 4],
+    subpel: [OnceLock<SubpelPlanes>; 4],
+    /// Threads a sub-pixel build may use.
+    threads: usize,
+    /// Buffers from the pool of the thread that made the cache, for a
+    /// build on another thread (a wavefront's), whose own pool is new:
+    /// fresh pages cost more than the filtering.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
+/// Buffers a [`SearchCache`] holds for builds: three references' worth.
+const SPARE_BUFFERS: usize = 3 * 19;
+
 impl SearchCache {
-    /// A cache for a frame coded with vector probabilities `mv_probs`.
-    pub fn new(mv_probs: &[[u8; 19]; 2]) -> Self {
+    /// A cache for a frame coded with vector probabilities `mv_probs`,
+    /// whose sub-pixel planes are built on up to `threads` threads.
+    pub fn new(mv_probs: &[[u8; 19]; 2], threads: usize) -> Self {
+        let spare = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            let keep = p.len().saturating_sub(SPARE_BUFFERS);
+            p.split_off(keep)
+        });
         SearchCache {
             mv_costs: MvCosts::new(mv_probs),
             subpel: Default::default(),
+            threads,
+            spare: Mutex::new(spare),
         }
     }
 
@@ -263,7 +353,17 @@ impl SearchCache {
     /// The sub-pixel planes of inter reference `rf`, whose luma is
     /// `reference`.
     pub fn subpel(&self, rf: RefFrame, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
-        self.subpel[rf.index()].get_or_init(|| SubpelPlanes::new(reference, sixtap))
+        self.subpel[rf.index()]
+            .get_or_init(|| SubpelPlanes::build(reference, sixtap, self.threads, Some(&self.spare)))
+    }
+}
+
+impl Drop for SearchCache {
+    fn drop(&mut self) {
+        let spare = self.spare.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for v in spare.drain(..) {
+            give_buffer(v);
+        }
     }
 }
 
@@ -315,6 +415,30 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Built on 2, 3, 4 or 8 threads, with buffers from a spare list of
+    /// odd sizes, the planes are those of one thread.
+    #[test]
+    fn threaded_build_equals_serial() {
+        // Whole macroblocks, as every reference is.
+        let mut r = PlaneBuf::new(48, 16, 32);
+        let mut s = 5u32;
+        for v in r.data.iter_mut() {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *v = (s >> 24) as u8;
+        }
+        for sixtap in [true, false] {
+            let one = SubpelPlanes::new(&r, sixtap);
+            for threads in [2, 3, 4, 8] {
+                let spare = Mutex::new(vec![vec![7u8; 3], vec![9u8; 100_000], Vec::new()]);
+                let many = SubpelPlanes::build(&r, sixtap, threads, Some(&spare));
+                assert!(
+                    one.planes == many.planes,
+                    "{threads} threads, six-tap {sixtap}"
+                );
             }
         }
     }

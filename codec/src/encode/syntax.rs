@@ -82,6 +82,10 @@ pub(crate) struct FrameInputs {
     pub filter: SubpelFilter,
 }
 
+/// The most threads one frame is coded on: more than the rows of a
+/// 1080p frame gain nothing.
+pub(crate) const MAX_THREADS: usize = 64;
+
 /// Checks the picture against VP8's limits and its own size.
 pub(crate) fn check_picture(frame: &Image) -> Result<(), EncodeError> {
     let (w, h) = (frame.width, frame.height);
@@ -139,13 +143,15 @@ impl FrameInputs {
 
     /// The macroblock decision context over these inputs, predicting
     /// from `state`'s references (inter frames) and searching those of
-    /// them `speed` allows.
+    /// them `speed` allows; its per-frame motion search planes are built
+    /// on up to `threads` threads.
     pub fn analysis<'a>(
         &'a self,
         state: &'a DecoderState,
         speed: u8,
         search_refs: &'a [RefFrame],
         sign_bias: [bool; 4],
+        threads: usize,
     ) -> FrameAnalysis<'a> {
         FrameAnalysis {
             src: &self.src,
@@ -164,19 +170,33 @@ impl FrameInputs {
             prob_last: 200,
             prob_golden: 128,
             search_refs,
-            search: SearchCache::new(&self.base_probs.mv),
+            search: SearchCache::new(&self.base_probs.mv, threads.min(MAX_THREADS)),
         }
     }
 
-    /// Codes every macroblock in raster order with `code_mb(pic, ctx,
-    /// modes so far, mb_x, mb_y)`, which leaves the macroblock's
-    /// reconstruction in `pic` and its token contexts updated, and
-    /// returns the records, the levels and the reconstruction.
-    pub fn code_macroblocks(
+    /// Codes every macroblock with `code_mb(pic, ctx, modes, mb_x, mb_y)`,
+    /// which leaves the macroblock's reconstruction in `pic` and its token
+    /// contexts updated, and returns the records, the levels and the
+    /// reconstruction.
+    ///
+    /// `code_mb` may read only the pixels, records and token contexts of
+    /// the macroblocks left, above-left, above and above-right of its own
+    /// (as VP8's prediction and contexts do): on `threads` > 1 rows are
+    /// coded as a wavefront ([`crate::encode::wavefront`]) where nothing
+    /// else is in place yet. The result is the same for any `threads`.
+    pub fn code_macroblocks<F>(
         &self,
-        mut code_mb: impl FnMut(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded,
-    ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture) {
+        threads: usize,
+        code_mb: F,
+    ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
+    where
+        F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
+    {
         let (mb_cols, mb_rows) = (self.mb_cols, self.mb_rows);
+        let threads = threads.min(mb_rows).min(MAX_THREADS);
+        if threads > 1 {
+            return crate::encode::wavefront::code_rows(self, threads, &code_mb);
+        }
         let mut pic = Picture::new(self.width, self.height);
         recon::init_intra_borders(&mut pic);
         let mut ctx = TokenContexts {

@@ -205,6 +205,12 @@ pub fn encoder_config(
         cfg.scene_cuts = c == 1;
     }
     cfg.kf_min_dist = args.kf_min_dist;
+    // --workers chunks already fill the cores, one worker a core.
+    cfg.threads = match (args.workers, args.threads) {
+        (Some(_), _) => 1,
+        (None, Some(n)) => n as usize,
+        (None, None) => std::thread::available_parallelism().map_or(1, usize::from),
+    };
     if args.workers.is_some() {
         // ExCamera chunks are coded frame by frame (no lookahead yet).
         cfg.lag_in_frames = 0;

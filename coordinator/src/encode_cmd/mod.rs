@@ -158,10 +158,12 @@ pub struct EncodeArgs {
     /// 4, 8 (instead of --partitions).
     #[arg(long, value_name = "LOG2", help_heading = PARALLEL, conflicts_with = "partitions", value_parser = clap::value_parser!(u8).range(0..=3))]
     pub token_parts: Option<u8>,
-    /// Accepted for vpxenc compatibility; has no effect today: one encode
-    /// runs on one thread and its bytes never depend on a thread count.
-    /// Parallelism comes from --workers.
-    #[arg(short = 't', long, value_name = "N", help_heading = PARALLEL)]
+    /// Threads per frame: macroblock rows are decided as a wavefront
+    /// (a row starts a macroblock once the row above is two ahead). The
+    /// bytes are the same for any count. With --workers each chunk is
+    /// coded on one thread (the workers are the parallelism) and this is
+    /// not used [default: the cores available].
+    #[arg(short = 't', long, value_name = "N", help_heading = PARALLEL, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
     /// Refresh the golden reference every N frames, coded at a lower
     /// quantizer (0: only on key frames); giving it turns off the groups

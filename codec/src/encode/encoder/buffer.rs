@@ -97,6 +97,7 @@ impl super::Encoder {
         let (_, hi) = self.rc.q_range();
         let mut params = params.clone();
         params.q_index = params.q_index.clamp(self.rc.q_range().0, hi);
+        params.threads = self.cfg.threads;
         let mut out = encode(&self.state, image, &params)?;
         let key = params.key_frame || self.state.is_empty();
         let Some((max_bits, hard)) = self.rc.frame_limit(key) else {

@@ -258,6 +258,11 @@ pub struct EncoderConfig {
     /// [`RateControl::ConstrainedQuality`]) is met over the clip as a
     /// whole (two-pass). The frames sent must be the ones analysed.
     pub first_pass: Option<Arc<FirstPassStats>>,
+    /// Threads each frame's macroblock decisions run on
+    /// ([`EncodeParams::threads`](crate::encode::EncodeParams::threads)):
+    /// 0 and 1 mean the calling thread only. The bytes are the same for
+    /// any count.
+    pub threads: usize,
 }
 
 impl EncoderConfig {
@@ -281,6 +286,7 @@ impl EncoderConfig {
             kf_min_dist: 0,
             quantizer_range: (0, 63),
             first_pass: None,
+            threads: 1,
         }
     }
 
