@@ -98,6 +98,14 @@ struct Args {
     /// excam: reference step = inter step * (1 + weight)^(-this/100).
     #[arg(long)]
     ref_weight_exp: Option<u8>,
+    /// excam: a key frame's reference exponent (percent) where its chroma
+    /// carries over well.
+    #[arg(long)]
+    key_weight_exp: Option<u8>,
+    /// excam: the mean chroma carry (percent) from which a key frame
+    /// takes --key-weight-exp.
+    #[arg(long)]
+    key_min_chroma_carry: Option<u8>,
     /// excam: key frames at scene cuts, 0 or 1.
     #[arg(long)]
     scene_cuts: Option<u8>,
@@ -258,6 +266,12 @@ fn excam_point(
     }
     if let Some(e) = args.ref_weight_exp {
         cfg.group.weight_exp_pct = e;
+    }
+    if let Some(e) = args.key_weight_exp {
+        cfg.group.key_weight_exp_pct = e;
+    }
+    if let Some(c) = args.key_min_chroma_carry {
+        cfg.group.key_min_chroma_carry_pct = c;
     }
     if let Some(c) = args.scene_cuts {
         cfg.scene_cuts = c != 0;

@@ -86,6 +86,19 @@ pub struct GroupPolicy {
     /// x264's macroblock tree uses the same law at the block level (with
     /// an exponent of a third by default; a half measured better here).
     pub weight_exp_pct: u8,
+    /// [`weight_exp_pct`](Self::weight_exp_pct) of a key frame whose
+    /// chroma carries over well (see
+    /// [`key_min_chroma_carry_pct`](Self::key_min_chroma_carry_pct)).
+    pub key_weight_exp_pct: u8,
+    /// A key frame is coded with
+    /// [`key_weight_exp_pct`](Self::key_weight_exp_pct) when the mean
+    /// [`FrameStats::chroma_carry`](super::FrameStats::chroma_carry) of
+    /// the frames after it in the lookahead (up to a scene cut) is at
+    /// least this many percent. Sensor noise and upscaled camera footage
+    /// show as a low chroma carry (their flat chroma is mostly noise that
+    /// no later frame inherits, while the luma carry stays high); there
+    /// a finer key frame codes noise. 0 always uses the key exponent.
+    pub key_min_chroma_carry_pct: u8,
 }
 
 /// Off; [`EncoderConfig::with_speed`] turns it on with these values.
@@ -108,6 +121,8 @@ impl Default for GroupPolicy {
             min_len: 6,
             min_carry_pct: 30,
             weight_exp_pct: 50,
+            key_weight_exp_pct: 67,
+            key_min_chroma_carry_pct: 80,
         }
     }
 }
@@ -419,6 +434,11 @@ impl EncoderConfig {
         }
         if self.group.min_len == 0 {
             return Err(EncodeError::BadParam("group min_len must be at least 1"));
+        }
+        if self.group.key_min_chroma_carry_pct > 100 {
+            return Err(EncodeError::BadParam(
+                "group key_min_chroma_carry_pct must be 0..=100",
+            ));
         }
         if self.group.min_carry_pct > 100 {
             return Err(EncodeError::BadParam("group min_carry_pct must be 0..=100"));

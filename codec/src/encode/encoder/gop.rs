@@ -4,7 +4,7 @@ use crate::encode::temporal_filter;
 use crate::encode::{EncodeParams, REFERENCE_LAMBDA_SCALE};
 use crate::image::Frame;
 
-use super::lookahead::{self, CUT_MAX_CARRY};
+use super::lookahead::{self, FrameStats, CUT_MAX_CARRY};
 use super::rate_control::{FrameKind, MIN_QI};
 use super::{EncoderStatus, Packet, RateControl};
 
@@ -90,11 +90,20 @@ impl super::Encoder {
             let stats = self.stats.make_contiguous();
             let group = (len.saturating_sub(1) as usize).min(stats.len());
             self.group_weight = lookahead::reference_weight(&stats[..group]);
-            self.start_weight = if kind == FrameKind::Key {
+            let g = &self.cfg.group;
+            (self.start_weight, self.start_exp_pct) = if kind == FrameKind::Key {
                 let n = cut.unwrap_or(stats.len()).min(stats.len());
-                lookahead::reference_weight(&stats[..n])
+                let span = &stats[..n];
+                let chroma = span.iter().map(FrameStats::chroma_carry).sum::<f64>()
+                    / span.len().max(1) as f64;
+                let exp = if chroma * 100.0 >= f64::from(g.key_min_chroma_carry_pct) {
+                    g.key_weight_exp_pct
+                } else {
+                    g.weight_exp_pct
+                };
+                (lookahead::reference_weight(span), exp)
             } else {
-                self.group_weight
+                (self.group_weight, g.weight_exp_pct)
             };
         }
         let policy = &self.cfg.alt_ref;
@@ -149,7 +158,7 @@ impl super::Encoder {
         lookahead::reference_q_index(
             self.rc.q_index(FrameKind::Inter),
             self.start_weight,
-            self.cfg.group.weight_exp_pct as f64 / 100.0,
+            f64::from(self.start_exp_pct) / 100.0,
         )
     }
 

@@ -37,9 +37,24 @@ pub struct FrameStats {
     pub zero_motion: f64,
     /// Mean length of the blocks' motion vectors, in pixels.
     pub motion: f64,
+    /// Sum over the chroma blocks (8x8, both planes) of their intra cost,
+    /// as [`intra`](Self::intra).
+    pub chroma_intra: f64,
+    /// Sum over the chroma blocks of their SAD against the previous frame
+    /// at the luma block's vector (halved, rounded to full pels).
+    pub chroma_inter: f64,
 }
 
 impl FrameStats {
+    /// [`carry`](Self::carry) of the chroma planes: how much of this
+    /// frame's chroma its predecessor predicts along the luma motion.
+    pub fn chroma_carry(&self) -> f64 {
+        if self.chroma_intra <= 0.0 {
+            return 1.0;
+        }
+        (1.0 - self.chroma_inter / self.chroma_intra).clamp(0.0, 1.0)
+    }
+
     /// How much of this frame its predecessor predicts, 0..=1: 1 when
     /// inter prediction costs nothing, 0 when it is no better than intra
     /// (a scene cut).
@@ -81,6 +96,13 @@ pub fn frame_stats(prev: &Frame, cur: &Frame) -> FrameStats {
                 zero += 1;
             }
             motion += ((mv.0 * mv.0 + mv.1 * mv.1) as f64).sqrt();
+            let cmv = (half_round(mv.0), half_round(mv.1));
+            for p in 1..3 {
+                let (ca, cb) = (&cur.planes[p], &prev.planes[p]);
+                let (cx, cy) = (x0 as usize / 2, y0 as usize / 2);
+                s.chroma_intra += block_intra_cost(ca, cx, cy, 8) as f64;
+                s.chroma_inter += block_sad(ca, cb, cx, cy, cmv, 8) as f64;
+            }
         }
     }
     let n = (cols * rows) as f64;
@@ -91,10 +113,41 @@ pub fn frame_stats(prev: &Frame, cur: &Frame) -> FrameStats {
 
 /// Absolute deviation of the 16x16 block at (x0, y0) from its mean.
 fn intra_cost(p: &Plane, x0: usize, y0: usize) -> u32 {
-    let rows = || (0..16).map(move |r| &p.data[(y0 + r) * p.stride + x0..][..16]);
+    block_intra_cost(p, x0, y0, 16)
+}
+
+/// Absolute deviation of the `n` x `n` block at (x0, y0) from its mean.
+fn block_intra_cost(p: &Plane, x0: usize, y0: usize, n: usize) -> u32 {
+    let rows = || (0..n).map(move |r| &p.data[(y0 + r) * p.stride + x0..][..n]);
     let sum: u32 = rows().flatten().map(|&v| v as u32).sum();
-    let mean = ((sum + 128) / 256) as u8;
+    let count = (n * n) as u32;
+    let mean = ((sum + count / 2) / count) as u8;
     rows().flatten().map(|&v| v.abs_diff(mean) as u32).sum()
+}
+
+/// A luma vector component halved for chroma, rounded to the nearest
+/// pixel (halves away from zero).
+fn half_round(v: i32) -> i32 {
+    (v + v.signum()) / 2
+}
+
+/// SAD of the `n` x `n` block at (x0, y0) of `a` against `b` at `mv`,
+/// `b` read with its borders replicated.
+fn block_sad(a: &Plane, b: &Plane, x0: usize, y0: usize, mv: (i32, i32), n: usize) -> u32 {
+    let at = |x: i32, y: i32| {
+        let x = x.clamp(0, b.width as i32 - 1) as usize;
+        let y = y.clamp(0, b.height as i32 - 1) as usize;
+        b.data[y * b.stride + x]
+    };
+    let mut sad = 0u32;
+    for r in 0..n {
+        let row = &a.data[(y0 + r) * a.stride + x0..][..n];
+        for (c, &v) in row.iter().enumerate() {
+            let (x, y) = (x0 as i32 + c as i32 + mv.0, y0 as i32 + r as i32 + mv.1);
+            sad += v.abs_diff(at(x, y)) as u32;
+        }
+    }
+    sad
 }
 
 /// Expected number of later frames that inherit a reference coded at the
@@ -221,6 +274,28 @@ mod tests {
         assert!(s.intra > 0.0);
         assert_eq!(s.zero_motion, 1.0);
         assert_eq!(s.carry(), 1.0);
+    }
+
+    #[test]
+    fn chroma_carry_sees_chroma_noise() {
+        let a = textured(64, 48, 0, 0);
+        let mut b = a.clone();
+        assert_eq!(frame_stats(&a, &b).chroma_carry(), 1.0);
+        // Flat chroma with a little texture, then fresh noise on it in
+        // each frame: the luma still carries everything.
+        let mut c = a.clone();
+        for (f, seed) in [(&mut b, 1u32), (&mut c, 2)] {
+            for p in 1..3 {
+                let pl = &mut f.planes[p];
+                for (i, v) in pl.data.iter_mut().enumerate() {
+                    let h = (i as u32 ^ (seed << 20)).wrapping_mul(2_654_435_761) >> 29;
+                    *v = 120 + (i % 7) as u8 + h as u8;
+                }
+            }
+        }
+        let s = frame_stats(&b, &c);
+        assert_eq!(s.carry(), 1.0);
+        assert!(s.chroma_carry() < 0.5, "{s:?}");
     }
 
     #[test]

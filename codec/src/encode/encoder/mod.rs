@@ -143,6 +143,10 @@ pub struct Encoder {
     /// ... and the frame that starts it (a key frame's picture lives on
     /// past its group, up to the next scene cut).
     start_weight: f64,
+    /// ... and the exponent of its q index law, in percent
+    /// ([`GroupPolicy::weight_exp_pct`] or, for a key frame,
+    /// [`GroupPolicy::key_weight_exp_pct`]).
+    start_exp_pct: u8,
     /// An alt-ref frame to code before the next shown frame, built
     /// around this index of the queue.
     arf_due: Option<usize>,
@@ -179,6 +183,7 @@ impl EncoderConfig {
             group_len: self.golden.interval as u64,
             group_weight: 0.0,
             start_weight: 0.0,
+            start_exp_pct: self.group.weight_exp_pct,
             arf_due: None,
             arf_arnr: self.alt_ref.arnr,
             arf_active: false,
@@ -542,6 +547,54 @@ mod tests {
             }
             assert_eq!(kinds, want);
         }
+    }
+
+    /// A still picture whose chroma is clean (`noise` false) or fresh
+    /// noise in every frame.
+    fn still(i: u32, noise: bool) -> Frame {
+        let mut f = Frame::filled(64, 48, [0, 128, 128]);
+        for p in 0..3 {
+            let pl = &mut f.planes[p];
+            let stride = pl.stride;
+            for (k, v) in pl.data.iter_mut().enumerate() {
+                let (x, y) = (k % stride, k / stride);
+                let base = if p == 0 {
+                    (x * 37 + y * 23) % 97 + (x / 8 + y / 8) * 9
+                } else {
+                    100 + (x + y) % 16
+                };
+                let n = if p > 0 && noise {
+                    ((k as u32 ^ (i << 16)).wrapping_mul(2_654_435_761) >> 28) as usize
+                } else {
+                    0
+                };
+                *v = (base + n) as u8;
+            }
+        }
+        f
+    }
+
+    /// The key frame's q index with the given key exponent.
+    fn key_q(noise: bool, key_exp: u8) -> u8 {
+        let mut c = EncoderConfig::with_speed(64, 48, 4);
+        c.rate = RateControl::Quantizer(40);
+        c.group.key_weight_exp_pct = key_exp;
+        let mut enc = c.build().unwrap();
+        for i in 0..12 {
+            enc.send_frame(Some(still(i, noise))).unwrap();
+        }
+        enc.flush();
+        enc.receive_packet().unwrap().q_index
+    }
+
+    #[test]
+    fn key_frames_are_finer_where_chroma_carries() {
+        let base = GroupPolicy::default().weight_exp_pct;
+        let (clean, plain) = (key_q(false, 67), key_q(false, base));
+        assert!(clean < plain, "{clean} {plain}");
+        // Fresh chroma noise in every frame: the key frame keeps the
+        // groups' exponent.
+        assert_eq!(key_q(true, 67), key_q(true, base));
     }
 
     /// The controller meets a target on a model world where bits follow
