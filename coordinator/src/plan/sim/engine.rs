@@ -56,6 +56,9 @@ impl Ord for T {
     }
 }
 
+/// A hop through the relay: (work target, seq, dep, sender, emission time).
+type Flow = (T, u64, usize, usize, T);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
     Launch,
@@ -163,7 +166,7 @@ struct Sim<'a> {
     relay_work: f64,
     /// Hops in flight through the relay: (work target, seq, dep, sender,
     /// emission time).
-    flows: BinaryHeap<Reverse<(T, u64, usize, usize, T)>>,
+    flows: BinaryHeap<Reverse<Flow>>,
     held: f64,
     peak_held: f64,
     /// Bytes the relay holds for each hand-off until it is taken.
