@@ -7,17 +7,15 @@
 
 mod common;
 
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, GoldenPolicy, Packet, RateControl, MAX_SPEED,
 };
 use excam_codec::encode::quantize::quantizer_to_qindex;
 use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
 
-use common::{have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
+use common::{carphone, have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
 
 /// A moving test pattern: a gradient that drifts, a bright square that
 /// moves diagonally, and a little deterministic noise, so motion search,
@@ -51,19 +49,6 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Image> {
             f
         })
         .collect()
-}
-
-/// The shared carphone clip's first `n` frames, or `None` (with a printed
-/// reason) when ../shared is absent.
-fn carphone(n: usize) -> Option<Vec<Image>> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
-    let Ok(file) = std::fs::File::open(&path) else {
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    };
-    let r = Y4mReader::new(BufReader::new(file)).unwrap();
-    Some(r.take(n).map(Result::unwrap).collect())
 }
 
 /// Decodes `data` against `state` and checks that the result is exactly

@@ -8,14 +8,10 @@
 
 mod common;
 
-use std::io::BufReader;
-use std::path::Path;
-
-use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
 
-use common::{check_decodes, encode_all};
+use common::{carphone, check_decodes, encode_all};
 
 /// A moving pattern with texture, a drifting edge and noise, so intra
 /// (B_PRED included), inter and split decisions all happen.
@@ -46,24 +42,6 @@ fn synthetic(w: usize, h: usize, n: usize) -> Vec<Image> {
             f
         })
         .collect()
-}
-
-/// The shared carphone clip's first `n` frames; under `CI=true` a missing
-/// clip fails the test, elsewhere it is skipped with a message.
-fn carphone(n: usize) -> Option<Vec<Image>> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
-    let Ok(file) = std::fs::File::open(&path) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing",
-            path.display()
-        );
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    };
-    let r = Y4mReader::new(BufReader::new(file)).unwrap();
-    Some(r.take(n).map(Result::unwrap).collect())
 }
 
 /// The params of frame `i` of a pattern that visits every frame kind:

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use excam_codec::container::ivf::{IvfHeader, IvfWriter};
+use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet};
 use excam_codec::{decode_picture, DecoderState, Image};
 use md5::{Digest, Md5};
@@ -114,4 +115,22 @@ pub fn vpxdec_md5s(ivf: &Path) -> Option<Vec<String>> {
             .map(|l| l[..32].to_owned())
             .collect(),
     )
+}
+
+/// The shared carphone clip's (176x144) first `n` frames; under `CI=true`
+/// a missing clip fails the test, elsewhere it is skipped with a message.
+pub fn carphone(n: usize) -> Option<Vec<Image>> {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
+    let Ok(file) = std::fs::File::open(&path) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{} is missing (CI=true: fixtures are required)",
+            path.display()
+        );
+        eprintln!("skipping: {} not found", path.display());
+        return None;
+    };
+    let r = Y4mReader::new(std::io::BufReader::new(file)).unwrap();
+    Some(r.take(n).map(Result::unwrap).collect())
 }
