@@ -146,29 +146,9 @@ impl BoolEncoder {
     /// As [`put_tree`](Self::put_tree), and if the leaf is not below
     /// `start`.
     pub fn put_tree_from(&mut self, tree: &[i8], probs: &[u8], leaf_value: u8, start: usize) {
-        // Collect the path bottom-up: find the entry holding the leaf, then
-        // repeatedly the entry linking to the current pair.
-        let leaf = -i16::from(leaf_value);
-        let mut entry = (start..tree.len())
-            .find(|&i| i16::from(tree[i]) == leaf && (tree[i] <= 0))
-            .unwrap_or_else(|| panic!("{leaf_value} is not a leaf of the tree"));
-        // Path bits as (node, bit), at most one per pair of the tree.
-        let mut path = [(0usize, false); 64];
-        let mut depth = 0;
-        loop {
-            let node = entry & !1;
-            path[depth] = (node, entry & 1 == 1);
-            depth += 1;
-            if node == start {
-                break;
-            }
-            entry = (start..tree.len())
-                .find(|&i| tree[i] > 0 && tree[i] as usize == node)
-                .unwrap_or_else(|| panic!("node {node} is not reachable from {start}"));
-        }
-        for &(node, bit) in path[..depth].iter().rev() {
-            self.put_bool(probs[node >> 1], bit);
-        }
+        walk_tree_path(tree, leaf_value, start, |node, bit| {
+            self.put_bool(probs[node >> 1], bit)
+        });
     }
 
     /// Number of bytes written so far; the partition will be at most four
@@ -225,13 +205,108 @@ const PROB_COST: [u16; 257] = [
     0,
 ];
 
+/// Visits the path from node `start` of `tree` down to the leaf
+/// `leaf_value`, from the top, as `visit(node, bit)` (the probability of
+/// a node is `probs[node / 2]`): the one tree walk every writer, pricer
+/// and counter of tree-coded symbols follows.
+///
+/// # Panics
+///
+/// If `leaf_value` is not a leaf below `start`, or the tree is deeper
+/// than 16 levels (VP8's deepest, the token tree, has 11).
+#[inline(always)]
+pub(crate) fn walk_tree_path(
+    tree: &[i8],
+    leaf_value: u8,
+    start: usize,
+    mut visit: impl FnMut(usize, bool),
+) {
+    // Collect the path bottom-up: find the entry holding the leaf, then
+    // repeatedly the entry linking to the current pair.
+    let leaf = -i16::from(leaf_value);
+    let mut entry = (start..tree.len())
+        .find(|&i| i16::from(tree[i]) == leaf && (tree[i] <= 0))
+        .unwrap_or_else(|| panic!("{leaf_value} is not a leaf of the tree"));
+    let mut nodes = [0u16; 16];
+    let mut bits = 0u16;
+    let mut depth = 0;
+    loop {
+        let node = entry & !1;
+        nodes[depth] = node as u16;
+        bits |= ((entry & 1) as u16) << depth;
+        depth += 1;
+        if node == start {
+            break;
+        }
+        entry = (start..tree.len())
+            .find(|&i| tree[i] > 0 && tree[i] as usize == node)
+            .unwrap_or_else(|| panic!("node {node} is not reachable from {start}"));
+    }
+    for d in (0..depth).rev() {
+        visit(usize::from(nodes[d]), (bits >> d) & 1 == 1);
+    }
+}
+
+/// A probability table the frame header may update from the frame's own
+/// symbols (RFC 6386 sections 16.2 and 17.2), whose decisions a branch
+/// counter records per entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Updatable {
+    /// The 19 probabilities of motion vector component 0 (rows) or 1
+    /// (columns).
+    Mv(usize),
+    /// The intra luma mode tree of inter frames.
+    YMode,
+    /// The intra chroma mode tree of inter frames.
+    UvMode,
+}
+
 /// Where a syntax writer sends its decisions (rav1e's `WriterBase<S>`):
-/// the [`BoolEncoder`] codes them, [`BitCost`] prices them. Each syntax
+/// the [`BoolEncoder`] codes them, [`BitCost`] prices them, and the
+/// encoder's branch counter records the decisions under updatable
+/// probabilities to choose the frame's probability updates. Each syntax
 /// element is written once, generic over the sink, so the bits the
-/// encoder prices are the bits it writes.
+/// encoder prices and counts are the bits it writes.
 pub trait BitSink {
     /// One decision whose probability of being `false` is `prob / 256`.
     fn put_bool(&mut self, prob: u8, bit: bool);
+
+    /// One decision under entry `index` of the updatable table `table`,
+    /// whose current value is `prob`. Coding and pricing treat it as
+    /// [`put_bool`](Self::put_bool).
+    #[inline(always)]
+    fn put_updatable(&mut self, table: Updatable, index: usize, prob: u8, bit: bool) {
+        let _ = (table, index);
+        self.put_bool(prob, bit);
+    }
+
+    /// The path to the leaf `leaf` of `tree` under the fixed
+    /// probabilities `probs` (RFC 6386 section 8.1).
+    ///
+    /// # Panics
+    ///
+    /// If `leaf` is not a leaf of `tree`.
+    #[inline]
+    fn put_tree(&mut self, tree: &[i8], probs: &[u8], leaf: impl TreeLeaf) {
+        walk_tree_path(tree, leaf.leaf(), 0, |node, bit| {
+            self.put_bool(probs[node >> 1], bit)
+        });
+    }
+
+    /// Like [`put_tree`](Self::put_tree), `probs` being the updatable
+    /// table `table`.
+    #[inline]
+    fn put_updatable_tree(
+        &mut self,
+        table: Updatable,
+        tree: &[i8],
+        probs: &[u8],
+        leaf: impl TreeLeaf,
+    ) {
+        walk_tree_path(tree, leaf.leaf(), 0, |node, bit| {
+            self.put_updatable(table, node >> 1, probs[node >> 1], bit)
+        });
+    }
 }
 
 impl BitSink for BoolEncoder {

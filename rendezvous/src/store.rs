@@ -58,6 +58,9 @@ pub(crate) struct Limits {
     pub max_jobs: usize,
     pub max_mailboxes: usize,
     pub max_mailboxes_per_job: usize,
+    /// Drop a mailbox once read instead of making it evictable
+    /// (`RelayConfig::drop_on_read`).
+    pub drop_on_read: bool,
 }
 
 /// Counters reported by [`Relay::stats`](crate::Relay::stats).
@@ -558,7 +561,8 @@ impl Store {
     }
 
     /// Records that a reader has received a mailbox's contents (its answer
-    /// was acknowledged), which makes the mailbox evictable. Marking on
+    /// was acknowledged), which makes the mailbox evictable (or drops it,
+    /// with [`Limits::drop_on_read`]). Marking on
     /// delivery rather than when the answer starts means a reader whose
     /// connection breaks mid-answer can still retry and find the contents.
     pub(crate) fn mark_read(&self, job: &str, name: &str) {
@@ -571,6 +575,14 @@ impl Store {
             return; // Evicted or ended meanwhile.
         };
         f.last_use = Instant::now();
+        if self.limits.drop_on_read {
+            // Its single reader has it: free the bytes now, leaving a
+            // tombstone so a retried reader hears `Evicted` at once.
+            i.drop_mailbox(job, name, &self.limits, Instant::now());
+            drop(i);
+            self.space.notify_waiters();
+            return;
+        }
         let len = f.bytes.len() as u64;
         let old = f.read_seq.replace(seq);
         let first_read = old.is_none();

@@ -114,6 +114,53 @@ async fn ttl_expiry_drops_mailboxes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_on_read_frees_a_mailbox_once_its_reader_has_it() {
+    bounded(async {
+        let relay = TestRelay::start(|c| c.drop_on_read = true).await;
+        let a = RelayClient::connect(relay.client("job")).await.unwrap();
+        let b = RelayClient::connect(relay.client("job")).await.unwrap();
+        let data = bytes(100_000, 4);
+        a.put("state/3/final", data.clone()).await.unwrap();
+        a.put("state/4/final", bytes(50_000, 5)).await.unwrap();
+        assert_eq!(relay.stats.get().bytes_held, 150_000);
+        let got = b
+            .get("state/3/final", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got, data);
+        // The mailbox goes once the answer is acknowledged, which the
+        // reader's get does not wait for.
+        let t = Instant::now();
+        while relay.stats.get().bytes_held != 50_000 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                relay.stats.get()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let s = relay.stats.get();
+        assert_eq!(s.mailboxes, 1, "the unread mailbox stays: {s:?}");
+        assert_eq!(s.evictions, 0, "dropped on read, not evicted for room");
+        // A retried reader hears Evicted at once and uses the durable copy.
+        let t = Instant::now();
+        let r = b.get("state/3/final", Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(ClientError::Evicted(_))), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+        // A repeated put (a producer's retry) fills it again, for one read.
+        a.put("state/3/final", data.clone()).await.unwrap();
+        assert_eq!(
+            b.get("state/3/final", Duration::from_secs(5))
+                .await
+                .unwrap(),
+            data
+        );
+        relay.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_is_refused() {
     bounded(async {
         let relay = TestRelay::start(|_| {}).await;

@@ -18,8 +18,11 @@
 //! Everything that runs or models a job walks this one graph: the local
 //! thread pool ([`Frontier`] picks what is ready), the serial reference
 //! encoder (`run::encode_serially`, in [`JobGraph::topological`] order),
-//! the distributed scheduler (chain order through [`JobGraph::chain_pred`])
-//! and the planner's simulator. Each node is a pure function of its
+//! each worker task (`run::run_task`: its chunk's nodes in phase order,
+//! each awaiting the hand-off [`JobGraph::awaits`] names), the
+//! distributed scheduler (chain order through [`JobGraph::chain_pred`])
+//! and the planner's simulator. Every node runs through
+//! [`JobGraph::run_node`]. Each node is a pure function of its
 //! inputs, so every walk gives the same bytes.
 
 use std::collections::BTreeSet;

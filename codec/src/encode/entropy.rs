@@ -3,18 +3,16 @@
 //! intra mode probabilities (section 16.2), each sent only when the bits
 //! it saves on this frame's symbols pay for the update itself.
 //!
-//! The symbols are counted as branch events of their trees, mirroring
-//! what [`crate::encode::modes::write_modes`] will write; a miscount could
-//! only make an update less useful, never make the stream wrong, since the
-//! writer codes whatever probabilities the header carries.
+//! The symbols are counted as branch events by running
+//! [`crate::encode::modes::write_modes`] over a branch counter
+//! ([`ModeCounts`] as a [`BitSink`]), so the counts follow the writer's
+//! exact path.
 
-use crate::bool_encoder::cost_bool;
-use crate::encode::modes::{inter_context, MvClamp};
+use crate::bool_encoder::{cost_bool, BitSink, Updatable};
+use crate::encode::modes::write_modes;
 use crate::encode::tokenize::TokenCounts;
-use crate::modes::{
-    mb_neighbours, split_first_block, split_mv_neighbours, sub_mv_ref, MbInfo, MotionVector,
-};
-use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
+use crate::header::FrameHeader;
+use crate::modes::MbInfo;
 use crate::probs::Probabilities;
 use crate::tables::*;
 
@@ -33,96 +31,35 @@ pub(crate) struct ModeCounts {
     pub uv_mode: Branches<3>,
 }
 
-/// Records the branch events of `leaf` in `tree`: one per node on the
-/// path from the root, indexed like the tree's probabilities.
-fn count_tree(tree: &[i8], leaf: impl TreeLeaf, counts: &mut [[u32; 2]]) {
-    let leaf = leaf.leaf();
-    fn walk(tree: &[i8], node: usize, leaf: u8, counts: &mut [[u32; 2]]) -> bool {
-        for bit in 0..2 {
-            let t = tree[node + bit];
-            let found = if t <= 0 {
-                (-t) as u8 == leaf
-            } else {
-                walk(tree, t as usize, leaf, counts)
-            };
-            if found {
-                counts[node >> 1][bit] += 1;
-                return true;
-            }
-        }
-        false
-    }
-    walk(tree, 0, leaf, counts);
-}
+/// The branch counter: records the decisions written under updatable
+/// probabilities, per entry, and ignores those under fixed ones.
+impl BitSink for ModeCounts {
+    #[inline(always)]
+    fn put_bool(&mut self, _prob: u8, _bit: bool) {}
 
-/// Records one coded vector component (the mirror of
-/// [`crate::encode::modes::write_mv_component`]).
-fn count_mv_component(v: i32, c: &mut Branches<19>) {
-    let x = v.unsigned_abs() as usize;
-    if x < 8 {
-        c[MVP_IS_SHORT][0] += 1;
-        count_tree(&SMALL_MV_TREE, x as u8, &mut c[MVP_SHORT..MVP_SHORT + 7]);
-    } else {
-        c[MVP_IS_SHORT][1] += 1;
-        for i in (0..3).chain(4..MV_LONG_BITS) {
-            c[MVP_BITS + i][(x >> i) & 1] += 1;
-        }
-        // Bit 3 is implicit when no higher bit is set.
-        if x & 0xfff0 != 0 {
-            c[MVP_BITS + 3][(x >> 3) & 1] += 1;
-        }
-    }
-    if x != 0 {
-        c[MVP_SIGN][(v < 0) as usize] += 1;
+    #[inline(always)]
+    fn put_updatable(&mut self, table: Updatable, index: usize, _prob: u8, bit: bool) {
+        let entry = match table {
+            Updatable::Mv(c) => &mut self.mv[c][index],
+            Updatable::YMode => &mut self.y_mode[index],
+            Updatable::UvMode => &mut self.uv_mode[index],
+        };
+        entry[bit as usize] += 1;
     }
 }
 
-fn count_mv(mv: MotionVector, best: MotionVector, c: &mut [Branches<19>; 2]) {
-    count_mv_component(mv.row as i32 - best.row as i32, &mut c[0]);
-    count_mv_component(mv.col as i32 - best.col as i32, &mut c[1]);
-}
-
-/// Counts the mode-partition symbols of an inter frame's macroblocks.
-/// `sign_bias` is indexed by reference frame, as the header gives it.
+/// Counts the mode-partition symbols of a frame's macroblocks: the mode
+/// writer run over the branch counter, with the header's current
+/// probabilities (which the counter ignores).
 pub(crate) fn count_modes(
+    hdr: &FrameHeader,
     mbs: &[MbInfo],
     mb_cols: usize,
     mb_rows: usize,
-    sign_bias: [bool; 4],
 ) -> ModeCounts {
-    let mut out = ModeCounts::default();
-    let outside = MbInfo::default();
-    for mb_y in 0..mb_rows {
-        for mb_x in 0..mb_cols {
-            let idx = mb_y * mb_cols + mb_x;
-            let mb = &mbs[idx];
-            if mb.ref_frame == RefFrame::Intra {
-                count_tree(&YMODE_TREE, mb.y_mode, &mut out.y_mode);
-                count_tree(&UV_MODE_TREE, mb.uv_mode, &mut out.uv_mode);
-                continue;
-            }
-            if mb.y_mode != LumaMode::NewMv && mb.y_mode != LumaMode::SplitMv {
-                continue;
-            }
-            let [above, left, above_left] = mb_neighbours(mbs, mb_cols, mb_x, mb_y, &outside);
-            let clamp = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
-            let ctx = inter_context([above, left, above_left], mb.ref_frame, sign_bias, &clamp);
-            if mb.y_mode == LumaMode::NewMv {
-                count_mv(mb.mv, ctx.best, &mut out.mv);
-                continue;
-            }
-            // SPLITMV: only the partitions coded as NEW4X4 carry a vector.
-            for part in 0..MBSPLIT_COUNT[mb.partitioning.index()] {
-                let k = split_first_block(mb.partitioning, part);
-                let (left_mv, above_mv) = split_mv_neighbours(left, above, &mb.mvs, k);
-                let mv = mb.mvs[k];
-                if sub_mv_ref(mv, left_mv, above_mv) == SubMvRef::New {
-                    count_mv(mv, ctx.best, &mut out.mv);
-                }
-            }
-        }
-    }
-    out
+    let mut counts = ModeCounts::default();
+    write_modes(&mut counts, hdr, mbs, mb_cols, mb_rows);
+    counts
 }
 
 fn branch_cost(p: u8, c: [u32; 2]) -> u64 {
@@ -241,46 +178,124 @@ pub(crate) fn optimize_mode_probs(probs: &mut Probabilities, counts: &ModeCounts
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bool_encoder::BoolEncoder;
+    use crate::bool_encoder::{BitCost, BoolEncoder};
     use crate::encode::modes::write_mv_component;
+    use crate::modes::MotionVector;
+    use crate::prediction::{LumaMode, RefFrame};
+
+    fn count_mv_component(v: i32, component: usize, counts: &mut ModeCounts) {
+        write_mv_component(counts, component, v, &DEFAULT_MV_PROBS[component]);
+    }
 
     #[test]
     fn tree_counts_follow_the_path() {
-        let mut c = [[0u32; 2]; 4];
-        count_tree(&YMODE_TREE, LumaMode::Dc, &mut c);
-        assert_eq!(c, [[1, 0], [0, 0], [0, 0], [0, 0]]);
-        let mut c = [[0u32; 2]; 4];
-        count_tree(&YMODE_TREE, LumaMode::B, &mut c);
+        let probs = [128u8; 4];
+        let mut c = ModeCounts::default();
+        c.put_updatable_tree(Updatable::YMode, &YMODE_TREE, &probs, LumaMode::Dc);
+        assert_eq!(c.y_mode, [[1, 0], [0, 0], [0, 0], [0, 0]]);
+        let mut c = ModeCounts::default();
+        c.put_updatable_tree(Updatable::YMode, &YMODE_TREE, &probs, LumaMode::B);
         // DC | (V,H) vs (TM,B) | TM vs B
-        assert_eq!(c, [[0, 1], [0, 1], [0, 0], [0, 1]]);
-        let mut c = [[0u32; 2]; 3];
-        count_tree(&UV_MODE_TREE, LumaMode::H, &mut c);
-        assert_eq!(c, [[0, 1], [0, 1], [1, 0]]);
+        assert_eq!(c.y_mode, [[0, 1], [0, 1], [0, 0], [0, 1]]);
+        let mut c = ModeCounts::default();
+        c.put_updatable_tree(Updatable::UvMode, &UV_MODE_TREE, &probs, LumaMode::H);
+        assert_eq!(c.uv_mode, [[0, 1], [0, 1], [1, 0]]);
+        // Fixed-probability trees are not counted.
+        c.put_tree(&YMODE_TREE, &probs, LumaMode::B);
+        assert_eq!(c.y_mode, [[0; 2]; 4]);
     }
 
     /// The counted events of a component, priced at any probabilities,
-    /// equal the cost of the bits the writer emits: the counter walks the
-    /// writer's exact path.
+    /// equal the cost of the bits the writer emits: every decision of a
+    /// vector reaches the counter, under its own entry.
     #[test]
     fn mv_counts_match_the_writer() {
-        let probs = DEFAULT_MV_PROBS[0];
-        for v in -1023..=1023 {
-            let mut c = [[0u32; 2]; 19];
-            count_mv_component(v, &mut c);
-            let counted: u64 = probs.iter().zip(&c).map(|(&p, &c)| branch_cost(p, c)).sum();
-            let cost = crate::encode::modes::mv_component_cost(v, &probs) as u64;
-            assert_eq!(counted, cost, "component {v}");
+        for component in 0..2 {
+            let probs = DEFAULT_MV_PROBS[component];
+            for v in -1023..=1023 {
+                let mut c = ModeCounts::default();
+                count_mv_component(v, component, &mut c);
+                assert_eq!(c.mv[1 - component], [[0; 2]; 19], "other component");
+                let counted: u64 = probs
+                    .iter()
+                    .zip(&c.mv[component])
+                    .map(|(&p, &c)| branch_cost(p, c))
+                    .sum();
+                let mut cost = BitCost::default();
+                write_mv_component(&mut cost, component, v, &probs);
+                assert_eq!(counted, cost.0 as u64, "component {v}");
+            }
         }
+    }
+
+    /// The header of an inter frame the encoder wrote.
+    fn inter_header() -> FrameHeader {
+        use crate::{encode::encode, encode::EncodeParams, header, DecoderState, Image};
+        let picture = Image::filled(48, 16, [90, 120, 140]);
+        let params = EncodeParams::default();
+        let key = encode(&DecoderState::default(), &picture, &params).unwrap();
+        let inter = encode(&key.state, &picture, &params).unwrap();
+        let (tag, size, off) = header::parse_tag(&inter.data).unwrap();
+        assert!(!tag.key_frame);
+        let s = &key.state;
+        let inherited = header::Inherited {
+            segment_features: &s.segment_features,
+            filter_deltas: &s.filter_deltas,
+            probs: &s.probs,
+        };
+        let mut bd = crate::bool_decoder::BoolDecoder::new(&inter.data[off..]);
+        header::parse_header(&mut bd, tag, size, inherited).unwrap()
+    }
+
+    /// The frame walk counts what it writes under updatable probabilities
+    /// and nothing else: an intra macroblock's luma and chroma modes, a
+    /// new vector's components; not the key frame's modes, not a
+    /// macroblock that reuses a neighbour's vector.
+    #[test]
+    fn frame_counts_are_the_updatable_decisions() {
+        let mut hdr = inter_header();
+        let intra = MbInfo {
+            ref_frame: RefFrame::Intra,
+            y_mode: LumaMode::Tm,
+            ..MbInfo::default()
+        };
+        let new_mv = MbInfo {
+            ref_frame: RefFrame::Last,
+            y_mode: LumaMode::NewMv,
+            mv: MotionVector { row: 6, col: -300 },
+            ..MbInfo::default()
+        };
+        let zero = MbInfo {
+            ref_frame: RefFrame::Golden,
+            y_mode: LumaMode::ZeroMv,
+            ..MbInfo::default()
+        };
+        // Row-major 3x1: the new vector's neighbours are intra (left) and
+        // outside (above), so it is coded against a zero best vector.
+        let mbs = [intra, new_mv, zero];
+        let counts = count_modes(&hdr, &mbs, 3, 1);
+        let mut expected = ModeCounts::default();
+        let p = [128u8; 4];
+        expected.put_updatable_tree(Updatable::YMode, &YMODE_TREE, &p, LumaMode::Tm);
+        expected.put_updatable_tree(Updatable::UvMode, &UV_MODE_TREE, &p, intra.uv_mode);
+        count_mv_component(6, 0, &mut expected);
+        count_mv_component(-300, 1, &mut expected);
+        assert_eq!(counts, expected);
+        assert_ne!(counts.mv[1][MVP_SIGN], [0, 0]);
+
+        hdr.tag.key_frame = true;
+        let key = [intra, intra, intra];
+        assert_eq!(count_modes(&hdr, &key, 3, 1), ModeCounts::default());
     }
 
     #[test]
     fn updated_mv_probs_are_representable_and_pay() {
         // Many identical long vectors: the is_short probability should move.
-        let mut counts = [[[0u32; 2]; 19]; 2];
+        let mut counts = ModeCounts::default();
         for _ in 0..500 {
-            count_mv_component(300, &mut counts[0]);
+            count_mv_component(300, 0, &mut counts);
         }
-        let new = optimize_mv_probs(&DEFAULT_MV_PROBS, &counts);
+        let new = optimize_mv_probs(&DEFAULT_MV_PROBS, &counts.mv);
         assert_ne!(new[0][MVP_IS_SHORT], DEFAULT_MV_PROBS[0][MVP_IS_SHORT]);
         assert_eq!(new[1], DEFAULT_MV_PROBS[1], "unused component unchanged");
         for (i, row) in new.iter().enumerate() {
@@ -294,7 +309,7 @@ mod tests {
         let size = |p: &[u8; 19]| {
             let mut bw = BoolEncoder::new();
             for _ in 0..500 {
-                write_mv_component(&mut bw, 300, p);
+                write_mv_component(&mut bw, 0, 300, p);
             }
             bw.finish().len()
         };
@@ -304,8 +319,8 @@ mod tests {
     #[test]
     fn few_events_do_not_update() {
         let mut counts = ModeCounts::default();
-        count_tree(&YMODE_TREE, LumaMode::B, &mut counts.y_mode);
-        count_mv_component(3, &mut counts.mv[1]);
+        counts.put_updatable_tree(Updatable::YMode, &YMODE_TREE, &[128; 4], LumaMode::B);
+        count_mv_component(3, 1, &mut counts);
         let mut p = Probabilities::default();
         optimize_mode_probs(&mut p, &counts);
         assert_eq!(p, Probabilities::default());

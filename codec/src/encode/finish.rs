@@ -89,8 +89,7 @@ fn choose_probabilities(syntax: &mut FrameSyntax) {
     let base = hdr.probs.clone();
     hdr.probs.coeff = optimize_coeff_probs(&base, &counts);
     if !hdr.tag.key_frame {
-        let sign_bias = [false, false, hdr.sign_bias_golden, hdr.sign_bias_altref];
-        let mode_counts = count_modes(mbs, syntax.mb_cols, syntax.mb_rows, sign_bias);
+        let mode_counts = count_modes(hdr, mbs, syntax.mb_cols, syntax.mb_rows);
         optimize_mode_probs(&mut hdr.probs, &mode_counts);
     }
     let n = mbs.len() as u32;

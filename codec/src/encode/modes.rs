@@ -1,7 +1,7 @@
 //! Writing per-macroblock prediction records, the mirror of
 //! [`crate::modes`] (RFC 6386 sections 11, 16, 17), and their bit costs.
 
-use crate::bool_encoder::{cost_bool, BitCost, BitSink, BoolEncoder};
+use crate::bool_encoder::{BitCost, BitSink, Updatable};
 use crate::header::FrameHeader;
 use crate::modes::{MbInfo, MotionVector};
 use crate::prediction::{LumaMode, RefFrame, SubMvRef, TreeLeaf};
@@ -16,39 +16,42 @@ pub use crate::modes::{inter_context, sub_mv_context, InterContext, MvClamp};
 pub const MV_MAX: i32 = 1023;
 
 /// Writes one vector component (RFC 17.1), the mirror of the reader,
-/// to a bool encoder or a cost counter.
-pub fn write_mv_component<S: BitSink>(bw: &mut S, v: i32, p: &[u8; 19]) {
+/// to any sink: `component` is 0 for rows and 1 for columns, `p` that
+/// component's probabilities.
+pub fn write_mv_component<S: BitSink>(bw: &mut S, component: usize, v: i32, p: &[u8; 19]) {
+    let mut put = |i: usize, bit: bool| bw.put_updatable(Updatable::Mv(component), i, p[i], bit);
     let x = v.unsigned_abs() as usize;
     if x < 8 {
-        bw.put_bool(p[MVP_IS_SHORT], false);
+        put(MVP_IS_SHORT, false);
         // The short tree is three levels deep: bit 2, then bit 1, then
         // bit 0, each under its own node's probability.
         let (b2, b1, b0) = ((x >> 2) & 1, (x >> 1) & 1, x & 1);
-        bw.put_bool(p[MVP_SHORT], b2 == 1);
+        put(MVP_SHORT, b2 == 1);
         let base = if b2 == 0 { 1 } else { 4 };
-        bw.put_bool(p[MVP_SHORT + base], b1 == 1);
-        bw.put_bool(p[MVP_SHORT + base + 1 + b1], b0 == 1);
+        put(MVP_SHORT + base, b1 == 1);
+        put(MVP_SHORT + base + 1 + b1, b0 == 1);
     } else {
-        bw.put_bool(p[MVP_IS_SHORT], true);
+        put(MVP_IS_SHORT, true);
         for i in 0..3 {
-            bw.put_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+            put(MVP_BITS + i, (x >> i) & 1 == 1);
         }
         for i in (4..MV_LONG_BITS).rev() {
-            bw.put_bool(p[MVP_BITS + i], (x >> i) & 1 == 1);
+            put(MVP_BITS + i, (x >> i) & 1 == 1);
         }
+        // Bit 3 is implicit when no higher bit is set.
         if x & 0xfff0 != 0 {
-            bw.put_bool(p[MVP_BITS + 3], (x >> 3) & 1 == 1);
+            put(MVP_BITS + 3, (x >> 3) & 1 == 1);
         }
     }
     if x != 0 {
-        bw.put_bool(p[MVP_SIGN], v < 0);
+        put(MVP_SIGN, v < 0);
     }
 }
 
 /// Cost in 1/256 bits of one vector component.
 pub fn mv_component_cost(v: i32, p: &[u8; 19]) -> u32 {
     let mut cost = BitCost::default();
-    write_mv_component(&mut cost, v, p);
+    write_mv_component(&mut cost, 0, v, p);
     cost.0
 }
 
@@ -58,9 +61,9 @@ pub fn mv_cost(mv: MotionVector, best: MotionVector, probs: &[[u8; 19]; 2]) -> u
         + mv_component_cost(mv.col as i32 - best.col as i32, &probs[1])
 }
 
-fn write_mv(bw: &mut BoolEncoder, mv: MotionVector, best: MotionVector, probs: &[[u8; 19]; 2]) {
-    write_mv_component(bw, mv.row as i32 - best.row as i32, &probs[0]);
-    write_mv_component(bw, mv.col as i32 - best.col as i32, &probs[1]);
+fn write_mv<S: BitSink>(bw: &mut S, mv: MotionVector, best: MotionVector, probs: &[[u8; 19]; 2]) {
+    write_mv_component(bw, 0, mv.row as i32 - best.row as i32, &probs[0]);
+    write_mv_component(bw, 1, mv.col as i32 - best.col as i32, &probs[1]);
 }
 
 /// Costs of every vector component difference in range, looked up instead
@@ -124,31 +127,23 @@ pub fn bmode_costs() -> &'static BModeCosts {
     })
 }
 
-/// Cost in 1/256 bits of a tree leaf.
+/// Cost in 1/256 bits of a tree leaf: the writer's path priced.
+///
+/// # Panics
+///
+/// If `leaf` is not a leaf of `tree`.
 pub fn tree_cost(tree: &[i8], probs: &[u8], leaf: impl TreeLeaf) -> u32 {
-    let leaf = leaf.leaf();
-    // Find the path by searching the tree from the root.
-    fn walk(tree: &[i8], probs: &[u8], node: usize, leaf: u8) -> Option<u32> {
-        for bit in 0..2 {
-            let t = tree[node + bit];
-            let here = cost_bool(probs[node >> 1], bit == 1);
-            if t <= 0 {
-                if (-t) as u8 == leaf {
-                    return Some(here);
-                }
-            } else if let Some(c) = walk(tree, probs, t as usize, leaf) {
-                return Some(here + c);
-            }
-        }
-        None
-    }
-    walk(tree, probs, 0, leaf).unwrap_or(u32::MAX / 4)
+    let mut cost = BitCost::default();
+    cost.put_tree(tree, probs, leaf);
+    cost.0
 }
 
 /// Writes the prediction records of all macroblocks, the mirror of
-/// [`crate::modes::read_modes`].
-pub fn write_modes(
-    bw: &mut BoolEncoder,
+/// [`crate::modes::read_modes`], to any sink: the bool encoder codes
+/// them, the encoder's branch counter counts the decisions under the
+/// probabilities the header may update.
+pub fn write_modes<S: BitSink>(
+    bw: &mut S,
     hdr: &FrameHeader,
     mbs: &[MbInfo],
     mb_cols: usize,
@@ -190,13 +185,18 @@ pub fn write_modes(
             }
             bw.put_bool(hdr.prob_intra, mb.ref_frame != RefFrame::Intra);
             if mb.ref_frame == RefFrame::Intra {
-                bw.put_tree(&YMODE_TREE, &hdr.probs.y_mode, mb.y_mode);
+                bw.put_updatable_tree(Updatable::YMode, &YMODE_TREE, &hdr.probs.y_mode, mb.y_mode);
                 if mb.y_mode == LumaMode::B {
                     for &m in &mb.b_modes {
                         bw.put_tree(&BMODE_TREE, &DEFAULT_BMODE_PROBS, m);
                     }
                 }
-                bw.put_tree(&UV_MODE_TREE, &hdr.probs.uv_mode, mb.uv_mode);
+                bw.put_updatable_tree(
+                    Updatable::UvMode,
+                    &UV_MODE_TREE,
+                    &hdr.probs.uv_mode,
+                    mb.uv_mode,
+                );
                 continue;
             }
             bw.put_bool(hdr.prob_last, mb.ref_frame != RefFrame::Last);
@@ -215,8 +215,8 @@ pub fn write_modes(
     }
 }
 
-fn write_split(
-    bw: &mut BoolEncoder,
+fn write_split<S: BitSink>(
+    bw: &mut S,
     hdr: &FrameHeader,
     mb: &MbInfo,
     left: &MbInfo,

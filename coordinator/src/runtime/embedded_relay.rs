@@ -35,6 +35,11 @@ impl EmbeddedRelay {
     pub(super) fn bind(&mut self) -> anyhow::Result<()> {
         let mut cfg = RelayConfig::new(self.secret.clone());
         cfg.identity = Some(self.identity.clone());
+        // Each hand-off has one reader (the successor's phase 2 or 3), and
+        // the store keeps a durable copy for retries: free each state as
+        // soon as it is read, so the relay holds only the states in flight
+        // instead of every state of the job.
+        cfg.drop_on_read = true;
         let relay = Relay::bind(self.addr, cfg).context("cannot start the embedded relay")?;
         self.addr = relay.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -131,6 +131,13 @@ pub struct RelayConfig {
     pub drain_timeout: Duration,
     /// Idle time after which a silent connection is dropped. Default 30 s.
     pub idle_timeout: Duration,
+    /// Every mailbox has a single reader (as excam's hand-offs do): a
+    /// mailbox is dropped as soon as its reader has acknowledged its
+    /// contents, instead of being kept (evictable) until memory is needed,
+    /// the job ends or its TTL passes. A later get of it answers `Evicted`
+    /// at once, so a retried reader goes to its durable copy; a repeated
+    /// put of it fills it again. Default false.
+    pub drop_on_read: bool,
 }
 
 impl RelayConfig {
@@ -242,6 +249,7 @@ impl RelayConfig {
             socket_buffer: 8 << 20,
             drain_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            drop_on_read: false,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Relay {
             max_jobs: cfg.max_jobs,
             max_mailboxes: cfg.max_mailboxes,
             max_mailboxes_per_job: cfg.max_mailboxes_per_job,
+            drop_on_read: cfg.drop_on_read,
         }));
         Ok(Relay {
             endpoint,
@@ -579,7 +580,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, job: &str, sha
     }
     // Wait for the answer to be acknowledged: a draining relay must not
     // close the connection under it, and a get's mailbox becomes evictable
-    // only once the reader has it.
+    // (or is dropped, with `drop_on_read`) only once the reader has it.
     let acked = tokio::time::timeout(DELIVERY_TIMEOUT.min(limit), send.stopped()).await;
     if let (Ok(Ok(None)), Some(mailbox), true) = (acked, delivered, ok) {
         shared.store.mark_read(job, &mailbox);

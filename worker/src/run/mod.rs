@@ -2,9 +2,10 @@
 //! through the relay (fast) and the store (durable), checkpoints to resume
 //! a retried attempt, and a content-addressed chunk object as output.
 //!
-//! Every backend runs the same phase functions ([`crate::chunk`]), so the
-//! bytes of a chunk depend only on its input, the codec settings and the
-//! state it is handed. That makes every write idempotent: a retried or
+//! A task walks its chunk's nodes of the [`JobGraph`] and runs each
+//! through [`JobGraph::run_node`], as every other walk of the graph does,
+//! so the bytes of a chunk depend only on its input, the codec settings
+//! and the state it is handed. That makes every write idempotent: a retried or
 //! speculative twin writes the same bytes to the same places.
 
 use std::sync::Arc;
@@ -13,16 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state_for, encode_state, state_digest, Compression};
-use excam_codec::DecoderState;
+use excam_codec::{DecoderState, Frame};
 use excam_rendezvous::ClientError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use crate::chunk::{
-    encode_chunk, encode_given_state_chunk, rebase_chunk, replay, ChunkError, ChunkPlan, Coded,
-    Phase,
-};
+use crate::chunk::{replay, ChunkError, ChunkPlan, Coded, Phase};
+use crate::graph::{HandOff, JobGraph, Node};
 use crate::input::read_frames;
 use crate::keys;
 use crate::store::{open_store, Store, StoreError};
@@ -247,118 +246,72 @@ impl Run {
         )
         .await
         .map_err(|e| setup_err(e.to_string()))?;
-        let input_digest = keys::frames_digest(&frames);
-        let frames = Arc::new(frames);
-        let mut phases = Vec::with_capacity(3);
-
-        // Phase 1.
-        let phase = Phase::Encode;
-        let mut report = PhaseTimer::start(phase);
-        inject_fault(&self.task, phase).await?;
-        let ckpt = keys::ckpt_phase1(self.job(), i);
-        let context = keys::cache_digest(&self.task.codec, &self.plan, &input_digest, &[0; 32]);
-        let p1 = match self
-            .load_checkpoint(&ckpt, &context, DecoderState::default(), phase, len)
-            .await
-        {
-            Some(c) => {
-                report.from_checkpoint = true;
-                c
-            }
-            None => {
-                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
-                let c = blocking(phase, move || encode_chunk(&plan, &cfg, &f)).await?;
-                self.put(phase, &ckpt, keys::encode_checkpoint(&context, &c.frames))
-                    .await?;
-                c
-            }
+        let input = ChunkInput {
+            digest: keys::frames_digest(&frames),
+            frames: Arc::new(frames),
         };
-        if self.plan.hands_on() {
-            report.handoff_unix_s = Some(unix_now());
-            let wire = encode_state(&p1.final_state, Compression::Lz4);
-            self.put_state(
-                phase,
-                &keys::mailbox_phase1(self.run(), i),
-                &keys::state_phase1(self.job(), self.run(), i),
-                Bytes::from(wire),
-            )
-            .await?;
-        }
-        let phase1_state = self
-            .plan
-            .hands_on()
-            .then(|| hex::encode(state_digest(&p1.final_state)));
-        phases.push(report.finish());
-        let mut p1 = Some(p1);
+        let graph = JobGraph::new(
+            self.task.input.frames,
+            self.task.chunk_frames,
+            self.task.group_chunks,
+        )
+        .map_err(|e| setup_err(e.to_string()))?;
+        let mut phases = Vec::with_capacity(3);
+        let mut phase1_state = None;
+        let mut source_state = [0u8; 32];
 
-        // Phase 2: non-heads re-encode their first frame given the
-        // predecessor's phase-1 state.
-        let approx = if self.plan.is_head() {
-            None
-        } else {
-            let phase = Phase::EncodeGivenState;
-            let mut report = PhaseTimer::start(phase);
+        // The chunk's nodes of the job graph in phase order, each given
+        // its own previous output and the hand-off it awaits: phase 1 from
+        // a key frame; for a non-head, phase 2 (its first frame again,
+        // given the predecessor's phase-1 state) and phase 3 (rebased onto
+        // the predecessor's true final state).
+        let mut own: Option<Coded> = None;
+        let mut report: Option<PhaseTimer> = None;
+        for node in graph.chunk_nodes(i) {
+            let phase = node.phase;
+            if let Some(r) = report.take() {
+                phases.push(r.finish());
+            }
+            let mut timer = PhaseTimer::start(phase);
             inject_fault(&self.task, phase).await?;
-            let (pred, waited) = self
-                .wait_state(
-                    phase,
-                    &keys::mailbox_phase1(self.run(), i - 1),
-                    &keys::state_phase1(self.job(), self.run(), i - 1),
-                )
-                .await?;
-            report.received(waited);
-            let ckpt = keys::ckpt_phase2(self.job(), i);
-            let context = keys::cache_digest(
-                &self.task.codec,
-                &self.plan,
-                &input_digest,
-                &state_digest(&pred),
-            );
-            let p2 = match self
-                .load_checkpoint(&ckpt, &context, pred.clone(), phase, len)
-                .await
-            {
-                Some(c) => {
-                    report.from_checkpoint = true;
-                    c
-                }
-                None => {
-                    let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
-                    let own = p1.take().expect("phase 1 output");
-                    let c = blocking(phase, move || {
-                        encode_given_state_chunk(&plan, &cfg, &f, &own, pred)
-                    })
-                    .await?;
-                    self.put(phase, &ckpt, keys::encode_checkpoint(&context, &c.frames))
-                        .await?;
-                    c
+            let pred = match graph.awaits(node) {
+                None => None,
+                Some((from, hand_off)) => {
+                    let (mailbox, key) = self.hand_off_keys(hand_off, from);
+                    let (state, waited) = self.wait_state(phase, &mailbox, &key).await?;
+                    timer.received(waited);
+                    Some(state)
                 }
             };
-            phases.push(report.finish());
-            Some(p2)
-        };
-
-        // Phase 3: rebase onto the predecessor's true final state (a head's
-        // phase-1 output is already final), hand the result on, store the
-        // chunk.
-        let phase = Phase::Rebase;
-        let mut report = PhaseTimer::start(phase);
-        inject_fault(&self.task, phase).await?;
-        let (coded, source_state) = match approx {
-            None => (p1.take().expect("phase 1 output"), [0u8; 32]),
-            Some(p2) => {
-                let (pred, waited) = self
-                    .wait_state(
-                        phase,
-                        &keys::mailbox_final(self.run(), i - 1),
-                        &keys::state_final(self.job(), self.run(), i - 1),
-                    )
+            if phase == Phase::Rebase {
+                source_state = pred.as_ref().map(state_digest).unwrap_or_default();
+            }
+            let coded = self
+                .run_node(&graph, node, &input, own.take(), pred, &mut timer)
+                .await?;
+            if phase == Phase::Encode && self.plan.hands_on() {
+                timer.handoff_unix_s = Some(unix_now());
+                let wire = encode_state(&coded.final_state, Compression::Lz4);
+                let (mailbox, key) = self.hand_off_keys(HandOff::Phase1, i);
+                self.put_state(phase, &mailbox, &key, Bytes::from(wire))
                     .await?;
-                report.received(waited);
-                let source = state_digest(&pred);
-                let (plan, cfg, f) = (self.plan, self.cfg.clone(), frames.clone());
-                let c = blocking(phase, move || rebase_chunk(&plan, &cfg, &f, &p2, pred)).await?;
-                (c, source)
+                phase1_state = Some(hex::encode(state_digest(&coded.final_state)));
+            }
+            own = Some(coded);
+            report = Some(timer);
+        }
+        let coded = own.expect("every chunk has a phase-1 node");
+
+        // Handing the final state on and storing the chunk is reported as
+        // phase 3, also for a head, whose phase-1 output is already final.
+        let phase = Phase::Rebase;
+        let mut report = match report.expect("every chunk has a phase-1 node") {
+            r if r.phase == phase => r,
+            r => {
+                phases.push(r.finish());
+                let r = PhaseTimer::start(phase);
+                inject_fault(&self.task, phase).await?;
+                r
             }
         };
         let state_bytes = if self.plan.hands_on() {
@@ -366,13 +319,9 @@ impl Run {
             let wire = encode_state(&coded.final_state, Compression::Lz4);
             let raw = encode_state(&coded.final_state, Compression::None).len() as u64;
             let sizes = (wire.len() as u64, raw);
-            self.put_state(
-                phase,
-                &keys::mailbox_final(self.run(), i),
-                &keys::state_final(self.job(), self.run(), i),
-                Bytes::from(wire),
-            )
-            .await?;
+            let (mailbox, key) = self.hand_off_keys(HandOff::Final, i);
+            self.put_state(phase, &mailbox, &key, Bytes::from(wire))
+                .await?;
             Some(sizes)
         } else {
             None
@@ -380,7 +329,7 @@ impl Run {
         let final_state = hex::encode(state_digest(&coded.final_state));
         let object = Bytes::from(keys::encode_frames(&coded.frames));
         let chunk_sha = hex::encode(Sha256::digest(&object));
-        let cache = keys::cache_key(&self.task.codec, &self.plan, &input_digest, &source_state);
+        let cache = keys::cache_key(&self.task.codec, &self.plan, &input.digest, &source_state);
         let chunk_key = keys::chunk_object(self.job(), &cache);
         self.put_chunk(phase, &chunk_key, object.clone()).await?;
         phases.push(report.finish());
@@ -406,6 +355,63 @@ impl Run {
         let json = serde_json::to_vec(&result).expect("a task result serializes");
         self.put(phase, &keys::result(self.job(), i), json).await?;
         Ok(result)
+    }
+
+    /// The relay mailbox and the store key of `chunk`'s hand-off.
+    fn hand_off_keys(&self, hand_off: HandOff, chunk: usize) -> (String, String) {
+        match hand_off {
+            HandOff::Phase1 => (
+                keys::mailbox_phase1(self.run(), chunk),
+                keys::state_phase1(self.job(), self.run(), chunk),
+            ),
+            HandOff::Final => (
+                keys::mailbox_final(self.run(), chunk),
+                keys::state_final(self.job(), self.run(), chunk),
+            ),
+        }
+    }
+
+    /// Runs one of the chunk's nodes ([`JobGraph::run_node`]) off the
+    /// async threads, or replays its checkpoint if a previous attempt left
+    /// one made from the same settings, input and given state. Phases 1
+    /// and 2 are checkpointed (phase 3's output is the chunk object).
+    async fn run_node(
+        &self,
+        graph: &JobGraph,
+        node: Node,
+        input: &ChunkInput,
+        own: Option<Coded>,
+        pred: Option<DecoderState>,
+        timer: &mut PhaseTimer,
+    ) -> Result<Coded, TaskError> {
+        let (i, phase) = (node.chunk, node.phase);
+        let ckpt = match phase {
+            Phase::Encode => Some(keys::ckpt_phase1(self.job(), i)),
+            Phase::EncodeGivenState => Some(keys::ckpt_phase2(self.job(), i)),
+            Phase::Rebase => None,
+        };
+        let mut context = None;
+        if let Some(ckpt) = &ckpt {
+            let given = pred.as_ref().map(state_digest).unwrap_or_default();
+            let c = keys::cache_digest(&self.task.codec, &self.plan, &input.digest, &given);
+            let start = pred.clone().unwrap_or_default();
+            let len = input.frames.len();
+            if let Some(coded) = self.load_checkpoint(ckpt, &c, start, phase, len).await {
+                timer.from_checkpoint = true;
+                return Ok(coded);
+            }
+            context = Some(c);
+        }
+        let (graph, cfg, f) = (*graph, self.cfg.clone(), input.frames.clone());
+        let coded = blocking(phase, move || {
+            graph.run_node(node, &cfg, &f, own.as_ref(), pred)
+        })
+        .await?;
+        if let (Some(ckpt), Some(context)) = (ckpt, context) {
+            let object = keys::encode_checkpoint(&context, &coded.frames);
+            self.put(phase, &ckpt, object).await?;
+        }
+        Ok(coded)
     }
 
     async fn put(&self, phase: Phase, key: &str, data: Vec<u8>) -> Result<(), TaskError> {
@@ -642,6 +648,12 @@ impl Run {
             }
         }
     }
+}
+
+/// A chunk's input frames and their digest ([`keys::frames_digest`]).
+struct ChunkInput {
+    frames: Arc<Vec<Frame>>,
+    digest: [u8; 32],
 }
 
 /// Runs CPU-bound coding off the async threads (the relay connection and
