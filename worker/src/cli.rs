@@ -10,7 +10,9 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use crate::run::{local_worker_id, run_task_as, TaskError};
-use crate::task::{Task, TaskResult};
+use crate::task::Task;
+#[cfg(feature = "cloud")]
+use crate::task::TaskResult;
 #[cfg(feature = "cloud")]
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 
