@@ -14,11 +14,12 @@
 //! Every stream is also decoded with the codec's decoder, which must end
 //! each frame in exactly the encoder's state and show its reconstruction.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use excam_codec::container::ivf::IvfReader;
-use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{
     Encoder, EncoderConfig, EncoderStatus, GoldenPolicy, RateControl,
 };
@@ -28,6 +29,8 @@ use excam_codec::{
     decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, EncodedFrame, Image,
 };
 use sha2::{Digest, Sha256};
+
+use common::carphone;
 
 const GOLDEN: &str = "tests/golden_output.sha256";
 
@@ -77,32 +80,6 @@ fn synthetic(w: usize, h: usize, n: usize, seed: u32) -> Vec<Image> {
             f
         })
         .collect()
-}
-
-/// The first `n` frames of carphone (176x144), if the shared clips are
-/// present. Absent, the cases that use it are skipped with a message, or
-/// fail under `CI=true`.
-fn carphone(n: usize) -> Option<Vec<Image>> {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/clips/carphone_176x144_120f.y4m");
-    let Ok(file) = std::fs::File::open(&path) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{} is missing (CI=true: fixtures are required)",
-            path.display()
-        );
-        eprintln!("skipping carphone cases: {} not found", path.display());
-        return None;
-    };
-    let mut r = Y4mReader::new(std::io::BufReader::new(file)).unwrap();
-    let mut out = Vec::new();
-    while out.len() < n {
-        match r.next_frame().unwrap() {
-            Some(f) => out.push(f),
-            None => break,
-        }
-    }
-    Some(out)
 }
 
 /// Digests of one case: every frame's bytes and the final state, after
