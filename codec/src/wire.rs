@@ -358,6 +358,23 @@ fn parse_body(body: &[u8]) -> Result<DecoderState, StateError> {
         ref_frame: r.i8s()?,
         mode: r.i8s()?,
     };
+    // What a bitstream can set (RFC 6386 9.3, 9.6: 7- and 6-bit
+    // magnitudes with a sign); the codec relies on it, so a state that no
+    // decoding could reach is refused here.
+    let six_bits = |v: &i8| (-63..=63).contains(v);
+    if segment_features.quant.contains(&i8::MIN)
+        || !segment_features.filter_level.iter().all(six_bits)
+    {
+        return Err(StateError::Invalid("segment feature out of range"));
+    }
+    if !filter_deltas
+        .ref_frame
+        .iter()
+        .chain(&filter_deltas.mode)
+        .all(six_bits)
+    {
+        return Err(StateError::Invalid("loop filter delta out of range"));
+    }
     let mb_count = (width as usize).div_ceil(16) * (height as usize).div_ceil(16);
     let map_len = r.u32()? as usize;
     if map_len != 0 && map_len != mb_count {

@@ -143,16 +143,33 @@ fn forced_header(state: &DecoderState, orig: &FrameHeader, modes: &[MbInfo]) -> 
             .iter()
             .zip(modes)
             .any(|(&s, m)| s != m.segment);
+    let update_segment_features = orig.segmentation_enabled
+        && (orig.update_segment_features || state.segment_features != orig.segment_features);
+    let update_filter_deltas = orig.filter_deltas_enabled
+        && (orig.update_filter_deltas || state.filter_deltas != orig.filter_deltas);
+    // What the header does not send, a decoder keeps from the state it
+    // decodes against (a key frame resets it, as parsed in `orig`): the
+    // new state's features and deltas, not the original's, even where
+    // segmentation or the deltas are off in this frame.
+    let keep = !orig.tag.key_frame;
     FrameHeader {
         tag: FrameTag {
             first_part_size: 0,
             ..orig.tag
         },
         update_segment_map: orig.segmentation_enabled && (orig.update_segment_map || ids_differ),
-        update_segment_features: orig.segmentation_enabled
-            && (orig.update_segment_features || state.segment_features != orig.segment_features),
-        update_filter_deltas: orig.filter_deltas_enabled
-            && (orig.update_filter_deltas || state.filter_deltas != orig.filter_deltas),
+        update_segment_features,
+        segment_features: if keep && !update_segment_features {
+            state.segment_features
+        } else {
+            orig.segment_features
+        },
+        update_filter_deltas,
+        filter_deltas: if keep && !update_filter_deltas {
+            state.filter_deltas
+        } else {
+            orig.filter_deltas
+        },
         probs: state.probs.clone(),
         ..orig.clone()
     }
