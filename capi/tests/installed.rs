@@ -1,5 +1,5 @@
-//! The C library as a C project meets it: `capi/install.sh` stages an
-//! install (shared and static library, `excam/excam.h`, `excam.pc`), then
+//! The C library as a C project meets it: `capi/install.sh`, and cargo-c's
+//! `cargo cinstall`, each stage an install (shared and static library, `excam/excam.h`, `excam.pc`), then
 //! `examples/encode_clip.c` is compiled with flags from pkg-config alone,
 //! linked once against the shared and once against the static library,
 //! and run on the first frames of the carphone clip. vpxdec must decode
@@ -45,8 +45,31 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// How the library gets into the staging directory.
+#[derive(Clone, Copy, Debug)]
+enum Installer {
+    /// `capi/install.sh`, for machines without cargo-c.
+    Script,
+    /// `cargo cinstall -p excam-capi`, cargo-c's own install.
+    CargoC,
+}
+
 #[test]
-fn installed_library_builds_the_c_example_and_matches_vpxdec() {
+fn install_sh_library_builds_the_c_example_and_matches_vpxdec() {
+    installed_library_builds_the_c_example_and_matches_vpxdec(Installer::Script);
+}
+
+#[test]
+fn cargo_cinstall_library_builds_the_c_example_and_matches_vpxdec() {
+    // cargo-c is a cargo subcommand (`cargo install cargo-c`); .ci/run
+    // installs it, so under CI=true its absence fails this test.
+    if !have_tool("cargo-cinstall", "--version") {
+        return;
+    }
+    installed_library_builds_the_c_example_and_matches_vpxdec(Installer::CargoC);
+}
+
+fn installed_library_builds_the_c_example_and_matches_vpxdec(installer: Installer) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let clip = root.join("../../shared/clips/carphone_176x144_120f.y4m");
     if !clip.exists() {
@@ -65,19 +88,39 @@ fn installed_library_builds_the_c_example_and_matches_vpxdec() {
         return;
     }
     let (target, profile) = target_and_profile();
-    build_lib(&target, &profile);
     let dir = tempfile::tempdir().unwrap();
     let stage = dir.path().join("stage");
-    run_ok(
-        Command::new("bash")
-            .arg(root.join("install.sh"))
-            .args(["--no-build", "--prefix", "/usr/local", "--profile"])
-            .arg(cargo_profile(&profile))
-            .arg("--target-dir")
-            .arg(&target)
-            .arg("--destdir")
-            .arg(&stage),
-    );
+    match installer {
+        Installer::Script => {
+            build_lib(&target, &profile);
+            run_ok(
+                Command::new("bash")
+                    .arg(root.join("install.sh"))
+                    .args(["--no-build", "--prefix", "/usr/local", "--profile"])
+                    .arg(cargo_profile(&profile))
+                    .arg("--target-dir")
+                    .arg(&target)
+                    .arg("--destdir")
+                    .arg(&stage),
+            );
+        }
+        Installer::CargoC => {
+            // cargo-c builds with its own flags (`--cfg cargo_c`, the
+            // `capi` feature): a target directory of its own keeps it from
+            // invalidating the test build's artifacts, and warm across runs.
+            run_ok(
+                Command::new(env!("CARGO"))
+                    .args(["cinstall", "--offline", "--locked", "-p", "excam-capi"])
+                    .args(["--profile", cargo_profile(&profile)])
+                    .args(["--prefix", "/usr/local", "--libdir", "/usr/local/lib"])
+                    .arg("--target-dir")
+                    .arg(target.join("cargo-c"))
+                    .arg("--destdir")
+                    .arg(&stage)
+                    .current_dir(root.join("..")),
+            );
+        }
+    }
     let lib = stage.join("usr/local/lib");
     for f in [
         "libexcam.a",
@@ -85,9 +128,15 @@ fn installed_library_builds_the_c_example_and_matches_vpxdec() {
         "libexcam.so.0.1",
         "pkgconfig/excam.pc",
     ] {
-        assert!(lib.join(f).exists(), "install.sh did not install {f}");
+        assert!(lib.join(f).exists(), "{installer:?} did not install {f}");
     }
-    assert!(stage.join("usr/local/include/excam/excam.h").exists());
+    // The header installed is the one in the tree (cargo-c installs it as
+    // an asset: see [package.metadata.capi.install.include]).
+    assert_eq!(
+        std::fs::read(stage.join("usr/local/include/excam/excam.h")).unwrap(),
+        std::fs::read(root.join("include/excam.h")).unwrap(),
+        "{installer:?} installed another excam.h"
+    );
 
     // Flags come from pkg-config only, as in a C project's Makefile.
     let pkg = |args: &[&str]| -> Vec<String> {
