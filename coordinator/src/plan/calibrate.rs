@@ -7,6 +7,7 @@
 //! at the sizes that matter) and per MB of raw state.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use excam_codec::encode::encoder::{EncoderConfig, RateControl};
@@ -14,6 +15,48 @@ use excam_codec::wire::{decode_state, encode_state, Compression};
 use excam_codec::{decode_picture, Image};
 use excam_worker::chunk::{encode_chunk, encode_given_state_chunk, rebase_chunk, ChunkPlan};
 use serde::{Deserialize, Serialize};
+
+/// Reads a calibration file, or the built-in one when `path` is `None`.
+///
+/// # Errors
+/// Unreadable file, or [`Calibration::from_json`]'s error naming the field.
+pub fn load_calibration(path: Option<&Path>) -> Result<Calibration, CalibrationFileError> {
+    match path {
+        None => Ok(Calibration::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|error| CalibrationFileError::Read {
+                path: p.to_path_buf(),
+                error,
+            })?;
+            Calibration::from_json(&text).map_err(|error| CalibrationFileError::Invalid {
+                path: p.to_path_buf(),
+                error,
+            })
+        }
+    }
+}
+
+/// Why a calibration file cannot be used. The cause is part of the
+/// message, not a separate source.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationFileError {
+    /// It cannot be read.
+    #[error("cannot read calibration {}: {error}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (part of the message).
+        error: std::io::Error,
+    },
+    /// A field is missing or out of range.
+    #[error("calibration {}: {error}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which field and why (part of the message).
+        error: CalibrationError,
+    },
+}
 
 /// Why a calibration cannot be measured.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use excam_codec::container::y4m::Y4mReader;
 use excam_codec::image::i420_len;
 use serde::Serialize;
 
-pub use calibrate::{Calibration, CalibrationError};
+pub use calibrate::{load_calibration, Calibration, CalibrationError, CalibrationFileError};
 pub use cloud::{CloudParams, ParamError};
 pub use sim::{Cat, PathStep, RunResult, SimParams};
 
@@ -727,48 +727,6 @@ pub fn render(plan: &Plan) -> String {
         );
     }
     o
-}
-
-/// Reads a calibration file, or the built-in one when `path` is `None`.
-///
-/// # Errors
-/// Unreadable file, or [`Calibration::from_json`]'s error naming the field.
-pub fn load_calibration(path: Option<&Path>) -> Result<Calibration, CalibrationFileError> {
-    match path {
-        None => Ok(Calibration::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|error| CalibrationFileError::Read {
-                path: p.to_path_buf(),
-                error,
-            })?;
-            Calibration::from_json(&text).map_err(|error| CalibrationFileError::Invalid {
-                path: p.to_path_buf(),
-                error,
-            })
-        }
-    }
-}
-
-/// Why a calibration file cannot be used. The cause is part of the
-/// message, not a separate source.
-#[derive(Debug, thiserror::Error)]
-pub enum CalibrationFileError {
-    /// It cannot be read.
-    #[error("cannot read calibration {}: {error}", .path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why (part of the message).
-        error: std::io::Error,
-    },
-    /// A field is missing or out of range.
-    #[error("calibration {}: {error}", .path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// Which field and why (part of the message).
-        error: CalibrationError,
-    },
 }
 
 /// Why a job's shape cannot be read from a Y4M file.
