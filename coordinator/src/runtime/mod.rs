@@ -45,7 +45,6 @@ pub use config::{
 };
 use embedded_relay::EmbeddedRelay;
 pub use error::{BackendError, DrawError, InputError, JobError, RelayStartError, WriteError};
-#[cfg(not(feature = "cloud"))]
 use input::{locate_input, parse_header, upload_input};
 use report::build_report;
 use report::Report;
