@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
-use excam_codec::{Frame, Plane};
+use excam_codec::{Image, Plane};
 
 use crate::{DecoderCore, EncoderCore, Packet, Settings};
 
@@ -167,7 +167,7 @@ unsafe fn read_frame(
     h: usize,
     planes: *const *const u8,
     strides: *const usize,
-) -> Result<Frame, String> {
+) -> Result<Image, String> {
     if planes.is_null() || strides.is_null() {
         return Err("planes or strides is NULL".into());
     }
@@ -185,7 +185,7 @@ unsafe fn read_frame(
     let u = unsafe { read_plane(pl[1], st[1], cw, ch)? };
     // SAFETY: as above.
     let v = unsafe { read_plane(pl[2], st[2], cw, ch)? };
-    Ok(Frame {
+    Ok(Image {
         width: w,
         height: h,
         planes: [y, u, v],
@@ -456,9 +456,9 @@ pub unsafe extern "C" fn excam_encode_parallel(
         let total = len.checked_mul(count).ok_or("count too large")?;
         // SAFETY: non-null; the caller promises count frames of len bytes.
         let bytes = unsafe { std::slice::from_raw_parts(i420, total) };
-        let frames: Vec<Frame> = bytes
+        let frames: Vec<Image> = bytes
             .chunks(len)
-            .map(|b| Frame::from_i420(s.width, s.height, b).ok_or("bad I420 frame"))
+            .map(|b| Image::from_i420(s.width, s.height, b).ok_or("bad I420 frame"))
             .collect::<Result<_, _>>()?;
         let packets = crate::encode_parallel(&s, &frames, chunk as usize, threads as usize)?;
         if !ivf_path.is_null() {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use excam_codec::encode::GIVEN_STATE_LAMBDA_SCALE;
-use excam_codec::{encode, encode_given_state, rebase, DecoderState, EncodeParams, Frame, Picture};
+use excam_codec::{encode, encode_given_state, rebase, DecoderState, EncodeParams, Image, Picture};
 
 // The C boundary: raw pointers in, so unsafe here and nowhere else.
 #[allow(unsafe_code)]
@@ -100,7 +100,7 @@ impl EncoderCore {
     }
 
     /// Encodes one frame, queueing its packet.
-    pub fn send(&mut self, frame: &Frame) -> Result<(), String> {
+    pub fn send(&mut self, frame: &Image) -> Result<(), String> {
         if self.flushed {
             return Err("encoder already flushed".into());
         }
@@ -145,7 +145,7 @@ impl EncoderCore {
 pub struct DecoderCore {
     inner: excam_codec::Decoder,
     /// The last shown picture, cropped to its visible size.
-    pub shown: Option<Frame>,
+    pub shown: Option<Image>,
 }
 
 impl DecoderCore {
@@ -171,7 +171,7 @@ impl DecoderCore {
 /// Only the first frame is a key frame.
 pub fn encode_parallel(
     settings: &Settings,
-    frames: &[Frame],
+    frames: &[Image],
     chunk: usize,
     threads: usize,
 ) -> Result<Vec<Packet>, String> {
@@ -187,7 +187,7 @@ pub fn encode_parallel(
             ));
         }
     }
-    let chunks: Vec<&[Frame]> = frames.chunks(chunk).collect();
+    let chunks: Vec<&[Image]> = frames.chunks(chunk).collect();
     let threads = threads.clamp(1, chunks.len().max(1));
     // Phase 1: each chunk independently, from a key frame. For each frame
     // keep its bytes and the state it was coded against.
@@ -247,7 +247,7 @@ pub fn encode_parallel(
 
 fn encode_chunk(
     settings: &Settings,
-    frames: &[Frame],
+    frames: &[Image],
 ) -> Result<Vec<(Vec<u8>, DecoderState)>, String> {
     let mut state = DecoderState::default();
     let mut v = Vec::with_capacity(frames.len());
@@ -289,10 +289,10 @@ mod tests {
     use super::*;
     use excam_codec::metrics::frame_psnr;
 
-    fn clip(n: usize, w: usize, h: usize) -> Vec<Frame> {
+    fn clip(n: usize, w: usize, h: usize) -> Vec<Image> {
         (0..n)
             .map(|t| {
-                let mut f = Frame::filled(w, h, [0, 128, 128]);
+                let mut f = Image::filled(w, h, [0, 128, 128]);
                 for y in 0..h {
                     for (x, p) in f.planes[0].row_mut(y).iter_mut().enumerate() {
                         *p = (((x + 3 * t) ^ y) * 3 + 16) as u8;

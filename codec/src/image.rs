@@ -47,9 +47,11 @@ impl Plane {
     }
 }
 
-/// The name [`Image`] had before. The codec says `Image`; the
-/// coordinator, worker and benches still say `Frame`, and once they
-/// move this alias becomes `#[deprecated]`.
+/// The name [`Image`] had before. A VP8 *frame* is compressed bytes
+/// (`&[u8]`); an uncompressed picture is an [`Image`], which the whole
+/// workspace now says. The alias stays for code written against the old
+/// name.
+#[deprecated(note = "an uncompressed picture is an `Image`; a VP8 frame is `&[u8]`")]
 pub type Frame = Image;
 
 /// A 4:2:0 picture: Y at full size, U and V at half size rounded up.
@@ -148,10 +150,10 @@ mod tests {
     #[test]
     fn i420_round_trip_odd_size() {
         let bytes: Vec<u8> = (0..i420_len(5, 3)).map(|i| i as u8).collect();
-        let f = Frame::from_i420(5, 3, &bytes).unwrap();
+        let f = Image::from_i420(5, 3, &bytes).unwrap();
         assert_eq!(f.planes[1].width, 3);
         assert_eq!(f.planes[1].height, 2);
         assert_eq!(f.to_i420(), bytes);
-        assert!(Frame::from_i420(5, 3, &bytes[1..]).is_none());
+        assert!(Image::from_i420(5, 3, &bytes[1..]).is_none());
     }
 }

@@ -158,7 +158,9 @@ pub use decoder::Decoder;
 pub use encode::rebase::{encode_given_state, rebase, RebaseError};
 pub use encode::{encode, EncodeError, EncodeParams, EncodedFrame};
 pub use error::{DecodeError, FrameError};
-pub use image::{Frame, Image, Plane};
+#[allow(deprecated)] // the old name stays reachable where it was
+pub use image::Frame;
+pub use image::{Image, Plane};
 pub use picture::Picture;
 pub use state::DecoderState;
 

@@ -1,6 +1,6 @@
 //! Constant tables of the VP8 bitstream: prediction-mode numbering, the
-//! coding trees, and the fixed and default probabilities and quantizer
-//! lookups.
+//! coding trees, the fixed and default probabilities, the quantizer
+//! lookups and the sub-pixel interpolation filters.
 //!
 //! Every table here is transcribed from RFC 6386 ("VP8 Data Format and
 //! Decoding Guide"); each item names the section it comes from. Where a
@@ -883,6 +883,36 @@ pub const MBSPLITS: [[u8; 16]; 4] = [
 /// Number of partitions (motion vectors) of each partitioning
 /// [`MvSplit::TopBottom`]..=[`MvSplit::Sixteen`] (RFC 6386 Section 16.4).
 pub const MBSPLIT_COUNT: [usize; 4] = [2, 2, 4, 16];
+
+/// The six-tap sub-pixel filters, indexed by eighth-pel fraction
+/// (RFC 18.3, `subpixel_filters`). Taps apply to samples at offsets
+/// -2..=3 from the integer position; each filter sums to 128. Luma uses
+/// only the even (quarter-pel) entries; the odd ones, which have zero outer
+/// taps, serve chroma's eighth-pel vectors.
+pub const SIXTAP_FILTERS: [[i32; 6]; 8] = [
+    [0, 0, 128, 0, 0, 0],
+    [0, -6, 123, 12, -1, 0],
+    [2, -11, 108, 36, -8, 1],
+    [0, -9, 93, 50, -6, 0],
+    [3, -16, 77, 77, -16, 3],
+    [0, -6, 50, 93, -9, 0],
+    [1, -8, 36, 108, -11, 2],
+    [0, -1, 12, 123, -6, 0],
+];
+
+/// The bilinear sub-pixel filters used by stream versions 1 and 2,
+/// indexed by eighth-pel fraction (RFC 18.3). Taps apply to samples at
+/// offsets 0 and 1.
+pub const BILINEAR_FILTERS: [[i32; 2]; 8] = [
+    [128, 0],
+    [112, 16],
+    [96, 32],
+    [80, 48],
+    [64, 64],
+    [48, 80],
+    [32, 96],
+    [16, 112],
+];
 
 #[cfg(test)]
 mod tests {

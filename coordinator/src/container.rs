@@ -9,10 +9,96 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use excam_codec::container::ivf::{IvfHeader, IvfReader, IvfWriter, IVF_SIGNATURE};
+use excam_codec::container::ivf::{IvfError, IvfHeader, IvfReader, IvfWriter, IVF_SIGNATURE};
+
+/// Why a container cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The file cannot be opened.
+    #[error("cannot open {}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's first bytes cannot be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file starts as IVF but its header is not one.
+    #[error("{} is not a readable IVF file", .path.display())]
+    IvfHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with the header.
+        #[source]
+        source: IvfError,
+    },
+    /// The file starts as WebM but cannot be used.
+    #[error("{} is not a readable WebM file", .path.display())]
+    WebmHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: WebmError,
+    },
+    /// The file is neither container.
+    #[error(
+        "{} is neither IVF nor WebM: it starts with {found}, not \"DKIF\" (IVF) \
+         nor the EBML signature 1A 45 DF A3 (WebM, Matroska)",
+        .path.display()
+    )]
+    Unknown {
+        /// The file.
+        path: PathBuf,
+        /// Its first bytes, described (hex, and text when printable).
+        found: String,
+    },
+    /// A WebM file's clusters cannot be parsed past some frame.
+    #[error("malformed WebM: {0}")]
+    MalformedWebm(String),
+    /// libwebm refused to start a WebM output.
+    #[error("cannot start the WebM output: {0}")]
+    WebmStart(String),
+    /// libwebm refused a frame.
+    #[error("cannot write a WebM frame: {0}")]
+    WebmFrame(String),
+    /// libwebm could not write the cues and sizes at the end.
+    #[error("cannot finish the WebM output")]
+    WebmFinish,
+    /// An IVF frame cannot be read or written.
+    #[error(transparent)]
+    Ivf(#[from] IvfError),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a WebM file's header cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WebmError {
+    /// The demuxer's own message.
+    #[error("{0}")]
+    Demux(String),
+    /// No track is a video track.
+    #[error("it has no video track")]
+    NoVideoTrack,
+    /// The video track is not VP8.
+    #[error("its video track is {0}, not VP8 (V_VP8); excam decodes VP8 only")]
+    NotVp8(String),
+}
+
+type Result<T, E = ContainerError> = std::result::Result<T, E>;
 
 /// The first four bytes of every EBML (Matroska, WebM) file.
 const EBML_MAGIC: [u8; 4] = [0x1a, 0x45, 0xdf, 0xa3];
@@ -86,17 +172,24 @@ impl VideoReader {
     /// says what its first bytes are), a malformed header, or a WebM file
     /// without a VP8 video track.
     pub fn open(path: &Path) -> Result<VideoReader> {
-        let mut file =
-            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let path_buf = || path.to_path_buf();
+        let mut file = File::open(path).map_err(|source| ContainerError::Open {
+            path: path_buf(),
+            source,
+        })?;
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut file, &mut magic)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        file.rewind()
-            .with_context(|| format!("cannot read {}", path.display()))?;
+            .and_then(|got| file.rewind().map(|_| got))
+            .map_err(|source| ContainerError::Read {
+                path: path_buf(),
+                source,
+            })?;
         let reader = BufReader::with_capacity(1 << 20, file);
         if got == 4 && magic == IVF_SIGNATURE {
-            let ivf = IvfReader::new(reader)
-                .with_context(|| format!("{} is not a readable IVF file", path.display()))?;
+            let ivf = IvfReader::new(reader).map_err(|source| ContainerError::IvfHeader {
+                path: path_buf(),
+                source,
+            })?;
             let fps = ivf_frame_rate(ivf.header());
             return Ok(VideoReader {
                 container: Container::Ivf,
@@ -106,15 +199,15 @@ impl VideoReader {
             });
         }
         if got == 4 && magic == EBML_MAGIC {
-            return open_webm(reader)
-                .with_context(|| format!("{} is not a readable WebM file", path.display()));
+            return open_webm(reader).map_err(|source| ContainerError::WebmHeader {
+                path: path_buf(),
+                source,
+            });
         }
-        bail!(
-            "{} is neither IVF nor WebM: it starts with {}, not \"DKIF\" (IVF) \
-             nor the EBML signature 1A 45 DF A3 (WebM, Matroska)",
-            path.display(),
-            describe_magic(&magic[..got])
-        )
+        Err(ContainerError::Unknown {
+            path: path_buf(),
+            found: describe_magic(&magic[..got]),
+        })
     }
 }
 
@@ -154,19 +247,16 @@ fn ivf_frame_rate(h: &IvfHeader) -> (usize, usize) {
     }
 }
 
-fn open_webm(reader: BufReader<File>) -> Result<VideoReader> {
+fn open_webm(reader: BufReader<File>) -> Result<VideoReader, WebmError> {
     use matroska_demuxer::{Frame, MatroskaFile, TrackType};
-    let mut file = MatroskaFile::open(reader).map_err(|e| anyhow!("{e}"))?;
+    let mut file = MatroskaFile::open(reader).map_err(|e| WebmError::Demux(e.to_string()))?;
     let track = file
         .tracks()
         .iter()
         .find(|t| t.track_type() == TrackType::Video)
-        .context("it has no video track")?;
+        .ok_or(WebmError::NoVideoTrack)?;
     if track.codec_id() != "V_VP8" {
-        bail!(
-            "its video track is {}, not VP8 (V_VP8); excam decodes VP8 only",
-            track.codec_id()
-        );
+        return Err(WebmError::NotVp8(track.codec_id().to_string()));
     }
     let number = track.track_number().get();
     let full_range = match track
@@ -198,7 +288,7 @@ fn open_webm(reader: BufReader<File>) -> Result<VideoReader> {
             }
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) if ahead.is_empty() => return Err(anyhow!("{e}")),
+            Err(e) if ahead.is_empty() => return Err(WebmError::Demux(e.to_string())),
             // Hand out what was read; the error comes after it.
             Err(e) => {
                 error = Some(e.to_string());
@@ -262,7 +352,7 @@ impl Iterator for VideoReader {
                 }
                 if let Some(e) = error.take() {
                     *done = true;
-                    return Some(Err(anyhow!("malformed WebM: {e}")));
+                    return Some(Err(ContainerError::MalformedWebm(e)));
                 }
                 let mut frame = matroska_demuxer::Frame::default();
                 while !*done {
@@ -274,7 +364,7 @@ impl Iterator for VideoReader {
                         Ok(false) => *done = true,
                         Err(e) => {
                             *done = true;
-                            return Some(Err(anyhow!("malformed WebM: {e}")));
+                            return Some(Err(ContainerError::MalformedWebm(e.to_string())));
                         }
                     }
                 }
@@ -377,7 +467,7 @@ impl VideoWriter {
                 } else {
                     Writer::new_non_seek(WebmSink::Stream(out))
                 };
-                let err = |e: webm::mux::Error| anyhow!("cannot start the WebM output: {e}");
+                let err = |e: webm::mux::Error| ContainerError::WebmStart(e.to_string());
                 let builder = SegmentBuilder::new(writer)
                     .map_err(err)?
                     .set_writing_app(concat!("excam ", env!("CARGO_PKG_VERSION")))
@@ -424,7 +514,7 @@ impl VideoWriter {
                     let base = after.map_or(0, |p| (p as f64 * *tick_ns).round() as u64);
                     segment
                         .add_frame(*track, data, base + nth * 1_000_000, key)
-                        .map_err(|e| anyhow!("cannot write a WebM frame: {e}"))
+                        .map_err(|e| ContainerError::WebmFrame(e.to_string()))
                 }
             },
         }
@@ -444,7 +534,7 @@ impl VideoWriter {
                 tick_ns,
             } => segment
                 .add_frame(*track, data, (pts as f64 * *tick_ns).round() as u64, key)
-                .map_err(|e| anyhow!("cannot write a WebM frame: {e}")),
+                .map_err(|e| ContainerError::WebmFrame(e.to_string())),
         }
     }
 
@@ -468,7 +558,7 @@ impl VideoWriter {
             VideoWriter::Webm { segment, .. } => {
                 let writer = segment
                     .finalize(None)
-                    .map_err(|_| anyhow!("cannot finish the WebM output"))?;
+                    .map_err(|_| ContainerError::WebmFinish)?;
                 match writer.into_inner() {
                     WebmSink::Seekable(mut w) | WebmSink::Stream(mut w) => w.flush()?,
                 }

@@ -190,7 +190,7 @@ pub fn run(args: &DecodeArgs) -> Result<()> {
     } else {
         let mut sink = AtomicFile::create(out)?;
         write_frames(reader, format, fps, &mut sink, args)?;
-        sink.commit()
+        Ok(sink.commit()?)
     }
 }
 

@@ -15,7 +15,51 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+/// Why pictures cannot be written as image files.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The `--frames` pattern is not UTF-8.
+    #[error("--frames {}: not UTF-8", .0.display())]
+    NotUtf8(PathBuf),
+    /// The pattern's extension names no format excam writes.
+    #[error(
+        "--frames {0}: cannot tell the image format; end the pattern in \
+         .png or .jpg (for example frames/%04d.png)"
+    )]
+    Format(String),
+    /// The pattern has more than one field, or a `%` that starts none.
+    #[error(
+        "--frames {0}: needs exactly one frame-number field, %d or %0Nd \
+         (write %% for a literal %)"
+    )]
+    Fields(String),
+    /// The pattern has no frame-number field.
+    #[error("--frames {0}: has no frame-number field; write e.g. %04d for 0001, 0002, ...")]
+    NoField(String),
+    /// The directory the pattern names does not exist.
+    #[error("--frames: directory {} does not exist", .0.display())]
+    NoDirectory(PathBuf),
+    /// An image file cannot be created.
+    #[error("cannot create {}", .path.display())]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image cannot be encoded or written.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+type Result<T, E = ImageError> = std::result::Result<T, E>;
 use excam_codec::Picture;
 use rayon::prelude::*;
 
@@ -138,7 +182,7 @@ impl Pattern {
     pub fn parse(pattern: &Path) -> Result<Pattern> {
         let text = pattern
             .to_str()
-            .with_context(|| format!("--frames {}: not UTF-8", pattern.display()))?;
+            .ok_or_else(|| ImageError::NotUtf8(pattern.to_path_buf()))?;
         let format = match pattern
             .extension()
             .and_then(|e| e.to_str())
@@ -147,10 +191,7 @@ impl Pattern {
         {
             Some("png") => ImageFormat::Png,
             Some("jpg" | "jpeg") => ImageFormat::Jpeg,
-            _ => bail!(
-                "--frames {text}: cannot tell the image format; end the pattern in \
-                 .png or .jpg (for example frames/%04d.png)"
-            ),
+            _ => return Err(ImageError::Format(text.to_string())),
         };
         let mut prefix = String::new();
         let mut suffix = String::new();
@@ -177,19 +218,14 @@ impl Pattern {
                 chars.next();
             }
             if chars.next() != Some('d') || width.is_some() {
-                bail!(
-                    "--frames {text}: needs exactly one frame-number field, %d or %0Nd \
-                     (write %% for a literal %)"
-                );
+                return Err(ImageError::Fields(text.to_string()));
             }
             // `%4d` pads with spaces in printf; file names want zeros, and
             // FFmpeg pads `%4d` with zeros too.
             width = Some(digits.parse::<usize>().unwrap_or(0).min(20));
         }
         let Some(width) = width else {
-            bail!(
-                "--frames {text}: has no frame-number field; write e.g. %04d for 0001, 0002, ..."
-            );
+            return Err(ImageError::NoField(text.to_string()));
         };
         Ok(Pattern {
             prefix,
@@ -218,8 +254,10 @@ impl Pattern {
 pub fn save(picture: &Picture, range: Range, format: ImageFormat, path: &Path) -> Result<()> {
     let (w, h) = (picture.width() as u32, picture.height() as u32);
     let rgb = to_rgb(picture, range);
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(path).map_err(|source| ImageError::Create {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let out = std::io::BufWriter::new(file);
     let res = match format {
         ImageFormat::Png => image::ImageEncoder::write_image(
@@ -237,7 +275,10 @@ pub fn save(picture: &Picture, range: Range, format: ImageFormat, path: &Path) -
             image::ExtendedColorType::Rgb8,
         ),
     };
-    res.with_context(|| format!("cannot write {}", path.display()))
+    res.map_err(|source| ImageError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes pictures to numbered files, a batch at a time on rayon's pool.
@@ -261,7 +302,7 @@ impl FrameSink {
         let first = pattern.path(1);
         if let Some(dir) = first.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                bail!("--frames: directory {} does not exist", dir.display());
+                return Err(ImageError::NoDirectory(dir.to_path_buf()));
             }
         }
         Ok(FrameSink {

@@ -14,12 +14,12 @@
 //!
 //! ```
 //! use excam_codec::encode::encoder::EncoderConfig;
-//! use excam_codec::{decode, DecoderState, Frame};
+//! use excam_codec::{decode, DecoderState, Image};
 //! use excam_coordinator::pipeline::{run_pipeline, LocalExchange, PipelineConfig, PipelineStats};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Twelve frames of a slowly brightening picture.
-//! let frames: Vec<Frame> = (0..12u8).map(|i| Frame::filled(64, 48, [60 + 4 * i, 128, 128])).collect();
+//! let frames: Vec<Image> = (0..12u8).map(|i| Image::filled(64, 48, [60 + 4 * i, 128, 128])).collect();
 //! let mut cfg = PipelineConfig::new(EncoderConfig::new(64, 48));
 //! (cfg.chunk_frames, cfg.group_chunks, cfg.workers) = (4, 3, 2); // ExCamera\[4,3\]
 //! let chunks = run_pipeline(&frames, &cfg, &LocalExchange::default(), &|_, _, _| {}, None, &mut PipelineStats::default())?;

@@ -70,10 +70,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e)
-            if e.downcast_ref::<excam_coordinator::runtime::JobError>()
-                .is_some_and(|e| e.is_cancelled()) =>
-        {
+        Err(e) if cancelled(&e) => {
             eprintln!("excam: {e}");
             ExitCode::from(130)
         }
@@ -83,4 +80,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is a job cancelled by Ctrl-C, reported by the runtime
+/// directly or through the library's encode.
+fn cancelled(e: &anyhow::Error) -> bool {
+    use excam_coordinator::{encode::EncodeError, runtime::JobError};
+    e.downcast_ref::<JobError>()
+        .is_some_and(JobError::is_cancelled)
+        || e.downcast_ref::<EncodeError>()
+            .is_some_and(EncodeError::is_cancelled)
 }

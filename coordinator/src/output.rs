@@ -12,8 +12,61 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use tempfile::NamedTempFile;
+
+/// Why an output could not be put in place. Each names the path it was
+/// working on; the cause is its source.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The temporary file beside the output cannot be created (a missing
+    /// or read-only directory).
+    #[error("cannot create a file in {}", .dir.display())]
+    CreateTemp {
+        /// The directory it was to be made in.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary file cannot be opened again for writing.
+    #[error("cannot open {}", .path.display())]
+    Open {
+        /// The temporary file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The buffered bytes cannot be written out.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The temporary file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The finished file cannot be synced to disk.
+    #[error("cannot sync {}", .path.display())]
+    Sync {
+        /// The temporary file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The finished file cannot be renamed over the output path.
+    #[error("cannot create {}", .path.display())]
+    Persist {
+        /// The output path.
+        path: PathBuf,
+        /// Why (it holds the temporary file, removed when dropped).
+        #[source]
+        source: tempfile::PersistError,
+    },
+}
+
+type Result<T, E = OutputError> = std::result::Result<T, E>;
 
 /// A temporary file beside `output` (`.NAME.XXXXXX.part`), to be put in
 /// place by [`persist`]; `-` (standard output) gets one in the temporary
@@ -32,18 +85,21 @@ pub fn temp_beside(output: &Path) -> Result<NamedTempFile> {
         .prefix(&format!(".{name}."))
         .suffix(".part")
         .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a file in {}", dir.display()))
+        .map_err(|source| OutputError::CreateTemp { dir, source })
 }
 
 /// Syncs the finished temporary file, renames it to `dest` and syncs the
 /// directory, so after a crash `dest` is either the old file or the whole
 /// new one, never a truncated one.
 pub fn persist(tmp: NamedTempFile, dest: &Path) -> Result<()> {
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("cannot sync {}", tmp.path().display()))?;
-    tmp.persist(dest)
-        .with_context(|| format!("cannot create {}", dest.display()))?;
+    if let Err(source) = tmp.as_file().sync_all() {
+        let path = tmp.path().to_path_buf();
+        return Err(OutputError::Sync { path, source });
+    }
+    tmp.persist(dest).map_err(|source| OutputError::Persist {
+        path: dest.to_path_buf(),
+        source,
+    })?;
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -68,9 +124,10 @@ impl AtomicFile {
     /// Creates the temporary file beside `dest` (see [`temp_beside`]).
     pub fn create(dest: &Path) -> Result<Self> {
         let tmp = temp_beside(dest)?;
-        let file = tmp
-            .reopen()
-            .with_context(|| format!("cannot open {}", tmp.path().display()))?;
+        let file = tmp.reopen().map_err(|source| OutputError::Open {
+            path: tmp.path().to_path_buf(),
+            source,
+        })?;
         Ok(AtomicFile {
             writer: BufWriter::with_capacity(1 << 20, file),
             tmp,
@@ -80,12 +137,10 @@ impl AtomicFile {
 
     /// Flushes, syncs and renames the temporary file to the destination.
     pub fn commit(self) -> Result<()> {
-        let path = self.tmp.path().display().to_string();
-        let file = self
-            .writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {path}"))?;
+        let file = self.writer.into_inner().map_err(|e| OutputError::Write {
+            path: self.tmp.path().to_path_buf(),
+            source: e.into_error(),
+        })?;
         drop(file);
         persist(self.tmp, &self.dest)
     }

@@ -32,7 +32,7 @@ use std::sync::{Condvar, Mutex};
 
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state, encode_state, state_digest, Compression, StateError};
-use excam_codec::{DecoderState, Frame};
+use excam_codec::{DecoderState, Image};
 pub use excam_worker::chunk::Phase;
 use excam_worker::chunk::{ChunkError, Coded, CodingTime};
 use excam_worker::graph::{Frontier, GraphError, JobGraph, Node};
@@ -252,7 +252,7 @@ fn run_dataflow(
 
 /// Encodes `frames` with ExCamera\[N,x\]; returns the chunks in order.
 pub fn run_pipeline(
-    frames: &[Frame],
+    frames: &[Image],
     cfg: &PipelineConfig,
     exchange: &dyn StateExchange,
     progress: Progress,

@@ -382,12 +382,12 @@ fn decode_writes_a_fifo_in_place_as_y4m() {
 
 /// A small Y4M clip of `n` frames with motion, written with ffmpeg-free
 /// code so the test needs no tool.
-fn write_clip(path: &Path, n: usize) -> Vec<excam_codec::Frame> {
+fn write_clip(path: &Path, n: usize) -> Vec<excam_codec::Image> {
     use excam_codec::container::y4m::Y4mWriter;
     let (w, h) = (48, 32);
-    let frames: Vec<excam_codec::Frame> = (0..n)
+    let frames: Vec<excam_codec::Image> = (0..n)
         .map(|t| {
-            let mut f = excam_codec::Frame::filled(w, h, [0, 110, 140]);
+            let mut f = excam_codec::Image::filled(w, h, [0, 110, 140]);
             for y in 0..h {
                 for x in 0..w {
                     f.planes[0].row_mut(y)[x] = ((x * 5 + y * 3 + t * 4) % 256) as u8;
@@ -403,7 +403,7 @@ fn write_clip(path: &Path, n: usize) -> Vec<excam_codec::Frame> {
     frames
 }
 
-fn decode_all(ivf: &[u8]) -> Vec<excam_codec::Frame> {
+fn decode_all(ivf: &[u8]) -> Vec<excam_codec::Image> {
     let r = excam_codec::container::ivf::IvfReader::new(ivf).unwrap();
     let mut state = excam_codec::DecoderState::new();
     let mut out = Vec::new();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use excam_codec::container::ivf::IvfReader;
 use excam_codec::container::y4m::Y4mWriter;
-use excam_codec::{decode, DecoderState, Frame};
+use excam_codec::{decode, DecoderState, Image};
 // The command's flags are the binary's (the library takes a typed spec):
 // the binary's module, compiled here as well, parses and resolves them.
 #[allow(dead_code)]
@@ -27,10 +27,10 @@ fn args(list: &[&str]) -> EncodeArgs {
         .args
 }
 
-fn frames(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn frames(w: usize, h: usize, n: usize) -> Vec<Image> {
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 120, 130]);
+            let mut f = Image::filled(w, h, [0, 120, 130]);
             for y in 0..h {
                 for x in 0..w {
                     f.planes[0].row_mut(y)[x] = ((x * 7 + y * 3 + t * 5) % 256) as u8;
@@ -41,7 +41,7 @@ fn frames(w: usize, h: usize, n: usize) -> Vec<Frame> {
         .collect()
 }
 
-fn write_y4m(path: &Path, frames: &[Frame]) {
+fn write_y4m(path: &Path, frames: &[Image]) {
     let file = std::fs::File::create(path).unwrap();
     let mut w = Y4mWriter::new(file, frames[0].width, frames[0].height, (30, 1)).unwrap();
     for f in frames {
@@ -59,7 +59,7 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-fn decode_ivf(path: &Path) -> Vec<Frame> {
+fn decode_ivf(path: &Path) -> Vec<Image> {
     let r = IvfReader::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut state = DecoderState::new();
     let mut out = Vec::new();
@@ -201,7 +201,7 @@ fn bad_inputs_fail_cleanly() {
     assert!(e.contains("no frames"), "{e}");
 }
 
-fn write_y4m_bytes(out: &mut Vec<u8>, frames: &[Frame]) {
+fn write_y4m_bytes(out: &mut Vec<u8>, frames: &[Image]) {
     let mut w = Y4mWriter::new(out, frames[0].width, frames[0].height, (30, 1)).unwrap();
     for f in frames {
         w.write_frame(f).unwrap();

@@ -4,13 +4,13 @@
 use std::process::Command;
 
 use excam_codec::encode::encoder::{EncoderConfig, RateControl};
-use excam_codec::{decode, DecoderState, Frame};
+use excam_codec::{decode, DecoderState, Image};
 use excam_coordinator::pipeline::{
     run_pipeline, verify_chain, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats,
     StateExchange,
 };
 
-fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize) -> Vec<Image> {
     (0..n)
         .map(|t| {
             let mut bytes = Vec::new();
@@ -25,19 +25,19 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
             let c = w.div_ceil(2) * h.div_ceil(2);
             bytes.extend((0..c).map(|i| (110 + (i + t) % 30) as u8));
             bytes.extend((0..c).map(|i| (140 - (i * 3 + t) % 25) as u8));
-            Frame::from_i420(w, h, &bytes).unwrap()
+            Image::from_i420(w, h, &bytes).unwrap()
         })
         .collect()
 }
 
-fn encoder_config(f: &Frame, speed: u8) -> EncoderConfig {
+fn encoder_config(f: &Image, speed: u8) -> EncoderConfig {
     let mut c = EncoderConfig::new(f.width, f.height);
     c.rate = RateControl::Quantizer(25);
     c.speed = speed;
     c
 }
 
-fn run(frames: &[Frame], n: usize, x: usize, workers: usize) -> Vec<Chunk> {
+fn run(frames: &[Image], n: usize, x: usize, workers: usize) -> Vec<Chunk> {
     let cfg = PipelineConfig {
         chunk_frames: n,
         group_chunks: x,

@@ -13,16 +13,16 @@ use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::decode::parse_frame_header;
 use excam_codec::encode::encoder::FirstPassStats;
 use excam_codec::encode::quantize::quantizer_to_qindex;
-use excam_codec::{decode, DecoderState, Frame};
+use excam_codec::{decode, DecoderState, Image};
 
 const FPS: f64 = 30.0;
 
 /// A panning texture with noise; from frame `n / 2` on, busier content.
-fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
+fn clip(w: usize, h: usize, n: usize) -> Vec<Image> {
     let mut seed = 0x2545_f491u32;
     (0..n)
         .map(|t| {
-            let mut f = Frame::filled(w, h, [0, 120, 136]);
+            let mut f = Image::filled(w, h, [0, 120, 136]);
             let hard = t >= n / 2;
             for y in 0..h {
                 for x in 0..w {
@@ -43,7 +43,7 @@ fn clip(w: usize, h: usize, n: usize) -> Vec<Frame> {
         .collect()
 }
 
-fn write_y4m(path: &Path, frames: &[Frame]) {
+fn write_y4m(path: &Path, frames: &[Image]) {
     let file = std::fs::File::create(path).unwrap();
     let mut w = Y4mWriter::new(file, frames[0].width, frames[0].height, (30, 1)).unwrap();
     for f in frames {

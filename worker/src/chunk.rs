@@ -22,7 +22,7 @@ use std::time::Instant;
 use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus};
 use excam_codec::{
     decode_picture, encode_given_state, rebase, DecodeError, DecoderState, EncodeError,
-    EncodeParams, Frame, RebaseError,
+    EncodeParams, Image, RebaseError,
 };
 use thiserror::Error;
 
@@ -233,7 +233,7 @@ pub const PROXY_KEY_Q_DROP: u8 = 48;
 pub fn encode_chunk(
     plan: &ChunkPlan,
     cfg: &EncoderConfig,
-    frames: &[Frame],
+    frames: &[Image],
 ) -> Result<Coded, ChunkError> {
     let phase = Phase::Encode;
     let enc_err = |source| ChunkError::Encode { phase, source };
@@ -299,7 +299,7 @@ fn code_from(
     phase: Phase,
     plan: &ChunkPlan,
     cfg: &EncoderConfig,
-    frames: &[Frame],
+    frames: &[Image],
     decisions: &Coded,
     pred: DecoderState,
 ) -> Result<Coded, ChunkError> {
@@ -338,7 +338,7 @@ fn code_from(
 pub fn encode_given_state_chunk(
     plan: &ChunkPlan,
     cfg: &EncoderConfig,
-    frames: &[Frame],
+    frames: &[Image],
     own: &Coded,
     pred: DecoderState,
 ) -> Result<Coded, ChunkError> {
@@ -353,7 +353,7 @@ pub fn encode_given_state_chunk(
 pub fn rebase_chunk(
     plan: &ChunkPlan,
     cfg: &EncoderConfig,
-    frames: &[Frame],
+    frames: &[Image],
     approx: &Coded,
     pred: DecoderState,
 ) -> Result<Coded, ChunkError> {
@@ -395,10 +395,10 @@ mod tests {
     use excam_codec::encode::encoder::RateControl;
     use excam_codec::encode::quantize::quantizer_to_qindex;
 
-    fn clip(n: usize) -> Vec<Frame> {
+    fn clip(n: usize) -> Vec<Image> {
         (0..n)
             .map(|i| {
-                let mut f = Frame::filled(48, 32, [60, 128, 128]);
+                let mut f = Image::filled(48, 32, [60, 128, 128]);
                 for (k, v) in f.planes[0].data.iter_mut().enumerate() {
                     *v = ((k * 7 + i * 3) % 200) as u8;
                 }

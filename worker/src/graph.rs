@@ -31,7 +31,7 @@ use std::ops::Range;
 use thiserror::Error;
 
 use excam_codec::encode::encoder::EncoderConfig;
-use excam_codec::{DecoderState, Frame};
+use excam_codec::{DecoderState, Image};
 
 use crate::chunk::{
     encode_chunk, encode_given_state_chunk, rebase_chunk, ChunkError, ChunkPlan, Coded, Phase,
@@ -328,7 +328,7 @@ impl JobGraph {
         &self,
         node: Node,
         cfg: &EncoderConfig,
-        frames: &[Frame],
+        frames: &[Image],
         own: Option<&Coded>,
         pred: Option<DecoderState>,
     ) -> Result<Coded, ChunkError> {

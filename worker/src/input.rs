@@ -8,7 +8,7 @@
 
 use excam_codec::container::y4m::{Y4mError, Y4mHeader, Y4mReader};
 use excam_codec::image::i420_len;
-use excam_codec::Frame;
+use excam_codec::Image;
 use thiserror::Error;
 
 use crate::store::{Store, StoreError};
@@ -192,7 +192,7 @@ pub async fn read_frames(
     height: usize,
     first: usize,
     count: usize,
-) -> Result<Vec<Frame>, InputError> {
+) -> Result<Vec<Image>, InputError> {
     let key = &input.key;
     let request = |message: String| InputError::Request {
         key: key.clone(),
@@ -227,7 +227,7 @@ pub async fn read_frames(
         if !raw.starts_with(FRAME_LINE) {
             return Err(frame_line_error(key, first + k, raw));
         }
-        let f = Frame::from_i420(width, height, &raw[FRAME_LINE.len()..])
+        let f = Image::from_i420(width, height, &raw[FRAME_LINE.len()..])
             .expect("picture length checked by the stride");
         frames.push(f);
     }

@@ -24,7 +24,7 @@
 //! its bytes depend on, so a resumed job reuses a chunk only if it would
 //! come out the same.
 
-use excam_codec::Frame;
+use excam_codec::Image;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -87,7 +87,7 @@ pub fn chunk_object(job: &str, cache_key: &str) -> String {
 
 /// SHA-256 of a chunk's input pictures: width, height and the tightly
 /// packed I420 bytes of each frame, in order.
-pub fn frames_digest(frames: &[Frame]) -> [u8; 32] {
+pub fn frames_digest(frames: &[Image]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update((frames.len() as u64).to_le_bytes());
     let mut buf = Vec::new();

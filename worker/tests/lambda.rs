@@ -17,7 +17,7 @@ use aws_sdk_lambda::primitives::Blob;
 use bytes::Bytes;
 use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::encode::encoder::EncoderConfig;
-use excam_codec::Frame;
+use excam_codec::Image;
 use excam_worker::input::probe_input;
 use excam_worker::store::{LocalStore, Store};
 use excam_worker::task::{CodecParams, StoreSpec, Task, TaskResult, TASK_VERSION};
@@ -148,7 +148,7 @@ async fn lambda_mode_answers_invocations() {
     let mut y4m = Vec::new();
     let mut wr = Y4mWriter::new(&mut y4m, w, h, (25, 1)).unwrap();
     for t in 0..n {
-        wr.write_frame(&Frame::filled(w, h, [(30 * t) as u8, 90, 160]))
+        wr.write_frame(&Image::filled(w, h, [(30 * t) as u8, 90, 160]))
             .unwrap();
     }
     drop(wr);

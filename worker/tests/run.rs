@@ -9,7 +9,7 @@ use std::time::Duration;
 use excam_codec::container::y4m::Y4mWriter;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::state_digest;
-use excam_codec::{DecoderState, Frame};
+use excam_codec::{DecoderState, Image};
 use excam_rendezvous::{Relay, RelayConfig, RelaySecret, TlsIdentity};
 use excam_worker::input::probe_input;
 use excam_worker::keys;
@@ -28,10 +28,10 @@ const X: usize = 3;
 const INPUT_KEY: &str = "input/clip.y4m";
 
 /// A moving diagonal pattern with a drifting colour.
-fn clip() -> Vec<Frame> {
+fn clip() -> Vec<Image> {
     (0..FRAMES)
         .map(|t| {
-            let mut f = Frame::filled(W, H, [0, 128, 128]);
+            let mut f = Image::filled(W, H, [0, 128, 128]);
             for y in 0..H {
                 for x in 0..W {
                     let v = ((x + 2 * t) * 5 + (y + t) * 3) % 256;
@@ -58,7 +58,7 @@ fn clip() -> Vec<Frame> {
         .collect()
 }
 
-fn y4m(frames: &[Frame]) -> Vec<u8> {
+fn y4m(frames: &[Image]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut w = Y4mWriter::new(&mut out, W, H, (30, 1)).unwrap();
     for f in frames {
@@ -80,7 +80,7 @@ struct Fixture {
     root: std::path::PathBuf,
     store: Arc<LocalStore>,
     input: InputSpec,
-    frames: Vec<Frame>,
+    frames: Vec<Image>,
 }
 
 async fn fixture() -> Fixture {

@@ -296,7 +296,7 @@ async fn s3_store_behaviour() {
 async fn binary_runs_a_task_against_s3_from_env() {
     use excam_codec::container::y4m::Y4mWriter;
     use excam_codec::encode::encoder::EncoderConfig;
-    use excam_codec::Frame;
+    use excam_codec::Image;
     use excam_worker::input::probe_input;
     use excam_worker::task::{CodecParams, StoreSpec, Task, TaskResult, TASK_VERSION};
     use std::io::Write;
@@ -313,7 +313,7 @@ async fn binary_runs_a_task_against_s3_from_env() {
     let mut y4m = Vec::new();
     let mut wr = Y4mWriter::new(&mut y4m, w, h, (25, 1)).unwrap();
     for t in 0..n {
-        wr.write_frame(&Frame::filled(w, h, [(40 * t) as u8, 100, 150]))
+        wr.write_frame(&Image::filled(w, h, [(40 * t) as u8, 100, 150]))
             .unwrap();
     }
     drop(wr);

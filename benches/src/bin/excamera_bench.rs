@@ -22,7 +22,7 @@ use excam_codec::container::ivf::IvfReader;
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_codec::metrics::{PsnrStats, SsimStats};
-use excam_codec::{decode, DecoderState, Frame};
+use excam_codec::{decode, DecoderState, Image};
 use excam_coordinator::pipeline::{
     run_pipeline, Chunk, LocalExchange, PipelineConfig, PipelineStats,
 };
@@ -49,7 +49,7 @@ struct Point {
     seconds: f64,
 }
 
-fn read_clip(path: &Path) -> Result<(Vec<Frame>, f64)> {
+fn read_clip(path: &Path) -> Result<(Vec<Image>, f64)> {
     let mut r = Y4mReader::new(std::io::BufReader::new(std::fs::File::open(path)?))?;
     let (num, den) = r.header().framerate;
     let fps = num as f64 / den.max(1) as f64;
@@ -60,7 +60,7 @@ fn read_clip(path: &Path) -> Result<(Vec<Frame>, f64)> {
     Ok((frames, fps))
 }
 
-fn quality(frames: &[Frame], stream: &[Vec<u8>], fps: f64, seconds: f64) -> Result<Point> {
+fn quality(frames: &[Image], stream: &[Vec<u8>], fps: f64, seconds: f64) -> Result<Point> {
     let mut state = DecoderState::default();
     let mut psnr = PsnrStats::new();
     let mut ssim = SsimStats::new();
@@ -84,7 +84,7 @@ fn quality(frames: &[Frame], stream: &[Vec<u8>], fps: f64, seconds: f64) -> Resu
 }
 
 fn excamera(
-    frames: &[Frame],
+    frames: &[Image],
     n: usize,
     x: usize,
     workers: usize,

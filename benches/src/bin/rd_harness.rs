@@ -40,7 +40,7 @@ use excam_codec::container::ivf::{IvfHeader, IvfReader, IvfWriter};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, RateControl, MAX_SPEED};
 use excam_codec::metrics::{frame_ssim, PsnrStats};
-use excam_codec::Frame;
+use excam_codec::Image;
 
 /// What vpxenc is compared at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -171,7 +171,7 @@ impl Curve {
     }
 }
 
-fn read_clip(path: &Path) -> anyhow::Result<(Vec<Frame>, (u32, u32))> {
+fn read_clip(path: &Path) -> anyhow::Result<(Vec<Image>, (u32, u32))> {
     let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut r = Y4mReader::new(BufReader::new(f))?;
     let fr = r.header().framerate;
@@ -184,7 +184,7 @@ fn read_clip(path: &Path) -> anyhow::Result<(Vec<Frame>, (u32, u32))> {
 }
 
 /// Decodes `ivf` with vpxdec into I420 frames.
-fn vpxdec(ivf: &Path, w: usize, h: usize, dir: &Path) -> anyhow::Result<Vec<Frame>> {
+fn vpxdec(ivf: &Path, w: usize, h: usize, dir: &Path) -> anyhow::Result<Vec<Image>> {
     let out = dir.join("dec.i420");
     let st = Command::new("vpxdec")
         .args(["--codec=vp8", "--i420", "-o"])
@@ -206,7 +206,7 @@ fn ivf_bits(ivf: &Path) -> anyhow::Result<u64> {
     Ok(bits)
 }
 
-fn quality(src: &[Frame], dec: &[Frame]) -> anyhow::Result<(f64, f64)> {
+fn quality(src: &[Image], dec: &[Image]) -> anyhow::Result<(f64, f64)> {
     ensure!(
         src.len() == dec.len(),
         "decoded {} frames of {}",
@@ -224,7 +224,7 @@ fn quality(src: &[Frame], dec: &[Frame]) -> anyhow::Result<(f64, f64)> {
 
 fn excam_point(
     args: &Args,
-    src: &[Frame],
+    src: &[Image],
     fps: (u32, u32),
     speed: u8,
     q: u8,
@@ -399,7 +399,7 @@ fn cache_path(dir: &Path, clip: &Path, mode: &VpxMode, q: u8) -> Option<PathBuf>
 fn vpxenc_point(
     args: &Args,
     clip: &Path,
-    src: &[Frame],
+    src: &[Image],
     fps: (u32, u32),
     mode: &VpxMode,
     q: u8,

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use excam_codec::container::ivf::IvfReader;
 use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression};
-use excam_codec::{decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, Frame};
+use excam_codec::{decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, Image};
 
 /// Bytes before the body in the state wire format.
 const WIRE_HEADER: usize = 28;
@@ -73,7 +73,7 @@ pub struct Base {
     /// The frames, in order.
     pub frames: Vec<Vec<u8>>,
     /// The shown pictures, in order.
-    pub pictures: Vec<Frame>,
+    pub pictures: Vec<Image>,
 }
 
 impl Base {
@@ -111,7 +111,7 @@ fn own_stream() -> Vec<Vec<u8>> {
     let mut state = DecoderState::default();
     let mut out = Vec::new();
     for t in 0..BASE_FRAMES {
-        let mut f = Frame::filled(w, h, [0, 128, 128]);
+        let mut f = Image::filled(w, h, [0, 128, 128]);
         for y in 0..h {
             for (x, v) in f.planes[0].row_mut(y).iter_mut().enumerate() {
                 *v = ((x * 5 + y * 3 + t * 7) % 256) as u8;
@@ -297,19 +297,19 @@ pub enum PictureSpec {
 
 impl PictureSpec {
     /// The picture.
-    pub fn build(&self) -> Frame {
+    pub fn build(&self) -> Image {
         match self {
             PictureSpec::Real { base, index, edits } => {
                 let b = pick(bases(), *base);
                 let mut f = pick(&b.pictures, *index).clone();
                 let mut i420 = f.to_i420();
                 edits.apply(&mut i420);
-                if let Some(g) = Frame::from_i420(f.width, f.height, &i420) {
+                if let Some(g) = Image::from_i420(f.width, f.height, &i420) {
                     f = g;
                 }
                 f
             }
-            PictureSpec::Flat { width, height, yuv } => Frame::filled(
+            PictureSpec::Flat { width, height, yuv } => Image::filled(
                 usize::from(*width) % (MAX_FLAT_SIDE + 1),
                 usize::from(*height) % (MAX_FLAT_SIDE + 1),
                 *yuv,
@@ -383,7 +383,7 @@ fn check_encoded(
     state: &DecoderState,
     data: &[u8],
     claimed: &DecoderState,
-    shown: Option<Frame>,
+    shown: Option<Image>,
 ) {
     let (next, picture) = decode(state, data)
         .unwrap_or_else(|e| panic!("{what}: its frame does not decode against its state: {e}"));

@@ -37,7 +37,7 @@ pub enum I420Error {
 /// Reads raw I420 frames of a fixed size from any [`Read`].
 ///
 /// Use [`next_frame`](I420Reader::next_frame) or iterate: the iterator
-/// yields `Result<Frame, I420Error>` and ends after the first error.
+/// yields `Result<Image, I420Error>` and ends after the first error.
 #[derive(Debug)]
 pub struct I420Reader<R> {
     reader: R,

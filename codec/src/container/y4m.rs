@@ -229,7 +229,7 @@ impl<R: Read> Read for Counting<R> {
 /// Reads 8-bit 4:2:0 Y4M frames as [`Image`]s from any [`Read`].
 ///
 /// Use [`next_frame`](Y4mReader::next_frame) or iterate: the iterator yields
-/// `Result<Frame, Y4mError>` and ends after the first error.
+/// `Result<Image, Y4mError>` and ends after the first error.
 pub struct Y4mReader<R: Read> {
     decoder: ::y4m::Decoder<io::Chain<Cursor<Vec<u8>>, Counting<R>>>,
     header: Y4mHeader,

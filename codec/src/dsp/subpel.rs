@@ -121,7 +121,7 @@ fn sixtap_with(
 mod x86 {
     use core::arch::x86_64::*;
 
-    use crate::inter_pred::SIXTAP_FILTERS;
+    use crate::tables::SIXTAP_FILTERS;
 
     /// One filter as `pmaddubsw` operands: each 16-bit lane holds a tap
     /// pair, low byte for the first sample of a pair.

@@ -10,7 +10,7 @@
 //! the next state (probability optimisation, loop filter, bitstream).
 
 use crate::dequant::{segment_q_index, Dequant};
-use crate::encode::analysis::{rd_lambda, FrameAnalysis, MbCoded, TokenContexts};
+use crate::encode::analysis::{rd_lambda, FrameAnalysis, MbCoded};
 use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
 use crate::encode::EncodeError;
@@ -20,7 +20,7 @@ use crate::modes::MbInfo;
 use crate::picture::{Picture, PlaneBuf};
 use crate::prediction::RefFrame;
 use crate::probs::Probabilities;
-use crate::recon::{self, SubpelFilter};
+use crate::recon::SubpelFilter;
 use crate::state::DecoderState;
 
 /// Everything a frame's bitstream says: the header and, per macroblock,
@@ -172,49 +172,6 @@ impl FrameInputs {
             search_refs,
             search: SearchCache::new(&self.base_probs.mv, threads.min(MAX_THREADS)),
         }
-    }
-
-    /// Codes every macroblock with `code_mb(pic, ctx, modes, mb_x, mb_y)`,
-    /// which leaves the macroblock's reconstruction in `pic` and its token
-    /// contexts updated, and returns the records, the levels and the
-    /// reconstruction.
-    ///
-    /// `code_mb` may read only the pixels, records and token contexts of
-    /// the macroblocks left, above-left, above and above-right of its own
-    /// (as VP8's prediction and contexts do): on `threads` > 1 rows are
-    /// coded as a wavefront ([`crate::encode::wavefront`]) where nothing
-    /// else is in place yet. The result is the same for any `threads`.
-    pub fn code_macroblocks<F>(
-        &self,
-        threads: usize,
-        code_mb: F,
-    ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
-    where
-        F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
-    {
-        let (mb_cols, mb_rows) = (self.mb_cols, self.mb_rows);
-        let threads = threads.min(mb_rows).min(MAX_THREADS);
-        if threads > 1 {
-            return crate::encode::wavefront::code_rows(self, threads, &code_mb);
-        }
-        let mut pic = Picture::new(self.width, self.height);
-        recon::init_intra_borders(&mut pic);
-        let mut ctx = TokenContexts {
-            above: vec![[0; 9]; mb_cols],
-            left: [0; 9],
-        };
-        let mut modes: Vec<MbInfo> = Vec::with_capacity(mb_cols * mb_rows);
-        let mut coded: Vec<MbCoded> = Vec::with_capacity(mb_cols * mb_rows);
-        for mb_y in 0..mb_rows {
-            ctx.left = [0; 9];
-            for mb_x in 0..mb_cols {
-                let c = code_mb(&mut pic, &mut ctx, &modes, mb_x, mb_y);
-                modes.push(c.info);
-                coded.push(c);
-            }
-            recon::extend_row_right(&mut pic, mb_y);
-        }
-        (modes, coded, pic)
     }
 }
 

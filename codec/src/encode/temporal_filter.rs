@@ -9,7 +9,7 @@
 //! frame can predict, which makes the alt-ref a better reference for the
 //! whole group than any one source frame.
 
-use crate::image::{Frame, Plane};
+use crate::image::{Image, Plane};
 
 /// Block-match error (sum of squared deviations from the mean difference
 /// over a 16x16 block) below which a match gets full weight: libvpx's
@@ -40,7 +40,7 @@ pub struct ArnrParams {
 ///
 /// If `center` is out of range or a frame's size differs; the encoder
 /// checks sizes when frames are queued.
-pub fn filter(frames: &[Frame], center: usize, params: &ArnrParams) -> Frame {
+pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
     let c = &frames[center];
     let half = (params.max_frames.max(1) as usize - 1) / 2;
     let back = half.min(center);
@@ -48,7 +48,7 @@ pub fn filter(frames: &[Frame], center: usize, params: &ArnrParams) -> Frame {
     if back + fwd == 0 {
         return c.clone();
     }
-    let others: Vec<&Frame> = (center - back..=center + fwd)
+    let others: Vec<&Image> = (center - back..=center + fwd)
         .filter(|&i| i != center)
         .map(|i| &frames[i])
         .collect();
@@ -249,8 +249,8 @@ fn sample_half(plane: &Plane, x: i32, y: i32, half: (bool, bool)) -> u32 {
 /// times the closeness of each pixel to the centre's.
 #[allow(clippy::too_many_arguments)]
 fn accumulate_block(
-    centre: &Frame,
-    other: &Frame,
+    centre: &Image,
+    other: &Image,
     (x0, y0): (i32, i32),
     mv: (i32, i32),
     weight: u32,
@@ -308,8 +308,8 @@ fn accumulate_block(
 mod tests {
     use super::*;
 
-    fn noisy(w: usize, h: usize, seed: u32, shift: usize) -> Frame {
-        let mut f = Frame::filled(w, h, [0, 128, 128]);
+    fn noisy(w: usize, h: usize, seed: u32, shift: usize) -> Image {
+        let mut f = Image::filled(w, h, [0, 128, 128]);
         let mut s = seed;
         for y in 0..h {
             for x in 0..w {
@@ -323,7 +323,7 @@ mod tests {
         f
     }
 
-    fn mse(a: &Frame, b: &Frame) -> f64 {
+    fn mse(a: &Image, b: &Image) -> f64 {
         let d: u64 = a.planes[0]
             .data
             .iter()
@@ -335,8 +335,8 @@ mod tests {
 
     /// Black and white cells (like ffmpeg's `cellauto`) scrolled up
     /// `scroll` rows: a fresh row enters at the bottom each frame.
-    fn cells(w: usize, h: usize, scroll: usize) -> Frame {
-        let mut f = Frame::filled(w, h, [0, 128, 128]);
+    fn cells(w: usize, h: usize, scroll: usize) -> Image {
+        let mut f = Image::filled(w, h, [0, 128, 128]);
         let p = &mut f.planes[0];
         for y in 0..h {
             let row = (y + scroll) as u64;
@@ -376,8 +376,8 @@ mod tests {
     /// Frame `t` of a picture panning right one luma pixel per frame:
     /// fine luma texture (so the block match is exact) and a chroma ramp
     /// of 4 per chroma pixel, which moves half a chroma pixel per frame.
-    fn panning(w: usize, h: usize, t: usize) -> Frame {
-        let mut f = Frame::filled(w, h, [0, 128, 128]);
+    fn panning(w: usize, h: usize, t: usize) -> Image {
+        let mut f = Image::filled(w, h, [0, 128, 128]);
         for y in 0..h {
             for x in 0..w {
                 let u = (x + 64 - t) as u64;
@@ -404,7 +404,7 @@ mod tests {
     fn chroma_follows_a_half_pixel_vector() {
         // Only later frames, so a misalignment cannot cancel out between
         // frames before and after the centre.
-        let frames: Vec<Frame> = (0..4).map(|t| panning(64, 48, t)).collect();
+        let frames: Vec<Image> = (0..4).map(|t| panning(64, 48, t)).collect();
         let p = ArnrParams {
             max_frames: 7,
             strength: 5,
@@ -431,7 +431,7 @@ mod tests {
             strength: 5,
         };
         assert_eq!(filter(&frames, 0, &p), frames[0]);
-        let frames: Vec<Frame> = (0..5).map(|i| noisy(40, 24, i, 0)).collect();
+        let frames: Vec<Image> = (0..5).map(|i| noisy(40, 24, i, 0)).collect();
         let p = ArnrParams {
             max_frames: 1,
             strength: 5,
@@ -444,7 +444,7 @@ mod tests {
     #[test]
     fn filtering_removes_noise_of_a_moving_picture() {
         let (w, h) = (64, 48);
-        let frames: Vec<Frame> = (0..7).map(|i| noisy(w, h, 7 + i as u32, i * 2)).collect();
+        let frames: Vec<Image> = (0..7).map(|i| noisy(w, h, 7 + i as u32, i * 2)).collect();
         let clean = {
             let mut f = noisy(w, h, 0, 6);
             for y in 0..h {

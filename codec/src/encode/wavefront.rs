@@ -22,11 +22,58 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::encode::analysis::{MbCoded, TokenContexts};
-use crate::encode::syntax::FrameInputs;
+use crate::encode::syntax::{FrameInputs, MAX_THREADS};
 use crate::modes::MbInfo;
 use crate::picture::Picture;
 use crate::recon;
 use crate::tokens::TokenContext;
+
+impl FrameInputs {
+    /// Codes every macroblock with `code_mb(pic, ctx, modes, mb_x, mb_y)`,
+    /// which leaves the macroblock's reconstruction in `pic` and its token
+    /// contexts updated, and returns the records, the levels and the
+    /// reconstruction.
+    ///
+    /// `code_mb` may read only the pixels, records and token contexts of
+    /// the macroblocks left, above-left, above and above-right of its own
+    /// (as VP8's prediction and contexts do): on `threads` > 1 rows are
+    /// coded as a wavefront ([`code_rows`]) where nothing else is in place
+    /// yet. The result is the same for any `threads`. (It lives here, not
+    /// in `syntax.rs`, so that the frame's inputs do not depend on the
+    /// walk that uses them.)
+    pub fn code_macroblocks<F>(
+        &self,
+        threads: usize,
+        code_mb: F,
+    ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
+    where
+        F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
+    {
+        let (mb_cols, mb_rows) = (self.mb_cols, self.mb_rows);
+        let threads = threads.min(mb_rows).min(MAX_THREADS);
+        if threads > 1 {
+            return code_rows(self, threads, &code_mb);
+        }
+        let mut pic = Picture::new(self.width, self.height);
+        recon::init_intra_borders(&mut pic);
+        let mut ctx = TokenContexts {
+            above: vec![[0; 9]; mb_cols],
+            left: [0; 9],
+        };
+        let mut modes: Vec<MbInfo> = Vec::with_capacity(mb_cols * mb_rows);
+        let mut coded: Vec<MbCoded> = Vec::with_capacity(mb_cols * mb_rows);
+        for mb_y in 0..mb_rows {
+            ctx.left = [0; 9];
+            for mb_x in 0..mb_cols {
+                let c = code_mb(&mut pic, &mut ctx, &modes, mb_x, mb_y);
+                modes.push(c.info);
+                coded.push(c);
+            }
+            recon::extend_row_right(&mut pic, mb_y);
+        }
+        (modes, coded, pic)
+    }
+}
 
 /// What one row has published for the row below.
 struct Published {

@@ -5,12 +5,11 @@
 use std::io::Read;
 use std::time::Instant;
 
-use anyhow::Context;
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::EncoderConfig;
 
 use super::sink::Output;
-use super::{no_frames, EncodeSpec, ExCameraShape, Summary};
+use super::{no_frames, EncodeError, EncodeSpec, ExCameraShape, Summary};
 use crate::pipeline::{run_pipeline, Chunk, LocalExchange, Phase, PipelineConfig, PipelineStats};
 use crate::runtime::progress::{FrameProgress, PhaseProgress};
 
@@ -24,13 +23,13 @@ pub(super) fn encode<R: Read>(
     mut out: Output,
     progress: FrameProgress,
     start: Instant,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, EncodeError> {
     progress.clear();
     let mut source = Vec::new();
     while (source.len() as u64) < spec.limit.unwrap_or(u64::MAX) {
         match reader
             .next_frame()
-            .with_context(|| format!("cannot read {}", spec.input.display()))?
+            .map_err(EncodeError::read_input(&spec.input))?
         {
             Some(f) => source.push(f),
             None => break,
@@ -48,8 +47,7 @@ pub(super) fn encode<R: Read>(
     let chunks = run_with_progress(&source, &pcfg, spec.quiet)?;
     let mut state = excam_codec::DecoderState::default();
     for f in chunks.iter().flat_map(|c| c.frames.iter()) {
-        let (next, img) =
-            excam_codec::decode(&state, f).context("pipeline output does not decode")?;
+        let (next, img) = excam_codec::decode(&state, f).map_err(EncodeError::PipelineDecode)?;
         state = next;
         if let Some(img) = img {
             out.psnr.add(&source[out.frames as usize], &img);
@@ -61,10 +59,10 @@ pub(super) fn encode<R: Read>(
 
 /// Runs the ExCamera pipeline, reporting chunks done per phase.
 fn run_with_progress(
-    frames: &[excam_codec::Frame],
+    frames: &[excam_codec::Image],
     cfg: &PipelineConfig,
     quiet: bool,
-) -> anyhow::Result<Vec<Chunk>> {
+) -> Result<Vec<Chunk>, EncodeError> {
     let chunks = frames.len().div_ceil(cfg.chunk_frames) as u64;
     let phases = [Phase::Encode, Phase::EncodeGivenState, Phase::Rebase];
     let display = PhaseProgress::new(quiet, phases.map(|p| p.to_string()), chunks);

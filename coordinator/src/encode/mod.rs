@@ -28,13 +28,160 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use excam_codec::container::y4m::Y4mReader;
-use excam_codec::encode::encoder::{EncoderConfig, FirstPass};
+use excam_codec::container::y4m::{Y4mError, Y4mReader};
+use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, FirstPass};
 use excam_codec::image::i420_len;
+use excam_codec::DecodeError;
 
-use crate::container::{Container, VideoWriter};
+use crate::container::{Container, ContainerError, VideoWriter};
+use crate::output::OutputError;
+use crate::pipeline::PipelineError;
 use crate::runtime::progress::FrameProgress;
+use crate::runtime::JobError;
+
+/// Why an encode failed. No file is left at the output path in any case.
+///
+/// The messages are the CLI's: a variant that names a path or a flag
+/// says which; its cause, if any, is its [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The input file cannot be opened.
+    #[error("cannot open {}", .path.display())]
+    OpenInput {
+        /// The input.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The input's header is not one of an 8-bit 4:2:0 progressive Y4M
+    /// stream (the cause says what was found).
+    #[error("cannot read {} as Y4M", .path.display())]
+    NotY4m {
+        /// The input.
+        path: PathBuf,
+        /// What the Y4M reader found.
+        #[source]
+        source: Y4mError,
+    },
+    /// A frame of the input cannot be read (truncated, or an I/O error).
+    #[error("cannot read {}", .path.display())]
+    ReadInput {
+        /// The input.
+        path: PathBuf,
+        /// What the Y4M reader found.
+        #[source]
+        source: Y4mError,
+    },
+    /// The encoder settings are out of range for this input (the cause
+    /// names the setting and its range).
+    #[error("invalid encoder settings")]
+    Settings(#[source] excam_codec::EncodeError),
+    /// `skip` leaves no frame to encode.
+    #[error("--skip {skip} skips the whole input: {} has {frames} frames", .path.display())]
+    SkipsAll {
+        /// Frames to skip.
+        skip: u64,
+        /// The input.
+        path: PathBuf,
+        /// Frames the input has (at most `skip`).
+        frames: u64,
+    },
+    /// The input holds no frame.
+    #[error("{} has no frames", .path.display())]
+    NoFrames {
+        /// The input.
+        path: PathBuf,
+    },
+    /// The first pass cannot analyse a frame.
+    #[error("first pass failed")]
+    FirstPass(#[source] excam_codec::EncodeError),
+    /// The first pass's statistics file cannot be written.
+    #[error("cannot write {}", .path.display())]
+    WriteStats {
+        /// The statistics file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The streaming encoder refused a frame.
+    #[error("encoding failed")]
+    Encoder(#[source] EncoderStatus),
+    /// The streaming encoder returned more shown frames than it was sent
+    /// (a bug).
+    #[error("encoder showed more frames than it was given")]
+    ShowedMore,
+    /// The in-memory ExCamera pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The in-memory pipeline's stream does not decode (a bug).
+    #[error("pipeline output does not decode")]
+    PipelineDecode(#[source] DecodeError),
+    /// Standard output cannot be written to.
+    #[error("cannot write to standard output")]
+    Stdout(#[source] io::Error),
+    /// A device or FIFO output cannot be opened.
+    #[error("cannot open {}", .path.display())]
+    OpenOutput {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The temporary output file cannot be opened again for writing.
+    #[error("cannot open the temporary output")]
+    OpenTemp(#[source] io::Error),
+    /// The output cannot be created or put in place.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The container cannot be started.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// A frame or the container's end cannot be written.
+    #[error("cannot write the output")]
+    WriteOutput(#[source] ContainerError),
+    /// [`on_runtime::encode_local`] was given an input that is not a
+    /// local file.
+    #[error("the local backend reads a local file")]
+    NotLocalFile,
+    /// The job on the runtime failed.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// The runtime's output cannot be read back for the PSNR.
+    #[error("cannot read the output back")]
+    ReadBack(#[source] ContainerError),
+    /// The runtime's output does not decode (a bug).
+    #[error("the output does not decode")]
+    OutputDecode(#[source] DecodeError),
+    /// The runtime's output has more shown frames than the input (a bug).
+    #[error("the output has more frames than the input")]
+    OutputLonger,
+}
+
+impl EncodeError {
+    /// Whether the encode ended because its job was cancelled (Ctrl-C).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, EncodeError::Job(j) if j.is_cancelled())
+    }
+
+    /// [`EncodeError::NotY4m`] for `path`.
+    fn not_y4m(path: &Path) -> impl FnOnce(Y4mError) -> EncodeError + '_ {
+        |source| EncodeError::NotY4m {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// [`EncodeError::ReadInput`] for `path`.
+    fn read_input(path: &Path) -> impl FnOnce(Y4mError) -> EncodeError + '_ {
+        |source| EncodeError::ReadInput {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
 
 /// One encode: what to read, how to code it, where to write it.
 #[derive(Clone, Debug)]
@@ -133,17 +280,16 @@ pub fn psnr_line(s: &Summary) -> String {
 /// Unreadable or unsupported input (the Y4M reader's error says what was
 /// found and what is supported), encoder errors, or output I/O failures;
 /// in every case no file is left at the output path.
-pub fn encode(spec: &EncodeSpec) -> anyhow::Result<Summary> {
+pub fn encode(spec: &EncodeSpec) -> Result<Summary, EncodeError> {
     let start = Instant::now();
     let (input, input_len) = open_input(&spec.input)?;
-    let mut reader = Y4mReader::new(input)
-        .with_context(|| format!("cannot read {} as Y4M", spec.input.display()))?;
+    let mut reader = Y4mReader::new(input).map_err(EncodeError::not_y4m(&spec.input))?;
     let hdr = *reader.header();
     let fps = (hdr.framerate.0 as u32, hdr.framerate.1 as u32);
     let mut cfg = spec.encoder.clone();
     (cfg.width, cfg.height) = (hdr.width, hdr.height);
     cfg.framerate = fps;
-    cfg.validate().context("invalid encoder settings")?;
+    cfg.validate().map_err(EncodeError::Settings)?;
 
     skip_frames(spec, &mut reader)?;
     let held = if spec.first_pass {
@@ -151,7 +297,7 @@ pub fn encode(spec: &EncodeSpec) -> anyhow::Result<Summary> {
     } else {
         None
     };
-    let enc = cfg.build().context("invalid encoder settings")?;
+    let enc = cfg.build().map_err(EncodeError::Settings)?;
 
     let (dest, out) = sink::open_output(&spec.output)?;
     let writer = VideoWriter::new(
@@ -181,27 +327,30 @@ pub fn encode(spec: &EncodeSpec) -> anyhow::Result<Summary> {
 
 /// Opens the input; returns it with the byte length of a regular file
 /// (used to estimate the frame count for the ETA).
-fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+fn open_input(path: &Path) -> Result<(Box<dyn Read>, Option<u64>), EncodeError> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(BufReader::new(io::stdin().lock())), None));
     }
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = File::open(path).map_err(|source| EncodeError::OpenInput {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
 }
 
 /// Reads past the `skip` frames.
-fn skip_frames<R: Read>(spec: &EncodeSpec, reader: &mut Y4mReader<R>) -> anyhow::Result<()> {
+fn skip_frames<R: Read>(spec: &EncodeSpec, reader: &mut Y4mReader<R>) -> Result<(), EncodeError> {
     for skipped in 0..spec.skip {
         let frame = reader
             .next_frame()
-            .with_context(|| format!("cannot read {}", spec.input.display()))?;
+            .map_err(EncodeError::read_input(&spec.input))?;
         if frame.is_none() {
-            bail!(
-                "--skip {} skips the whole input: {} has {skipped} frames",
-                spec.skip,
-                spec.input.display()
-            );
+            return Err(EncodeError::SkipsAll {
+                skip: spec.skip,
+                path: spec.input.clone(),
+                frames: skipped,
+            });
         }
     }
     Ok(())
@@ -214,37 +363,36 @@ fn first_pass<R: Read>(
     spec: &EncodeSpec,
     reader: &mut Y4mReader<R>,
     cfg: &mut EncoderConfig,
-) -> anyhow::Result<Option<std::collections::VecDeque<excam_codec::Frame>>> {
+) -> Result<Option<std::collections::VecDeque<excam_codec::Image>>, EncodeError> {
     let pass = Instant::now();
     let mut held = None;
-    let mut fp = FirstPass::new(cfg).context("invalid encoder settings")?;
+    let mut fp = FirstPass::new(cfg).map_err(EncodeError::Settings)?;
     let limit = spec.limit.unwrap_or(u64::MAX);
     if spec.input.as_os_str() == "-" {
         let mut frames = std::collections::VecDeque::new();
         while (frames.len() as u64) < limit {
             let Some(f) = reader
                 .next_frame()
-                .with_context(|| format!("cannot read {}", spec.input.display()))?
+                .map_err(EncodeError::read_input(&spec.input))?
             else {
                 break;
             };
-            fp.add_frame(&f).context("first pass failed")?;
+            fp.add_frame(&f).map_err(EncodeError::FirstPass)?;
             frames.push_back(f);
         }
         held = Some(frames);
     } else {
         let (again, _) = open_input(&spec.input)?;
-        let mut again = Y4mReader::new(again)
-            .with_context(|| format!("cannot read {} as Y4M", spec.input.display()))?;
+        let mut again = Y4mReader::new(again).map_err(EncodeError::not_y4m(&spec.input))?;
         skip_frames(spec, &mut again)?;
         while (fp.frames() as u64) < limit {
             let Some(f) = again
                 .next_frame()
-                .with_context(|| format!("cannot read {}", spec.input.display()))?
+                .map_err(EncodeError::read_input(&spec.input))?
             else {
                 break;
             };
-            fp.add_frame(&f).context("first pass failed")?;
+            fp.add_frame(&f).map_err(EncodeError::FirstPass)?;
         }
     }
     if fp.frames() == 0 {
@@ -252,8 +400,10 @@ fn first_pass<R: Read>(
     }
     let stats = fp.finish();
     if let Some(path) = &spec.first_pass_file {
-        std::fs::write(path, stats.to_text())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, stats.to_text()).map_err(|source| EncodeError::WriteStats {
+            path: path.clone(),
+            source,
+        })?;
     }
     if !spec.quiet {
         eprintln!(
@@ -268,15 +418,16 @@ fn first_pass<R: Read>(
 
 /// The error for an encode that got no frame: an empty input, or a
 /// --skip that took them all.
-fn no_frames(spec: &EncodeSpec) -> anyhow::Error {
+fn no_frames(spec: &EncodeSpec) -> EncodeError {
     if spec.skip > 0 {
-        anyhow::anyhow!(
-            "--skip {} skips the whole input: {} has {} frames",
-            spec.skip,
-            spec.input.display(),
-            spec.skip
-        )
+        EncodeError::SkipsAll {
+            skip: spec.skip,
+            path: spec.input.clone(),
+            frames: spec.skip,
+        }
     } else {
-        anyhow::anyhow!("{} has no frames", spec.input.display())
+        EncodeError::NoFrames {
+            path: spec.input.clone(),
+        }
     }
 }

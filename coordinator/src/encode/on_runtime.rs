@@ -12,11 +12,10 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::metrics::PsnrStats;
 
-use super::Summary;
+use super::{EncodeError, Summary};
 use crate::container::VideoReader;
 use crate::runtime::{run_job_blocking, InputSource, JobConfig};
 
@@ -33,11 +32,11 @@ pub fn applies(input: &Path, output: &Path) -> bool {
 /// PSNR of its output against its input (decoded frame by frame).
 ///
 /// # Errors
-/// A [`JobError`](crate::runtime::JobError) from the job, or a failure to
-/// read the output back for the PSNR; no output is left after the former.
-pub fn encode_local(cfg: JobConfig) -> anyhow::Result<Summary> {
+/// [`EncodeError::Job`] from the job, or a failure to read the output
+/// back for the PSNR; no output is left after the former.
+pub fn encode_local(cfg: JobConfig) -> Result<Summary, EncodeError> {
     let InputSource::File(input) = cfg.job.input.clone() else {
-        anyhow::bail!("the local backend reads a local file");
+        return Err(EncodeError::NotLocalFile);
     };
     let (skip, output) = (cfg.job.skip, cfg.job.output.clone());
     let out = run_job_blocking(cfg)?;
@@ -57,27 +56,28 @@ pub fn encode_local(cfg: JobConfig) -> anyhow::Result<Summary> {
 
 /// The PSNR of the stream at `output` against `input` after `skip`
 /// frames, holding one frame of each at a time.
-fn psnr(input: &Path, skip: usize, output: &Path) -> anyhow::Result<PsnrStats> {
-    let file =
-        std::fs::File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+fn psnr(input: &Path, skip: usize, output: &Path) -> Result<PsnrStats, EncodeError> {
+    let file = std::fs::File::open(input).map_err(|source| EncodeError::OpenInput {
+        path: input.to_path_buf(),
+        source,
+    })?;
     let mut src = Y4mReader::new(std::io::BufReader::with_capacity(1 << 20, file))
-        .with_context(|| format!("cannot read {} as Y4M", input.display()))?;
+        .map_err(EncodeError::not_y4m(input))?;
     for _ in 0..skip {
-        src.next_frame()
-            .with_context(|| format!("cannot read {}", input.display()))?;
+        src.next_frame().map_err(EncodeError::read_input(input))?;
     }
     let mut stats = PsnrStats::new();
     let mut state = excam_codec::DecoderState::default();
     for frame in VideoReader::open(output)? {
-        let frame = frame.context("cannot read the output back")?;
+        let frame = frame.map_err(EncodeError::ReadBack)?;
         let (next, img) =
-            excam_codec::decode(&state, &frame.data).context("the output does not decode")?;
+            excam_codec::decode(&state, &frame.data).map_err(EncodeError::OutputDecode)?;
         state = next;
         if let Some(img) = img {
             let s = src
                 .next_frame()
-                .with_context(|| format!("cannot read {}", input.display()))?
-                .context("the output has more frames than the input")?;
+                .map_err(EncodeError::read_input(input))?
+                .ok_or(EncodeError::OutputLonger)?;
             stats.add(&s, &img);
         }
     }

@@ -6,14 +6,13 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::time::Instant;
 
-use anyhow::Context;
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::encode::encoder::{Encoder, EncoderConfig, EncoderStatus, Packet};
 use excam_codec::encode::quantize::qindex_to_quantizer;
-use excam_codec::Frame;
+use excam_codec::Image;
 
 use super::sink::Output;
-use super::{no_frames, EncodeSpec, Summary};
+use super::{no_frames, EncodeError, EncodeSpec, Summary};
 use crate::runtime::progress::FrameProgress;
 
 /// Encodes the frames `reader` has left (or `held`, standard input kept
@@ -24,20 +23,20 @@ pub(super) fn encode<R: Read>(
     cfg: &EncoderConfig,
     mut enc: Encoder,
     mut reader: Y4mReader<R>,
-    mut held: Option<VecDeque<Frame>>,
+    mut held: Option<VecDeque<Image>>,
     mut out: Output,
     mut progress: FrameProgress,
     start: Instant,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, EncodeError> {
     let mut waiting = VecDeque::new();
     let mut read = 0u64;
     let mut buffer_min: Option<u64> = None;
     let seconds_per_frame = out.seconds_per_frame;
     // Writes every packet the encoder has ready, and the progress line.
     let mut drain = |enc: &mut Encoder,
-                     waiting: &mut VecDeque<Frame>,
+                     waiting: &mut VecDeque<Image>,
                      out: &mut Output|
-     -> anyhow::Result<()> {
+     -> Result<(), EncodeError> {
         loop {
             let p: Packet = match enc.receive_packet() {
                 Ok(p) => p,
@@ -49,9 +48,7 @@ pub(super) fn encode<R: Read>(
                 buffer_min = Some(buffer_min.map_or(level, |m| m.min(level)));
             }
             if let Some(rec) = &p.reconstruction {
-                let src = waiting
-                    .pop_front()
-                    .context("encoder showed more frames than it was given")?;
+                let src = waiting.pop_front().ok_or(EncodeError::ShowedMore)?;
                 out.psnr.add(&src, &rec.to_frame());
             }
             progress.update(
@@ -67,7 +64,7 @@ pub(super) fn encode<R: Read>(
             Some(frames) => frames.pop_front(),
             None => reader
                 .next_frame()
-                .with_context(|| format!("cannot read {}", spec.input.display()))?,
+                .map_err(EncodeError::read_input(&spec.input))?,
         };
         let Some(frame) = next else {
             break;
@@ -93,6 +90,6 @@ pub(super) fn encode<R: Read>(
     out.finish(&spec.output, start)
 }
 
-fn status_error(e: EncoderStatus) -> anyhow::Error {
-    anyhow::Error::new(e).context("encoding failed")
+fn status_error(e: EncoderStatus) -> EncodeError {
+    EncodeError::Encoder(e)
 }

@@ -7,11 +7,10 @@ use std::io::{self, Seek};
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use excam_codec::encode::encoder::Packet;
 use excam_codec::metrics::PsnrStats;
 
-use super::Summary;
+use super::{EncodeError, Summary};
 use crate::container::{FrameTime, VideoWriter};
 
 /// Opens where the stream goes. A regular path gets a temporary file
@@ -19,7 +18,7 @@ use crate::container::{FrameTime, VideoWriter};
 /// error path; only [`Output::finish`] puts it at the output path. A
 /// device or FIFO (`/dev/null`, a named pipe) cannot be renamed over, so
 /// it is opened and written in place, as vpxenc does.
-pub(super) fn open_output(output: &Path) -> anyhow::Result<(Dest, File)> {
+pub(super) fn open_output(output: &Path) -> Result<(Dest, File), EncodeError> {
     if output == Path::new("-") {
         // Standard output, as vpxenc's `-o -`: a pipe is streamed, a
         // redirected file is patched in place at the end.
@@ -28,7 +27,7 @@ pub(super) fn open_output(output: &Path) -> anyhow::Result<(Dest, File)> {
             io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
-                .context("cannot write to standard output")?,
+                .map_err(EncodeError::Stdout)?,
         );
         let seekable = file.stream_position().is_ok();
         return Ok((Dest::InPlace { seekable }, file));
@@ -37,12 +36,15 @@ pub(super) fn open_output(output: &Path) -> anyhow::Result<(Dest, File)> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .open(output)
-            .with_context(|| format!("cannot open {}", output.display()))?;
+            .map_err(|source| EncodeError::OpenOutput {
+                path: output.to_path_buf(),
+                source,
+            })?;
         let seekable = file.stream_position().is_ok();
         return Ok((Dest::InPlace { seekable }, file));
     }
     let tmp = crate::output::temp_beside(output)?;
-    let file = tmp.reopen().context("cannot open the temporary output")?;
+    let file = tmp.reopen().map_err(EncodeError::OpenTemp)?;
     Ok((Dest::Temp(tmp), file))
 }
 
@@ -104,7 +106,7 @@ impl Output {
     /// Writes one packet of the streaming encoder. A hidden frame has no
     /// time of its own: it is stamped just after the last shown frame, as
     /// vpxenc does, so that timestamps stay increasing.
-    pub(super) fn write_packet(&mut self, p: &Packet) -> anyhow::Result<()> {
+    pub(super) fn write_packet(&mut self, p: &Packet) -> Result<(), EncodeError> {
         let when = if p.show_frame {
             self.hidden_in_row = 0;
             self.last_pts = Some(p.pts);
@@ -119,7 +121,7 @@ impl Output {
         };
         self.writer
             .write_frame_at(when, &p.data, p.key_frame)
-            .context("cannot write the output")?;
+            .map_err(EncodeError::WriteOutput)?;
         self.frames += p.show_frame as u64;
         self.key_frames += p.key_frame as u64;
         self.bytes += p.data.len() as u64;
@@ -128,11 +130,11 @@ impl Output {
 
     /// Writes the next shown frame of a stream without hidden frames (the
     /// ExCamera pipeline's), stamped with its index.
-    pub(super) fn write_shown(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+    pub(super) fn write_shown(&mut self, frame: &[u8]) -> Result<(), EncodeError> {
         let key = frame[0] & 1 == 0;
         self.writer
             .write_frame(self.frames, frame, key)
-            .context("cannot write the output")?;
+            .map_err(EncodeError::WriteOutput)?;
         self.key_frames += key as u64;
         self.bytes += frame.len() as u64;
         self.frames += 1;
@@ -141,10 +143,10 @@ impl Output {
 
     /// Completes the container, moves the file into place at `path` and
     /// sums up.
-    pub(super) fn finish(self, path: &Path, start: Instant) -> anyhow::Result<Summary> {
+    pub(super) fn finish(self, path: &Path, start: Instant) -> Result<Summary, EncodeError> {
         self.writer
             .finish(self.dest.seekable())
-            .context("cannot write the output")?;
+            .map_err(EncodeError::WriteOutput)?;
         if let Dest::Temp(tmp) = self.dest {
             crate::output::persist(tmp, path)?;
         }

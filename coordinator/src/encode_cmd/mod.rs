@@ -348,7 +348,7 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
 ///
 /// As [`run`].
 pub fn encode(args: &EncodeArgs) -> anyhow::Result<Summary> {
-    excam_coordinator::encode::encode(&encode_spec(args)?)
+    Ok(excam_coordinator::encode::encode(&encode_spec(args)?)?)
 }
 
 /// The plan of the job `args` describe: the shape read from the input's

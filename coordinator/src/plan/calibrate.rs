@@ -7,13 +7,86 @@
 //! at the sizes that matter) and per MB of raw state.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use excam_codec::encode::encoder::{EncoderConfig, RateControl};
 use excam_codec::wire::{decode_state, encode_state, Compression};
-use excam_codec::{decode_picture, Frame};
+use excam_codec::{decode_picture, Image};
 use excam_worker::chunk::{encode_chunk, encode_given_state_chunk, rebase_chunk, ChunkPlan};
 use serde::{Deserialize, Serialize};
+
+/// Reads a calibration file, or the built-in one when `path` is `None`.
+///
+/// # Errors
+/// Unreadable file, or [`Calibration::from_json`]'s error naming the field.
+pub fn load_calibration(path: Option<&Path>) -> Result<Calibration, CalibrationFileError> {
+    match path {
+        None => Ok(Calibration::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|error| CalibrationFileError::Read {
+                path: p.to_path_buf(),
+                error,
+            })?;
+            Calibration::from_json(&text).map_err(|error| CalibrationFileError::Invalid {
+                path: p.to_path_buf(),
+                error,
+            })
+        }
+    }
+}
+
+/// Why a calibration file cannot be used. The cause is part of the
+/// message, not a separate source.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrationFileError {
+    /// It cannot be read.
+    #[error("cannot read calibration {}: {error}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why (part of the message).
+        error: std::io::Error,
+    },
+    /// A field is missing or out of range.
+    #[error("calibration {}: {error}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Which field and why (part of the message).
+        error: CalibrationError,
+    },
+}
+
+/// Why a calibration cannot be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// A clip too short for two chunks.
+    #[error("{name}: {frames} frames, calibration needs at least {need}")]
+    TooShort {
+        /// The clip's name.
+        name: String,
+        /// Frames it has.
+        frames: usize,
+        /// Frames two chunks need.
+        need: usize,
+    },
+    /// Coding a chunk failed.
+    #[error(transparent)]
+    Chunk(#[from] excam_worker::chunk::ChunkError),
+    /// Decoding a coded frame failed.
+    #[error(transparent)]
+    Decode(#[from] excam_codec::DecodeError),
+    /// Reading a state back failed.
+    #[error(transparent)]
+    State(#[from] excam_codec::wire::StateError),
+    /// [`combine`] got no samples.
+    #[error("no clips were measured")]
+    NoSamples,
+    /// The measured values are out of range.
+    #[error("measurement produced an unusable calibration: {0}")]
+    Unusable(CalibrationError),
+}
 
 /// The schema version this build reads and writes.
 pub const CALIBRATION_VERSION: u32 = 1;
@@ -212,10 +285,10 @@ pub struct CalibrateOptions {
 /// A synthetic clip: a textured background panning diagonally with a
 /// bright square moving the other way, so that motion search, inter
 /// prediction and residual coding all do representative work.
-pub fn synthetic_clip(width: usize, height: usize, frames: usize) -> Vec<Frame> {
+pub fn synthetic_clip(width: usize, height: usize, frames: usize) -> Vec<Image> {
     (0..frames)
         .map(|t| {
-            let mut f = Frame::filled(width, height, [0, 128, 128]);
+            let mut f = Image::filled(width, height, [0, 128, 128]);
             let (sx, sy) = (2 * t, t);
             for y in 0..height {
                 let row = f.planes[0].row_mut(y);
@@ -257,16 +330,17 @@ pub fn synthetic_clip(width: usize, height: usize, frames: usize) -> Vec<Frame> 
 /// Too few frames, or the codec's error.
 pub fn measure_clip(
     name: &str,
-    frames: &[Frame],
+    frames: &[Image],
     opts: &CalibrateOptions,
-) -> anyhow::Result<(Sample, StateSample)> {
+) -> Result<(Sample, StateSample), MeasureError> {
     let n = opts.chunk_frames.max(2);
-    anyhow::ensure!(
-        frames.len() >= 2 * n,
-        "{name}: {} frames, calibration needs at least {}",
-        frames.len(),
-        2 * n
-    );
+    if frames.len() < 2 * n {
+        return Err(MeasureError::TooShort {
+            name: name.to_string(),
+            frames: frames.len(),
+            need: 2 * n,
+        });
+    }
     let (w, h) = (frames[0].width, frames[0].height);
     let mut cfg = EncoderConfig::new(w, h);
     cfg.speed = opts.preset;
@@ -445,8 +519,10 @@ impl StateSample {
 pub fn combine(
     samples: Vec<(Sample, StateSample)>,
     opts: &CalibrateOptions,
-) -> anyhow::Result<Calibration> {
-    anyhow::ensure!(!samples.is_empty(), "no clips were measured");
+) -> Result<Calibration, MeasureError> {
+    if samples.is_empty() {
+        return Err(MeasureError::NoSamples);
+    }
     let mut per_mpx = [0.0f64; 4];
     let mut mpx = 0.0;
     let (mut raw, mut wire, mut px) = (0.0, 0.0, 0.0);
@@ -489,8 +565,7 @@ pub fn combine(
         output_bytes_per_px: out / out_px,
         samples: samples.into_iter().map(|(s, _)| s).collect(),
     };
-    cal.validate()
-        .map_err(|e| anyhow::anyhow!("measurement produced an unusable calibration: {e}"))?;
+    cal.validate().map_err(MeasureError::Unusable)?;
     Ok(cal)
 }
 

@@ -18,13 +18,13 @@ pub mod sweep;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::image::i420_len;
 use serde::Serialize;
 
-pub use calibrate::{Calibration, CalibrationError};
+pub use calibrate::{load_calibration, Calibration, CalibrationError, CalibrationFileError};
 pub use cloud::{CloudParams, ParamError};
 pub use sim::{Cat, PathStep, RunResult, SimParams};
 
@@ -98,20 +98,26 @@ impl JobShape {
         chunk_frames: usize,
         group_chunks: usize,
         workers: Option<usize>,
-    ) -> anyhow::Result<JobShape> {
-        use anyhow::Context;
-        let file =
-            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    ) -> Result<JobShape, ShapeError> {
+        let file = std::fs::File::open(path).map_err(|source| ShapeError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let len = file.metadata()?.len();
         let mut r = BufReader::new(file);
         let mut first = Vec::new();
         r.read_until(b'\n', &mut first)?;
         let hdr = *Y4mReader::new(&first[..])
-            .with_context(|| format!("cannot read {} as Y4M", path.display()))?
+            .map_err(|source| ShapeError::NotY4m {
+                path: path.to_path_buf(),
+                source,
+            })?
             .header();
         let frame = i420_len(hdr.width, hdr.height) as u64 + 6;
         let frames = (len.saturating_sub(first.len() as u64) / frame) as usize;
-        anyhow::ensure!(frames > 0, "{} holds no whole frame", path.display());
+        if frames == 0 {
+            return Err(ShapeError::NoFrame(path.to_path_buf()));
+        }
         let chunks = frames.div_ceil(chunk_frames.max(1));
         Ok(JobShape {
             width: hdr.width,
@@ -723,18 +729,31 @@ pub fn render(plan: &Plan) -> String {
     o
 }
 
-/// Reads a calibration file, or the built-in one when `path` is `None`.
-///
-/// # Errors
-/// Unreadable file, or [`Calibration::from_json`]'s error naming the field.
-pub fn load_calibration(path: Option<&Path>) -> anyhow::Result<Calibration> {
-    match path {
-        None => Ok(Calibration::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read calibration {}: {e}", p.display()))?;
-            Calibration::from_json(&text)
-                .map_err(|e| anyhow::anyhow!("calibration {}: {e}", p.display()))
-        }
-    }
+/// Why a job's shape cannot be read from a Y4M file.
+#[derive(Debug, thiserror::Error)]
+pub enum ShapeError {
+    /// The file cannot be opened.
+    #[error("cannot open {}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Its header is not a Y4M header excam reads.
+    #[error("cannot read {} as Y4M", .path.display())]
+    NotY4m {
+        /// The file.
+        path: PathBuf,
+        /// What the Y4M reader found.
+        #[source]
+        source: excam_codec::container::y4m::Y4mError,
+    },
+    /// It is shorter than one frame.
+    #[error("{} holds no whole frame", .0.display())]
+    NoFrame(PathBuf),
 }

@@ -28,12 +28,49 @@
 //! the calibrated coding) and the coordinator's wrap-up after the last
 //! task.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde_json::Value;
 
-use super::{Calibration, CloudParams};
+use super::{Calibration, CloudParams, ParamError};
+
+/// Why a runtime report cannot refine a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The file cannot be read.
+    #[error("cannot read report {}", .path.display())]
+    Read {
+        /// The report.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("report {} is not JSON", .path.display())]
+    NotJson {
+        /// The report.
+        path: PathBuf,
+        /// Where the JSON breaks.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The JSON lacks what the planner reads.
+    #[error("report {}", .path.display())]
+    Content {
+        /// The report.
+        path: PathBuf,
+        /// What is missing.
+        #[source]
+        source: Box<ReportError>,
+    },
+    /// No task list.
+    #[error("field `tasks`: missing or not an array")]
+    NoTasks,
+    /// No task has phase timings.
+    #[error("field `tasks`: no task has a `phases` list")]
+    NoPhases,
+}
 
 /// What a report measured; `None` where it does not say.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -77,23 +114,31 @@ impl RuntimeReport {
     ///
     /// # Errors
     /// Unreadable or non-JSON file, or no task list.
-    pub fn load(path: &Path) -> anyhow::Result<RuntimeReport> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read report {}", path.display()))?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("report {} is not JSON", path.display()))?;
-        RuntimeReport::from_value(&v).with_context(|| format!("report {}", path.display()))
+    pub fn load(path: &Path) -> Result<RuntimeReport, ReportError> {
+        let path_buf = || path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+            path: path_buf(),
+            source,
+        })?;
+        let v: Value = serde_json::from_str(&text).map_err(|source| ReportError::NotJson {
+            path: path_buf(),
+            source,
+        })?;
+        RuntimeReport::from_value(&v).map_err(|e| ReportError::Content {
+            path: path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Reads the subset from parsed JSON.
     ///
     /// # Errors
     /// No task list.
-    pub fn from_value(v: &Value) -> anyhow::Result<RuntimeReport> {
+    pub fn from_value(v: &Value) -> Result<RuntimeReport, ReportError> {
         let tasks = ["tasks", "results", "chunks"]
             .iter()
             .find_map(|k| v.get(*k).and_then(Value::as_array))
-            .context("field `tasks`: missing or not an array")?;
+            .ok_or(ReportError::NoTasks)?;
         let size = match (num(v, &["width"]), num(v, &["height"])) {
             (Some(w), Some(h)) if w >= 1.0 && h >= 1.0 => Some((w as usize, h as usize)),
             _ => None,
@@ -200,7 +245,9 @@ impl RuntimeReport {
                 }
             }
         }
-        anyhow::ensure!(r.tasks > 0, "field `tasks`: no task has a `phases` list");
+        if r.tasks == 0 {
+            return Err(ReportError::NoPhases);
+        }
         Ok(r)
     }
 
@@ -215,7 +262,7 @@ impl RuntimeReport {
         cloud: &mut CloudParams,
         cal: &Calibration,
         size: Option<(usize, usize)>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ParamError> {
         if cloud.machine_cores > 0.0 {
             return self.apply_local(cloud, cal, size);
         }
@@ -256,7 +303,7 @@ impl RuntimeReport {
         cloud: &mut CloudParams,
         cal: &Calibration,
         size: Option<(usize, usize)>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ParamError> {
         if let Some(m) = median(&mut self.hop_waits_s.clone()) {
             cloud.set("relay_latency_s", m)?;
         }

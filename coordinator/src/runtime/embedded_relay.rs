@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use excam_rendezvous::{Relay, RelayConfig, RelaySecret, TlsIdentity};
+
+use super::error::RelayStartError;
 
 /// The embedded relay, restartable (tests) with the same address,
 /// certificate and secret.
@@ -18,7 +19,7 @@ pub(super) struct EmbeddedRelay {
 }
 
 impl EmbeddedRelay {
-    pub(super) fn start(listen: SocketAddr) -> anyhow::Result<EmbeddedRelay> {
+    pub(super) fn start(listen: SocketAddr) -> Result<EmbeddedRelay, RelayStartError> {
         let identity = TlsIdentity::self_signed()?;
         let secret = RelaySecret::generate();
         let mut r = EmbeddedRelay {
@@ -32,7 +33,7 @@ impl EmbeddedRelay {
         Ok(r)
     }
 
-    pub(super) fn bind(&mut self) -> anyhow::Result<()> {
+    pub(super) fn bind(&mut self) -> Result<(), RelayStartError> {
         let mut cfg = RelayConfig::new(self.secret.clone());
         cfg.identity = Some(self.identity.clone());
         // Each hand-off has one reader (the successor's phase 2 or 3), and
@@ -40,7 +41,7 @@ impl EmbeddedRelay {
         // soon as it is read, so the relay holds only the states in flight
         // instead of every state of the job.
         cfg.drop_on_read = true;
-        let relay = Relay::bind(self.addr, cfg).context("cannot start the embedded relay")?;
+        let relay = Relay::bind(self.addr, cfg).map_err(RelayStartError::Bind)?;
         self.addr = relay.local_addr();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         self.stop = Some(tx);
@@ -71,7 +72,7 @@ impl EmbeddedRelay {
         }
     }
 
-    pub(super) async fn restart(&mut self) -> anyhow::Result<()> {
+    pub(super) async fn restart(&mut self) -> Result<(), RelayStartError> {
         self.stop().await;
         // quinn releases the UDP port only when its endpoint driver task has
         // seen the last handle go: retry the bind for a while.

@@ -6,13 +6,13 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use anyhow::{bail, Context};
 use excam_codec::container::y4m::Y4mReader;
 use excam_codec::image::i420_len;
 use excam_worker::store::Store;
 use excam_worker::task::StoreSpec;
 use sha2::{Digest, Sha256};
 
+use super::error::InputError;
 use super::InputSource;
 
 /// Parses a Y4M header from the file's first bytes: the frame geometry
@@ -22,17 +22,17 @@ use super::InputSource;
 pub(super) fn parse_header(
     head: &[u8],
     total: u64,
-) -> anyhow::Result<(excam_codec::container::y4m::Y4mHeader, u64, usize)> {
-    let hdr = *Y4mReader::new(head).context("not a Y4M file")?.header();
+) -> Result<(excam_codec::container::y4m::Y4mHeader, u64, usize), InputError> {
+    let hdr = *Y4mReader::new(head).map_err(InputError::NotY4m)?.header();
     let end = head
         .iter()
         .position(|&b| b == b'\n')
-        .context("Y4M header line is not terminated")? as u64
+        .ok_or(InputError::Unterminated)? as u64
         + 1;
     let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
     let at = end as usize;
     if head.len() >= at + 6 && &head[at..at + 6] != b"FRAME\n" {
-        bail!("Y4M frames with parameters are not supported by the distributed backends");
+        return Err(InputError::FrameParameters);
     }
     let frames = (total.saturating_sub(end) / stride) as usize;
     Ok((hdr, end, frames))
@@ -43,16 +43,15 @@ pub(super) async fn locate_input(
     input: &InputSource,
     spec: &StoreSpec,
     store: &dyn Store,
-) -> anyhow::Result<(String, String, Vec<u8>, u64)> {
+) -> Result<(String, String, Vec<u8>, u64), InputError> {
     match input {
         InputSource::File(path) => {
-            let meta = std::fs::metadata(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+            let meta = std::fs::metadata(path).map_err(|source| InputError::Open {
+                path: path.clone(),
+                source,
+            })?;
             if !meta.is_file() {
-                bail!(
-                    "{} is not a regular file (the distributed backends need one)",
-                    path.display()
-                );
+                return Err(InputError::NotRegular(path.clone()));
             }
             let abs = std::fs::canonicalize(path)?;
             let mtime = meta
@@ -80,23 +79,29 @@ pub(super) async fn locate_input(
         }
         InputSource::S3 { bucket, key } => {
             let StoreSpec::S3 { bucket: sb, prefix } = spec else {
-                bail!("an s3:// input needs --backend lambda");
+                return Err(InputError::S3NeedsLambda);
             };
             if sb != bucket {
-                bail!("the input must be in the job's bucket {sb}, not {bucket}");
+                return Err(InputError::WrongBucket {
+                    job_bucket: sb.clone(),
+                    bucket: bucket.clone(),
+                });
             }
             let rel = if prefix.is_empty() {
                 key.clone()
             } else {
                 key.strip_prefix(&format!("{prefix}/"))
-                    .with_context(|| format!("the input key must be under the prefix {prefix}/"))?
+                    .ok_or_else(|| InputError::OutsidePrefix(prefix.clone()))?
                     .to_string()
             };
             let (size, etag) = s3_head(bucket, key).await?;
             let head = store
                 .get_range(&rel, 0, 4096.min(size))
                 .await
-                .with_context(|| format!("cannot read s3://{bucket}/{key}"))?;
+                .map_err(|source| InputError::S3Read {
+                    url: format!("s3://{bucket}/{key}"),
+                    source,
+                })?;
             Ok((
                 format!("s3:{bucket}/{key}:{etag}:{size}"),
                 rel,
@@ -107,15 +112,9 @@ pub(super) async fn locate_input(
     }
 }
 
-/// Why a build without the `cloud` feature refuses the Lambda backend.
-#[cfg(not(feature = "cloud"))]
-pub(super) const NO_CLOUD: &str =
-    "--backend lambda and s3:// inputs need the AWS SDK, and this excam \
-    was built without the `cloud` feature (build with default features)";
-
 /// The size and ETag of an S3 object.
 #[cfg(feature = "cloud")]
-pub(super) async fn s3_head(bucket: &str, key: &str) -> anyhow::Result<(u64, String)> {
+pub(super) async fn s3_head(bucket: &str, key: &str) -> Result<(u64, String), InputError> {
     let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut s3c = aws_sdk_s3::config::Builder::from(&conf);
     if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
@@ -128,15 +127,18 @@ pub(super) async fn s3_head(bucket: &str, key: &str) -> anyhow::Result<(u64, Str
         .key(key)
         .send()
         .await
-        .with_context(|| format!("cannot find s3://{bucket}/{key}"))?;
+        .map_err(|e| InputError::S3Head {
+            url: format!("s3://{bucket}/{key}"),
+            source: Box::new(e),
+        })?;
     let size = head_obj.content_length().unwrap_or(0).max(0) as u64;
     let etag = head_obj.e_tag().unwrap_or_default().to_string();
     Ok((size, etag))
 }
 
 #[cfg(not(feature = "cloud"))]
-pub(super) async fn s3_head(_bucket: &str, _key: &str) -> anyhow::Result<(u64, String)> {
-    bail!(NO_CLOUD)
+pub(super) async fn s3_head(_bucket: &str, _key: &str) -> Result<(u64, String), InputError> {
+    Err(super::error::BackendError::NoCloud.into())
 }
 
 /// Puts the input into the store unless an object of its size is there.
@@ -146,7 +148,7 @@ pub(super) async fn upload_input(
     path: &Path,
     total: u64,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), InputError> {
     if store.size(key).await? == Some(total) {
         return Ok(());
     }
@@ -166,7 +168,10 @@ pub(super) async fn upload_input(
     store
         .upload_file(key, path, &move |done, _| b2.set_position(done))
         .await
-        .with_context(|| format!("cannot upload {}", path.display()))?;
+        .map_err(|source| InputError::Upload {
+            path: path.to_path_buf(),
+            source,
+        })?;
     bar.finish_and_clear();
     Ok(())
 }

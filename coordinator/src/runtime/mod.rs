@@ -32,7 +32,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use excam_codec::image::i420_len;
 use excam_worker::task::{
     codec_version, CodecParams, InputSpec, RelaySpec, StoreSpec, Task, TASK_VERSION,
@@ -45,15 +44,13 @@ pub use config::{
     TestHooks,
 };
 use embedded_relay::EmbeddedRelay;
-pub use error::JobError;
-#[cfg(not(feature = "cloud"))]
-use input::NO_CLOUD;
+pub use error::{BackendError, DrawError, InputError, JobError, RelayStartError, WriteError};
 use input::{locate_input, parse_header, upload_input};
 use report::build_report;
 use report::Report;
 use resume::load_reusable;
 use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError};
-pub use store_dir::default_store_dir;
+pub use store_dir::{default_store_dir, StoreDirError};
 use worker_api::{job_prefix, result_key};
 
 /// What a finished job produced.
@@ -128,9 +125,10 @@ pub async fn run_job(
         ));
     }
     let store_root = |dir: &Path| {
-        std::path::absolute(dir)
-            .with_context(|| format!("bad store dir {}", dir.display()))
-            .map_err(JobError::Backend)
+        std::path::absolute(dir).map_err(|source| BackendError::StoreDir {
+            path: dir.to_path_buf(),
+            source,
+        })
     };
     let (store_spec, backend): (StoreSpec, Arc<dyn Backend>) = match &infra.backend {
         BackendChoice::Local { store_dir } => {
@@ -143,10 +141,7 @@ pub async fn run_job(
             store_dir,
         } => {
             if !worker_bin.is_file() {
-                return Err(JobError::Backend(anyhow::anyhow!(
-                    "worker executable {} not found (build excam-worker or pass --worker-bin)",
-                    worker_bin.display()
-                )));
+                return Err(BackendError::NoWorker(worker_bin.clone()).into());
             }
             let root = store_root(store_dir)?;
             (
@@ -170,7 +165,7 @@ pub async fn run_job(
             Arc::new(lambda::LambdaBackend::new(function.clone()).await),
         ),
         #[cfg(not(feature = "cloud"))]
-        BackendChoice::Lambda { .. } => return Err(JobError::Backend(anyhow::anyhow!(NO_CLOUD))),
+        BackendChoice::Lambda { .. } => return Err(BackendError::NoCloud.into()),
     };
     // Tasks in this process share its cores: more of them at once than
     // `local::max_in_flight` adds memory (each holds its chunk's frames
@@ -179,24 +174,21 @@ pub async fn run_job(
     if matches!(infra.backend, BackendChoice::Local { .. }) {
         sched_cfg.max_concurrency = sched_cfg.max_concurrency.min(local::max_in_flight());
     }
-    let store = worker_api::open_store(&store_spec)
-        .await
-        .map_err(JobError::Store)?;
+    let store = worker_api::open_store(&store_spec).await?;
 
     // The input: its identity (for the job id), header and store key.
-    let (identity, input_key, head, total) = locate_input(&spec.input, &store_spec, store.as_ref())
-        .await
-        .map_err(JobError::Input)?;
-    let (hdr, mut first_frame_offset, mut frames) =
-        parse_header(&head, total).map_err(JobError::Input)?;
+    let (identity, input_key, head, total) =
+        locate_input(&spec.input, &store_spec, store.as_ref()).await?;
+    let (hdr, mut first_frame_offset, mut frames) = parse_header(&head, total)?;
     let stride = 6 + i420_len(hdr.width, hdr.height) as u64;
     let mut identity = identity;
     if spec.skip > 0 {
         if spec.skip >= frames {
-            return Err(JobError::Input(anyhow::anyhow!(
-                "--skip {} skips the whole input: it has {frames} frames",
-                spec.skip
-            )));
+            return Err(InputError::SkipsAll {
+                skip: spec.skip,
+                frames,
+            }
+            .into());
         }
         first_frame_offset += spec.skip as u64 * stride;
         frames -= spec.skip;
@@ -206,7 +198,7 @@ pub async fn run_job(
         frames = frames.min(l);
     }
     if frames == 0 {
-        return Err(JobError::Input(anyhow::anyhow!("the input has no frames")));
+        return Err(InputError::NoFrames.into());
     }
     let mut codec = spec.codec.clone();
     codec.width = hdr.width;
@@ -230,16 +222,14 @@ pub async fn run_job(
         frames,
     };
     if let InputSource::File(path) = &spec.input {
-        upload_input(store.as_ref(), &input_key, path, total, spec.quiet)
-            .await
-            .map_err(JobError::Input)?;
+        upload_input(store.as_ref(), &input_key, path, total, spec.quiet).await?;
     }
 
     let mut relay_handle: Option<EmbeddedRelay> = None;
     let relay = match &infra.relay {
         RelayChoice::None => None,
         RelayChoice::Embedded { listen, public } => {
-            let r = EmbeddedRelay::start(*listen).map_err(JobError::Relay)?;
+            let r = EmbeddedRelay::start(*listen)?;
             let spec = RelaySpec {
                 addr: public.clone().unwrap_or_else(|| r.addr.to_string()),
                 fingerprint: r.identity.fingerprint().to_string(),
@@ -434,8 +424,7 @@ pub async fn run_job(
     let sched = sched?;
 
     // Assemble in chunk order; the temporary file vanishes on any error.
-    let (output_bytes, stats) =
-        write_output(&spec.output, spec.container, &codec, &sched).map_err(JobError::Output)?;
+    let (output_bytes, stats) = write_output(&spec.output, spec.container, &codec, &sched)?;
     if !policy.keep_intermediate {
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
@@ -451,7 +440,7 @@ pub async fn run_job(
     }
     let report = report_of(&sched, output_bytes);
     if let Some(path) = &spec.report {
-        timeline::write_with_svg(&report, path).map_err(JobError::Output)?;
+        timeline::write_with_svg(&report, path)?;
     }
     let secs = frames as f64 * codec.framerate.1 as f64 / codec.framerate.0.max(1) as f64;
     Ok(JobOutcome {
@@ -503,7 +492,7 @@ fn write_output(
     container: crate::container::Container,
     codec: &CodecParams,
     sched: &Schedule,
-) -> anyhow::Result<(u64, (usize, u64))> {
+) -> Result<(u64, (usize, u64)), WriteError> {
     let tmp = crate::output::temp_beside(output)?;
     let mut ivf = crate::container::VideoWriter::new(
         container,
@@ -515,24 +504,23 @@ fn write_output(
     )?;
     let (mut n, mut keys, mut bytes) = (0u64, 0usize, 0u64);
     for c in &sched.chunks {
-        let c = c.as_ref().context("a chunk is missing")?;
+        let c = c.as_ref().ok_or(WriteError::MissingChunk)?;
         for f in &c.frames {
             let key = f.first().is_some_and(|b| b & 1 == 0);
-            ivf.write_frame(n, f, key)
-                .context("cannot write the output")?;
+            ivf.write_frame(n, f, key).map_err(WriteError::Write)?;
             n += 1;
             keys += key as usize;
             bytes += f.len() as u64;
         }
     }
-    ivf.finish(true).context("cannot write the output")?;
+    ivf.finish(true).map_err(WriteError::Write)?;
     let size = tmp.as_file().metadata().map_or(0, |m| m.len());
     if output == Path::new("-") {
         // Standard output gets the finished file: a pipe cannot be
         // patched, and a failed job must write nothing.
         let mut out = std::io::stdout().lock();
-        std::io::copy(&mut tmp.reopen()?, &mut out).context("cannot write to standard output")?;
-        std::io::Write::flush(&mut out).context("cannot write to standard output")?;
+        std::io::copy(&mut tmp.reopen()?, &mut out).map_err(WriteError::Stdout)?;
+        std::io::Write::flush(&mut out).map_err(WriteError::Stdout)?;
         return Ok((size, (keys, bytes)));
     }
     crate::output::persist(tmp, output)?;

@@ -40,7 +40,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use excam_worker::chunk::Phase;
 use serde::{Deserialize, Serialize};
 
@@ -201,9 +200,12 @@ impl Report {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn write_json(&self, path: &Path) -> Result<(), super::WriteError> {
         let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(path, json).map_err(|source| super::WriteError::Report {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 

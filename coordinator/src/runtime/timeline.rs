@@ -6,6 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use super::error::{DrawError, WriteError};
 use super::report::{PhaseTiming, Report};
 use super::scheduler::Outcome;
 
@@ -20,17 +21,17 @@ const PHASE_COLORS: [RGBColor; 3] = [
 ///
 /// # Errors
 /// I/O or drawing errors.
-pub fn write_with_svg(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub fn write_with_svg(report: &Report, path: &Path) -> Result<(), WriteError> {
     report.write_json(path)?;
     let svg = path.with_extension("svg");
-    draw(report, &svg).map_err(|e| e.context(format!("cannot draw {}", svg.display())))
+    draw(report, &svg).map_err(|source| WriteError::Draw { path: svg, source })
 }
 
 /// Draws `report`'s timeline into `path`.
 ///
 /// # Errors
 /// Drawing or I/O errors, as text.
-pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub fn draw(report: &Report, path: &Path) -> Result<(), DrawError> {
     let rows = report.tasks.len().max(1);
     let end = report
         .tasks
@@ -119,7 +120,7 @@ fn draw_phase<DB: DrawingBackend>(
     y0: f64,
     y1: f64,
     lost: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), DrawError> {
     let c = PHASE_COLORS[p.phase.index()];
     let c = if lost { c.mix(0.35) } else { c.mix(1.0) };
     let wait_end = p.start_s + p.wait_seconds;
@@ -128,10 +129,10 @@ fn draw_phase<DB: DrawingBackend>(
             Rectangle::new([(p.start_s, y0), (wait_end, y1)], c.mix(0.3).filled()),
             Rectangle::new([(wait_end, y0), (p.start_s + p.seconds, y1)], c.filled()),
         ])
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(err)?;
     Ok(())
 }
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
+fn err(e: impl std::fmt::Display) -> DrawError {
+    DrawError(e.to_string())
 }

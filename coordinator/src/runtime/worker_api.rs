@@ -12,11 +12,12 @@ pub use excam_worker::keys::{job_prefix, result as result_key};
 /// Opens the store a task names, as the worker does.
 ///
 /// # Errors
-/// A message saying why the store cannot be used.
-pub async fn open_store(spec: &StoreSpec) -> anyhow::Result<Arc<dyn Store>> {
+/// [`JobError::Store`](super::JobError::Store), saying why the store
+/// cannot be used.
+pub async fn open_store(spec: &StoreSpec) -> Result<Arc<dyn Store>, super::JobError> {
     excam_worker::store::open_store(spec)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
+        .map_err(super::JobError::Store)
 }
 
 /// Parses a chunk object into its frames.

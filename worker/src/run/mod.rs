@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use excam_codec::encode::encoder::EncoderConfig;
 use excam_codec::wire::{decode_state_for, encode_state, state_digest, Compression};
-use excam_codec::{DecoderState, Frame};
+use excam_codec::{DecoderState, Image};
 use excam_rendezvous::ClientError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -652,7 +652,7 @@ impl Run {
 
 /// A chunk's input frames and their digest ([`keys::frames_digest`]).
 struct ChunkInput {
-    frames: Arc<Vec<Frame>>,
+    frames: Arc<Vec<Image>>,
     digest: [u8; 32],
 }
 

@@ -1,7 +1,7 @@
 //! The reference output of a job: its whole graph run in one process.
 
 use excam_codec::encode::encoder::EncoderConfig;
-use excam_codec::{DecoderState, Frame};
+use excam_codec::{DecoderState, Image};
 
 use super::{chunk_err, setup_err, TaskError};
 use crate::chunk::{Coded, Phase};
@@ -15,7 +15,7 @@ use crate::graph::JobGraph;
 /// # Errors
 /// The first chunk's error.
 pub fn encode_serially(
-    frames: &[Frame],
+    frames: &[Image],
     cfg: &EncoderConfig,
     chunk_frames: usize,
     group_chunks: usize,

@@ -2,7 +2,7 @@
 //! coding a frame so that it fits in it.
 
 use crate::encode::{encode, EncodeError, EncodeParams, EncodedFrame};
-use crate::image::Frame;
+use crate::image::Image;
 
 /// The decoder buffer of [`RateControl::Cbr`](super::RateControl::Cbr), in milliseconds of the
 /// channel rate (vpxenc's `--buf-sz`, `--buf-initial-sz`,
@@ -90,7 +90,7 @@ impl super::Encoder {
     /// key frame a flat grey picture.
     pub(super) fn encode_rc(
         &self,
-        image: &Frame,
+        image: &Image,
         params: &EncodeParams,
     ) -> Result<EncodedFrame, EncodeError> {
         // Every frame, boosted or forced, within `--min-q/--max-q`.
@@ -117,7 +117,7 @@ impl super::Encoder {
         // repeated, refreshing what the frame would have refreshed.
         params.filter_level = Some(0);
         if out.key_frame || self.state.is_empty() {
-            let flat = Frame::filled(image.width, image.height, [128, 128, 128]);
+            let flat = Image::filled(image.width, image.height, [128, 128, 128]);
             let out = encode(&self.state, &flat, &params)?;
             if (out.data.len() * 8) as f64 <= max_bits || self.state.is_empty() {
                 return Ok(out);
@@ -136,8 +136,8 @@ mod tests {
     use super::*;
     use crate::state::DecoderState;
 
-    fn noise(w: usize, h: usize, seed: u32) -> Frame {
-        let mut f = Frame::filled(w, h, [128, 128, 128]);
+    fn noise(w: usize, h: usize, seed: u32) -> Image {
+        let mut f = Image::filled(w, h, [128, 128, 128]);
         let mut x = seed.wrapping_mul(2654435761) | 1;
         for p in 0..3 {
             let (pw, ph) = if p == 0 {
@@ -185,7 +185,7 @@ mod tests {
             let repeat = encode(&inter.state, &last, &minimal).unwrap();
             let flat = encode(
                 &inter.state,
-                &Frame::filled(w, h, [128; 3]),
+                &Image::filled(w, h, [128; 3]),
                 &EncodeParams {
                     key_frame: true,
                     ..minimal.clone()

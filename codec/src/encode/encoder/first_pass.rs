@@ -14,7 +14,7 @@
 
 use crate::encode::quantize::quantizer_to_qindex;
 use crate::encode::{encode, EncodeError, EncodeParams, INTER_LAMBDA_SCALE};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::state::DecoderState;
 
 use super::config::{EncoderConfig, RateControl, MAX_SPEED};
@@ -36,11 +36,11 @@ const COARSE_MAX: u8 = 127;
 /// ```
 /// use std::sync::Arc;
 /// use excam_codec::encode::encoder::{EncoderConfig, FirstPass, RateControl};
-/// use excam_codec::Frame;
+/// use excam_codec::Image;
 ///
 /// let mut cfg = EncoderConfig::new(32, 32);
 /// cfg.rate = RateControl::Bitrate { kbps: 50 };
-/// let clip: Vec<Frame> = (0..4).map(|i| Frame::filled(32, 32, [40 * i, 128, 128])).collect();
+/// let clip: Vec<Image> = (0..4).map(|i| Image::filled(32, 32, [40 * i, 128, 128])).collect();
 /// let mut fp = FirstPass::new(&cfg).unwrap();
 /// for f in &clip {
 ///     fp.add_frame(f).unwrap();
@@ -110,7 +110,7 @@ impl FirstPass {
     /// # Errors
     ///
     /// [`EncodeError::BadDimensions`] for a frame of another size.
-    pub fn add_frame(&mut self, frame: &Frame) -> Result<(), EncodeError> {
+    pub fn add_frame(&mut self, frame: &Image) -> Result<(), EncodeError> {
         if (frame.width, frame.height) != (self.width, self.height) {
             return Err(EncodeError::BadDimensions(frame.width, frame.height));
         }
@@ -166,7 +166,7 @@ mod tests {
         let mut cfg = EncoderConfig::new(64, 64);
         cfg.rate = RateControl::Bitrate { kbps: 100 };
         let mut fp = FirstPass::new(&cfg).unwrap();
-        let flat = Frame::filled(64, 64, [100, 128, 128]);
+        let flat = Image::filled(64, 64, [100, 128, 128]);
         let mut busy = flat.clone();
         for y in 0..64 {
             for x in 0..64 {
@@ -176,7 +176,7 @@ mod tests {
         for f in [&flat, &flat, &busy, &busy] {
             fp.add_frame(f).unwrap();
         }
-        assert!(fp.add_frame(&Frame::filled(16, 16, [0; 3])).is_err());
+        assert!(fp.add_frame(&Image::filled(16, 16, [0; 3])).is_err());
         let s = fp.finish();
         assert_eq!(s.frames.len(), 4);
         assert!(s.frames[0].key_frame && !s.frames[1].key_frame);

@@ -14,7 +14,7 @@
 //! [`FrameStats`] the same way.
 
 use crate::encode::temporal_filter::{search16, ArnrParams};
-use crate::image::{Frame, Plane};
+use crate::image::{Image, Plane};
 
 use super::rate_control::{step, MIN_QI};
 
@@ -67,7 +67,7 @@ impl FrameStats {
 }
 
 /// Statistics of `cur` against `prev` (same size).
-pub fn frame_stats(prev: &Frame, cur: &Frame) -> FrameStats {
+pub fn frame_stats(prev: &Image, cur: &Image) -> FrameStats {
     let (a, b) = (&cur.planes[0], &prev.planes[0]);
     let (cols, rows) = (a.width / 16, a.height / 16);
     let mut s = FrameStats::default();
@@ -249,8 +249,8 @@ pub fn scene_cut(stats: &[FrameStats], min_dist: usize, max_carry: f64) -> Optio
 mod tests {
     use super::*;
 
-    fn textured(w: usize, h: usize, shift: usize, seed: usize) -> Frame {
-        let mut f = Frame::filled(w, h, [0, 128, 128]);
+    fn textured(w: usize, h: usize, shift: usize, seed: usize) -> Image {
+        let mut f = Image::filled(w, h, [0, 128, 128]);
         let p = &mut f.planes[0];
         for y in 0..h {
             for x in 0..w {
@@ -306,7 +306,7 @@ mod tests {
         // The right column of blocks matches outside the picture.
         assert!(s.carry() > 0.75, "{s:?}");
         assert!(s.motion > 2.0 && s.zero_motion < 0.5, "{s:?}");
-        let mut other = Frame::filled(96, 64, [0, 128, 128]);
+        let mut other = Image::filled(96, 64, [0, 128, 128]);
         for (i, v) in other.planes[0].data.iter_mut().enumerate() {
             *v = ((i * 7919) % 251) as u8;
         }

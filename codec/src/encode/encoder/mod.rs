@@ -12,14 +12,14 @@
 //!
 //! ```
 //! use excam_codec::encode::encoder::{EncoderConfig, EncoderStatus, RateControl};
-//! use excam_codec::{decode, DecoderState, Frame};
+//! use excam_codec::{decode, DecoderState, Image};
 //!
 //! let mut cfg = EncoderConfig::new(32, 32);
 //! cfg.rate = RateControl::Quantizer(40);
 //! let mut enc = cfg.build().unwrap();
 //! let mut packets = Vec::new();
 //! for i in 0..3u8 {
-//!     enc.send_frame(Some(Frame::filled(32, 32, [60 + 10 * i, 128, 128]))).unwrap();
+//!     enc.send_frame(Some(Image::filled(32, 32, [60 + 10 * i, 128, 128]))).unwrap();
 //!     packets.push(enc.receive_packet().unwrap());
 //! }
 //! enc.flush();
@@ -49,7 +49,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::encode::{EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
-use crate::image::Frame;
+use crate::image::Image;
 use crate::picture::Picture;
 use crate::state::DecoderState;
 
@@ -123,12 +123,12 @@ pub struct Encoder {
     rc: RateController,
     state: DecoderState,
     /// Frames waiting, with their presentation times.
-    queue: VecDeque<(u64, Frame)>,
+    queue: VecDeque<(u64, Image)>,
     /// With [`EncoderConfig::wants_stats`]: the statistics of each frame
     /// of `queue` against the frame before it.
     stats: VecDeque<FrameStats>,
     /// The last frame queued, which the next one is compared with.
-    last_in: Option<Frame>,
+    last_in: Option<Image>,
     frames_in: u64,
     /// Shown frames since the last key frame.
     since_key: u64,
@@ -216,7 +216,7 @@ impl Encoder {
     /// [`EncoderStatus::LimitReached`] after a flush, and
     /// [`EncoderStatus::Failure`] with [`EncodeError::BadDimensions`] for
     /// a frame whose size differs from the configuration.
-    pub fn send_frame(&mut self, frame: Option<Frame>) -> Result<(), EncoderStatus> {
+    pub fn send_frame(&mut self, frame: Option<Image>) -> Result<(), EncoderStatus> {
         let Some(frame) = frame else {
             self.flush();
             return Ok(());
@@ -442,14 +442,14 @@ mod tests {
             enc.receive_packet().unwrap_err(),
             EncoderStatus::NeedMoreData
         );
-        let f = Frame::filled(48, 32, [90, 100, 110]);
+        let f = Image::filled(48, 32, [90, 100, 110]);
         enc.send_frame(Some(f.clone())).unwrap();
         assert_eq!(
             enc.send_frame(Some(f.clone())).unwrap_err(),
             EncoderStatus::EnoughData
         );
         assert_eq!(
-            enc.send_frame(Some(Frame::filled(16, 16, [0; 3])))
+            enc.send_frame(Some(Image::filled(16, 16, [0; 3])))
                 .unwrap_err(),
             EncoderStatus::EnoughData
         );
@@ -457,7 +457,7 @@ mod tests {
         assert!(p.key_frame && p.golden);
         assert_eq!(p.pts, 0);
         assert!(matches!(
-            enc.send_frame(Some(Frame::filled(16, 16, [0; 3]))),
+            enc.send_frame(Some(Image::filled(16, 16, [0; 3]))),
             Err(EncoderStatus::Failure(EncodeError::BadDimensions(16, 16)))
         ));
         enc.send_frame(Some(f.clone())).unwrap();
@@ -489,7 +489,7 @@ mod tests {
         let mut enc = c.build().unwrap();
         let mut kinds = String::new();
         for i in 0..11u8 {
-            enc.send_frame(Some(Frame::filled(48, 32, [i * 20, 128, 128])))
+            enc.send_frame(Some(Image::filled(48, 32, [i * 20, 128, 128])))
                 .unwrap();
             let p = enc.receive_packet().unwrap();
             let qi = quantizer_to_qindex(30);
@@ -516,14 +516,14 @@ mod tests {
         enc.force_next_q_index(3);
         let mut got = Vec::new();
         for i in 0..3u8 {
-            enc.send_frame(Some(Frame::filled(48, 32, [i * 20, 128, 128])))
+            enc.send_frame(Some(Image::filled(48, 32, [i * 20, 128, 128])))
                 .unwrap();
             got.push(enc.receive_packet().unwrap().q_index);
         }
         assert_eq!(got[0], 3);
         assert_eq!(&got[1..], &[qi, qi]);
         enc.force_next_q_index(200);
-        enc.send_frame(Some(Frame::filled(48, 32, [9, 128, 128])))
+        enc.send_frame(Some(Image::filled(48, 32, [9, 128, 128])))
             .unwrap();
         assert_eq!(enc.receive_packet().unwrap().q_index, 127);
     }
@@ -537,7 +537,7 @@ mod tests {
             let mut enc = c.build().unwrap();
             let mut kinds = String::new();
             for _ in 0..5 {
-                enc.send_frame(Some(Frame::filled(48, 32, [1, 2, 3])))
+                enc.send_frame(Some(Image::filled(48, 32, [1, 2, 3])))
                     .unwrap();
                 kinds.push(if enc.receive_packet().unwrap().key_frame {
                     'K'
@@ -551,8 +551,8 @@ mod tests {
 
     /// A still picture whose chroma is clean (`noise` false) or fresh
     /// noise in every frame.
-    fn still(i: u32, noise: bool) -> Frame {
-        let mut f = Frame::filled(64, 48, [0, 128, 128]);
+    fn still(i: u32, noise: bool) -> Image {
+        let mut f = Image::filled(64, 48, [0, 128, 128]);
         for p in 0..3 {
             let pl = &mut f.planes[p];
             let stride = pl.stride;
