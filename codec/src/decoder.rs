@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::decode::{decode_picture_threaded, FrameInfo};
+use crate::decode::{decode_picture_on, FrameInfo};
+use crate::decode_rows::RowScratch;
 use crate::error::FrameError;
 use crate::picture::Picture;
 use crate::state::DecoderState;
@@ -15,6 +16,28 @@ pub struct Decoder {
     frames: u64,
     /// Threads per frame; 0 and 1 both mean the calling thread only.
     threads: usize,
+    /// The `threads - 1` helper threads, started once for the stream
+    /// (shared by clones); `None` with one thread, or if the system would
+    /// not start them (then each frame starts its own).
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// The threads' buffers, kept from frame to frame.
+    scratch: Scratch,
+}
+
+/// [`RowScratch`] in a [`Decoder`]: a clone starts without buffers.
+#[derive(Default)]
+struct Scratch(Option<RowScratch>);
+
+impl Clone for Scratch {
+    fn clone(&self) -> Self {
+        Scratch(None)
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scratch")
+    }
 }
 
 impl Decoder {
@@ -24,11 +47,23 @@ impl Decoder {
     }
 
     /// A decoder that decodes each frame on up to `threads` threads
-    /// ([`crate::decode_picture_threaded`]); the pictures are the same for
-    /// any count.
+    /// ([`crate::decode_picture_threaded`]), the calling one and
+    /// `threads - 1` helpers that live as long as the decoder; the
+    /// pictures are the same for any count.
     pub fn with_threads(threads: usize) -> Self {
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads - 1)
+                    .thread_name(|i| format!("excam-decode-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
         Decoder {
             threads,
+            pool,
             ..Self::default()
         }
     }
@@ -39,8 +74,14 @@ impl Decoder {
     pub fn decode(&mut self, data: &[u8]) -> Result<(Option<Arc<Picture>>, FrameInfo), FrameError> {
         let index = self.frames;
         self.frames += 1;
-        let d = decode_picture_threaded(&self.state, data, self.threads)
-            .map_err(|source| FrameError { index, source })?;
+        let d = decode_picture_on(
+            &self.state,
+            data,
+            self.threads,
+            self.pool.as_deref(),
+            &mut self.scratch.0,
+        )
+        .map_err(|source| FrameError { index, source })?;
         self.state = d.state;
         Ok((d.shown, d.info))
     }
