@@ -366,10 +366,15 @@ pub(crate) fn decode_rows(
         let mut out: [Vec<Mutex<&mut [u8]>>; 3] = Default::default();
         for (plane, (p, o)) in pic.planes.iter_mut().zip(out.iter_mut()).enumerate() {
             let (s, b) = (p.stride, p.border);
-            let mut rest = &mut p.data[b * s..];
+            // The first row's lines start with the border above the
+            // picture, the last row's end with the border below it: the
+            // rows that write the first and the last line fill them.
+            let mut rest = &mut p.data[..];
             for r in 0..mb_rows {
                 let (lo, hi) = band_lines(plane, r, mb_rows, lf);
-                let (band, tail) = std::mem::take(&mut rest).split_at_mut((hi - lo) * s);
+                let lines =
+                    hi - lo + if r == 0 { b } else { 0 } + if r + 1 == mb_rows { b } else { 0 };
+                let (band, tail) = std::mem::take(&mut rest).split_at_mut(lines * s);
                 rest = tail;
                 o.push(Mutex::new(band));
             }
@@ -426,9 +431,6 @@ pub(crate) fn decode_rows(
         }
         mbs
     };
-    for p in pic.planes.iter_mut() {
-        p.extend_top_bottom();
-    }
     Ok((pic, mbs))
 }
 
@@ -679,10 +681,21 @@ impl Rows<'_, '_, '_> {
             let (lo, hi) = band_lines(i, r, rows, self.lf);
             let mut band = lock(&self.out[i][r]);
             let (s, b, width) = (p.stride, p.border, p.width);
-            for (dst, y) in band.chunks_exact_mut(s).zip(lo..hi) {
+            let above = if r == 0 { b } else { 0 };
+            let (head, body) = band.split_at_mut(above * s);
+            let (body, foot) = body.split_at_mut((hi - lo) * s);
+            for (dst, y) in body.chunks_exact_mut(s).zip(lo..hi) {
                 let src = p.index(0, y as isize);
                 dst[b..b + width].copy_from_slice(&p.data[src..src + width]);
                 extend_line(dst, b, width);
+            }
+            // The borders above and below the picture repeat its first and
+            // last lines (`PlaneBuf::extend_borders`).
+            for dst in head.chunks_exact_mut(s) {
+                dst.copy_from_slice(&body[..s]);
+            }
+            for dst in foot.chunks_exact_mut(s) {
+                dst.copy_from_slice(&body[body.len() - s..]);
             }
         }
     }
