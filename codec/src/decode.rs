@@ -500,17 +500,34 @@ mod tests {
             .collect()
     }
 
+    /// [`run`] through a [`crate::Decoder`] that keeps its threads.
+    fn run_kept(frames: &[Vec<u8>], threads: usize) -> Vec<Result<Option<Vec<u8>>, DecodeError>> {
+        let mut decoder = crate::Decoder::with_threads(threads);
+        frames
+            .iter()
+            .map(|f| {
+                let (shown, _) = decoder.decode(f).map_err(|e| e.source)?;
+                Ok(shown.map(|p| p.planes[0].data.clone()))
+            })
+            .collect()
+    }
+
     /// Every thread count gives the same pictures and the same errors,
     /// also on damaged frames (bytes flipped or cut off in the token
-    /// partitions, where the token thread is the one that fails).
+    /// partitions, where the rows that fail are not the first ones) and
+    /// with the threads kept from frame to frame.
     #[test]
     fn thread_counts_agree_on_good_and_damaged_streams() {
         for name in ["excam-token-parts-2.ivf", "excam-size-65x47.ivf"] {
             let good = frames(name);
             let want = run(&good, 1);
             assert!(want.iter().all(|r| r.is_ok()), "{name}");
-            for threads in [2, 3] {
+            for threads in [2, 3, 8] {
                 assert!(run(&good, threads) == want, "{name}: {threads} threads");
+                assert!(
+                    run_kept(&good, threads) == want,
+                    "{name}: {threads} kept threads"
+                );
             }
             let mut s = 0x2545_f491_u32;
             let mut rnd = move || {
@@ -536,6 +553,7 @@ mod tests {
                 let want = run(&bad, 1);
                 errors += want.iter().filter(|r| r.is_err()).count();
                 assert!(run(&bad, 2) == want, "{name}: trial {trial}");
+                assert!(run_kept(&bad, 3) == want, "{name}: trial {trial}, kept");
             }
             // The damage must have exercised the error paths.
             assert!(errors > 0, "{name}: no damaged frame was refused");

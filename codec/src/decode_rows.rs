@@ -440,6 +440,8 @@ impl Rows<'_, '_, '_> {
         let _guard = PanicGuard(&self.waits);
         let popped = lock(self.works).pop();
         let mut w = popped.unwrap_or_else(|| Work::new(self.frame));
+        // The limits depend on the frame's sharpness and type.
+        w.limits = [None; 64];
         self.work_rows(&mut w);
         lock(self.works).push(w);
     }
