@@ -104,10 +104,13 @@ struct RowSync {
     /// words per macroblock in luma (and one more for the four pixels
     /// right of the picture), one in chroma.
     line: [Vec<AtomicU64>; 3],
-    /// The row is loop filtered and `tail` holds its bottom lines.
-    filtered: AtomicBool,
-    /// The filtered bottom [`TAIL`] lines of each plane.
-    tail: Mutex<[Vec<u8>; 3]>,
+    /// Macroblocks whose bottom lines in `tail` are final as far as the
+    /// row's own loop filter goes (a macroblock's are once the next one
+    /// is filtered: its left edge changes them).
+    filtered: AtomicUsize,
+    /// The filtered bottom [`TAIL`] lines of each plane, line by line,
+    /// in words as `line`.
+    tail: [Vec<AtomicU64>; 3],
 }
 
 /// Waiting for other rows, and failing.
@@ -224,7 +227,6 @@ pub(crate) struct RowScratch {
 
 impl RowScratch {
     fn new(mb_cols: usize, mb_rows: usize) -> Self {
-        let widths = [16 * mb_cols, 8 * mb_cols, 8 * mb_cols];
         RowScratch {
             mb_cols,
             mb_rows,
@@ -237,8 +239,9 @@ impl RowScratch {
                     built: AtomicUsize::new(0),
                     line: [2 * mb_cols + 1, mb_cols, mb_cols]
                         .map(|n| (0..n).map(|_| AtomicU64::new(0)).collect()),
-                    filtered: AtomicBool::new(false),
-                    tail: Mutex::new(widths.map(|w| vec![0; TAIL * w])),
+                    filtered: AtomicUsize::new(0),
+                    tail: [2, 1, 1]
+                        .map(|k| (0..TAIL * k * mb_cols).map(|_| AtomicU64::new(0)).collect()),
                 })
                 .collect(),
             works: Mutex::new(Vec::new()),
@@ -260,7 +263,7 @@ impl RowScratch {
             *r.moded.get_mut() = false;
             *r.parsed.get_mut() = 0;
             *r.built.get_mut() = 0;
-            *r.filtered.get_mut() = false;
+            *r.filtered.get_mut() = 0;
         }
         s
     }
@@ -456,10 +459,7 @@ impl Rows<'_, '_, '_> {
             for (p, l) in w.pic.planes.iter_mut().zip(LINES) {
                 p.y0 = (r * l) as isize;
             }
-            let done = self.read_modes(w, r)
-                && self.read_tokens(w, r)
-                && self.reconstruct(w, r)
-                && (!self.lf || self.loop_filter(w, r));
+            let done = self.read_modes(w, r) && self.read_tokens(w, r) && self.reconstruct(w, r);
             if !done {
                 return;
             }
@@ -634,42 +634,43 @@ impl Rows<'_, '_, '_> {
                 mine.built.store(c + 1, Ordering::SeqCst);
                 self.waits.notify();
             }
-        }
-        true
-    }
-
-    /// Loop filters row `r` in `w.pic`, after the row above, and hands
-    /// its bottom lines to the row below.
-    fn loop_filter(&self, w: &mut Work, r: usize) -> bool {
-        if r > 0 {
-            let a = &self.rows[r - 1];
-            if !self.waits.wait(r, || a.filtered.load(Ordering::SeqCst)) {
+            // The loop filter follows one macroblock behind: filtering
+            // changes the right column of the macroblock on its left,
+            // which this one's intra prediction has just read.
+            if self.lf && c > 0 && !self.filter_mb(w, r, c - 1) {
                 return false;
             }
-            let tail = lock(&a.tail);
-            for (p, t) in w.pic.planes.iter_mut().zip(tail.iter()) {
-                let width = p.width;
-                for (k, src) in t.chunks_exact(width).enumerate() {
-                    let i = p.index(0, p.y0 - (TAIL - k) as isize);
-                    p.data[i..i + width].copy_from_slice(src);
-                }
+        }
+        !self.lf || self.filter_mb(w, r, cols - 1)
+    }
+
+    /// Loop filters macroblock `c` of row `r` in `w.pic`, once the row
+    /// above has left its bottom lines there final, and hands the final
+    /// bottom lines of this row's macroblocks to the row below.
+    fn filter_mb(&self, w: &mut Work, r: usize, c: usize) -> bool {
+        let cols = self.mb_cols;
+        if r > 0 {
+            let a = &self.rows[r - 1];
+            if !self.waits.wait(r, || a.filtered.load(Ordering::SeqCst) > c) {
+                return false;
             }
+            copy_tail_in(&mut w.pic, a, c, cols);
         }
         let [y, u, v] = &mut w.pic.planes;
         self.filter
-            .filter_row(y, Some((u, v)), r, &w.mbs, &w.skips, &mut w.limits);
+            .filter_mb(y, Some((u, v)), c, r, &w.mbs[c], w.skips[c], &mut w.limits);
         if r + 1 < self.frame.mb_rows {
             let mine = &self.rows[r];
-            let mut tail = lock(&mine.tail);
-            for ((p, t), l) in w.pic.planes.iter().zip(tail.iter_mut()).zip(LINES) {
-                let width = p.width;
-                for (k, dst) in t.chunks_exact_mut(width).enumerate() {
-                    let i = p.index(0, p.y0 + (l - TAIL + k) as isize);
-                    dst.copy_from_slice(&p.data[i..i + width]);
-                }
+            if c > 0 {
+                publish_tail(&w.pic, mine, c - 1, cols);
             }
-            drop(tail);
-            mine.filtered.store(true, Ordering::SeqCst);
+            let done = if c + 1 == cols {
+                publish_tail(&w.pic, mine, c, cols);
+                cols
+            } else {
+                c
+            };
+            mine.filtered.store(done, Ordering::SeqCst);
             self.waits.notify();
         }
         true
@@ -744,6 +745,39 @@ fn publish_line(pic: &Picture, mine: &RowSync, c: usize, cols: usize) {
             let mut right = [0u8; 8];
             right[..4].copy_from_slice(&src[16 * cols..16 * cols + 4]);
             words[2 * cols].store(u64::from_le_bytes(right), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Copies the bottom [`TAIL`] lines of macroblock `c` of row `a`, as its
+/// loop filter left them, into the lines above the band `pic`.
+fn copy_tail_in(pic: &mut Picture, a: &RowSync, c: usize, cols: usize) {
+    for ((p, l), words) in pic.planes.iter_mut().zip(LINES).zip(&a.tail) {
+        let k = l / 8;
+        for t in 0..TAIL {
+            let start = p.index((c * l) as isize, p.y0 - (TAIL - t) as isize);
+            let src = &words[(t * cols + c) * k..(t * cols + c + 1) * k];
+            for (d, s) in p.data[start..start + l].chunks_exact_mut(8).zip(src) {
+                d.copy_from_slice(&s.load(Ordering::Relaxed).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Publishes the bottom [`TAIL`] lines of macroblock `c` of the band
+/// `pic` in `mine`.
+fn publish_tail(pic: &Picture, mine: &RowSync, c: usize, cols: usize) {
+    for ((p, l), words) in pic.planes.iter().zip(LINES).zip(&mine.tail) {
+        let k = l / 8;
+        for t in 0..TAIL {
+            let start = p.index((c * l) as isize, p.y0 + (l - TAIL + t) as isize);
+            let dst = &words[(t * cols + c) * k..(t * cols + c + 1) * k];
+            for (s, d) in p.data[start..start + l].chunks_exact(8).zip(dst) {
+                d.store(
+                    u64::from_le_bytes(s.try_into().expect("8 bytes")),
+                    Ordering::Relaxed,
+                );
+            }
         }
     }
 }
