@@ -286,7 +286,7 @@ impl RowTokens<'_> {
     }
 }
 
-/// The token stage's state across rows.
+/// The token reader's state across rows (one thread).
 struct TokenReader<'d> {
     /// One per token partition; row `r` reads partition `r % count`.
     decoders: Vec<BoolDecoder<'d>>,

@@ -69,7 +69,13 @@ const CHANGED: usize = 3;
 
 /// How long a thread spins for the row above before it sleeps: a
 /// macroblock takes about a microsecond, a thread woken from sleep tens.
-const SPIN: Duration = Duration::from_micros(40);
+const SPIN: Duration = Duration::from_micros(20);
+
+/// How far the token reading of a row waits to be behind the row
+/// above's when it has to wait at all (it needs only the column it is
+/// in): reading in step a macroblock apart makes the two threads wait
+/// for each other at almost every macroblock.
+const PARSE_GAP: usize = usize::MAX / 2;
 
 /// What the rows of a frame are decoded from.
 pub(crate) struct RowFrame<'a> {
@@ -223,6 +229,10 @@ pub(crate) struct RowScratch {
     rows: Vec<RowSync>,
     /// Threads' buffers not in use.
     works: Mutex<Vec<Work>>,
+    /// A picture of this size nothing refers to any more, to decode the
+    /// next frame into instead of allocating and zeroing a new one (the
+    /// rows write every byte of it, borders included).
+    pub spare: Option<Picture>,
 }
 
 impl RowScratch {
@@ -245,6 +255,7 @@ impl RowScratch {
                 })
                 .collect(),
             works: Mutex::new(Vec::new()),
+            spare: None,
         }
     }
 
@@ -364,7 +375,10 @@ pub(crate) fn decode_rows(
     let mb_rows = frame.mb_rows;
     let threads = threads.clamp(1, mb_rows.max(1));
     let lf = frame.hdr.filter_level != 0;
-    let mut pic = Picture::new(frame.width, frame.height);
+    let spare = scratch.as_mut().and_then(|s| s.spare.take());
+    let mut pic = spare
+        .filter(|p| (p.width, p.height) == (frame.width, frame.height))
+        .unwrap_or_else(|| Picture::new(frame.width, frame.height));
     let mbs = {
         let mut out: [Vec<Mutex<&mut [u8]>>; 3] = Default::default();
         for (plane, (p, o)) in pic.planes.iter_mut().zip(out.iter_mut()).enumerate() {
@@ -536,7 +550,11 @@ impl Rows<'_, '_, '_> {
             let mut above: TokenContext = [0; 9];
             if let Some(a) = above_row {
                 if have <= c {
-                    if !self.waits.wait(r, || a.parsed.load(Ordering::SeqCst) > c) {
+                    let need = (c + 1 + PARSE_GAP).min(cols);
+                    if !self
+                        .waits
+                        .wait(r, || a.parsed.load(Ordering::SeqCst) >= need)
+                    {
                         return false;
                     }
                     have = a.parsed.load(Ordering::Acquire);

@@ -82,7 +82,16 @@ impl Decoder {
             &mut self.scratch.0,
         )
         .map_err(|source| FrameError { index, source })?;
-        self.state = d.state;
+        let old = std::mem::replace(&mut self.state, d.state);
+        // A reference picture the new state and the caller dropped is
+        // the next frame's buffer.
+        if let (Some(scratch), Some(refs)) = (self.scratch.0.as_mut(), old.refs) {
+            for p in [refs.last, refs.golden, refs.altref] {
+                if let Ok(pic) = Arc::try_unwrap(p) {
+                    scratch.spare = Some(pic);
+                }
+            }
+        }
         Ok((d.shown, d.info))
     }
 
