@@ -140,6 +140,9 @@ pub(crate) fn decode_picture_on(
     pool: Option<&rayon::ThreadPool>,
     scratch: &mut Option<RowScratch>,
 ) -> Result<Decoded, DecodeError> {
+    if threads <= 1 {
+        return decode_serial(state, data);
+    }
     let Head {
         hdr,
         bd,
@@ -148,7 +151,7 @@ pub(crate) fn decode_picture_on(
     } = parse_head(state, data)?;
     let (width, height) = (frame_size.width as usize, frame_size.height as usize);
     let mb_rows = height.div_ceil(16);
-    if threads <= 1 || mb_rows < 2 {
+    if mb_rows < 2 {
         return decode_serial(state, data);
     }
     let tag = hdr.tag;
