@@ -71,12 +71,6 @@ const CHANGED: usize = 3;
 /// macroblock takes about a microsecond, a thread woken from sleep tens.
 const SPIN: Duration = Duration::from_micros(20);
 
-/// How far the token reading of a row waits to be behind the row
-/// above's when it has to wait at all (it needs only the column it is
-/// in): reading in step a macroblock apart makes the two threads wait
-/// for each other at almost every macroblock.
-const PARSE_GAP: usize = usize::MAX / 2;
-
 /// What the rows of a frame are decoded from.
 pub(crate) struct RowFrame<'a> {
     pub hdr: &'a FrameHeader,
@@ -451,7 +445,7 @@ pub(crate) fn decode_rows(
     Ok((pic, mbs))
 }
 
-impl Rows<'_, '_, '_> {
+impl<'d> Rows<'_, 'd, '_> {
     /// Decodes rows until none is left (or a row above failed).
     fn work(&self) {
         let _guard = PanicGuard(&self.waits);
@@ -473,7 +467,10 @@ impl Rows<'_, '_, '_> {
             for (p, l) in w.pic.planes.iter_mut().zip(LINES) {
                 p.y0 = (r * l) as isize;
             }
-            let done = self.read_modes(w, r) && self.read_tokens(w, r) && self.reconstruct(w, r);
+            let interleave = self.decoders.len() > 1;
+            let done = self.read_modes(w, r)
+                && (interleave || self.read_tokens(w, r))
+                && self.reconstruct(w, r, interleave);
             if !done {
                 return;
             }
@@ -519,87 +516,111 @@ impl Rows<'_, '_, '_> {
         true
     }
 
-    /// Reads the tokens of row `r` into `w.coeffs`.
-    fn read_tokens(&self, w: &mut Work, r: usize) -> bool {
-        let f = self.frame;
-        let cols = self.mb_cols;
+    /// Takes row `r`'s token partition, once the partition's previous
+    /// row has read all of its tokens; `None` if a row above failed.
+    fn take_partition(&self, r: usize) -> Option<BoolDecoder<'d>> {
         let parts = self.decoders.len();
-        let slot = &self.decoders[r % parts];
         if r >= parts {
             let prev = &self.rows[r - parts];
+            let cols = self.mb_cols;
             if !self
                 .waits
                 .wait(r, || prev.parsed.load(Ordering::SeqCst) == cols)
             {
-                return false;
+                return None;
             }
         }
-        let mut bd = lock(slot)
+        let bd = lock(&self.decoders[r % parts])
             .take()
             .expect("a partition's decoder is handed back before its row is marked read");
-        let above_row = r.checked_sub(1).map(|a| &self.rows[a]);
-        let mine = &self.rows[r];
-        let mut left: TokenContext = [0; 9];
-        // Columns of the row above known to be read.
-        let mut have = 0;
-        let cells = w
-            .mbs
-            .iter()
-            .zip(w.coeffs.iter_mut().zip(w.residual.iter_mut()));
-        for (c, (mb, (coeffs, residual))) in cells.enumerate() {
-            let mut above: TokenContext = [0; 9];
-            if let Some(a) = above_row {
-                if have <= c {
-                    let need = (c + 1 + PARSE_GAP).min(cols);
-                    if !self
-                        .waits
-                        .wait(r, || a.parsed.load(Ordering::SeqCst) >= need)
-                    {
-                        return false;
-                    }
-                    have = a.parsed.load(Ordering::Acquire);
-                }
-                above = unpack(a.ctx[c].load(Ordering::Relaxed));
-            }
-            // Reconstruction leaves the coefficients it used changed.
-            if *residual {
-                *coeffs = MbCoeffs::new();
-            }
-            let has_y2 = mb.y_mode.has_y2();
-            *residual = if mb.skip {
-                tokens::skip_mb_coeffs(has_y2, &mut above, &mut left);
-                false
-            } else {
-                tokens::read_mb_coeffs(
-                    &mut bd,
-                    f.probs,
-                    has_y2,
-                    &f.dequant[mb.segment as usize & 3],
-                    &mut above,
-                    &mut left,
-                    coeffs,
-                )
-            };
-            mine.ctx[c].store(pack(&above), Ordering::Relaxed);
-            if c + 1 < cols {
-                mine.parsed.store(c + 1, Ordering::SeqCst);
-                self.waits.notify();
-            }
-        }
+        Some(bd)
+    }
+
+    /// Hands row `r`'s token partition on after its last token; false
+    /// (and the frame fails) if the row read too far past its end.
+    fn give_partition(&self, r: usize, bd: BoolDecoder<'d>) -> bool {
+        let parts = self.decoders.len();
         let overrun = bd.bits_past_end() > OVERRUN_SLACK_BITS;
-        *lock(slot) = Some(bd);
-        mine.parsed.store(cols, Ordering::SeqCst);
+        *lock(&self.decoders[r % parts]) = Some(bd);
+        self.rows[r].parsed.store(self.mb_cols, Ordering::SeqCst);
         self.waits.notify();
         if overrun {
             self.waits
                 .fail(r, DecodeError::PartitionOverrun(1 + r % parts));
-            return false;
         }
-        true
+        !overrun
     }
 
-    /// Reconstructs row `r` into `w.pic`, publishing its bottom lines.
-    fn reconstruct(&self, w: &mut Work, r: usize) -> bool {
+    /// Reads the tokens of macroblock `c` of row `r` into `w.coeffs[c]`;
+    /// the row above must have read its column `c`.
+    #[inline]
+    fn read_mb(
+        &self,
+        w: &mut Work,
+        r: usize,
+        c: usize,
+        bd: &mut BoolDecoder,
+        left: &mut TokenContext,
+    ) {
+        let f = self.frame;
+        let mut above: TokenContext = match r.checked_sub(1) {
+            Some(a) => unpack(self.rows[a].ctx[c].load(Ordering::Relaxed)),
+            None => [0; 9],
+        };
+        let (mb, coeffs) = (&w.mbs[c], &mut w.coeffs[c]);
+        // Reconstruction leaves the coefficients it used changed.
+        if w.residual[c] {
+            *coeffs = MbCoeffs::new();
+        }
+        let has_y2 = mb.y_mode.has_y2();
+        w.residual[c] = if mb.skip {
+            tokens::skip_mb_coeffs(has_y2, &mut above, left);
+            false
+        } else {
+            tokens::read_mb_coeffs(
+                bd,
+                f.probs,
+                has_y2,
+                &f.dequant[mb.segment as usize & 3],
+                &mut above,
+                left,
+                coeffs,
+            )
+        };
+        self.rows[r].ctx[c].store(pack(&above), Ordering::Relaxed);
+    }
+
+    /// Reads all tokens of row `r` into `w.coeffs`, after the row above
+    /// has read all of its: with one token partition the rows' reading is
+    /// a chain, which the rows' reconstruction overlaps.
+    fn read_tokens(&self, w: &mut Work, r: usize) -> bool {
+        let cols = self.mb_cols;
+        if let Some(a) = r.checked_sub(1).map(|a| &self.rows[a]) {
+            if !self
+                .waits
+                .wait(r, || a.parsed.load(Ordering::SeqCst) == cols)
+            {
+                return false;
+            }
+        }
+        let Some(mut bd) = self.take_partition(r) else {
+            return false;
+        };
+        let mut left: TokenContext = [0; 9];
+        for c in 0..cols {
+            self.read_mb(w, r, c, &mut bd, &mut left);
+        }
+        self.give_partition(r, bd)
+    }
+
+    /// Reconstructs row `r` into `w.pic`, publishing its bottom lines,
+    /// and loop filters it. With `interleave` each macroblock's tokens are
+    /// read just before it is reconstructed, as libvpx does: with two or
+    /// more partitions a row's tokens depend on the row above only
+    /// through its contexts, which the row above has read by the time it
+    /// has reconstructed the macroblocks this one waits for, and reading
+    /// in the same pass keeps the rows a steady distance apart.
+    fn reconstruct(&self, w: &mut Work, r: usize, interleave: bool) -> bool {
         let f = self.frame;
         let cols = self.mb_cols;
         if r == 0 {
@@ -617,6 +638,13 @@ impl Rows<'_, '_, '_> {
         }
         let above = r.checked_sub(1).map(|a| &self.rows[a]);
         let mine = &self.rows[r];
+        let mut tokens = None;
+        if interleave {
+            let Some(bd) = self.take_partition(r) else {
+                return false;
+            };
+            tokens = Some((bd, [0u8; 9]));
+        }
         // Macroblocks of the row above whose bottom line is copied in.
         let mut have = 0;
         for c in 0..cols {
@@ -633,6 +661,9 @@ impl Rows<'_, '_, '_> {
                     copy_line_in(&mut w.pic, a, have, done, cols);
                     have = done;
                 }
+            }
+            if let Some((bd, left)) = tokens.as_mut() {
+                self.read_mb(w, r, c, bd, left);
             }
             let residual = w.residual[c];
             // A macroblock without coefficients skips its inner loop
@@ -656,6 +687,11 @@ impl Rows<'_, '_, '_> {
             // changes the right column of the macroblock on its left,
             // which this one's intra prediction has just read.
             if self.lf && c > 0 && !self.filter_mb(w, r, c - 1) {
+                return false;
+            }
+        }
+        if let Some((bd, _)) = tokens {
+            if !self.give_partition(r, bd) {
                 return false;
             }
         }
