@@ -41,6 +41,10 @@ impl std::fmt::Debug for Scratch {
 }
 
 impl Decoder {
+    /// The most threads [`Decoder::with_threads`] keeps (a frame uses at
+    /// most one per macroblock row anyway).
+    pub const MAX_THREADS: usize = 256;
+
     /// A decoder that expects a key frame first.
     pub fn new() -> Self {
         Self::default()
@@ -49,8 +53,10 @@ impl Decoder {
     /// A decoder that decodes each frame on up to `threads` threads
     /// ([`crate::decode_picture_threaded`]), the calling one and
     /// `threads - 1` helpers that live as long as the decoder; the
-    /// pictures are the same for any count.
+    /// pictures are the same for any count. At most
+    /// [`Decoder::MAX_THREADS`] threads are kept.
     pub fn with_threads(threads: usize) -> Self {
+        let threads = threads.min(Self::MAX_THREADS);
         let pool = (threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()

@@ -221,3 +221,17 @@ fn decoder_thread_counts_agree() {
         }
     }
 }
+
+/// A decoder asked for 0, 1 or more threads than it keeps
+/// (`Decoder::MAX_THREADS`) decodes as one thread does.
+#[test]
+fn decoder_zero_and_huge_thread_counts() {
+    let coded = run(&synthetic(64, 48, 3), 4, 2, 1);
+    for threads in [0, 1, usize::MAX] {
+        let mut decoder = Decoder::with_threads(threads);
+        for (i, (data, want)) in coded.iter().enumerate() {
+            decoder.decode(data).unwrap();
+            assert!(decoder.state() == want, "{threads} threads: frame {i}");
+        }
+    }
+}
