@@ -13,20 +13,27 @@
 //! * **Tokens.** Row `r` reads token partition `r % P`, whose decoder the
 //!   partition's previous row (`r - P`) passes on when it has read all
 //!   of its tokens; macroblock `c` also needs the above context the row
-//!   above left in column `c`. With one partition the rows' token
-//!   reading is a chain, but each row's reconstruction overlaps the next
-//!   row's reading, so two threads still share the work.
+//!   above left in column `c`. With two or more partitions a row reads
+//!   each macroblock's tokens just before reconstructing it (libvpx's
+//!   order). With one partition a row reads all of its tokens first:
+//!   the rows' token reading is a chain, but each row's reconstruction
+//!   overlaps the next row's reading, so two threads still share the
+//!   work.
 //! * **Intra edges.** Macroblock `c` predicts from the unfiltered bottom
 //!   line of the row above, up to the first four pixels of macroblock
 //!   `c + 1` (the above-right of B_PRED subblocks; for the last
 //!   macroblock the four pixels right of the picture). The row above
 //!   publishes that line as it reconstructs, before it filters, as libvpx
 //!   keeps its unfiltered rows aside.
-//! * **Loop filter.** Filtering row `r` reads the bottom four lines of row
-//!   `r - 1` as that row's own filtering left them and changes the bottom
-//!   three (the macroblock edge filter's `p2..p0`): the row above hands
-//!   its filtered bottom lines over once it is filtered, and the final
-//!   values of those three lines are written out by row `r`.
+//! * **Loop filter.** A row is filtered one macroblock behind its
+//!   reconstruction (filtering a macroblock changes the right column of
+//!   the one on its left, which the next one's intra prediction reads).
+//!   Filtering macroblock `c` of row `r` reads the bottom four lines of
+//!   row `r - 1` in its columns as that row's own filtering left them
+//!   (final once the row above has filtered `c + 1`) and changes the
+//!   bottom three (the macroblock edge filter's `p2..p0`): the row above
+//!   hands its filtered bottom lines down macroblock by macroblock, and
+//!   the final values of those three lines are written out by row `r`.
 //!
 //! Each thread reconstructs and filters in a band of its own (one
 //! macroblock row plus four lines above it, [`PlaneBuf::band`]) and copies
