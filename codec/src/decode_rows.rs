@@ -47,7 +47,7 @@
 //! caller then decodes the frame again on one thread, which finds the
 //! error in stream order.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -95,29 +95,53 @@ pub(crate) struct RowFrame<'a> {
 
 /// What one row publishes for the row below.
 struct RowSync {
+    progress: Progress,
+    /// The row's records.
+    modes: Mutex<Vec<MbInfo>>,
+    /// Per macroblock: its unfiltered bottom line, eight pixels a word
+    /// (words 0 and 1 luma, 2 U, 3 V), and in word 4 the above token
+    /// context it leaves, one bit per flag.
+    slots: Vec<MbSlot>,
+    /// The four pixels right of the picture on the unfiltered bottom
+    /// luma line.
+    right: AtomicU64,
+    /// Per macroblock: its filtered bottom [`TAIL`] luma lines, two
+    /// words a line.
+    tail_y: Vec<MbSlot>,
+    /// Per macroblock: its filtered bottom [`TAIL`] chroma lines, a U
+    /// and a V word a line.
+    tail_uv: Vec<MbSlot>,
+}
+
+/// What one macroblock hands down, in a cache line of its own: the
+/// thread of the row below reads a macroblock's while the row's thread
+/// writes the next one's, and sharing lines would make every write
+/// invalidate the reader's copy.
+#[repr(align(64))]
+struct MbSlot([AtomicU64; 8]);
+
+impl MbSlot {
+    fn new() -> Self {
+        MbSlot(core::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+/// How far a row is, in a cache line of its own (the row's thread
+/// writes it, the next row's reads it).
+#[repr(align(64))]
+struct Progress {
     /// The row's records are read (and the first partition's decoder
     /// handed back).
     moded: AtomicBool,
-    /// The row's records.
-    modes: Mutex<Vec<MbInfo>>,
-    /// Macroblocks whose tokens are read; the row's token partition is
-    /// handed back before this reaches the row length.
+    /// The row has read all of its tokens (the row's length) or not
+    /// (0); its token partition is handed back before.
     parsed: AtomicUsize,
-    /// The above token context left in each column, one bit per flag.
-    ctx: Vec<AtomicU16>,
     /// Macroblocks reconstructed.
     built: AtomicUsize,
-    /// The unfiltered bottom line of each plane, eight pixels a word: two
-    /// words per macroblock in luma (and one more for the four pixels
-    /// right of the picture), one in chroma.
-    line: [Vec<AtomicU64>; 3],
-    /// Macroblocks whose bottom lines in `tail` are final as far as the
-    /// row's own loop filter goes (a macroblock's are once the next one
-    /// is filtered: its left edge changes them).
+    /// Macroblocks whose bottom lines in `tail_y`/`tail_uv` are final as
+    /// far as the row's own loop filter goes (a macroblock's are once
+    /// the next one is filtered: its left edge changes them).
     filtered: AtomicUsize,
-    /// The filtered bottom [`TAIL`] lines of each plane, line by line,
-    /// in words as `line`.
-    tail: [Vec<AtomicU64>; 3],
 }
 
 /// Waiting for other rows, and failing.
@@ -243,16 +267,17 @@ impl RowScratch {
             mb_rows,
             rows: (0..mb_rows)
                 .map(|_| RowSync {
-                    moded: AtomicBool::new(false),
+                    progress: Progress {
+                        moded: AtomicBool::new(false),
+                        parsed: AtomicUsize::new(0),
+                        built: AtomicUsize::new(0),
+                        filtered: AtomicUsize::new(0),
+                    },
                     modes: Mutex::new(vec![MbInfo::default(); mb_cols]),
-                    parsed: AtomicUsize::new(0),
-                    ctx: (0..mb_cols).map(|_| AtomicU16::new(0)).collect(),
-                    built: AtomicUsize::new(0),
-                    line: [2 * mb_cols + 1, mb_cols, mb_cols]
-                        .map(|n| (0..n).map(|_| AtomicU64::new(0)).collect()),
-                    filtered: AtomicUsize::new(0),
-                    tail: [2, 1, 1]
-                        .map(|k| (0..TAIL * k * mb_cols).map(|_| AtomicU64::new(0)).collect()),
+                    slots: (0..mb_cols).map(|_| MbSlot::new()).collect(),
+                    right: AtomicU64::new(0),
+                    tail_y: (0..mb_cols).map(|_| MbSlot::new()).collect(),
+                    tail_uv: (0..mb_cols).map(|_| MbSlot::new()).collect(),
                 })
                 .collect(),
             works: Mutex::new(Vec::new()),
@@ -272,10 +297,10 @@ impl RowScratch {
         }
         let s = slot.as_mut().expect("just set");
         for r in s.rows.iter_mut() {
-            *r.moded.get_mut() = false;
-            *r.parsed.get_mut() = 0;
-            *r.built.get_mut() = 0;
-            *r.filtered.get_mut() = 0;
+            *r.progress.moded.get_mut() = false;
+            *r.progress.parsed.get_mut() = 0;
+            *r.progress.built.get_mut() = 0;
+            *r.progress.filtered.get_mut() = 0;
         }
         s
     }
@@ -491,7 +516,10 @@ impl<'d> Rows<'_, 'd, '_> {
         let cols = self.mb_cols;
         let above = r.checked_sub(1).map(|a| &self.rows[a]);
         if let Some(a) = above {
-            if !self.waits.wait(r, || a.moded.load(Ordering::SeqCst)) {
+            if !self
+                .waits
+                .wait(r, || a.progress.moded.load(Ordering::SeqCst))
+            {
                 return false;
             }
         }
@@ -514,7 +542,7 @@ impl<'d> Rows<'_, 'd, '_> {
         lock(&mine.modes).copy_from_slice(&w.mbs);
         let overrun = r + 1 == f.mb_rows && bd.bits_past_end() > OVERRUN_SLACK_BITS;
         *lock(&self.modes_bd) = Some(bd);
-        mine.moded.store(true, Ordering::SeqCst);
+        mine.progress.moded.store(true, Ordering::SeqCst);
         self.waits.notify();
         if overrun {
             self.waits.fail(r, DecodeError::PartitionOverrun(0));
@@ -532,7 +560,7 @@ impl<'d> Rows<'_, 'd, '_> {
             let cols = self.mb_cols;
             if !self
                 .waits
-                .wait(r, || prev.parsed.load(Ordering::SeqCst) == cols)
+                .wait(r, || prev.progress.parsed.load(Ordering::SeqCst) == cols)
             {
                 return None;
             }
@@ -549,7 +577,10 @@ impl<'d> Rows<'_, 'd, '_> {
         let parts = self.decoders.len();
         let overrun = bd.bits_past_end() > OVERRUN_SLACK_BITS;
         *lock(&self.decoders[r % parts]) = Some(bd);
-        self.rows[r].parsed.store(self.mb_cols, Ordering::SeqCst);
+        self.rows[r]
+            .progress
+            .parsed
+            .store(self.mb_cols, Ordering::SeqCst);
         self.waits.notify();
         if overrun {
             self.waits
@@ -571,7 +602,7 @@ impl<'d> Rows<'_, 'd, '_> {
     ) {
         let f = self.frame;
         let mut above: TokenContext = match r.checked_sub(1) {
-            Some(a) => unpack(self.rows[a].ctx[c].load(Ordering::Relaxed)),
+            Some(a) => unpack(self.rows[a].slots[c].0[4].load(Ordering::Relaxed) as u16),
             None => [0; 9],
         };
         let (mb, coeffs) = (&w.mbs[c], &mut w.coeffs[c]);
@@ -594,7 +625,7 @@ impl<'d> Rows<'_, 'd, '_> {
                 coeffs,
             )
         };
-        self.rows[r].ctx[c].store(pack(&above), Ordering::Relaxed);
+        self.rows[r].slots[c].0[4].store(u64::from(pack(&above)), Ordering::Relaxed);
     }
 
     /// Reads all tokens of row `r` into `w.coeffs`, after the row above
@@ -605,7 +636,7 @@ impl<'d> Rows<'_, 'd, '_> {
         if let Some(a) = r.checked_sub(1).map(|a| &self.rows[a]) {
             if !self
                 .waits
-                .wait(r, || a.parsed.load(Ordering::SeqCst) == cols)
+                .wait(r, || a.progress.parsed.load(Ordering::SeqCst) == cols)
             {
                 return false;
             }
@@ -660,11 +691,11 @@ impl<'d> Rows<'_, 'd, '_> {
                 if have < need {
                     if !self
                         .waits
-                        .wait(r, || a.built.load(Ordering::SeqCst) >= need)
+                        .wait(r, || a.progress.built.load(Ordering::SeqCst) >= need)
                     {
                         return false;
                     }
-                    let done = a.built.load(Ordering::Acquire);
+                    let done = a.progress.built.load(Ordering::Acquire);
                     copy_line_in(&mut w.pic, a, have, done, cols);
                     have = done;
                 }
@@ -687,7 +718,7 @@ impl<'d> Rows<'_, 'd, '_> {
             }
             if r + 1 < f.mb_rows {
                 publish_line(&w.pic, mine, c, cols);
-                mine.built.store(c + 1, Ordering::SeqCst);
+                mine.progress.built.store(c + 1, Ordering::SeqCst);
                 self.waits.notify();
             }
             // The loop filter follows one macroblock behind: filtering
@@ -712,10 +743,13 @@ impl<'d> Rows<'_, 'd, '_> {
         let cols = self.mb_cols;
         if r > 0 {
             let a = &self.rows[r - 1];
-            if !self.waits.wait(r, || a.filtered.load(Ordering::SeqCst) > c) {
+            if !self
+                .waits
+                .wait(r, || a.progress.filtered.load(Ordering::SeqCst) > c)
+            {
                 return false;
             }
-            copy_tail_in(&mut w.pic, a, c, cols);
+            copy_tail_in(&mut w.pic, a, c);
         }
         let [y, u, v] = &mut w.pic.planes;
         self.filter
@@ -723,15 +757,15 @@ impl<'d> Rows<'_, 'd, '_> {
         if r + 1 < self.frame.mb_rows {
             let mine = &self.rows[r];
             if c > 0 {
-                publish_tail(&w.pic, mine, c - 1, cols);
+                publish_tail(&w.pic, mine, c - 1);
             }
             let done = if c + 1 == cols {
-                publish_tail(&w.pic, mine, c, cols);
+                publish_tail(&w.pic, mine, c);
                 cols
             } else {
                 c
             };
-            mine.filtered.store(done, Ordering::SeqCst);
+            mine.progress.filtered.store(done, Ordering::SeqCst);
             self.waits.notify();
         }
         true
@@ -765,22 +799,40 @@ impl<'d> Rows<'_, 'd, '_> {
     }
 }
 
+/// The words of plane `plane` of a macroblock's unfiltered bottom line
+/// in its slot.
+fn line_words(slot: &MbSlot, plane: usize) -> &[AtomicU64] {
+    match plane {
+        0 => &slot.0[..2],
+        _ => &slot.0[1 + plane..2 + plane],
+    }
+}
+
+/// The word of line `t` (of [`TAIL`]) of plane `plane`, `j`-th of the
+/// line, of a macroblock's filtered bottom lines in row `a`.
+fn tail_word(a: &RowSync, c: usize, plane: usize, t: usize, j: usize) -> &AtomicU64 {
+    match plane {
+        0 => &a.tail_y[c].0[2 * t + j],
+        _ => &a.tail_uv[c].0[2 * t + plane - 1],
+    }
+}
+
 /// Copies the bottom line of row `a`'s macroblocks `from..to` into the
 /// line above the band `pic` (and, with the last one, the four pixels
 /// right of the picture).
 fn copy_line_in(pic: &mut Picture, a: &RowSync, from: usize, to: usize, cols: usize) {
-    for ((p, l), words) in pic.planes.iter_mut().zip(LINES).zip(&a.line) {
-        let k = l / 8;
+    for (i, p) in pic.planes.iter_mut().enumerate() {
+        let l = LINES[i];
         let start = p.index(0, p.y0 - 1);
         let dst = &mut p.data[start..];
-        for (d, s) in dst[8 * from * k..8 * to * k]
-            .chunks_exact_mut(8)
-            .zip(&words[from * k..to * k])
-        {
-            d.copy_from_slice(&s.load(Ordering::Relaxed).to_le_bytes());
+        for (c, slot) in a.slots.iter().enumerate().take(to).skip(from) {
+            for (j, w) in line_words(slot, i).iter().enumerate() {
+                let at = c * l + 8 * j;
+                dst[at..at + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            }
         }
-        if l == 16 && to == cols {
-            let right = words[2 * cols].load(Ordering::Relaxed).to_le_bytes();
+        if i == 0 && to == cols {
+            let right = a.right.load(Ordering::Relaxed).to_le_bytes();
             dst[16 * cols..16 * cols + 4].copy_from_slice(&right[..4]);
         }
     }
@@ -789,37 +841,34 @@ fn copy_line_in(pic: &mut Picture, a: &RowSync, from: usize, to: usize, cols: us
 /// Publishes the bottom line of macroblock `c` of the band `pic` (and,
 /// for the last one, the four pixels right of the picture) in `mine`.
 fn publish_line(pic: &Picture, mine: &RowSync, c: usize, cols: usize) {
-    for ((p, l), words) in pic.planes.iter().zip(LINES).zip(&mine.line) {
-        let k = l / 8;
+    for (i, p) in pic.planes.iter().enumerate() {
+        let l = LINES[i];
         let start = p.index(0, p.y0 + l as isize - 1);
         let src = &p.data[start..];
-        for (s, d) in src[8 * c * k..8 * (c + 1) * k]
-            .chunks_exact(8)
-            .zip(&words[c * k..(c + 1) * k])
-        {
-            d.store(
-                u64::from_le_bytes(s.try_into().expect("8 bytes")),
-                Ordering::Relaxed,
-            );
+        for (j, w) in line_words(&mine.slots[c], i).iter().enumerate() {
+            let at = c * l + 8 * j;
+            let v = u64::from_le_bytes(src[at..at + 8].try_into().expect("8 bytes"));
+            w.store(v, Ordering::Relaxed);
         }
-        if l == 16 && c + 1 == cols {
+        if i == 0 && c + 1 == cols {
             let mut right = [0u8; 8];
             right[..4].copy_from_slice(&src[16 * cols..16 * cols + 4]);
-            words[2 * cols].store(u64::from_le_bytes(right), Ordering::Relaxed);
+            mine.right
+                .store(u64::from_le_bytes(right), Ordering::Relaxed);
         }
     }
 }
 
 /// Copies the bottom [`TAIL`] lines of macroblock `c` of row `a`, as its
 /// loop filter left them, into the lines above the band `pic`.
-fn copy_tail_in(pic: &mut Picture, a: &RowSync, c: usize, cols: usize) {
-    for ((p, l), words) in pic.planes.iter_mut().zip(LINES).zip(&a.tail) {
-        let k = l / 8;
+fn copy_tail_in(pic: &mut Picture, a: &RowSync, c: usize) {
+    for (i, p) in pic.planes.iter_mut().enumerate() {
+        let l = LINES[i];
         for t in 0..TAIL {
             let start = p.index((c * l) as isize, p.y0 - (TAIL - t) as isize);
-            let src = &words[(t * cols + c) * k..(t * cols + c + 1) * k];
-            for (d, s) in p.data[start..start + l].chunks_exact_mut(8).zip(src) {
-                d.copy_from_slice(&s.load(Ordering::Relaxed).to_le_bytes());
+            for (j, d) in p.data[start..start + l].chunks_exact_mut(8).enumerate() {
+                let w = tail_word(a, c, i, t, j);
+                d.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
             }
         }
     }
@@ -827,17 +876,14 @@ fn copy_tail_in(pic: &mut Picture, a: &RowSync, c: usize, cols: usize) {
 
 /// Publishes the bottom [`TAIL`] lines of macroblock `c` of the band
 /// `pic` in `mine`.
-fn publish_tail(pic: &Picture, mine: &RowSync, c: usize, cols: usize) {
-    for ((p, l), words) in pic.planes.iter().zip(LINES).zip(&mine.tail) {
-        let k = l / 8;
+fn publish_tail(pic: &Picture, mine: &RowSync, c: usize) {
+    for (i, p) in pic.planes.iter().enumerate() {
+        let l = LINES[i];
         for t in 0..TAIL {
             let start = p.index((c * l) as isize, p.y0 + (l - TAIL + t) as isize);
-            let dst = &words[(t * cols + c) * k..(t * cols + c + 1) * k];
-            for (s, d) in p.data[start..start + l].chunks_exact(8).zip(dst) {
-                d.store(
-                    u64::from_le_bytes(s.try_into().expect("8 bytes")),
-                    Ordering::Relaxed,
-                );
+            for (j, s) in p.data[start..start + l].chunks_exact(8).enumerate() {
+                let v = u64::from_le_bytes(s.try_into().expect("8 bytes"));
+                tail_word(mine, c, i, t, j).store(v, Ordering::Relaxed);
             }
         }
     }
