@@ -8,13 +8,14 @@
 //! (Linux `/proc/thread-self/schedstat`, so that waiting for a core on a
 //! loaded machine does not count), finer than timing whole processes,
 //! and the median wall time. `--threads N` decodes each frame on N
-//! threads (`decode_picture_threaded`); the CPU time then counts only
-//! the calling thread, so compare wall times.
+//! threads (`Decoder::with_threads`, whose helper threads live as long
+//! as the decoder); the CPU time then counts only the calling thread, so
+//! compare wall times.
 
 use std::io::Write;
 
 use excam_codec::container::ivf::IvfReader;
-use excam_codec::{decode_picture_threaded, DecoderState};
+use excam_codec::Decoder;
 use md5::{Digest, Md5};
 
 fn main() {
@@ -36,13 +37,11 @@ fn main() {
         let (mut times, mut walls): (Vec<f64>, Vec<f64>) = (0..n)
             .map(|_| {
                 let (t, w) = (cpu_ns(), std::time::Instant::now());
-                let mut state = DecoderState::new();
+                let mut decoder = Decoder::with_threads(threads);
                 for f in &frames {
-                    state = decode_picture_threaded(&state, f, threads)
-                        .expect("decode")
-                        .state;
+                    decoder.decode(f).expect("decode");
                 }
-                drop(state);
+                drop(decoder);
                 ((cpu_ns() - t) as f64 / 1e6, w.elapsed().as_secs_f64() * 1e3)
             })
             .unzip();
@@ -65,11 +64,11 @@ fn main() {
         .get(1)
         .map(|p| std::io::BufWriter::new(std::fs::File::create(p).expect("create output")));
     let mut md5 = Md5::new();
-    let mut state = DecoderState::new();
+    let mut decoder = Decoder::with_threads(threads);
     for frame in IvfReader::new(&bytes[..]).expect("IVF header") {
         let frame = frame.expect("IVF frame");
-        let d = decode_picture_threaded(&state, &frame.data, threads).expect("decode");
-        if let Some(pic) = &d.shown {
+        let (shown, _) = decoder.decode(&frame.data).expect("decode");
+        if let Some(pic) = &shown {
             for plane in 0..3 {
                 for row in pic.visible_rows(plane) {
                     if want_md5 {
@@ -81,7 +80,6 @@ fn main() {
                 }
             }
         }
-        state = d.state;
     }
     if want_md5 {
         println!("{:x}", md5.finalize());

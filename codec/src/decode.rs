@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::bool_decoder::BoolDecoder;
+use crate::decode_rows::{decode_rows, RowFrame, RowScratch};
 use crate::dequant::Dequant;
 use crate::error::DecodeError;
 use crate::header::{self, FrameHeader, Inherited};
@@ -19,7 +20,7 @@ use crate::tokens::{self, MbCoeffs, TokenContext};
 /// calls it corrupt. libvpx pads with zeros silently; a small allowance
 /// keeps us as tolerant on mildly truncated data while still refusing
 /// streams that are mostly missing.
-const OVERRUN_SLACK_BITS: usize = 8 * 64;
+pub(crate) const OVERRUN_SLACK_BITS: usize = 8 * 64;
 
 /// What a decoded frame was, besides its picture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,34 +117,85 @@ pub fn decode_picture(state: &DecoderState, data: &[u8]) -> Result<Decoded, Deco
 /// [`decode_picture`] on up to `threads` threads; the result is the same
 /// for any thread count.
 ///
-/// With two or more threads the frame is decoded as a two-stage pipeline
-/// over macroblock rows: one thread reads the DCT tokens of every row (in
-/// row order: each row's contexts depend on the row above, whatever its
-/// partition), while the calling thread reconstructs and loop filters the
-/// rows already read. The two stages take roughly equal time, so more
-/// than two threads are not used yet.
+/// With two or more threads the macroblock rows of the frame are decoded
+/// as a wavefront, each thread reading the tokens of a row and
+/// reconstructing and loop filtering it (see `decode_rows`). The threads
+/// are started for this frame; a [`crate::Decoder`] made with
+/// [`crate::Decoder::with_threads`] keeps its threads from frame to frame.
 pub fn decode_picture_threaded(
     state: &DecoderState,
     data: &[u8],
     threads: usize,
 ) -> Result<Decoded, DecodeError> {
+    decode_picture_on(state, data, threads, None, &mut None)
+}
+
+/// [`decode_picture_threaded`] with the helper threads taken from `pool`
+/// when one is given, and the threads' buffers kept in `scratch` from
+/// frame to frame.
+pub(crate) fn decode_picture_on(
+    state: &DecoderState,
+    data: &[u8],
+    threads: usize,
+    pool: Option<&rayon::ThreadPool>,
+    scratch: &mut Option<RowScratch>,
+) -> Result<Decoded, DecodeError> {
+    if threads <= 1 {
+        return decode_serial(state, data);
+    }
+    let Head {
+        hdr,
+        bd,
+        parts,
+        frame_size,
+    } = parse_head(state, data)?;
+    let (width, height) = (frame_size.width as usize, frame_size.height as usize);
+    let mb_rows = height.div_ceil(16);
+    if mb_rows < 2 {
+        return decode_serial(state, data);
+    }
+    let tag = hdr.tag;
+    let dequant = Dequant::per_segment(&hdr.quant, hdr.segmentation_enabled, &hdr.segment_features);
+    let probs = tokens::TokenProbs::new(&hdr.probs.coeff);
+    let frame = RowFrame {
+        hdr: &hdr,
+        refs: if tag.key_frame {
+            None
+        } else {
+            state.refs.as_ref()
+        },
+        filter: SubpelFilter::for_version(tag.version),
+        width,
+        height,
+        mb_cols: width.div_ceil(16),
+        mb_rows,
+        dequant: &dequant,
+        probs: &probs,
+        prev_segments: &state.segment_map,
+    };
+    let decoders = parts.iter().map(|p| BoolDecoder::new(p)).collect();
+    let Ok((pic, mbs)) = decode_rows(&frame, bd, decoders, threads, pool, scratch) else {
+        // A damaged frame: the serial decoder says what is wrong with it
+        // (the first error in stream order, which the rows, decoded out
+        // of order, may not have reached).
+        return decode_serial(state, data);
+    };
+    Ok(finish(state, hdr, pic, mbs, width, height))
+}
+
+/// Decodes a frame on the calling thread alone.
+fn decode_serial(state: &DecoderState, data: &[u8]) -> Result<Decoded, DecodeError> {
     let Front {
         hdr,
         mbs,
         parts,
         frame_size,
     } = parse_front(state, data)?;
-    let tag = hdr.tag;
     let (width, height) = (frame_size.width as usize, frame_size.height as usize);
     let mb_cols = width.div_ceil(16);
     let mb_rows = height.div_ceil(16);
-
+    let tag = hdr.tag;
     let dequant = Dequant::per_segment(&hdr.quant, hdr.segmentation_enabled, &hdr.segment_features);
-    let refs = if tag.key_frame {
-        None
-    } else {
-        state.refs.as_ref()
-    };
     let tokens = RowTokens {
         mbs: &mbs,
         mb_cols,
@@ -151,113 +203,57 @@ pub fn decode_picture_threaded(
         dequant: &dequant,
         probs: tokens::TokenProbs::new(&hdr.probs.coeff),
     };
-    let new_recon = || {
-        let mut recon = RowRecon {
-            pic: Picture::new(width, height),
-            refs,
-            filter: SubpelFilter::for_version(tag.version),
-            mbs: &mbs,
-            mb_cols,
-            skips: vec![false; mbs.len()],
-            hdr: &hdr,
-        };
-        recon::init_intra_borders(&mut recon.pic);
-        recon
-    };
     let decoders: Vec<BoolDecoder> = parts.iter().map(|p| BoolDecoder::new(p)).collect();
-    let mut recon = if threads <= 1 || mb_rows < 2 {
-        let mut recon = new_recon();
-        let mut reader = tokens.reader(decoders);
-        let mut row = RowCoeffs::new(mb_cols);
-        for mb_y in 0..mb_rows {
-            reader.read_row(&tokens, mb_y, &mut row)?;
-            recon.row(mb_y, &mut row);
-        }
-        recon
-    } else {
-        decode_rows_pipelined(&tokens, decoders, mb_rows, new_recon)?
+    let mut recon = RowRecon {
+        pic: Picture::new(width, height),
+        refs: if tag.key_frame {
+            None
+        } else {
+            state.refs.as_ref()
+        },
+        filter: SubpelFilter::for_version(tag.version),
+        mbs: &mbs,
+        mb_cols,
+        skips: vec![false; mbs.len()],
+        hdr: &hdr,
     };
+    recon::init_intra_borders(&mut recon.pic);
+    let mut reader = tokens.reader(decoders);
+    let mut row = RowCoeffs::new(mb_cols);
+    for mb_y in 0..mb_rows {
+        reader.read_row(&tokens, mb_y, &mut row)?;
+        recon.row(mb_y, &mut row);
+    }
     recon.finish(mb_rows);
-    let pic = Arc::new(recon.pic);
+    let pic = recon.pic;
+    Ok(finish(state, hdr, pic, mbs, width, height))
+}
 
+/// The new state and what to show, once the picture is decoded.
+fn finish(
+    state: &DecoderState,
+    hdr: FrameHeader,
+    pic: Picture,
+    mbs: Vec<MbInfo>,
+    width: usize,
+    height: usize,
+) -> Decoded {
+    let pic = Arc::new(pic);
     let new_state = next_state(state, &hdr, pic.clone(), &mbs);
-    Ok(Decoded {
+    Decoded {
         state: new_state,
-        shown: if tag.show_frame { Some(pic) } else { None },
+        shown: if hdr.tag.show_frame { Some(pic) } else { None },
         info: FrameInfo {
             header: hdr,
             width,
             height,
         },
         modes: mbs,
-    })
+    }
 }
 
-/// How many rows of coefficients the token stage may read ahead of
-/// reconstruction (each is about 850 bytes per macroblock).
-///
-/// Measured on box 1280x720 (two threads, loaded machine): four rows in
-/// flight decoded in 1.33 s wall, letting the token stage read a whole
-/// frame ahead took 1.96-2.29 s (the coefficients are cold by the time
-/// reconstruction reads them).
-const ROWS_IN_FLIGHT: usize = 4;
-
-/// Runs the token stage on a second thread and reconstruction on this
-/// one; rows pass between them through channels, and their buffers come
-/// back for reuse. The picture is allocated (`new_recon`) while the
-/// token thread reads the first row.
-fn decode_rows_pipelined<'a>(
-    tokens: &RowTokens,
-    decoders: Vec<BoolDecoder>,
-    mb_rows: usize,
-    new_recon: impl FnOnce() -> RowRecon<'a>,
-) -> Result<RowRecon<'a>, DecodeError> {
-    use std::sync::mpsc::{channel, sync_channel};
-    let (row_tx, row_rx) = sync_channel::<Result<RowCoeffs, DecodeError>>(ROWS_IN_FLIGHT);
-    let (free_tx, free_rx) = channel::<RowCoeffs>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut reader = tokens.reader(decoders);
-            let mut allocated = 0;
-            for mb_y in 0..mb_rows {
-                let mut row = match free_rx.try_recv() {
-                    Ok(row) => row,
-                    Err(_) if allocated < ROWS_IN_FLIGHT + 1 => {
-                        allocated += 1;
-                        RowCoeffs::new(tokens.mb_cols)
-                    }
-                    Err(_) => match free_rx.recv() {
-                        Ok(row) => row,
-                        // Reconstruction stopped: nothing more to do.
-                        Err(_) => return,
-                    },
-                };
-                let r = reader.read_row(tokens, mb_y, &mut row).map(|()| row);
-                let failed = r.is_err();
-                if row_tx.send(r).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let mut recon = new_recon();
-        // Owning the channel ends here means that returning early (on an
-        // error) disconnects them, and the token thread stops.
-        let (row_rx, free_tx) = (row_rx, free_tx);
-        for mb_y in 0..mb_rows {
-            let mut row = match row_rx.recv() {
-                Ok(r) => r?,
-                // The token thread panicked; the scope re-raises it.
-                Err(_) => break,
-            };
-            recon.row(mb_y, &mut row);
-            let _ = free_tx.send(row);
-        }
-        Ok(recon)
-    })
-}
-
-/// The coefficients of one macroblock row, as the token stage hands them
-/// to reconstruction.
+/// The coefficients of one macroblock row, as the token reader hands
+/// them to reconstruction.
 struct RowCoeffs {
     /// Per macroblock; all zero where `residual` is false.
     coeffs: Vec<MbCoeffs>,
@@ -275,13 +271,13 @@ impl RowCoeffs {
     }
 }
 
-/// What the token stage reads a frame with.
-struct RowTokens<'a> {
-    mbs: &'a [MbInfo],
-    mb_cols: usize,
-    partitions: usize,
-    dequant: &'a [Dequant; 4],
-    probs: tokens::TokenProbs,
+/// What the token reader reads a frame with.
+pub(crate) struct RowTokens<'a> {
+    pub mbs: &'a [MbInfo],
+    pub mb_cols: usize,
+    pub partitions: usize,
+    pub dequant: &'a [Dequant; 4],
+    pub probs: tokens::TokenProbs,
 }
 
 impl RowTokens<'_> {
@@ -293,7 +289,7 @@ impl RowTokens<'_> {
     }
 }
 
-/// The token stage's state across rows.
+/// The token reader's state across rows (one thread).
 struct TokenReader<'d> {
     /// One per token partition; row `r` reads partition `r % count`.
     decoders: Vec<BoolDecoder<'d>>,
@@ -411,7 +407,16 @@ struct Front<'a> {
     frame_size: crate::header::FrameSize,
 }
 
-fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, DecodeError> {
+/// A frame's header, with the first partition's decoder where the
+/// macroblock records start.
+struct Head<'a> {
+    hdr: FrameHeader,
+    bd: BoolDecoder<'a>,
+    parts: Vec<&'a [u8]>,
+    frame_size: crate::header::FrameSize,
+}
+
+fn parse_head<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Head<'a>, DecodeError> {
     let (tag, size, off) = header::parse_tag(data)?;
     if !tag.key_frame && state.refs.is_none() {
         return Err(DecodeError::NoKeyFrame);
@@ -430,9 +435,24 @@ fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, De
         },
     )?;
     let frame_size = size.unwrap_or(state.size);
+    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions.count())?;
+    Ok(Head {
+        hdr,
+        bd,
+        parts,
+        frame_size,
+    })
+}
+
+fn parse_front<'a>(state: &DecoderState, data: &'a [u8]) -> Result<Front<'a>, DecodeError> {
+    let Head {
+        hdr,
+        mut bd,
+        parts,
+        frame_size,
+    } = parse_head(state, data)?;
     let mb_cols = (frame_size.width as usize).div_ceil(16);
     let mb_rows = (frame_size.height as usize).div_ceil(16);
-    let parts = token_partitions(&data[off + tag.first_part_size..], hdr.partitions.count())?;
     let mbs = modes::read_modes(&mut bd, &hdr, mb_cols, mb_rows, &state.segment_map);
     if bd.bits_past_end() > OVERRUN_SLACK_BITS {
         return Err(DecodeError::PartitionOverrun(0));
@@ -483,17 +503,34 @@ mod tests {
             .collect()
     }
 
+    /// [`run`] through a [`crate::Decoder`] that keeps its threads.
+    fn run_kept(frames: &[Vec<u8>], threads: usize) -> Vec<Result<Option<Vec<u8>>, DecodeError>> {
+        let mut decoder = crate::Decoder::with_threads(threads);
+        frames
+            .iter()
+            .map(|f| {
+                let (shown, _) = decoder.decode(f).map_err(|e| e.source)?;
+                Ok(shown.map(|p| p.planes[0].data.clone()))
+            })
+            .collect()
+    }
+
     /// Every thread count gives the same pictures and the same errors,
     /// also on damaged frames (bytes flipped or cut off in the token
-    /// partitions, where the token thread is the one that fails).
+    /// partitions, where the rows that fail are not the first ones) and
+    /// with the threads kept from frame to frame.
     #[test]
     fn thread_counts_agree_on_good_and_damaged_streams() {
         for name in ["excam-token-parts-2.ivf", "excam-size-65x47.ivf"] {
             let good = frames(name);
             let want = run(&good, 1);
             assert!(want.iter().all(|r| r.is_ok()), "{name}");
-            for threads in [2, 3] {
+            for threads in [2, 3, 8] {
                 assert!(run(&good, threads) == want, "{name}: {threads} threads");
+                assert!(
+                    run_kept(&good, threads) == want,
+                    "{name}: {threads} kept threads"
+                );
             }
             let mut s = 0x2545_f491_u32;
             let mut rnd = move || {
@@ -519,6 +556,7 @@ mod tests {
                 let want = run(&bad, 1);
                 errors += want.iter().filter(|r| r.is_err()).count();
                 assert!(run(&bad, 2) == want, "{name}: trial {trial}");
+                assert!(run_kept(&bad, 3) == want, "{name}: trial {trial}, kept");
             }
             // The damage must have exercised the error paths.
             assert!(errors > 0, "{name}: no damaged frame was refused");

@@ -141,6 +141,7 @@ pub mod metrics;
 pub mod tables;
 
 pub mod decode;
+pub(crate) mod decode_rows;
 pub mod decoder;
 pub(crate) mod dequant;
 pub mod header;

@@ -209,42 +209,78 @@ impl<'a> FrameFilter<'a> {
         // Limits per level, computed once per call rather than per block.
         let mut limits: [Option<EdgeLimits>; 64] = [None; 64];
         for mb_y in rows {
-            for mb_x in 0..mb_cols {
-                let i = mb_y * mb_cols + mb_x;
-                let mb = &self.mbs[i];
-                let level = self.levels[mb.segment as usize & 3][mb.ref_frame.index()]
-                    [mode_class(mb.y_mode)];
-                if level == 0 {
-                    continue;
-                }
-                // Inner edges unless nothing was coded and the mode has a
-                // Y2 block (RFC 6386 section 15.1).
-                let inner = !(self.skips[i] && mb.y_mode.has_y2());
-                let lim = *limits[usize::from(level & 63)].get_or_insert_with(|| {
-                    edge_limits(level, self.sharpness, self.key_frame, self.simple)
-                });
-                let (left, top) = (mb_x > 0, mb_y > 0);
-                let pos = y.index(mb_x as isize * 16, mb_y as isize * 16);
-                if self.simple {
-                    filter_mb_simple(&mut y.data, pos, y.stride, &lim, left, top, inner);
-                    continue;
-                }
-                filter_mb_normal(&mut y.data, pos, y.stride, 16, &lim, left, top, inner);
-                if let Some((u, v)) = uv.as_mut() {
-                    // U and V have the same geometry; filter them together.
-                    let pos = u.index(mb_x as isize * 8, mb_y as isize * 8);
-                    filter_mb_normal_uv(
-                        &mut u.data,
-                        &mut v.data,
-                        pos,
-                        u.stride,
-                        &lim,
-                        left,
-                        top,
-                        inner,
-                    );
-                }
-            }
+            let row = mb_y * mb_cols..(mb_y + 1) * mb_cols;
+            let uv = uv.as_mut().map(|(u, v)| (&mut **u, &mut **v));
+            let (mbs, skips) = (&self.mbs[row.clone()], &self.skips[row]);
+            self.filter_row(y, uv, mb_y, mbs, skips, &mut limits);
+        }
+    }
+
+    /// Filters macroblock row `mb_y` as [`FrameFilter::filter_rows`]
+    /// does, given the row's records `mbs` and "no coefficients" flags
+    /// `skips` (the threaded decoder keeps them per row, not per frame)
+    /// and a cache of limits per level.
+    pub(crate) fn filter_row(
+        &self,
+        y: &mut PlaneBuf,
+        mut uv: Option<(&mut PlaneBuf, &mut PlaneBuf)>,
+        mb_y: usize,
+        mbs: &[MbInfo],
+        skips: &[bool],
+        limits: &mut [Option<EdgeLimits>; 64],
+    ) {
+        for (mb_x, (mb, &skip)) in mbs.iter().zip(skips).enumerate() {
+            let uv = uv.as_mut().map(|(u, v)| (&mut **u, &mut **v));
+            self.filter_mb(y, uv, mb_x, mb_y, mb, skip, limits);
+        }
+    }
+
+    /// Filters macroblock (`mb_x`, `mb_y`), whose record is `mb` and
+    /// which had no coefficients if `skip`: one step of
+    /// [`FrameFilter::filter_row`] (the threaded decoder filters each
+    /// macroblock as soon as the row above lets it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn filter_mb(
+        &self,
+        y: &mut PlaneBuf,
+        uv: Option<(&mut PlaneBuf, &mut PlaneBuf)>,
+        mb_x: usize,
+        mb_y: usize,
+        mb: &MbInfo,
+        skip: bool,
+        limits: &mut [Option<EdgeLimits>; 64],
+    ) {
+        let level =
+            self.levels[mb.segment as usize & 3][mb.ref_frame.index()][mode_class(mb.y_mode)];
+        if level == 0 {
+            return;
+        }
+        // Inner edges unless nothing was coded and the mode has a Y2
+        // block (RFC 6386 section 15.1).
+        let inner = !(skip && mb.y_mode.has_y2());
+        let lim = *limits[usize::from(level & 63)]
+            .get_or_insert_with(|| edge_limits(level, self.sharpness, self.key_frame, self.simple));
+        let (left, top) = (mb_x > 0, mb_y > 0);
+        let pos = y.index(mb_x as isize * 16, mb_y as isize * 16);
+        if self.simple {
+            filter_mb_simple(&mut y.data, pos, y.stride, &lim, left, top, inner);
+            return;
+        }
+        filter_mb_normal(&mut y.data, pos, y.stride, 16, &lim, left, top, inner);
+        if let Some((u, v)) = uv {
+            // U and V have the same geometry; filter them together.
+            let pos = u.index(mb_x as isize * 8, mb_y as isize * 8);
+            filter_mb_normal_uv(
+                &mut u.data,
+                &mut v.data,
+                pos,
+                u.stride,
+                &lim,
+                left,
+                top,
+                inner,
+            );
         }
     }
 }

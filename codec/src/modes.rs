@@ -77,39 +77,74 @@ pub fn read_modes(
     prev_segments: &[u8],
 ) -> Vec<MbInfo> {
     let mut mbs = vec![MbInfo::default(); mb_cols * mb_rows];
-    let outside = MbInfo::default();
     for mb_y in 0..mb_rows {
-        for mb_x in 0..mb_cols {
-            let idx = mb_y * mb_cols + mb_x;
-            let mut mb = MbInfo::default();
-            if hdr.update_segment_map {
-                let p = &hdr.segment_tree_probs;
-                mb.segment = if bd.read_bool(p[0]) {
-                    2 + bd.read_bool(p[2]) as u8
-                } else {
-                    bd.read_bool(p[1]) as u8
-                };
-            } else if !hdr.tag.key_frame {
-                mb.segment = prev_segments.get(idx).copied().unwrap_or(0);
-            }
-            mb.skip = match hdr.skip_prob {
-                Some(p) => bd.read_bool(p),
-                None => false,
-            };
-            // Neighbours by reference: an `MbInfo` is 90 bytes, and
-            // copying three per macroblock showed in profiles.
-            let (done, rest) = mbs.split_at_mut(idx);
-            let [above, left, above_left] = mb_neighbours(done, mb_cols, mb_x, mb_y, &outside);
-            if hdr.tag.key_frame {
-                read_kf_modes(bd, &mut mb, above, left);
-            } else {
-                let bounds = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
-                read_inter_modes(bd, hdr, &mut mb, [above, left, above_left], &bounds);
-            }
-            rest[0] = mb;
-        }
+        let (done, rest) = mbs.split_at_mut(mb_y * mb_cols);
+        let above = done
+            .get(done.len().saturating_sub(mb_cols)..)
+            .filter(|a| !a.is_empty());
+        read_mode_row(
+            bd,
+            hdr,
+            mb_y,
+            mb_cols,
+            mb_rows,
+            prev_segments,
+            above,
+            &mut rest[..mb_cols],
+        );
     }
     mbs
+}
+
+/// Reads the records of macroblock row `mb_y` into `row` (what
+/// [`read_modes`] does for each row), given the records of the row above
+/// (`None` for the first row). The threaded decoder reads a frame's
+/// rows as it goes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_mode_row(
+    bd: &mut BoolDecoder,
+    hdr: &FrameHeader,
+    mb_y: usize,
+    mb_cols: usize,
+    mb_rows: usize,
+    prev_segments: &[u8],
+    above_row: Option<&[MbInfo]>,
+    row: &mut [MbInfo],
+) {
+    let outside = MbInfo::default();
+    for mb_x in 0..mb_cols {
+        let idx = mb_y * mb_cols + mb_x;
+        let mut mb = MbInfo::default();
+        if hdr.update_segment_map {
+            let p = &hdr.segment_tree_probs;
+            mb.segment = if bd.read_bool(p[0]) {
+                2 + bd.read_bool(p[2]) as u8
+            } else {
+                bd.read_bool(p[1]) as u8
+            };
+        } else if !hdr.tag.key_frame {
+            mb.segment = prev_segments.get(idx).copied().unwrap_or(0);
+        }
+        mb.skip = match hdr.skip_prob {
+            Some(p) => bd.read_bool(p),
+            None => false,
+        };
+        // Neighbours by reference: an `MbInfo` is 90 bytes, and
+        // copying three per macroblock showed in profiles.
+        let (done, rest) = row.split_at_mut(mb_x);
+        let left = done.last().unwrap_or(&outside);
+        let (above, above_left) = match above_row {
+            Some(a) => (&a[mb_x], if mb_x > 0 { &a[mb_x - 1] } else { &outside }),
+            None => (&outside, &outside),
+        };
+        if hdr.tag.key_frame {
+            read_kf_modes(bd, &mut mb, above, left);
+        } else {
+            let bounds = MvClamp::new(mb_x, mb_y, mb_cols, mb_rows);
+            read_inter_modes(bd, hdr, &mut mb, [above, left, above_left], &bounds);
+        }
+        rest[0] = mb;
+    }
 }
 
 /// The records above, left of and above-left of macroblock (`mb_x`,

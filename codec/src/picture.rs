@@ -20,6 +20,13 @@ pub(crate) struct PlaneBuf {
     pub border: usize,
     pub stride: usize,
     pub data: Vec<u8>,
+    /// Lines stored above line `y0` (`border` for a whole plane).
+    pub top: usize,
+    /// Plane line of the first decoded line held: 0 for a whole plane;
+    /// for a band of one macroblock row ([`PlaneBuf::band`]) the row's
+    /// first line, so that code indexing by plane coordinates works on
+    /// the band unchanged.
+    pub y0: isize,
 }
 
 impl PlaneBuf {
@@ -31,32 +38,57 @@ impl PlaneBuf {
             border,
             stride,
             data: vec![0; stride * (height + 2 * border)],
+            top: border,
+            y0: 0,
         }
     }
 
-    /// Index of pixel (0, 0).
-    #[inline]
-    pub fn origin(&self) -> usize {
-        self.border * self.stride + self.border
+    /// A band of `lines` lines of a `width`-wide plane with `border`
+    /// columns each side (the stride of a whole plane's), `top` lines
+    /// above them and one spare line below; its lines start at plane line
+    /// `y0`, which the caller moves from row to row.
+    pub fn band(width: usize, lines: usize, border: usize, top: usize) -> Self {
+        let stride = width + 2 * border;
+        PlaneBuf {
+            width,
+            height: lines,
+            border,
+            stride,
+            data: vec![0; stride * (top + lines + 1)],
+            top,
+            y0: 0,
+        }
     }
 
-    /// Index of pixel (x, y); x and y may be negative down to -border.
+    /// Index of pixel (0, `y0`).
+    #[inline]
+    pub fn origin(&self) -> usize {
+        self.top * self.stride + self.border
+    }
+
+    /// Index of pixel (x, y); x may be negative down to -border, y down
+    /// to `y0 - top`.
     #[inline]
     pub fn index(&self, x: isize, y: isize) -> usize {
-        (self.origin() as isize + y * self.stride as isize + x) as usize
+        (self.origin() as isize + (y - self.y0) * self.stride as isize + x) as usize
     }
 
     /// Replicates the edge pixels of the decoded area into the border, so
     /// that reads outside the picture see the nearest edge pixel.
     pub fn extend_borders(&mut self) {
         let (w, h, b, s) = (self.width, self.height, self.border, self.stride);
-        for y in 0..h {
-            let row = (y + b) * s;
-            let left = self.data[row + b];
-            let right = self.data[row + b + w - 1];
-            self.data[row..row + b].fill(left);
-            self.data[row + b + w..row + s].fill(right);
+        for line in self.data[b * s..(h + b) * s].chunks_exact_mut(s) {
+            extend_line(line, b, w);
         }
+        self.extend_top_bottom();
+    }
+
+    /// Copies the first and the last line, borders included, into the
+    /// lines above and below the decoded area (the second half of
+    /// [`PlaneBuf::extend_borders`], for a plane whose lines have their
+    /// side borders already).
+    pub fn extend_top_bottom(&mut self) {
+        let (h, b, s) = (self.height, self.border, self.stride);
         let (top, rest) = self.data.split_at_mut(b * s);
         let first = &rest[..s];
         for r in top.chunks_exact_mut(s) {
@@ -84,6 +116,17 @@ impl PlaneBuf {
             data,
         }
     }
+}
+
+/// Replicates the first and last of the `width` pixels after `border`
+/// into the `border` pixels on either side: one line of
+/// [`PlaneBuf::extend_borders`].
+#[inline]
+pub(crate) fn extend_line(line: &mut [u8], border: usize, width: usize) {
+    let left = line[border];
+    let right = line[border + width - 1];
+    line[..border].fill(left);
+    line[border + width..].fill(right);
 }
 
 /// A decoded picture as the decoder keeps it for reference: planes padded

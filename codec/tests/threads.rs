@@ -9,7 +9,9 @@
 mod common;
 
 use excam_codec::encode::encoder::EncoderConfig;
-use excam_codec::{decode_picture, encode, DecoderState, EncodeParams, Image};
+use excam_codec::{
+    decode_picture, decode_picture_threaded, encode, Decoder, DecoderState, EncodeParams, Image,
+};
 
 use common::{carphone, check_decodes, encode_all};
 
@@ -181,6 +183,55 @@ fn streaming_encoder_packets_agree_across_thread_counts() {
                     "speed {speed}: packet {i} differs on {threads} threads"
                 );
             }
+        }
+    }
+}
+
+/// The decoder's threads (the macroblock-row wavefront): 2, 3 and 8
+/// threads, started per frame (`decode_picture_threaded`) or kept by a
+/// `Decoder`, end every frame in the state one thread gives (reference
+/// pictures with their borders, probabilities, segment map), on every
+/// frame kind, with 1, 2, 4 and 8 token partitions, odd sizes, one
+/// macroblock column and more threads than rows.
+#[test]
+fn decoder_thread_counts_agree() {
+    for (w, h) in [(100, 72), (37, 53), (15, 140), (130, 33), (8, 40)] {
+        let frames = synthetic(w, h, 8);
+        for parts in [1, 2, 4, 8] {
+            // `run` checks that one thread decodes each frame to the
+            // encoder's state.
+            let coded = run(&frames, 4, parts, 1);
+            for threads in [2, 3, 8] {
+                let mut state = DecoderState::new();
+                let mut decoder = Decoder::with_threads(threads);
+                for (i, (data, want)) in coded.iter().enumerate() {
+                    let d = decode_picture_threaded(&state, data, threads).unwrap();
+                    assert!(
+                        d.state == *want,
+                        "{w}x{h}, {parts} partitions, {threads} threads: frame {i} differs"
+                    );
+                    state = d.state;
+                    decoder.decode(data).unwrap();
+                    assert!(
+                        decoder.state() == want,
+                        "{w}x{h}, {parts} partitions, {threads} kept threads: frame {i} differs"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A decoder asked for 0, 1 or more threads than it keeps
+/// (`Decoder::MAX_THREADS`) decodes as one thread does.
+#[test]
+fn decoder_zero_and_huge_thread_counts() {
+    let coded = run(&synthetic(64, 48, 3), 4, 2, 1);
+    for threads in [0, 1, usize::MAX] {
+        let mut decoder = Decoder::with_threads(threads);
+        for (i, (data, want)) in coded.iter().enumerate() {
+            decoder.decode(data).unwrap();
+            assert!(decoder.state() == want, "{threads} threads: frame {i}");
         }
     }
 }

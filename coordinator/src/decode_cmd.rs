@@ -68,11 +68,12 @@ pub struct DecodeArgs {
     #[arg(long, visible_alias = "noblit", conflicts_with_all = ["output", "format", "md5"])]
     pub null: bool,
 
-    /// Threads per frame (2 pipelines token reading against
-    /// reconstruction; more are not used yet). The output is the same for
-    /// any count.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    /// Threads per frame: macroblock rows are decoded as a wavefront (a
+    /// row's token partition, reconstruction and loop filter on one
+    /// thread, a macroblock once the row above is two ahead). The output
+    /// is the same for any count [default: the cores available].
+    #[arg(short = 't', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 
     /// Write every shown frame as a PNG or JPEG image (by the extension),
     /// named by a pattern with one `%d`/`%04d` field, numbered from 1.
@@ -202,7 +203,11 @@ fn for_each_shown(
     mut shown: impl FnMut(u64, &Picture) -> Result<()>,
 ) -> Result<()> {
     let input = &args.input;
-    let mut decoder = Decoder::with_threads(usize::from(args.threads));
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let mut decoder = Decoder::with_threads(threads);
     for (index, frame) in reader.enumerate() {
         let frame =
             frame.with_context(|| format!("{}: cannot read frame {index}", input.display()))?;

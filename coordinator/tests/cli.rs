@@ -59,23 +59,30 @@ fn md5_output_equals_the_official_files() {
     }
 }
 
-/// `--threads 2` (the pipelined decoder) prints the same MD5s as the
-/// official files; `--threads 0` is refused with a message.
+/// `--threads 2` and `--threads 1` (the row-wavefront decoder and the
+/// serial one; the default is the cores available) print the same MD5s
+/// as the official files; `--threads 0` is refused with a message.
 #[test]
 fn threaded_decode_matches_the_official_files() {
     let Some(dir) = vectors_dir() else { return };
     for name in ["vp80-00-comprehensive-008", "vp80-03-segmentation-1425"] {
         let ivf = dir.join(format!("{name}.ivf"));
-        let out = excam(&[
-            "decode".as_ref(),
-            "--threads".as_ref(),
-            "2".as_ref(),
-            ivf.as_os_str(),
-            "--md5".as_ref(),
-        ]);
-        assert!(out.status.success(), "{name}: {out:?}");
-        let want = std::fs::read_to_string(dir.join(format!("{name}.ivf.md5"))).unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{name}");
+        for threads in ["1", "2"] {
+            let out = excam(&[
+                "decode".as_ref(),
+                "--threads".as_ref(),
+                threads.as_ref(),
+                ivf.as_os_str(),
+                "--md5".as_ref(),
+            ]);
+            assert!(out.status.success(), "{name}: {out:?}");
+            let want = std::fs::read_to_string(dir.join(format!("{name}.ivf.md5"))).unwrap();
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                want,
+                "{name}, {threads} threads"
+            );
+        }
     }
     let ivf = repo_stream();
     let out = excam(&[

@@ -27,7 +27,10 @@ use std::sync::OnceLock;
 use arbitrary::{Arbitrary, Unstructured};
 use excam_codec::container::ivf::IvfReader;
 use excam_codec::wire::{decode_state, encode_state, frame as framed, Compression};
-use excam_codec::{decode, encode, encode_given_state, rebase, DecoderState, EncodeParams, Image};
+use excam_codec::{
+    decode, decode_picture_threaded, encode, encode_given_state, rebase, DecoderState,
+    EncodeParams, Image,
+};
 
 /// Bytes before the body in the state wire format.
 const WIRE_HEADER: usize = 28;
@@ -540,8 +543,10 @@ const RAW_MAX_FRAMES: usize = 16;
 const RAW_MAX_PIXELS: usize = 1024 * 1024;
 
 /// Target `decode`: raw bytes as an IVF file, decoded frame after frame
-/// from the empty state. Every picture shown has the state's dimensions.
-/// Returns whether a frame decoded.
+/// from the empty state. Every picture shown has the state's dimensions,
+/// and the threaded decoder (three threads, the row wavefront) gives the
+/// same state, picture or error as the serial one. Returns whether a
+/// frame decoded.
 pub fn raw_decode(data: &[u8]) -> bool {
     let Ok(reader) = IvfReader::new(data).map(|r| r.with_max_frame_size(1 << 20)) else {
         return false;
@@ -558,8 +563,20 @@ pub fn raw_decode(data: &[u8]) -> bool {
                 continue;
             }
         }
+        let threaded =
+            decode_picture_threaded(&state, d, 3).map(|t| (t.state, t.shown.map(|p| p.to_frame())));
+        let serial = decode(&state, d);
+        match (&serial, &threaded) {
+            (Ok(a), Ok(b)) => assert!(a == b, "threaded decode gave another frame"),
+            (Err(a), Err(b)) => assert_eq!(a, b, "threaded decode gave another error"),
+            _ => panic!(
+                "threaded decode: {threaded:?} where the serial decode gave {serial:?}",
+                threaded = threaded.as_ref().map(|_| ()),
+                serial = serial.as_ref().map(|_| ())
+            ),
+        }
         // A failed frame leaves the state as it was; go on with the next.
-        if let Ok((next, shown)) = decode(&state, d) {
+        if let Ok((next, shown)) = serial {
             if let Some(f) = shown {
                 let (w, h) = next.dimensions();
                 assert_eq!((f.width, f.height), (w, h));
