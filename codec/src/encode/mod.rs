@@ -12,6 +12,7 @@ use crate::header::{BufferCopy, PartitionCount};
 use crate::image::Image;
 use crate::picture::Picture;
 use crate::state::DecoderState;
+use workers::Workers;
 
 pub mod analysis;
 pub mod encoder;
@@ -32,6 +33,7 @@ pub mod temporal_filter;
 pub mod tokenize;
 pub mod trellis;
 mod wavefront;
+mod workers;
 
 /// Why a frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -179,6 +181,17 @@ pub fn encode(
     image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
+    encode_on(state, image, params, None)
+}
+
+/// [`encode`] with the helper threads of `pool` (which should have
+/// `params.threads - 1` of them) instead of threads started for the call.
+pub(crate) fn encode_on(
+    state: &DecoderState,
+    image: &Image,
+    params: &EncodeParams,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<EncodedFrame, EncodeError> {
     if PartitionCount::from_count(params.partitions).is_none() {
         return Err(EncodeError::BadParam("partitions must be 1, 2, 4 or 8"));
     }
@@ -195,5 +208,6 @@ pub fn encode(
             "copy_to_golden and copy_to_altref must be 0..=2",
         ));
     }
-    frame::encode_frame(state, image, params)
+    let workers = Workers::new(params.threads.min(syntax::MAX_THREADS), pool);
+    frame::encode_frame(state, image, params, workers)
 }

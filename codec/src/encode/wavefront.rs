@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::encode::analysis::{MbCoded, TokenContexts};
 use crate::encode::syntax::{FrameInputs, MAX_THREADS};
+use crate::encode::workers::Workers;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
 use crate::recon;
@@ -36,23 +37,23 @@ impl FrameInputs {
     ///
     /// `code_mb` may read only the pixels, records and token contexts of
     /// the macroblocks left, above-left, above and above-right of its own
-    /// (as VP8's prediction and contexts do): on `threads` > 1 rows are
-    /// coded as a wavefront ([`code_rows`]) where nothing else is in place
-    /// yet. The result is the same for any `threads`. (It lives here, not
-    /// in `syntax.rs`, so that the frame's inputs do not depend on the
-    /// walk that uses them.)
+    /// (as VP8's prediction and contexts do): on more than one of
+    /// `workers` rows are coded as a wavefront ([`code_rows`]) where
+    /// nothing else is in place yet. The result is the same for any
+    /// count. (It lives here, not in `syntax.rs`, so that the frame's
+    /// inputs do not depend on the walk that uses them.)
     pub fn code_macroblocks<F>(
         &self,
-        threads: usize,
+        workers: Workers,
         code_mb: F,
     ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
     where
         F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
     {
         let (mb_cols, mb_rows) = (self.mb_cols, self.mb_rows);
-        let threads = threads.min(mb_rows).min(MAX_THREADS);
+        let threads = workers.count().min(mb_rows).min(MAX_THREADS);
         if threads > 1 {
-            return code_rows(self, threads, &code_mb);
+            return code_rows(self, workers, threads, &code_mb);
         }
         let mut pic = Picture::new(self.width, self.height);
         recon::init_intra_borders(&mut pic);
@@ -171,10 +172,11 @@ impl Drop for FailGuard<'_> {
 /// Plane heights of one macroblock row: luma, then chroma.
 const ROW_LINES: [usize; 3] = [16, 8, 8];
 
-/// [`FrameInputs::code_macroblocks`] on `threads` threads (2 or more,
-/// at most the row count); the result is the same as on one.
+/// [`FrameInputs::code_macroblocks`] on `threads` of `workers` (2 or
+/// more, at most the row count); the result is the same as on one.
 pub(crate) fn code_rows<F>(
     inputs: &FrameInputs,
+    workers: Workers,
     threads: usize,
     code_mb: &F,
 ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
@@ -200,19 +202,15 @@ where
         })
         .collect();
     let next = AtomicUsize::new(0);
-    let work = || code_rows_on_this_thread(inputs, code_mb, &rows, &next);
-    let (mine, theirs) = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mine = work();
-        let theirs: Vec<ThreadOut> = helpers
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect();
-        (mine, theirs)
-    });
+    // A job that starts late finds fewer rows left, or none: it never
+    // holds a row another one waits for before it starts.
+    let mut outs = workers
+        .run(threads, |_| {
+            code_rows_on_this_thread(inputs, code_mb, &rows, &next)
+        })
+        .into_iter();
+    let mine = outs.next().expect("the calling thread's job");
+    let theirs = outs;
 
     // This thread's picture becomes the frame's: the other threads' rows
     // are copied in, whole lines with their borders.
@@ -403,16 +401,22 @@ mod tests {
         let image = Image::filled(64, 128, [90, 128, 128]);
         let quant = libvpx_quant_indices(40);
         let inputs = FrameInputs::new(&state, &image, true, &quant, None, 0, 60);
-        let analysis = inputs.analysis(&state, 4, &[], [false; 4], 1);
+        let analysis = inputs.analysis(&state, 4, &[], [false; 4], Workers::SERIAL);
+        let pool = crate::encode::workers::helper_pool(3).unwrap();
         for threads in [1, 2, 3, 8] {
             for at in [(0, 0), (1, 3), (3, 7)] {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    inputs.code_macroblocks(threads, |pic, ctx, modes, x, y| {
-                        assert!((x, y) != at, "planted failure");
-                        analysis.encode_mb(pic, ctx, modes, x, y)
-                    })
-                }));
-                assert!(r.is_err(), "{threads} threads, failure at {at:?}");
+                for pool in [None, Some(&*pool)] {
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        inputs.code_macroblocks(
+                            Workers::new(threads, pool),
+                            |pic, ctx, modes, x, y| {
+                                assert!((x, y) != at, "planted failure");
+                                analysis.encode_mb(pic, ctx, modes, x, y)
+                            },
+                        )
+                    }));
+                    assert!(r.is_err(), "{threads} threads, failure at {at:?}");
+                }
             }
         }
     }

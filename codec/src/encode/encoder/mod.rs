@@ -48,6 +48,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::encode::syntax::MAX_THREADS;
+use crate::encode::workers::{helper_pool, Workers};
 use crate::encode::{EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
 use crate::image::Image;
 use crate::picture::Picture;
@@ -158,6 +160,10 @@ pub struct Encoder {
     /// Quantizer index forced on the next frame, if any.
     next_q: Option<u8>,
     flushing: bool,
+    /// The helper threads of [`EncoderConfig::threads`], started once
+    /// for the stream; `None` with one thread (or if the system would
+    /// not start them: then each frame starts its own).
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 // The encoder's constructor lives beside its fields, so that config.rs
@@ -189,11 +195,17 @@ impl EncoderConfig {
             arf_active: false,
             next_q: None,
             flushing: false,
+            pool: helper_pool(self.threads.min(MAX_THREADS)),
         })
     }
 }
 
 impl Encoder {
+    /// The threads a frame is encoded on.
+    fn workers(&self) -> Workers<'_> {
+        Workers::new(self.cfg.threads.min(MAX_THREADS), self.pool.as_deref())
+    }
+
     /// The configuration the encoder was built with.
     pub fn config(&self) -> &EncoderConfig {
         &self.cfg
@@ -233,10 +245,9 @@ impl Encoder {
         if self.cfg.wants_stats() {
             // The first frame has nothing before it: no intra cost, so it
             // carries everything (it is a key frame anyway).
-            let s = self
-                .last_in
-                .as_ref()
-                .map_or_else(FrameStats::default, |p| lookahead::frame_stats(p, &frame));
+            let s = self.last_in.as_ref().map_or_else(FrameStats::default, |p| {
+                lookahead::frame_stats_on(p, &frame, self.workers())
+            });
             self.stats.push_back(s);
             self.last_in = Some(frame.clone());
         }
