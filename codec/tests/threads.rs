@@ -187,6 +187,46 @@ fn streaming_encoder_packets_agree_across_thread_counts() {
     }
 }
 
+/// The streaming encoder keeps its helper threads for the stream and
+/// runs on them the lookahead's statistics, the alt-ref temporal filter,
+/// the sub-pixel planes, the wavefront and the loop filter level search
+/// beside the token partitions: at every speed preset, with and without
+/// alt-refs, on an odd size with a short last macroblock row and column,
+/// 2, 3 and 8 threads give the packets one thread gives.
+#[test]
+fn streaming_encoder_agrees_at_every_speed_with_and_without_alt_refs() {
+    let frames = synthetic(75, 45, 14);
+    for speed in 0..=8 {
+        for alt_ref in [true, false] {
+            let mut cfg = EncoderConfig::with_speed(75, 45, speed);
+            cfg.lag_in_frames = 6;
+            cfg.alt_ref.enabled = alt_ref;
+            cfg.alt_ref.min_group = 2;
+            cfg.golden.interval = 6;
+            let what = format!("speed {speed}, alt-ref {alt_ref}");
+            let one = encode_all(&cfg, &frames);
+            check_decodes(&one, &what);
+            if alt_ref {
+                assert!(
+                    one.iter().any(|p| !p.show_frame),
+                    "{what}: no alt-ref coded"
+                );
+            }
+            for threads in [2, 3, 8] {
+                cfg.threads = threads;
+                let many = encode_all(&cfg, &frames);
+                assert_eq!(many.len(), one.len(), "{what}, {threads} threads");
+                for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+                    assert!(
+                        a.data == b.data && a.state == b.state,
+                        "{what}: packet {i} differs on {threads} threads"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The decoder's threads (the macroblock-row wavefront): 2, 3 and 8
 /// threads, started per frame (`decode_picture_threaded`) or kept by a
 /// `Decoder`, end every frame in the state one thread gives (reference
