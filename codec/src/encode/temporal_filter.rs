@@ -45,20 +45,22 @@ pub struct ArnrParams {
 /// If `center` is out of range or a frame's size differs; the encoder
 /// checks sizes when frames are queued.
 pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
-    filter_on(frames, center, params, Workers::SERIAL)
+    let frames: Vec<&Image> = frames.iter().collect();
+    filter_on(&frames, center, params, Workers::SERIAL)
 }
 
-/// [`filter`] with its macroblock rows shared among `workers`: each
+/// [`filter`] of borrowed frames (the encoder's lookahead holds them)
+/// with its macroblock rows shared among `workers`: each
 /// row's block matches start from zero motion and its pixels are
 /// averaged from its own blocks only, so a band of rows is filtered the
 /// same wherever it runs and the picture is the same for any count.
 pub(crate) fn filter_on(
-    frames: &[Image],
+    frames: &[&Image],
     center: usize,
     params: &ArnrParams,
     workers: Workers,
 ) -> Image {
-    let c = &frames[center];
+    let c = frames[center];
     let half = (params.max_frames.max(1) as usize - 1) / 2;
     let back = half.min(center);
     let fwd = half.min(frames.len() - 1 - center);
@@ -67,7 +69,7 @@ pub(crate) fn filter_on(
     }
     let others: Vec<&Image> = (center - back..=center + fwd)
         .filter(|&i| i != center)
-        .map(|i| &frames[i])
+        .map(|i| frames[i])
         .collect();
     let strength = params.strength.min(6) as u32;
     let mb_rows = c.height.div_ceil(16);
@@ -346,24 +348,26 @@ fn accumulate_block(
         };
         let cp = &centre.planes[p];
         let op = &other.planes[p];
+        let first_line = band.first_mb_row * MB_LINES[p];
+        let x_end = (bx + size).min(cp.width as i32);
         for r in 0..size {
             let y = by + r;
             if y >= cp.height as i32 {
                 break;
             }
-            for col in 0..size {
-                let x = bx + col;
-                if x >= cp.width as i32 {
-                    break;
-                }
-                let s = cp.data[y as usize * cp.stride + x as usize] as i32;
+            // The block's pixels of this line in the centre and in the
+            // band's accumulators.
+            let line = |v: usize| v * cp.stride + bx as usize..v * cp.stride + x_end as usize;
+            let src = &cp.data[line(y as usize)];
+            let acc = &mut band.acc[p][line(y as usize - first_line)];
+            let cnt = &mut band.cnt[p][line(y as usize - first_line)];
+            for (((x, &s), a), n) in (bx..x_end).zip(src).zip(acc).zip(cnt) {
                 let v = sample_half(op, x + mv.0, y + mv.1, half);
-                let d = s.abs_diff(v as i32);
+                let d = (s as i32).abs_diff(v as i32);
                 let m = ((3 * d * d + rounding) >> strength).min(16);
                 let m = (16 - m) * weight;
-                let i = (y as usize - band.first_mb_row * MB_LINES[p]) * cp.stride + x as usize;
-                band.acc[p][i] += m * v;
-                band.cnt[p][i] += m as u16;
+                *a += m * v;
+                *n += m as u16;
             }
         }
     }
@@ -503,7 +507,8 @@ mod tests {
             assert_ne!(one, frames[3], "{w}x{h}: the filter changed nothing");
             for threads in [2, 3, 8] {
                 for pool in [None, Some(&*pool)] {
-                    let many = filter_on(&frames, 3, &p, Workers::new(threads, pool));
+                    let refs: Vec<&Image> = frames.iter().collect();
+                    let many = filter_on(&refs, 3, &p, Workers::new(threads, pool));
                     assert!(many == one, "{w}x{h}, {threads} threads");
                 }
             }
