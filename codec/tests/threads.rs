@@ -137,8 +137,18 @@ fn thread_counts_agree_with_token_partitions() {
 #[test]
 fn thread_counts_agree_on_odd_and_thin_sizes() {
     // Odd sizes, one macroblock row, one macroblock column, one
-    // macroblock, and more threads than rows.
-    for (w, h) in [(37, 53), (161, 9), (15, 140), (16, 16), (8, 40), (130, 33)] {
+    // macroblock, more threads than rows, and widths whose rows hand
+    // over every 8 and 16 macroblocks (with a short last batch).
+    for (w, h) in [
+        (37, 53),
+        (161, 9),
+        (15, 140),
+        (16, 16),
+        (8, 40),
+        (130, 33),
+        (700, 40),
+        (1300, 20),
+    ] {
         let frames = synthetic(w, h, 8);
         for speed in [1, 5] {
             assert_thread_counts_agree(&format!("{w}x{h} speed {speed}"), &frames, speed, 1);
