@@ -96,11 +96,16 @@ pub struct EncodeParams {
     /// from the probabilities this frame inherited, so a lost or skipped
     /// frame does not change how later frames decode (error resilience).
     pub refresh_entropy: bool,
-    /// Threads to decide the frame's macroblocks on, as a wavefront over
-    /// macroblock rows (a row's macroblock starts once the row above is
-    /// two macroblocks ahead, as libvpx's encoder threads); 0 and 1 both
-    /// mean the calling thread only, and at most 64 or one per macroblock
-    /// row are used. The bytes are the same for any count.
+    /// Threads to encode the frame on: its macroblocks are decided as a
+    /// wavefront over macroblock rows (a row's macroblock starts once the
+    /// row above is two macroblocks ahead, as libvpx's encoder threads),
+    /// the motion search planes are built and the loop filter level is
+    /// searched on them, and the loop filter runs beside the token
+    /// writing. 0 and 1 both mean the calling thread only, and at most
+    /// 64 (or one per macroblock row for the wavefront) are used; called
+    /// directly, [`encode`] starts its helpers for the frame, while the
+    /// streaming [`encoder::Encoder`] keeps them. The bytes are the same
+    /// for any count.
     pub threads: usize,
 }
 
