@@ -137,8 +137,18 @@ fn thread_counts_agree_with_token_partitions() {
 #[test]
 fn thread_counts_agree_on_odd_and_thin_sizes() {
     // Odd sizes, one macroblock row, one macroblock column, one
-    // macroblock, and more threads than rows.
-    for (w, h) in [(37, 53), (161, 9), (15, 140), (16, 16), (8, 40), (130, 33)] {
+    // macroblock, more threads than rows, and widths whose rows hand
+    // over every 8 and 16 macroblocks (with a short last batch).
+    for (w, h) in [
+        (37, 53),
+        (161, 9),
+        (15, 140),
+        (16, 16),
+        (8, 40),
+        (130, 33),
+        (700, 40),
+        (1300, 20),
+    ] {
         let frames = synthetic(w, h, 8);
         for speed in [1, 5] {
             assert_thread_counts_agree(&format!("{w}x{h} speed {speed}"), &frames, speed, 1);
@@ -182,6 +192,46 @@ fn streaming_encoder_packets_agree_across_thread_counts() {
                     a.data == b.data && a.state == b.state,
                     "speed {speed}: packet {i} differs on {threads} threads"
                 );
+            }
+        }
+    }
+}
+
+/// The streaming encoder keeps its helper threads for the stream and
+/// runs on them the lookahead's statistics, the alt-ref temporal filter,
+/// the sub-pixel planes, the wavefront and the loop filter level search
+/// beside the token partitions: at every speed preset, with and without
+/// alt-refs, on an odd size with a short last macroblock row and column,
+/// 2, 3 and 8 threads give the packets one thread gives.
+#[test]
+fn streaming_encoder_agrees_at_every_speed_with_and_without_alt_refs() {
+    let frames = synthetic(75, 45, 14);
+    for speed in 0..=8 {
+        for alt_ref in [true, false] {
+            let mut cfg = EncoderConfig::with_speed(75, 45, speed);
+            cfg.lag_in_frames = 6;
+            cfg.alt_ref.enabled = alt_ref;
+            cfg.alt_ref.min_group = 2;
+            cfg.golden.interval = 6;
+            let what = format!("speed {speed}, alt-ref {alt_ref}");
+            let one = encode_all(&cfg, &frames);
+            check_decodes(&one, &what);
+            if alt_ref {
+                assert!(
+                    one.iter().any(|p| !p.show_frame),
+                    "{what}: no alt-ref coded"
+                );
+            }
+            for threads in [2, 3, 8] {
+                cfg.threads = threads;
+                let many = encode_all(&cfg, &frames);
+                assert_eq!(many.len(), one.len(), "{what}, {threads} threads");
+                for (i, (a, b)) in one.iter().zip(&many).enumerate() {
+                    assert!(
+                        a.data == b.data && a.state == b.state,
+                        "{what}: packet {i} differs on {threads} threads"
+                    );
+                }
             }
         }
     }

@@ -12,9 +12,11 @@ use crate::encode::loop_filter_pick::pick_filter_level;
 use crate::encode::modes::write_modes;
 use crate::encode::syntax::{Decided, FrameSyntax};
 use crate::encode::tokenize::{tokenize_block, TokenCounter, TokenCounts, TokenWriter};
+use crate::encode::workers::Workers;
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{self, FrameHeader, Inherited};
 use crate::loop_filter::apply_loop_filter;
+use crate::modes::MbInfo;
 use crate::prediction::RefFrame;
 use crate::state::{next_state, DecoderState};
 use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
@@ -23,39 +25,64 @@ use crate::tokens::{skip_mb_coeffs, walk_mb_blocks};
 /// the probabilities the frame sends, the loop filter level
 /// (`params.filter_level`, or searched at `params.speed`), filters the
 /// reconstruction and writes the bitstream.
+///
+/// On two or more of `workers` the loop filter (level search and
+/// filtering) runs beside the probabilities and the token partitions:
+/// neither reads what the other writes, and the first partition, which
+/// carries the level, is written once both are done.
 pub(crate) fn finish(
     state: &DecoderState,
     decided: Decided,
     params: &EncodeParams,
+    workers: Workers,
 ) -> Result<EncodedFrame, EncodeError> {
     let Decided {
         mut syntax,
         recon: mut pic,
         src,
     } = decided;
-    choose_probabilities(&mut syntax);
     let FrameSyntax {
         header: ref mut hdr,
         ref modes,
         ref residual,
         mb_cols,
-        ..
+        mb_rows,
     } = syntax;
-
-    // Loop filter: pick the level, then filter the reconstruction.
     let skips: Vec<bool> = residual.iter().map(|c| !c.has_residual).collect();
-    hdr.filter_level = match params.filter_level {
-        Some(l) => l.min(63),
-        None => pick_filter_level(&pic, &src, hdr, modes, &skips, mb_cols, params),
-    };
-    if hdr.filter_level > 0 {
-        apply_loop_filter(&mut pic, hdr, modes, &skips, mb_cols);
-    }
-    for p in pic.planes.iter_mut() {
-        p.extend_borders();
-    }
+    // The loop filter reads the header's filter fields only, which
+    // choosing probabilities leaves alone.
+    let mut filter_hdr = hdr.clone();
+    let (level, parts) = workers.join(
+        || {
+            filter_hdr.filter_level = match params.filter_level {
+                Some(l) => l.min(63),
+                None => pick_filter_level(
+                    &pic,
+                    &src,
+                    &filter_hdr,
+                    modes,
+                    &skips,
+                    mb_cols,
+                    params,
+                    workers,
+                ),
+            };
+            if filter_hdr.filter_level > 0 {
+                apply_loop_filter(&mut pic, &filter_hdr, modes, &skips, mb_cols);
+            }
+            for p in pic.planes.iter_mut() {
+                p.extend_borders();
+            }
+            filter_hdr.filter_level
+        },
+        || {
+            choose_probabilities(hdr, modes, residual, mb_cols, mb_rows);
+            write_token_partitions(hdr, residual, mb_cols)
+        },
+    );
+    syntax.header.filter_level = level;
 
-    let data = write_frame(state, &mut syntax)?;
+    let data = write_frame(state, &mut syntax, &parts)?;
     let hdr = &syntax.header;
     let pic = Arc::new(pic);
     let new_state = next_state(state, hdr, pic.clone(), &syntax.modes);
@@ -69,12 +96,19 @@ pub(crate) fn finish(
     })
 }
 
-/// Sets the probabilities the frame sends from what it codes: token and
-/// (inter frames) mode probabilities where an update pays, and the
+/// Sets the probabilities the frame sends from what it codes (`hdr`'s,
+/// the frame's records `mbs` and levels `residual`): token and (inter
+/// frames) mode probabilities where an update pays, and the
 /// per-macroblock flag probabilities.
-fn choose_probabilities(syntax: &mut FrameSyntax) {
+fn choose_probabilities(
+    hdr: &mut FrameHeader,
+    mbs: &[MbInfo],
+    residual: &[MbCoded],
+    mb_cols: usize,
+    mb_rows: usize,
+) {
     let mut counts: TokenCounts = [[[[[0; 2]; 11]; 3]; 8]; 4];
-    walk_frame_tokens(&syntax.residual, syntax.mb_cols, |_, c, b, t, first, cx| {
+    walk_frame_tokens(residual, mb_cols, |_, c, b, t, first, cx| {
         tokenize_block(
             &c.levels[b],
             first,
@@ -84,12 +118,10 @@ fn choose_probabilities(syntax: &mut FrameSyntax) {
             },
         )
     });
-    let hdr = &mut syntax.header;
-    let mbs = &syntax.modes;
     let base = hdr.probs.clone();
     hdr.probs.coeff = optimize_coeff_probs(&base, &counts);
     if !hdr.tag.key_frame {
-        let mode_counts = count_modes(hdr, mbs, syntax.mb_cols, syntax.mb_rows);
+        let mode_counts = count_modes(hdr, mbs, mb_cols, mb_rows);
         optimize_mode_probs(&mut hdr.probs, &mode_counts);
     }
     let n = mbs.len() as u32;
@@ -138,9 +170,33 @@ fn walk_frame_tokens(
     }
 }
 
+/// The token partitions of a frame whose header `hdr` holds the token
+/// probabilities it sends: row `r` in partition `r % P`.
+fn write_token_partitions(hdr: &FrameHeader, residual: &[MbCoded], mb_cols: usize) -> Vec<Vec<u8>> {
+    let np = hdr.partitions.count();
+    let mut parts: Vec<BoolEncoder> = (0..np).map(|_| BoolEncoder::new()).collect();
+    walk_frame_tokens(residual, mb_cols, |mb_y, c, b, t, first, cx| {
+        tokenize_block(
+            &c.levels[b],
+            first,
+            cx,
+            &mut TokenWriter {
+                bw: &mut parts[mb_y % np],
+                probs: &hdr.probs.coeff[t],
+            },
+        )
+    });
+    parts.into_iter().map(|p| p.finish()).collect()
+}
+
 /// Writes the frame: tag, first partition (header and modes), partition
-/// sizes and token partitions. Sets the header's first partition size.
-fn write_frame(state: &DecoderState, syntax: &mut FrameSyntax) -> Result<Vec<u8>, EncodeError> {
+/// sizes and the token partitions `parts`. Sets the header's first
+/// partition size.
+fn write_frame(
+    state: &DecoderState,
+    syntax: &mut FrameSyntax,
+    parts: &[Vec<u8>],
+) -> Result<Vec<u8>, EncodeError> {
     let hdr: &FrameHeader = &syntax.header;
     let mut bw = BoolEncoder::with_capacity(1024 + syntax.modes.len() * 4);
     header::write_header(
@@ -154,24 +210,6 @@ fn write_frame(state: &DecoderState, syntax: &mut FrameSyntax) -> Result<Vec<u8>
     );
     write_modes(&mut bw, hdr, &syntax.modes, syntax.mb_cols, syntax.mb_rows);
     let first = bw.finish();
-    let np = hdr.partitions.count();
-    let mut parts: Vec<BoolEncoder> = (0..np).map(|_| BoolEncoder::new()).collect();
-    walk_frame_tokens(
-        &syntax.residual,
-        syntax.mb_cols,
-        |mb_y, c, b, t, first, cx| {
-            tokenize_block(
-                &c.levels[b],
-                first,
-                cx,
-                &mut TokenWriter {
-                    bw: &mut parts[mb_y % np],
-                    probs: &hdr.probs.coeff[t],
-                },
-            )
-        },
-    );
-    let parts: Vec<Vec<u8>> = parts.into_iter().map(|p| p.finish()).collect();
     if first.len() >= 1 << 19 {
         return Err(EncodeError::FirstPartitionTooLarge(first.len()));
     }
@@ -180,7 +218,7 @@ fn write_frame(state: &DecoderState, syntax: &mut FrameSyntax) -> Result<Vec<u8>
     let mut data = Vec::with_capacity(first.len() + parts.iter().map(Vec::len).sum::<usize>() + 32);
     header::write_tag(&hdr.tag, hdr.size.as_ref(), &mut data);
     data.extend_from_slice(&first);
-    append_token_partitions(&mut data, &parts)?;
+    append_token_partitions(&mut data, parts)?;
     Ok(data)
 }
 

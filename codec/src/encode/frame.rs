@@ -5,6 +5,7 @@
 use crate::dequant::libvpx_quant_indices;
 use crate::encode::finish::finish;
 use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
+use crate::encode::workers::Workers;
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::header::{
     BufferCopy, FilterDeltas, FrameHeader, FrameSize, FrameTag, PartitionCount, SegmentFeatures,
@@ -25,18 +26,25 @@ pub(crate) fn encode_frame(
     state: &DecoderState,
     frame: &Image,
     params: &EncodeParams,
+    workers: Workers,
 ) -> Result<EncodedFrame, EncodeError> {
     check_picture(frame)?;
     if params.q_index > 127 {
         return Err(EncodeError::BadParam("q_index must be 0..=127"));
     }
-    finish(state, decide_search(state, frame, params), params)
+    let decided = decide_search(state, frame, params, workers);
+    finish(state, decided, params, workers)
 }
 
 /// Decides a new frame for `frame` against `state` by rate-distortion
 /// search: a key frame if the state is empty, the size changed or
-/// `params` ask for one, else an inter frame.
-pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &EncodeParams) -> Decided {
+/// `params` ask for one, else an inter frame; on `workers`.
+pub(crate) fn decide_search(
+    state: &DecoderState,
+    frame: &Image,
+    params: &EncodeParams,
+    workers: Workers,
+) -> Decided {
     let (w, h) = (frame.width, frame.height);
     let key = params.key_frame || state.is_empty() || state.dimensions() != (w, h);
     let quant = libvpx_quant_indices(params.q_index);
@@ -53,9 +61,9 @@ pub(crate) fn decide_search(state: &DecoderState, frame: &Image, params: &Encode
         params.speed,
         sign_bias[RefFrame::AltRef.index()],
     );
-    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias, params.threads);
+    let analysis = inputs.analysis(state, params.speed, &refs, sign_bias, workers);
     let (modes, residual, recon) = inputs
-        .code_macroblocks(params.threads, |pic, ctx, modes, mb_x, mb_y| {
+        .code_macroblocks(workers, |pic, ctx, modes, mb_x, mb_y| {
             analysis.encode_mb(pic, ctx, modes, mb_x, mb_y)
         });
     let header = search_header(state, params, key, (w, h), &inputs);

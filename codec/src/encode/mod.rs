@@ -12,6 +12,7 @@ use crate::header::{BufferCopy, PartitionCount};
 use crate::image::Image;
 use crate::picture::Picture;
 use crate::state::DecoderState;
+use workers::Workers;
 
 pub mod analysis;
 pub mod encoder;
@@ -32,6 +33,7 @@ pub mod temporal_filter;
 pub mod tokenize;
 pub mod trellis;
 mod wavefront;
+mod workers;
 
 /// Why a frame could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -94,11 +96,16 @@ pub struct EncodeParams {
     /// from the probabilities this frame inherited, so a lost or skipped
     /// frame does not change how later frames decode (error resilience).
     pub refresh_entropy: bool,
-    /// Threads to decide the frame's macroblocks on, as a wavefront over
-    /// macroblock rows (a row's macroblock starts once the row above is
-    /// two macroblocks ahead, as libvpx's encoder threads); 0 and 1 both
-    /// mean the calling thread only, and at most 64 or one per macroblock
-    /// row are used. The bytes are the same for any count.
+    /// Threads to encode the frame on: its macroblocks are decided as a
+    /// wavefront over macroblock rows (a row's macroblock starts once the
+    /// row above is two macroblocks ahead, as libvpx's encoder threads),
+    /// the motion search planes are built and the loop filter level is
+    /// searched on them, and the loop filter runs beside the token
+    /// writing. 0 and 1 both mean the calling thread only, and at most
+    /// 64 (or one per macroblock row for the wavefront) are used; called
+    /// directly, [`encode`] starts its helpers for the frame, while the
+    /// streaming [`encoder::Encoder`] keeps them. The bytes are the same
+    /// for any count.
     pub threads: usize,
 }
 
@@ -179,6 +186,17 @@ pub fn encode(
     image: &Image,
     params: &EncodeParams,
 ) -> Result<EncodedFrame, EncodeError> {
+    encode_on(state, image, params, None)
+}
+
+/// [`encode`] with the helper threads of `pool` (which should have
+/// `params.threads - 1` of them) instead of threads started for the call.
+pub(crate) fn encode_on(
+    state: &DecoderState,
+    image: &Image,
+    params: &EncodeParams,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<EncodedFrame, EncodeError> {
     if PartitionCount::from_count(params.partitions).is_none() {
         return Err(EncodeError::BadParam("partitions must be 1, 2, 4 or 8"));
     }
@@ -195,5 +213,6 @@ pub fn encode(
             "copy_to_golden and copy_to_altref must be 0..=2",
         ));
     }
-    frame::encode_frame(state, image, params)
+    let workers = Workers::new(params.threads.min(syntax::MAX_THREADS), pool);
+    frame::encode_frame(state, image, params, workers)
 }

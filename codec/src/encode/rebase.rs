@@ -11,6 +11,7 @@ use crate::encode::fdct::fdct4x4;
 use crate::encode::finish::finish;
 use crate::encode::quantize::Quantizer;
 use crate::encode::syntax::{check_picture, search_refs, Decided, FrameInputs, FrameSyntax};
+use crate::encode::workers::Workers;
 use crate::encode::{EncodeError, EncodeParams, EncodedFrame};
 use crate::error::DecodeError;
 use crate::header::{FrameHeader, FrameTag};
@@ -84,7 +85,7 @@ pub fn rebase(
         ..EncodeParams::default()
     };
     let decided = decide_forced(target, image, &h, &modes, moved, params.lambda_scale);
-    Ok(finish(target, decided, &params)?)
+    Ok(finish(target, decided, &params, Workers::SERIAL)?)
 }
 
 /// Decides a frame for `image` against `state` with the decisions of a
@@ -113,12 +114,13 @@ pub(crate) fn decide_forced(
     let sign_bias = [false, false, orig.sign_bias_golden, orig.sign_bias_altref];
     let speed = EncodeParams::default().speed;
     let refs = search_refs(state, false, speed, orig.sign_bias_altref);
-    let analysis = inputs.analysis(state, speed, &refs, sign_bias, 1);
+    let analysis = inputs.analysis(state, speed, &refs, sign_bias, Workers::SERIAL);
     let mb_cols = inputs.mb_cols;
-    let (modes, residual, recon) = inputs.code_macroblocks(1, |pic, ctx, _, mb_x, mb_y| {
-        let info = &orig_modes[mb_y * mb_cols + mb_x];
-        code_forced_mb(&analysis, &inputs.quants, pic, ctx, info, moved, mb_x, mb_y)
-    });
+    let (modes, residual, recon) =
+        inputs.code_macroblocks(Workers::SERIAL, |pic, ctx, _, mb_x, mb_y| {
+            let info = &orig_modes[mb_y * mb_cols + mb_x];
+            code_forced_mb(&analysis, &inputs.quants, pic, ctx, info, moved, mb_x, mb_y)
+        });
     Decided {
         syntax: FrameSyntax {
             header: forced_header(state, orig, &modes),

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::encode::modes::MvCosts;
+use crate::encode::workers::Workers;
 use crate::inter_pred::{self, SIXTAP_FILTERS};
 use crate::picture::PlaneBuf;
 use crate::prediction::RefFrame;
@@ -129,17 +130,17 @@ impl SubpelPlanes {
     /// Filters `reference` at every fractional phase.
     #[cfg(test)]
     pub fn new(reference: &PlaneBuf, sixtap: bool) -> Self {
-        Self::build(reference, sixtap, 1, None)
+        Self::build(reference, sixtap, Workers::SERIAL, None)
     }
 
-    /// [`new`](Self::new) on up to `threads` threads (one per horizontal
-    /// phase at most), taking and returning scratch buffers from `spare`
-    /// before the thread's own pool. The planes are the same for any
-    /// count.
+    /// [`new`](Self::new) on up to `workers.count()` threads (one per
+    /// horizontal phase at most), taking and returning scratch buffers
+    /// from `spare` before the thread's own pool. The planes are the same
+    /// for any count.
     fn build(
         reference: &PlaneBuf,
         sixtap: bool,
-        threads: usize,
+        workers: Workers,
         spare: Option<&Mutex<Vec<Vec<u8>>>>,
     ) -> Self {
         let take = |n: usize| {
@@ -183,30 +184,22 @@ impl SubpelPlanes {
                 planes: (usize::from(c == 0)..4).map(|_| take(bw * bh)).collect(),
             })
             .collect();
-        let threads = threads.clamp(1, columns.len());
+        let threads = workers.count().clamp(1, columns.len());
         if threads == 1 {
             for c in &mut columns {
                 fill_column(&ext, es, bw, bh, c);
             }
         } else {
-            // Column i on thread i % threads; the calling thread takes
-            // those of thread 0.
+            // Column i on job i % threads.
             let mut groups: Vec<Vec<&mut Column>> = (0..threads).map(|_| Vec::new()).collect();
             for (i, c) in columns.iter_mut().enumerate() {
                 groups[i % threads].push(c);
             }
+            let groups: Vec<Mutex<Vec<&mut Column>>> = groups.into_iter().map(Mutex::new).collect();
             let ext = &ext[..];
-            std::thread::scope(|scope| {
-                let mut groups = groups.into_iter();
-                let mine = groups.next().expect("at least one group");
-                for g in groups {
-                    scope.spawn(move || {
-                        for c in g {
-                            fill_column(ext, es, bw, bh, c);
-                        }
-                    });
-                }
-                for c in mine {
+            workers.run(threads, |i| {
+                let mut g = groups[i].lock().unwrap_or_else(PoisonError::into_inner);
+                for c in g.iter_mut() {
                     fill_column(ext, es, bw, bh, c);
                 }
             });
@@ -317,8 +310,6 @@ pub(crate) struct SearchCache {
     /// Vector costs under the frame's vector probabilities.
     pub mv_costs: MvCosts,
     subpel: [OnceLock<SubpelPlanes>; 4],
-    /// Threads a sub-pixel build may use.
-    threads: usize,
     /// Buffers from the pool of the thread that made the cache, for a
     /// build on another thread (a wavefront's), whose own pool is new:
     /// fresh pages cost more than the filtering.
@@ -329,9 +320,8 @@ pub(crate) struct SearchCache {
 const SPARE_BUFFERS: usize = 3 * 19;
 
 impl SearchCache {
-    /// A cache for a frame coded with vector probabilities `mv_probs`,
-    /// whose sub-pixel planes are built on up to `threads` threads.
-    pub fn new(mv_probs: &[[u8; 19]; 2], threads: usize) -> Self {
+    /// A cache for a frame coded with vector probabilities `mv_probs`.
+    pub fn new(mv_probs: &[[u8; 19]; 2]) -> Self {
         let spare = POOL.with(|p| {
             let mut p = p.borrow_mut();
             let keep = p.len().saturating_sub(SPARE_BUFFERS);
@@ -340,7 +330,6 @@ impl SearchCache {
         SearchCache {
             mv_costs: MvCosts::new(mv_probs),
             subpel: Default::default(),
-            threads,
             spare: Mutex::new(spare),
         }
     }
@@ -351,10 +340,23 @@ impl SearchCache {
     }
 
     /// The sub-pixel planes of inter reference `rf`, whose luma is
-    /// `reference`.
+    /// `reference`, built on the calling thread if not built yet (a
+    /// macroblock's search runs on a wavefront thread, which must not
+    /// wait for helpers: they may be waiting for its row).
     pub fn subpel(&self, rf: RefFrame, reference: &PlaneBuf, sixtap: bool) -> &SubpelPlanes {
+        self.subpel_on(rf, reference, sixtap, Workers::SERIAL)
+    }
+
+    /// [`subpel`](Self::subpel) built on `workers` if not built yet.
+    pub fn subpel_on(
+        &self,
+        rf: RefFrame,
+        reference: &PlaneBuf,
+        sixtap: bool,
+        workers: Workers,
+    ) -> &SubpelPlanes {
         self.subpel[rf.index()]
-            .get_or_init(|| SubpelPlanes::build(reference, sixtap, self.threads, Some(&self.spare)))
+            .get_or_init(|| SubpelPlanes::build(reference, sixtap, workers, Some(&self.spare)))
     }
 }
 
@@ -434,7 +436,8 @@ mod tests {
             let one = SubpelPlanes::new(&r, sixtap);
             for threads in [2, 3, 4, 8] {
                 let spare = Mutex::new(vec![vec![7u8; 3], vec![9u8; 100_000], Vec::new()]);
-                let many = SubpelPlanes::build(&r, sixtap, threads, Some(&spare));
+                let workers = Workers::new(threads, None);
+                let many = SubpelPlanes::build(&r, sixtap, workers, Some(&spare));
                 assert!(
                     one.planes == many.planes,
                     "{threads} threads, six-tap {sixtap}"

@@ -13,6 +13,7 @@ use crate::dequant::{segment_q_index, Dequant};
 use crate::encode::analysis::{rd_lambda, FrameAnalysis, MbCoded};
 use crate::encode::quantize::Quantizer;
 use crate::encode::subpel::SearchCache;
+use crate::encode::workers::Workers;
 use crate::encode::EncodeError;
 use crate::header::{FrameHeader, QuantIndices, SegmentFeatures};
 use crate::image::Image;
@@ -143,17 +144,19 @@ impl FrameInputs {
 
     /// The macroblock decision context over these inputs, predicting
     /// from `state`'s references (inter frames) and searching those of
-    /// them `speed` allows; its per-frame motion search planes are built
-    /// on up to `threads` threads.
+    /// them `speed` allows. On more than one of `workers` the motion
+    /// search planes of those references are built on them now (the
+    /// macroblocks, which otherwise build them when first needed, run on
+    /// wavefront threads that must not wait for helpers).
     pub fn analysis<'a>(
         &'a self,
         state: &'a DecoderState,
         speed: u8,
         search_refs: &'a [RefFrame],
         sign_bias: [bool; 4],
-        threads: usize,
+        workers: Workers,
     ) -> FrameAnalysis<'a> {
-        FrameAnalysis {
+        let analysis = FrameAnalysis {
             src: &self.src,
             refs: if self.key { None } else { state.refs.as_ref() },
             quant: &self.quant,
@@ -170,8 +173,16 @@ impl FrameInputs {
             prob_last: 200,
             prob_golden: 128,
             search_refs,
-            search: SearchCache::new(&self.base_probs.mv, threads.min(MAX_THREADS)),
+            search: SearchCache::new(&self.base_probs.mv),
+        };
+        if let (true, Some(refs)) = (workers.count() > 1, analysis.refs) {
+            let sixtap = self.filter == SubpelFilter::SixTap;
+            for &rf in search_refs {
+                let reference = &refs.get(rf).planes[0];
+                analysis.search.subpel_on(rf, reference, sixtap, workers);
+            }
         }
+        analysis
     }
 }
 

@@ -9,6 +9,10 @@
 //! frame can predict, which makes the alt-ref a better reference for the
 //! whole group than any one source frame.
 
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::encode::workers::Workers;
 use crate::image::{Image, Plane};
 
 /// Block-match error (sum of squared deviations from the mean difference
@@ -41,7 +45,22 @@ pub struct ArnrParams {
 /// If `center` is out of range or a frame's size differs; the encoder
 /// checks sizes when frames are queued.
 pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
-    let c = &frames[center];
+    let frames: Vec<&Image> = frames.iter().collect();
+    filter_on(&frames, center, params, Workers::SERIAL)
+}
+
+/// [`filter`] of borrowed frames (the encoder's lookahead holds them)
+/// with its macroblock rows shared among `workers`: each
+/// row's block matches start from zero motion and its pixels are
+/// averaged from its own blocks only, so a band of rows is filtered the
+/// same wherever it runs and the picture is the same for any count.
+pub(crate) fn filter_on(
+    frames: &[&Image],
+    center: usize,
+    params: &ArnrParams,
+    workers: Workers,
+) -> Image {
+    let c = frames[center];
     let half = (params.max_frames.max(1) as usize - 1) / 2;
     let back = half.min(center);
     let fwd = half.min(frames.len() - 1 - center);
@@ -50,21 +69,61 @@ pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
     }
     let others: Vec<&Image> = (center - back..=center + fwd)
         .filter(|&i| i != center)
-        .map(|i| &frames[i])
+        .map(|i| frames[i])
         .collect();
-    let (w, h) = (c.width, c.height);
-    let mut acc: [Vec<u32>; 3] = core::array::from_fn(|p| vec![0; c.planes[p].data.len()]);
-    let mut cnt: [Vec<u16>; 3] = core::array::from_fn(|p| vec![0; c.planes[p].data.len()]);
     let strength = params.strength.min(6) as u32;
-    let mb_cols = w.div_ceil(16);
-    let mb_rows = h.div_ceil(16);
-    for mb_y in 0..mb_rows {
+    let mb_rows = c.height.div_ceil(16);
+    // Bands of a few rows each, more than threads, so a thread that
+    // finishes early takes another.
+    let bands = (workers.count() * 4).min(mb_rows);
+    let band = |i: usize| (i * mb_rows / bands)..((i + 1) * mb_rows / bands);
+    let next = AtomicUsize::new(0);
+    let done = workers.run(workers.count().min(bands), |_| {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= bands {
+                return out;
+            }
+            out.push((i, filter_band(c, &others, strength, band(i))));
+        }
+    });
+    let mut out = c.clone();
+    for (i, lines) in done.into_iter().flatten() {
+        let rows = band(i);
+        for (p, lines) in lines.iter().enumerate() {
+            let plane = &mut out.planes[p];
+            let y0 = (rows.start * MB_LINES[p]).min(plane.height);
+            plane.data[y0 * plane.stride..][..lines.len()].copy_from_slice(lines);
+        }
+    }
+    out
+}
+
+/// Lines of one macroblock row per plane: luma, then chroma.
+const MB_LINES: [usize; 3] = [16, 8, 8];
+
+/// The filtered lines of macroblock rows `rows` of `c`, per plane (whole
+/// lines of the plane's stride, up to its height): each block matched in
+/// `others` and averaged as [`filter`] describes.
+fn filter_band(c: &Image, others: &[&Image], strength: u32, rows: Range<usize>) -> [Vec<u8>; 3] {
+    let lines = |p: usize| {
+        let plane = &c.planes[p];
+        (rows.start * MB_LINES[p]).min(plane.height)..(rows.end * MB_LINES[p]).min(plane.height)
+    };
+    let mut band = Band {
+        first_mb_row: rows.start,
+        acc: core::array::from_fn(|p| vec![0; lines(p).len() * c.planes[p].stride]),
+        cnt: core::array::from_fn(|p| vec![0; lines(p).len() * c.planes[p].stride]),
+    };
+    let mb_cols = c.width.div_ceil(16);
+    for mb_y in rows.clone() {
         let mut left_mv = (0, 0);
         for mb_x in 0..mb_cols {
             let (x0, y0) = ((mb_x * 16) as i32, (mb_y * 16) as i32);
             // The centre frame against itself: full weight.
-            accumulate_block(c, c, (x0, y0), (0, 0), 2, strength, &mut acc, &mut cnt);
-            for o in &others {
+            accumulate_block(c, c, (x0, y0), (0, 0), 2, strength, &mut band);
+            for o in others {
                 let (mv, err) = best_match(&c.planes[0], &o.planes[0], x0, y0, left_mv);
                 left_mv = mv;
                 let weight = if err < THRESH_LOW {
@@ -75,14 +134,16 @@ pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
                     0
                 };
                 if weight > 0 {
-                    accumulate_block(c, o, (x0, y0), mv, weight, strength, &mut acc, &mut cnt);
+                    accumulate_block(c, o, (x0, y0), mv, weight, strength, &mut band);
                 }
             }
         }
     }
-    let mut out = c.clone();
-    for p in 0..3 {
-        for ((px, &a), &n) in out.planes[p].data.iter_mut().zip(&acc[p]).zip(&cnt[p]) {
+    core::array::from_fn(|p| {
+        let plane = &c.planes[p];
+        let lines = lines(p);
+        let mut out = plane.data[lines.start * plane.stride..lines.end * plane.stride].to_vec();
+        for ((px, &a), &n) in out.iter_mut().zip(&band.acc[p]).zip(&band.cnt[p]) {
             // Every picture pixel has at least the centre's own weight
             // (32); row padding has none and keeps its bytes.
             let n = n as u32;
@@ -90,8 +151,16 @@ pub fn filter(frames: &[Image], center: usize, params: &ArnrParams) -> Image {
                 *px = v.min(255) as u8;
             }
         }
-    }
-    out
+        out
+    })
+}
+
+/// The accumulators of a band of macroblock rows starting at row
+/// `first_mb_row`: per plane, weighted sums and weights of its lines.
+struct Band {
+    first_mb_row: usize,
+    acc: [Vec<u32>; 3],
+    cnt: [Vec<u16>; 3],
 }
 
 /// Reads `plane` at (x, y), clamped to its edges (the picture extended by
@@ -247,7 +316,6 @@ fn sample_half(plane: &Plane, x: i32, y: i32, half: (bool, bool)) -> u32 {
 /// Adds the block of `other` at `mv` from macroblock (x0, y0) to the
 /// accumulators of all three planes with `weight` (0..=2) per pixel
 /// times the closeness of each pixel to the centre's.
-#[allow(clippy::too_many_arguments)]
 fn accumulate_block(
     centre: &Image,
     other: &Image,
@@ -255,8 +323,7 @@ fn accumulate_block(
     mv: (i32, i32),
     weight: u32,
     strength: u32,
-    acc: &mut [Vec<u32>; 3],
-    cnt: &mut [Vec<u16>; 3],
+    band: &mut Band,
 ) {
     let rounding = if strength > 0 { 1 << (strength - 1) } else { 0 };
     for p in 0..3 {
@@ -281,24 +348,26 @@ fn accumulate_block(
         };
         let cp = &centre.planes[p];
         let op = &other.planes[p];
+        let first_line = band.first_mb_row * MB_LINES[p];
+        let x_end = (bx + size).min(cp.width as i32);
         for r in 0..size {
             let y = by + r;
             if y >= cp.height as i32 {
                 break;
             }
-            for col in 0..size {
-                let x = bx + col;
-                if x >= cp.width as i32 {
-                    break;
-                }
-                let s = cp.data[y as usize * cp.stride + x as usize] as i32;
+            // The block's pixels of this line in the centre and in the
+            // band's accumulators.
+            let line = |v: usize| v * cp.stride + bx as usize..v * cp.stride + x_end as usize;
+            let src = &cp.data[line(y as usize)];
+            let acc = &mut band.acc[p][line(y as usize - first_line)];
+            let cnt = &mut band.cnt[p][line(y as usize - first_line)];
+            for (((x, &s), a), n) in (bx..x_end).zip(src).zip(acc).zip(cnt) {
                 let v = sample_half(op, x + mv.0, y + mv.1, half);
-                let d = s.abs_diff(v as i32);
+                let d = (s as i32).abs_diff(v as i32);
                 let m = ((3 * d * d + rounding) >> strength).min(16);
                 let m = (16 - m) * weight;
-                let i = y as usize * cp.stride + x as usize;
-                acc[p][i] += m * v;
-                cnt[p][i] += m as u16;
+                *a += m * v;
+                *n += m as u16;
             }
         }
     }
@@ -418,6 +487,29 @@ mod tests {
                 for x in 0..got.width - 4 {
                     let i = y * got.stride + x;
                     assert_eq!(got.data[i], want.data[i], "plane {pl} at ({x}, {y})");
+                }
+            }
+        }
+    }
+
+    /// Filtered in bands of rows on 2, 3 and 8 threads (kept or started
+    /// per call), odd sizes included, the picture is the serial one.
+    #[test]
+    fn any_thread_count_filters_the_same_picture() {
+        let pool = crate::encode::workers::helper_pool(3).unwrap();
+        for (w, h) in [(64, 48), (75, 45), (17, 130), (200, 16)] {
+            let frames: Vec<Image> = (0..7).map(|i| noisy(w, h, 3 + i as u32, i)).collect();
+            let p = ArnrParams {
+                max_frames: 7,
+                strength: 5,
+            };
+            let one = filter(&frames, 3, &p);
+            assert_ne!(one, frames[3], "{w}x{h}: the filter changed nothing");
+            for threads in [2, 3, 8] {
+                for pool in [None, Some(&*pool)] {
+                    let refs: Vec<&Image> = frames.iter().collect();
+                    let many = filter_on(&refs, 3, &p, Workers::new(threads, pool));
+                    assert!(many == one, "{w}x{h}, {threads} threads");
                 }
             }
         }

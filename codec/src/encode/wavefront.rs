@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::encode::analysis::{MbCoded, TokenContexts};
 use crate::encode::syntax::{FrameInputs, MAX_THREADS};
+use crate::encode::workers::Workers;
 use crate::modes::MbInfo;
 use crate::picture::Picture;
 use crate::recon;
@@ -36,23 +37,23 @@ impl FrameInputs {
     ///
     /// `code_mb` may read only the pixels, records and token contexts of
     /// the macroblocks left, above-left, above and above-right of its own
-    /// (as VP8's prediction and contexts do): on `threads` > 1 rows are
-    /// coded as a wavefront ([`code_rows`]) where nothing else is in place
-    /// yet. The result is the same for any `threads`. (It lives here, not
-    /// in `syntax.rs`, so that the frame's inputs do not depend on the
-    /// walk that uses them.)
+    /// (as VP8's prediction and contexts do): on more than one of
+    /// `workers` rows are coded as a wavefront ([`code_rows`]) where
+    /// nothing else is in place yet. The result is the same for any
+    /// count. (It lives here, not in `syntax.rs`, so that the frame's
+    /// inputs do not depend on the walk that uses them.)
     pub fn code_macroblocks<F>(
         &self,
-        threads: usize,
+        workers: Workers,
         code_mb: F,
     ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
     where
         F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
     {
         let (mb_cols, mb_rows) = (self.mb_cols, self.mb_rows);
-        let threads = threads.min(mb_rows).min(MAX_THREADS);
+        let threads = workers.count().min(mb_rows).min(MAX_THREADS);
         if threads > 1 {
-            return code_rows(self, threads, &code_mb);
+            return code_rows(self, workers, threads, &code_mb);
         }
         let mut pic = Picture::new(self.width, self.height);
         recon::init_intra_borders(&mut pic);
@@ -168,13 +169,21 @@ impl Drop for FailGuard<'_> {
     }
 }
 
+thread_local! {
+    /// The helpers' pictures of the last frame the thread coded on
+    /// several threads, for the next frame's helpers.
+    static HELPER_PICTURES: std::cell::Cell<Vec<Picture>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Plane heights of one macroblock row: luma, then chroma.
 const ROW_LINES: [usize; 3] = [16, 8, 8];
 
-/// [`FrameInputs::code_macroblocks`] on `threads` threads (2 or more,
-/// at most the row count); the result is the same as on one.
+/// [`FrameInputs::code_macroblocks`] on `threads` of `workers` (2 or
+/// more, at most the row count); the result is the same as on one.
 pub(crate) fn code_rows<F>(
     inputs: &FrameInputs,
+    workers: Workers,
     threads: usize,
     code_mb: &F,
 ) -> (Vec<MbInfo>, Vec<MbCoded>, Picture)
@@ -200,19 +209,29 @@ where
         })
         .collect();
     let next = AtomicUsize::new(0);
-    let work = || code_rows_on_this_thread(inputs, code_mb, &rows, &next);
-    let (mine, theirs) = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mine = work();
-        let theirs: Vec<ThreadOut> = helpers
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect();
-        (mine, theirs)
-    });
+    // The helpers' pictures of the last frame this thread coded: a
+    // helper codes into one of them instead of a fresh (zeroed, page
+    // faulted) picture.
+    let spare = Mutex::new(HELPER_PICTURES.with(|h| h.take()));
+    // A job that starts late finds fewer rows left, or none: it never
+    // holds a row another one waits for before it starts.
+    let mut outs = workers
+        .run(threads, |job| {
+            let pic = if job == 0 {
+                // The calling thread's picture becomes the frame's.
+                None
+            } else {
+                let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
+                spare
+                    .iter()
+                    .position(|p| (p.width, p.height) == (inputs.width, inputs.height))
+                    .map(|i| spare.swap_remove(i))
+            };
+            code_rows_on_this_thread(inputs, code_mb, &rows, &next, pic)
+        })
+        .into_iter();
+    let mine = outs.next().expect("the calling thread's job");
+    let theirs = outs;
 
     // This thread's picture becomes the frame's: the other threads' rows
     // are copied in, whole lines with their borders.
@@ -221,6 +240,7 @@ where
     for (mb_y, coded) in mine.rows {
         by_row[mb_y] = Some(coded);
     }
+    let mut kept = Vec::new();
     for t in theirs {
         for (mb_y, coded) in t.rows {
             for (p, (dst, src)) in pic.planes.iter_mut().zip(&t.pic.planes).enumerate() {
@@ -230,7 +250,9 @@ where
             }
             by_row[mb_y] = Some(coded);
         }
+        kept.push(t.pic);
     }
+    HELPER_PICTURES.with(|h| h.set(kept));
     let mut modes = Vec::with_capacity(mb_cols * mb_rows);
     let mut coded = Vec::with_capacity(mb_cols * mb_rows);
     for row in by_row {
@@ -249,12 +271,14 @@ fn code_rows_on_this_thread<F>(
     code_mb: &F,
     rows: &[Row],
     next: &AtomicUsize,
+    pic: Option<Picture>,
 ) -> ThreadOut
 where
     F: Fn(&mut Picture, &mut TokenContexts, &[MbInfo], usize, usize) -> MbCoded + Sync,
 {
     let _guard = FailGuard(rows);
     let (mb_cols, mb_rows) = (inputs.mb_cols, inputs.mb_rows);
+    let sync = sync_interval(inputs.width);
     let mut ctx = TokenContexts {
         above: vec![[0; 9]; mb_cols],
         left: [0; 9],
@@ -262,8 +286,11 @@ where
     // Only this thread's rows and the rows above them are filled in:
     // a decision reads no other records.
     let mut modes = vec![MbInfo::default(); mb_cols * mb_rows];
+    // A picture used before holds another frame's pixels where this
+    // thread codes no rows: never read, as the zeros of a fresh one are
+    // not (they too differ from the frame's pixels there).
     let mut out = ThreadOut {
-        pic: Picture::new(inputs.width, inputs.height),
+        pic: pic.unwrap_or_else(|| Picture::new(inputs.width, inputs.height)),
         rows: Vec::new(),
     };
     recon::init_intra_borders(&mut out.pic);
@@ -276,8 +303,10 @@ where
         if mb_y == 0 {
             ctx.above.fill([0; 9]);
         }
-        // Macroblocks of the row above copied in so far.
+        // Macroblocks of the row above copied in so far, and of this
+        // row published.
         let mut have = 0;
+        let mut published = 0;
         let mut coded = Vec::with_capacity(mb_cols);
         for mb_x in 0..mb_cols {
             if mb_y > 0 {
@@ -302,15 +331,19 @@ where
             if mb_x + 1 == mb_cols {
                 recon::extend_row_right(&mut out.pic, mb_y);
             }
-            publish(
-                &rows[mb_y],
-                &out.pic,
-                ctx.above[mb_x],
-                c.info,
-                mb_x,
-                mb_y,
-                mb_cols,
-            );
+            if (mb_x + 1) % sync == 0 || mb_x + 1 == mb_cols {
+                let from = published;
+                published = mb_x + 1;
+                let row = mb_y * mb_cols;
+                let done = Done {
+                    ctx: &ctx.above[from..published],
+                    info: &modes[row + from..row + published],
+                    from,
+                    mb_y,
+                    mb_cols,
+                };
+                publish(&rows[mb_y], &out.pic, done);
+            }
             coded.push(c);
         }
         out.rows.push((mb_y, coded));
@@ -353,30 +386,54 @@ fn take_above(
     Some(done)
 }
 
-/// Publishes macroblock `mb_x` of row `mb_y`, just coded into `pic`, for
-/// the row below.
-fn publish(
-    row: &Row,
-    pic: &Picture,
-    ctx: TokenContext,
-    info: MbInfo,
-    mb_x: usize,
+/// Macroblocks of one row published at once: each hand-over costs
+/// cache lines moving between cores, as much as a macroblock's coding
+/// at the fast speeds, so wide frames hand over every few macroblocks
+/// (libvpx's `nsync`: 1 below 640 pixels, 8 up to 1280, 16 up to
+/// 2560, then 32). The row below then trails further behind, which
+/// changes when it codes, not what.
+fn sync_interval(width: usize) -> usize {
+    match width {
+        0..640 => 1,
+        640..=1280 => 8,
+        1281..=2560 => 16,
+        _ => 32,
+    }
+}
+
+/// The macroblocks `from..from + ctx.len()` of row `mb_y`, just coded:
+/// their above token contexts and records.
+struct Done<'a> {
+    ctx: &'a [TokenContext],
+    info: &'a [MbInfo],
+    from: usize,
     mb_y: usize,
     mb_cols: usize,
-) {
+}
+
+/// Publishes the macroblocks `done`, coded into `pic`, for the row below.
+fn publish(row: &Row, pic: &Picture, done: Done) {
+    let Done {
+        ctx,
+        info,
+        from,
+        mb_y,
+        mb_cols,
+    } = done;
+    let to = from + ctx.len();
     let mut p = row.lock();
     for (i, plane) in pic.planes.iter().enumerate() {
         let size = ROW_LINES[i];
-        let (x0, mut x1) = (mb_x * size, (mb_x + 1) * size);
-        if i == 0 && mb_x + 1 == mb_cols {
+        let (x0, mut x1) = (from * size, to * size);
+        if i == 0 && to == mb_cols {
             x1 += 4;
         }
         let start = plane.index(0, ((mb_y + 1) * size) as isize - 1);
         p.lines[i][x0..x1].copy_from_slice(&plane.data[start + x0..start + x1]);
     }
-    p.ctx[mb_x] = ctx;
-    p.info[mb_x] = info;
-    row.done.store(mb_x + 1, Ordering::Release);
+    p.ctx[from..to].copy_from_slice(ctx);
+    p.info[from..to].copy_from_slice(info);
+    row.done.store(to, Ordering::Release);
     let wake = p.waiters > 0;
     drop(p);
     if wake {
@@ -403,16 +460,22 @@ mod tests {
         let image = Image::filled(64, 128, [90, 128, 128]);
         let quant = libvpx_quant_indices(40);
         let inputs = FrameInputs::new(&state, &image, true, &quant, None, 0, 60);
-        let analysis = inputs.analysis(&state, 4, &[], [false; 4], 1);
+        let analysis = inputs.analysis(&state, 4, &[], [false; 4], Workers::SERIAL);
+        let pool = crate::encode::workers::helper_pool(3).unwrap();
         for threads in [1, 2, 3, 8] {
             for at in [(0, 0), (1, 3), (3, 7)] {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    inputs.code_macroblocks(threads, |pic, ctx, modes, x, y| {
-                        assert!((x, y) != at, "planted failure");
-                        analysis.encode_mb(pic, ctx, modes, x, y)
-                    })
-                }));
-                assert!(r.is_err(), "{threads} threads, failure at {at:?}");
+                for pool in [None, Some(&*pool)] {
+                    let r = catch_unwind(AssertUnwindSafe(|| {
+                        inputs.code_macroblocks(
+                            Workers::new(threads, pool),
+                            |pic, ctx, modes, x, y| {
+                                assert!((x, y) != at, "planted failure");
+                                analysis.encode_mb(pic, ctx, modes, x, y)
+                            },
+                        )
+                    }));
+                    assert!(r.is_err(), "{threads} threads, failure at {at:?}");
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! CBR's decoder buffer (a leaky bucket, libvpx's `buffer_level`), and
 //! coding a frame so that it fits in it.
 
-use crate::encode::{encode, EncodeError, EncodeParams, EncodedFrame};
+use crate::encode::{encode_on, EncodeError, EncodeParams, EncodedFrame};
 use crate::image::Image;
 
 /// The decoder buffer of [`RateControl::Cbr`](super::RateControl::Cbr), in milliseconds of the
@@ -98,7 +98,8 @@ impl super::Encoder {
         let mut params = params.clone();
         params.q_index = params.q_index.clamp(self.rc.q_range().0, hi);
         params.threads = self.cfg.threads;
-        let mut out = encode(&self.state, image, &params)?;
+        let pool = self.pool.as_deref();
+        let mut out = encode_on(&self.state, image, &params, pool)?;
         let key = params.key_frame || self.state.is_empty();
         let Some((max_bits, hard)) = self.rc.frame_limit(key) else {
             return Ok(out);
@@ -107,7 +108,7 @@ impl super::Encoder {
             params.q_index =
                 self.rc
                     .retry_q_index(params.q_index, (out.data.len() * 8) as f64, max_bits);
-            out = encode(&self.state, image, &params)?;
+            out = encode_on(&self.state, image, &params, pool)?;
         }
         if !hard || (out.data.len() * 8) as f64 <= max_bits {
             return Ok(out);
@@ -118,7 +119,7 @@ impl super::Encoder {
         params.filter_level = Some(0);
         if out.key_frame || self.state.is_empty() {
             let flat = Image::filled(image.width, image.height, [128, 128, 128]);
-            let out = encode(&self.state, &flat, &params)?;
+            let out = encode_on(&self.state, &flat, &params, pool)?;
             if (out.data.len() * 8) as f64 <= max_bits || self.state.is_empty() {
                 return Ok(out);
             }
@@ -127,13 +128,14 @@ impl super::Encoder {
             params.refresh_altref = true;
         }
         let last = self.state.last_frame().expect("a key frame was coded");
-        encode(&self.state, &last, &params)
+        encode_on(&self.state, &last, &params, pool)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::encode;
     use crate::state::DecoderState;
 
     fn noise(w: usize, h: usize, seed: u32) -> Image {

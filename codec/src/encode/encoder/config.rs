@@ -273,10 +273,12 @@ pub struct EncoderConfig {
     /// [`RateControl::ConstrainedQuality`]) is met over the clip as a
     /// whole (two-pass). The frames sent must be the ones analysed.
     pub first_pass: Option<Arc<FirstPassStats>>,
-    /// Threads each frame's macroblock decisions run on
-    /// ([`EncodeParams::threads`](crate::encode::EncodeParams::threads)):
-    /// 0 and 1 mean the calling thread only. The bytes are the same for
-    /// any count.
+    /// Threads each frame is encoded on
+    /// ([`EncodeParams::threads`](crate::encode::EncodeParams::threads)),
+    /// the lookahead's statistics and alt-ref temporal filter too: the
+    /// calling thread and `threads - 1` helpers the encoder starts once
+    /// for the stream. 0 and 1 mean the calling thread only. The bytes
+    /// are the same for any count.
     pub threads: usize,
 }
 

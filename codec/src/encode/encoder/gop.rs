@@ -169,8 +169,8 @@ impl super::Encoder {
         let half = (arnr.max_frames.max(1) as usize - 1) / 2;
         let lo = center.saturating_sub(half);
         let hi = (center + half + 1).min(self.queue.len());
-        let window: Vec<Image> = self.queue.range(lo..hi).map(|(_, f)| f.clone()).collect();
-        let source = temporal_filter::filter(&window, center - lo, &arnr);
+        let window: Vec<&Image> = self.queue.range(lo..hi).map(|(_, f)| f).collect();
+        let source = temporal_filter::filter_on(&window, center - lo, &arnr, self.workers());
         let pts = self.queue.front().map_or(self.frames_in, |(p, _)| *p);
         let q_index = if self.adaptive_q() {
             lookahead::reference_q_index(

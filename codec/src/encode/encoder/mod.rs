@@ -48,6 +48,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::encode::syntax::MAX_THREADS;
+use crate::encode::workers::{helper_pool, Workers};
 use crate::encode::{EncodeError, EncodeParams, GIVEN_STATE_LAMBDA_SCALE};
 use crate::image::Image;
 use crate::picture::Picture;
@@ -127,7 +129,8 @@ pub struct Encoder {
     /// With [`EncoderConfig::wants_stats`]: the statistics of each frame
     /// of `queue` against the frame before it.
     stats: VecDeque<FrameStats>,
-    /// The last frame queued, which the next one is compared with.
+    /// The last frame queued, which the next one is compared with, once
+    /// `queue` no longer holds it.
     last_in: Option<Image>,
     frames_in: u64,
     /// Shown frames since the last key frame.
@@ -158,6 +161,10 @@ pub struct Encoder {
     /// Quantizer index forced on the next frame, if any.
     next_q: Option<u8>,
     flushing: bool,
+    /// The helper threads of [`EncoderConfig::threads`], started once
+    /// for the stream; `None` with one thread (or if the system would
+    /// not start them: then each frame starts its own).
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 // The encoder's constructor lives beside its fields, so that config.rs
@@ -189,11 +196,17 @@ impl EncoderConfig {
             arf_active: false,
             next_q: None,
             flushing: false,
+            pool: helper_pool(self.threads.min(MAX_THREADS)),
         })
     }
 }
 
 impl Encoder {
+    /// The threads a frame is encoded on.
+    fn workers(&self) -> Workers<'_> {
+        Workers::new(self.cfg.threads.min(MAX_THREADS), self.pool.as_deref())
+    }
+
     /// The configuration the encoder was built with.
     pub fn config(&self) -> &EncoderConfig {
         &self.cfg
@@ -233,12 +246,14 @@ impl Encoder {
         if self.cfg.wants_stats() {
             // The first frame has nothing before it: no intra cost, so it
             // carries everything (it is a key frame anyway).
-            let s = self
-                .last_in
-                .as_ref()
-                .map_or_else(FrameStats::default, |p| lookahead::frame_stats(p, &frame));
+            // The frame before is the queue's last (a copy of each frame
+            // cost the calling thread a picture's worth of memory traffic
+            // while the helpers waited).
+            let prev = self.queue.back().map(|(_, f)| f).or(self.last_in.as_ref());
+            let s = prev.map_or_else(FrameStats::default, |p| {
+                lookahead::frame_stats_on(p, &frame, self.workers())
+            });
             self.stats.push_back(s);
-            self.last_in = Some(frame.clone());
         }
         self.queue.push_back((self.frames_in, frame));
         self.frames_in += 1;
@@ -275,6 +290,9 @@ impl Encoder {
                 EncoderStatus::NeedMoreData
             });
         };
+        if self.queue.is_empty() && self.cfg.wants_stats() {
+            self.last_in = Some(frame.clone());
+        }
         self.rc.begin_shown_frame();
         let own_stats = self.stats.pop_front();
         let cut = self.cfg.cuts_at_scene_changes()
