@@ -172,3 +172,41 @@ fn scene_cut_gets_a_key_frame() {
     assert_eq!(ours.len(), frames.len());
     assert_eq!(theirs, ours);
 }
+
+/// The golden frame that ends an alt-ref group (the frame the alt-ref
+/// was built from) predicts mostly from the alt-ref, as libvpx's does,
+/// rather than from the coarse last frame: the next group's golden
+/// reference is then the fine alt-ref's picture. (Priced as the other
+/// inter frames, a quarter of its macroblocks took the alt-ref here.)
+#[test]
+fn golden_frame_after_an_alt_ref_group_predicts_from_it() {
+    use excam_codec::prediction::RefFrame;
+    let (w, h) = (96, 64);
+    let still: Vec<Image> = (0..40).map(|t| picture(w, h, 0, 0, t, 3)).collect();
+    let packets = encode_all(&cfg(w, h), &still);
+    check_decodes(&packets, "still with noise");
+    let lay = layout(&packets);
+    let mut state = excam_codec::DecoderState::new();
+    let (mut from_arf, mut total) = (0, 0);
+    for (i, p) in packets.iter().enumerate() {
+        let d = excam_codec::decode_picture(&state, &p.data).unwrap();
+        // A golden frame whose group had an alt-ref (an 'A' since the
+        // group's key or golden frame).
+        let group_start = lay[..i].rfind(['K', 'G']);
+        let had_arf = group_start.is_some_and(|s| lay[s..i].contains('A'));
+        if p.golden && !p.key_frame && had_arf {
+            from_arf += d
+                .modes
+                .iter()
+                .filter(|m| m.ref_frame == RefFrame::AltRef)
+                .count();
+            total += d.modes.len();
+        }
+        state = d.state;
+    }
+    assert!(total > 0, "no golden frame after an alt-ref group: {lay}");
+    assert!(
+        from_arf * 2 > total,
+        "{from_arf} of {total} macroblocks from the alt-ref ({lay})"
+    );
+}
