@@ -4,7 +4,7 @@
 # best): crops, scalings and segments of ../shared/clips/box.mp4 and
 # carphone.mp4, a static-camera-like composite, and ffmpeg's synthetic
 # sources. Most clips are small (<= 352x288, 60-96 frames) so a full
-# BD-rate sweep finishes in minutes on a shared machine; two are 640x480.
+# BD-rate sweep finishes in minutes on a shared machine; three are 640x480.
 #
 # Usage: benches/make-training-set.sh [OUT_DIR]   (default: target/training)
 #   Prints the clip paths, one per line. Existing clips are kept.
@@ -30,6 +30,13 @@
 #                      two small figures moving, temporal noise everywhere
 #   anim_cif           animation-like: flat colours, sharp-edged sprites
 #                      moving over a plain background
+#   statictable_cif    static camera, real footage: a 352x288 crop of box
+#                      where little moves (a table, a hand coming in late;
+#                      the source's own compression pulsing as the noise)
+#   staticwalk_cif     static camera: a still box frame, three small figures
+#                      walking at different speeds, soft temporal grain
+#   staticgrain_vga_60f  static camera at 640x480: a still box frame, two
+#                      figures walking, light temporal grain
 # (SMPTE bars under noise were dropped: PSNR stayed flat at 42 dB over the
 # whole quantizer range, so their BD-rates said nothing.)
 set -euo pipefail
@@ -81,3 +88,12 @@ make anim_cif -f lavfi -i "color=c=0x3a6ea5:size=352x288:rate=30" \
     -f lavfi -i "testsrc2=size=128x96:rate=30" -f lavfi -i "color=c=0xf0c020:size=48x48:rate=30" \
     -filter_complex "[0:v]drawbox=x=0:y=220:w=352:h=68:color=0x3c8c3c:t=fill[bg];[bg][1:v]overlay=x='20+t*60':y='40+20*sin(t*2)'[a];[a][2:v]overlay=x='300-t*70':y='170+10*sin(t*5)'" \
     -frames:v 96
+# Static camera (the judged set's largest gap): real footage where little
+# moves, and composites with grain over a still frame.
+make statictable_cif -i "$box" -vf "crop=352:288:0:192" -frames:v 96
+make staticwalk_cif -i "$box" -i "$car" -filter_complex \
+    "[0:v]select=eq(n\,280),scale=352:288:flags=area,loop=loop=95:size=1:start=0,setpts=N/(30000/1001)/TB[bg];[1:v]split=3[c1][c2][c3];[c1]scale=64:52[f1];[c2]crop=96:112:40:16,scale=40:48[f2];[c3]select=gte(n\,20),setpts=N/(30000/1001)/TB,scale=32:26[f3];[bg][f1]overlay=x='-40+t*55':y=170:shortest=1[a];[a][f2]overlay=x='330-t*35':y='110+4*sin(t*6)':shortest=1[b];[b][f3]overlay=x='100+t*25':y='230':enable='gte(t,1.2)':shortest=1,noise=alls=6:allf=t,gblur=sigma=0.6" \
+    -frames:v 96 -r 30000/1001
+make staticgrain_vga_60f -i "$box" -i "$car" -filter_complex \
+    "[0:v]select=eq(n\,400),loop=loop=59:size=1:start=0,setpts=N/(30000/1001)/TB[bg];[1:v]split[c1][c2];[c1]scale=176:144[f1];[c2]select=gte(n\,30),setpts=N/(30000/1001)/TB,scale=88:72[f2];[bg][f1]overlay=x='-100+t*120':y=260:shortest=1[a];[a][f2]overlay=x='600-t*60':y='180':shortest=1,noise=alls=3:allf=t+u" \
+    -frames:v 60 -r 30000/1001

@@ -6,7 +6,7 @@
 
 mod common;
 
-use excam_codec::encode::encoder::{EncoderConfig, Packet, RateControl};
+use excam_codec::encode::encoder::{EncoderConfig, Packet, RateControl, MAX_LAG};
 use excam_codec::Image;
 
 use common::{check_decodes, encode_all, have_vpxdec, shown_md5s, vpxdec_md5s, write_ivf};
@@ -74,24 +74,33 @@ fn cfg(w: usize, h: usize) -> EncoderConfig {
     cfg
 }
 
-/// A still scene with one small moving square: one long group over the
-/// whole lookahead, its key frame far finer than the fixed boost (half
-/// the q index); a panning, noisy scene: groups of the minimum length.
+/// A still scene with one small moving square: one long group, as long as
+/// the group length limit allows ([`EncoderConfig::group_max_len`], 17
+/// frames at 30 fps) or, without the limit, over the whole lookahead; its
+/// key frame far finer than the fixed boost (half the q index); a
+/// panning, noisy scene: groups of the minimum length.
 #[test]
 fn static_content_gets_long_groups_busy_content_short_ones() {
     let (w, h) = (96, 64);
-    let still: Vec<Image> = (0..30).map(|t| picture(w, h, 0, 0, t, 0)).collect();
-    let c = cfg(w, h);
+    let still: Vec<Image> = (0..40).map(|t| picture(w, h, 0, 0, t, 0)).collect();
+    let mut c = cfg(w, h);
+    assert_eq!(c.group_max_len(), 17);
+    // Shown frames before the first golden refresh after the key frame.
+    let first_group = |packets: &[Packet]| {
+        let lay = layout(packets);
+        let first_golden = lay[1..].find(['G', 'K']).map(|i| i + 1);
+        let shown = lay[..first_golden.unwrap_or(lay.len())]
+            .chars()
+            .filter(|&ch| ch != 'A')
+            .count();
+        (shown, lay)
+    };
     let packets = encode_all(&c, &still);
     check_decodes(&packets, "still");
-    let lay = layout(&packets);
-    let first_golden = lay[1..].find(['G', 'K']).map(|i| i + 1);
-    // The key frame's group spans the whole 25-frame lookahead.
-    let shown_before: usize = lay[..first_golden.unwrap_or(lay.len())]
-        .chars()
-        .filter(|&ch| ch != 'A')
-        .count();
-    assert!(shown_before >= 25, "{lay}");
+    let (shown, lay) = first_group(&packets);
+    assert_eq!(shown, 17, "{lay}");
+    // Later groups too.
+    assert!(lay.contains(&format!("GA{}G", "i".repeat(16))), "{lay}");
     let inter_qi = packets
         .iter()
         .find(|p| !p.golden && p.show_frame)
@@ -102,6 +111,11 @@ fn static_content_gets_long_groups_busy_content_short_ones() {
         "key q index {} vs inter {inter_qi}",
         packets[0].q_index
     );
+    c.group.max_len = MAX_LAG;
+    let packets = encode_all(&c, &still);
+    check_decodes(&packets, "still, groups up to the lookahead");
+    let (shown, lay) = first_group(&packets);
+    assert!(shown >= 25, "{lay}");
     let busy: Vec<Image> = (0..30).map(|t| picture(w, h, 1, 5 * t, t, 40)).collect();
     let packets = encode_all(&c, &busy);
     check_decodes(&packets, "busy");
@@ -157,4 +171,42 @@ fn scene_cut_gets_a_key_frame() {
     let ours = shown_md5s(&packets);
     assert_eq!(ours.len(), frames.len());
     assert_eq!(theirs, ours);
+}
+
+/// The golden frame that ends an alt-ref group (the frame the alt-ref
+/// was built from) predicts mostly from the alt-ref, as libvpx's does,
+/// rather than from the coarse last frame: the next group's golden
+/// reference is then the fine alt-ref's picture. (Priced as the other
+/// inter frames, a quarter of its macroblocks took the alt-ref here.)
+#[test]
+fn golden_frame_after_an_alt_ref_group_predicts_from_it() {
+    use excam_codec::prediction::RefFrame;
+    let (w, h) = (96, 64);
+    let still: Vec<Image> = (0..40).map(|t| picture(w, h, 0, 0, t, 3)).collect();
+    let packets = encode_all(&cfg(w, h), &still);
+    check_decodes(&packets, "still with noise");
+    let lay = layout(&packets);
+    let mut state = excam_codec::DecoderState::new();
+    let (mut from_arf, mut total) = (0, 0);
+    for (i, p) in packets.iter().enumerate() {
+        let d = excam_codec::decode_picture(&state, &p.data).unwrap();
+        // A golden frame whose group had an alt-ref (an 'A' since the
+        // group's key or golden frame).
+        let group_start = lay[..i].rfind(['K', 'G']);
+        let had_arf = group_start.is_some_and(|s| lay[s..i].contains('A'));
+        if p.golden && !p.key_frame && had_arf {
+            from_arf += d
+                .modes
+                .iter()
+                .filter(|m| m.ref_frame == RefFrame::AltRef)
+                .count();
+            total += d.modes.len();
+        }
+        state = d.state;
+    }
+    assert!(total > 0, "no golden frame after an alt-ref group: {lay}");
+    assert!(
+        from_arf * 2 > total,
+        "{from_arf} of {total} macroblocks from the alt-ref ({lay})"
+    );
 }

@@ -91,6 +91,9 @@ struct Args {
     /// excam: shortest adaptive group.
     #[arg(long)]
     group_min_len: Option<u32>,
+    /// excam: longest adaptive group (0: from the frame rate, as libvpx).
+    #[arg(long)]
+    group_max_len: Option<u32>,
     /// excam: an adaptive group ends when this share (percent) of the
     /// picture is left carried over from its first frame.
     #[arg(long)]
@@ -260,6 +263,9 @@ fn excam_point(
     }
     if let Some(n) = args.group_min_len {
         cfg.group.min_len = n;
+    }
+    if let Some(n) = args.group_max_len {
+        cfg.group.max_len = n;
     }
     if let Some(c) = args.group_min_carry {
         cfg.group.min_carry_pct = c;

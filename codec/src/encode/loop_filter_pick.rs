@@ -14,13 +14,13 @@ fn guess(q_index: u8) -> u8 {
     ((q_index as u32 * 40) / 127 + 2).min(63) as u8
 }
 
-/// Squared error between the source luma and a picture's luma plane, by
-/// macroblock with the dispatched kernel (both planes are whole
-/// macroblocks).
-fn luma_sse(p: &PlaneBuf, src: &PlaneBuf) -> u64 {
+/// Squared error between a source plane and a picture's plane, in
+/// `block` x `block` squares with the dispatched kernel (both planes are
+/// whole macroblocks: 16 for luma, 8 for chroma).
+fn plane_sse(p: &PlaneBuf, src: &PlaneBuf, block: usize) -> u64 {
     let mut sse = 0u64;
-    for y in (0..src.height).step_by(16) {
-        for x in (0..src.width).step_by(16) {
+    for y in (0..src.height).step_by(block) {
+        for x in (0..src.width).step_by(block) {
             sse += crate::encode::sad::sse(
                 &src.data,
                 y * src.stride + x,
@@ -28,33 +28,48 @@ fn luma_sse(p: &PlaneBuf, src: &PlaneBuf) -> u64 {
                 &p.data,
                 p.index(x as isize, y as isize),
                 p.stride,
-                16,
-                16,
+                block,
+                block,
             );
         }
     }
     sse
 }
 
-/// Loop filters only the luma of `pic` into `out` at `hdr`'s level: the
-/// luma the decoder's [`crate::loop_filter::apply_loop_filter`] would leave
-/// (through the same driver; chroma never affects it), without copying or
-/// filtering chroma.
-fn filter_luma(
-    out: &mut PlaneBuf,
+/// Squared error of all three planes against the source: what PSNR
+/// "overall" counts (each sample alike).
+fn frame_sse(planes: &[PlaneBuf; 3], src: &[PlaneBuf; 3]) -> u64 {
+    plane_sse(&planes[0], &src[0], 16)
+        + plane_sse(&planes[1], &src[1], 8)
+        + plane_sse(&planes[2], &src[2], 8)
+}
+
+/// Loop filters `pic` into `out` at `hdr`'s level: the planes the
+/// decoder's [`crate::loop_filter::apply_loop_filter`] would leave
+/// (through the same driver), without touching `pic`.
+fn filter_into(
+    out: &mut [PlaneBuf; 3],
     pic: &Picture,
     hdr: &FrameHeader,
     mbs: &[MbInfo],
     skips: &[bool],
     mb_cols: usize,
 ) {
-    out.data.copy_from_slice(&pic.planes[0].data);
+    for (o, p) in out.iter_mut().zip(&pic.planes) {
+        o.data.copy_from_slice(&p.data);
+    }
     let rows = mbs.len() / mb_cols.max(1);
-    FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(out, None, 0..rows);
+    let [y, u, v] = out;
+    FrameFilter::new(hdr, mbs, skips, mb_cols).filter_rows(y, Some((u, v)), 0..rows);
 }
 
 /// Searches levels around the guess and returns the one whose filtered
-/// luma is closest to the source. Fast speeds take the guess.
+/// picture is closest to the source, chroma included. libvpx measures
+/// luma only; the level filters chroma too, and on a static camera a
+/// level that luma finds harmless smooths the chroma of every skipped
+/// macroblock again each frame (rd-harness --anchor best, 18 clips:
+/// mean BD-rate -0.14 PSNR, -0.37 SSIM, benches/README.md, quality6).
+/// Fast speeds take the guess.
 ///
 /// The levels of each round of the search (the guess with its first
 /// neighbours, then the neighbours of each new best) are measured
@@ -76,28 +91,16 @@ pub(crate) fn pick_filter_level(
     }
     let eval = |level: u8| -> u64 {
         if level == 0 {
-            return luma_sse(&pic.planes[0], &src[0]);
+            return frame_sse(&pic.planes, src);
         }
         let mut h = hdr.clone();
         h.filter_level = level;
-        let luma = &pic.planes[0];
         let mut trial = TRIAL
             .with(|t| t.take())
-            .filter(|t| {
-                (t.width, t.height, t.border, t.stride, t.top, t.y0)
-                    == (
-                        luma.width,
-                        luma.height,
-                        luma.border,
-                        luma.stride,
-                        luma.top,
-                        luma.y0,
-                    )
-                    && t.data.len() == luma.data.len()
-            })
-            .unwrap_or_else(|| luma.clone());
-        filter_luma(&mut trial, pic, &h, mbs, skips, mb_cols);
-        let e = luma_sse(&trial, &src[0]);
+            .filter(|t| t.iter().zip(&pic.planes).all(|(t, p)| same_layout(t, p)))
+            .unwrap_or_else(|| pic.planes.clone());
+        filter_into(&mut trial, pic, &h, mbs, skips, mb_cols);
+        let e = frame_sse(&trial, src);
         TRIAL.with(|t| t.set(Some(trial)));
         e
     };
@@ -147,7 +150,14 @@ pub(crate) fn pick_filter_level(
 }
 
 thread_local! {
-    /// A luma plane to filter trials in, kept between the trials a
-    /// thread measures (a fresh one costs its page faults each time).
-    static TRIAL: std::cell::Cell<Option<PlaneBuf>> = const { std::cell::Cell::new(None) };
+    /// Planes to filter trials in, kept between the trials a thread
+    /// measures (fresh ones cost their page faults each time).
+    static TRIAL: std::cell::Cell<Option<[PlaneBuf; 3]>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether a kept trial plane can take `p`'s samples as they lie.
+fn same_layout(t: &PlaneBuf, p: &PlaneBuf) -> bool {
+    (t.width, t.height, t.border, t.stride, t.top, t.y0)
+        == (p.width, p.height, p.border, p.stride, p.top, p.y0)
+        && t.data.len() == p.data.len()
 }

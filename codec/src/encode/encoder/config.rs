@@ -75,6 +75,10 @@ pub struct GroupPolicy {
     pub adaptive: bool,
     /// Shortest group, in frames.
     pub min_len: u32,
+    /// Longest group, in frames; 0 takes libvpx's two-pass limit from
+    /// the frame rate ([`EncoderConfig::group_max_len`]). A group also
+    /// ends at the end of the lookahead.
+    pub max_len: u32,
     /// A group ends once the share of the picture carried over from its
     /// first frame (the running product of
     /// [`FrameStats::carry`](super::FrameStats::carry)) falls below this
@@ -119,6 +123,7 @@ impl Default for GroupPolicy {
         GroupPolicy {
             adaptive: false,
             min_len: 6,
+            max_len: 0,
             min_carry_pct: 30,
             weight_exp_pct: 50,
             key_weight_exp_pct: 67,
@@ -324,6 +329,22 @@ impl EncoderConfig {
         cfg
     }
 
+    /// The longest adaptive group: [`GroupPolicy::max_len`], or when that
+    /// is 0 half a second plus two frames and at least 12, as libvpx's
+    /// `max_gf_interval` (16 at 29.97 fps). On a static camera the carry
+    /// stays high for the whole lookahead, and a 25-frame group puts the
+    /// alt-ref far from the group's first frames: slow changes (light,
+    /// the source's own compression pulsing) have drifted away from it
+    /// by then (benches/README.md, quality6).
+    pub fn group_max_len(&self) -> u32 {
+        if self.group.max_len > 0 {
+            return self.group.max_len;
+        }
+        let (num, den) = self.framerate;
+        let half_second = (u64::from(num) / (2 * u64::from(den).max(1))) as u32;
+        (half_second + 2).max(12)
+    }
+
     /// Whether the encoder gathers [`FrameStats`](super::FrameStats) of
     /// the frames it queues.
     pub(super) fn wants_stats(&self) -> bool {
@@ -436,6 +457,11 @@ impl EncoderConfig {
         }
         if self.group.min_len == 0 {
             return Err(EncodeError::BadParam("group min_len must be at least 1"));
+        }
+        if self.group.max_len != 0 && self.group.max_len < self.group.min_len {
+            return Err(EncodeError::BadParam(
+                "group max_len must be 0 (from the frame rate) or at least min_len",
+            ));
         }
         if self.group.key_min_chroma_carry_pct > 100 {
             return Err(EncodeError::BadParam(

@@ -45,10 +45,11 @@ impl super::Encoder {
             // `stats[i]` belongs to the frame i + 1 after this one.
             let stats = self.stats.make_contiguous();
             let g = &self.cfg.group;
+            let max_len = stats.len().min(self.cfg.group_max_len() as usize);
             let len = lookahead::group_length(
                 stats,
                 g.min_len as usize,
-                stats.len(),
+                max_len,
                 g.min_carry_pct as f64 / 100.0,
             );
             len.max(1) as u64

@@ -454,6 +454,25 @@ mod tests {
     }
 
     #[test]
+    fn group_max_len_follows_the_frame_rate_as_libvpx() {
+        let mut c = cfg();
+        for (rate, want) in [
+            ((30, 1), 17),
+            ((30000, 1001), 16),
+            ((24, 1), 14),
+            ((60, 1), 32),
+            ((10, 1), 12),
+        ] {
+            c.framerate = rate;
+            assert_eq!(c.group_max_len(), want, "{rate:?}");
+        }
+        c.group.max_len = 9;
+        assert_eq!(c.group_max_len(), 9);
+        c.group.max_len = c.group.min_len - 1;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn status_protocol() {
         let mut enc = cfg().build().unwrap();
         assert_eq!(
