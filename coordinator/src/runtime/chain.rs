@@ -76,6 +76,22 @@ fn link(
     }
 }
 
+/// Whether chunk `i` (its `result`) continues a chain whose chunk `i - 1`
+/// ends in `pred_final`: the streamed assembly's check before it writes a
+/// chunk, the same rule as [`check`].
+pub(super) fn link_ok(
+    i: usize,
+    result: &TaskResult,
+    pred_final: Option<&str>,
+    group_chunks: usize,
+) -> bool {
+    if is_head(i, group_chunks) {
+        result.source_state == zeros()
+    } else {
+        pred_final == Some(result.source_state.as_str())
+    }
+}
+
 /// Checks that `chunks` form one chain: every group head starts from no
 /// state, every other chunk from its predecessor's final state.
 ///
@@ -247,6 +263,7 @@ mod tests {
                 state_bytes: None,
                 worker: String::new(),
                 total_seconds: 0.0,
+                key_frames: None,
             },
             frames: vec![],
             reused: true,
