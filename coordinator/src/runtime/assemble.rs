@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use excam_worker::store::Store;
@@ -132,6 +132,9 @@ pub struct AssemblyParams<'a> {
     pub hold_bytes: u64,
     /// The job's start, which report times are relative to.
     pub t0: Instant,
+    /// Longest fetching a chunk object again may take (the job's task
+    /// time-out): every wait of the job is bounded.
+    pub fetch_timeout: Duration,
 }
 
 impl Assembler {
@@ -159,6 +162,7 @@ impl Assembler {
             group_chunks: p.group_chunks,
             hold_limit: p.hold_bytes,
             t0: p.t0,
+            fetch_timeout: p.fetch_timeout,
             store,
             rt,
             next: 0,
@@ -259,6 +263,7 @@ struct Writer {
     group_chunks: usize,
     hold_limit: u64,
     t0: Instant,
+    fetch_timeout: Duration,
     store: Arc<dyn Store>,
     rt: tokio::runtime::Handle,
     /// The first chunk not yet written.
@@ -373,12 +378,14 @@ impl Writer {
             let Some(h) = self.held.get(&self.next) else {
                 return Ok(());
             };
-            if !chain::link_ok(
+            if chain::link(
                 self.next,
                 &h.result,
                 self.prev_final.as_deref(),
                 self.group_chunks,
-            ) {
+            )
+            .is_err()
+            {
                 self.broken = true;
                 return Ok(());
             }
@@ -399,8 +406,19 @@ impl Writer {
         let expected = self.expected[result.chunk];
         let store = self.store.clone();
         let r = result.clone();
+        let limit = self.fetch_timeout;
         self.rt
-            .block_on(async move { scheduler::verify(store.as_ref(), &r, expected).await })
+            .block_on(async move {
+                let fetch = scheduler::verify(store.as_ref(), &r, expected);
+                tokio::time::timeout(limit, fetch)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "fetching it again took over {:.0} s",
+                            limit.as_secs_f64()
+                        ))
+                    })
+            })
             .map_err(|e| anyhow!("chunk {}: {e}", result.chunk))
     }
 
@@ -547,6 +565,7 @@ mod tests {
                 group_chunks: j.results.len(),
                 hold_bytes: hold,
                 t0: Instant::now(),
+                fetch_timeout: Duration::from_secs(60),
             },
             j.store.clone(),
             tokio::runtime::Handle::current(),

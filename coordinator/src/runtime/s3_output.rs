@@ -63,6 +63,17 @@ pub fn parse_s3_output(output: &std::path::Path) -> Option<anyhow::Result<(Strin
     })
 }
 
+/// `fut`, or an error naming `what` if it has not ended within `limit`.
+async fn within<T>(
+    limit: std::time::Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| anyhow!("{what}: no answer within {:.0} s", limit.as_secs_f64()))
+}
+
 /// Bytes chunk `r`'s frames take as IVF frame records (its object holds an
 /// 8-byte header and a 4-byte length per frame before the frames).
 fn ivf_bytes(r: &TaskResult) -> u64 {
@@ -92,6 +103,9 @@ pub struct S3Params {
     pub min_part: u64,
     /// Tries per merge.
     pub max_tries: u32,
+    /// Longest a merge attempt or one S3 request of the assembly may take
+    /// (the job's task time-out): every wait of the job is bounded.
+    pub timeout: std::time::Duration,
     /// Picture size and frame rate (the IVF header).
     pub size: (usize, usize),
     /// Frame rate numerator and denominator.
@@ -135,15 +149,16 @@ impl S3Assembler {
     /// # Errors
     /// The upload cannot be started (no such bucket, no permission).
     pub async fn start(p: S3Params) -> anyhow::Result<S3Assembler> {
-        let created = p
+        let create = p
             .store
             .client()
             .create_multipart_upload()
             .bucket(&p.bucket)
             .key(&p.key)
             .content_type("video/x-ivf")
-            .send()
-            .await
+            .send();
+        let created = within(p.timeout, "starting the upload", create)
+            .await?
             .map_err(|e| {
                 anyhow!(
                     "cannot start the upload to s3://{}/{}: {}",
@@ -159,18 +174,19 @@ impl S3Assembler {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let client = p.store.client().clone();
+            let timeout = p.timeout;
             let (bucket, key) = (p.bucket.clone(), p.key.clone());
             let mut s = Parts::new(p, upload_id.clone());
             let res = s.run(rx).await;
             if res.is_err() {
                 // Nothing appears at the key; the copied parts are dropped.
-                let _ = client
+                let abort = client
                     .abort_multipart_upload()
                     .bucket(bucket)
                     .key(key)
                     .upload_id(upload_id)
-                    .send()
-                    .await;
+                    .send();
+                let _ = within(timeout, "aborting the upload", abort).await;
             }
             res
         });
@@ -299,12 +315,14 @@ impl Parts {
     /// Puts the final chunks continuing the prefix into parts.
     fn drain(&mut self) {
         while let Some(r) = self.held.get(&self.next) {
-            if !chain::link_ok(
+            if chain::link(
                 self.next,
                 r,
                 self.prev_final.as_deref(),
                 self.p.group_chunks,
-            ) {
+            )
+            .is_err()
+            {
                 // The chain check at the end decides.
                 return;
             }
@@ -388,18 +406,20 @@ impl Parts {
             self.upload_id.clone(),
         );
         let tries = self.p.max_tries.max(1);
+        let timeout = self.p.timeout;
         self.jobs.spawn(async move {
             let object = object.map_err(|e| anyhow!("part {number}: {e}"))?;
             let mut last = String::new();
             let mut merged = None;
             for attempt in 1..=tries {
                 task.attempt = attempt;
-                match backend.run(task.clone()).await {
-                    Ok(r) => {
+                match tokio::time::timeout(timeout, backend.run(task.clone())).await {
+                    Ok(Ok(r)) => {
                         merged = Some(r);
                         break;
                     }
-                    Err(e) => last = e.message,
+                    Ok(Err(e)) => last = e.message,
+                    Err(_) => last = format!("no answer within {:.0} s", timeout.as_secs_f64()),
                 }
             }
             let r = merged.ok_or_else(|| {
@@ -412,15 +432,16 @@ impl Parts {
                     r.chunk_key
                 );
             }
-            let copied = client
+            let copy = client
                 .upload_part_copy()
                 .bucket(&bucket)
                 .key(&key)
                 .upload_id(&upload_id)
                 .part_number(number)
                 .copy_source(format!("{store_bucket}/{object}"))
-                .send()
-                .await
+                .send();
+            let copied = within(timeout, &format!("copying part {number}"), copy)
+                .await?
                 .map_err(|e| anyhow!("copying part {number}: {}", DisplayErrorContext(&e)))?;
             let etag = copied
                 .copy_part_result()
@@ -462,7 +483,8 @@ impl Parts {
             })
             .collect();
         let size = self.report.parts.iter().map(|r| r.bytes).sum();
-        self.p
+        let complete = self
+            .p
             .store
             .client()
             .complete_multipart_upload()
@@ -474,8 +496,9 @@ impl Parts {
                     .set_parts(Some(parts))
                     .build(),
             )
-            .send()
-            .await
+            .send();
+        within(self.p.timeout, "completing the upload", complete)
+            .await?
             .map_err(|e| {
                 anyhow!(
                     "cannot complete s3://{}/{}: {}",
