@@ -161,6 +161,106 @@ fn processes_backend_writes_webm_with_the_local_frames() {
     }
 }
 
+/// When each chunk's winning attempt ended (the coordinator had it),
+/// seconds since the job's start.
+fn done_times(rep: &serde_json::Value) -> Vec<f64> {
+    rep["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let w = t["winner_attempt"].as_u64().unwrap();
+            let a = t["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["attempt"].as_u64() == Some(w))
+                .unwrap();
+            a["end_s"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+/// Issue 21: the output is written in chunk order while the job runs, each
+/// chunk as soon as it and every chunk before it are done, so the file is
+/// complete moments after the last chunk: at most 5% of the wall time (job
+/// start to the finished output) passes between the two.
+#[test]
+fn output_is_streamed_and_complete_moments_after_the_last_chunk() {
+    let Some(rep) = run_ok("streamed", &[]) else {
+        return;
+    };
+    let a = &rep["assembly"];
+    let f = |k: &str| a[k].as_f64().unwrap_or_else(|| panic!("no {k} in {a}"));
+    let (last, out) = (f("last_chunk_done_s"), f("output_done_s"));
+    let done = done_times(&rep);
+    let last_end = done.iter().copied().fold(0.0, f64::max);
+    assert!(
+        (last - last_end).abs() < 0.05,
+        "{a} vs attempts ending at {done:?}"
+    );
+    eprintln!(
+        "streamed assembly: last chunk done {last:.3} s, output complete {out:.3} s \
+         ({:.1}% of the wall time), report wall {:.3} s",
+        100.0 * (out - last) / out,
+        rep["wall_seconds"]
+    );
+    assert!(
+        out - last <= 0.05 * out,
+        "{:.3} s from the last chunk to the output is over 5% of {out:.3} s: {a}",
+        out - last
+    );
+    // Each chunk went out once it and all before it were done, not at
+    // the end: within 5% of the wall time of that moment.
+    let written: Vec<f64> = a["chunk_written_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    let mut ready = 0.0f64;
+    for (i, (&d, &w)) in done.iter().zip(&written).enumerate() {
+        ready = ready.max(d);
+        assert!(
+            w >= ready - 1e-3 && w - ready <= 0.05 * out,
+            "chunk {i} written at {w:.3} s, ready at {ready:.3} s: {a}"
+        );
+    }
+    assert!(
+        written[0] < last - 0.05 * out,
+        "chunk 0 was written only at the end: {a}"
+    );
+    assert_eq!(a["refetched"], 0, "{a}");
+}
+
+/// With no room to hold a chunk that waits for an earlier one, each such
+/// chunk is fetched again when its turn comes, and the bytes do not change.
+#[test]
+fn assembly_memory_bound_refetches_waiting_chunks() {
+    let Some(rep) = run_ok(
+        "assembly-bound",
+        &["--assembly-memory", "0", "--max-concurrency", "2"],
+    ) else {
+        return;
+    };
+    let a = &rep["assembly"];
+    let done = done_times(&rep);
+    // A chunk arrived before an earlier one: it could not go out at once.
+    let waited = (0..done.len())
+        .filter(|&i| (0..i).any(|j| done[j] > done[i]))
+        .count();
+    assert_eq!(a["refetched"].as_u64(), Some(waited as u64), "{a} {done:?}");
+    assert_eq!(a["hold_limit_bytes"], 0);
+    let biggest = rep["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["chunk_bytes"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(a["held_peak_bytes"].as_u64().unwrap() <= biggest, "{a}");
+}
+
 #[test]
 fn fewer_slots_than_chunks_still_completes_identically() {
     let Some(rep) = run_ok("concurrency2", &["--max-concurrency", "2"]) else {
@@ -452,4 +552,54 @@ fn ctrl_c_cancels_with_130() {
     };
     assert_eq!(st.code(), Some(130));
     assert!(!out.exists());
+}
+
+/// `-o s3://` needs the job's store in S3 (the parts are copied from the
+/// chunk objects there) and IVF: anything else is refused up front, with
+/// nothing written.
+#[test]
+fn s3_output_needs_a_store_in_s3_and_ivf() {
+    let dir = scratch("s3-output-refused");
+    for backend in ["local", "processes"] {
+        let mut a = common_args(Path::new("s3://bucket/out.ivf"));
+        a.extend([
+            "--workers".into(),
+            "2".into(),
+            "--backend".into(),
+            backend.into(),
+        ]);
+        let o = excam(&a);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("store must be in S3"), "{backend}: {err}");
+    }
+    let mut a = common_args(Path::new("s3://bucket/out.webm"));
+    a.extend(
+        [
+            "--backend",
+            "lambda",
+            "--bucket",
+            "bucket",
+            "--workers",
+            "2",
+        ]
+        .map(String::from),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_excam"))
+        .args(&a)
+        .current_dir(&dir)
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("written as IVF"), "{err}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written"
+    );
 }

@@ -230,6 +230,41 @@ pub struct Task {
     /// Fault to inject on this attempt (tests only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Fault>,
+    /// Set for a merge task, which encodes nothing: it frames finished
+    /// chunks as one piece of the IVF output (see [`Merge`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<Merge>,
+}
+
+/// A merge task's work: read finished chunk objects (each checked against
+/// the SHA-256 and frame count its result names) and write their frames as
+/// IVF frame records, after `prefix_hex`, under `out_key`. That object is
+/// one part of the output's S3 multipart upload, which copies it server
+/// side (`UploadPartCopy`): S3 wants every part but the last to be at
+/// least 5 MiB, and chunks are usually smaller, so a worker, not the
+/// coordinator, puts consecutive chunks together.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merge {
+    /// The chunk objects, in output order.
+    pub pieces: Vec<MergePiece>,
+    /// Timestamp (frame-rate ticks) of the first frame.
+    pub first_pts: u64,
+    /// Bytes before the first frame record, hex: the IVF file header in
+    /// the output's first part, else empty.
+    pub prefix_hex: String,
+    /// Store key the piece is written under.
+    pub out_key: String,
+}
+
+/// One chunk object of a [`Merge`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergePiece {
+    /// Store key of the chunk object.
+    pub key: String,
+    /// Its SHA-256, hex, as the chunk's result names it.
+    pub sha256: String,
+    /// Frames it holds.
+    pub frames: usize,
 }
 
 impl Task {
@@ -310,4 +345,9 @@ pub struct TaskResult {
     pub worker: String,
     /// Seconds from the worker's start to its answer.
     pub total_seconds: f64,
+    /// Key frames among the frames, when the worker counted them (a
+    /// merge task does: the coordinator of an `s3://` output never sees
+    /// the frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_frames: Option<usize>,
 }

@@ -169,6 +169,7 @@ async fn lambda_mode_answers_invocations() {
         attempt: 1,
         wait_timeout_s: 5.0,
         fault: None,
+        merge: None,
     };
     let mut bad = task.clone();
     bad.version = 42;

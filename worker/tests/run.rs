@@ -119,6 +119,7 @@ fn task(fx: &Fixture, job: &str, chunk: usize, relay: Option<RelaySpec>) -> Task
         attempt: 1,
         wait_timeout_s: 60.0,
         fault: None,
+        merge: None,
     }
 }
 

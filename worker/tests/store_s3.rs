@@ -337,6 +337,7 @@ async fn binary_runs_a_task_against_s3_from_env() {
         attempt: 1,
         wait_timeout_s: 10.0,
         fault: None,
+        merge: None,
     };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_excam-worker"))
         .env_remove("AWS_LAMBDA_RUNTIME_API")

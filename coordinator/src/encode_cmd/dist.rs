@@ -89,6 +89,11 @@ pub struct DistArgs {
     /// Keep the job's intermediate objects (states, checkpoints, results).
     #[arg(long)]
     pub keep_intermediate: bool,
+    /// MiB of finished chunks the coordinator holds while an earlier chunk
+    /// is still running (the output is written in order as chunks finish);
+    /// chunks past it are fetched again from the store when their turn comes.
+    #[arg(long, default_value_t = 256)]
+    pub assembly_memory: u64,
     /// Write a JSON report of every task and attempt here, and a timeline SVG beside it.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -111,6 +116,10 @@ pub struct DistArgs {
     /// lose-state (the state handed on at the end of PHASE goes nowhere).
     #[arg(long, hide = true)]
     pub inject_fault: Vec<String>,
+    /// Test only: smallest part (bytes) of an `-o s3://` output's multipart
+    /// upload but the last, instead of S3's 5 MiB.
+    #[arg(long, hide = true)]
+    pub s3_min_part: Option<u64>,
     /// Test only: restart the embedded relay after this many chunks are done.
     #[arg(long, hide = true)]
     pub restart_relay_after: Option<usize>,
@@ -258,6 +267,8 @@ pub(super) fn job_config(job: JobSpec, args: &EncodeArgs) -> anyhow::Result<JobC
             },
             resume: d.resume,
             keep_intermediate: d.keep_intermediate,
+            assembly_hold_bytes: Some(d.assembly_memory.saturating_mul(1 << 20)),
+            s3_min_part_bytes: d.s3_min_part,
         },
         hooks: TestHooks {
             faults,

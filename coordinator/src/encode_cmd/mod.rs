@@ -309,6 +309,15 @@ pub fn run(args: EncodeArgs) -> anyhow::Result<()> {
              `cloud` feature (build it with default features)"
         );
     }
+    if args.output.to_str().is_some_and(|o| o.starts_with("s3://"))
+        && args.dist.backend != BackendArg::Lambda
+    {
+        bail!(
+            "-o {} assembles the output in S3 from the chunk objects, so the job's store \
+             must be in S3: use --backend lambda --bucket BUCKET",
+            args.output.display()
+        );
+    }
     if args.dist.backend != BackendArg::Local {
         return dist::run_distributed(job_config(&args)?);
     }

@@ -93,6 +93,10 @@ cloud_params! {
     assembly_parallelism,
     /// Speed of the coordinator's output write, MB/s.
     output_write_mb_s,
+    /// 1: the output is assembled in S3 (`-o s3://`).
+    output_in_s3,
+    /// Smallest part of a multipart upload but the last, MiB.
+    s3_min_part_mb,
     /// Fixed seconds of the coordinator's wrap-up after the last task.
     finish_s,
     /// Relay latency per hop, seconds.
@@ -216,6 +220,7 @@ impl CloudParams {
                 | "lambda_scale_period_s"
                 | "account_concurrency"
                 | "output_write_mb_s"
+                | "s3_min_part_mb"
                 | "relays"
                 | "relay_cores"
                 | "relay_mb_per_cpu_s"

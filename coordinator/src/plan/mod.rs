@@ -409,6 +409,8 @@ pub fn sim_params(
         coord_bw: cloud.coordinator_throughput_mb_s * 1e6,
         assembly_parallelism: cloud.assembly_parallelism.max(1.0) as usize,
         write_bw: cloud.output_write_mb_s * 1e6,
+        output_in_s3: cloud.output_in_s3 > 0.0,
+        s3_min_part: cloud.s3_min_part_mb * (1 << 20) as f64,
         straggler_prob: cloud.straggler_prob,
         straggler_alpha: cloud.straggler_alpha,
         straggler_max: cloud.straggler_max_factor,

@@ -91,7 +91,7 @@ pub struct RuntimeReport {
     /// Whether no two attempts ever ran at once (the per-task and
     /// per-phase overheads are then uncontended).
     pub serial: bool,
-    /// Seconds from the last attempt's end to the job's end.
+    /// Seconds from the last attempt's end to the finished output.
     pub finish_s: Option<f64>,
     /// Tasks read.
     pub tasks: usize,
@@ -224,7 +224,13 @@ impl RuntimeReport {
             .collect();
         spans.sort_by(|a, b| a.0.total_cmp(&b.0));
         let last_end = spans.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
-        r.finish_s = num(v, &["wall_seconds"])
+        // The output complete (streamed assembly's record), else the
+        // whole run with its clean-up (older reports).
+        let end = v
+            .get("assembly")
+            .and_then(|a| num(a, &["output_done_s"]))
+            .or_else(|| num(v, &["wall_seconds"]));
+        r.finish_s = end
             .map(|w| w - last_end)
             .filter(|f| (0.0..3600.0).contains(f));
         r.serial = !spans.is_empty() && spans.windows(2).all(|w| w[1].0 >= w[0].1 - 1e-3);

@@ -47,11 +47,14 @@ fn is_head(i: usize, group_chunks: usize) -> bool {
     i.is_multiple_of(group_chunks.max(1))
 }
 
-/// Checks `result` (chunk `i`) against its predecessor's result.
-fn link(
+/// Checks `result` (chunk `i`) against the final state of chunk `i - 1`
+/// (`pred_final`, `None` if that one has no result): the one rule of the
+/// chain, for the check before the output is finished, for `--resume` and
+/// for the streamed assemblies before they put a chunk into the output.
+pub(super) fn link(
     i: usize,
     result: &TaskResult,
-    pred: Option<&TaskResult>,
+    pred_final: Option<&str>,
     group_chunks: usize,
 ) -> Result<(), ChainError> {
     let broken = |expected: String| ChainError::Broken {
@@ -65,15 +68,18 @@ fn link(
         }
         return Ok(());
     }
-    match pred {
+    match pred_final {
         None => Err(ChainError::Missing(i - 1)),
-        Some(p) if p.final_state == result.source_state => Ok(()),
-        Some(p) => Err(broken(format!(
-            "chunk {} ends in {:.16}…",
-            i - 1,
-            p.final_state
-        ))),
+        Some(p) if p == result.source_state => Ok(()),
+        Some(p) => Err(broken(format!("chunk {} ends in {p:.16}…", i - 1))),
     }
+}
+
+/// The final state of chunk `i - 1` in `chunks`, if it has a result.
+fn pred_final(chunks: &[Option<ChunkDone>], i: usize) -> Option<&str> {
+    i.checked_sub(1)
+        .and_then(|p| chunks[p].as_ref())
+        .map(|p| p.result.final_state.as_str())
 }
 
 /// Checks that `chunks` form one chain: every group head starts from no
@@ -84,11 +90,7 @@ fn link(
 pub fn check(chunks: &[Option<ChunkDone>], group_chunks: usize) -> Result<(), ChainError> {
     for (i, c) in chunks.iter().enumerate() {
         let c = c.as_ref().ok_or(ChainError::Missing(i))?;
-        let pred = i
-            .checked_sub(1)
-            .and_then(|p| chunks[p].as_ref())
-            .map(|p| &p.result);
-        link(i, &c.result, pred, group_chunks)?;
+        link(i, &c.result, pred_final(chunks, i), group_chunks)?;
     }
     Ok(())
 }
@@ -103,16 +105,10 @@ pub fn drop_unlinked(reused: &mut [Option<ChunkDone>], group_chunks: usize) {
     for i in 0..reused.len() {
         let ok = match &reused[i] {
             None => continue,
-            Some(c) => {
-                let pred = i
-                    .checked_sub(1)
-                    .and_then(|p| reused[p].as_ref())
-                    .map(|p| &p.result);
-                match link(i, &c.result, pred, group_chunks) {
-                    Ok(()) | Err(ChainError::Missing(_)) => true,
-                    Err(ChainError::Broken { .. }) => false,
-                }
-            }
+            Some(c) => match link(i, &c.result, pred_final(reused, i), group_chunks) {
+                Ok(()) | Err(ChainError::Missing(_)) => true,
+                Err(ChainError::Broken { .. }) => false,
+            },
         };
         if !ok {
             reused[i] = None;
@@ -247,6 +243,7 @@ mod tests {
                 state_bytes: None,
                 worker: String::new(),
                 total_seconds: 0.0,
+                key_frames: None,
             },
             frames: vec![],
             reused: true,

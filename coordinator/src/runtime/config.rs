@@ -164,6 +164,14 @@ pub struct Policy {
     pub resume: bool,
     /// Keep `jobs/{job}/` after success.
     pub keep_intermediate: bool,
+    /// Bound on the frame bytes the streamed assembly holds for chunks
+    /// that are done but wait for an earlier one (past it, they are
+    /// fetched again when their turn comes); `None`: 256 MiB.
+    pub assembly_hold_bytes: Option<u64>,
+    /// Smallest part of an `s3://` output's multipart upload but the last;
+    /// `None`: 5 MiB, what S3 demands (tests go lower against servers
+    /// that do not check).
+    pub s3_min_part_bytes: Option<u64>,
 }
 
 /// Faults a test plants in a job; the default plants none.

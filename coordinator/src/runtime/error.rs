@@ -229,6 +229,10 @@ pub enum WriteError {
     /// A frame or the container's end cannot be written.
     #[error("cannot write the output")]
     Write(#[source] ContainerError),
+    /// The streamed assembly failed (a chunk missing, changed or not
+    /// fetchable, a part not merged or copied in S3).
+    #[error("{0}")]
+    Assembly(String),
     /// Standard output cannot take the finished stream.
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),

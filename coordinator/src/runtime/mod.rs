@@ -9,6 +9,7 @@
 //! are a pure function of its frames and its predecessor's state, see
 //! `excam_worker::chunk`).
 
+pub mod assemble;
 pub mod backend;
 pub mod chain;
 mod config;
@@ -22,6 +23,8 @@ pub mod processes;
 pub mod progress;
 pub mod report;
 mod resume;
+#[cfg(feature = "cloud")]
+pub mod s3_output;
 pub mod scheduler;
 mod state_audit;
 mod store_dir;
@@ -38,6 +41,7 @@ use excam_worker::task::{
 };
 use sha2::{Digest, Sha256};
 
+use assemble::{Assembler, AssemblyParams};
 use backend::Backend;
 pub use config::{
     BackendChoice, Infrastructure, InputSource, JobConfig, JobSpec, Policy, Pricing, RelayChoice,
@@ -49,7 +53,7 @@ use input::{locate_input, parse_header, upload_input};
 use report::build_report;
 use report::Report;
 use resume::load_reusable;
-use scheduler::{run_schedule, ChunkDone, Schedule, ScheduleError};
+use scheduler::{run_schedule, ChunkDone, DoneHook, Schedule, ScheduleError};
 pub use store_dir::{default_store_dir, StoreDirError};
 use worker_api::{job_prefix, result_key};
 
@@ -174,6 +178,10 @@ pub async fn run_job(
     if matches!(infra.backend, BackendChoice::Local { .. }) {
         sched_cfg.max_concurrency = sched_cfg.max_concurrency.min(local::max_in_flight());
     }
+    let s3_target = s3_target(spec, &store_spec)?;
+    if s3_target.is_some() {
+        sched_cfg.verify_in_store = true;
+    }
     let store = worker_api::open_store(&store_spec).await?;
 
     // The input: its identity (for the job id), header and store key.
@@ -268,6 +276,7 @@ pub async fn run_job(
                 attempt: 0,
                 wait_timeout_s: policy.scheduler.task_timeout.as_secs_f64(),
                 fault: None,
+                merge: None,
             })
             .collect()
     };
@@ -322,6 +331,9 @@ pub async fn run_job(
         )
     };
     let mut n_reused = 0;
+    let hold_bytes = policy
+        .assembly_hold_bytes
+        .unwrap_or(assemble::DEFAULT_HOLD_BYTES);
     let runs = async {
         for round in 0..2 {
             let run = hex::encode(rand::random::<[u8; 8]>());
@@ -340,6 +352,63 @@ pub async fn run_job(
                 .await;
             }
             n_reused = reused.iter().filter(|r| r.is_some()).count();
+            // Each run writes its own temporary output (or upload) as
+            // chunks are done (a run after a failed chain check starts it
+            // afresh).
+            let assembler = match &s3_target {
+                None => Sink::File(
+                    Assembler::start(
+                        AssemblyParams {
+                            output: &spec.output,
+                            container: spec.container,
+                            codec: &codec,
+                            expected: &expected,
+                            group_chunks: spec.group_chunks,
+                            hold_bytes,
+                            t0,
+                            fetch_timeout: sched_cfg.task_timeout,
+                        },
+                        store.clone(),
+                        tokio::runtime::Handle::current(),
+                    )
+                    .map_err(assembly_error)?,
+                ),
+                #[cfg(feature = "cloud")]
+                Some((bucket, key, store_bucket, prefix)) => Sink::S3(
+                    s3_output::S3Assembler::start(s3_output::S3Params {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        store: excam_worker::store::S3Store::from_env(
+                            store_bucket.clone(),
+                            prefix.clone(),
+                        )
+                        .await,
+                        backend: backend.clone(),
+                        tasks: make_tasks(&run),
+                        expected: expected.clone(),
+                        group_chunks: spec.group_chunks,
+                        min_part: policy.s3_min_part_bytes.unwrap_or(s3_output::S3_MIN_PART),
+                        max_tries: sched_cfg.max_tries,
+                        timeout: sched_cfg.task_timeout,
+                        size: (codec.width, codec.height),
+                        fps: codec.framerate,
+                        t0,
+                    })
+                    .await
+                    .map_err(assembly_error)?,
+                ),
+                #[cfg(not(feature = "cloud"))]
+                Some(_) => return Err(BackendError::NoCloud.into()),
+            };
+            for (i, c) in reused.iter_mut().enumerate() {
+                if let Some(c) = c {
+                    assembler.chunk_done(i, c);
+                }
+            }
+            let hook = Hooks {
+                assembler: &assembler,
+                restart: &on_done,
+            };
             let display = progress::Display::new(chunks, n_reused, spec.quiet).with_prices(
                 progress::Prices::new(
                     infra.pricing.lambda_memory_mb,
@@ -370,7 +439,7 @@ pub async fn run_job(
                 &sched_cfg,
                 &hooks.faults,
                 &display,
-                &on_done,
+                &hook,
                 cancel.clone(),
             )
             .await;
@@ -393,7 +462,7 @@ pub async fn run_job(
             // Nothing is written unless every chunk starts where its
             // predecessor ends; the job's objects stay for inspection then.
             match chain::check(&s.chunks, spec.group_chunks) {
-                Ok(()) => return Ok(s),
+                Ok(()) => return Ok((s, assembler)),
                 Err(e) => match chain::rerun_after(&s.chunks, &e, spec.group_chunks) {
                     Some(range) if round == 0 => {
                         if !spec.quiet {
@@ -417,14 +486,18 @@ pub async fn run_job(
         // Each arm of the second run returns; kept an error, not a panic.
         Err(JobError::ChainTwice { job: job.clone() })
     };
-    let sched = runs.await;
+    // The output is finished before the relay stops: stopping it may wait
+    // for idle clients, and nothing needs it once every chunk is done.
+    let finished = match runs.await {
+        Ok((sched, assembler)) => finish_output(assembler, &sched, &spec.output, t0)
+            .await
+            .map(|out| (sched, out)),
+        Err(e) => Err(e),
+    };
     if let Some(r) = relay_cell.lock().await.as_mut() {
         r.stop().await;
     }
-    let sched = sched?;
-
-    // Assemble in chunk order; the temporary file vanishes on any error.
-    let (output_bytes, stats) = write_output(&spec.output, spec.container, &codec, &sched)?;
+    let (sched, (output_bytes, stats, assembly)) = finished?;
     if !policy.keep_intermediate {
         if let Err(e) = store.delete_prefix(&job_prefix(&job)).await {
             eprintln!("warning: cannot clean up {}: {e}", job_prefix(&job));
@@ -438,7 +511,8 @@ pub async fn run_job(
             let _ = store.delete_prefix(&input.key).await;
         }
     }
-    let report = report_of(&sched, output_bytes);
+    let mut report = report_of(&sched, output_bytes);
+    report.assembly = Some(assembly);
     if let Some(path) = &spec.report {
         timeline::write_with_svg(&report, path)?;
     }
@@ -486,43 +560,132 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Writes the IVF or WebM; returns its size and (key frames, VP8 bytes).
-fn write_output(
-    output: &Path,
-    container: crate::container::Container,
-    codec: &CodecParams,
-    sched: &Schedule,
-) -> Result<(u64, (usize, u64)), WriteError> {
-    let tmp = crate::output::temp_beside(output)?;
-    let mut ivf = crate::container::VideoWriter::new(
-        container,
-        tmp.reopen()?,
-        true,
-        codec.width,
-        codec.height,
-        codec.framerate,
-    )?;
-    let (mut n, mut keys, mut bytes) = (0u64, 0usize, 0u64);
-    for c in &sched.chunks {
-        let c = c.as_ref().ok_or(WriteError::MissingChunk)?;
-        for f in &c.frames {
-            let key = f.first().is_some_and(|b| b & 1 == 0);
-            ivf.write_frame(n, f, key).map_err(WriteError::Write)?;
-            n += 1;
-            keys += key as usize;
-            bytes += f.len() as u64;
+/// Where the output goes: a file written here, or an S3 object assembled
+/// there.
+enum Sink {
+    File(Assembler),
+    #[cfg(feature = "cloud")]
+    S3(s3_output::S3Assembler),
+}
+
+impl Sink {
+    fn chunk_done(&self, chunk: usize, done: &mut ChunkDone) {
+        match self {
+            Sink::File(a) => a.chunk_done(chunk, done),
+            #[cfg(feature = "cloud")]
+            Sink::S3(a) => a.chunk_done(chunk, done),
         }
     }
-    ivf.finish(true).map_err(WriteError::Write)?;
+}
+
+/// For an `s3://` output: (bucket, key, the store's bucket and prefix).
+/// The parts are copied from objects in the job's store, so that must be
+/// in S3; WebM is refused (its cues and sizes are written back at the end,
+/// which server-side copies cannot do).
+fn s3_target(
+    spec: &JobSpec,
+    store: &StoreSpec,
+) -> Result<Option<(String, String, String, String)>, JobError> {
+    let Some(text) = spec.output.to_str().filter(|t| t.starts_with("s3://")) else {
+        return Ok(None);
+    };
+    #[cfg(not(feature = "cloud"))]
+    {
+        let _ = store;
+        Err(JobError::Settings(format!(
+            "-o {text}: {}",
+            BackendError::NoCloud
+        )))
+    }
+    #[cfg(feature = "cloud")]
+    {
+        let (bucket, key) = s3_output::parse_s3_output(&spec.output)
+            .expect("an s3:// output")
+            .map_err(|e| JobError::Settings(e.to_string()))?;
+        let StoreSpec::S3 { bucket: sb, prefix } = store else {
+            return Err(JobError::Settings(format!(
+                "-o {text} assembles the output in S3 from the chunk objects, so the job's \
+                 store must be in S3: use --backend lambda --bucket BUCKET"
+            )));
+        };
+        if spec.container != crate::container::Container::Ivf {
+            return Err(JobError::Settings(format!(
+                "-o {text}: an S3 output is written as IVF (WebM's cues and sizes are \
+                 written back at the end, which parts copied in S3 cannot do); \
+                 pass --ivf or name the object .ivf"
+            )));
+        }
+        Ok(Some((bucket, key, sb.clone(), prefix.clone())))
+    }
+}
+
+/// Completes the streamed output of a schedule that passed the chain
+/// check and puts it in place; returns its size, (key frames, VP8 bytes)
+/// and what the assembly did.
+async fn finish_output(
+    sink: Sink,
+    sched: &Schedule,
+    output: &Path,
+    t0: Instant,
+) -> Result<(u64, (usize, u64), assemble::AssemblyReport), JobError> {
+    // Most of the output is written by now; the temporary file vanishes
+    // (the upload is aborted) on any error.
+    let results = assemble::final_results(&sched.chunks).map_err(assembly_error)?;
+    let assembler = match sink {
+        Sink::File(a) => a,
+        #[cfg(feature = "cloud")]
+        Sink::S3(a) => {
+            let done = a.finish(results).await.map_err(assembly_error)?;
+            let mut report = done.report;
+            report.output_done_s = t0.elapsed().as_secs_f64();
+            return Ok((done.size, (done.key_frames, done.vp8_bytes), report));
+        }
+    };
+    let output = output.to_path_buf();
+    let (size, stats, mut report) = tokio::task::spawn_blocking(move || {
+        let done = assembler
+            .finish(results)
+            .map_err(|e| WriteError::Assembly(format!("{e:#}")))?;
+        let size = persist_output(done.tmp, &output)?;
+        Ok::<_, WriteError>((size, (done.key_frames, done.vp8_bytes), done.report))
+    })
+    .await
+    .map_err(|e| WriteError::Assembly(format!("the output writer stopped: {e}")))??;
+    report.output_done_s = t0.elapsed().as_secs_f64();
+    Ok((size, stats, report))
+}
+
+/// The streamed assemblies report with `anyhow` (their messages carry
+/// the chunk and part numbers); the job's error keeps that text.
+fn assembly_error(e: anyhow::Error) -> JobError {
+    JobError::Output(WriteError::Assembly(format!("{e:#}")))
+}
+
+/// Puts the finished temporary output in place (standard output gets a
+/// copy: a pipe cannot be patched, and a failed job must write nothing);
+/// returns its size.
+fn persist_output(tmp: tempfile::NamedTempFile, output: &Path) -> Result<u64, WriteError> {
     let size = tmp.as_file().metadata().map_or(0, |m| m.len());
     if output == Path::new("-") {
-        // Standard output gets the finished file: a pipe cannot be
-        // patched, and a failed job must write nothing.
         let mut out = std::io::stdout().lock();
         std::io::copy(&mut tmp.reopen()?, &mut out).map_err(WriteError::Stdout)?;
         std::io::Write::flush(&mut out).map_err(WriteError::Stdout)?;
-        return Ok((size, (keys, bytes)));
+        return Ok(size);
     }
     crate::output::persist(tmp, output)?;
-    Ok((size, (keys, bytes)))
+    Ok(size)
+}
+
+/// The scheduler's done-hook of a run: the streamed assembly, then the
+/// relay-restart test hook.
+struct Hooks<'a> {
+    assembler: &'a Sink,
+    restart: &'a (dyn Fn(usize) + Send + Sync),
+}
+
+impl DoneHook for Hooks<'_> {
+    fn done(&self, count: usize, chunk: usize, done: &mut ChunkDone) {
+        self.assembler.chunk_done(chunk, done);
+        (self.restart)(count);
+    }
 }

@@ -31,6 +31,10 @@
 //!            worker_seconds (sum of attempt durations), gb_seconds,
 //!            requests, lambda_memory_mb, price_per_gb_s, price_per_request,
 //!            cost_usd },
+//!   assembly: { chunk_written_s: [when each chunk went to the output],
+//!               last_chunk_done_s, output_done_s (complete, renamed),
+//!               held_peak_bytes, hold_limit_bytes, refetched, rewrites }
+//!             (the streamed assembly; absent if the job failed),
 //! }
 //! ```
 //!
@@ -77,6 +81,10 @@ pub struct Report {
     pub hops: Vec<Hop>,
     /// Sums and cost.
     pub totals: Totals,
+    /// The streamed assembly (absent in reports of failed jobs and older
+    /// versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assembly: Option<super::assemble::AssemblyReport>,
 }
 
 /// One chunk's task.
@@ -270,7 +278,7 @@ pub(super) fn build_report(
             chunk: i,
             reused: done.is_some_and(|d| d.reused),
             winner_attempt: done.map_or(0, |d| d.result.attempt),
-            frames: done.map_or(0, |d| d.frames.len()),
+            frames: done.map_or(0, |d| d.result.frames),
             chunk_bytes: done.map_or(0, |d| d.result.chunk_bytes),
             state_bytes: done.and_then(|d| d.result.state_bytes),
             phases: done.map(|d| timings(&d.result)).unwrap_or_default(),
@@ -335,5 +343,6 @@ pub(super) fn build_report(
                 + requests as f64 * cfg.infra.pricing.price_per_request,
         },
         tasks,
+        assembly: None,
     }
 }

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Frames, N and x of the small job every test runs.
 pub const LIMIT: &str = "24";
@@ -118,12 +119,70 @@ pub fn common_args(out: &Path) -> Vec<String> {
     ]
 }
 
-/// Runs `excam` with `args`.
+/// Longest one `excam` run of a runtime test may take: the jobs take
+/// seconds, so a run past this is a hang, reported as a failure.
+pub const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `excam` with `args` (bounded by [`RUN_LIMIT`]).
 pub fn excam(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_excam"))
-        .args(args)
-        .output()
-        .unwrap()
+    output_within(
+        Command::new(env!("CARGO_BIN_EXE_excam")).args(args),
+        RUN_LIMIT,
+    )
+}
+
+/// Runs `cmd` (no stdin) and collects its output like
+/// [`Command::output`], but kills it and fails the test if it has not
+/// ended within `limit`: a job that never ends must fail its test, not
+/// hang the whole test run.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Readers on threads: a child blocked on a full pipe would never end.
+    let reader = |mut r: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            let _ = tx.send(b);
+        });
+        rx
+    };
+    let out = reader(Box::new(child.stdout.take().unwrap()));
+    let err = reader(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A grandchild may still hold a pipe open: do not wait on it forever.
+    let grace = Duration::from_secs(10);
+    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let stderr = err.recv_timeout(grace).unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "{cmd:?} did not end within {} s (killed); its stderr:\n{}",
+            limit.as_secs(),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// The local backend's output for the common job (computed once).

@@ -130,6 +130,7 @@ fn task(root: &Path, job: &str, run: &str, chunk: usize, clip_len: usize) -> Tas
         attempt: 1,
         wait_timeout_s: 0.05,
         fault: None,
+        merge: None,
     }
 }
 

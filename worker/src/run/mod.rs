@@ -28,6 +28,7 @@ use crate::store::{open_store, Store, StoreError};
 use crate::task::{PhaseReport, Task, TaskResult, TASK_VERSION};
 
 mod faults;
+mod merge;
 mod relay_link;
 mod serial;
 
@@ -112,6 +113,10 @@ pub async fn run_task_as(task: Task, worker: String) -> Result<TaskResult, TaskE
     let chunk = task.chunk;
     let job = task.job.clone();
     let attempt = task.attempt;
+    if let Some(m) = &task.merge {
+        info!(job = %job, chunk, attempt, worker = %worker, "merge starts");
+        return merge::run_merge(&task, m, worker).await;
+    }
     info!(job = %job, chunk, attempt, worker = %worker, "task starts");
     let mut run = Run::setup(task).await?;
     let out = run.execute(worker).await;
@@ -351,6 +356,7 @@ impl Run {
             state_bytes,
             worker,
             total_seconds: self.started.elapsed().as_secs_f64(),
+            key_frames: None,
         };
         let json = serde_json::to_vec(&result).expect("a task result serializes");
         self.put(phase, &keys::result(self.job(), i), json).await?;

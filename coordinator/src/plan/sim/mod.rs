@@ -19,7 +19,12 @@
 //! Lambda's scaling rate limits how many workers run: `scale_step` more
 //! execution environments every `scale_period` seconds, up to the
 //! concurrency cap. The coordinator fetches each chunk as soon as its task
-//! is done, over its own link, and writes the output after the last one.
+//! is done, over its own link, and writes it to the output once every
+//! chunk before it is written (streamed assembly). With the output in S3
+//! the chunks never cross that link: each run of consecutive chunks of at
+//! least the minimum part size is merged by a worker once its chunks are
+//! done (start-up, a GET per chunk, a PUT) and copied into the multipart
+//! upload (`UploadPartCopy`); the upload completes after the last part.
 //!
 //! CPU work is measured in seconds of the calibrating machine and
 //! progresses at the worker's speed; when `machine_cores > 0` the workers
@@ -177,6 +182,11 @@ pub struct SimParams {
     pub assembly_parallelism: usize,
     /// Bytes per second of the coordinator's output write.
     pub write_bw: f64,
+    /// The output assembled in S3 (`-o s3://`): parts merged by workers
+    /// and copied server side, nothing through the coordinator's link.
+    pub output_in_s3: bool,
+    /// Smallest part of that upload but the last, bytes.
+    pub s3_min_part: f64,
     /// Probability an attempt straggles.
     pub straggler_prob: f64,
     /// Pareto shape of the slowdown.

@@ -56,6 +56,12 @@ pub struct SchedulerConfig {
     /// Attempts allowed to run in the first second; doubles every second
     /// (ramp-up, so a cold function is not hit by a thousand invocations).
     pub ramp_start: usize,
+    /// Check a done chunk's object by its size and frame count only,
+    /// without downloading it: for an `s3://` output, whose bytes never
+    /// pass through the coordinator (the merge tasks check each chunk's
+    /// SHA-256 before it reaches the output, and fail the job, not the
+    /// chunk, if one does not match).
+    pub verify_in_store: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -68,6 +74,7 @@ impl Default for SchedulerConfig {
             straggler_factor: 2.0,
             straggler_floor: Duration::from_secs(5),
             ramp_start: 50,
+            verify_in_store: false,
         }
     }
 }
@@ -174,6 +181,19 @@ pub trait Observer: Send + Sync {
     fn event(&self, ev: &Event<'_>, running: usize);
 }
 
+/// Told of each chunk as it is done (the streamed assembly, test hooks).
+pub trait DoneHook: Send + Sync {
+    /// Chunk `chunk` is done, `count` chunks in all so far. The hook may
+    /// take `done`'s frames (the [`Schedule`] then keeps only its result).
+    fn done(&self, count: usize, chunk: usize, done: &mut ChunkDone);
+}
+
+impl<F: Fn(usize) + Send + Sync> DoneHook for F {
+    fn done(&self, count: usize, _chunk: usize, _done: &mut ChunkDone) {
+        self(count);
+    }
+}
+
 /// Why scheduling stopped without every chunk.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
@@ -278,13 +298,38 @@ pub async fn verify(
     Ok(frames)
 }
 
+/// Checks that the chunk object a result names is in the store with the
+/// size it names, and that the result has `expected_frames` frames (see
+/// [`SchedulerConfig::verify_in_store`]).
+pub async fn verify_size(
+    store: &dyn Store,
+    result: &TaskResult,
+    expected_frames: usize,
+) -> Result<(), String> {
+    if result.frames != expected_frames {
+        return Err(format!(
+            "the result names {} frames, expected {expected_frames}",
+            result.frames
+        ));
+    }
+    match store.size(&result.chunk_key).await {
+        Ok(Some(n)) if n == result.chunk_bytes => Ok(()),
+        Ok(Some(n)) => Err(format!(
+            "chunk object {} has {n} bytes, the worker reported {}",
+            result.chunk_key, result.chunk_bytes
+        )),
+        Ok(None) => Err(format!("chunk object {} is missing", result.chunk_key)),
+        Err(e) => Err(format!("chunk object: {e}")),
+    }
+}
+
 /// Runs `tasks` (one per chunk, `attempt` overwritten) on `backend`,
 /// skipping chunks already in `reused`.
 ///
 /// `faults` injects a fault into (chunk, attempt) (tests only; honoured by
-/// workers built with `fault-injection`). `on_done` is called with the
-/// number of chunks done after each one (test hook). `cancel` flips to
-/// true on Ctrl-C.
+/// workers built with `fault-injection`). `on_done` is told of each chunk
+/// as it is done (and may take its frames). `cancel` flips to true on
+/// Ctrl-C.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_schedule(
     backend: Arc<dyn Backend>,
@@ -295,7 +340,7 @@ pub async fn run_schedule(
     cfg: &SchedulerConfig,
     faults: &HashMap<(usize, u32), excam_worker::task::Fault>,
     observer: &dyn Observer,
-    on_done: &(dyn Fn(usize) + Send + Sync),
+    on_done: &dyn DoneHook,
     mut cancel: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Schedule, (ScheduleError, Schedule)> {
     let n = tasks.len();
@@ -545,12 +590,14 @@ pub async fn run_schedule(
                     },
                     running,
                 );
-                done[c] = Some(ChunkDone {
+                let mut chunk = ChunkDone {
                     result,
                     frames,
                     reused: false,
-                });
-                on_done(done_count(&done));
+                };
+                let count = done_count(&done) + 1;
+                on_done.done(count, c, &mut chunk);
+                done[c] = Some(chunk);
             }
             Ok((result, _)) => {
                 rec.outcome = Some(Outcome::LostRace);
@@ -696,6 +743,7 @@ impl Launcher<'_> {
         let backend = backend.clone();
         let store = store.clone();
         let timeout = cfg.task_timeout;
+        let in_store = cfg.verify_in_store;
         let expected = expected_frames[c];
         let handle = set.spawn(async move {
             let run = async {
@@ -710,13 +758,18 @@ impl Launcher<'_> {
                         ),
                     ));
                 }
-                let frames = verify(store.as_ref(), &result, expected)
-                    .await
-                    .map_err(|m| AttemptError {
-                        kind: FailureKind::BadResult,
-                        phase: Some(Phase::Rebase),
-                        message: m,
-                    })?;
+                let checked = if in_store {
+                    verify_size(store.as_ref(), &result, expected)
+                        .await
+                        .map(|()| Vec::new())
+                } else {
+                    verify(store.as_ref(), &result, expected).await
+                };
+                let frames = checked.map_err(|m| AttemptError {
+                    kind: FailureKind::BadResult,
+                    phase: Some(Phase::Rebase),
+                    message: m,
+                })?;
                 let record = serde_json::to_vec(&result).unwrap_or_default();
                 // Best effort: only `--resume` needs it, and it re-verifies.
                 let _ = store

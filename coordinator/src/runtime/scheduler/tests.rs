@@ -93,6 +93,7 @@ impl Backend for Sim {
             state_bytes: None,
             worker: "sim".into(),
             total_seconds: 0.02,
+            key_frames: None,
         })
     }
 }
@@ -138,6 +139,7 @@ async fn run(
         attempt: 0,
         wait_timeout_s: 10.0,
         fault: None,
+        merge: None,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let r = run_schedule(
@@ -149,7 +151,7 @@ async fn run(
         &cfg,
         &HashMap::new(),
         &Quiet,
-        &|_| {},
+        &|_: usize| {},
         rx,
     )
     .await;

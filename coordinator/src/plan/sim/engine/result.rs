@@ -1,6 +1,7 @@
 //! What one simulated run adds up to ([`RunResult`]), from the engine's
 //! finished state: the wall time (the chunks fetched over the
-//! coordinator's link and assembled after the last task), the critical
+//! coordinator's link and written in order as they arrive, or merged and
+//! copied in S3), the critical
 //! path walked back from the last chunk through the hand-offs it waited
 //! for, the phases' ends, and the relay's and the store's counts.
 
@@ -14,20 +15,32 @@ impl Sim<'_> {
     pub(super) fn result(&self) -> RunResult {
         let p = self.p;
         let c = self.chunks;
-        let out_bytes = p.frames as f64 * p.out_frame_bytes;
         // Each chunk is fetched as soon as its task is done, over the
-        // coordinator's one link (GETs overlap their first-byte latency);
-        // the output is written after the last.
+        // coordinator's one link (GETs overlap their first-byte latency),
+        // and written to the output as soon as it and every chunk before
+        // it are fetched (the runtime's streamed assembly): what is left
+        // after the last task is the tail of the fetches and writes, and
+        // `finish`.
         let mut done: Vec<(f64, usize)> = (0..c)
             .map(|i| (self.tasks[i].done.unwrap_or(self.all_done), i))
             .collect();
         done.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut link = 0.0f64;
+        let mut fetched = vec![0.0f64; c];
         for (t, i) in done {
             let bytes = self.len(i) as f64 * p.out_frame_bytes;
             link = link.max(t + p.s3_latency) + bytes / p.coord_bw;
+            fetched[i] = link;
         }
-        let assembly = (link - self.all_done).max(0.0) + out_bytes / p.write_bw.max(1.0) + p.finish;
+        let mut written = 0.0f64;
+        for (i, &f) in fetched.iter().enumerate() {
+            let bytes = self.len(i) as f64 * p.out_frame_bytes;
+            written = written.max(f) + bytes / p.write_bw.max(1.0);
+        }
+        if p.output_in_s3 {
+            written = self.s3_assembly_end();
+        }
+        let assembly = (written - self.all_done).max(0.0) + p.finish;
         let wall = self.all_done + assembly;
 
         let mut path = vec![PathStep {
@@ -145,5 +158,32 @@ impl Sim<'_> {
             s3_gets: self.s3_gets + c,
             s3_puts: self.s3_puts,
         }
+    }
+
+    /// When an output assembled in S3 is complete: parts of consecutive
+    /// chunks (IVF framing included, the file header in the first) close
+    /// at the minimum part size; a part's merge starts once its chunks and
+    /// all before them are done: a worker's start-up, one GET per chunk,
+    /// the PUT of the part, then the server-side copy; the upload
+    /// completes one request after the last part.
+    fn s3_assembly_end(&self) -> f64 {
+        let p = self.p;
+        let c = self.chunks;
+        let (mut ready, mut end) = (0.0f64, 0.0f64);
+        let (mut bytes, mut n) = (32.0f64, 0usize);
+        for i in 0..c {
+            ready = ready.max(self.tasks[i].done.unwrap_or(self.all_done));
+            let len = self.len(i) as f64;
+            bytes += len * (p.out_frame_bytes + 12.0);
+            n += 1;
+            if bytes >= p.s3_min_part || i + 1 == c {
+                let merge = p.cold_median
+                    + (n as f64 + 2.0) * p.s3_latency
+                    + 3.0 * bytes / p.s3_bw.max(1.0);
+                end = end.max(ready + merge);
+                (bytes, n) = (0.0, 0);
+            }
+        }
+        end + p.s3_latency
     }
 }
